@@ -1,0 +1,78 @@
+// swift-tools-version: 6.0
+// obsmount: a FUSE filesystem that streams large files into Huawei Cloud OBS (or any
+// S3-compatible store) as multipart uploads. Dependencies flow one way:
+//   C shims -> OBSHashing -> OBSProtocol -> CurlTransport -> OBSClient -> ObsFS -> FuseAdapter -> obsmount
+//   OBSProtocol -> OBSLocalServer -> obs-local
+import PackageDescription
+
+let package = Package(
+    name: "obsmount",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "obsmount", targets: ["ObsMountCLI"]),
+        .executable(name: "obs-local", targets: ["ObsLocalCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C shims: only what Swift cannot import (variadic functions, configuration macros).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+
+        // Hashing over OpenSSL: MD5, SHA-256, HMAC.
+        .target(name: "OBSHashing", dependencies: ["COpenSSL"]),
+        // Wire protocol shared by client and server: typed values, headers, signing, XML, errors.
+        .target(name: "OBSProtocol", dependencies: ["OBSHashing"]),
+        // HTTP over the libcurl multi interface, one event thread for all transfers; bodies from and
+        // into caller-owned memory (OBSProtocol.RawMemoryOwner).
+        .target(name: "CurlTransport", dependencies: [
+            "CCurl", "OBSProtocol",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The OBS client: operations, retries. Knows objects, never files.
+        .target(name: "OBSClient", dependencies: [
+            "OBSProtocol", "CurlTransport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The local OBS-compatible server.
+        .target(name: "OBSLocalServer", dependencies: [
+            "OBSProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "ObsLocalCLI", dependencies: [
+            "OBSLocalServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Filesystem core: inodes, namespace, upload sessions, xattrs, options. No FUSE.
+        .target(name: "ObsFS", dependencies: [
+            "OBSProtocol", "OBSClient",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // FUSE adapter: low-level libfuse API, replies sent from Swift tasks.
+        .target(name: "FuseAdapter", dependencies: [
+            "CFuse3", "ObsFS",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "ObsMountCLI", dependencies: [
+            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "OBSHashingTests", dependencies: ["OBSHashing"]),
+        .testTarget(name: "OBSProtocolTests", dependencies: ["OBSProtocol", "OBSHashing"]),
+        .testTarget(name: "CurlTransportTests", dependencies: ["CurlTransport"]),
+        .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer"]),
+        .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"]),
+        .testTarget(name: "ObsFSTests", dependencies: ["ObsFS"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

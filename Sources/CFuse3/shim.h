@@ -1,0 +1,7 @@
+// Why this shim exists: libfuse3 selects its API with the FUSE_USE_VERSION macro, which must be
+// defined before the header is included; Swift cannot define it. No logic lives here.
+#ifndef OBSMOUNT_CFUSE3_SHIM_H
+#define OBSMOUNT_CFUSE3_SHIM_H
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#endif

@@ -1,0 +1,142 @@
+// Hashing over OpenSSL's libcrypto: streaming MD5 and SHA-256, one-shot HMAC-SHA1 and
+// HMAC-SHA256. The only file of the package that touches libcrypto's pointers.
+import COpenSSL
+
+/// The digest algorithms the OBS protocol needs.
+public enum DigestAlgorithm: Sendable {
+    case md5, sha1, sha256
+
+    var evp: OpaquePointer {
+        switch self {
+        case .md5: EVP_md5()
+        case .sha1: EVP_sha1()
+        case .sha256: EVP_sha256()
+        }
+    }
+
+    /// Length of the digest in bytes.
+    public var byteCount: Int {
+        switch self {
+        case .md5: 16
+        case .sha1: 20
+        case .sha256: 32
+        }
+    }
+}
+
+/// A streaming message digest. Feed bytes with `update`, read the result once with `finalize`.
+///
+/// Not thread-safe: one owner at a time (the upload path keeps one per part buffer).
+public final class StreamingDigest {
+    /// The owned `EVP_MD_CTX`, freed in `deinit`.
+    private let context: OpaquePointer
+    public let algorithm: DigestAlgorithm
+
+    public init(_ algorithm: DigestAlgorithm) {
+        guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
+        self.context = context
+        self.algorithm = algorithm
+        reset()
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    /// Starts a new digest, discarding what was fed so far.
+    public func reset() {
+        guard EVP_DigestInit_ex(context, algorithm.evp, nil) == 1 else { fatalError("EVP_DigestInit_ex failed") }
+    }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        guard EVP_DigestUpdate(context, base, bytes.count) == 1 else { fatalError("EVP_DigestUpdate failed") }
+    }
+
+    public func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        let handled: Void? = bytes.withContiguousStorageIfAvailable { update(UnsafeRawBufferPointer($0)) }
+        if handled == nil { Array(bytes).withUnsafeBytes { update($0) } }
+    }
+
+    /// The digest of everything fed since the last reset; the digest is reset afterwards.
+    public func finalize() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: algorithm.byteCount)
+        var length: UInt32 = 0
+        out.withUnsafeMutableBufferPointer { buffer in
+            guard EVP_DigestFinal_ex(context, buffer.baseAddress, &length) == 1 else { fatalError("EVP_DigestFinal_ex failed") }
+        }
+        reset()
+        return out
+    }
+}
+
+/// One-shot digests and HMACs.
+public enum Hash {
+    public static func digest<Bytes: Sequence>(_ algorithm: DigestAlgorithm, _ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        let digest = StreamingDigest(algorithm)
+        digest.update(bytes)
+        return digest.finalize()
+    }
+
+    public static func md5<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 { digest(.md5, bytes) }
+    public static func sha256<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 { digest(.sha256, bytes) }
+
+    /// HMAC of `message` under `key` (`.sha1` for OBS/V2 signatures, `.sha256` for V4).
+    public static func hmac(_ algorithm: DigestAlgorithm, key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: algorithm.byteCount)
+        var length: UInt32 = 0
+        key.withUnsafeBytes { keyBytes in
+            message.withUnsafeBytes { messageBytes in
+                out.withUnsafeMutableBufferPointer { outBuffer in
+                    let result = HMAC(algorithm.evp, keyBytes.baseAddress, Int32(keyBytes.count),
+                                      messageBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), messageBytes.count,
+                                      outBuffer.baseAddress, &length)
+                    precondition(result != nil, "HMAC failed")
+                }
+            }
+        }
+        return out
+    }
+
+    public static func hmac(_ algorithm: DigestAlgorithm, key: [UInt8], message: String) -> [UInt8] {
+        hmac(algorithm, key: key, message: Array(message.utf8))
+    }
+}
+
+/// Overwrites key material in place (OPENSSL_cleanse cannot be optimised away).
+public func zeroize(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { raw in
+        if let base = raw.baseAddress { OPENSSL_cleanse(base, raw.count) }
+    }
+}
+
+/// Secret bytes (a secret key, an SSE-C key) that are zeroed when the last reference goes away
+/// and never printed.
+public final class SecretBytes: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    // Immutable after init; zeroed once in deinit when no one can read it any more.
+    private nonisolated(unsafe) var storage: [UInt8]
+
+    public init(_ bytes: [UInt8]) { storage = bytes }
+    public convenience init(_ string: String) { self.init(Array(string.utf8)) }
+
+    deinit { zeroize(&storage) }
+
+    /// Calls `body` with the secret; the caller must not keep copies beyond the call.
+    public func withBytes<R>(_ body: ([UInt8]) throws -> R) rethrows -> R { try body(storage) }
+
+    public var count: Int { storage.count }
+    public var description: String { "<redacted \(storage.count) bytes>" }
+    public var debugDescription: String { description }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lower-case hexadecimal.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(underestimatedCount * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,166 @@
+// Request signing for the three dialects, and the canonical forms behind them. The client signs
+// with `RequestSigner`; the server recomputes the same canonical strings in `SignatureVerifier`.
+import OBSHashing
+
+/// The canonical strings of each dialect. Pure functions of the wire request.
+public enum Canonical {
+    /// Query keys that OBS and V2 sign as sub-resources (compared lower-cased), besides
+    /// `response-*` and any key starting with the dialect's header prefix.
+    public static let subResources: Set<String> = [
+        "acl", "backtosource", "policy", "torrent", "logging", "location", "storageinfo", "quota",
+        "storageclass", "storagepolicy", "requestpayment", "versions", "versioning", "versionid",
+        "uploads", "uploadid", "partnumber", "website", "notification", "replication", "lifecycle",
+        "deletebucket", "delete", "cors", "restore", "tagging", "append", "position", "encryption",
+        "directcoldaccess", "rename", "name", "metadata", "modify", "attname", "truncate",
+        "object-lock", "retention", "length", "inventory", "customdomain",
+        "response-content-type", "response-content-language", "response-expires",
+        "response-cache-control", "response-content-disposition", "response-content-encoding",
+        "x-image-process", "x-image-save-object", "x-image-save-bucket",
+    ]
+
+    /// OBS/V2 CanonicalizedResource: `/bucket/key?sub&sub2=v` (values not encoded).
+    /// `virtualHostBucket` is the bucket named by the Host header, when virtual-host addressing.
+    public static func resource(for request: WireRequest, dialect: Dialect, virtualHostBucket: BucketName?) -> String {
+        var resource: String
+        if let bucket = virtualHostBucket {
+            resource = "/" + bucket.rawValue + (request.path == "/" ? "/" : request.path)
+        } else {
+            resource = request.path
+        }
+        let signed = request.query
+            .filter { item in
+                let lower = item.name.lowercasedASCII
+                return subResources.contains(lower) || lower.hasPrefix(dialect.headerPrefix)
+            }
+            .sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        if !signed.isEmpty {
+            resource += "?" + signed.map { item in
+                guard let value = item.value, !value.isEmpty else { return item.name }
+                return item.name + "=" + value
+            }.joined(separator: "&")
+        }
+        return resource
+    }
+
+    /// OBS/V2 StringToSign: `VERB\nContent-MD5\nContent-Type\nDate\nCanonicalizedHeaders` +
+    /// CanonicalizedResource.
+    public static func stringToSign(for request: WireRequest, dialect: Dialect, virtualHostBucket: BucketName?) -> String {
+        let prefix = dialect == .obs ? "x-obs-" : "x-amz-"
+        var grouped: [String: [String]] = [:]
+        for field in request.headers {
+            let name = field.name.lowercasedASCII
+            guard name.hasPrefix(prefix) else { continue }
+            let value = name.hasPrefix(prefix + "meta-") ? field.value.trimmingSpaces : field.value
+            grouped[name, default: []].append(value)
+        }
+        let dateLine = grouped[prefix + "date"] == nil ? (request.headers["Date"] ?? "") : ""
+        var text = request.method + "\n"
+        text += (request.headers["Content-MD5"] ?? "") + "\n"
+        text += (request.headers["Content-Type"] ?? "") + "\n"
+        text += dateLine + "\n"
+        for name in grouped.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            text += name + ":" + grouped[name]!.joined(separator: ",") + "\n"
+        }
+        return text + resource(for: request, dialect: dialect, virtualHostBucket: virtualHostBucket)
+    }
+
+    /// V4 canonical request over the named (lower-case) signed headers.
+    public static func v4CanonicalRequest(for request: WireRequest, signedHeaders: [String], payloadHash: String) -> String {
+        let query = request.query
+            .map { (PercentEncoding.encode($0.name, keepSlash: false), PercentEncoding.encode($0.value ?? "", keepSlash: false)) }
+            .sorted { $0.0 == $1.0 ? $0.1.utf8.lexicographicallyPrecedes($1.1.utf8) : $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
+            .map { $0.0 + "=" + $0.1 }
+            .joined(separator: "&")
+        var headerLines = ""
+        for name in signedHeaders {
+            let value = request.headers.values(name).map(collapseSpaces).joined(separator: ",")
+            headerLines += name + ":" + value + "\n"
+        }
+        return [request.method, request.path, query, headerLines, signedHeaders.joined(separator: ";"), payloadHash]
+            .joined(separator: "\n")
+    }
+
+    /// The V4 credential scope `yyyymmdd/region/s3/aws4_request`.
+    public static func v4Scope(date: Timestamp, region: String) -> String {
+        "\(date.yyyymmdd)/\(region)/s3/aws4_request"
+    }
+
+    /// V4 string to sign.
+    public static func v4StringToSign(canonicalRequest: String, date: Timestamp, scope: String) -> String {
+        "AWS4-HMAC-SHA256\n\(date.iso8601Basic)\n\(scope)\n\(Hash.sha256(canonicalRequest.utf8).hexString)"
+    }
+
+    /// Hex V4 signature; the derived keys are zeroed after use.
+    public static func v4Signature(secret: SecretBytes, dateStamp: String, region: String, stringToSign: String) -> String {
+        var key = secret.withBytes { Array("AWS4".utf8) + $0 }
+        for step in [dateStamp, region, "s3", "aws4_request"] {
+            var next = Hash.hmac(.sha256, key: key, message: step)
+            zeroize(&key)
+            swap(&key, &next)
+        }
+        defer { zeroize(&key) }
+        return Hash.hmac(.sha256, key: key, message: stringToSign).hexString
+    }
+
+    /// Base64 HMAC-SHA1 signature of OBS and V2.
+    public static func hmacSHA1Signature(secret: SecretBytes, stringToSign: String) -> String {
+        secret.withBytes { Base64.encode(Hash.hmac(.sha1, key: $0, message: stringToSign)) }
+    }
+
+    private static func collapseSpaces(_ value: String) -> String {
+        var out = ""
+        var lastWasSpace = false
+        for ch in value.trimmingSpaces {
+            if ch == " " || ch == "\t" {
+                if !lastWasSpace { out.append(" ") }
+                lastWasSpace = true
+            } else {
+                out.append(ch)
+                lastWasSpace = false
+            }
+        }
+        return out
+    }
+}
+
+/// Signs requests for one dialect and one set of credentials.
+public struct RequestSigner: Sendable {
+    public static let unsignedPayload = "UNSIGNED-PAYLOAD"
+    /// Headers never signed by V4 (they may be changed by the transport).
+    static let v4Unsigned: Set<String> = ["authorization", "user-agent", "expect", "connection", "content-length", "transfer-encoding", "accept-encoding"]
+
+    public let dialect: Dialect
+    public let credentials: Credentials
+    public let region: String
+
+    public init(dialect: Dialect, credentials: Credentials, region: String) {
+        self.dialect = dialect
+        self.credentials = credentials
+        self.region = region
+    }
+
+    /// Adds the date, token and `Authorization` headers. `Host` must already be set for V4.
+    /// `payloadHash` is the hex SHA-256 of the body for V4, or nil for `UNSIGNED-PAYLOAD`.
+    public func sign(_ request: inout WireRequest, at date: Timestamp, virtualHostBucket: BucketName? = nil, payloadHash: String? = nil) {
+        if let token = credentials.securityToken { request.headers[dialect.securityTokenHeader] = token }
+        switch dialect {
+        case .obs, .v2:
+            request.headers["Date"] = date.rfc1123
+            let text = Canonical.stringToSign(for: request, dialect: dialect, virtualHostBucket: virtualHostBucket)
+            let signature = Canonical.hmacSHA1Signature(secret: credentials.secretKey, stringToSign: text)
+            request.headers["Authorization"] = "\(dialect == .obs ? "OBS" : "AWS") \(credentials.accessKey):\(signature)"
+        case .v4:
+            let hash = payloadHash ?? RequestSigner.unsignedPayload
+            request.headers["x-amz-date"] = date.iso8601Basic
+            request.headers["x-amz-content-sha256"] = hash
+            let signedHeaders = Set(request.headers.map { $0.name.lowercasedASCII })
+                .subtracting(RequestSigner.v4Unsigned)
+                .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            let canonical = Canonical.v4CanonicalRequest(for: request, signedHeaders: signedHeaders, payloadHash: hash)
+            let scope = Canonical.v4Scope(date: date, region: region)
+            let text = Canonical.v4StringToSign(canonicalRequest: canonical, date: date, scope: scope)
+            let signature = Canonical.v4Signature(secret: credentials.secretKey, dateStamp: date.yyyymmdd, region: region, stringToSign: text)
+            request.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope),SignedHeaders=\(signedHeaders.joined(separator: ";")),Signature=\(signature)"
+        }
+    }
+}

@@ -1,0 +1,152 @@
+// Wall-clock instants and the three date formats of the protocol, without Foundation:
+// RFC 1123 (`Date:` header), ISO 8601 basic (`x-amz-date`, V4 scope) and ISO 8601 with
+// milliseconds (XML `LastModified`, object-lock dates).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A UTC instant with millisecond precision.
+public struct Timestamp: Hashable, Sendable, Comparable {
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    public var millisecondsSinceEpoch: Int64
+
+    public init(millisecondsSinceEpoch: Int64) { self.millisecondsSinceEpoch = millisecondsSinceEpoch }
+    public init(secondsSinceEpoch: Int64) { millisecondsSinceEpoch = secondsSinceEpoch * 1000 }
+
+    public var secondsSinceEpoch: Int64 { millisecondsSinceEpoch.floorDiv(1000) }
+
+    /// The current wall-clock time.
+    public static func now() -> Timestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Timestamp(millisecondsSinceEpoch: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
+    }
+
+    public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.millisecondsSinceEpoch < rhs.millisecondsSinceEpoch }
+
+    public func adding(seconds: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: millisecondsSinceEpoch + seconds * 1000) }
+
+    // MARK: Civil calendar (Howard Hinnant's days-from-civil algorithms)
+
+    struct Civil: Equatable {
+        var year: Int64, month: Int64, day: Int64, hour: Int64, minute: Int64, second: Int64, millisecond: Int64
+    }
+
+    var civil: Civil {
+        let seconds = secondsSinceEpoch
+        let millisecond = millisecondsSinceEpoch - seconds * 1000
+        let days = seconds.floorDiv(86_400)
+        let secondOfDay = seconds - days * 86_400
+        let z = days + 719_468
+        let era = z.floorDiv(146_097)
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        return Civil(year: year, month: month, day: day, hour: secondOfDay / 3600,
+                     minute: secondOfDay % 3600 / 60, second: secondOfDay % 60, millisecond: millisecond)
+    }
+
+    init?(_ c: Civil) {
+        guard (1...12).contains(c.month), (1...31).contains(c.day), (0...23).contains(c.hour),
+              (0...59).contains(c.minute), (0...60).contains(c.second), (0...999).contains(c.millisecond)
+        else { return nil }
+        let y = c.month <= 2 ? c.year - 1 : c.year
+        let era = y.floorDiv(400)
+        let yoe = y - era * 400
+        let mp = c.month > 2 ? c.month - 3 : c.month + 9
+        let doy = (153 * mp + 2) / 5 + c.day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        self.init(millisecondsSinceEpoch: ((days * 86_400) + c.hour * 3600 + c.minute * 60 + c.second) * 1000 + c.millisecond)
+    }
+
+    private static let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    // MARK: Formats
+
+    /// `Sat, 21 Nov 2026 10:21:04 GMT`
+    public var rfc1123: String {
+        let c = civil
+        let weekday = Timestamp.weekdays[Int(secondsSinceEpoch.floorDiv(86_400).floorMod(7))]
+        return "\(weekday), \(pad(c.day, 2)) \(Timestamp.months[Int(c.month - 1)]) \(pad(c.year, 4)) \(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)) GMT"
+    }
+
+    /// `20261121T102104Z`
+    public var iso8601Basic: String {
+        let c = civil
+        return "\(pad(c.year, 4))\(pad(c.month, 2))\(pad(c.day, 2))T\(pad(c.hour, 2))\(pad(c.minute, 2))\(pad(c.second, 2))Z"
+    }
+
+    /// `20261121`, the V4 credential scope date.
+    public var yyyymmdd: String { String(iso8601Basic.prefix(8)) }
+
+    /// `2026-11-21T10:21:04.000Z`
+    public var iso8601: String {
+        let c = civil
+        return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)).\(pad(c.millisecond, 3))Z"
+    }
+
+    /// Parses RFC 1123 (`Sat, 21 Nov 2026 10:21:04 GMT`).
+    public init?(rfc1123 text: String) {
+        let parts = text.split(separator: " ")
+        guard parts.count == 6, parts[5] == "GMT" || parts[5] == "UTC",
+              let day = Int64(parts[1]), let monthIndex = Timestamp.months.firstIndex(of: String(parts[2])),
+              let year = Int64(parts[3]) else { return nil }
+        let clock = parts[4].split(separator: ":")
+        guard clock.count == 3, let h = Int64(clock[0]), let m = Int64(clock[1]), let s = Int64(clock[2]) else { return nil }
+        self.init(Civil(year: year, month: Int64(monthIndex + 1), day: day, hour: h, minute: m, second: s, millisecond: 0))
+    }
+
+    /// Parses ISO 8601 basic (`20261121T102104Z`).
+    public init?(iso8601Basic text: String) {
+        let u = Array(text.utf8)
+        guard u.count == 16, u[8] == UInt8(ascii: "T"), u[15] == UInt8(ascii: "Z"),
+              let y = digits(u, 0, 4), let mo = digits(u, 4, 2), let d = digits(u, 6, 2),
+              let h = digits(u, 9, 2), let mi = digits(u, 11, 2), let s = digits(u, 13, 2) else { return nil }
+        self.init(Civil(year: y, month: mo, day: d, hour: h, minute: mi, second: s, millisecond: 0))
+    }
+
+    /// Parses ISO 8601 extended UTC, with or without milliseconds (`2015-07-01T04:11:15.297Z`).
+    public init?(iso8601 text: String) {
+        let u = Array(text.utf8)
+        guard u.count == 20 || u.count == 24, u.last == UInt8(ascii: "Z"), u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
+              u[10] == UInt8(ascii: "T"), u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":"),
+              let y = digits(u, 0, 4), let mo = digits(u, 5, 2), let d = digits(u, 8, 2),
+              let h = digits(u, 11, 2), let mi = digits(u, 14, 2), let s = digits(u, 17, 2) else { return nil }
+        var ms: Int64 = 0
+        if u.count == 24 {
+            guard u[19] == UInt8(ascii: "."), let parsed = digits(u, 20, 3) else { return nil }
+            ms = parsed
+        }
+        self.init(Civil(year: y, month: mo, day: d, hour: h, minute: mi, second: s, millisecond: ms))
+    }
+}
+
+/// A source of the current time; tests inject a fixed one.
+public typealias Clock = @Sendable () -> Timestamp
+
+private func pad(_ value: Int64, _ width: Int) -> String {
+    let text = String(value)
+    return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+}
+
+private func digits(_ u: [UInt8], _ start: Int, _ count: Int) -> Int64? {
+    var value: Int64 = 0
+    for c in u[start..<start + count] {
+        guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+        value = value * 10 + Int64(c - UInt8(ascii: "0"))
+    }
+    return value
+}
+
+extension Int64 {
+    func floorDiv(_ d: Int64) -> Int64 { let q = self / d; return (self % d != 0 && (self < 0) != (d < 0)) ? q - 1 : q }
+    func floorMod(_ d: Int64) -> Int64 { self - floorDiv(d) * d }
+}

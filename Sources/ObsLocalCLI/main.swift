@@ -1,0 +1,1 @@
+print("obs-local: not yet implemented")

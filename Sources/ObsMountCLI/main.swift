@@ -1,0 +1,1 @@
+print("obsmount: not yet implemented")
