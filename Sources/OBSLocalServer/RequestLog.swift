@@ -38,7 +38,9 @@ final class RequestLog: Sendable {
     deinit { file.withLock { _ = close($0) } }
 
     func record(_ entry: RequestLogEntry) {
-        guard var line = try? JSONEncoder().encode(entry) else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var line = try? encoder.encode(entry) else { return }
         line.append(UInt8(ascii: "\n"))
         file.withLock { fd in
             _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
