@@ -126,6 +126,14 @@ extension XML.Element {
     }
 }
 
+extension PercentEncoding {
+    /// Decodes form encoding: `+` is a space, then `%XX` escapes (Python's `unquote_plus`).
+    /// Nil for a malformed escape or invalid UTF-8.
+    static func decodeForm(_ text: String) -> String? {
+        decode(text.contains("+") ? String(text.map { $0 == "+" ? " " : $0 }) : text)
+    }
+}
+
 /// How keys, prefixes, markers and delimiters are written in a listing (`encoding-type`).
 public enum KeyEncoding: String, Sendable, Equatable {
     /// Percent-encoded UTF-8; the only way to list keys holding characters XML 1.0 cannot carry.
@@ -148,8 +156,7 @@ extension Optional where Wrapped == KeyEncoding {
     /// The plain form of a wire key or prefix; `+` is a space, as the SDKs' `unquote_plus` reads it.
     func decode(_ text: String, _ localName: String) throws(XML.ParseError) -> String {
         guard self == .url else { return text }
-        let plusAsSpace = text.contains("+") ? String(text.map { $0 == "+" ? " " : $0 }) : text
-        guard let decoded = PercentEncoding.decode(plusAsSpace) else { throw XML.ParseError("<\(localName)> is not URL-encoded: \(text)") }
+        guard let decoded = PercentEncoding.decodeForm(text) else { throw XML.ParseError("<\(localName)> is not URL-encoded: \(text)") }
         return decoded
     }
 

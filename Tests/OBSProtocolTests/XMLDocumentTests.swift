@@ -10,15 +10,17 @@ let awkwardKeys: [ObjectKey] = [
 let sampleTime = Timestamp(millisecondsSinceEpoch: 1_795_000_000_123)
 let sampleETag = ETag("0123456789abcdef0123456789abcdef")
 
-/// Checks that `document` survives writing and reading in every dialect, and that every proper
-/// prefix of its bytes (a truncated body) is an error.
-func checkRoundTrip<D: XMLWireDocument & Equatable>(_ document: D, sourceLocation: SourceLocation = #_sourceLocation) throws {
+/// Checks that `document` survives writing and reading in every dialect, and (unless
+/// `truncations` is false, to keep loops over many keys quick) that every proper prefix of its
+/// bytes (a truncated body) is an error.
+func checkRoundTrip<D: XMLWireDocument & Equatable>(_ document: D, truncations: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
     for dialect in Dialect.allCases {
         for withNamespace in [true, false] {
             let bytes = document.serialized(for: dialect, withNamespace: withNamespace)
             #expect(try D(parsing: bytes) == document, "\(dialect)", sourceLocation: sourceLocation)
         }
     }
+    guard truncations else { return }
     let bytes = document.serialized(for: .obs)
     for length in 0..<bytes.count {
         #expect(throws: XML.ParseError.self, "prefix \(length)", sourceLocation: sourceLocation) { try D(parsing: Array(bytes[..<length])) }
@@ -35,7 +37,7 @@ struct XMLDocumentTests {
     @Test("InitiateMultipartUploadResult round trips, with and without encoding-type=url", arguments: awkwardKeys)
     func initiate(_ key: ObjectKey) throws {
         for encoding in [nil, KeyEncoding.url] {
-            try checkRoundTrip(InitiateMultipartUploadResult(bucket: "bkt", key: key, uploadID: "UP1", encodingType: encoding))
+            try checkRoundTrip(InitiateMultipartUploadResult(bucket: "bkt", key: key, uploadID: "UP1", encodingType: encoding), truncations: key == awkwardKeys[1])
         }
         let encoded = wireText(InitiateMultipartUploadResult(bucket: "bkt", key: key, uploadID: "UP1", encodingType: .url))
         #expect(encoded.contains("<Key>\(PercentEncoding.encodePath(key.rawValue))</Key>"))
@@ -71,7 +73,7 @@ struct XMLDocumentTests {
     func completeResult(_ key: ObjectKey) throws {
         for encoding in [nil, KeyEncoding.url] {
             try checkRoundTrip(CompleteMultipartUploadResult(location: "http://h/bkt/k", bucket: "bkt", key: key,
-                                                             etag: ETag("abcdef-3"), encodingType: encoding))
+                                                             etag: ETag("abcdef-3"), encodingType: encoding), truncations: key == awkwardKeys[1])
         }
     }
 
@@ -82,7 +84,8 @@ struct XMLDocumentTests {
             for encoding in [nil, KeyEncoding.url] {
                 try checkRoundTrip(ListPartsResult(bucket: "bkt", key: key, uploadID: "U", initiator: Owner(id: "i", displayName: "n"),
                                                    owner: Owner(id: "o"), storageClass: .warm, partNumberMarker: PartNumber(1),
-                                                   nextPartNumberMarker: PartNumber(6), maxParts: 3, isTruncated: true, parts: parts, encodingType: encoding))
+                                                   nextPartNumberMarker: PartNumber(6), maxParts: 3, isTruncated: true, parts: parts, encodingType: encoding),
+                                   truncations: key == awkwardKeys[1])
             }
         }
         try checkRoundTrip(ListPartsResult(bucket: "b", key: "k", uploadID: "U", maxParts: 1000, isTruncated: false, parts: []))
@@ -100,7 +103,7 @@ struct XMLDocumentTests {
                 try checkRoundTrip(ListMultipartUploadsResult(
                     bucket: "bkt", keyMarker: key, uploadIDMarker: "U0", nextKeyMarker: key, nextUploadIDMarker: "U2",
                     prefix: key.rawValue, delimiter: "/", maxUploads: 2, isTruncated: true, uploads: uploads,
-                    commonPrefixes: [key.rawValue + "/", "p/"], encodingType: encoding))
+                    commonPrefixes: [key.rawValue + "/", "p/"], encodingType: encoding), truncations: key == awkwardKeys[1])
             }
         }
     }
@@ -112,7 +115,8 @@ struct XMLDocumentTests {
                 let contents = [ListBucketResult.Object(key: key, lastModified: sampleTime, etag: sampleETag, size: 0, storageClass: .deepArchive, owner: Owner(id: "o")),
                                 ListBucketResult.Object(key: ObjectKey(key.rawValue + "2"), lastModified: sampleTime, etag: ETag("x-2"), size: 5 << 40)]
                 try checkRoundTrip(ListBucketResult(name: "bkt", prefix: key.rawValue, marker: key, nextMarker: key, maxKeys: 2, delimiter: "/",
-                                                    isTruncated: true, contents: contents, commonPrefixes: [key.rawValue + "/"], encodingType: encoding))
+                                                    isTruncated: true, contents: contents, commonPrefixes: [key.rawValue + "/"], encodingType: encoding),
+                                   truncations: key == awkwardKeys[1])
             }
         }
         try checkRoundTrip(ListBucketResult(name: "bkt", maxKeys: 1000, isTruncated: false, contents: []))
