@@ -4,39 +4,16 @@
 import OBSHashing
 import OBSProtocol
 
-/// Storage class names: OBS-native against S3.
-enum StorageClassName {
-    static let obsNames: Set<String> = ["STANDARD", "WARM", "COLD", "DEEP_ARCHIVE"]
-
-    /// The OBS name for a header value in `dialect`; nil when unknown.
-    static func canonical(_ value: String, dialect: Dialect) -> String? {
-        if dialect == .obs { return obsNames.contains(value) ? value : nil }
-        switch value {
-        case "STANDARD": return "STANDARD"
-        case "STANDARD_IA": return "WARM"
-        case "GLACIER": return "COLD"
-        case "DEEP_ARCHIVE": return "DEEP_ARCHIVE"
-        default: return nil
-        }
-    }
-
-    static func render(_ obsName: String, dialect: Dialect) -> String {
-        guard dialect != .obs else { return obsName }
-        switch obsName {
-        case "WARM": return "STANDARD_IA"
-        case "COLD": return "GLACIER"
-        default: return obsName
-        }
-    }
-}
-
-/// SSE-C headers of a request, checked: algorithm AES256, a 256-bit key whose MD5 matches.
-struct CustomerKey: Equatable {
+/// The SSE-C headers of a request (algorithm AES256, a 256-bit key whose MD5 matches), reduced
+/// to what the server keeps: the key's MD5.
+struct RequestCustomerKey: Equatable {
     var algorithm: String
+    /// Base64 MD5 of the key.
     var keyMD5: String
 
-    /// Nil when the request carries none of the three headers.
-    static func parse(_ headers: HeaderFields, dialect: Dialect, copySource: Bool = false) throws(OBSLocalError) -> CustomerKey? {
+    /// Nil when the request carries none of the three headers; `copySource` reads the
+    /// `x-obs-copy-source-server-side-encryption-customer-*` set.
+    static func parse(_ headers: HeaderFields, dialect: Dialect, copySource: Bool = false) throws(OBSLocalError) -> RequestCustomerKey? {
         let stem = copySource ? "copy-source-server-side-encryption-customer-" : "server-side-encryption-customer-"
         let algorithm = headers[dialect.header(stem + "algorithm")]
         let key = headers[dialect.header(stem + "key")]
@@ -45,21 +22,16 @@ struct CustomerKey: Equatable {
         guard let algorithm, let key, let md5 else {
             throw OBSLocalError(.invalidArgument, "SSE-C requires the algorithm, the key and the key MD5 headers together.")
         }
-        guard algorithm == "AES256" else {
-            throw OBSLocalError(.invalidArgument, "The SSE-C algorithm must be AES256.")
+        guard algorithm == CustomerKey.algorithm else { throw OBSLocalError(.invalidArgument, "The SSE-C algorithm must be AES256.") }
+        guard let keyBytes = Base64.decode(key), keyBytes.count == 32, let md5Bytes = Base64.decode(md5),
+              CustomerKey(key: SecretBytes(keyBytes), keyMD5: md5Bytes).md5Matches else {
+            throw OBSLocalError(.invalidArgument, "The SSE-C key must be a base64 256-bit key whose MD5 matches the key MD5 header.")
         }
-        guard var keyBytes = Base64.decode(key), keyBytes.count == 32 else {
-            throw OBSLocalError(.invalidArgument, "The SSE-C key must be a base64-encoded 256-bit key.")
-        }
-        defer { zeroize(&keyBytes) }
-        guard Base64.encode(Hash.md5(keyBytes)) == md5 else {
-            throw OBSLocalError(.invalidArgument, "The calculated MD5 hash of the key did not match the hash that was provided.")
-        }
-        return CustomerKey(algorithm: algorithm, keyMD5: md5)
+        return RequestCustomerKey(algorithm: algorithm, keyMD5: md5)
     }
 
     /// Refuses a request whose SSE-C key does not match the one the object was written with.
-    static func check(_ provided: CustomerKey?, against attributes: ObjectAttributes) throws(OBSLocalError) {
+    static func check(_ provided: RequestCustomerKey?, against attributes: ObjectAttributes) throws(OBSLocalError) {
         switch (attributes.customerKeyMD5, provided) {
         case (nil, nil): return
         case (nil, .some):
@@ -75,39 +47,31 @@ struct CustomerKey: Equatable {
 }
 
 extension ObjectAttributes {
-    /// Reads and validates the object headers of an initiate, PUT, append or copy (REPLACE).
+    /// Reads and validates the object headers of an initiate, PUT, append or copy (REPLACE)
+    /// with `ObjectOptions`; user metadata is kept as sent (the SDK percent-encodes values and
+    /// reads them back verbatim).
     init(parsing headers: HeaderFields, dialect: Dialect, now: Timestamp) throws(OBSLocalError) {
+        let options = try ObjectOptions.validated(headers, dialect: dialect, now: now)
         self.init()
         try apply(headers, dialect: dialect, directive: .replace, now: now)
-        if let value = headers[dialect.header("storage-class")] {
-            guard let name = StorageClassName.canonical(value, dialect: dialect) else {
-                throw OBSLocalError("InvalidStorageClass", "The storage class you specified is not valid: \(value).", status: 400)
-            }
-            storageClass = name
-        }
-        if let days = headers["x-obs-expires"] {
-            guard let value = Int(days), value >= 0 else { throw OBSLocalError(.invalidArgument, "x-obs-expires must be a non-negative integer.") }
-            expirationDays = value
-        }
-        if let tagging = headers[dialect.header("tagging")] { tags = try Self.parseTagging(tagging) }
-        if let persistent = headers["x-obs-persistent-headers"] { persistentHeaders = try Self.parsePersistentHeaders(persistent) }
-        let lockMode = headers[dialect.header("object-lock-mode")], lockDate = headers[dialect.header("object-lock-retain-until-date")]
-        if lockMode != nil || lockDate != nil {
-            guard let lockMode, let lockDate else {
-                throw OBSLocalError(.invalidArgument, "x-obs-object-lock-mode and x-obs-object-lock-retain-until-date must be given together.")
-            }
-            guard lockMode == "COMPLIANCE" else { throw OBSLocalError(.invalidArgument, "The object lock mode must be COMPLIANCE.") }
-            guard let until = Timestamp(iso8601: lockDate), until > now else {
-                throw OBSLocalError(.invalidArgument, "The retain-until date must be an ISO 8601 UTC time in the future.")
-            }
-            objectLockMode = lockMode
-            objectLockRetainUntil = lockDate
-        }
-        try parseEncryption(headers, dialect: dialect)
-        let metadataBytes = userMetadata.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-            + persistentHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-        guard metadataBytes <= ProtocolLimits.maximumMetadataBytes else {
-            throw OBSLocalError(.metadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size (\(metadataBytes) > 8192 bytes).")
+        storageClass = options.storageClass?.rawValue
+        expirationDays = options.expiresDays
+        tags = options.tags.map { NameValue(name: $0.key, value: $0.value ?? "") }
+        persistentHeaders = options.persistentHeaders.sorted { $0.key < $1.key }.map { NameValue(name: $0.key.lowercasedASCII, value: $0.value) }
+        objectLockMode = options.objectLockMode?.rawValue
+        objectLockRetainUntil = options.objectLockRetainUntil?.iso8601
+        switch options.encryption {
+        case .kms(let keyID, let bucketKeyEnabled):
+            serverSideEncryption = "kms"
+            kmsKeyID = keyID
+            bucketKeyEnabled ? (self.bucketKeyEnabled = "true") : ()
+        case .obs:
+            serverSideEncryption = "AES256"
+        case .customer(let key):
+            customerAlgorithm = CustomerKey.algorithm
+            customerKeyMD5 = Base64.encode(key.keyMD5)
+        case nil:
+            break
         }
     }
 
@@ -147,70 +111,6 @@ extension ObjectAttributes {
         }
     }
 
-    private mutating func parseEncryption(_ headers: HeaderFields, dialect: Dialect) throws(OBSLocalError) {
-        let customer = try CustomerKey.parse(headers, dialect: dialect)
-        if let sse = headers[dialect.header("server-side-encryption")] {
-            let kmsName = dialect == .obs ? "kms" : "aws:kms"
-            guard sse == kmsName || sse == "AES256" else {
-                throw OBSLocalError(.invalidArgument, "Server-side encryption must be \(kmsName) or AES256.")
-            }
-            guard customer == nil else {
-                throw OBSLocalError(.invalidArgument, "SSE-C cannot be combined with another server-side encryption.")
-            }
-            serverSideEncryption = sse == "AES256" ? "AES256" : "kms"
-            let keyHeader = dialect == .obs ? "x-obs-server-side-encryption-kms-key-id" : "x-amz-server-side-encryption-aws-kms-key-id"
-            kmsKeyID = headers[keyHeader]
-            bucketKeyEnabled = headers[dialect.header("server-side-encryption-bucket-key-enabled")]
-            if kmsKeyID != nil && serverSideEncryption != "kms" {
-                throw OBSLocalError(.invalidArgument, "A KMS key ID needs KMS server-side encryption.")
-            }
-            if bucketKeyEnabled == "true" && kmsKeyID == nil {
-                throw OBSLocalError(.invalidArgument, "A bucket key needs a KMS key ID.")
-            }
-        }
-        if let customer {
-            customerAlgorithm = customer.algorithm
-            customerKeyMD5 = customer.keyMD5
-        }
-    }
-
-    /// `TagA=A&TagB&TagC` (URL-encoded).
-    static func parseTagging(_ text: String) throws(OBSLocalError) -> [NameValue] {
-        var tags: [NameValue] = []
-        for pair in text.split(separator: "&") {
-            let pieces = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = PercentEncoding.decode(String(pieces[0]).replacing("+", with: " ")), !name.isEmpty,
-                  let value = PercentEncoding.decode(pieces.count == 2 ? String(pieces[1]).replacing("+", with: " ") : "") else {
-                throw OBSLocalError(.invalidArgument, "The tagging header is malformed.")
-            }
-            tags.append(NameValue(name: name, value: value))
-        }
-        guard tags.count <= 10 else { throw OBSLocalError(.invalidArgument, "Object tags cannot be greater than 10.") }
-        return tags
-    }
-
-    /// `key1:base64(v1),key2:base64(v2)`.
-    static func parsePersistentHeaders(_ text: String) throws(OBSLocalError) -> [NameValue] {
-        var headers: [NameValue] = []
-        for entry in text.split(separator: ",") {
-            let pieces = entry.split(separator: ":", maxSplits: 1)
-            let name = pieces.first.map { String($0).trimmingSpaces.lowercasedASCII } ?? ""
-            guard pieces.count == 2, !name.isEmpty, !name.hasPrefix("x-obs-"), !name.hasPrefix("x-amz-"),
-                  !Self.standardHeaders.contains(name),
-                  let decoded = Base64.decode(String(pieces[1]).trimmingSpaces),
-                  let value = String(validating: decoded, as: UTF8.self) else {
-                throw OBSLocalError(.invalidArgument, "x-obs-persistent-headers must be key:base64(value) pairs without x-obs- or standard header names.")
-            }
-            headers.append(NameValue(name: name, value: value))
-        }
-        return headers
-    }
-
-    private static let standardHeaders: Set<String> = [
-        "content-type", "content-length", "content-md5", "content-encoding", "content-disposition", "content-language",
-        "cache-control", "expires", "etag", "last-modified", "date", "host", "authorization", "connection", "range",
-    ]
-
     /// The headers GET and HEAD return for these attributes, in `dialect`.
     func responseHeaders(dialect: Dialect, lastModified: Timestamp) -> [(String, String)] {
         var out: [(String, String)] = []
@@ -221,7 +121,7 @@ extension ObjectAttributes {
         if let cacheControl { out.append(("Cache-Control", cacheControl)) }
         if let expires { out.append(("Expires", expires)) }
         if let storageClass, storageClass != "STANDARD" {
-            out.append((dialect.header("storage-class"), StorageClassName.render(storageClass, dialect: dialect)))
+            out.append((dialect.header("storage-class"), StorageClass(storageClass).wireName(for: dialect)))
         }
         for entry in userMetadata { out.append((dialect.metadataPrefix + entry.name, entry.value)) }
         if let websiteRedirectLocation { out.append((dialect.header("website-redirect-location"), websiteRedirectLocation)) }
@@ -262,30 +162,31 @@ extension ObjectAttributes {
 extension AccessControl {
     /// The ACL of a request's `x-obs-acl` and `x-obs-grant-*` headers (private by default).
     init(parsing headers: HeaderFields, dialect: Dialect, ownerID: String) throws(OBSLocalError) {
-        let canned = headers[dialect.header("acl")] ?? "private"
-        guard let acl = AccessControl.canned(canned, ownerID: ownerID) else {
-            throw OBSLocalError(.invalidArgument, "The canned ACL \(canned) is not valid.")
-        }
-        self = acl
-        let grantHeaders = [("grant-read", "READ"), ("grant-write", "WRITE"), ("grant-read-acp", "READ_ACP"),
-                            ("grant-write-acp", "WRITE_ACP"), ("grant-full-control", "FULL_CONTROL")]
-        for (suffix, permission) in grantHeaders {
-            guard let value = headers[dialect.header(suffix)] else { continue }
-            for entry in value.split(separator: ",") {
-                let pair = entry.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces }
-                guard pair.count == 2 else { throw OBSLocalError(.invalidArgument, "Malformed grant header \(dialect.header(suffix)).") }
-                var target = pair[1]
-                if target.hasPrefix("\"") && target.hasSuffix("\"") && target.count >= 2 { target = String(target.dropFirst().dropLast()) }
-                switch pair[0].lowercasedASCII {
-                case "id": grants.append(Grant(grantee: .user(id: target), permission: permission))
-                case "uri" where target.hasSuffix("AllUsers") || target == "Everyone":
-                    grants.append(Grant(grantee: .everyone, permission: permission))
-                default: throw OBSLocalError(.invalidArgument, "Unsupported grantee \(pair[0]) in \(dialect.header(suffix)).")
-                }
-            }
+        let options = try ObjectOptions.validated(headers, dialect: dialect, now: nil)
+        self = AccessControl.canned((options.acl ?? .private).rawValue, ownerID: ownerID)!
+        let permissions: [GrantPermission: String] = [.read: "READ", .readACP: "READ_ACP", .writeACP: "WRITE_ACP", .fullControl: "FULL_CONTROL"]
+        for (permission, ids) in options.grants.sorted(by: { $0.key < $1.key }) {
+            grants += ids.map { Grant(grantee: .user(id: $0), permission: permissions[permission]!) }
         }
         guard grants.count <= ProtocolLimits.maximumGrants else {
             throw OBSLocalError(.invalidArgument, "An ACL holds at most 100 grants.")
         }
+    }
+}
+
+extension ObjectOptions {
+    /// Parses and validates, answering the first problem as an OBS error (`now` nil: parse only).
+    static func validated(_ headers: HeaderFields, dialect: Dialect, now: Timestamp?) throws(OBSLocalError) -> ObjectOptions {
+        let options: ObjectOptions
+        do {
+            options = try ObjectOptions(parsing: headers, dialect: dialect)
+        } catch {
+            let first = error.violations.first
+            throw OBSLocalError(first?.code ?? .invalidArgument, "Invalid \(first?.parameter.rawValue ?? "header"): \(first?.message ?? "")")
+        }
+        if let now, let problem = options.violations(now: now).first {
+            throw OBSLocalError(problem.code, "Invalid \(problem.parameter.rawValue): \(problem.message)")
+        }
+        return options
     }
 }

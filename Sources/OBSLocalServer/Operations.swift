@@ -39,12 +39,12 @@ struct Operations: Sendable {
             _ = try declaredLength(request, limit: ProtocolLimits.maximumPartSize)
             _ = try contentMD5(request)
             let upload = try store.upload(bucket, key, try uploadID(request))
-            try CustomerKey.check(try CustomerKey.parse(request.headers, dialect: dialect), against: upload.attributes)
+            try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: upload.attributes)
         case .appendObject:
             _ = try declaredLength(request, limit: ProtocolLimits.maximumPartSize)
             _ = try contentMD5(request)
             if let existing = try store.checkAppend(bucket, key, position: try appendPosition(request)) {
-                try CustomerKey.check(try CustomerKey.parse(request.headers, dialect: dialect), against: existing.attributes)
+                try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: existing.attributes)
             } else {
                 _ = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: clock())
             }
@@ -188,7 +188,7 @@ struct Operations: Sendable {
 
     private func getObject(_ request: RoutedRequest, bucket: BucketName, key: ObjectKey, dialect: Dialect) throws(OBSLocalError) -> ServerResponse {
         let record = try store.object(bucket, key)
-        try CustomerKey.check(try CustomerKey.parse(request.headers, dialect: dialect), against: record.attributes)
+        try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: record.attributes)
         let etag = ETag(record.etag)
         let lastModified = record.lastModifiedTimestamp
         if let failure = Preconditions.evaluate(request.headers, etag: etag, lastModified: lastModified) { return failure }
@@ -240,7 +240,7 @@ struct Operations: Sendable {
             throw OBSLocalError(.invalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
         }
         let source = try store.object(BucketName(String(pieces[0])), ObjectKey(String(pieces[1])))
-        try CustomerKey.check(try CustomerKey.parse(request.headers, dialect: dialect, copySource: true), against: source.attributes)
+        try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect, copySource: true), against: source.attributes)
         return source
     }
 
@@ -270,7 +270,7 @@ struct Operations: Sendable {
         switch directive {
         case "COPY":
             attributes = source.attributes
-            let customer = try CustomerKey.parse(request.headers, dialect: dialect)
+            let customer = try RequestCustomerKey.parse(request.headers, dialect: dialect)
             attributes.customerAlgorithm = customer?.algorithm
             attributes.customerKeyMD5 = customer?.keyMD5
         case "REPLACE":
@@ -290,7 +290,7 @@ struct Operations: Sendable {
         let number = try partNumber(request)
         let id = try uploadID(request)
         let upload = try store.upload(bucket, key, id)
-        try CustomerKey.check(try CustomerKey.parse(request.headers, dialect: dialect), against: upload.attributes)
+        try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: upload.attributes)
         let source = try copySource(request, dialect: dialect)
         var range: Range<Int64> = 0..<source.size
         if let header = request.headers[dialect.header("copy-source-range")] {
@@ -324,16 +324,10 @@ struct Operations: Sendable {
         let record = try store.updateObject(bucket, key) { (object: inout ObjectRecord) throws(OBSLocalError) in
             var attributes = object.attributes
             try attributes.apply(request.headers, dialect: dialect, directive: directive, now: now)
-            if let storageClass = request.headers[dialect.header("storage-class")] {
-                guard let name = StorageClassName.canonical(storageClass, dialect: dialect) else {
-                    throw OBSLocalError("InvalidStorageClass", "The storage class you specified is not valid: \(storageClass).", status: 400)
-                }
-                attributes.storageClass = name
-            }
-            if let tagging = request.headers[dialect.header("tagging")] {
-                attributes.tags = try ObjectAttributes.parseTagging(tagging)
-            } else if directive == .replace {
-                attributes.tags = []
+            let options = try ObjectOptions.validated(request.headers, dialect: dialect, now: now)
+            if let storageClass = options.storageClass { attributes.storageClass = storageClass.rawValue }
+            if request.headers[dialect.header("tagging")] != nil || directive == .replace {
+                attributes.tags = options.tags.map { NameValue(name: $0.key, value: $0.value ?? "") }
             }
             let metadataBytes = attributes.userMetadata.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
             guard metadataBytes <= ProtocolLimits.maximumMetadataBytes else {

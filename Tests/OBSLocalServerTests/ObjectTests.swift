@@ -153,7 +153,11 @@ import Testing
         #expect(head.headers["Content-Encoding"] == "gzip")
         #expect(head.headers["p1"] == "hello")
         #expect(head.headers["x-obs-server-side-encryption-customer-key-MD5"] == Base64.encode(Hash.md5(key)))
-        let invalid = try client.send("POST", "/bkt/bad", query: "uploads", headers: [("x-obs-storage-class", "GLACIER")])
-        #expect(invalid.status == 400)
+        let invalid = try client.send("POST", "/bkt/bad", query: "uploads", headers: [("x-obs-storage-class", "FROZEN")])
+        #expect(invalid.status == 400 && invalid.errorCode == "InvalidStorageClass")
+        let badRedirect = try client.send("PUT", "/bkt/bad", headers: [("x-obs-website-redirect-location", "ftp://x")], body: [1])
+        #expect(badRedirect.status == 400 && badRedirect.errorCode == "InvalidArgument")
+        let bigMetadata = try client.send("PUT", "/bkt/bad", headers: [("x-obs-meta-big", String(repeating: "m", count: 9000))], body: [1])
+        #expect(bigMetadata.status == 400 && bigMetadata.errorCode == "MetadataTooLarge")
     }
 }
