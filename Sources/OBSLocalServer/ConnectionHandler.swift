@@ -94,6 +94,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     init(core: ServerCore) { self.core = core }
 
+    /// Largest body of a refused request that is read and dropped before the error is sent.
+    static let drainedBodyLimit: Int64 = 1 << 20
+
     // MARK: Backpressure
 
     func read(context: ChannelHandlerContext) {
@@ -179,13 +182,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
             exchange.target = .ignore
         }
         let expectsContinue = head.headers["expect"].contains { $0.lowercasedASCII == "100-continue" }
-        if expectsContinue {
-            if exchange.rejection != nil {
-                // Answer now instead of waiting for a body the client holds back, then close.
+        if exchange.rejection != nil {
+            // A small refused body is read and dropped so the client reads the error calmly; for a
+            // body the client holds back (100-continue) or a large one, answer now and close.
+            let declared = head.headers["content-length"].first.flatMap { Int64($0) } ?? 0
+            if expectsContinue || declared > ConnectionHandler.drainedBodyLimit {
                 respond(exchange: exchange, context: context, closeAfter: true)
-            } else {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
+        } else if expectsContinue {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
     }
 

@@ -58,7 +58,14 @@ struct Operations: Sendable {
     func perform(_ request: RoutedRequest, identity: SignatureVerifier.Identity, input: OperationInput) throws(OBSLocalError) -> ServerResponse {
         let dialect = identity.dialect
         let owner = Operations.ownerID(for: identity.accessKey)
-        if case .blob(let blob) = input { try checkDigests(request, blob: blob) }
+        switch input {
+        case .blob(let blob): try checkDigests(request, blob: blob)
+        case .document(let body):
+            if let expected = try contentMD5(request), expected != Hash.md5(body) {
+                throw OBSLocalError(.badDigest, "The Content-MD5 you specified did not match what we received.")
+            }
+        case .none: break
+        }
         guard let bucket = request.bucket else {
             let buckets = store.listBuckets().map {
                 ListAllMyBucketsResult.Bucket(name: BucketName($0.name), creationDate: Timestamp(millisecondsSinceEpoch: $0.created))
