@@ -61,7 +61,7 @@ def start_server(tmp_dir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, clock_of
     for bucket in buckets:
         args += ["--bucket", bucket]
     if clock_offset is not None:
-        args += ["--clock-offset", str(int(clock_offset))]
+        args.append(f"--clock-offset={int(clock_offset)}")
     env = dict(os.environ, OBS_LOCAL_SECRET_KEY=secret_key)
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.time() + 30
