@@ -24,7 +24,7 @@ final class BodyIngest {
     private var failure: (any Error)?
     private var finishPromise: EventLoopPromise<WrittenBlob>?
     private var finished = false
-    /// Called when the backlog drops below the high-water mark again.
+    /// Called after each write when the backlog is below the high-water mark.
     var onDrain: (() -> Void)?
 
     init(eventLoop: any EventLoop, threadPool: NIOThreadPool, writer: any BlobWriter) {
@@ -89,7 +89,6 @@ final class BodyIngest {
         writingBytes = queuedBytes
         queuedBytes = 0
         writing = true
-        let wasBackedUp = isBackedUp
         threadPool.runIfActive(eventLoop: eventLoop) { try writer.append(batch) }.assumeIsolated().whenComplete { result in
             self.writing = false
             self.writingBytes = 0
@@ -101,7 +100,8 @@ final class BodyIngest {
                 return
             }
             self.pump()
-            if wasBackedUp && !self.isBackedUp { self.onDrain?() }
+            // Reading may have been held back while this batch or the queue was large.
+            if !self.isBackedUp { self.onDrain?() }
         }
     }
 }

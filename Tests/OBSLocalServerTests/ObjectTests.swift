@@ -35,6 +35,18 @@ import Testing
         #expect(head.status == 206 && head.headers["Content-Length"] == "10")
     }
 
+    /// A body far above the ingest high-water mark: reading pauses and resumes until it is in.
+    @Test(arguments: [false, true])
+    func largeBodyStreamsThroughBackpressure(memory: Bool) throws {
+        let server = try TestServer(memory: memory)
+        defer { server.stop() }
+        let client = server.client()
+        let body = randomBytes(48 << 20)
+        let put = try client.send("PUT", "/bkt/large", body: body)
+        #expect(put.status == 200 && put.headers["ETag"] == ETag(md5: Hash.md5(body)).quoted)
+        #expect(try client.send("GET", "/bkt/large").body == body)
+    }
+
     @Test func objectsAndUploadsSurviveARestart() throws {
         let directory = TestServer.makeTemporaryDirectory()
         let body = randomBytes(64 * 1024)
