@@ -11,15 +11,17 @@ import NIOPosix
 
 /// Streams one body into a blob. Event-loop bound: every method runs on `eventLoop`.
 final class BodyIngest {
-    /// Bytes queued or being written above which reading from the socket pauses.
+    /// Bytes queued (not counting the batch being written) above which reading pauses, so the
+    /// socket keeps being read while a batch is written.
     static let highWaterBytes = 4 << 20
+    /// Largest batch handed to one thread-pool task.
+    static let batchBytes = 1 << 20
 
     private let eventLoop: any EventLoop
     private let threadPool: NIOThreadPool
     private let writer: any BlobWriter
-    private var queued: [ByteBuffer] = []
+    private var queued = CircularBuffer<ByteBuffer>()
     private var queuedBytes = 0
-    private var writingBytes = 0
     private var writing = false
     private var failure: (any Error)?
     private var finishPromise: EventLoopPromise<WrittenBlob>?
@@ -34,7 +36,7 @@ final class BodyIngest {
     }
 
     /// True while reading should pause.
-    var isBackedUp: Bool { queuedBytes + writingBytes > BodyIngest.highWaterBytes }
+    var isBackedUp: Bool { queuedBytes > BodyIngest.highWaterBytes }
 
     func append(_ buffer: ByteBuffer) {
         guard failure == nil, !finished, buffer.readableBytes > 0 else { return }
@@ -59,7 +61,7 @@ final class BodyIngest {
     func abort() {
         guard !finished else { return }
         finished = true
-        queued = []
+        queued.removeAll()
         let writer = self.writer
         if writing {
             // The running task still uses the writer; abort after it.
@@ -84,14 +86,18 @@ final class BodyIngest {
             threadPool.runIfActive(eventLoop: eventLoop) { try writer.finish() }.cascade(to: promise)
             return
         }
-        let batch = queued
-        queued = []
-        writingBytes = queuedBytes
-        queuedBytes = 0
+        var batch: [ByteBuffer] = []
+        var batchBytes = 0
+        while batchBytes < BodyIngest.batchBytes, !queued.isEmpty {
+            let buffer = queued.removeFirst()
+            batchBytes += buffer.readableBytes
+            batch.append(buffer)
+        }
+        queuedBytes -= batchBytes
         writing = true
-        threadPool.runIfActive(eventLoop: eventLoop) { try writer.append(batch) }.assumeIsolated().whenComplete { result in
+        let buffers = batch
+        threadPool.runIfActive(eventLoop: eventLoop) { try writer.append(buffers) }.assumeIsolated().whenComplete { result in
             self.writing = false
-            self.writingBytes = 0
             if case .failure(let error) = result, !self.finished {
                 self.failure = error
                 self.finished = true
