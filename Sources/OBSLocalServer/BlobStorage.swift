@@ -72,13 +72,26 @@ struct WrittenBlob: Sendable {
     var segment: Segment { Segment(blob: id, length: length) }
 }
 
-/// Receives a body's bytes in order; called on the thread pool, one call at a time.
+/// Receives a body's bytes in order, on the thread pool. `write` calls come one at a time, and
+/// so do `digest` calls, but a `write` and a `digest` of the same buffers may run at once (two
+/// pipeline stages on two threads); `finish` comes after both.
 protocol BlobWriter: AnyObject, Sendable {
-    func append(_ buffers: [ByteBuffer]) throws
+    /// Stores the bytes.
+    func write(_ buffers: [ByteBuffer]) throws
+    /// Feeds the bytes to the digests.
+    func digest(_ buffers: [ByteBuffer])
     /// Flushes and returns the blob; the writer must not be used afterwards.
     func finish() throws -> WrittenBlob
     /// Discards the partial blob.
     func abort()
+}
+
+extension BlobWriter {
+    /// Digests and stores, one after the other (server-side copies).
+    func append(_ buffers: [ByteBuffer]) throws {
+        digest(buffers)
+        try write(buffers)
+    }
 }
 
 /// Where a blob's bytes are, for sending them.
@@ -185,7 +198,8 @@ final class DiskBlobStorage: BlobStorage {
 
 /// Writes one blob file with `write(2)` from the received buffers (no copy), digesting as it goes.
 final class DiskBlobWriter: BlobWriter, @unchecked Sendable {
-    // @unchecked: used by one thread-pool task at a time (BodyIngest serialises the calls).
+    // @unchecked: `fd` and `length` are used by one `write` at a time, `digests` by one `digest`
+    // at a time (BodyIngest serialises each kind of call), `finish` after both.
     private let id: BlobID
     private let path: String
     private var fd: Int32
@@ -201,13 +215,16 @@ final class DiskBlobWriter: BlobWriter, @unchecked Sendable {
 
     deinit { if fd >= 0 { close(fd); unlink(path) } }
 
-    func append(_ buffers: [ByteBuffer]) throws {
+    func digest(_ buffers: [ByteBuffer]) {
+        for buffer in buffers { digests.update(buffer) }
+    }
+
+    func write(_ buffers: [ByteBuffer]) throws {
         for buffer in buffers {
-            digests.update(buffer)
             try buffer.withUnsafeReadableBytes { bytes in
                 var done = 0
                 while done < bytes.count {
-                    let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+                    let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
                     if n < 0 {
                         if errno == EINTR { continue }
                         throw StorageIOError(operation: "write", path: path, errno: errno)
@@ -263,7 +280,8 @@ final class MemoryBlobStorage: BlobStorage {
 }
 
 final class MemoryBlobWriter: BlobWriter, @unchecked Sendable {
-    // @unchecked: used by one thread-pool task at a time (BodyIngest serialises the calls).
+    // @unchecked: `buffers` and `length` are used by one `write` at a time, `digests` by one
+    // `digest` at a time (BodyIngest serialises each kind of call), `finish` after both.
     private let storage: MemoryBlobStorage
     private let digests: BodyDigests
     private var buffers: [ByteBuffer] = []
@@ -274,9 +292,12 @@ final class MemoryBlobWriter: BlobWriter, @unchecked Sendable {
         self.digests = digests
     }
 
-    func append(_ received: [ByteBuffer]) throws {
+    func digest(_ received: [ByteBuffer]) {
+        for buffer in received { digests.update(buffer) }
+    }
+
+    func write(_ received: [ByteBuffer]) throws {
         for buffer in received {
-            digests.update(buffer)
             length += Int64(buffer.readableBytes)
             buffers.append(buffer)
         }

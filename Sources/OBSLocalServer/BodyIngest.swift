@@ -1,6 +1,7 @@
 // Request bodies on their way to disk. The event loop hands each received buffer to a
-// `BodyIngest`, which queues it and lets one thread-pool task at a time write the queued buffers
-// (and feed the digests) through a `BlobWriter`; no body is ever held whole in memory. While more
+// `BodyIngest`, which queues it and hands batches of up to 1 MiB to the thread pool: one task
+// writes a batch through a `BlobWriter` while another feeds it to the digests, one batch at a
+// time; no body is ever held whole in memory. While more
 // than `highWaterBytes` wait for the disk, the connection handler stops reading from the socket
 // (backpressure); it resumes when the queue drains.
 //
@@ -96,7 +97,10 @@ final class BodyIngest {
         queuedBytes -= batchBytes
         writing = true
         let buffers = batch
-        threadPool.runIfActive(eventLoop: eventLoop) { try writer.append(buffers) }.assumeIsolated().whenComplete { result in
+        // Two stages on two pool threads: the disk write and the digests of the same buffers.
+        let written = threadPool.runIfActive(eventLoop: eventLoop) { try writer.write(buffers) }
+        let digested = threadPool.runIfActive(eventLoop: eventLoop) { writer.digest(buffers) }
+        written.and(digested).assumeIsolated().whenComplete { result in
             self.writing = false
             if case .failure(let error) = result, !self.finished {
                 self.failure = error

@@ -254,9 +254,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         let delay = exchange.delayMilliseconds
         guard delay > 0 else { return dispatch(exchange, context: context) }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loopBound = NIOLoopBound((self, context, exchange), eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
-            let (handler, context) = loopBound.value
+            let (handler, context, exchange) = loopBound.value
             guard handler.active else { return }
             handler.dispatch(exchange, context: context)
         }
