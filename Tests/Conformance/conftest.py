@@ -95,12 +95,13 @@ def make_obs_client(server, mode, access_key=ACCESS_KEY, secret_key=SECRET_KEY):
         return ObsClient(access_key_id=access_key, secret_access_key=secret_key, server=server.endpoint,
                          path_style=True, is_signature_negotiation=False, client_mode="local")
     return ObsClient(access_key_id=access_key, secret_access_key=secret_key, server=server.endpoint,
-                     path_style=True, signature="v2")
+                     path_style=True, signature=mode)
 
 
-@pytest.fixture(params=["obs", "v2"])
+@pytest.fixture(params=["obs", "v2", "v4"])
 def obs(request, server):
-    """The official SDK in the OBS-native dialect, then in the S3 V2 dialect."""
+    """The official SDK in the OBS-native dialect, then in the S3 V2 and V4 dialects (its V4
+    signs with `Date` only, no `x-amz-date`)."""
     client = make_obs_client(server, request.param)
     client.mode = request.param
     yield client
