@@ -91,6 +91,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// A `read` held back while the body's disk writes catch up.
     private var readHeldBack = false
     private var active = true
+    /// A response head is written and its end is not (a protocol error can no longer be answered).
+    private var responseStarted = false
 
     init(core: ServerCore) { self.core = core }
 
@@ -130,8 +132,30 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// Protocol errors (unparsable request, oversized headers) are answered with an OBS error
+    /// document when no response has started, then the connection is closed; anything else just
+    /// closes it.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let exchange, case .stream(let ingest, _) = exchange.target { ingest.abort() }
+        if let parserError = error as? HTTPParserError, !responseStarted {
+            let requestID = core.nextRequestID()
+            let failure: OBSLocalError = switch parserError {
+            case .headerOverflow: OBSLocalError("RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.", status: 400)
+            case .invalidURL: OBSLocalError("InvalidURI", "Couldn't parse the specified URI.", status: 400)
+            default: OBSLocalError(.invalidRequest, "The request is not valid HTTP/1.1 (\(parserError)).", status: 400)
+            }
+            let body = core.errorDocument(failure, requestID: requestID, resource: exchange?.head.uri ?? "/")
+            let dialect = exchange?.dialect ?? .obs
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Type", "application/xml"), ("Content-Length", String(body.count)),
+                                       (dialect.requestIDHeader, requestID), (dialect.header("id-2"), core.hostID(for: requestID))])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            core.log(exchange: (requestID, exchange?.routed, exchange?.started ?? FaultInjector.monotonicNow(), exchange?.bytesIn ?? 0),
+                     status: 400, code: failure.code, bytesOut: Int64(body.count))
+            exchange = nil
+            return
+        }
         context.close(promise: nil)
     }
 
@@ -351,6 +375,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: exchange.head.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
+        responseStarted = true
         let loopBound = NIOLoopBound((self, context, exchange), eventLoop: context.eventLoop)
         let status = response.status, code = response.error?.code
         let finish: @Sendable (Int64, Bool) -> Void = { bytesOut, intact in
@@ -409,6 +434,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func finishResponse(exchange: Exchange, status: Int, code: ObsErrorCode?, bytesOut: Int64, keepAlive: Bool, context: ChannelHandlerContext) {
         core.log(exchange: (exchange.requestID, exchange.routed, exchange.started, exchange.bytesIn), status: status, code: code, bytesOut: bytesOut)
         if self.exchange === exchange { self.exchange = nil }
+        responseStarted = false
         guard active else { return }
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

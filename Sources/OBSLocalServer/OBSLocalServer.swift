@@ -51,7 +51,7 @@ public final class OBSLocalServer: Sendable {
                         return channel.eventLoop.makeSucceededVoidFuture()
                     }
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                         try channel.pipeline.syncOperations.addHandler(ConnectionHandler(core: core))
                     }
                 }
