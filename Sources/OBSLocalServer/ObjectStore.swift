@@ -23,6 +23,9 @@ struct OBSLocalError: Error, Sendable, CustomStringConvertible {
 
     static func noSuchBucket(_ bucket: BucketName) -> OBSLocalError { OBSLocalError(.noSuchBucket, "The specified bucket does not exist: \(bucket).") }
     static func noSuchKey(_ key: ObjectKey) -> OBSLocalError { OBSLocalError(.noSuchKey, "The specified key does not exist.") }
+    static let malformedXML = OBSLocalError(.malformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
+    static let missingContentLength = OBSLocalError(.missingContentLength, "You must provide the Content-Length HTTP header.")
+
     static func noSuchUpload(_ id: UploadID) -> OBSLocalError {
         OBSLocalError(.noSuchUpload, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")
     }
@@ -318,7 +321,7 @@ final class ObjectStore: Sendable {
     /// Completes an upload from the client's part list; checks order, ETags and sizes.
     func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)]) throws(OBSLocalError) -> ObjectRecord {
         guard !requested.isEmpty else {
-            throw OBSLocalError(.malformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
+            throw .malformedXML
         }
         for index in requested.indices.dropFirst() where requested[index].0 <= requested[index - 1].0 {
             throw OBSLocalError(.invalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number.")

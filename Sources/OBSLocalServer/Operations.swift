@@ -76,7 +76,7 @@ struct Operations: Sendable {
         let now = clock()
         switch request.operation {
         case .putObject:
-            guard case .blob(let blob) = input else { throw OBSLocalError(.missingContentLength, "You must provide the Content-Length HTTP header.") }
+            guard case .blob(let blob) = input else { throw .missingContentLength }
             let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
             let record = try store.putObject(bucket, key, blob: blob, attributes: attributes, acl: acl)
@@ -96,7 +96,7 @@ struct Operations: Sendable {
                                                          encodingType: try keyEncoding(request))
             return .xml(document.serialized(for: dialect), headers: attributes.encryptionHeaders(dialect: dialect))
         case .uploadPart:
-            guard case .blob(let blob) = input else { throw OBSLocalError(.missingContentLength, "You must provide the Content-Length HTTP header.") }
+            guard case .blob(let blob) = input else { throw .missingContentLength }
             let id = try uploadID(request)
             let part = try store.putPart(bucket, key, id, number: try partNumber(request), blob: blob)
             let upload = try store.upload(bucket, key, id)
@@ -105,7 +105,7 @@ struct Operations: Sendable {
             return try uploadPartCopy(request, bucket: bucket, key: key, dialect: dialect)
         case .completeMultipartUpload:
             guard case .document(let body) = input, let document = try? CompleteMultipartUpload(parsing: body) else {
-                throw OBSLocalError(.malformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
+                throw .malformedXML
             }
             let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) })
             let host = request.headers["Host"] ?? "127.0.0.1"
@@ -119,7 +119,7 @@ struct Operations: Sendable {
         case .listParts:
             return try listParts(request, bucket: bucket, key: key, dialect: dialect)
         case .appendObject:
-            guard case .blob(let blob) = input else { throw OBSLocalError(.missingContentLength, "You must provide the Content-Length HTTP header.") }
+            guard case .blob(let blob) = input else { throw .missingContentLength }
             let position = try appendPosition(request)
             let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
@@ -132,7 +132,7 @@ struct Operations: Sendable {
             let acl: AccessControl
             if case .document(let body) = input, !body.isEmpty {
                 guard let policy = try? AccessControlPolicy(parsing: body) else {
-                    throw OBSLocalError(.malformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
+                    throw .malformedXML
                 }
                 guard policy.grants.count <= ProtocolLimits.maximumGrants else {
                     throw OBSLocalError(.invalidArgument, "An ACL holds at most 100 grants.")
@@ -148,7 +148,7 @@ struct Operations: Sendable {
             return .xml(record.acl.policy.serialized(for: dialect))
         case .putObjectTagging:
             guard case .document(let body) = input, let tagging = try? Tagging(parsing: body) else {
-                throw OBSLocalError(.malformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
+                throw .malformedXML
             }
             guard tagging.tags.count <= 10 else { throw OBSLocalError(.invalidArgument, "Object tags cannot be greater than 10.") }
             _ = try store.updateObject(bucket, key) { $0.attributes.tags = tagging.tags.map { NameValue(name: $0.key, value: $0.value) } }
@@ -207,9 +207,7 @@ struct Operations: Sendable {
             }
         }
         headers += [("ETag", etag.quoted), ("Last-Modified", lastModified.rfc1123), ("Accept-Ranges", "bytes")]
-        if record.appendable {
-            headers += [("x-obs-object-type", "Appendable"), ("x-obs-next-append-position", String(record.size))]
-        }
+        headers += record.appendHeaders
         var range: Range<Int64> = 0..<record.size
         var status = 200
         if let rangeHeader = request.headers["Range"], let requested = try ByteRange.parse(rangeHeader, size: record.size) {
@@ -343,7 +341,7 @@ struct Operations: Sendable {
             object.attributes = attributes
         }
         var headers = record.attributes.responseHeaders(dialect: dialect, lastModified: record.lastModifiedTimestamp)
-        if record.appendable { headers += [("x-obs-object-type", "Appendable"), ("x-obs-next-append-position", String(record.size))] }
+        headers += record.appendHeaders
         return ServerResponse(headers: headers)
     }
 
@@ -433,7 +431,7 @@ struct Operations: Sendable {
     /// `POST /bucket?delete`: `<Delete><Quiet/><Object><Key/></Object>…</Delete>`.
     private func deleteObjects(_ request: RoutedRequest, bucket: BucketName, dialect: Dialect, input: OperationInput) throws(OBSLocalError) -> ServerResponse {
         guard case .document(let body) = input, let root = try? XML.parse(body), root.localName == "Delete" else {
-            throw OBSLocalError(.malformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
+            throw .malformedXML
         }
         let quiet = root.childText("Quiet") == "true"
         let keys = root.children("Object").compactMap { $0.childText("Key") }
@@ -486,7 +484,7 @@ struct Operations: Sendable {
     private func declaredLength(_ request: RoutedRequest, limit: Int64) throws(OBSLocalError) -> Int64 {
         let text = request.headers["x-amz-decoded-content-length"] ?? request.headers["Content-Length"]
         guard let text else {
-            throw OBSLocalError(.missingContentLength, "You must provide the Content-Length HTTP header.")
+            throw .missingContentLength
         }
         guard let length = Int64(text), length >= 0 else { throw OBSLocalError(.invalidArgument, "Invalid Content-Length.") }
         guard length <= limit else {

@@ -96,6 +96,11 @@ struct ObjectRecord: Codable, Sendable {
     var appendable: Bool = false
 
     var objectKey: ObjectKey { ObjectKey(key) }
+    /// `x-obs-object-type` and `x-obs-next-append-position` of an appendable object (the same in
+    /// every dialect).
+    var appendHeaders: [(String, String)] {
+        appendable ? [("x-obs-object-type", "Appendable"), ("x-obs-next-append-position", String(size))] : []
+    }
     var lastModifiedTimestamp: Timestamp { Timestamp(millisecondsSinceEpoch: lastModified) }
 }
 

@@ -85,11 +85,8 @@ extension TestClient {
         #expect(garbage.status == 400 && garbage.errorCode == "InvalidRequest")
         // A body shorter than its Content-Length, then the client goes away.
         let fd = try client.connect()
-        var wire = WireRequest(method: "PUT", path: "/bkt/short", headers: ["Host": "127.0.0.1:\(server.port)", "Content-Length": "100000"])
-        RequestSigner(dialect: .obs, credentials: testCredentials, region: "r").sign(&wire, at: Timestamp.now())
-        var head = "PUT /bkt/short HTTP/1.1\r\n"
-        for field in wire.headers { head += "\(field.name): \(field.value)\r\n" }
-        try client.writeAll(fd, Array((head + "\r\n").utf8) + randomBytes(1000))
+        var wire = WireRequest(method: "PUT", path: "/bkt/short", headers: ["Content-Length": "100000"])
+        try client.writeAll(fd, client.signedHead(&wire, closing: false) + randomBytes(1000))
         close(fd)
         Thread.sleep(forTimeInterval: 0.2)
         #expect(try client.send("GET", "/bkt/short").errorCode == "NoSuchKey")
@@ -105,11 +102,8 @@ extension TestClient {
         let server = try TestServer(memory: true)
         defer { server.stop() }
         let client = server.client()
-        var wire = WireRequest(method: "PUT", path: "/bkt/chunked", headers: ["Host": "127.0.0.1:\(server.port)", "Transfer-Encoding": "chunked"])
-        RequestSigner(dialect: .obs, credentials: testCredentials, region: "r").sign(&wire, at: Timestamp.now())
-        var head = "PUT /bkt/chunked HTTP/1.1\r\n"
-        for field in wire.headers { head += "\(field.name): \(field.value)\r\n" }
-        let reply = try client.exchange(Array((head + "Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n").utf8))
+        var wire = WireRequest(method: "PUT", path: "/bkt/chunked", headers: ["Transfer-Encoding": "chunked"])
+        let reply = try client.exchange(client.signedHead(&wire) + Array("3\r\nabc\r\n0\r\n\r\n".utf8))
         #expect(reply.status == 411 && reply.errorCode == "MissingContentLength")
     }
 }
@@ -137,11 +131,8 @@ extension TestClient {
         let client = server.client(dialect: .v4)
         #expect(try client.send("PUT", "/bkt/signed", body: randomBytes(1000), signedPayload: true).status == 200)
         // A payload whose hash does not match the signed one.
-        var wire = WireRequest(method: "PUT", path: "/bkt/forged", headers: ["Host": "127.0.0.1:\(server.port)", "Content-Length": "3"])
-        RequestSigner(dialect: .v4, credentials: testCredentials, region: "r").sign(&wire, at: Timestamp.now(), payloadHash: Hash.sha256(Array("abc".utf8)).hexString)
-        var head = "PUT /bkt/forged HTTP/1.1\r\n"
-        for field in wire.headers { head += "\(field.name): \(field.value)\r\n" }
-        let forged = try client.exchange(Array((head + "Connection: close\r\n\r\nxyz").utf8))
+        var wire = WireRequest(method: "PUT", path: "/bkt/forged", headers: ["Content-Length": "3"])
+        let forged = try client.exchange(client.signedHead(&wire, payloadHash: Hash.sha256(Array("abc".utf8)).hexString) + Array("xyz".utf8))
         #expect(forged.status == 400 && forged.errorCode == "XAmzContentSHA256Mismatch")
         for dialect in [Dialect.obs, .v4] {
             let virtual = try server.client(dialect: dialect).send("GET", "/signed", host: "bkt.localhost:\(server.port)")
