@@ -1,7 +1,7 @@
 // `obsmount bench-upload` (hidden): measures the client's multipart upload path. Uploads N MiB
 // from memory as parts of S MiB, P in flight at a time, then prints throughput and CPU seconds
 // per GiB (getrusage of the whole process, MD5 of every part included, as the filesystem
-// computes it for Content-MD5).
+// computes it for Content-MD5; the MD5 share is measured apart with the thread CPU clock).
 import ArgumentParser
 import CurlTransport
 import OBSClient
@@ -52,7 +52,7 @@ struct BenchUploadCommand: AsyncParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let uploadID = try await client.initiateMultipartUpload(bucket: bucket, key: key)
-        let parts: [(partNumber: PartNumber, etag: ETag, md5: [UInt8])]
+        let parts: [UploadedPart]
         do {
             parts = try await uploadParts(client, bucket, key, uploadID, regions)
         } catch {
@@ -65,6 +65,7 @@ struct BenchUploadCommand: AsyncParsableCommand {
         let cpu = CPUTime.now() - cpuBefore
 
         let expected = ETag.composite(partMD5s: parts.map(\.md5))
+        let md5Seconds = parts.map(\.md5Seconds).reduce(0, +)
         guard stored.etag == expected else { throw ValidationError("completed ETag \(stored.etag), expected \(expected)") }
         if !keep { try await client.deleteObject(bucket: bucket, key: key) }
 
@@ -73,23 +74,25 @@ struct BenchUploadCommand: AsyncParsableCommand {
         let gibibytes = bytes / Double(1 << 30)
         print("bench-upload: \(sizeMiB) MiB in \(regions.count) parts of \(partSizeMiB) MiB, \(parallel) in flight, dialect \(dialect), \(endpoint)")
         print("  elapsed \(format(seconds)) s, \(format(bytes / seconds / 1e6)) MB/s (\(format(bytes / seconds / Double(1 << 20))) MiB/s)")
-        print("  CPU \(format(cpu.user + cpu.system)) s (user \(format(cpu.user)), system \(format(cpu.system))) = \(format((cpu.user + cpu.system) / gibibytes)) CPU s/GiB")
-        print("RESULT seconds=\(format(seconds)) mbps=\(format(bytes / seconds / 1e6)) cpu_per_gib=\(format((cpu.user + cpu.system) / gibibytes)) etag=\(stored.etag.value)")
+        print("  CPU \(format(cpu.user + cpu.system)) s (user \(format(cpu.user)), system \(format(cpu.system))) = \(format((cpu.user + cpu.system) / gibibytes)) CPU s/GiB, of which MD5 \(format(md5Seconds / gibibytes))")
+        print("RESULT seconds=\(format(seconds)) mbps=\(format(bytes / seconds / 1e6)) cpu_per_gib=\(format((cpu.user + cpu.system) / gibibytes)) md5_cpu_per_gib=\(format(md5Seconds / gibibytes)) etag=\(stored.etag.value)")
     }
 
     /// Uploads every region as a part, `parallel` at a time, hashing each part just before it goes.
     private func uploadParts(_ client: OBSClient, _ bucket: BucketName, _ key: ObjectKey, _ uploadID: UploadID,
-                             _ regions: [MemoryRegion]) async throws -> [(partNumber: PartNumber, etag: ETag, md5: [UInt8])] {
-        try await withThrowingTaskGroup(of: (PartNumber, ETag, [UInt8]).self) { group in
-            var results: [(partNumber: PartNumber, etag: ETag, md5: [UInt8])] = []
+                             _ regions: [MemoryRegion]) async throws -> [UploadedPart] {
+        try await withThrowingTaskGroup(of: UploadedPart.self) { group in
+            var results: [UploadedPart] = []
             for (index, region) in regions.enumerated() {
                 if index >= parallel, let done = try await group.next() { results.append(done) }
                 let partNumber = PartNumber(index + 1)!
                 group.addTask {
+                    let hashStart = CPUTime.currentThreadSeconds()
                     let md5 = Hash.md5(region.bytes)
+                    let md5Seconds = CPUTime.currentThreadSeconds() - hashStart
                     let etag = try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber,
                                                            body: region, md5: md5)
-                    return (partNumber, etag, md5)
+                    return UploadedPart(partNumber: partNumber, etag: etag, md5: md5, md5Seconds: md5Seconds)
                 }
             }
             for try await done in group { results.append(done) }
@@ -158,6 +161,14 @@ struct BenchUploadCommand: AsyncParsableCommand {
     }
 }
 
+/// One uploaded part and the CPU time its MD5 took.
+private struct UploadedPart: Sendable {
+    var partNumber: PartNumber
+    var etag: ETag
+    var md5: [UInt8]
+    var md5Seconds: Double
+}
+
 /// The process's user and system CPU seconds (getrusage).
 private struct CPUTime {
     var user: Double
@@ -168,6 +179,13 @@ private struct CPUTime {
         getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
         return CPUTime(user: Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
                        system: Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+    }
+
+    /// CPU seconds of the calling thread (CLOCK_THREAD_CPUTIME_ID).
+    static func currentThreadSeconds() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
     static func - (lhs: CPUTime, rhs: CPUTime) -> CPUTime {
