@@ -94,14 +94,18 @@ public final class OBSClient: Sendable {
     func serviceError(from response: HTTPResponse, call: OperationRequest) -> ServiceError {
         var error = ServiceError(status: response.status, body: response.body, requestIDHeader: requestID(of: response))
         if response.body.isEmpty {
-            switch response.status {
-            case 404: error.code = call.key == nil ? .noSuchBucket : .noSuchKey
-            case 403: error.code = .accessDenied
-            case 412: error.code = .preconditionFailed
-            case 416: error.code = .invalidRange
-            case 503: error.code = .serviceUnavailable
-            case 500: error.code = .internalError
-            default: break
+            let named: ObsErrorCode? = switch response.status {
+            case 404: call.key == nil ? .noSuchBucket : .noSuchKey
+            case 403: .accessDenied
+            case 412: .preconditionFailed
+            case 416: .invalidRange
+            case 503: .serviceUnavailable
+            case 500: .internalError
+            default: nil
+            }
+            if let named {
+                error.code = named
+                error.message = "\(call.operation) answered HTTP \(response.status) without a body"
             }
         }
         if error.hostID == nil { error.hostID = response.headers[dialect.header("id-2")] }

@@ -211,4 +211,22 @@ struct RequestBuildingTests {
         }
         #expect(!"\(customerKey)".contains(Base64.encode([UInt8](repeating: 7, count: 32))))
     }
+
+    @Test func copyPartSendsTheSourceRangeAndReadsShortFractionTimes() async throws {
+        // SeaweedFS writes LastModified with two fraction digits.
+        let (client, transport) = client(.scripted(dialect: .v4), [Reply.status(200, """
+            <CopyPartResult><LastModified>2026-11-21T10:54:20.71Z</LastModified><ETag>"0123456789abcdef0123456789abcdef"</ETag></CopyPartResult>
+            """)])
+        let etag = try await client.copyPart(bucket: bucket, key: ObjectKey("dst"), uploadID: UploadID("U"), partNumber: PartNumber(3)!,
+                                             sourceBucket: BucketName("src"), sourceKey: ObjectKey("a b"), sourceRange: 100...199)
+        #expect(etag == ETag("0123456789abcdef0123456789abcdef"))
+        let request = transport.requests[0]
+        #expect(request.url == "http://127.0.0.1:9000/bkt/dst?partNumber=3&uploadId=U")
+        #expect(request.headers["x-amz-copy-source"] == "/src/a%20b")
+        #expect(request.headers["x-amz-copy-source-range"] == "bytes=100-199")
+        #expect(Timestamp(iso8601: "2026-11-21T10:54:20.71Z")?.millisecondsSinceEpoch == Timestamp(iso8601: "2026-11-21T10:54:20.710Z")?.millisecondsSinceEpoch)
+        #expect(Timestamp(iso8601: "2026-11-21T10:54:20.123456789Z")?.millisecondsSinceEpoch == Timestamp(iso8601: "2026-11-21T10:54:20.123Z")?.millisecondsSinceEpoch)
+        #expect(Timestamp(iso8601: "2026-11-21T10:54:20.Z") == nil)
+        #expect(Timestamp(iso8601: "2026-11-21T10:54:20.1x3Z") == nil)
+    }
 }
