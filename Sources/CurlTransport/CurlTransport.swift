@@ -7,8 +7,10 @@ import OBSProtocol
 /// Cancelling the calling task aborts its transfer.
 public final class CurlTransport: HTTPTransport {
     private let loop: CurlEventLoop
+    /// The settings this transport was created with.
     public let configuration: TransportConfiguration
 
+    /// Starts the event thread. Throws `.unavailable` when libcurl or the thread cannot start.
     public init(configuration: TransportConfiguration = TransportConfiguration()) throws(TransportError) {
         self.configuration = configuration
         loop = try CurlEventLoop(configuration: configuration)

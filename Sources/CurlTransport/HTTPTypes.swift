@@ -37,15 +37,20 @@ public enum ResponseDestination: Sendable {
 
 /// One HTTP request for a transport.
 public struct HTTPRequest: Sendable {
+    /// `GET`, `HEAD`, `PUT`, `POST`, `DELETE`.
     public var method: String
     /// Absolute `http://` or `https://` URL, path and query already percent-encoded.
     public var url: String
+    /// Header fields sent as given (signed already); `Expect:` is always suppressed.
     public var headers: HeaderFields
+    /// The body, sent with an exact Content-Length.
     public var body: RequestBody
+    /// Where a 2xx response body goes.
     public var destination: ResponseDestination
     /// Upper bound on the whole transfer, nil for none (the low-speed limit still applies).
     public var timeout: Duration?
 
+    /// A request; small XML responses are collected by default.
     public init(method: String, url: String, headers: HeaderFields = HeaderFields(), body: RequestBody = .none,
                 destination: ResponseDestination = .smallDocument, timeout: Duration? = nil) {
         self.method = method
@@ -61,6 +66,7 @@ public struct HTTPRequest: Sendable {
 public struct HTTPResponse: Sendable {
     /// Status code of the final response (never a 100 Continue).
     public var status: Int
+    /// Header fields of the final response, in order.
     public var headers: HeaderFields
     /// The collected body: the whole body for `.collect`, and the body of a non-2xx response
     /// for `.memory` destinations.
@@ -68,6 +74,7 @@ public struct HTTPResponse: Sendable {
     /// Bytes written into the `.memory` destination (0 for `.collect`).
     public var bytesWritten: Int
 
+    /// A response (transports build them; tests fake them).
     public init(status: Int, headers: HeaderFields, body: [UInt8] = [], bytesWritten: Int = 0) {
         self.status = status
         self.headers = headers
@@ -75,12 +82,14 @@ public struct HTTPResponse: Sendable {
         self.bytesWritten = bytesWritten
     }
 
+    /// A 2xx status.
     public var isSuccess: Bool { (200..<300).contains(status) }
 }
 
 /// A transfer that failed below HTTP: no complete response was received. Carries curl's code
 /// and text and the URL, never header fields (they hold the Authorization).
 public struct TransportError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What went wrong.
     public enum Kind: Sendable, Equatable {
         /// libcurl failed with this `CURLcode`.
         case curl(code: Int)
@@ -92,17 +101,21 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
         case unavailable
     }
 
+    /// What went wrong.
     public var kind: Kind
     /// curl's description of the failure (its error buffer, else `curl_easy_strerror`).
     public var message: String
+    /// The request's URL (no header fields, so never credentials).
     public var url: String
 
+    /// An error of `kind` for `url`.
     public init(kind: Kind, message: String, url: String) {
         self.kind = kind
         self.message = message
         self.url = url
     }
 
+    /// `curl error 28: Operation timed out … (URL)`.
     public var description: String {
         switch kind {
         case .curl(let code): "curl error \(code): \(message) (\(url))"
@@ -133,19 +146,23 @@ public struct TransportConfiguration: Sendable {
     /// Transfers in flight at once; further requests wait in a queue. Also the size of the
     /// connection cache, so every in-flight transfer can keep its connection alive.
     public var maxConcurrentTransfers: Int
+    /// Longest wait for a TCP (and TLS) connection.
     public var connectTimeout: Duration
     /// A transfer slower than `lowSpeedLimit` bytes/s for `lowSpeedTime` is aborted (this also
     /// catches a server that accepts and never answers).
     public var lowSpeedLimit: Int
+    /// How long a transfer may stay under `lowSpeedLimit` (whole seconds).
     public var lowSpeedTime: Duration
     /// Verify the server's TLS certificate and host name (on by default).
     public var verifyTLS: Bool
     /// PEM file of CA certificates to trust instead of the system's.
     public var caFile: String?
+    /// The `User-Agent` header.
     public var userAgent: String
     /// Size of curl's upload buffer: larger means fewer read callbacks for part bodies.
     public var uploadBufferSize: Int
 
+    /// Settings with defaults for an upload client: 16 transfers, 10 s connect, < 1 KiB/s for 30 s aborts.
     public init(maxConcurrentTransfers: Int = 16, connectTimeout: Duration = .seconds(10), lowSpeedLimit: Int = 1024,
                 lowSpeedTime: Duration = .seconds(30), verifyTLS: Bool = true, caFile: String? = nil,
                 userAgent: String = "obsmount/0.1", uploadBufferSize: Int = 512 * 1024) {

@@ -5,11 +5,14 @@ import OBSProtocol
 
 /// An `http://` or `https://` endpoint: scheme, host and port, no path.
 public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
+    /// `http` or `https`.
     public enum Scheme: String, Sendable { case http, https }
 
+    /// `http` or `https` (TLS, verified unless the transport configuration says otherwise).
     public let scheme: Scheme
     /// Host name or IP literal (IPv6 in brackets).
     public let host: String
+    /// The port, when the URL names one.
     public let port: Int?
 
     /// Parses `https://obs.cn-north-4.myhuaweicloud.com` or `http://127.0.0.1:9000/`; nil for
@@ -39,6 +42,7 @@ public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
         return "\(host):\(port)"
     }
 
+    /// The endpoint as a URL.
     public var description: String { "\(scheme.rawValue)://\(authority)" }
 }
 
@@ -56,8 +60,10 @@ public struct RetryPolicy: Sendable, Equatable {
     public var maxAttempts: Int
     /// Upper bound of the first back-off; doubles with every retry up to `maxDelay`.
     public var baseDelay: Duration
+    /// Upper bound of every back-off.
     public var maxDelay: Duration
 
+    /// A policy; `maxAttempts` below 1 counts as 1.
     public init(maxAttempts: Int = 4, baseDelay: Duration = .milliseconds(200), maxDelay: Duration = .seconds(10)) {
         self.maxAttempts = max(1, maxAttempts)
         self.baseDelay = baseDelay
@@ -103,18 +109,24 @@ extension Duration {
 
 /// Everything an `OBSClient` needs.
 public struct OBSClientConfiguration: Sendable {
+    /// The service's URL.
     public var endpoint: Endpoint
+    /// Path-style or virtual-host.
     public var addressing: Addressing
     /// Signing region (V4 scope); OBS regions look like `cn-north-4`.
     public var region: String
+    /// How requests are written and signed (`obs`, `v2`, `v4`).
     public var dialect: Dialect
+    /// Access key, secret key and optional security token.
     public var credentials: Credentials
     /// Connection pool size, timeouts, TLS verification and CA file.
     public var transport: TransportConfiguration
+    /// When failed requests are sent again.
     public var retry: RetryPolicy
     /// Where requests, retries and failures are logged (never with credentials).
     public var logger: Logger
 
+    /// A configuration; OBS dialect, path style and region `us-east-1` unless told otherwise.
     public init(endpoint: Endpoint, addressing: Addressing = .pathStyle, region: String = "us-east-1", dialect: Dialect = .obs,
                 credentials: Credentials, transport: TransportConfiguration = TransportConfiguration(),
                 retry: RetryPolicy = RetryPolicy(), logger: Logger = Logger(label: "obsmount.client")) {

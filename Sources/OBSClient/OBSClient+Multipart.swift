@@ -5,9 +5,12 @@ import OBSProtocol
 
 /// A completed multipart upload (or PUT/append) as the service reports it.
 public struct StoredObject: Sendable, Equatable {
+    /// The object's ETag (composite `…-n` for multipart uploads).
     public var etag: ETag
+    /// The version, when the bucket keeps versions.
     public var versionID: VersionID?
 
+    /// A stored object's identity.
     public init(etag: ETag, versionID: VersionID? = nil) {
         self.etag = etag
         self.versionID = versionID
@@ -190,9 +193,12 @@ extension OBSClient {
 
 /// Where a listing of multipart uploads continues: after this key (and upload ID).
 public struct UploadListMarker: Sendable, Equatable {
+    /// The last key listed.
     public var key: ObjectKey
+    /// The last upload of that key listed, if the listing named it.
     public var uploadID: UploadID?
 
+    /// A marker.
     public init(key: ObjectKey, uploadID: UploadID? = nil) {
         self.key = key
         self.uploadID = uploadID

@@ -22,6 +22,7 @@ public enum MetadataDirective: String, Sendable {
 
 /// The result of a read into caller memory.
 public struct ObjectRead: Sendable {
+    /// What the reply's headers say about the object.
     public var info: ObjectInfo
     /// Bytes written at the start of the destination.
     public var byteCount: Int
@@ -31,6 +32,7 @@ public struct ObjectRead: Sendable {
 public struct AppendResult: Sendable, Equatable {
     /// The position the next append must give: the object's new length.
     public var nextPosition: Int64
+    /// The object's ETag after the append, if the service sent one.
     public var etag: ETag?
 }
 

@@ -10,6 +10,7 @@ import OBSProtocol
 /// and objects, never files. Safe to share between tasks; requests run concurrently on one
 /// transport (one event thread, one pool of kept-alive connections).
 public final class OBSClient: Sendable {
+    /// The settings the client was created with.
     public let configuration: OBSClientConfiguration
     let builder: RequestBuilder
     let transport: any HTTPTransport
@@ -36,6 +37,7 @@ public final class OBSClient: Sendable {
                                                        region: configuration.region))
     }
 
+    /// The dialect requests are written and signed in.
     public var dialect: Dialect { configuration.dialect }
     var logger: Logger { configuration.logger }
 

@@ -17,6 +17,7 @@ public enum OBSClientError: Error, Sendable, CustomStringConvertible {
     /// The call's arguments cannot be sent (no request was made).
     case invalidArgument(String)
 
+    /// One line for logs and error messages, with the request ID when there is one.
     public var description: String {
         switch self {
         case .service(let error): error.description

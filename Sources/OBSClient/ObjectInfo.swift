@@ -6,8 +6,11 @@ import OBSProtocol
 public struct ObjectInfo: Sendable {
     /// Size of the whole object (HEAD), or of the returned range (ranged GET: see `contentRange`).
     public var contentLength: Int64
+    /// The object's ETag (`…-n` for multipart uploads).
     public var etag: ETag?
+    /// `Content-Type`.
     public var contentType: String?
+    /// `Last-Modified`, to the second.
     public var lastModified: Timestamp?
     /// The storage class; the service omits the header for STANDARD.
     public var storageClass: StorageClass
@@ -16,7 +19,9 @@ public struct ObjectInfo: Sendable {
     public var metadata: [String: String]
     /// The lifecycle expiration the service reports (`x-obs-expiration`), verbatim.
     public var expiration: String?
+    /// The version read, when the bucket keeps versions.
     public var versionID: VersionID?
+    /// Where a website request for the object is redirected.
     public var websiteRedirectLocation: String?
     /// `bytes a-b/total` of a ranged GET.
     public var contentRange: String?
