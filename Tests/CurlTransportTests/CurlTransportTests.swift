@@ -156,4 +156,69 @@ struct CurlTransportTests {
         let response = try await transport.perform(HTTPRequest(method: "GET", url: server.baseURL + "/echo"))
         #expect(response.status == 200)
     }
+
+    @Test func serverClosingKeptAliveConnectionsCostsNoRequest() async throws {
+        // The server closes every connection after its reply without `Connection: close`: each
+        // next request must go out intact on a fresh connection.
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let transport = try CurlTransport(configuration: TransportConfiguration(maxConcurrentTransfers: 1))
+        let memory = randomMemory(300_000)
+        for round in 0..<5 {
+            let region = MemoryRegion(owner: memory, range: round * 1000 ..< 300_000)
+            let response = try await transport.perform(HTTPRequest(method: "PUT", url: server.baseURL + "/md5-then-close", body: .memory(region)))
+            #expect(String(decoding: response.body, as: UTF8.self) == Hash.md5(region.bytes).hexString)
+        }
+        #expect(server.connectionsAccepted == 5)
+    }
+
+    @Test func tlsIsVerifiedByDefaultAndTrustsAGivenCAFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curl-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let certificate = directory + "/cert.pem", key = directory + "/key.pem"
+        let generate = try runOpenSSL(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1",
+                                       "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        generate.waitUntilExit()
+        #expect(generate.terminationStatus == 0)
+        let port = try freePort()
+        let tlsServer = try runOpenSSL(["s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificate, "-key", key, "-www", "-quiet"])
+        defer { tlsServer.terminate() }
+        let url = "https://127.0.0.1:\(port)/"
+        // Wait until s_server listens (an unverified request succeeds).
+        let insecure = try CurlTransport(configuration: TransportConfiguration(verifyTLS: false))
+        var listening = false
+        for _ in 0..<50 where !listening {
+            listening = (try? await insecure.perform(HTTPRequest(method: "GET", url: url)))?.status == 200
+            if !listening { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(listening)
+
+        do {
+            _ = try await CurlTransport().perform(HTTPRequest(method: "GET", url: url))
+            Issue.record("a self-signed certificate must not be trusted by default")
+        } catch {
+            #expect(error.kind == .curl(code: 60)) // CURLE_PEER_FAILED_VERIFICATION
+            #expect(!error.isRetryable)
+        }
+        let trusting = try CurlTransport(configuration: TransportConfiguration(caFile: certificate))
+        #expect(try await trusting.perform(HTTPRequest(method: "GET", url: url)).status == 200)
+    }
+
+    private func runOpenSSL(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// A port nothing listens on right now (bound to 0 and released).
+    private func freePort() throws -> Int {
+        let server = try TestHTTPServer()
+        server.stop()
+        return server.port
+    }
 }

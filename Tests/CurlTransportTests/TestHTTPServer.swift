@@ -1,6 +1,7 @@
 // A tiny HTTP/1.1 server on 127.0.0.1 for the transport tests: plain sockets, one thread per
 // connection, keep-alive. Routes:
 //   PUT|POST /md5          → 200, body = hex MD5 of the request body
+//   PUT /md5-then-close    → the same, then closes the connection without saying so
 //   GET /bytes?n=N         → N bytes of `TestHTTPServer.pattern`, honouring `Range: bytes=a-b`
 //   GET /status/CODE       → CODE with a small XML body
 //   GET /silent            → reads the request and never answers
@@ -79,6 +80,9 @@ final class TestHTTPServer: Sendable {
             switch (request.method, path) {
             case (_, "/md5"):
                 respond(socket, status: 200, headers: [:], body: Array(Hash.md5(request.body).hexString.utf8))
+            case (_, "/md5-then-close"):
+                respond(socket, status: 200, headers: [:], body: Array(Hash.md5(request.body).hexString.utf8))
+                return
             case ("GET", "/bytes"):
                 let count = Int(query.replacingOccurrences(of: "n=", with: "")) ?? 0
                 var range = 0..<count
