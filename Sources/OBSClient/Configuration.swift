@@ -123,13 +123,17 @@ public struct OBSClientConfiguration: Sendable {
     public var transport: TransportConfiguration
     /// When failed requests are sent again.
     public var retry: RetryPolicy
+    /// Upper bound on one attempt of a request that moves no bulk data (everything but part,
+    /// object and append bodies and reads into caller memory); nil: only the transport's
+    /// connect and low-speed limits apply. A complete of many parts can take the service a while.
+    public var operationTimeout: Duration?
     /// Where requests, retries and failures are logged (never with credentials).
     public var logger: Logger
 
     /// A configuration; OBS dialect, path style and region `us-east-1` unless told otherwise.
     public init(endpoint: Endpoint, addressing: Addressing = .pathStyle, region: String = "us-east-1", dialect: Dialect = .obs,
                 credentials: Credentials, transport: TransportConfiguration = TransportConfiguration(),
-                retry: RetryPolicy = RetryPolicy(), logger: Logger = Logger(label: "obsmount.client")) {
+                retry: RetryPolicy = RetryPolicy(), operationTimeout: Duration? = nil, logger: Logger = Logger(label: "obsmount.client")) {
         self.endpoint = endpoint
         self.addressing = addressing
         self.region = region
@@ -137,6 +141,7 @@ public struct OBSClientConfiguration: Sendable {
         self.credentials = credentials
         self.transport = transport
         self.retry = retry
+        self.operationTimeout = operationTimeout
         self.logger = logger
     }
 }

@@ -60,7 +60,8 @@ public final class OBSClient: Sendable {
         let policy = configuration.retry
         while true {
             history.attempts += 1
-            let request = builder.signedRequest(for: call, at: clock())
+            var request = builder.signedRequest(for: call, at: clock())
+            if request.timeout == nil, call.movesNoBulkData { request.timeout = configuration.operationTimeout }
             let failure: OBSClientError
             do {
                 let response = try await transport.perform(request)

@@ -16,6 +16,13 @@ struct OperationRequest: Sendable {
     var body: RequestBody = .none
     var destination: ResponseDestination = .smallDocument
     var timeout: Duration?
+
+    /// Neither the body nor the response is bulk data in caller memory.
+    var movesNoBulkData: Bool {
+        if case .memory = body { return false }
+        if case .memory = destination { return false }
+        return true
+    }
 }
 
 /// Builds and signs wire requests for one endpoint, addressing style and dialect.
