@@ -177,6 +177,10 @@ extension OBSClient {
 
     /// Changes an object's metadata in place (`PUT ?metadata`): content type and encoding,
     /// user metadata, storage class, website redirect from `options`.
+    ///
+    /// An OBS operation: S3 servers do not know it. SeaweedFS takes the V4 request for a
+    /// PutObject and truncates the object to 0 bytes (and rejects the V2 signature); there,
+    /// copy the object onto itself with `CopyMetadata.replace` instead.
     public func modifyMetadata(bucket: BucketName, key: ObjectKey, directive: MetadataDirective,
                                options: ObjectOptions) async throws(OBSClientError) {
         var headers = try headers(for: options)

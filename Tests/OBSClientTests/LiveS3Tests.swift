@@ -109,6 +109,16 @@ struct LiveS3Tests {
         let tail = try await client.getObjectBytes(bucket: bucket, key: copyKey, range: Int64(memory.rawBytes.count - 100) ... Int64(memory.rawBytes.count - 1))
         #expect(tail.bytes == Array(memory.rawBytes[(memory.rawBytes.count - 100)...]))
 
+        // Metadata replaced by copying the object onto itself (S3's way; `PUT ?metadata` is OBS only).
+        var replacement = ObjectOptions()
+        replacement.metadata = ["state": "copied onto itself"]
+        replacement.contentType = "application/x-replaced"
+        _ = try await client.copyObject(from: bucket, copyKey, to: bucket, copyKey, metadata: .replace(replacement))
+        let replaced = try await client.headObject(bucket: bucket, key: copyKey)
+        #expect(replaced.metadata == ["state": "copied onto itself"])
+        #expect(replaced.contentType == "application/x-replaced")
+        #expect(replaced.contentLength == Int64(memory.rawBytes.count))
+
         // Copy parts (SeaweedFS, like S3, wants 5 MiB parts but the last): a new object from two
         // ranges of the first. SeaweedFS answers UploadPartCopy with an ETag of its own chunk
         // layout (`…-2`) where S3 and OBS give the MD5 of the range, so the bytes are compared.
