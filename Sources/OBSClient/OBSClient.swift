@@ -116,9 +116,11 @@ public final class OBSClient: Sendable {
     }
 
     /// A 2xx reply whose body is an `<Error>` document (complete and copy can answer so after
-    /// the status line went out): the error, with the status its code stands for.
+    /// the status line went out, behind whitespace sent to keep the connection alive): the
+    /// error, with the status its code stands for.
     func embeddedError(in response: HTTPResponse) -> ServiceError? {
-        guard response.body.count < 4096, String(decoding: response.body.prefix(256), as: UTF8.self).contains("<Error>") else { return nil }
+        let document = response.body.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }
+        guard document.count < 4096, String(decoding: document.prefix(256), as: UTF8.self).contains("<Error>") else { return nil }
         var error = ServiceError(status: response.status, body: response.body, requestIDHeader: requestID(of: response))
         error.status = error.code.httpStatus
         return error
