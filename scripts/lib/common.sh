@@ -15,7 +15,9 @@ run_logged() {
     local log="$1"; shift
     printf '\n$ %s\n' "$*" >>"$log"
     local status=0
-    "$@" >>"$log" 2>&1 </dev/null || status=$?
+    # In the background, so that a trapped signal interrupts the wait at once.
+    "$@" >>"$log" 2>&1 </dev/null &
+    wait "$!" || status=$?
     if [ "$status" -ne 0 ]; then
         printf 'error: `%s` failed (exit %d); last lines of %s:\n' "$*" "$status" "$log" >&2
         tail -n 40 "$log" | sed 's/^/    /' >&2
