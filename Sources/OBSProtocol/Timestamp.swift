@@ -53,7 +53,7 @@ public struct Timestamp: Hashable, Sendable, Comparable {
     }
 
     init?(_ c: Civil) {
-        guard (1...12).contains(c.month), (1...31).contains(c.day), (0...23).contains(c.hour),
+        guard (1...12).contains(c.month), (1...Timestamp.daysIn(month: c.month, year: c.year)).contains(c.day), (0...23).contains(c.hour),
               (0...59).contains(c.minute), (0...60).contains(c.second), (0...999).contains(c.millisecond)
         else { return nil }
         let y = c.month <= 2 ? c.year - 1 : c.year
@@ -64,6 +64,16 @@ public struct Timestamp: Hashable, Sendable, Comparable {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         self.init(millisecondsSinceEpoch: ((days * 86_400) + c.hour * 3600 + c.minute * 60 + c.second) * 1000 + c.millisecond)
+    }
+
+    /// Days in `month` of `year` (Gregorian: leap years are divisible by 4, except centuries
+    /// not divisible by 400).
+    static func daysIn(month: Int64, year: Int64) -> Int64 {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     private static let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
