@@ -6,7 +6,7 @@
 /// (`a.tar.gz` tries `tar.gz` before `gz`); `application/octet-stream` for anything else.
 public struct ContentTypeTable: Sendable, Equatable {
     /// Lower-case extension without the leading dot (`tar.gz`) → type.
-    private var types: [String: String]
+    private(set) var types: [String: String]
 
     public static let fallback = "application/octet-stream"
 
