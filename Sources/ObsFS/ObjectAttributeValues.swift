@@ -99,16 +99,14 @@ extension ObjectAttributeName {
         return Array(text.utf8)
     }
 
-    /// The names `listxattr` shows: every upload attribute set in `options` and every read-only
-    /// fact `state` holds (`user.obs.encoding-type`, a mount-wide value, is readable but not listed).
+    /// The names `listxattr` shows, sorted: every upload attribute set in `options` and every
+    /// read-only fact `state` holds (`user.obs.encoding-type`, a mount-wide value, is readable but
+    /// not listed).
     public static func listNames(in options: ObjectOptions, state: ObjectAttributeState, mount: UploadMountOptions) -> [ObjectAttributeName] {
-        let fixed: [ObjectAttributeName] = [.acl] + GrantPermission.allCases.map { .grant($0) } + [
-            .storageClass, .contentType, .contentEncoding, .websiteRedirect, .encryption, .kmsKeyID, .kmsBucketKey,
-            .expires, .tagging, .objectLockMode, .objectLockRetainUntil, .etag, .uploadID, .versionID, .size, .lastModified,
-        ]
+        let fixed = ObjectAttributeName.fixedNames.values.filter { $0 != .encodingType }
         let named = options.metadata.keys.sorted().map { ObjectAttributeName.metadata($0) }
             + options.persistentHeaders.keys.sorted().map { ObjectAttributeName.persistentHeader($0) }
-        return (fixed + named).filter { $0.text(in: options, state: state, mount: mount) != nil }
+        return (fixed + named).filter { $0.text(in: options, state: state, mount: mount) != nil }.sorted { $0.description < $1.description }
     }
 
     // MARK: Details
