@@ -48,7 +48,7 @@ public struct UploadMountOptions: Sendable {
     public var customerKey: CustomerKey?
     /// `encoding_type=url|none`.
     public var keyEncoding = KeyEncoding.url
-    /// `sse=c` was given; the key file may come later in the list.
+    /// The last `sse=` was `c`; the key file may come before or after it in the list.
     private var selectsCustomerKey = false
 
     public init() {}
@@ -76,7 +76,12 @@ public struct UploadMountOptions: Sendable {
             keyEncoding = encoding
         case "sse" where value == "c":
             selectsCustomerKey = true
-            if let customerKey { defaults.encryption = .customer(customerKey) }
+            defaults.encryption = customerKey.map { .customer($0) }
+        case "sse":
+            selectsCustomerKey = false
+            try applyAttribute(name, try required(), option, now)
+        case _ where selectsCustomerKey && name.hasPrefix("sse_kms_"):
+            throw fail("applies to SSE-KMS only; sse is c")
         case "meta":
             let text = try required()
             guard let colon = text.firstIndex(of: ":") else { throw fail("must be meta=NAME:VALUE") }

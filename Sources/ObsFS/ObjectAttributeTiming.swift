@@ -71,6 +71,7 @@ extension ObjectAttributeName {
 
     /// How a change of this attribute from `current` to `proposed` (both already checked by
     /// `apply`/`remove`) takes effect at `stage`; throws `EBUSY` or `EPERM` when it is too late.
+    /// Before re-initiating, check `proposed` with `EffectiveOptions.check` (the paired rules).
     public func update(at stage: UploadStage, from current: ObjectOptions, to proposed: ObjectOptions) throws(ObjectAttributeError) -> ObjectAttributeUpdate {
         guard current != proposed else { return .unchanged }
         switch (stage, updateRequest) {

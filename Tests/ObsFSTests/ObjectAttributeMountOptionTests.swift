@@ -150,6 +150,21 @@ struct ObjectAttributeMountOptionTests {
         #expect(withoutSelection.defaults.encryption == nil)
     }
 
+    @Test("the last sse= wins whatever the position of the key file; KMS options contradict sse=c")
+    func lastEncryptionWins() throws {
+        let path = try keyFile(rawKey, mode: 0o600)
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let key = CustomerKey(key: SecretBytes(rawKey))
+        #expect(try parse("sse=kms,sse=c,sse_c_key_file=\(path)").defaults.encryption == .customer(key))
+        #expect(try parse("sse=c,sse_c_key_file=\(path),sse=obs").defaults.encryption == .obs)
+        #expect(try parse("sse_c_key_file=\(path),sse=c,sse=kms").defaults.encryption == .kms(keyID: nil, bucketKeyEnabled: false))
+        #expect(try parse("sse=c,sse=kms,sse_c_key_file=\(path)").defaults.encryption == .kms(keyID: nil, bucketKeyEnabled: false))
+        let error = failure("sse=c,sse_kms_key_id=k,sse_c_key_file=\(path)")
+        #expect(error?.option == "sse_kms_key_id=k")
+        #expect(error?.reason == "applies to SSE-KMS only; sse is c")
+        #expect(failure("sse_c_key_file=\(path),sse=c,sse_kms_bucket_key")?.option == "sse_kms_bucket_key")
+    }
+
     @Test("a key file group- or world-accessible is refused with the mode and the fix", arguments: [0o644, 0o640, 0o604, 0o660, 0o602])
     func keyFilePermissions(_ mode: Int) throws {
         let path = try keyFile(rawKey, mode: mode)
