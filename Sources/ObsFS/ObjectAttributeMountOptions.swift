@@ -122,7 +122,9 @@ public struct UploadMountOptions: Sendable {
         } catch {
             throw UploadMountOptionError(option: option, reason: error.errno == EINVAL ? error.message : "unknown option")
         }
-        guard let attribute, !attribute.isReadOnly, attribute.mountOptionName == name else {
+        // The round trip refuses the attribute spelling of a name (`storage-class`); metadata
+        // and persistent-header names are case-insensitive.
+        guard let attribute, !attribute.isReadOnly, attribute.mountOptionName == name.lowercasedASCII else {
             throw UploadMountOptionError(option: option, reason: "unknown option")
         }
         do {

@@ -43,6 +43,13 @@ struct ObjectAttributeMountOptionTests {
         }
     }
 
+    @Test("metadata and persistent-header names in options are case-insensitive, like the attributes")
+    func namedOptionsIgnoreCase() throws {
+        let mount = try parse("meta.Owner=Zoë,meta=Team:ops,persistent.X-Trace=on")
+        #expect(mount.defaults.metadata == ["owner": "Zoë", "team": "ops"])
+        #expect(mount.defaults.persistentHeaders == ["x-trace": "on"])
+    }
+
     @Test("the option names", arguments: [
         ("user.obs.storage-class", "storage_class"), ("user.obs.grant-read-acp", "grant_read_acp"), ("user.obs.sse-kms-key-id", "sse_kms_key_id"),
         ("user.obs.object-lock-retain-until", "object_lock_retain_until"), ("user.obs.meta.my-key_1", "meta.my-key_1"),
