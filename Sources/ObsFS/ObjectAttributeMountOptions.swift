@@ -27,15 +27,6 @@ public struct UploadMountOptionError: Error, Sendable, Equatable, CustomStringCo
     public var description: String { "bad mount option '\(option)': \(reason)" }
 }
 
-/// How replies name keys: what a mount sends as `encoding-type`.
-public enum KeyEncoding: String, Sendable, CaseIterable {
-    /// `encoding-type=url` on initiate and listings; reply keys arrive URL-encoded and are
-    /// decoded, so keys with characters XML 1.0 cannot carry survive (the default).
-    case url = "url"
-    /// No `encoding-type`, for S3-compatible stores that refuse the parameter.
-    case plain = "none"
-}
-
 /// The mount's upload defaults and what attribute values may refer to.
 public struct UploadMountOptions: Sendable {
     /// Options of every new file before directory and file attributes override them.
@@ -46,14 +37,19 @@ public struct UploadMountOptions: Sendable {
     public var contentTypes = ContentTypeTable.builtIn
     /// The key from `sse_c_key_file=`: sent for SSE-C uploads and reads, selected by `sse=c`.
     public var customerKey: CustomerKey?
-    /// `encoding_type=url|none`.
-    public var keyEncoding = KeyEncoding.url
+    /// `encoding_type=url|none`: the `encoding-type` of initiations and listings; nil (`none`)
+    /// leaves the parameter out, for S3-compatible stores that refuse it. With `url` (the default)
+    /// reply keys arrive URL-encoded and are decoded, so keys holding characters XML 1.0 cannot
+    /// carry survive.
+    public var keyEncoding: KeyEncoding? = .url
     /// The last `sse=` was `c`; the key file may come before or after it in the list.
     private var selectsCustomerKey = false
 
     public init() {}
 
     static let contentTypePrefix = "content_type."
+    /// The `encoding_type` value for no `encoding-type`.
+    static let noKeyEncoding = "none"
 
     /// Applies one option; `value` is nil for a bare flag. Unknown names are refused as
     /// "unknown option", so the general parser may delegate its default case here.
@@ -72,8 +68,14 @@ public struct UploadMountOptions: Sendable {
             customerKey = try CustomerKeyFile.load(path: try required(), option: option)
             if selectsCustomerKey { defaults.encryption = .customer(customerKey!) }
         case "encoding_type":
-            guard let encoding = KeyEncoding(rawValue: try required()) else { throw fail("must be url or none") }
-            keyEncoding = encoding
+            let text = try required()
+            if text == UploadMountOptions.noKeyEncoding {
+                keyEncoding = nil
+            } else if let encoding = KeyEncoding(rawValue: text) {
+                keyEncoding = encoding
+            } else {
+                throw fail("must be url or none")
+            }
         case "sse" where value == "c":
             selectsCustomerKey = true
             defaults.encryption = customerKey.map { .customer($0) }

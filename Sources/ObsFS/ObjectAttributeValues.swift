@@ -138,7 +138,7 @@ extension ObjectAttributeName {
         case .kmsBucketKey:
             if case .kms(_, true) = options.encryption { return "true" }
             return nil
-        case .encodingType: return mount.keyEncoding.rawValue
+        case .encodingType: return mount.keyEncoding?.rawValue ?? UploadMountOptions.noKeyEncoding
         case .etag: return state.etag?.value
         case .uploadID: return state.uploadID?.rawValue
         case .versionID: return state.versionID?.rawValue

@@ -78,7 +78,8 @@ struct ObjectAttributeMountOptionTests {
         expected.objectLockMode = .compliance
         expected.objectLockRetainUntil = Timestamp(iso8601: F.future)
         #expect(mount.defaults == expected)
-        #expect(mount.keyEncoding == .plain)
+        #expect(mount.keyEncoding == nil)
+        #expect(try F.read("user.obs.encoding-type", in: ObjectOptions(), mount: mount) == "none")
         #expect(!mount.contentTypeInference)
     }
 
