@@ -78,6 +78,8 @@ public enum ObjectAttributeName: Hashable, Sendable, CustomStringConvertible {
     case versionID
     case size
     case lastModified
+    /// `user.obs.expiry-date`: when the store will delete the object (from `x-obs-expiration`).
+    case expiryDate
 
     /// The namespace every name starts with.
     public static let namespace = "user.obs."
@@ -93,7 +95,7 @@ public enum ObjectAttributeName: Hashable, Sendable, CustomStringConvertible {
             "tagging": .tagging, "object-lock-mode": .objectLockMode,
             "object-lock-retain-until": .objectLockRetainUntil, "encoding-type": .encodingType,
             "etag": .etag, "upload_id": .uploadID, "version-id": .versionID, "size": .size,
-            "last-modified": .lastModified,
+            "last-modified": .lastModified, "expiry-date": .expiryDate,
         ]
         for permission in GrantPermission.allCases { names[permission.rawValue] = .grant(permission) }
         return names
@@ -133,7 +135,7 @@ public enum ObjectAttributeName: Hashable, Sendable, CustomStringConvertible {
     /// Whether writes are refused with `EPERM`.
     public var isReadOnly: Bool {
         switch self {
-        case .encodingType, .etag, .uploadID, .versionID, .size, .lastModified: true
+        case .encodingType, .etag, .uploadID, .versionID, .size, .lastModified, .expiryDate: true
         default: false
         }
     }
@@ -153,7 +155,7 @@ public enum ObjectAttributeName: Hashable, Sendable, CustomStringConvertible {
         case .expires: [.expires]
         case .tagging: [.tagging]
         case .objectLockMode, .objectLockRetainUntil: [.objectLockMode, .objectLockRetainUntilDate]
-        case .encodingType, .etag, .uploadID, .versionID, .size, .lastModified: []
+        case .encodingType, .etag, .uploadID, .versionID, .size, .lastModified, .expiryDate: []
         }
     }
 

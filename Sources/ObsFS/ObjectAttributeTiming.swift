@@ -34,7 +34,8 @@ public enum ObjectUpdateRequest: Sendable, Equatable, Hashable {
     case changeStorageClass
     /// `PUT ?metadata` with `REPLACE` and the complete descriptive set (every `x-obs-meta-*`,
     /// Content-Type, Content-Encoding, website redirect): `REPLACE` drops what is not sent, which
-    /// is how a metadata entry is removed.
+    /// is how a metadata entry is removed. S3 stores have no `PUT ?metadata` (SeaweedFS truncates
+    /// the object): there, copy the object onto itself with `metadata-directive: REPLACE`.
     case replaceMetadata
     /// `PUT ?acl`: the canned `x-obs-acl` alone, or an `AccessControlPolicy` when grants are set.
     case putACL
@@ -65,7 +66,7 @@ extension ObjectAttributeName {
         case .acl, .grant: .putACL
         case .tagging: .putTagging
         case .encryption, .kmsKeyID, .kmsBucketKey, .expires, .persistentHeader, .objectLockMode, .objectLockRetainUntil,
-             .encodingType, .etag, .uploadID, .versionID, .size, .lastModified: nil
+             .encodingType, .etag, .uploadID, .versionID, .size, .lastModified, .expiryDate: nil
         }
     }
 

@@ -24,14 +24,26 @@ public struct ObjectAttributeState: Sendable, Equatable {
     public var versionID: VersionID?
     public var size: Int64?
     public var lastModified: Timestamp?
+    /// When the store will delete the object (`expiryDate(fromExpiration:)` reads it from a reply).
+    public var expiryDate: Timestamp?
 
     public init(etag: ETag? = nil, uploadID: UploadID? = nil, versionID: VersionID? = nil, size: Int64? = nil,
-                lastModified: Timestamp? = nil) {
+                lastModified: Timestamp? = nil, expiryDate: Timestamp? = nil) {
         self.etag = etag
         self.uploadID = uploadID
         self.versionID = versionID
         self.size = size
         self.lastModified = lastModified
+        self.expiryDate = expiryDate
+    }
+
+    /// The date in an `x-obs-expiration` / `x-amz-expiration` reply header:
+    /// `expiry-date="Sat, 21 Nov 2026 00:00:00 GMT"` (S3 adds `, rule-id="…"`); nil when absent or malformed.
+    public static func expiryDate(fromExpiration header: String) -> Timestamp? {
+        let field = "expiry-date=\""
+        guard let start = header.firstRange(of: field)?.upperBound,
+              let end = header[start...].firstIndex(of: "\"") else { return nil }
+        return Timestamp(rfc1123: String(header[start..<end]))
     }
 }
 
@@ -144,6 +156,7 @@ extension ObjectAttributeName {
         case .versionID: return state.versionID?.rawValue
         case .size: return state.size.map { String($0) }
         case .lastModified: return state.lastModified?.iso8601
+        case .expiryDate: return state.expiryDate?.iso8601
         default: return options.headers(for: .obs)[headerName!]
         }
     }

@@ -200,10 +200,11 @@ struct ObjectAttributeTests {
     @Test("read-only attributes show the object's facts and refuse writes and removal with EPERM", arguments: [
         ("user.obs.etag", "0123abcd-2"), ("user.obs.upload_id", "UPLOAD1"), ("user.obs.version-id", "v-7"),
         ("user.obs.size", "12345"), ("user.obs.last-modified", "2026-11-21T10:21:04.000Z"), ("user.obs.encoding-type", "url"),
+        ("user.obs.expiry-date", "2026-12-22T00:00:00.000Z"),
     ])
     func readOnly(_ text: String, _ expected: String) throws {
         let state = ObjectAttributeState(etag: ETag("\"0123abcd-2\""), uploadID: UploadID("UPLOAD1"), versionID: VersionID("v-7"),
-                                         size: 12345, lastModified: F.now)
+                                         size: 12345, lastModified: F.now, expiryDate: Timestamp(iso8601: "2026-12-22T00:00:00Z"))
         #expect(try F.read(text, in: ObjectOptions(), state: state) == expected)
         var options = ObjectOptions()
         let name = try F.name(text)
@@ -214,6 +215,20 @@ struct ObjectAttributeTests {
         #expect(F.failure { try name.remove(from: &options) }?.errno == EPERM)
         if name != .encodingType {
             #expect(F.failure { _ = try name.value(in: options, state: ObjectAttributeState(), mount: UploadMountOptions()) }?.errno == ENODATA)
+        }
+    }
+
+    @Test("the expiry date is read from the expiration header the store answers with (OBS and S3 forms)")
+    func expiryDateFromReply() throws {
+        var options = ObjectOptions()
+        try F.set("user.obs.expires", "30", on: &options)
+        let reply = options.responseHeaders(for: .obs, lastModified: F.now)
+        let header = try #require(reply["x-obs-expiration"])
+        #expect(ObjectAttributeState.expiryDate(fromExpiration: header) == Timestamp(iso8601: "2026-12-22T00:00:00Z"))
+        #expect(ObjectAttributeState.expiryDate(fromExpiration: #"expiry-date="Fri, 23 Dec 2012 00:00:00 GMT", rule-id="picture-deletion-rule""#)
+            == Timestamp(iso8601: "2012-12-23T00:00:00Z"))
+        for malformed in ["", "expiry-date=", #"expiry-date="tomorrow""#, #"expiry-date="Fri, 23 Dec 2012 00:00:00 GMT"#] {
+            #expect(ObjectAttributeState.expiryDate(fromExpiration: malformed) == nil)
         }
     }
 
