@@ -8,6 +8,7 @@ public struct ContentTypeTable: Sendable, Equatable {
     /// Lower-case extension without the leading dot (`tar.gz`) → type.
     private(set) var types: [String: String]
 
+    /// The type of a name with no known extension.
     public static let fallback = "application/octet-stream"
 
     /// The built-in table.

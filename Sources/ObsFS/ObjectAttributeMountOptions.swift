@@ -200,6 +200,7 @@ public enum CustomerKeyFile {
     /// Longer files are refused without being read further.
     static let maximumFileBytes = 256
 
+    /// Reads the key at `path`; errors name `option` (the mount option as written).
     public static func load(path: String, option: String) throws(UploadMountOptionError) -> CustomerKey {
         func fail(_ reason: String) -> UploadMountOptionError { UploadMountOptionError(option: option, reason: reason) }
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)

@@ -18,11 +18,15 @@ import OBSProtocol
 
 /// Read-only facts of a file or object that `user.obs.*` attributes show.
 public struct ObjectAttributeState: Sendable, Equatable {
+    /// The object's ETag (`user.obs.etag`).
     public var etag: ETag?
-    /// The upload of a file being written.
+    /// The upload of a file being written (`user.obs.upload_id`).
     public var uploadID: UploadID?
+    /// `user.obs.version-id`.
     public var versionID: VersionID?
+    /// Bytes, `user.obs.size`.
     public var size: Int64?
+    /// `user.obs.last-modified`.
     public var lastModified: Timestamp?
     /// When the store will delete the object (`expiryDate(fromExpiration:)` reads it from a reply).
     public var expiryDate: Timestamp?
