@@ -231,7 +231,7 @@ struct Operations: Sendable {
     // MARK: Copies
 
     /// The source of a copy: `x-obs-copy-source: /bucket/percent-encoded-key`.
-    private func copySource(_ request: RoutedRequest, dialect: Dialect) throws(OBSLocalError) -> ObjectRecord {
+    private func copySource(_ request: RoutedRequest, dialect: Dialect) throws(OBSLocalError) -> (BucketName, ObjectRecord) {
         guard let header = request.headers[dialect.header("copy-source")] ?? request.headers["x-obs-copy-source"] ?? request.headers["x-amz-copy-source"] else {
             throw OBSLocalError(.invalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
         }
@@ -244,9 +244,10 @@ struct Operations: Sendable {
         guard pieces.count == 2, !pieces[0].isEmpty, !pieces[1].isEmpty else {
             throw OBSLocalError(.invalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
         }
-        let source = try store.object(BucketName(String(pieces[0])), ObjectKey(String(pieces[1])))
+        let bucket = BucketName(String(pieces[0]))
+        let source = try store.object(bucket, ObjectKey(String(pieces[1])))
         try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect, copySource: true), against: source.attributes)
-        return source
+        return (bucket, source)
     }
 
     /// Copies bytes into a new blob (server side, on the thread pool).
@@ -266,7 +267,7 @@ struct Operations: Sendable {
     }
 
     private func copyObject(_ request: RoutedRequest, bucket: BucketName, key: ObjectKey, dialect: Dialect, owner: String) throws(OBSLocalError) -> ServerResponse {
-        let source = try copySource(request, dialect: dialect)
+        let (sourceBucket, source) = try copySource(request, dialect: dialect)
         guard source.size <= ProtocolLimits.maximumPartSize else {
             throw OBSLocalError(.invalidRequest, "The specified copy source is larger than the maximum allowable size for a copy source: 5 GB.")
         }
@@ -284,6 +285,20 @@ struct Operations: Sendable {
             throw OBSLocalError(.invalidArgument, "Unknown metadata directive \(directive).")
         }
         let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
+        if sourceBucket == bucket && source.objectKey == key {
+            // A copy onto itself changes metadata only (S3 clients' way to edit metadata): no bytes move.
+            guard directive == "REPLACE" || attributes != source.attributes else {
+                throw OBSLocalError(.invalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+            }
+            let now = clock().millisecondsSinceEpoch
+            let record = try store.updateObject(bucket, key) { object in
+                object.attributes = attributes
+                object.acl = acl
+                object.lastModified = now
+            }
+            let result = CopyObjectResult(lastModified: record.lastModifiedTimestamp, etag: ETag(record.etag))
+            return .xml(result.serialized(for: dialect), headers: attributes.encryptionHeaders(dialect: dialect))
+        }
         let blob = try copyBytes(source.segments.slices(covering: 0..<source.size))
         let etag = source.segments.count > 1 ? ETag(blob.md5.hexString) : ETag(source.etag)
         let record = try store.putObject(bucket, key, blob: blob, etag: etag, attributes: attributes, acl: acl)
@@ -296,7 +311,7 @@ struct Operations: Sendable {
         let id = try uploadID(request)
         let upload = try store.upload(bucket, key, id)
         try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: upload.attributes)
-        let source = try copySource(request, dialect: dialect)
+        let (_, source) = try copySource(request, dialect: dialect)
         var range: Range<Int64> = 0..<source.size
         if let header = request.headers[dialect.header("copy-source-range")] {
             guard let requested = try ByteRange.parse(header, size: source.size), header.hasPrefix("bytes="),

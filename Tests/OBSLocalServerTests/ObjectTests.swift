@@ -85,6 +85,16 @@ import Testing
         let copied = try client.send("GET", "/bkt/dst")
         #expect(copied.body == body && copied.headers["x-obs-meta-a"] == "1" && copied.headers["Content-Type"] == "text/x-a")
 
+        // A copy onto itself edits metadata without moving bytes; without a change it is refused.
+        let selfCopy = try client.send("PUT", "/bkt/dst", headers: [("x-obs-copy-source", "/bkt/dst"), ("x-obs-metadata-directive", "REPLACE"),
+                                                                    ("x-obs-meta-a", "9")])
+        #expect(selfCopy.status == 200)
+        let edited = try client.send("GET", "/bkt/dst")
+        #expect(edited.body == body && edited.headers["x-obs-meta-a"] == "9")
+        let pointless = try client.send("PUT", "/bkt/dst", headers: [("x-obs-copy-source", "/bkt/dst")])
+        #expect(pointless.status == 400 && pointless.errorCode == "InvalidRequest")
+        _ = try client.send("PUT", "/bkt/dst", headers: [("x-obs-copy-source", "/bkt/src")])
+
         let replaceNew = try client.send("PUT", "/bkt/dst", query: "metadata",
                                          headers: [("x-obs-metadata-directive", "REPLACE_NEW"), ("x-obs-meta-b", "2")])
         #expect(replaceNew.status == 200)
