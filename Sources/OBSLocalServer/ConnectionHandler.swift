@@ -467,10 +467,6 @@ extension Dialect {
     }
 }
 
-extension HeaderFields {
-    func contains(where predicate: (Field) -> Bool) -> Bool { fields.contains(where: predicate) }
-}
-
 /// V4 payload hashes.
 enum PayloadHash {
     /// True when the value is a hex SHA-256 (a signed payload) rather than a keyword.

@@ -163,7 +163,7 @@ extension AccessControl {
     /// The ACL of a request's `x-obs-acl` and `x-obs-grant-*` headers (private by default).
     init(parsing headers: HeaderFields, dialect: Dialect, ownerID: String) throws(OBSLocalError) {
         let options = try ObjectOptions.validated(headers, dialect: dialect, now: nil)
-        self = AccessControl.canned((options.acl ?? .private).rawValue, ownerID: ownerID)!
+        self = AccessControl.canned(options.acl ?? .private, ownerID: ownerID)
         let permissions: [GrantPermission: String] = [.read: "READ", .readACP: "READ_ACP", .writeACP: "WRITE_ACP", .fullControl: "FULL_CONTROL"]
         for (permission, ids) in options.grants.sorted(by: { $0.key < $1.key }) {
             grants += ids.map { Grant(grantee: .user(id: $0), permission: permissions[permission]!) }

@@ -57,24 +57,19 @@ struct AccessControl: Codable, Sendable, Equatable {
     var delivered: Bool = false
     var grants: [Grant]
 
-    static let permissions: Set<String> = ["READ", "WRITE", "READ_ACP", "WRITE_ACP", "FULL_CONTROL"]
-    static let cannedNames: Set<String> = ["private", "public-read", "public-read-write", "public-read-delivered",
-                                           "public-read-write-delivered", "bucket-owner-full-control",
-                                           "authenticated-read"]
-
-    /// The ACL a canned name stands for; nil for an unknown name.
-    static func canned(_ name: String, ownerID: String) -> AccessControl? {
-        guard cannedNames.contains(name) else { return nil }
+    /// The ACL a canned name stands for.
+    static func canned(_ acl: CannedACL, ownerID: String) -> AccessControl {
         var grants = [Grant(grantee: .user(id: ownerID), permission: "FULL_CONTROL")]
-        switch name {
-        case "public-read", "public-read-delivered", "authenticated-read":
+        switch acl {
+        case .publicRead, .publicReadDelivered:
             grants.append(Grant(grantee: .everyone, permission: "READ"))
-        case "public-read-write", "public-read-write-delivered":
+        case .publicReadWrite, .publicReadWriteDelivered:
             grants.append(Grant(grantee: .everyone, permission: "READ"))
             grants.append(Grant(grantee: .everyone, permission: "WRITE"))
-        default: break
+        case .private, .bucketOwnerFullControl:
+            break
         }
-        return AccessControl(ownerID: ownerID, delivered: name.hasSuffix("-delivered"), grants: grants)
+        return AccessControl(ownerID: ownerID, delivered: acl == .publicReadDelivered || acl == .publicReadWriteDelivered, grants: grants)
     }
 }
 
