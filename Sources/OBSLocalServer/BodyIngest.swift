@@ -4,9 +4,6 @@
 // time; no body is ever held whole in memory. While more
 // than `highWaterBytes` wait for the disk, the connection handler stops reading from the socket
 // (backpressure); it resumes when the queue drains.
-//
-// `AWSChunkedDecoder` strips the aws-chunked framing (`STREAMING-…` payloads of V4 clients) on
-// the event loop, passing slices of the received buffers on without copying.
 import NIOCore
 import NIOPosix
 
@@ -112,64 +109,6 @@ final class BodyIngest {
             self.pump()
             // Reading may have been held back while this batch or the queue was large.
             if !self.isBackedUp { self.onDrain?() }
-        }
-    }
-}
-
-/// Decodes `Content-Encoding: aws-chunked` framing: `hex-size[;extensions]\r\n data \r\n` … a
-/// zero-size chunk, then optional trailer lines and an empty line. Chunk signatures are not
-/// checked (the seed request signature is).
-struct AWSChunkedDecoder {
-    enum Failure: Error { case malformed }
-
-    private enum State {
-        case header
-        case data(remaining: Int)
-        case dataEnd(remaining: Int)
-        case trailer
-        case done
-    }
-
-    private var state = State.header
-    private var line: [UInt8] = []
-    static let maximumLine = 8192
-
-    var isComplete: Bool { if case .done = state { true } else { false } }
-
-    /// Feeds received bytes; calls `emit` with payload slices.
-    mutating func feed(_ input: ByteBuffer, emit: (ByteBuffer) -> Void) throws(Failure) {
-        var buffer = input
-        while buffer.readableBytes > 0 {
-            switch state {
-            case .header, .trailer:
-                guard let byte = buffer.readInteger(as: UInt8.self) else { return }
-                if byte != UInt8(ascii: "\n") {
-                    line.append(byte)
-                    guard line.count <= Self.maximumLine else { throw .malformed }
-                    continue
-                }
-                if line.last == UInt8(ascii: "\r") { line.removeLast() }
-                let text = line
-                line = []
-                if case .trailer = state {
-                    if text.isEmpty { state = .done }
-                    continue
-                }
-                let sizeText = text.prefix { $0 != UInt8(ascii: ";") }
-                guard !sizeText.isEmpty, sizeText.count <= 16,
-                      let size = Int(String(decoding: sizeText, as: UTF8.self), radix: 16) else { throw .malformed }
-                state = size == 0 ? .trailer : .data(remaining: size)
-            case .data(let remaining):
-                let count = Swift.min(remaining, buffer.readableBytes)
-                emit(buffer.readSlice(length: count)!)
-                state = remaining == count ? .dataEnd(remaining: 2) : .data(remaining: remaining - count)
-            case .dataEnd(let remaining):
-                let byte = buffer.readInteger(as: UInt8.self)!
-                guard byte == (remaining == 2 ? UInt8(ascii: "\r") : UInt8(ascii: "\n")) else { throw .malformed }
-                state = remaining == 2 ? .dataEnd(remaining: 1) : .header
-            case .done:
-                throw .malformed
-            }
         }
     }
 }

@@ -200,7 +200,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 }
             }
             try core.operations.precheck(routed, dialect: identity.dialect)
-            exchange.target = try bodyTarget(for: routed, context: context)
+            exchange.target = try bodyTarget(for: routed, identity: identity, context: context)
         } catch {
             exchange.rejection = error
             exchange.target = .ignore
@@ -218,7 +218,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func bodyTarget(for routed: RoutedRequest, context: ChannelHandlerContext) throws(OBSLocalError) -> BodyTarget {
+    private func bodyTarget(for routed: RoutedRequest, identity: SignatureVerifier.Identity, context: ChannelHandlerContext) throws(OBSLocalError) -> BodyTarget {
         switch routed.operation.bodyUse {
         case .ignore: return .ignore
         case .collect(let limit): return .collect([], limit: limit)
@@ -234,7 +234,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let ingest = BodyIngest(eventLoop: context.eventLoop, threadPool: core.threadPool, writer: writer)
             let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             ingest.onDrain = { [weak self] in self?.resumeReading(context: loopBoundContext.value) }
-            return .stream(ingest, chunked: chunked ? AWSChunkedDecoder() : nil)
+            guard chunked else { return .stream(ingest, chunked: nil) }
+            var chain: ChunkSignatureChain?
+            if payloadHash?.hasPrefix("STREAMING-AWS4-HMAC-SHA256-PAYLOAD") == true {
+                let time = routed.headers["x-amz-date"].flatMap { Timestamp(iso8601Basic: $0) } ?? routed.headers["Date"].flatMap { Timestamp(rfc1123: $0) }
+                guard let time, let secret = core.secrets[identity.accessKey],
+                      let seeded = ChunkSignatureChain(authorization: routed.headers["Authorization"] ?? "", requestTime: time, secret: secret) else {
+                    ingest.abort()
+                    throw OBSLocalError(.signatureDoesNotMatch, "The streaming payload cannot be verified.")
+                }
+                chain = seeded
+            }
+            return .stream(ingest, chunked: AWSChunkedDecoder(chain: chain))
         }
     }
 
@@ -262,7 +273,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 } catch {
                     ingest.abort()
                     exchange.target = .ignore
-                    exchange.rejection = OBSLocalError("InvalidChunkEncoding", "The aws-chunked body is malformed.", status: 400)
+                    exchange.rejection = switch error {
+                    case .malformed: OBSLocalError("InvalidChunkEncoding", "The aws-chunked body is malformed.", status: 400)
+                    case .signatureMismatch: OBSLocalError(.signatureDoesNotMatch, "A chunk signature of the streaming payload does not match.")
+                    }
                 }
             }
         case .cut(let afterBytes):

@@ -85,6 +85,8 @@ public final class OBSLocalServer: Sendable {
 final class ServerCore: Sendable {
     let store: ObjectStore
     let verifier: SignatureVerifier
+    /// Secret keys by access key (signed streaming payloads chain their chunk signatures to them).
+    let secrets: [String: SecretBytes]
     let faults = FaultInjector()
     let threadPool: NIOThreadPool
     let clock: Clock
@@ -112,6 +114,7 @@ final class ServerCore: Sendable {
         var secrets: [String: SecretBytes] = [:]
         for credentials in configuration.credentials { secrets[credentials.accessKey] = credentials.secretKey }
         verifier = SignatureVerifier(secrets: secrets)
+        self.secrets = secrets
         self.threadPool = threadPool
         requestLog = try configuration.requestLogPath.map(RequestLog.init(path:))
         operations = Operations(store: store, clock: clock)

@@ -64,3 +64,50 @@ import Testing
         #expect(short.status == 400 && short.errorCode == "IncompleteBody")
     }
 }
+
+/// Signed streaming (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`), checked against the example of the
+/// AWS documentation ("Signature Calculations for the Authorization Header: Transferring Payload
+/// in Multiple Chunks"): 65 KiB + 1 KiB of `a`, seed signature and the three chunk signatures.
+@Suite struct ChunkSignatureTests {
+    static let authorization = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+        + "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class,"
+        + "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
+    static let chunkSignatures = [
+        "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+        "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
+        "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
+    ]
+
+    static func chain() throws -> ChunkSignatureChain {
+        try #require(ChunkSignatureChain(authorization: authorization, requestTime: Timestamp(iso8601Basic: "20130524T000000Z")!,
+                                         secret: SecretBytes("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")))
+    }
+
+    static func body(signatures: [String]) -> [UInt8] {
+        let sizes = [65536, 1024, 0]
+        var out: [UInt8] = []
+        for (size, signature) in zip(sizes, signatures) {
+            out += Array("\(String(size, radix: 16));chunk-signature=\(signature)\r\n".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: size) + Array("\r\n".utf8)
+        }
+        return out
+    }
+
+    @Test func documentedChunkSignaturesVerify() throws {
+        var decoder = AWSChunkedDecoder(chain: try Self.chain())
+        var decoded = 0
+        let encoded = Self.body(signatures: Self.chunkSignatures)
+        for start in stride(from: 0, to: encoded.count, by: 1000) {
+            try decoder.feed(ByteBuffer(bytes: encoded[start..<min(start + 1000, encoded.count)])) { decoded += $0.readableBytes }
+        }
+        #expect(decoded == 66560 && decoder.isComplete)
+    }
+
+    @Test func alteredChunkIsRefused() throws {
+        var signatures = Self.chunkSignatures
+        signatures[1] = String(repeating: "0", count: 64)
+        var decoder = AWSChunkedDecoder(chain: try Self.chain())
+        #expect(throws: AWSChunkedDecoder.Failure.signatureMismatch) {
+            try decoder.feed(ByteBuffer(bytes: Self.body(signatures: signatures))) { _ in }
+        }
+    }
+}
