@@ -156,8 +156,7 @@ final class DiskBlobStorage: BlobStorage {
         let id = BlobID.random()
         try FileSystem.makeDirectories(shard(id))
         let path = path(of: id)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageIOError(operation: "open", path: path, errno: errno) }
+        let fd = try FileSystem.open(path, O_WRONLY | O_CREAT | O_EXCL)
         return DiskBlobWriter(id: id, path: path, fd: fd, digests: BodyDigests(computeSHA256: computeSHA256))
     }
 
@@ -165,19 +164,24 @@ final class DiskBlobStorage: BlobStorage {
 
     func read(_ slice: BlobSlice, chunk: (ByteBuffer) throws -> Void) throws {
         let path = path(of: slice.blob)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageIOError(operation: "open", path: path, errno: errno) }
-        defer { close(fd) }
+        let fd = try FileSystem.open(path, O_RDONLY)
+        defer { try? FileSystem.close(fd, path: path) }
         let chunkSize = 1 << 20
         var offset = slice.offset, remaining = slice.length
         let allocator = ByteBufferAllocator()
         while remaining > 0 {
             let want = Int(Swift.min(Int64(chunkSize), remaining))
             var buffer = allocator.buffer(capacity: want)
+            var failure: (any Error)?
             let got = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw in
-                pread(fd, raw.baseAddress, want, off_t(offset))
+                do {
+                    return try FileSystem.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]), at: offset, path: path)
+                } catch {
+                    failure = error
+                    return 0
+                }
             }
-            if got < 0 { throw StorageIOError(operation: "pread", path: path, errno: errno) }
+            if let failure { throw failure }
             if got == 0 { throw StorageIOError(operation: "pread (short file)", path: path, errno: EIO) }
             offset += Int64(got)
             remaining -= Int64(got)
@@ -186,7 +190,7 @@ final class DiskBlobStorage: BlobStorage {
     }
 
     func delete(_ blobs: [BlobID]) {
-        for blob in blobs where blob.isWellFormed { unlink(path(of: blob)) }
+        for blob in blobs where blob.isWellFormed { FileSystem.remove(path(of: blob)) }
     }
 
     func allBlobs() -> [BlobID] {
@@ -213,7 +217,7 @@ final class DiskBlobWriter: BlobWriter, @unchecked Sendable {
         self.digests = digests
     }
 
-    deinit { if fd >= 0 { close(fd); unlink(path) } }
+    deinit { abort() }
 
     func digest(_ buffers: [ByteBuffer]) {
         for buffer in buffers { digests.update(buffer) }
@@ -221,36 +225,30 @@ final class DiskBlobWriter: BlobWriter, @unchecked Sendable {
 
     func write(_ buffers: [ByteBuffer]) throws {
         for buffer in buffers {
-            try buffer.withUnsafeReadableBytes { bytes in
-                var done = 0
-                while done < bytes.count {
-                    let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw StorageIOError(operation: "write", path: path, errno: errno)
-                    }
-                    done += n
-                }
-            }
+            try buffer.withUnsafeReadableBytes { try FileSystem.writeAll(fd, $0, path: path) }
             length += Int64(buffer.readableBytes)
         }
     }
 
     func finish() throws -> WrittenBlob {
-        let result = close(fd)
+        let descriptor = fd
         fd = -1
-        guard result == 0 else {
-            let code = errno
-            unlink(path)
-            throw StorageIOError(operation: "close", path: path, errno: code)
+        do {
+            try FileSystem.close(descriptor, path: path)
+        } catch {
+            FileSystem.remove(path)
+            throw error
         }
         let (md5, sha256) = digests.finalize()
         return WrittenBlob(id: id, length: length, md5: md5, sha256: sha256)
     }
 
     func abort() {
-        if fd >= 0 { close(fd); fd = -1 }
-        unlink(path)
+        if fd >= 0 {
+            try? FileSystem.close(fd, path: path)
+            fd = -1
+            FileSystem.remove(path)
+        }
     }
 }
 

@@ -426,9 +426,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(pieces.last ?? ByteBuffer())))).whenComplete(next)
         case .file(let path):
             core.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> NIOFileHandle in
-                let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw StorageIOError(operation: "open", path: path, errno: errno) }
-                return NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+                NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: try FileSystem.open(path, O_RDONLY))
             }.assumeIsolated().whenComplete { result in
                 let (handler, context) = loopBound.value
                 guard case .success(let file) = result else { return next(.failure(StorageIOError(operation: "open", path: path, errno: ENOENT))) }

@@ -30,12 +30,10 @@ final class RequestLog: Sendable {
     private let file: Mutex<Int32>
 
     init(path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageIOError(operation: "open", path: path, errno: errno) }
-        file = Mutex(fd)
+        file = Mutex(try FileSystem.open(path, O_WRONLY | O_CREAT | O_APPEND))
     }
 
-    deinit { file.withLock { _ = close($0) } }
+    deinit { file.withLock { try? FileSystem.close($0, path: "request log") } }
 
     func record(_ entry: RequestLogEntry) {
         let encoder = JSONEncoder()
@@ -43,7 +41,8 @@ final class RequestLog: Sendable {
         guard var line = try? encoder.encode(entry) else { return }
         line.append(UInt8(ascii: "\n"))
         file.withLock { fd in
-            _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // A lost log line must not fail the request it describes.
+            try? line.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: "request log") }
         }
     }
 }
