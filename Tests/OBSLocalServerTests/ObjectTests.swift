@@ -49,6 +49,7 @@ import Testing
 
     @Test func objectsAndUploadsSurviveARestart() throws {
         let directory = TestServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let body = randomBytes(64 * 1024)
         let part = randomBytes(128 * 1024)
         let uploadID: String

@@ -47,8 +47,12 @@ final class TestServer {
     let directory: String?
     let configuration: ServerConfiguration
 
+    /// Removed by `stop()` when the server made it.
+    private let ownsDirectory: Bool
+
     init(memory: Bool = false, directory: String? = nil, buckets: [String] = ["bkt"], requestLog: String? = nil) throws {
         let dir = memory ? nil : (directory ?? TestServer.makeTemporaryDirectory())
+        ownsDirectory = !memory && directory == nil
         var configuration = ServerConfiguration(storage: dir.map { .directory($0) } ?? .memory,
                                                 buckets: buckets.map(BucketName.init), credentials: [testCredentials])
         configuration.requestLogPath = requestLog
@@ -64,7 +68,10 @@ final class TestServer {
 
     var port: Int { server.port }
 
-    func stop() { try? server.stop() }
+    func stop() {
+        try? server.stop()
+        if ownsDirectory, let directory { try? FileManager.default.removeItem(atPath: directory) }
+    }
 
     func client(dialect: Dialect = .obs) -> TestClient { TestClient(port: port, dialect: dialect) }
 }
