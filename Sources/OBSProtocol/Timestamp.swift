@@ -53,7 +53,7 @@ public struct Timestamp: Hashable, Sendable, Comparable {
     }
 
     init?(_ c: Civil) {
-        guard (1...12).contains(c.month), (1...Timestamp.daysIn(month: c.month, year: c.year)).contains(c.day), (0...23).contains(c.hour),
+        guard (0...9999).contains(c.year), (1...12).contains(c.month), (1...Timestamp.daysIn(month: c.month, year: c.year)).contains(c.day), (0...23).contains(c.hour),
               (0...59).contains(c.minute), (0...60).contains(c.second), (0...999).contains(c.millisecond)
         else { return nil }
         let y = c.month <= 2 ? c.year - 1 : c.year
