@@ -175,6 +175,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
             return
         }
+        if core.faults.refusingConnections {
+            return resetConnection(context: context)
+        }
         if head.method == .HEAD, wire.path == "/", wire.queryValue("apiversion") != nil {
             exchange.routed = RoutedRequest(wire: wire, operation: .headBucket, bucket: nil, key: nil, virtualHostBucket: nil)
             return

@@ -17,10 +17,13 @@
 //    "status": 503, "code": "SlowDown", "message": "…",  // error (status defaults from the code)
 //    "delayMs": 1500,                 // delay: wait, then handle normally (also delays an error)
 //    "afterBytes": 65536,             // cut: close the connection (RST) after this many body bytes
-//    "seconds": 2.5}                  // refuse: from now, reset every new connection for this long
+//    "seconds": 2.5}                  // refuse: from now on, for this long, every request but the
+//                                     // admin ones has its connection reset (RST) as soon as its
+//                                     // head arrives, on new and kept-alive connections alike
 //
-// "refuse" takes effect when posted (no request matching); the others are checked once per
-// request, after routing and the signature check and before the body is read.
+// "refuse" takes effect when posted (no request matching; DELETE ends it early); the others are
+// checked once per request, after routing and the signature check and before the body is read.
+// Values are clamped: delays to one hour, refuse windows to one day, statuses to 200...599.
 import FoundationEssentials
 import OBSProtocol
 import Synchronization
@@ -75,9 +78,13 @@ final class FaultInjector: Sendable {
     private struct State {
         var rules: [FaultRule] = []
         var nextID = 1
-        /// New connections are reset until this time (monotonic nanoseconds).
+        /// Requests are refused (connection reset) until this time (monotonic nanoseconds).
         var refuseUntil: UInt64 = 0
     }
+
+    /// Bounds on rule values (beyond them a rule is clamped, never trusted into an overflow).
+    static let longestWindowSeconds = 86_400.0
+    static let longestDelayMilliseconds = 3_600_000
 
     /// Rules, counters and the refuse window; held briefly per request and per admin call.
     private let state = Mutex(State())
@@ -91,7 +98,7 @@ final class FaultInjector: Sendable {
                 rule.fired = 0
                 state.nextID += 1
                 if rule.action == .refuse {
-                    let nanoseconds = UInt64(max(0, rule.seconds ?? 1) * 1e9)
+                    let nanoseconds = UInt64(min(max(0, rule.seconds ?? 1), FaultInjector.longestWindowSeconds) * 1e9)
                     state.refuseUntil = Self.monotonicNow() + nanoseconds
                     rule.fired = 1
                 }
@@ -121,11 +128,12 @@ final class FaultInjector: Sendable {
                 let fires = matched >= first && (times == 0 || matched < first + times)
                 guard fires, decision == nil else { continue }
                 state.rules[index].fired = (rule.fired ?? 0) + 1
-                var result = FaultDecision(delayMilliseconds: rule.delayMs ?? 0)
+                var result = FaultDecision(delayMilliseconds: min(max(0, rule.delayMs ?? 0), FaultInjector.longestDelayMilliseconds))
                 switch rule.action {
                 case .error:
                     let code = ObsErrorCode(rule.code ?? "InternalError")
-                    result.error = OBSLocalError(code, rule.message ?? "Injected fault.", status: rule.status ?? code.httpStatus)
+                    let status = rule.status.map { min(max($0, 200), 599) } ?? code.httpStatus
+                    result.error = OBSLocalError(code, rule.message ?? "Injected fault.", status: status)
                 case .cut:
                     result.cutAfterBytes = max(0, rule.afterBytes ?? 0)
                 case .delay, .refuse:

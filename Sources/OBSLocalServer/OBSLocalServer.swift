@@ -46,11 +46,7 @@ public final class OBSLocalServer: Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 512 << 10))
                 .childChannelInitializer { channel in
-                    if core.faults.refusingConnections {
-                        ServerCore.reset(channel)
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    }
-                    return channel.eventLoop.makeCompletedFuture {
+                    channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                         try channel.pipeline.syncOperations.addHandler(ConnectionHandler(core: core))
                     }

@@ -94,6 +94,18 @@ extension TestClient {
         #expect(try client.exchange(Array("GET /bkt/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)).status == 400)
         #expect(try client.send("GET", "/bkt/k", query: "uploadId=..%2F..%2Fetc").errorCode == "NoSuchUpload")
         #expect(try client.send("GET", "/bkt/k", query: "uploadId=U&max-parts=abc").status == 400)
+        // Absurd dates (Int64 overflow in calendar arithmetic) and a hostile fault rule.
+        for date in ["Sat, 21 Nov 99999999999999 10:21:04 GMT", "Sat, 99 Nov 2026 10:21:04 GMT"] {
+            let head = "GET /bkt/x HTTP/1.1\r\nHost: x\r\nDate: \(date)\r\nAuthorization: OBS test-ak:c2ln\r\nConnection: close\r\n\r\n"
+            #expect(try client.exchange(Array(head.utf8)).status == 403)
+        }
+        let v4Date = "GET /bkt/x HTTP/1.1\r\nHost: x\r\nx-amz-date: 99999999T999999Z\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test-ak/99999999/r/s3/aws4_request,SignedHeaders=host,Signature=00\r\nConnection: close\r\n\r\n"
+        #expect(try client.exchange(Array(v4Date.utf8)).status == 403)
+        #expect(try client.admin("POST", #"{"action":"refuse","seconds":1e300}"#).status == 200)
+        #expect(try client.admin("DELETE").status == 204)
+        #expect(try client.admin("POST", #"{"operation":"HeadBucket","action":"delay","delayMs":9223372036854775807,"nth":-5,"times":-1}"#).status == 200)
+        #expect(try client.admin("POST", "{not json").status == 400)
+        #expect(try client.admin("DELETE").status == 204)
         // Still serving.
         #expect(try client.send("PUT", "/bkt/alive", body: [1]).status == 200)
     }
