@@ -254,7 +254,7 @@ final class ObjectStore: Sendable {
 
     func listObjects(_ bucket: BucketName, prefix: String, delimiter: String?, marker: String?, maxKeys: Int) throws(OBSLocalError) -> ObjectListing {
         let objects = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            b.objects.values.filter { $0.key.hasPrefix(prefix) && (marker == nil || ObjectKey(marker!) < $0.objectKey) }
+            b.objects.values.filter { $0.key.utf8.starts(with: prefix.utf8) && (marker == nil || ObjectKey(marker!) < $0.objectKey) }
         }.sorted { $0.objectKey < $1.objectKey }
         var listing = ObjectListing()
         var lastReturned: String?
@@ -381,7 +381,7 @@ final class ObjectStore: Sendable {
 
     func listUploads(_ bucket: BucketName, prefix: String, delimiter: String?, keyMarker: String?, uploadIDMarker: String?, maxUploads: Int) throws(OBSLocalError) -> UploadListing {
         let uploads = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            b.uploads.values.map(\.record).filter { $0.key.hasPrefix(prefix) }
+            b.uploads.values.map(\.record).filter { $0.key.utf8.starts(with: prefix.utf8) }
         }.sorted { ($0.key, $0.initiated, $0.uploadID) < ($1.key, $1.initiated, $1.uploadID) }
         var listing = UploadListing()
         var count = 0
@@ -429,7 +429,8 @@ final class ObjectStore: Sendable {
 /// Rolling keys up to a delimiter (CommonPrefixes).
 enum KeyGrouping {
     /// `prefix` + the rest of `key` up to and including the first `delimiter` after the prefix,
-    /// or nil when the key has no delimiter there.
+    /// or nil when the key has no delimiter there. `key` starts with the bytes of `prefix`
+    /// (listings match prefixes by bytes, not by canonical equivalence).
     static func commonPrefix(of key: String, prefix: String, delimiter: String?) -> String? {
         guard let delimiter, !delimiter.isEmpty else { return nil }
         let rest = key.utf8.dropFirst(prefix.utf8.count)
