@@ -4,11 +4,20 @@
 // joined into a path. `--memory` uses `TransientJournal`, which keeps nothing.
 import FoundationEssentials
 import OBSHashing
+import OBSProtocol
+
+/// An object key compared by its UTF-8 bytes, as object stores do (Swift's `String` equality
+/// would merge keys that differ only in Unicode normalisation).
+struct StoredKey: Hashable, Sendable {
+    let bytes: [UInt8]
+    init(_ key: String) { bytes = Array(key.utf8) }
+    init(_ key: ObjectKey) { self.init(key.rawValue) }
+}
 
 /// A bucket and everything in it, as loaded at start-up and kept in memory.
 struct StoredBucket: Sendable {
     var record: BucketRecord
-    var objects: [String: ObjectRecord] = [:]
+    var objects: [StoredKey: ObjectRecord] = [:]
     var uploads: [String: StoredUpload] = [:]
 }
 
@@ -107,7 +116,7 @@ struct DiskJournal: MetadataJournal {
             var bucket = StoredBucket(record: record)
             for file in FileSystem.list(dir + "/objects") where file.hasSuffix(".json") {
                 if let object = try? read(ObjectRecord.self, from: dir + "/objects/" + file) {
-                    bucket.objects[object.key] = object
+                    bucket.objects[StoredKey(object.key)] = object
                 }
             }
             for uploadID in FileSystem.list(dir + "/uploads") {

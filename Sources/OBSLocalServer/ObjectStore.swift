@@ -155,7 +155,7 @@ final class ObjectStore: Sendable {
 
     func object(_ bucket: BucketName, _ key: ObjectKey) throws(OBSLocalError) -> ObjectRecord {
         try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            guard let object = b.objects[key.rawValue] else { throw .noSuchKey(key) }
+            guard let object = b.objects[StoredKey(key)] else { throw .noSuchKey(key) }
             return object
         }
     }
@@ -176,7 +176,7 @@ final class ObjectStore: Sendable {
     private func replaceObject(_ bucket: BucketName, _ record: ObjectRecord) throws(OBSLocalError) -> [BlobID] {
         try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
             try journaled { try journal.saveObject(record, bucket: bucket.rawValue) }
-            let old = b.objects.updateValue(record, forKey: record.key)
+            let old = b.objects.updateValue(record, forKey: StoredKey(record.key))
             return unreferenced(old?.segments ?? [], by: record.segments)
         }
     }
@@ -188,7 +188,7 @@ final class ObjectStore: Sendable {
 
     func deleteObject(_ bucket: BucketName, _ key: ObjectKey) throws(OBSLocalError) {
         let freed = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> [BlobID] in
-            guard let old = b.objects.removeValue(forKey: key.rawValue) else { return [] }
+            guard let old = b.objects.removeValue(forKey: StoredKey(key)) else { return [] }
             journal.removeObject(key: key.rawValue, bucket: bucket.rawValue)
             return old.segments.map(\.blob)
         }
@@ -198,11 +198,11 @@ final class ObjectStore: Sendable {
     /// Changes an object's record in place (ACL, tags, metadata).
     func updateObject(_ bucket: BucketName, _ key: ObjectKey, _ change: (inout ObjectRecord) throws(OBSLocalError) -> Void) throws(OBSLocalError) -> ObjectRecord {
         try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            guard var object = b.objects[key.rawValue] else { throw .noSuchKey(key) }
+            guard var object = b.objects[StoredKey(key)] else { throw .noSuchKey(key) }
             try change(&object)
             let updated = object
             try journaled { try journal.saveObject(updated, bucket: bucket.rawValue) }
-            b.objects[key.rawValue] = updated
+            b.objects[StoredKey(key)] = updated
             return updated
         }
     }
@@ -211,7 +211,7 @@ final class ObjectStore: Sendable {
     /// and `position` equals its length.
     func checkAppend(_ bucket: BucketName, _ key: ObjectKey, position: Int64) throws(OBSLocalError) -> ObjectRecord? {
         try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            try Self.appendTarget(b.objects[key.rawValue], position: position)
+            try Self.appendTarget(b.objects[StoredKey(key)], position: position)
         }
     }
 
@@ -235,7 +235,7 @@ final class ObjectStore: Sendable {
     func append(_ bucket: BucketName, _ key: ObjectKey, position: Int64, blob: WrittenBlob,
                 attributes: ObjectAttributes, acl: AccessControl) throws(OBSLocalError) -> ObjectRecord {
         try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            let existing = try Self.appendTarget(b.objects[key.rawValue], position: position)
+            let existing = try Self.appendTarget(b.objects[StoredKey(key)], position: position)
             guard (existing?.size ?? 0) + blob.length <= ProtocolLimits.maximumObjectSize else {
                 throw OBSLocalError(.entityTooLarge, "Your proposed upload exceeds the maximum allowed object size.")
             }
@@ -247,7 +247,7 @@ final class ObjectStore: Sendable {
             record.lastModified = nowMilliseconds
             let updated = record
             try journaled { try journal.saveObject(updated, bucket: bucket.rawValue) }
-            b.objects[key.rawValue] = updated
+            b.objects[StoredKey(key)] = updated
             return updated
         }
     }
@@ -298,7 +298,7 @@ final class ObjectStore: Sendable {
     /// The upload `id` of `key`; NoSuchUpload when absent or for another key.
     func upload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID) throws(OBSLocalError) -> UploadRecord {
         try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            guard let upload = b.uploads[id.rawValue], upload.record.key == key.rawValue else { throw .noSuchUpload(id) }
+            guard let upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
             return upload.record
         }
     }
@@ -308,7 +308,7 @@ final class ObjectStore: Sendable {
         let part = PartRecord(number: number.rawValue, size: blob.length, etag: blob.md5.hexString,
                               lastModified: nowMilliseconds, segment: blob.segment)
         let replaced = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> BlobID? in
-            guard var upload = b.uploads[id.rawValue], upload.record.key == key.rawValue else { throw .noSuchUpload(id) }
+            guard var upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
             try journaled { try journal.savePart(part, uploadID: id.rawValue, bucket: bucket.rawValue) }
             let old = upload.parts.updateValue(part, forKey: number.rawValue)
             b.uploads[id.rawValue] = upload
@@ -327,7 +327,7 @@ final class ObjectStore: Sendable {
             throw OBSLocalError(.invalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number.")
         }
         let (record, freed) = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> (ObjectRecord, [BlobID]) in
-            guard let upload = b.uploads[id.rawValue], upload.record.key == key.rawValue else { throw .noSuchUpload(id) }
+            guard let upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
             var chosen: [PartRecord] = []
             for (index, (number, etag)) in requested.enumerated() {
                 guard let part = upload.parts[number.rawValue], part.etag == etag.value.lowercased() else {
@@ -346,7 +346,7 @@ final class ObjectStore: Sendable {
             try journaled { try journal.saveObject(object, bucket: bucket.rawValue) }
             journal.removeUpload(id.rawValue, bucket: bucket.rawValue)
             b.uploads[id.rawValue] = nil
-            let old = b.objects.updateValue(object, forKey: key.rawValue)
+            let old = b.objects.updateValue(object, forKey: StoredKey(key))
             let used = Set(segments.map(\.blob))
             let discarded = upload.parts.values.map(\.segment.blob).filter { !used.contains($0) }
             return (object, discarded + unreferenced(old?.segments ?? [], by: segments))
@@ -357,7 +357,7 @@ final class ObjectStore: Sendable {
 
     func abortUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID) throws(OBSLocalError) {
         let freed = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> [BlobID] in
-            guard let upload = b.uploads[id.rawValue], upload.record.key == key.rawValue else { throw .noSuchUpload(id) }
+            guard let upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
             journal.removeUpload(id.rawValue, bucket: bucket.rawValue)
             b.uploads[id.rawValue] = nil
             return upload.parts.values.map(\.segment.blob)
@@ -367,7 +367,7 @@ final class ObjectStore: Sendable {
 
     func listParts(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, marker: Int, maxParts: Int) throws(OBSLocalError) -> PartListing {
         let upload = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            guard let upload = b.uploads[id.rawValue], upload.record.key == key.rawValue else { throw .noSuchUpload(id) }
+            guard let upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
             return upload
         }
         let parts = upload.parts.values.filter { $0.number > marker }.sorted { $0.number < $1.number }
@@ -382,19 +382,23 @@ final class ObjectStore: Sendable {
     func listUploads(_ bucket: BucketName, prefix: String, delimiter: String?, keyMarker: String?, uploadIDMarker: String?, maxUploads: Int) throws(OBSLocalError) -> UploadListing {
         let uploads = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
             b.uploads.values.map(\.record).filter { $0.key.utf8.starts(with: prefix.utf8) }
-        }.sorted { ($0.key, $0.initiated, $0.uploadID) < ($1.key, $1.initiated, $1.uploadID) }
+        }.sorted { a, b in
+            let (keyA, keyB) = (ObjectKey(a.key), ObjectKey(b.key))
+            if keyA < keyB || keyB < keyA { return keyA < keyB }
+            return (a.initiated, a.uploadID) < (b.initiated, b.uploadID)
+        }
         var listing = UploadListing()
         var count = 0
         var markerPassed = keyMarker == nil
         var markerInitiated: Int64?
         if let keyMarker, let uploadIDMarker {
-            markerInitiated = uploads.first { $0.key == keyMarker && $0.uploadID == uploadIDMarker }?.initiated
+            markerInitiated = uploads.first { StoredKey($0.key) == StoredKey(keyMarker) && $0.uploadID == uploadIDMarker }?.initiated
         }
         for upload in uploads {
             if !markerPassed, let keyMarker {
                 let key = ObjectKey(upload.key), marker = ObjectKey(keyMarker)
                 if key < marker { continue }
-                if key == marker {
+                if StoredKey(key) == StoredKey(marker) {
                     // With an upload-ID marker, uploads of the marker key after that upload follow.
                     guard let markerInitiated, let uploadIDMarker,
                           (upload.initiated, upload.uploadID) > (markerInitiated, uploadIDMarker) else { continue }
