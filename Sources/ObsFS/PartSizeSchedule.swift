@@ -8,8 +8,8 @@
 // where `initial` is the mount's `part_size`, and D ("parts per doubling") is the LARGEST value
 // for which 10,000 parts reach 48.8 TB when the cap is the protocol's 5 GiB part limit — i.e. the
 // sizes grow as late and as slowly as the limit allows. Examples (cap 5 GiB):
-//   initial 100 KiB → D = 55: parts 1–55 are 100 KiB, 56–110 are 200 KiB, … 1 GiB uses ~420 parts.
-//   initial   8 MiB → D = 79: a 2 GiB file uses 8 and 16 MiB parts (~170 parts).
+//   initial 100 KiB → D = 61: parts 1–61 are 100 KiB, 62–122 are 200 KiB, … 1 GiB uses < 500 parts.
+//   initial   8 MiB → D = 108: a 2 GiB file uses 8 and 16 MiB parts (~180 parts).
 // A part is held whole in memory (its Content-MD5 goes in the request headers), so the mount
 // also caps a part at half its memory budget; `reach` is then what this mount can write, and a
 // write beyond it fails with EFBIG. mount-options/README.md documents both.
