@@ -16,7 +16,7 @@ public struct FileSystemConfiguration: Sendable {
     public var prefix: String
     public var upload: UploadSettings
     /// Options every new object is created with (the mount's defaults).
-    public var creationDefaults: ObjectCreationOptions
+    public var creationDefaults: ObjectOptions
     public var readOnly: Bool
     public var ownerUID: UInt32
     public var ownerGID: UInt32
@@ -25,7 +25,7 @@ public struct FileSystemConfiguration: Sendable {
     /// Keys asked for per listing request.
     public var listPageSize: Int
 
-    public init(bucket: BucketName, prefix: String, upload: UploadSettings, creationDefaults: ObjectCreationOptions = ObjectCreationOptions(),
+    public init(bucket: BucketName, prefix: String, upload: UploadSettings, creationDefaults: ObjectOptions = ObjectOptions(),
                 readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32 = 0o022, listPageSize: Int = 1000) {
         precondition(prefix.isEmpty || prefix.hasSuffix("/"), "prefix must be empty or end with /")
         self.bucket = bucket

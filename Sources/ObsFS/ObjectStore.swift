@@ -52,15 +52,6 @@ public struct UploadedPart: Sendable, Equatable {
     }
 }
 
-/// What a new object is created with (InitiateMultipartUpload / PUT headers).
-/// The mount options give the defaults; issue 5 adds the per-file and per-directory values.
-public struct ObjectCreationOptions: Sendable, Equatable {
-    /// `Content-Type`; nil lets the store choose.
-    public var contentType: String?
-
-    public init(contentType: String? = nil) { self.contentType = contentType }
-}
-
 /// The object-store operations the filesystem uses. Errors are `ServiceError` for answers of
 /// the store and anything else for transport failures; `ErrnoMapping` turns both into errno.
 /// Every call may be made from any task, concurrently.
@@ -71,13 +62,13 @@ public protocol ObjectStore: Sendable {
     func headObject(_ key: ObjectKey) async throws -> ObjectAttributes?
     /// Lists keys under `prefix`, grouping at `delimiter`, starting after `marker`.
     func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing
-    func initiateUpload(_ key: ObjectKey, options: ObjectCreationOptions) async throws -> UploadID
+    func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID
     /// Sends one part straight from `body` with its Content-MD5; returns the ETag the store answered.
     func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8]) async throws -> ETag
     /// Completes with the given parts (ascending); returns the object's ETag.
     func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws
     /// Creates a zero-byte object; returns its ETag.
-    func putEmptyObject(_ key: ObjectKey, options: ObjectCreationOptions) async throws -> ETag
+    func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag
     func deleteObject(_ key: ObjectKey) async throws
 }

@@ -70,7 +70,7 @@ private final class PartDigest: @unchecked Sendable {
 public final class UploadSession: Sendable {
     public let key: ObjectKey
     public let uploadID: UploadID
-    public let options: ObjectCreationOptions
+    public let options: ObjectOptions
     private let store: any ObjectStore
     private let settings: UploadSettings
     private let logger: Logger
@@ -155,7 +155,7 @@ public final class UploadSession: Sendable {
         case resumeIdle([CheckedContinuation<Void, Never>])
     }
 
-    public init(key: ObjectKey, uploadID: UploadID, options: ObjectCreationOptions, store: any ObjectStore, settings: UploadSettings, logger: Logger) {
+    public init(key: ObjectKey, uploadID: UploadID, options: ObjectOptions, store: any ObjectStore, settings: UploadSettings, logger: Logger) {
         self.key = key
         self.uploadID = uploadID
         self.options = options

@@ -68,7 +68,7 @@ final class InMemoryStore: ObjectStore {
         }
     }
 
-    func initiateUpload(_ key: ObjectKey, options: ObjectCreationOptions) async throws -> UploadID {
+    func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
         contents.withLock { contents in
             let id = UploadID("UPLOAD\(contents.nextUpload)")
             contents.nextUpload += 1
@@ -119,7 +119,7 @@ final class InMemoryStore: ObjectStore {
         }
     }
 
-    func putEmptyObject(_ key: ObjectKey, options: ObjectCreationOptions) async throws -> ETag {
+    func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
         contents.withLock { contents in
             contents.objects[key] = []
             let etag = ETag(md5: Hash.md5([UInt8]()))
@@ -209,7 +209,7 @@ final class FaultInjectingStore: ObjectStore {
         return try await inner.listObjects(prefix: prefix, delimiter: delimiter, marker: marker, maxKeys: maxKeys)
     }
 
-    func initiateUpload(_ key: ObjectKey, options: ObjectCreationOptions) async throws -> UploadID {
+    func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
         try check(.initiate)
         return try await inner.initiateUpload(key, options: options)
     }
@@ -243,7 +243,7 @@ final class FaultInjectingStore: ObjectStore {
         try await inner.abortUpload(key, uploadID: uploadID)
     }
 
-    func putEmptyObject(_ key: ObjectKey, options: ObjectCreationOptions) async throws -> ETag {
+    func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
         try check(.putEmpty)
         return try await inner.putEmptyObject(key, options: options)
     }
