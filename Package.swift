@@ -68,7 +68,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "OBSHashingTests", dependencies: ["OBSHashing"]),
-        .testTarget(name: "OBSProtocolTests", dependencies: ["OBSProtocol", "OBSHashing"]),
+        .testTarget(name: "OBSProtocolTests", dependencies: ["OBSProtocol", "OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "CurlTransportTests", dependencies: ["CurlTransport"]),
         .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer"]),
         .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"]),

@@ -170,46 +170,81 @@ public struct ObjectOptions: Sendable, Equatable {
     /// The request headers for these options in `dialect`, in a fixed order.
     public func headers(for dialect: Dialect) -> HeaderFields {
         var fields = HeaderFields()
-        func add(_ suffix: String, _ value: String?) {
-            if let value { fields.add(name: dialect.header(suffix), value: value) }
-        }
-        add("acl", acl?.rawValue)
+        fields.add(dialect, "acl", acl?.rawValue)
         for permission in grants.keys.sorted() where !(grants[permission]?.isEmpty ?? true) {
-            add(permission.rawValue, grants[permission]!.map { "id=\($0)" }.joined(separator: ","))
+            fields.add(dialect, permission.rawValue, grants[permission]!.map { "id=\($0)" }.joined(separator: ","))
         }
-        add("storage-class", storageClass?.wireName(for: dialect))
+        addDescriptiveHeaders(to: &fields, dialect: dialect)
+        addEncryptionHeaders(to: &fields, dialect: dialect, isRequest: true)
+        if let expiresDays { fields.add(name: ObjectOptions.expiresHeader, value: String(expiresDays)) }
+        if !tags.isEmpty {
+            fields.add(dialect, "tagging", tags.map { tag in
+                PercentEncoding.encode(tag.key, keepSlash: false) + (tag.value.map { "=" + PercentEncoding.encode($0, keepSlash: false) } ?? "")
+            }.joined(separator: "&"))
+        }
+        if !persistentHeaders.isEmpty {
+            fields.add(dialect, "persistent-headers", persistentHeaders.keys.sorted().map { name in
+                name + ":" + Base64.encode(persistentHeaders[name]!.utf8)
+            }.joined(separator: ","))
+        }
+        addLockHeaders(to: &fields, dialect: dialect)
+        return fields
+    }
+
+    /// The headers a GET or HEAD of the object answers with in `dialect`: storage class,
+    /// metadata, Content-Type and -Encoding, redirect, encryption (for SSE-C the algorithm and
+    /// key MD5, never the key), `expiration` (`expiry-date="…"`: `lastModified` plus the days,
+    /// rounded up to the next midnight UTC as S3 lifecycle rules are; OBS's exact rounding is not
+    /// documented), the tag count, the persistent headers under their own names, and the lock.
+    public func responseHeaders(for dialect: Dialect, lastModified: Timestamp) -> HeaderFields {
+        var fields = HeaderFields()
+        addDescriptiveHeaders(to: &fields, dialect: dialect)
+        addEncryptionHeaders(to: &fields, dialect: dialect, isRequest: false)
+        if let expiresDays {
+            let secondsPerDay: Int64 = 86_400
+            let due = lastModified.secondsSinceEpoch + Int64(expiresDays) * secondsPerDay
+            let midnight = (due + secondsPerDay - 1).floorDiv(secondsPerDay) * secondsPerDay
+            fields.add(dialect, "expiration", "expiry-date=\"\(Timestamp(secondsSinceEpoch: midnight).rfc1123)\"")
+        }
+        if !tags.isEmpty { fields.add(dialect, "tagging-count", String(tags.count)) }
+        for name in persistentHeaders.keys.sorted() { fields.add(name: name, value: persistentHeaders[name]!) }
+        addLockHeaders(to: &fields, dialect: dialect)
+        return fields
+    }
+
+    /// Storage class, metadata, Content-Type, Content-Encoding, website redirect.
+    private func addDescriptiveHeaders(to fields: inout HeaderFields, dialect: Dialect) {
+        fields.add(dialect, "storage-class", storageClass?.wireName(for: dialect))
         for name in metadata.keys.sorted() {
             fields.add(name: dialect.metadataPrefix + name, value: ObjectOptions.encodeHeaderValue(metadata[name]!))
         }
         if let contentType { fields.add(name: "Content-Type", value: contentType) }
         if let contentEncoding { fields.add(name: "Content-Encoding", value: contentEncoding) }
-        add("website-redirect-location", websiteRedirectLocation)
+        fields.add(dialect, "website-redirect-location", websiteRedirectLocation)
+    }
+
+    /// Encryption headers; a reply carries SSE-C's algorithm and key MD5 but never the key, and
+    /// no bucket-key flag.
+    private func addEncryptionHeaders(to fields: inout HeaderFields, dialect: Dialect, isRequest: Bool) {
         switch encryption {
         case .kms(let keyID, let bucketKeyEnabled):
             fields.add(name: ObjectOptions.encryptionHeader(dialect), value: ObjectOptions.kmsValue(dialect))
             if let keyID { fields.add(name: ObjectOptions.kmsKeyIDHeader(dialect), value: keyID) }
-            if bucketKeyEnabled { add("server-side-encryption-bucket-key-enabled", "true") }
+            if bucketKeyEnabled && isRequest { fields.add(dialect, "server-side-encryption-bucket-key-enabled", "true") }
         case .obs:
             fields.add(name: ObjectOptions.encryptionHeader(dialect), value: "AES256")
         case .customer(let key):
-            for field in key.headers(for: dialect) { fields.add(name: field.name, value: field.value) }
+            for field in key.headers(for: dialect) where isRequest || !field.name.hasSuffix("-key") {
+                fields.add(name: field.name, value: field.value)
+            }
         case nil:
             break
         }
-        if let expiresDays { fields.add(name: ObjectOptions.expiresHeader, value: String(expiresDays)) }
-        if !tags.isEmpty {
-            add("tagging", tags.map { tag in
-                PercentEncoding.encode(tag.key, keepSlash: false) + (tag.value.map { "=" + PercentEncoding.encode($0, keepSlash: false) } ?? "")
-            }.joined(separator: "&"))
-        }
-        if !persistentHeaders.isEmpty {
-            add("persistent-headers", persistentHeaders.keys.sorted().map { name in
-                name + ":" + Base64.encode(persistentHeaders[name]!.utf8)
-            }.joined(separator: ","))
-        }
-        add("object-lock-mode", objectLockMode?.rawValue)
-        add("object-lock-retain-until-date", objectLockRetainUntil?.iso8601)
-        return fields
+    }
+
+    private func addLockHeaders(to fields: inout HeaderFields, dialect: Dialect) {
+        fields.add(dialect, "object-lock-mode", objectLockMode?.rawValue)
+        fields.add(dialect, "object-lock-retain-until-date", objectLockRetainUntil?.iso8601)
     }
 
     /// Characters the official SDK leaves unescaped in header values (besides `A-Z a-z 0-9 - _ . ~`).
@@ -415,6 +450,11 @@ public struct ObjectOptionViolation: Error, Sendable, Equatable, CustomStringCon
 
     /// `storage class: unknown storage class "X"; …`
     public var description: String { "\(parameter): \(message)" }
+
+    /// The error the server answers with.
+    public func serviceError(resource: String? = nil, requestID: String? = nil) -> ServiceError {
+        ServiceError(status: code.httpStatus, code: code, message: description, requestID: requestID, resource: resource)
+    }
 }
 
 /// Values in request headers that `ObjectOptions` cannot represent.
@@ -422,4 +462,11 @@ public struct ObjectOptionViolations: Error, Sendable, Equatable, CustomStringCo
     public var violations: [ObjectOptionViolation]
     public init(_ violations: [ObjectOptionViolation]) { self.violations = violations }
     public var description: String { violations.map(\.description).joined(separator: "; ") }
+}
+
+extension HeaderFields {
+    /// Appends the dialect's header `suffix` (`acl` → `x-obs-acl`) when there is a value.
+    fileprivate mutating func add(_ dialect: Dialect, _ suffix: String, _ value: String?) {
+        if let value { add(name: dialect.header(suffix), value: value) }
+    }
 }

@@ -160,7 +160,7 @@ public struct RequestSigner: Sendable {
             let scope = Canonical.v4Scope(date: date, region: region)
             let text = Canonical.v4StringToSign(canonicalRequest: canonical, date: date, scope: scope)
             let signature = Canonical.v4Signature(secret: credentials.secretKey, dateStamp: date.yyyymmdd, region: region, stringToSign: text)
-            request.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope),SignedHeaders=\(signedHeaders.joined(separator: ";")),Signature=\(signature)"
+            request.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders.joined(separator: ";")), Signature=\(signature)"
         }
     }
 }

@@ -161,19 +161,27 @@ public enum XML {
     }
 
     /// Appends `text` escaped for element content or a double-quoted attribute value.
+    /// Works on UTF-8 bytes: every character needing care is ASCII, except U+FFFE and U+FFFF
+    /// (`EF BF BE`, `EF BF BF`).
     static func escape(_ text: String, inAttribute: Bool, to out: inout [UInt8]) {
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0x26: out.append(contentsOf: "&amp;".utf8)
-            case 0x3C: out.append(contentsOf: "&lt;".utf8)
-            case 0x3E: out.append(contentsOf: "&gt;".utf8)
-            case 0x22 where inAttribute: out.append(contentsOf: "&quot;".utf8)
-            case 0x09 where !inAttribute, 0x0A where !inAttribute:
-                out.append(UInt8(scalar.value))
-            case 0x00..<0x20, 0xFFFE, 0xFFFF:
-                writeCharacterReference(scalar.value, to: &out)
-            default:
-                out.append(contentsOf: String(scalar).utf8)
+        var utf8 = text.utf8.makeIterator()
+        while let byte = utf8.next() {
+            switch byte {
+            case UInt8(ascii: "&"): out.append(contentsOf: "&amp;".utf8)
+            case UInt8(ascii: "<"): out.append(contentsOf: "&lt;".utf8)
+            case UInt8(ascii: ">"): out.append(contentsOf: "&gt;".utf8)
+            case UInt8(ascii: "\""): if inAttribute { out.append(contentsOf: "&quot;".utf8) } else { out.append(byte) }
+            case UInt8(ascii: "\t"), UInt8(ascii: "\n"): if inAttribute { writeCharacterReference(UInt32(byte), to: &out) } else { out.append(byte) }
+            case 0x00..<0x20: writeCharacterReference(UInt32(byte), to: &out)
+            case 0xEF:
+                // A String's UTF-8 is valid, so a lead byte EF is followed by two more.
+                guard let second = utf8.next(), let third = utf8.next() else { return }
+                if second == 0xBF && (third == 0xBE || third == 0xBF) {
+                    writeCharacterReference(0xFFC0 | UInt32(third & 0x3F), to: &out)
+                } else {
+                    out.append(contentsOf: [byte, second, third])
+                }
+            default: out.append(byte)
             }
         }
     }
@@ -415,20 +423,18 @@ extension XML {
             var end = position
             while end < bytes.count && bytes[end] != UInt8(ascii: ";") && end - position < 12 { end += 1 }
             guard end < bytes.count, bytes[end] == UInt8(ascii: ";") else { throw ParseError("unterminated reference", offset: start) }
-            let body = Array(bytes[position..<end])
+            let body = bytes[position..<end]
             position = end + 1
             let scalarValue: UInt32
-            switch body {
-            case Array("lt".utf8): scalarValue = 0x3C
-            case Array("gt".utf8): scalarValue = 0x3E
-            case Array("amp".utf8): scalarValue = 0x26
-            case Array("apos".utf8): scalarValue = 0x27
-            case Array("quot".utf8): scalarValue = 0x22
-            default:
-                guard body.first == UInt8(ascii: "#"), let value = Reader.numericReference(body.dropFirst()) else {
-                    throw ParseError("unknown entity &\(String(decoding: body, as: UTF8.self));", offset: start)
+            if body.first == UInt8(ascii: "#") {
+                guard let value = Reader.numericReference(body.dropFirst()) else {
+                    throw ParseError("malformed character reference", offset: start)
                 }
                 scalarValue = value
+            } else if let value = Reader.predefinedEntities.first(where: { $0.name.elementsEqual(body) })?.value {
+                scalarValue = value
+            } else {
+                throw ParseError("unknown entity &\(String(decoding: body, as: UTF8.self));", offset: start)
             }
             guard let scalar = Unicode.Scalar(scalarValue) else {
                 throw ParseError("reference to an invalid character", offset: start)
@@ -436,8 +442,14 @@ extension XML {
             text.append(contentsOf: String(scalar).utf8)
         }
 
+        /// The five entities XML predefines.
+        private static let predefinedEntities: [(name: [UInt8], value: UInt32)] = [
+            (Array("lt".utf8), 0x3C), (Array("gt".utf8), 0x3E), (Array("amp".utf8), 0x26),
+            (Array("apos".utf8), 0x27), (Array("quot".utf8), 0x22),
+        ]
+
         /// The value of `123` or `x7B`; nil when malformed or beyond U+10FFFF.
-        private static func numericReference(_ digits: ArraySlice<UInt8>) -> UInt32? {
+        private static func numericReference(_ digits: Slice<UnsafeRawBufferPointer>) -> UInt32? {
             var digits = digits
             var radix: UInt32 = 10
             if digits.first == UInt8(ascii: "x") {
@@ -489,7 +501,12 @@ extension XML {
         @discardableResult
         private mutating func skipWhitespace() -> Bool {
             let start = position
-            while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+            while position < bytes.count {
+                switch bytes[position] {
+                case 0x20, 0x09, 0x0A, 0x0D: position += 1
+                default: return position > start
+                }
+            }
             return position > start
         }
 

@@ -80,10 +80,6 @@ extension XML.Element {
         return value
     }
 
-    func requiredBool(_ localName: String) throws(XML.ParseError) -> Bool {
-        try parsedBool(requiredText(localName), localName)
-    }
-
     func optionalBool(_ localName: String) throws(XML.ParseError) -> Bool? {
         guard let text = optionalText(localName) else { return nil }
         return try parsedBool(text, localName)

@@ -130,6 +130,50 @@ struct ObjectOptionsTests {
         }
     }
 
+    @Test("GET/HEAD reply headers echo the stored options, never the SSE-C key", arguments: Dialect.allCases)
+    func responseHeaders(_ dialect: Dialect) {
+        let p = dialect.headerPrefix
+        let kms = everyOption(encryption: .kms(keyID: "region:domain:key/id", bucketKeyEnabled: true))
+        let lines = kms.responseHeaders(for: dialect, lastModified: testNow).map { "\($0.name): \($0.value)" }
+        #expect(lines == [
+            "\(p)storage-class: \(dialect == .obs ? "COLD" : "GLACIER")",
+            "\(p)meta-Mixed-Case: v%C3%A9 %25", "\(p)meta-plain: v", "\(p)meta-spaces:  a;b=c&d ",
+            "Content-Type: text/plain; charset=utf-8", "Content-Encoding: gzip",
+            "\(p)website-redirect-location: https://example.com/x",
+            "\(p)server-side-encryption: \(dialect == .obs ? "kms" : "aws:kms")",
+            "\(p)server-side-encryption-\(dialect == .obs ? "" : "aws-")kms-key-id: region:domain:key/id",
+            // 30 days after 2026-11-21T10:21:04Z, rounded up to midnight.
+            "\(p)expiration: expiry-date=\"Tue, 22 Dec 2026 00:00:00 GMT\"",
+            "\(p)tagging-count: 2",
+            "x-custom-h: value, with: punctuation é",
+            "\(p)object-lock-mode: COMPLIANCE", "\(p)object-lock-retain-until-date: 2030-07-01T04:11:15.297Z",
+        ])
+        let customer = everyOption(encryption: .customer(sdkCustomerKey)).responseHeaders(for: dialect, lastModified: testNow)
+        #expect(customer[dialect.header("server-side-encryption-customer-algorithm")] == "AES256")
+        #expect(customer[dialect.header("server-side-encryption-customer-key-MD5")] == "hRasmdxgYDKV3nvbahU1MA==")
+        #expect(customer[dialect.header("server-side-encryption-customer-key")] == nil)
+        #expect(!customer.contains { $0.value.contains("MDEyMzQ1") })
+    }
+
+    @Test("expiry is rounded up to midnight; a midnight due date stays")
+    func expiryRounding() {
+        var options = ObjectOptions()
+        options.expiresDays = 0
+        #expect(options.responseHeaders(for: .obs, lastModified: testNow)["x-obs-expiration"] == "expiry-date=\"Sun, 22 Nov 2026 00:00:00 GMT\"")
+        options.expiresDays = 1
+        #expect(options.responseHeaders(for: .obs, lastModified: Timestamp(iso8601: "2026-11-21T00:00:00Z")!)["x-obs-expiration"]
+            == "expiry-date=\"Sun, 22 Nov 2026 00:00:00 GMT\"")
+    }
+
+    @Test("a violation becomes the ServiceError the server answers with")
+    func violationServiceError() {
+        var options = ObjectOptions()
+        options.metadata = ["m": String(repeating: "v", count: 9000)]
+        let error = options.violations(now: testNow)[0].serviceError(resource: "/b/k", requestID: "R")
+        #expect(error.status == 400 && error.code == .metadataTooLarge && error.resource == "/b/k" && error.requestID == "R")
+        #expect(error.message.hasPrefix("metadata: "))
+    }
+
     @Test("headers parse back to the same options in every dialect and for every encryption",
           arguments: Dialect.allCases, [ServerSideEncryption.kms(keyID: "k", bucketKeyEnabled: true), .kms(keyID: nil, bucketKeyEnabled: false), .obs, .customer(sdkCustomerKey)])
     func roundTrip(_ dialect: Dialect, _ encryption: ServerSideEncryption) throws {

@@ -115,7 +115,7 @@ struct XMLReaderWriterTests {
     func writerReaderRoundTrip() throws {
         var every = ""
         for value in 1..<0x80 { every.unicodeScalars.append(Unicode.Scalar(UInt8(value))) }
-        every += "\u{0}é🎉\u{FFFD}\u{FFFF}\r\n"
+        every += "\u{0}é🎉\u{FFFD}\u{FFFF}\u{FFFE}\u{FF01}\u{F000}\r\n"
         let element = XML.Element("Root", attributes: [XML.Attribute("attr", every), XML.Attribute("xmlns:p", "urn:p")], [
             XML.Element("p:Leaf", text: every),
             XML.Element("Parent", [XML.Element("Leaf", text: " ")]),
