@@ -7,7 +7,7 @@
 // Unmanaged: `FuseSession.init` passes the `Dispatcher` to libfuse as userdata with ONE
 // `passRetained`; the matching `release` is in `run` after `fuse_session_destroy` (when libfuse
 // can no longer call back and every started request has been answered), or in `init`/`deinit`
-// when the session never runs. `LoopThread.start` passes its thread argument retained once; the
+// when the session never runs. `ThreadBody.start` passes its thread argument retained once; the
 // thread takes it back (`takeRetainedValue`).
 import CFuse3
 import Glibc
@@ -383,36 +383,98 @@ private func replyXattr(_ request: Request, _ value: [UInt8], size: Int) {
 
 // MARK: Session
 
-/// The thread that runs `fuse_session_loop`. Its argument is one `passRetained` LoopThread,
-/// released by the thread itself when the loop has returned.
-private final class LoopThread: @unchecked Sendable {
+/// Runs a closure on a new detached thread. The closure box is passed to the thread with one
+/// `passRetained`, which the thread takes back with `takeRetainedValue`.
+private final class ThreadBody: @unchecked Sendable {
     // @unchecked: handed to exactly one thread, which alone uses it.
-    let session: OpaquePointer
-    let continuation: CheckedContinuation<Int32, Never>
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 
-    private init(session: OpaquePointer, continuation: CheckedContinuation<Int32, Never>) {
-        self.session = session
-        self.continuation = continuation
-    }
-
-    static func start(session: OpaquePointer, continuation: CheckedContinuation<Int32, Never>) {
-        let argument = Unmanaged.passRetained(LoopThread(session: session, continuation: continuation)).toOpaque()
+    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
+        let argument = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
         var thread = pthread_t()
         let created = pthread_create(&thread, nil, { argument in
-            let loop = Unmanaged<LoopThread>.fromOpaque(argument!).takeRetainedValue()  // the release
-            var signals = sigset_t()
-            sigemptyset(&signals)
-            for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, signal) }
-            pthread_sigmask(SIG_UNBLOCK, &signals, nil)
-            let status = fuse_session_loop(loop.session)
-            loop.continuation.resume(returning: status)
+            Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
             return nil
         }, argument)
-        if created != 0 {
-            let loop = Unmanaged<LoopThread>.fromOpaque(argument).takeRetainedValue()
-            loop.continuation.resume(returning: -created)
-        } else {
-            pthread_detach(thread)
+        guard created == 0 else {
+            Unmanaged<ThreadBody>.fromOpaque(argument).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
+}
+
+/// Write end of the self-pipe that SIGTERM/SIGINT/SIGHUP write a byte into. Set once, before the
+/// handlers are installed; read only by the handler.
+nonisolated(unsafe) private var terminationPipeWriteEnd: Int32 = -1
+
+/// Sent to the loop's thread to make its blocked read return EINTR (handler installed without
+/// SA_RESTART; it does nothing else).
+private let loopWakeSignal = SIGUSR1
+
+/// The session as the loop thread, the signal watcher and `run` share it: unmounting happens
+/// once, and nothing touches the session after it is destroyed.
+private final class SessionControl: @unchecked Sendable {
+    // @unchecked: `raw` is immutable; every use after the loop started goes through `state`,
+    // except fuse_session_loop itself, which ends before `destroy` is called.
+    let raw: OpaquePointer
+
+    private struct Lifecycle {
+        var loopThread: pthread_t?
+        var loopEnded = false
+        var unmounted = false
+        var destroyed = false
+    }
+
+    /// Orders unmount (from the watcher or from `run`) and destroy, and knows the loop's thread.
+    private let state = Mutex(Lifecycle())
+
+    init(_ raw: OpaquePointer) { self.raw = raw }
+
+    /// Runs the session loop on the calling thread until it ends.
+    func loop() -> Int32 {
+        // Threads started from Swift's (libdispatch's) worker threads inherit a mask blocking
+        // most signals; the wake signal must get through to this one.
+        var wake = sigset_t()
+        sigemptyset(&wake)
+        sigaddset(&wake, loopWakeSignal)
+        pthread_sigmask(SIG_UNBLOCK, &wake, nil)
+        state.withLock { $0.loopThread = pthread_self() }
+        let status = fuse_session_loop(raw)
+        state.withLock { $0.loopEnded = true }
+        return status
+    }
+
+    /// Ends the session loop: marks the session exited, unmounts, and interrupts the loop's
+    /// read (blocked for as long as a file on the lazily detached mount stays open) with
+    /// `loopWakeSignal` until the loop has returned.
+    func exitLoop() {
+        state.withLock { state in
+            guard !state.destroyed else { return }
+            fuse_session_exit(raw)
+        }
+        unmount()
+        while let thread = state.withLock({ $0.loopEnded ? nil : $0.loopThread }) {
+            pthread_kill(thread, loopWakeSignal)
+            usleep(100_000)
+        }
+    }
+
+    func unmount() {
+        state.withLock { state in
+            guard !state.unmounted, !state.destroyed else { return }
+            state.unmounted = true
+            fuse_session_unmount(raw)
+        }
+    }
+
+    func destroy() {
+        state.withLock { state in
+            guard !state.destroyed else { return }
+            state.destroyed = true
+            fuse_session_destroy(raw)
         }
     }
 }
@@ -463,32 +525,56 @@ public final class FuseSession {
 
     /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM, SIGINT or SIGHUP;
     /// then unmounts, finishes or aborts open uploads (a log line each) and tears the session down.
-    /// Call `blockTerminationSignals` first thing in `main` so only the loop's thread takes them.
+    ///
+    /// Signals: any thread may take them (libdispatch's main thread unblocks everything in
+    /// sigsuspend), so the handler only writes a byte to a pipe; a watcher thread reads it and
+    /// ends the loop by exiting the session and unmounting, which makes the loop's read return.
     public func run() async {
         guard let session else { return }
-        fuse_set_signal_handlers(session)
-        let status = await withCheckedContinuation { continuation in
-            LoopThread.start(session: session, continuation: continuation)
+        let control = SessionControl(session)
+        self.session = nil  // from here on `control` owns it
+        installTerminationWatcher(control)
+        let status: Int32 = await withCheckedContinuation { continuation in
+            let started = ThreadBody.start { continuation.resume(returning: control.loop()) }
+            if !started { continuation.resume(returning: -EAGAIN) }
         }
-        fuse_remove_signal_handlers(session)
         logger.notice("unmounting \(mountpoint) (session loop ended with \(status))")
-        fuse_session_unmount(session)
+        control.unmount()
         await dispatcher.fileSystem.shutdown()
         // Every started request must be answered before the session's memory goes.
         while dispatcher.outstanding.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(10)) }
-        fuse_session_destroy(session)
-        self.session = nil
+        control.destroy()
         Unmanaged<Dispatcher>.fromOpaque(userdata).release()
         logger.notice("unmounted \(mountpoint)")
     }
 
-    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and the threads it starts later,
-    /// so that only the session loop's thread receives them. Call first thing in `main`.
-    public static func blockTerminationSignals() {
-        var blocked = sigset_t()
-        sigemptyset(&blocked)
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&blocked, signal) }
-        pthread_sigmask(SIG_BLOCK, &blocked, nil)
+    private func installTerminationWatcher(_ control: SessionControl) {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else {
+            logger.warning("no signal handling: pipe failed with errno \(errno)")
+            return
+        }
+        terminationPipeWriteEnd = ends[1]
+        for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
+            signal(signalNumber) { _ in
+                var byte: UInt8 = 1
+                _ = write(terminationPipeWriteEnd, &byte, 1)
+            }
+        }
+        var wake = sigaction()
+        wake.__sigaction_handler.sa_handler = { _ in }
+        wake.sa_flags = 0  // no SA_RESTART: the loop's read must return EINTR
+        sigemptyset(&wake.sa_mask)
+        sigaction(loopWakeSignal, &wake, nil)
+        let readEnd = ends[0]
+        let logger = logger
+        let started = ThreadBody.start {
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) < 0 && errno == EINTR {}
+            logger.notice("termination signal: unmounting")
+            control.exitLoop()
+        }
+        if !started { logger.warning("no signal handling: cannot start the watcher thread") }
     }
 
     deinit {

@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import OBSClient
 import OBSProtocol
 
 /// A POSIX error number as the kernel receives it.
@@ -73,10 +74,12 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible {
 /// | `EntityTooLarge` | `EFBIG` |
 /// | `InsufficientStorage`, `QuotaExceeded` | `ENOSPC` |
 /// | a `FileSystemError` | its own errno |
+/// | `OBSClientError.service(e)` | as `e` |
 /// | anything else (other service errors, transport errors) | `EIO` |
 public enum ErrnoMapping {
     public static func errno(for error: any Error) -> Errno {
         if let error = error as? FileSystemError { return error.errno }
+        if let error = error as? OBSClientError, case .service(let service) = error { return errno(for: service) }
         guard let service = error as? ServiceError else { return .io }
         switch service.code {
         case .accessDenied, .invalidAccessKeyId, .signatureDoesNotMatch, .requestTimeTooSkewed: return .accessDenied

@@ -15,8 +15,8 @@ public struct FileSystemConfiguration: Sendable {
     /// Key prefix the mount's root maps to: empty, or ending with `/`.
     public var prefix: String
     public var upload: UploadSettings
-    /// Options every new object is created with (the mount's defaults).
-    public var creationDefaults: ObjectOptions
+    /// The mount's upload defaults (and Content-Type inference) for every new object.
+    public var uploadOptions: UploadMountOptions
     public var readOnly: Bool
     public var ownerUID: UInt32
     public var ownerGID: UInt32
@@ -25,13 +25,13 @@ public struct FileSystemConfiguration: Sendable {
     /// Keys asked for per listing request.
     public var listPageSize: Int
 
-    public init(bucket: BucketName, prefix: String, upload: UploadSettings, creationDefaults: ObjectOptions = ObjectOptions(),
+    public init(bucket: BucketName, prefix: String, upload: UploadSettings, uploadOptions: UploadMountOptions = UploadMountOptions(),
                 readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32 = 0o022, listPageSize: Int = 1000) {
         precondition(prefix.isEmpty || prefix.hasSuffix("/"), "prefix must be empty or end with /")
         self.bucket = bucket
         self.prefix = prefix
         self.upload = upload
-        self.creationDefaults = creationDefaults
+        self.uploadOptions = uploadOptions
         self.readOnly = readOnly
         self.ownerUID = ownerUID
         self.ownerGID = ownerGID
@@ -284,21 +284,23 @@ public final class ObsFileSystem: Sendable {
     private func startUpload(_ path: String) async throws -> UploadSession {
         let key = objectKey(path)
         try registry.withLock { registry in
-            if registry.uploads[key] != nil || registry.initiating.contains(key) {
+            if registry.uploads[key]?.excludesOtherWriters == true || registry.initiating.contains(key) {
                 throw FileSystemError(.busy, "\(key) is already open for writing")
             }
             registry.initiating.insert(key)
         }
         defer { _ = registry.withLock { $0.initiating.remove(key) } }
+        let name = String(path.split(separator: "/").last ?? Substring(path))
+        let options = EffectiveOptions.forNewFile(named: name, mount: configuration.uploadOptions, directoryChain: [], file: ObjectOptions())
         let uploadID: UploadID
         do {
-            uploadID = try await store.initiateUpload(key, options: configuration.creationDefaults)
+            uploadID = try await store.initiateUpload(key, options: options)
         } catch {
             let failure = FileSystemError(doing: "initiating the upload of \(key)", error)
             logger.error("\(failure)")
             throw failure
         }
-        let session = UploadSession(key: key, uploadID: uploadID, options: configuration.creationDefaults, store: store,
+        let session = UploadSession(key: key, uploadID: uploadID, options: options, store: store,
                                     settings: configuration.upload, logger: logger)
         registry.withLock { $0.uploads[key] = session }
         logger.info("\(key): upload \(uploadID) initiated")
@@ -364,7 +366,7 @@ public final class ObsFileSystem: Sendable {
         let path = try childPath(parent, name)
         let key = objectKey(path)
         try registry.withLock { registry in
-            if registry.uploads[key] != nil || registry.initiating.contains(key) {
+            if registry.uploads[key]?.excludesOtherWriters == true || registry.initiating.contains(key) {
                 throw FileSystemError(.busy, "\(key) is open for writing")
             }
         }

@@ -16,6 +16,13 @@ public struct MountOptionError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String { "bad mount option '\(option)': \(reason)" }
 }
 
+/// A `BUCKET[:/PREFIX]` argument that cannot be used. The CLI exits with status 2.
+public struct MountSourceError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let source: String
+    public let reason: String
+    public var description: String { "bad BUCKET[:/PREFIX] '\(source)': \(reason)" }
+}
+
 /// What to mount: a bucket and an optional key prefix that becomes the root directory.
 public struct MountSource: Sendable, Equatable, CustomStringConvertible {
     public let bucket: BucketName
@@ -23,7 +30,7 @@ public struct MountSource: Sendable, Equatable, CustomStringConvertible {
     public let prefix: String
 
     /// Parses `BUCKET` or `BUCKET:/PREFIX` (`BUCKET:PREFIX` too); the prefix's slashes are normalized.
-    public init(parsing text: String) throws(MountOptionError) {
+    public init(parsing text: String) throws(MountSourceError) {
         let (bucketPart, prefixPart): (Substring, Substring) = {
             guard let colon = text.firstIndex(of: ":") else { return (Substring(text), "") }
             return (text[..<colon], text[text.index(after: colon)...])
@@ -31,11 +38,11 @@ public struct MountSource: Sendable, Equatable, CustomStringConvertible {
         let name = String(bucketPart)
         let validCharacters = name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
         guard (3...63).contains(name.utf8.count), validCharacters else {
-            throw MountOptionError(option: text, reason: "bucket names are 3 to 63 characters of a-z, 0-9, '-' and '.'")
+            throw MountSourceError(source: text, reason: "bucket names are 3 to 63 characters of a-z, 0-9, '-' and '.'")
         }
         let components = prefixPart.split(separator: "/", omittingEmptySubsequences: true)
         guard !components.contains(where: { $0 == "." || $0 == ".." }) else {
-            throw MountOptionError(option: text, reason: "the prefix may not contain '.' or '..' components")
+            throw MountSourceError(source: text, reason: "the prefix may not contain '.' or '..' components")
         }
         bucket = BucketName(name)
         prefix = components.isEmpty ? "" : components.joined(separator: "/") + "/"
@@ -44,8 +51,10 @@ public struct MountSource: Sendable, Equatable, CustomStringConvertible {
     public var description: String { prefix.isEmpty ? bucket.rawValue : "\(bucket.rawValue):/\(prefix)" }
 }
 
-/// Parsed `-o` options with their defaults.
-public struct MountOptions: Sendable, Equatable {
+/// Parsed `-o` options with their defaults. Options this type does not know are the upload
+/// options (`storage_class=`, `acl=`, `meta.NAME=` …, see mount-options/xattrs.md), handed to
+/// `UploadMountOptions`.
+public struct MountOptions: Sendable {
     /// `url=`: the endpoint; nil starts the embedded obs-local server.
     public var endpoint: String?
     /// `passwd_file=`: `AK:SK[:TOKEN]`, refused when group- or world-readable.
@@ -64,6 +73,8 @@ public struct MountOptions: Sendable, Equatable {
     public var parallel = 4
     /// `memory_budget=`: bytes of part buffers for the whole mount.
     public var memoryBudget: Int64 = 512 << 20
+    /// `log_file=`: where a background (daemonized) mount appends its log.
+    public var logFile: String?
     /// `allow_other`: other users may access the mount.
     public var allowOther = false
     /// `ro`: read-only.
@@ -73,24 +84,31 @@ public struct MountOptions: Sendable, Equatable {
     public var gid: UInt32?
     /// `umask=` (octal).
     public var umask: UInt32 = 0o022
+    /// Upload defaults for every new file (mount-options/xattrs.md).
+    public var upload = UploadMountOptions()
 
     public init() {}
 
     /// Parses the comma-separated lists given with `-o` (each `-o` may carry several options;
-    /// later options override earlier ones).
-    public init(parsing lists: [String]) throws(MountOptionError) {
+    /// later options override earlier ones; `\,` is a comma inside a value, as in libfuse).
+    public init(parsing lists: [String], now: Timestamp = .now()) throws(MountOptionError) {
         self.init()
         for list in lists {
-            for option in list.split(separator: ",", omittingEmptySubsequences: true) {
-                try apply(String(option))
+            for option in MountOptionList.split(list) {
+                try apply(option, now: now)
             }
+        }
+        do {
+            try upload.check(now: now)
+        } catch {
+            throw MountOptionError(option: error.option, reason: error.reason)
         }
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
     }
 
-    private mutating func apply(_ option: String) throws(MountOptionError) {
+    private mutating func apply(_ option: String, now: Timestamp) throws(MountOptionError) {
         let name: String, value: String?
         if let equals = option.firstIndex(of: "=") {
             name = String(option[..<equals])
@@ -138,6 +156,7 @@ public struct MountOptions: Sendable, Equatable {
             let size = try MountOptions.size(try required(), option)
             guard size >= 2 * ProtocolLimits.minimumPartSize else { throw MountOptionError(option: option, reason: "must be at least 200K") }
             memoryBudget = size
+        case "log_file": logFile = try required()
         case "allow_other":
             try flag()
             allowOther = true
@@ -157,7 +176,11 @@ public struct MountOptions: Sendable, Equatable {
             guard let mask = UInt32(try required(), radix: 8), mask <= 0o777 else { throw MountOptionError(option: option, reason: "must be octal, 000 to 777") }
             umask = mask
         default:
-            throw MountOptionError(option: option, reason: "unknown option")
+            do {
+                try upload.apply(name: name, value: value, now: now)
+            } catch {
+                throw MountOptionError(option: error.option, reason: error.reason)
+            }
         }
     }
 

@@ -63,8 +63,10 @@ public protocol ObjectStore: Sendable {
     /// Lists keys under `prefix`, grouping at `delimiter`, starting after `marker`.
     func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing
     func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID
-    /// Sends one part straight from `body` with its Content-MD5; returns the ETag the store answered.
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8]) async throws -> ETag
+    /// Sends one part straight from `body` with its Content-MD5 (and the upload's SSE-C key, which
+    /// every part must carry); returns the ETag the store answered.
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8],
+                    customerKey: CustomerKey?) async throws -> ETag
     /// Completes with the given parts (ascending); returns the object's ETag.
     func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws

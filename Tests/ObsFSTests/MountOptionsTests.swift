@@ -6,7 +6,7 @@ struct MountOptionsTests {
     @Test func parsesEveryOption() throws {
         let options = try MountOptions(parsing: [
             "url=http://127.0.0.1:9000,passwd_file=/etc/passwd-obs,dialect=v4,region=cn-north-4",
-            "part_size=100K,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem",
+            "part_size=100K,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem,log_file=/var/log/obsmount.log",
         ])
         #expect(options.endpoint == "http://127.0.0.1:9000")
         #expect(options.passwordFile == "/etc/passwd-obs")
@@ -18,6 +18,7 @@ struct MountOptionsTests {
         #expect(options.allowOther && options.readOnly && options.virtualHostAddressing)
         #expect(options.uid == 12 && options.gid == 34 && options.umask == 0o027)
         #expect(options.caFile == "/ca.pem")
+        #expect(options.logFile == "/var/log/obsmount.log")
     }
 
     @Test func defaults() throws {
@@ -40,6 +41,14 @@ struct MountOptionsTests {
         }
     }
 
+    @Test func uploadOptionsAreDelegatedAndCommasEscaped() throws {
+        let options = try MountOptions(parsing: [#"part_size=5M,acl=public-read,meta.note=a\,b"#])
+        #expect(options.partSize == 5 << 20)
+        #expect(options.upload.defaults.acl == .publicRead)
+        #expect(options.upload.defaults.metadata == ["note": "a,b"])
+        #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["storage_class=ICE"]) }
+    }
+
     @Test func memoryBudgetMustHoldTwoParts() {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["part_size=64M,memory_budget=100M"]) }
     }
@@ -50,8 +59,8 @@ struct MountOptionsTests {
         #expect(source.bucket == BucketName("my-bucket"))
         #expect(source.prefix == "a/b/")
         #expect(try MountSource(parsing: "bkt:dir").prefix == "dir/")
-        #expect(throws: MountOptionError.self) { try MountSource(parsing: "Bad_Bucket") }
-        #expect(throws: MountOptionError.self) { try MountSource(parsing: "ab") }
-        #expect(throws: MountOptionError.self) { try MountSource(parsing: "bucket:/a/../b") }
+        #expect(throws: MountSourceError.self) { try MountSource(parsing: "Bad_Bucket") }
+        #expect(throws: MountSourceError.self) { try MountSource(parsing: "ab") }
+        #expect(throws: MountSourceError.self) { try MountSource(parsing: "bucket:/a/../b") }
     }
 }

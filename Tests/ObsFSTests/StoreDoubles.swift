@@ -18,6 +18,8 @@ final class InMemoryStore: ObjectStore {
         var objects: [ObjectKey: [UInt8]] = [:]
         var etags: [ObjectKey: ETag] = [:]
         var uploads: [UploadID: Upload] = [:]
+        /// The options each key's latest upload was initiated with.
+        var initiatedOptions: [ObjectKey: ObjectOptions] = [:]
         var nextUpload = 1
         var completeCalls = 0
         var abortCalls = 0
@@ -73,11 +75,12 @@ final class InMemoryStore: ObjectStore {
             let id = UploadID("UPLOAD\(contents.nextUpload)")
             contents.nextUpload += 1
             contents.uploads[id] = Upload(key: key)
+            contents.initiatedOptions[key] = options
             return id
         }
     }
 
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8]) async throws -> ETag {
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
         let bytes = Array(body.bytes)
         let md5 = Hash.md5(bytes)
         guard md5 == contentMD5 else { throw serviceError(.badDigest, "Content-MD5 does not match") }
@@ -214,7 +217,7 @@ final class FaultInjectingStore: ObjectStore {
         return try await inner.initiateUpload(key, options: options)
     }
 
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8]) async throws -> ETag {
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
         state.withLock { state in
             state.partsInFlight += 1
             state.maxPartsInFlight = max(state.maxPartsInFlight, state.partsInFlight)
@@ -229,7 +232,7 @@ final class FaultInjectingStore: ObjectStore {
             if !hold { continuation.resume() }
         }
         try check(.uploadPart)
-        let etag = try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: contentMD5)
+        let etag = try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: contentMD5, customerKey: customerKey)
         return state.withLock { $0.wrongPartETag } ?? etag
     }
 

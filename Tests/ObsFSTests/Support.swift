@@ -9,10 +9,11 @@ let minimumPart = ProtocolLimits.minimumPartSize
 
 /// A mount over `store` with small parts so tests stay fast.
 func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.minimumPartSize, parallel: Int = 2,
-                    budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000) -> ObsFileSystem {
+                    budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000,
+                    uploadOptions: UploadMountOptions = UploadMountOptions()) -> ObsFileSystem {
     let schedule = PartSizeSchedule(initialPartSize: partSize, maximumPartSize: budget / 2)
     let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget))
-    let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings,
+    let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings, uploadOptions: uploadOptions,
                                                 ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize)
     var logger = Logger(label: "obsfs-test")
     logger.logLevel = .critical

@@ -42,6 +42,18 @@ struct UploadTests {
         #expect(try fs.listxattr(attributes.inode) == [ExtendedAttribute.etag])
     }
 
+    @Test func uploadsStartWithTheMountDefaultsAndAnInferredContentType() async throws {
+        let store = InMemoryStore()
+        let options = try MountOptions(parsing: ["storage_class=COLD,meta.owner=alice"])
+        let fs = makeFileSystem(store, uploadOptions: options.upload)
+        let (_, handle) = try await fs.create(parent: .root, name: "photo.jpg")
+        await fs.release(handle)
+        let initiated = store.contents.withLock { $0.initiatedOptions[ObjectKey("photo.jpg")] }
+        #expect(initiated?.storageClass == StorageClass("COLD"))
+        #expect(initiated?.metadata == ["owner": "alice"])
+        #expect(initiated?.contentType == "image/jpeg")
+    }
+
     @Test func emptyFileBecomesZeroByteObject() async throws {
         let store = InMemoryStore()
         let fs = makeFileSystem(store)
@@ -65,6 +77,21 @@ struct UploadTests {
         // After release the file can be written again (O_TRUNC replaces it).
         let again = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC)
         await fs.release(again)
+    }
+
+    @Test func aClosedEmptyFileDoesNotBlockTheNextWriter() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, touched) = try await fs.create(parent: .root, name: "f")
+        try await fs.flush(touched, writer: writerA)
+        // `touch f; echo x > f`: the second open may arrive before the first release.
+        let (_, writer) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, writer, at: 0, [120], writer: writerA).get()
+        try await fs.flush(writer, writer: writerA)
+        await fs.release(touched)
+        await fs.release(writer)
+        #expect(store.object("f") == [120])
+        #expect(store.uploadsInProgress == 0)
     }
 
     /// Shell redirection and fork: the flush of a descriptor whose process did not write last is a
