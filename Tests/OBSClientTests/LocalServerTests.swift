@@ -104,7 +104,17 @@ struct LocalServerTests {
         // ACL: public-read from the initiate, then private.
         #expect(try await client.objectACL(bucket: bucket, key: key).grants.contains { $0.grantee == .everyone && $0.permission == .read })
         try await client.setObjectACL(bucket: bucket, key: key, canned: .private)
-        #expect(try await client.objectACL(bucket: bucket, key: key).grants.allSatisfy { $0.grantee != .everyone })
+        let privatePolicy = try await client.objectACL(bucket: bucket, key: key)
+        #expect(privatePolicy.grants.allSatisfy { $0.grantee != .everyone })
+        // Explicit grants: the owner keeps full control, another account may read the ACL.
+        let granted = AccessControlPolicy(owner: privatePolicy.owner, grants: [
+            .init(grantee: .user(id: privatePolicy.owner.id), permission: .fullControl),
+            .init(grantee: .user(id: "0123456789abcdef0123456789abcdef"), permission: .readACP),
+        ])
+        try await client.setObjectACL(bucket: bucket, key: key, policy: granted)
+        let readBack = try await client.objectACL(bucket: bucket, key: key)
+        #expect(readBack.grants.map(\.grantee) == granted.grants.map(\.grantee))
+        #expect(readBack.grants.map(\.permission) == [.fullControl, .readACP])
 
         // Append: positions must follow the object's length.
         let appendKey = ObjectKey("dir/log.txt")
