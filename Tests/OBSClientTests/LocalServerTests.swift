@@ -27,6 +27,12 @@ final class LocalServer {
                                                             retry: retry, operationTimeout: operationTimeout))
     }
 
+    /// A client addressing `bucket.localhost:PORT` (curl resolves `*.localhost` to loopback itself).
+    func virtualHostClient(_ dialect: Dialect) throws -> OBSClient {
+        try OBSClient(configuration: OBSClientConfiguration(endpoint: Endpoint("http://localhost:\(server.port)")!, addressing: .virtualHost,
+                                                            dialect: dialect, credentials: Self.credentials))
+    }
+
     /// Adds fault rules (JSON, see obs-local's FaultInjector) through the admin API.
     func inject(_ rulesJSON: String) async throws {
         let response = try await CurlTransport().perform(HTTPRequest(method: "POST", url: server.endpoint + "/_obs-local/faults",
@@ -208,5 +214,25 @@ struct LocalServerTests {
             guard case .transport(let transport) = error else { Issue.record("unexpected \(error)"); return }
             #expect(transport.isTimeout)
         }
+    }
+
+    @Test("virtual-host addressing", arguments: Dialect.allCases)
+    func virtualHostAddressing(dialect: Dialect) async throws {
+        let local = try LocalServer()
+        defer { local.stop() }
+        let client = try local.virtualHostClient(dialect)
+        let bucket = local.bucket
+        let key = ObjectKey("vh/a b+é.bin")
+        let data = Self.randomBytes(150_000)
+        let body = MemoryRegion(owner: AlignedMemory(copying: data))
+        let uploadID = try await client.initiateMultipartUpload(bucket: bucket, key: key)
+        #expect(try await client.allMultipartUploads(bucket: bucket).collect().flatMap(\.uploads).map(\.uploadID) == [uploadID])
+        let etag = try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: .first, body: body, md5: Hash.md5(data))
+        _ = try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: [(.first, etag)])
+        #expect(try await client.listObjects(bucket: bucket, prefix: "vh/").contents.map(\.key) == [key])
+        #expect(try await client.getObjectBytes(bucket: bucket, key: key, range: 1000 ... 1999).bytes == Array(data[1000 ... 1999]))
+        try await client.deleteObject(bucket: bucket, key: key)
+        #expect(try await client.bucketExists(bucket))
+        #expect(try await client.listObjects(bucket: bucket).contents.isEmpty)
     }
 }
