@@ -53,7 +53,7 @@ public struct Timestamp: Hashable, Sendable, Comparable {
     }
 
     init?(_ c: Civil) {
-        guard (1...12).contains(c.month), (1...Timestamp.daysIn(month: c.month, year: c.year)).contains(c.day), (0...23).contains(c.hour),
+        guard (0...9999).contains(c.year), (1...12).contains(c.month), (1...Timestamp.daysIn(month: c.month, year: c.year)).contains(c.day), (0...23).contains(c.hour),
               (0...59).contains(c.minute), (0...60).contains(c.second), (0...999).contains(c.millisecond)
         else { return nil }
         let y = c.month <= 2 ? c.year - 1 : c.year
@@ -123,17 +123,20 @@ public struct Timestamp: Hashable, Sendable, Comparable {
         self.init(Civil(year: y, month: mo, day: d, hour: h, minute: mi, second: s, millisecond: 0))
     }
 
-    /// Parses ISO 8601 extended UTC, with or without milliseconds (`2015-07-01T04:11:15.297Z`).
+    /// Parses ISO 8601 extended UTC, with or without a fraction of 1 to 9 digits, kept to the
+    /// millisecond (`2015-07-01T04:11:15.297Z`; SeaweedFS writes `…:20.71Z`).
     public init?(iso8601 text: String) {
         let u = Array(text.utf8)
-        guard u.count == 20 || u.count == 24, u.last == UInt8(ascii: "Z"), u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
+        guard u.count == 20 || (22...30).contains(u.count), u.last == UInt8(ascii: "Z"), u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
               u[10] == UInt8(ascii: "T"), u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":"),
               let y = digits(u, 0, 4), let mo = digits(u, 5, 2), let d = digits(u, 8, 2),
               let h = digits(u, 11, 2), let mi = digits(u, 14, 2), let s = digits(u, 17, 2) else { return nil }
         var ms: Int64 = 0
-        if u.count == 24 {
-            guard u[19] == UInt8(ascii: "."), let parsed = digits(u, 20, 3) else { return nil }
-            ms = parsed
+        if u.count > 20 {
+            let fractionDigits = u.count - 21
+            guard u[19] == UInt8(ascii: "."), let millisecondDigits = digits(u, 20, min(3, fractionDigits)),
+                  digits(u, 20, fractionDigits) != nil else { return nil }
+            ms = fractionDigits >= 3 ? millisecondDigits : millisecondDigits * (fractionDigits == 1 ? 100 : 10)
         }
         self.init(Civil(year: y, month: mo, day: d, hour: h, minute: mi, second: s, millisecond: ms))
     }

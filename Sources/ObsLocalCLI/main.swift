@@ -1,1 +1,92 @@
-print("obs-local: not yet implemented")
+// obs-local: a local OBS-compatible server for demos, tests and benchmarks.
+//
+//   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--access-key AK --secret-key SK]
+//             [--memory] [--request-log FILE] [--clock-offset SECONDS]
+//
+// Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
+// free one). Stops cleanly on SIGTERM and SIGINT. The secret key may also come from the environment
+// variable OBS_LOCAL_SECRET_KEY, which keeps it out of `ps` output.
+import ArgumentParser
+import Dispatch
+import OBSLocalServer
+import OBSProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ObsLocal: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "obs-local",
+        abstract: "A local OBS-compatible object server (OBS, S3 V2 and V4 signatures).")
+
+    @Option(name: .long, help: "Address and port to listen on (port 0 picks a free port).")
+    var listen = "127.0.0.1:9000"
+
+    @Option(name: .customLong("data-dir"), help: "Directory for objects and uploads (kept across restarts).")
+    var dataDirectory: String?
+
+    @Flag(name: .long, help: "Keep everything in memory instead of a data directory.")
+    var memory = false
+
+    @Option(name: .customLong("bucket"), help: "A bucket to create at start (repeatable).")
+    var buckets: [String] = []
+
+    @Option(name: .customLong("access-key"), help: "Access key to accept (with --secret-key).")
+    var accessKey: String?
+
+    @Option(name: .customLong("secret-key"), help: "Secret key (or set OBS_LOCAL_SECRET_KEY).")
+    var secretKey: String?
+
+    @Option(name: .customLong("request-log"), help: "Append a JSON line per request to this file.")
+    var requestLog: String?
+
+    @Option(name: .customLong("clock-offset"),
+            help: "Seconds added to the clock (for replaying recorded requests in tests; also OBS_LOCAL_CLOCK_OFFSET).")
+    var clockOffset: Int64?
+
+    mutating func validate() throws {
+        if dataDirectory == nil && !memory { throw ValidationError("give --data-dir DIR or --memory") }
+        if dataDirectory != nil && memory { throw ValidationError("--data-dir and --memory exclude each other") }
+        let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
+        if (accessKey == nil) != (secret == nil) { throw ValidationError("--access-key and --secret-key go together") }
+    }
+
+    func run() throws {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen must be HOST:PORT")
+        }
+        var configuration = ServerConfiguration(host: String(listen[..<colon]), port: port)
+        configuration.storage = memory ? .memory : .directory(dataDirectory!)
+        configuration.buckets = buckets.map(BucketName.init)
+        configuration.requestLogPath = requestLog
+        configuration.clockOffsetSeconds = clockOffset ?? getenv("OBS_LOCAL_CLOCK_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
+        let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
+        if let accessKey, let secret {
+            configuration.credentials = [Credentials(accessKey: accessKey, secretKey: secret)]
+        } else {
+            let development = ServerConfiguration.developmentCredentials
+            // The development keys are public by design; user-supplied secrets are never printed.
+            development.secretKey.withBytes { secret in
+                print("obs-local development keys: access key \(development.accessKey), secret key \(String(decoding: secret, as: UTF8.self))")
+            }
+        }
+        let server = try OBSLocalServer.start(configuration)
+        print("obs-local listening on \(server.endpoint)")
+        fflush(nil)
+
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
+        for source in signals {
+            source.setEventHandler {
+                try? server.stop()
+            }
+            source.resume()
+        }
+        try server.waitUntilClosed()
+        try server.stop()
+        withExtendedLifetime(signals) {}
+    }
+}
+
+ObsLocal.main()

@@ -1,0 +1,587 @@
+// The only file that touches libfuse3's pointers. It builds the `fuse_lowlevel_ops` table, owns
+// the `fuse_session`, runs the session loop, and turns each callback into a call to the core
+// whose reply (`fuse_reply_*`, exactly one per request) is sent from a Swift Task. No callback
+// blocks its thread: the only synchronous work is converting arguments and, for `write`, copying
+// the kernel's bytes into part buffers (the buffer is only valid during the callback).
+//
+// Unmanaged: `FuseSession.init` passes the `Dispatcher` to libfuse as userdata with ONE
+// `passRetained`; the matching `release` is in `run` after `fuse_session_destroy` (when libfuse
+// can no longer call back and every started request has been answered), or in `init`/`deinit`
+// when the session never runs. `ThreadBody.start` passes its thread argument retained once; the
+// thread takes it back (`takeRetainedValue`).
+import CFuse3
+import Glibc
+import Logging
+import OBSProtocol
+import ObsFS
+import Synchronization
+
+/// What the kernel is told about how long it may cache names and attributes.
+private let cacheSeconds: Double = 1.0
+/// `max_write` asked for in `init`.
+let requestedMaxWrite: UInt32 = 1 << 20
+
+/// One request from the kernel, to be answered exactly once.
+private struct Request: @unchecked Sendable {
+    // @unchecked: a fuse_req_t may be answered from any thread; each Request is answered once.
+    let raw: fuse_req_t
+}
+
+/// The state callbacks reach through the session's userdata.
+private final class Dispatcher: Sendable {
+    let fileSystem: ObsFileSystem
+    let logger: Logger
+    /// Requests started and not yet answered; destroy waits for 0.
+    let outstanding = Mutex(0)
+
+    init(fileSystem: ObsFileSystem, logger: Logger) {
+        self.fileSystem = fileSystem
+        self.logger = logger
+    }
+
+    static func from(_ request: fuse_req_t) -> Dispatcher {
+        Unmanaged<Dispatcher>.fromOpaque(fuse_req_userdata(request)).takeUnretainedValue()
+    }
+
+    /// Runs `body` in a Task; `body` must answer the request.
+    func answer(_ request: fuse_req_t, _ body: @escaping @Sendable (Request) async -> Void) {
+        outstanding.withLock { $0 += 1 }
+        let wrapped = Request(raw: request)
+        Task {
+            await body(wrapped)
+            self.outstanding.withLock { $0 -= 1 }
+        }
+    }
+
+    // MARK: Conversions
+
+    func stat(_ attributes: FileAttributes) -> stat {
+        var result = Glibc.stat()
+        result.st_ino = UInt(attributes.inode.rawValue)
+        result.st_mode = attributes.mode
+        result.st_nlink = UInt(attributes.linkCount)
+        result.st_uid = attributes.uid
+        result.st_gid = attributes.gid
+        result.st_size = Int(attributes.size)
+        result.st_blksize = 1 << 20
+        result.st_blocks = Int((attributes.size + 511) / 512)
+        let seconds = Int(attributes.modified.secondsSinceEpoch)
+        let nanoseconds = Int(attributes.modified.millisecondsSinceEpoch - Int64(seconds) * 1000) * 1_000_000
+        result.st_mtim = timespec(tv_sec: seconds, tv_nsec: nanoseconds)
+        result.st_ctim = result.st_mtim
+        result.st_atim = result.st_mtim
+        return result
+    }
+
+    func entry(_ attributes: FileAttributes) -> fuse_entry_param {
+        var entry = fuse_entry_param()
+        entry.ino = attributes.inode.rawValue
+        entry.generation = 1
+        entry.attr = stat(attributes)
+        entry.attr_timeout = cacheSeconds
+        entry.entry_timeout = cacheSeconds
+        return entry
+    }
+
+    func fail(_ request: Request, _ error: any Error) {
+        let errno = ErrnoMapping.errno(for: error)
+        logger.debug("request failed: \(error)")
+        fuse_reply_err(request.raw, errno.rawValue)
+    }
+}
+
+// MARK: Callbacks (C function pointers: no captures; state comes from the userdata)
+
+private func name(_ pointer: UnsafePointer<CChar>?) -> String { pointer.map { String(cString: $0) } ?? "" }
+
+private let operations: fuse_lowlevel_ops = {
+    var ops = fuse_lowlevel_ops()
+
+    ops.`init` = { userdata, connection in
+        guard let userdata, let connection else { return }
+        let dispatcher = Unmanaged<Dispatcher>.fromOpaque(userdata).takeUnretainedValue()
+        // libfuse 3 always allows big writes (FUSE_CAP_BIG_WRITES is gone) and asks the kernel for
+        // max_pages = max_write / page size itself; the kernel caps that at its own limit.
+        connection.pointee.max_write = requestedMaxWrite
+        if connection.pointee.capable & UInt32(FUSE_CAP_ATOMIC_O_TRUNC) != 0 {
+            connection.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
+        }
+        // Writes go straight to part buffers: no page cache write-back.
+        connection.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        dispatcher.logger.info("FUSE protocol \(connection.pointee.proto_major).\(connection.pointee.proto_minor): max_write \(connection.pointee.max_write) bytes requested (the size of each write delivered is logged per file)")
+    }
+
+    ops.lookup = { request, parent, namePointer in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        dispatcher.answer(request) { request in
+            do {
+                var entry = dispatcher.entry(try await dispatcher.fileSystem.lookup(parent: InodeNumber(parent), name: childName))
+                fuse_reply_entry(request.raw, &entry)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.forget = { request, inode, count in
+        guard let request else { return }
+        Dispatcher.from(request).fileSystem.forget(InodeNumber(inode), count: count)
+        fuse_reply_none(request)
+    }
+
+    ops.getattr = { request, inode, _ in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        dispatcher.answer(request) { request in
+            do {
+                var attributes = dispatcher.stat(try dispatcher.fileSystem.getattr(InodeNumber(inode)))
+                fuse_reply_attr(request.raw, &attributes, cacheSeconds)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.setattr = { request, inode, attributes, toSet, _ in
+        guard let request, let attributes else { return }
+        let dispatcher = Dispatcher.from(request)
+        let size: Int64? = toSet & FUSE_SET_ATTR_SIZE != 0 ? Int64(attributes.pointee.st_size) : nil
+        let time = attributes.pointee.st_mtim
+        let modified: Timestamp? = toSet & FUSE_SET_ATTR_MTIME_NOW != 0 ? .now()
+            : toSet & FUSE_SET_ATTR_MTIME != 0 ? Timestamp(millisecondsSinceEpoch: Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000)
+            : nil
+        dispatcher.answer(request) { request in
+            do {
+                var result = dispatcher.stat(try dispatcher.fileSystem.setattr(InodeNumber(inode), size: size, modified: modified))
+                fuse_reply_attr(request.raw, &result, cacheSeconds)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.create = { request, parent, namePointer, _, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        let template = info.pointee  // libfuse's copy lives on its stack; reply with ours
+        dispatcher.answer(request) { request in
+            var reply = template
+            do {
+                let (attributes, handle) = try await dispatcher.fileSystem.create(parent: InodeNumber(parent), name: childName)
+                var entry = dispatcher.entry(attributes)
+                reply.fh = handle.rawValue
+                reply.direct_io = 1
+                if fuse_reply_create(request.raw, &entry, &reply) != 0 {
+                    // The opener went away (interrupted): the kernel will not release this handle.
+                    await dispatcher.fileSystem.release(handle)
+                }
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.open = { request, inode, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let template = info.pointee
+        let flags = template.flags
+        dispatcher.answer(request) { request in
+            var reply = template
+            do {
+                let handle = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags)
+                reply.fh = handle.rawValue
+                if flags & O_ACCMODE != O_RDONLY { reply.direct_io = 1 }
+                if fuse_reply_open(request.raw, &reply) != 0 { await dispatcher.fileSystem.release(handle) }
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.write = { request, _, buffer, size, offset, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = FileHandleID(info.pointee.fh)
+        let writer = WriterIdentity(info.pointee.lock_owner)
+        // The kernel's bytes are valid only now: admit copies them into part buffers (or aside).
+        let admission = dispatcher.fileSystem.write(handle, at: Int64(offset), bytes: UnsafeRawBufferPointer(start: buffer, count: size), writer: writer)
+        dispatcher.answer(request) { request in
+            let result: Result<Int, FileSystemError>
+            switch admission {
+            case .accepted(let count): result = .success(count)
+            case .refused(let error): result = .failure(error)
+            case .waiting(let pending): result = await pending.outcome
+            }
+            switch result {
+            case .success(let count): fuse_reply_write(request.raw, count)
+            case .failure(let error): dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.flush = { request, _, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = FileHandleID(info.pointee.fh)
+        let writer = WriterIdentity(info.pointee.lock_owner)
+        dispatcher.answer(request) { request in
+            do {
+                try await dispatcher.fileSystem.flush(handle, writer: writer)
+                fuse_reply_err(request.raw, 0)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.fsync = { request, _, _, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = FileHandleID(info.pointee.fh)
+        dispatcher.answer(request) { request in
+            do {
+                try await dispatcher.fileSystem.fsync(handle)
+                fuse_reply_err(request.raw, 0)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.release = { request, _, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = FileHandleID(info.pointee.fh)
+        dispatcher.answer(request) { request in
+            await dispatcher.fileSystem.release(handle)
+            fuse_reply_err(request.raw, 0)
+        }
+    }
+
+    ops.unlink = { request, parent, namePointer in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        dispatcher.answer(request) { request in
+            do {
+                try await dispatcher.fileSystem.unlink(parent: InodeNumber(parent), name: childName)
+                fuse_reply_err(request.raw, 0)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.opendir = { request, inode, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let template = info.pointee
+        dispatcher.answer(request) { request in
+            var reply = template
+            do {
+                reply.fh = try dispatcher.fileSystem.openDirectory(InodeNumber(inode)).rawValue
+                if fuse_reply_open(request.raw, &reply) != 0 { dispatcher.fileSystem.releaseDirectory(DirectoryHandleID(reply.fh)) }
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.readdir = { request, _, size, offset, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = DirectoryHandleID(info.pointee.fh)
+        dispatcher.answer(request) { request in
+            do {
+                let entries = try await dispatcher.fileSystem.readDirectory(handle, from: Int64(offset))
+                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(size, 1))
+                defer { buffer.deallocate() }
+                var used = 0
+                for entry in entries {
+                    var attributes = Glibc.stat()
+                    attributes.st_ino = UInt(entry.inode.rawValue)
+                    attributes.st_mode = entry.kind == .directory ? S_IFDIR : S_IFREG
+                    let needed = fuse_add_direntry(request.raw, buffer + used, size - used, entry.name, &attributes, off_t(entry.cookie))
+                    if needed > size - used { break }
+                    used += needed
+                }
+                fuse_reply_buf(request.raw, buffer, used)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.releasedir = { request, _, info in
+        guard let request, let info else { return }
+        Dispatcher.from(request).fileSystem.releaseDirectory(DirectoryHandleID(info.pointee.fh))
+        fuse_reply_err(request, 0)
+    }
+
+    ops.statfs = { request, _ in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        dispatcher.answer(request) { request in
+            let numbers = dispatcher.fileSystem.statistics()
+            var result = statvfs()
+            result.f_bsize = UInt(numbers.blockSize)
+            result.f_frsize = UInt(numbers.blockSize)
+            result.f_blocks = UInt(numbers.totalBlocks)
+            result.f_bfree = UInt(numbers.freeBlocks)
+            result.f_bavail = UInt(numbers.freeBlocks)
+            result.f_files = UInt(numbers.totalFiles)
+            result.f_ffree = UInt(numbers.freeFiles)
+            result.f_favail = UInt(numbers.freeFiles)
+            result.f_namemax = UInt(numbers.maximumNameLength)
+            fuse_reply_statfs(request.raw, &result)
+        }
+    }
+
+    ops.getxattr = { request, inode, namePointer, size in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let attributeName = name(namePointer)
+        dispatcher.answer(request) { request in
+            do {
+                replyXattr(request, try dispatcher.fileSystem.getxattr(InodeNumber(inode), name: attributeName), size: size)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.listxattr = { request, inode, size in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        dispatcher.answer(request) { request in
+            do {
+                let names = try dispatcher.fileSystem.listxattr(InodeNumber(inode))
+                replyXattr(request, names.flatMap { Array($0.utf8) + [0] }, size: size)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    return ops
+}()
+
+/// getxattr/listxattr protocol: size 0 asks for the length; a too-small buffer is ERANGE.
+private func replyXattr(_ request: Request, _ value: [UInt8], size: Int) {
+    if size == 0 {
+        fuse_reply_xattr(request.raw, value.count)
+    } else if size < value.count {
+        fuse_reply_err(request.raw, ERANGE)
+    } else {
+        _ = value.withUnsafeBytes { fuse_reply_buf(request.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), value.count) }
+    }
+}
+
+// MARK: Session
+
+/// Runs a closure on a new detached thread. The closure box is passed to the thread with one
+/// `passRetained`, which the thread takes back with `takeRetainedValue`.
+private final class ThreadBody: @unchecked Sendable {
+    // @unchecked: handed to exactly one thread, which alone uses it.
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+
+    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
+        let argument = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { argument in
+            Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, argument)
+        guard created == 0 else {
+            Unmanaged<ThreadBody>.fromOpaque(argument).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
+}
+
+/// Write end of the self-pipe that SIGTERM/SIGINT/SIGHUP write a byte into. Set once, before the
+/// handlers are installed; read only by the handler.
+nonisolated(unsafe) private var terminationPipeWriteEnd: Int32 = -1
+
+/// Sent to the loop's thread to make its blocked read return EINTR (handler installed without
+/// SA_RESTART; it does nothing else).
+private let loopWakeSignal = SIGUSR1
+
+/// The session as the loop thread, the signal watcher and `run` share it: unmounting happens
+/// once, and nothing touches the session after it is destroyed.
+private final class SessionControl: @unchecked Sendable {
+    // @unchecked: `raw` is immutable; every use after the loop started goes through `state`,
+    // except fuse_session_loop itself, which ends before `destroy` is called.
+    let raw: OpaquePointer
+
+    private struct Lifecycle {
+        var loopThread: pthread_t?
+        var loopEnded = false
+        var unmounted = false
+        var destroyed = false
+    }
+
+    /// Orders unmount (from the watcher or from `run`) and destroy, and knows the loop's thread.
+    private let state = Mutex(Lifecycle())
+
+    init(_ raw: OpaquePointer) { self.raw = raw }
+
+    /// Runs the session loop on the calling thread until it ends.
+    func loop() -> Int32 {
+        // Threads started from Swift's (libdispatch's) worker threads inherit a mask blocking
+        // most signals; the wake signal must get through to this one.
+        var wake = sigset_t()
+        sigemptyset(&wake)
+        sigaddset(&wake, loopWakeSignal)
+        pthread_sigmask(SIG_UNBLOCK, &wake, nil)
+        state.withLock { $0.loopThread = pthread_self() }
+        let status = fuse_session_loop(raw)
+        state.withLock { $0.loopEnded = true }
+        return status
+    }
+
+    /// Ends the session loop: marks the session exited, unmounts, and interrupts the loop's
+    /// read (blocked for as long as a file on the lazily detached mount stays open) with
+    /// `loopWakeSignal` until the loop has returned.
+    func exitLoop() {
+        state.withLock { state in
+            guard !state.destroyed else { return }
+            fuse_session_exit(raw)
+        }
+        unmount()
+        while let thread = state.withLock({ $0.loopEnded ? nil : $0.loopThread }) {
+            pthread_kill(thread, loopWakeSignal)
+            usleep(100_000)
+        }
+    }
+
+    func unmount() {
+        state.withLock { state in
+            guard !state.unmounted, !state.destroyed else { return }
+            state.unmounted = true
+            fuse_session_unmount(raw)
+        }
+    }
+
+    func destroy() {
+        state.withLock { state in
+            guard !state.destroyed else { return }
+            state.destroyed = true
+            fuse_session_destroy(raw)
+        }
+    }
+}
+
+/// Why a mount could not be set up.
+public struct FuseMountError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// A mounted FUSE session serving one `ObsFileSystem`.
+public final class FuseSession {
+    /// The owned `struct fuse_session *`, destroyed in `run` (or `deinit` if never run).
+    private var session: OpaquePointer?
+    private let userdata: UnsafeMutableRawPointer
+    private let dispatcher: Dispatcher
+    private let logger: Logger
+    public let mountpoint: String
+
+    /// Creates the session and mounts it. Does not serve requests until `run`.
+    /// - Parameter options: FUSE mount options (`allow_other`, `ro`, `fsname=…`, …).
+    public init(fileSystem: ObsFileSystem, mountpoint: String, options: [String], debug: Bool, logger: Logger) throws {
+        self.mountpoint = mountpoint
+        self.logger = logger
+        dispatcher = Dispatcher(fileSystem: fileSystem, logger: logger)
+        var arguments = ["obsmount"] + (debug ? ["-d"] : []) + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
+        var cArguments = arguments.indices.map { strdup(arguments[$0]) }
+        defer { cArguments.forEach { free($0) } }
+        arguments = []
+        // The one passRetained; released in `run` (or below when creating the session fails).
+        userdata = Unmanaged.passRetained(dispatcher).toOpaque()
+        var args = fuse_args(argc: Int32(cArguments.count), argv: nil, allocated: 0)
+        let created: OpaquePointer? = cArguments.withUnsafeMutableBufferPointer { pointers in
+            args.argv = pointers.baseAddress
+            var ops = operations
+            return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata)
+        }
+        guard let created else {
+            Unmanaged<Dispatcher>.fromOpaque(userdata).release()
+            throw FuseMountError(description: "fuse_session_new failed (bad FUSE options: \(options.joined(separator: ",")))")
+        }
+        guard fuse_session_mount(created, mountpoint) == 0 else {
+            fuse_session_destroy(created)
+            Unmanaged<Dispatcher>.fromOpaque(userdata).release()
+            throw FuseMountError(description: "cannot mount on \(mountpoint) (does it exist, and may this user mount there?)")
+        }
+        session = created
+    }
+
+    /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM, SIGINT or SIGHUP;
+    /// then unmounts, finishes or aborts open uploads (a log line each) and tears the session down.
+    ///
+    /// Signals: any thread may take them (libdispatch's main thread unblocks everything in
+    /// sigsuspend), so the handler only writes a byte to a pipe; a watcher thread reads it and
+    /// ends the loop by exiting the session and unmounting, which makes the loop's read return.
+    public func run() async {
+        guard let session else { return }
+        let control = SessionControl(session)
+        self.session = nil  // from here on `control` owns it
+        installTerminationWatcher(control)
+        let status: Int32 = await withCheckedContinuation { continuation in
+            let started = ThreadBody.start { continuation.resume(returning: control.loop()) }
+            if !started { continuation.resume(returning: -EAGAIN) }
+        }
+        logger.notice("unmounting \(mountpoint) (session loop ended with \(status))")
+        control.unmount()
+        await dispatcher.fileSystem.shutdown()
+        // Every started request must be answered before the session's memory goes.
+        while dispatcher.outstanding.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        control.destroy()
+        Unmanaged<Dispatcher>.fromOpaque(userdata).release()
+        logger.notice("unmounted \(mountpoint)")
+    }
+
+    private func installTerminationWatcher(_ control: SessionControl) {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else {
+            logger.warning("no signal handling: pipe failed with errno \(errno)")
+            return
+        }
+        terminationPipeWriteEnd = ends[1]
+        for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
+            signal(signalNumber) { _ in
+                var byte: UInt8 = 1
+                _ = write(terminationPipeWriteEnd, &byte, 1)
+            }
+        }
+        var wake = sigaction()
+        wake.__sigaction_handler.sa_handler = { _ in }
+        wake.sa_flags = 0  // no SA_RESTART: the loop's read must return EINTR
+        sigemptyset(&wake.sa_mask)
+        sigaction(loopWakeSignal, &wake, nil)
+        let readEnd = ends[0]
+        let logger = logger
+        let started = ThreadBody.start {
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) < 0 && errno == EINTR {}
+            logger.notice("termination signal: unmounting")
+            control.exitLoop()
+        }
+        if !started { logger.warning("no signal handling: cannot start the watcher thread") }
+    }
+
+    deinit {
+        if let session {
+            fuse_session_unmount(session)
+            fuse_session_destroy(session)
+            Unmanaged<Dispatcher>.fromOpaque(userdata).release()
+        }
+    }
+}

@@ -1,0 +1,147 @@
+// What an OBSClient talks to and how: endpoint, addressing, dialect, credentials, retries.
+import CurlTransport
+import Logging
+import OBSProtocol
+
+/// An `http://` or `https://` endpoint: scheme, host and port, no path.
+public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
+    /// `http` or `https`.
+    public enum Scheme: String, Sendable { case http, https }
+
+    /// `http` or `https` (TLS, verified unless the transport configuration says otherwise).
+    public let scheme: Scheme
+    /// Host name or IP literal (IPv6 in brackets).
+    public let host: String
+    /// The port, when the URL names one.
+    public let port: Int?
+
+    /// Parses `https://obs.cn-north-4.myhuaweicloud.com` or `http://127.0.0.1:9000/`; nil for
+    /// another scheme, a path, credentials in the URL or a bad port.
+    public init?(_ url: String) {
+        let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let scheme = Scheme(rawValue: String(parts[0]).lowercasedASCII) else { return nil }
+        var authority = parts[1]
+        if authority.hasSuffix("/") { authority = authority.dropLast() }
+        guard !authority.isEmpty, !authority.contains("/"), !authority.contains("@"), !authority.contains("?") else { return nil }
+        var host = String(authority)
+        var port: Int?
+        if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") {
+            guard let number = Int(authority[authority.index(after: colon)...]), (1...65535).contains(number) else { return nil }
+            host = String(authority[..<colon])
+            port = number
+        }
+        guard !host.isEmpty else { return nil }
+        self.scheme = scheme
+        self.host = host.lowercasedASCII
+        self.port = port
+    }
+
+    /// `host` or `host:port` when the port is not the scheme's default: the `Host` header.
+    public var authority: String {
+        guard let port, port != (scheme == .https ? 443 : 80) else { return host }
+        return "\(host):\(port)"
+    }
+
+    /// The endpoint as a URL.
+    public var description: String { "\(scheme.rawValue)://\(authority)" }
+}
+
+/// Where the bucket goes in a URL.
+public enum Addressing: String, Sendable {
+    /// `https://endpoint/bucket/key`.
+    case pathStyle = "path"
+    /// `https://bucket.endpoint/key`.
+    case virtualHost = "virtual-host"
+}
+
+/// When and how often failed requests are tried again.
+public struct RetryPolicy: Sendable, Equatable {
+    /// Attempts in all, the first included (1 = never retry).
+    public var maxAttempts: Int
+    /// Upper bound of the first back-off; doubles with every retry up to `maxDelay`.
+    public var baseDelay: Duration
+    /// Upper bound of every back-off.
+    public var maxDelay: Duration
+
+    /// A policy; `maxAttempts` below 1 counts as 1.
+    public init(maxAttempts: Int = 4, baseDelay: Duration = .milliseconds(200), maxDelay: Duration = .seconds(10)) {
+        self.maxAttempts = max(1, maxAttempts)
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+    }
+
+    /// Never retries.
+    public static let none = RetryPolicy(maxAttempts: 1)
+
+    /// Whether a request that failed with `error` is worth sending again: 5xx, `SlowDown`, 408,
+    /// 429, connection failures and timeouts. Never other 4xx, never a cancellation.
+    public func isRetryable(_ error: OBSClientError) -> Bool {
+        switch error {
+        case .service(let service): service.isRetryable
+        case .transport(let transport): transport.isRetryable
+        case .malformedResponse, .etagMismatch, .invalidArgument: false
+        }
+    }
+
+    /// The back-off before retry number `retry` (1 for the first retry): "full jitter", a
+    /// uniformly random delay between zero and `min(maxDelay, baseDelay · 2^(retry-1))`.
+    public func delay(beforeRetry retry: Int, using generator: inout some RandomNumberGenerator) -> Duration {
+        let cap = ceiling(forRetry: retry)
+        let nanoseconds = cap.nanoseconds
+        guard nanoseconds > 0 else { return .zero }
+        return .nanoseconds(Int64.random(in: 0...nanoseconds, using: &generator))
+    }
+
+    /// `min(maxDelay, baseDelay · 2^(retry-1))`.
+    public func ceiling(forRetry retry: Int) -> Duration {
+        let doublings = min(max(0, retry - 1), 30)
+        let grown = baseDelay * (1 << doublings)
+        return grown < maxDelay ? grown : maxDelay
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Everything an `OBSClient` needs.
+public struct OBSClientConfiguration: Sendable {
+    /// The service's URL.
+    public var endpoint: Endpoint
+    /// Path-style or virtual-host.
+    public var addressing: Addressing
+    /// Signing region (V4 scope); OBS regions look like `cn-north-4`.
+    public var region: String
+    /// How requests are written and signed (`obs`, `v2`, `v4`).
+    public var dialect: Dialect
+    /// Access key, secret key and optional security token.
+    public var credentials: Credentials
+    /// Connection pool size, timeouts, TLS verification and CA file.
+    public var transport: TransportConfiguration
+    /// When failed requests are sent again.
+    public var retry: RetryPolicy
+    /// Upper bound on one attempt of a request that moves no bulk data (everything but part,
+    /// object and append bodies and reads into caller memory); nil: only the transport's
+    /// connect and low-speed limits apply. A complete of many parts can take the service a while.
+    public var operationTimeout: Duration?
+    /// Where requests, retries and failures are logged (never with credentials).
+    public var logger: Logger
+
+    /// A configuration; OBS dialect, path style and region `us-east-1` unless told otherwise.
+    public init(endpoint: Endpoint, addressing: Addressing = .pathStyle, region: String = "us-east-1", dialect: Dialect = .obs,
+                credentials: Credentials, transport: TransportConfiguration = TransportConfiguration(),
+                retry: RetryPolicy = RetryPolicy(), operationTimeout: Duration? = nil, logger: Logger = Logger(label: "obsmount.client")) {
+        self.endpoint = endpoint
+        self.addressing = addressing
+        self.region = region
+        self.dialect = dialect
+        self.credentials = credentials
+        self.transport = transport
+        self.retry = retry
+        self.operationTimeout = operationTimeout
+        self.logger = logger
+    }
+}

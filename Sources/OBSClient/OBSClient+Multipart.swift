@@ -1,0 +1,206 @@
+// Multipart uploads: initiate, upload part, copy part, complete, abort, list parts and uploads.
+import CurlTransport
+import OBSHashing
+import OBSProtocol
+
+/// A completed multipart upload (or PUT/append) as the service reports it.
+public struct StoredObject: Sendable, Equatable {
+    /// The object's ETag (composite `…-n` for multipart uploads).
+    public var etag: ETag
+    /// The version, when the bucket keeps versions.
+    public var versionID: VersionID?
+
+    /// A stored object's identity.
+    public init(etag: ETag, versionID: VersionID? = nil) {
+        self.etag = etag
+        self.versionID = versionID
+    }
+}
+
+extension OBSClient {
+    /// Starts a multipart upload of an object with `options` (ACL, grants, storage class,
+    /// metadata, content type, encryption, expiry, tags, persistent headers, object lock).
+    /// Options the service would reject are rejected here, without a request.
+    public func initiateMultipartUpload(bucket: BucketName, key: ObjectKey, options: ObjectOptions = ObjectOptions()) async throws(OBSClientError) -> UploadID {
+        let call = OperationRequest(operation: "InitiateMultipartUpload", method: "POST", bucket: bucket, key: key,
+                                    query: [QueryItem("uploads")], headers: try headers(for: options))
+        let response = try await send(call)
+        let result = try decode(InitiateMultipartUploadResult.self, response, call)
+        guard result.key == key else { throw malformed(call, response, "upload initiated for key \(result.key), not \(key)") }
+        return result.uploadID
+    }
+
+    /// Uploads one part from caller memory (sent in place; the region's owner stays alive until
+    /// the transfer is done). `md5` is the binary MD5 of the region: sent as Content-MD5 so the
+    /// service rejects a corrupted body, and compared with the returned ETag unless the service
+    /// encrypts with KMS or a customer key (then the ETag is not the MD5).
+    /// `customerKey` is the upload's SSE-C key, which every part must carry again.
+    public func uploadPart(bucket: BucketName, key: ObjectKey, uploadID: UploadID, partNumber: PartNumber,
+                           body: MemoryRegion, md5: [UInt8], customerKey: CustomerKey? = nil) async throws(OBSClientError) -> ETag {
+        var headers = customerKey?.headers(for: dialect) ?? HeaderFields()
+        headers["Content-MD5"] = Base64.encode(md5)
+        let call = OperationRequest(operation: "UploadPart", method: "PUT", bucket: bucket, key: key,
+                                    query: [QueryItem("partNumber", partNumber.description), QueryItem("uploadId", uploadID.rawValue)],
+                                    headers: headers, body: .memory(body))
+        let response = try await send(call)
+        guard let header = response.headers["ETag"] else { throw malformed(call, response, "no ETag header") }
+        let etag = ETag(header)
+        let expected = ETag(md5: md5)
+        if etag != expected && customerKey == nil && !isEncryptedWithoutMD5ETag(response) {
+            throw OBSClientError.etagMismatch(expected: expected, received: etag, requestID: requestID(of: response))
+        }
+        return etag
+    }
+
+    /// Whether the reply says the data is encrypted with KMS or a customer key, whose ETags are
+    /// not the MD5 of the plaintext.
+    func isEncryptedWithoutMD5ETag(_ response: HTTPResponse) -> Bool {
+        let algorithm = response.headers[dialect.header("server-side-encryption")] ?? ""
+        return algorithm == "kms" || algorithm == "aws:kms" || response.headers[dialect.header("server-side-encryption-customer-algorithm")] != nil
+    }
+
+    /// Copies a byte range (or all) of an existing object into a part, server-side.
+    public func copyPart(bucket: BucketName, key: ObjectKey, uploadID: UploadID, partNumber: PartNumber,
+                         sourceBucket: BucketName, sourceKey: ObjectKey, sourceRange: ClosedRange<Int64>? = nil,
+                         sourceVersion: VersionID? = nil) async throws(OBSClientError) -> ETag {
+        var headers = HeaderFields()
+        headers[dialect.header("copy-source")] = copySource(sourceBucket, sourceKey, sourceVersion)
+        if let sourceRange { headers[dialect.header("copy-source-range")] = "bytes=\(sourceRange.lowerBound)-\(sourceRange.upperBound)" }
+        let call = OperationRequest(operation: "UploadPartCopy", method: "PUT", bucket: bucket, key: key,
+                                    query: [QueryItem("partNumber", partNumber.description), QueryItem("uploadId", uploadID.rawValue)],
+                                    headers: headers)
+        let response = try await send(call)
+        if let error = embeddedError(in: response) { throw .service(error) }
+        return try decode(CopyPartResult.self, response, call).etag
+    }
+
+    /// Completes an upload from the parts to keep, in ascending part-number order.
+    ///
+    /// If an attempt is lost in transport (timeout, connection reset) the service may have
+    /// completed the upload anyway, and the retry then answers `NoSuchUpload`. In that case the
+    /// object is checked with HEAD: if its ETag equals `expectedETag` (by default the composite
+    /// ETag of the parts' MD5s) the upload is taken as completed.
+    public func completeMultipartUpload(bucket: BucketName, key: ObjectKey, uploadID: UploadID,
+                                        parts: [(partNumber: PartNumber, etag: ETag)], expectedETag: ETag? = nil) async throws(OBSClientError) -> StoredObject {
+        guard !parts.isEmpty else { throw .invalidArgument("a multipart upload needs at least one part") }
+        let document = CompleteMultipartUpload(parts: parts.map { CompleteMultipartUpload.Part(partNumber: $0.partNumber, etag: $0.etag) })
+        var headers = HeaderFields()
+        headers["Content-Type"] = "application/xml"
+        let call = OperationRequest(operation: "CompleteMultipartUpload", method: "POST", bucket: bucket, key: key,
+                                    query: [QueryItem("uploadId", uploadID.rawValue)], headers: headers,
+                                    body: .bytes(document.serialized(for: dialect, withNamespace: false)))
+        var history = AttemptHistory()
+        let response: HTTPResponse
+        do {
+            response = try await send(call, history: &history)
+        } catch .service(let error) where error.code == .noSuchUpload && history.earlierAttemptLostInTransport {
+            let expected = expectedETag ?? compositeETag(of: parts.map(\.etag))
+            guard let expected, let object = try? await headObject(bucket: bucket, key: key), object.etag == expected else {
+                throw .service(error)
+            }
+            logger.notice("complete answered NoSuchUpload after a lost attempt; HEAD shows the completed object",
+                          metadata: ["bucket": "\(bucket)", "key": "\(key)", "etag": "\(expected)"])
+            return StoredObject(etag: expected, versionID: object.versionID)
+        }
+        if let error = embeddedError(in: response) { throw .service(error) }
+        let result = try decode(CompleteMultipartUploadResult.self, response, call)
+        return StoredObject(etag: result.etag, versionID: response.headers[dialect.header("version-id")].map(VersionID.init))
+    }
+
+    /// The ETag a completed upload of parts with these (plain MD5) ETags has; nil when a part's
+    /// ETag is not an MD5 (encrypted uploads).
+    public func compositeETag(of partETags: [ETag]) -> ETag? {
+        var md5s: [[UInt8]] = []
+        for etag in partETags {
+            guard let md5 = etag.md5Bytes else { return nil }
+            md5s.append(md5)
+        }
+        return ETag.composite(partMD5s: md5s)
+    }
+
+    /// Aborts an upload and discards its parts.
+    public func abortMultipartUpload(bucket: BucketName, key: ObjectKey, uploadID: UploadID) async throws(OBSClientError) {
+        _ = try await send(OperationRequest(operation: "AbortMultipartUpload", method: "DELETE", bucket: bucket, key: key,
+                                            query: [QueryItem("uploadId", uploadID.rawValue)]))
+    }
+
+    /// One page of an upload's parts, after `marker`.
+    public func listParts(bucket: BucketName, key: ObjectKey, uploadID: UploadID, after marker: PartNumber? = nil,
+                          maxParts: Int? = nil) async throws(OBSClientError) -> ListPartsResult {
+        var query = [QueryItem("uploadId", uploadID.rawValue)]
+        if let maxParts { query.append(QueryItem("max-parts", String(maxParts))) }
+        if let marker { query.append(QueryItem("part-number-marker", marker.description)) }
+        let call = OperationRequest(operation: "ListParts", method: "GET", bucket: bucket, key: key, query: query)
+        return try decode(ListPartsResult.self, try await send(call), call)
+    }
+
+    /// All pages of an upload's parts.
+    public func allParts(bucket: BucketName, key: ObjectKey, uploadID: UploadID, pageSize: Int? = nil) -> Pages<ListPartsResult, PartNumber> {
+        Pages(start: nil) { [self] (marker: PartNumber?) async throws(OBSClientError) in
+            let page = try await listParts(bucket: bucket, key: key, uploadID: uploadID, after: marker, maxParts: pageSize)
+            guard page.isTruncated else { return (page, nil) }
+            guard let next = page.nextPartNumberMarker ?? page.parts.last?.partNumber, marker.map({ next > $0 }) ?? true else {
+                throw .malformedResponse(operation: "ListParts", detail: "truncated listing without a new marker", requestID: nil)
+            }
+            return (page, next)
+        }
+    }
+
+    /// One page of a bucket's multipart uploads in progress.
+    public func listMultipartUploads(bucket: BucketName, prefix: String? = nil, delimiter: String? = nil,
+                                     after marker: UploadListMarker? = nil, maxUploads: Int? = nil) async throws(OBSClientError) -> ListMultipartUploadsResult {
+        var query = [QueryItem("uploads"), QueryItem("encoding-type", "url")]
+        if let prefix { query.append(QueryItem("prefix", prefix)) }
+        if let delimiter { query.append(QueryItem("delimiter", delimiter)) }
+        if let maxUploads { query.append(QueryItem("max-uploads", String(maxUploads))) }
+        if let marker {
+            query.append(QueryItem("key-marker", marker.key.rawValue))
+            if let uploadID = marker.uploadID { query.append(QueryItem("upload-id-marker", uploadID.rawValue)) }
+        }
+        let call = OperationRequest(operation: "ListMultipartUploads", method: "GET", bucket: bucket, query: query)
+        return try decode(ListMultipartUploadsResult.self, try await send(call), call)
+    }
+
+    /// All pages of a bucket's multipart uploads in progress.
+    public func allMultipartUploads(bucket: BucketName, prefix: String? = nil, delimiter: String? = nil,
+                                    pageSize: Int? = nil) -> Pages<ListMultipartUploadsResult, UploadListMarker> {
+        Pages(start: nil) { [self] (marker: UploadListMarker?) async throws(OBSClientError) in
+            let page = try await listMultipartUploads(bucket: bucket, prefix: prefix, delimiter: delimiter, after: marker, maxUploads: pageSize)
+            guard page.isTruncated else { return (page, nil) }
+            guard let key = page.nextKeyMarker ?? page.uploads.last?.key else {
+                throw .malformedResponse(operation: "ListMultipartUploads", detail: "truncated listing without a next marker", requestID: nil)
+            }
+            let next = UploadListMarker(key: key, uploadID: page.nextUploadIDMarker ?? page.uploads.last?.uploadID)
+            guard next != marker else {
+                throw .malformedResponse(operation: "ListMultipartUploads", detail: "truncated listing repeats its marker", requestID: nil)
+            }
+            return (page, next)
+        }
+    }
+
+    /// The headers of `options`, or `invalidArgument` naming every rule they break.
+    func headers(for options: ObjectOptions) throws(OBSClientError) -> HeaderFields {
+        let violations = options.violations(now: clock())
+        guard violations.isEmpty else { throw .invalidArgument(ObjectOptionViolations(violations).description) }
+        return options.headers(for: dialect)
+    }
+
+    /// `/bucket/encoded-key[?versionId=v]` for the copy-source headers.
+    func copySource(_ bucket: BucketName, _ key: ObjectKey, _ version: VersionID?) -> String {
+        "/" + bucket.rawValue + "/" + PercentEncoding.encodePath(key.rawValue) + (version.map { "?versionId=" + $0.rawValue } ?? "")
+    }
+}
+
+/// Where a listing of multipart uploads continues: after this key (and upload ID).
+public struct UploadListMarker: Sendable, Equatable {
+    /// The last key listed.
+    public var key: ObjectKey
+    /// The last upload of that key listed, if the listing named it.
+    public var uploadID: UploadID?
+
+    /// A marker.
+    public init(key: ObjectKey, uploadID: UploadID? = nil) {
+        self.key = key
+        self.uploadID = uploadID
+    }
+}

@@ -1,0 +1,170 @@
+// The OBS client core: every operation goes through `send`, which signs each attempt afresh,
+// performs it on the transport, turns error replies into `ServiceError`, and retries what is
+// worth retrying with exponential back-off and full jitter. The operations live in the
+// `OBSClient+*.swift` files.
+import CurlTransport
+import Logging
+import OBSProtocol
+
+/// A client of one OBS (or S3-compatible) endpoint with one set of credentials. Knows buckets
+/// and objects, never files. Safe to share between tasks; requests run concurrently on one
+/// transport (one event thread, one pool of kept-alive connections).
+public final class OBSClient: Sendable {
+    /// The settings the client was created with.
+    public let configuration: OBSClientConfiguration
+    let builder: RequestBuilder
+    let transport: any HTTPTransport
+    let clock: OBSProtocol.Clock
+
+    /// A client over a libcurl transport built from `configuration.transport`.
+    public convenience init(configuration: OBSClientConfiguration) throws(OBSClientError) {
+        let transport: CurlTransport
+        do {
+            transport = try CurlTransport(configuration: configuration.transport)
+        } catch {
+            throw .transport(error)
+        }
+        self.init(configuration: configuration, transport: transport)
+    }
+
+    /// A client over any transport (tests inject fakes); `clock` dates the signatures.
+    public init(configuration: OBSClientConfiguration, transport: any HTTPTransport, clock: @escaping OBSProtocol.Clock = { Timestamp.now() }) {
+        self.configuration = configuration
+        self.transport = transport
+        self.clock = clock
+        builder = RequestBuilder(endpoint: configuration.endpoint, addressing: configuration.addressing,
+                                 signer: RequestSigner(dialect: configuration.dialect, credentials: configuration.credentials,
+                                                       region: configuration.region))
+    }
+
+    /// The dialect requests are written and signed in.
+    public var dialect: Dialect { configuration.dialect }
+    var logger: Logger { configuration.logger }
+
+    /// What happened to the attempts of one call, for the callers that must know (complete).
+    struct AttemptHistory {
+        var attempts = 0
+        /// An earlier attempt failed without a complete response (timeout, connection error):
+        /// the service may have acted on it.
+        var earlierAttemptLostInTransport = false
+    }
+
+    /// Sends a call with retries; returns the 2xx response or throws the last failure.
+    func send(_ call: OperationRequest) async throws(OBSClientError) -> HTTPResponse {
+        var history = AttemptHistory()
+        return try await send(call, history: &history)
+    }
+
+    func send(_ call: OperationRequest, history: inout AttemptHistory) async throws(OBSClientError) -> HTTPResponse {
+        var generator = SystemRandomNumberGenerator()
+        let policy = configuration.retry
+        while true {
+            history.attempts += 1
+            var request = builder.signedRequest(for: call, at: clock())
+            if request.timeout == nil, call.movesNoBulkData { request.timeout = configuration.operationTimeout }
+            let failure: OBSClientError
+            do {
+                let response = try await transport.perform(request)
+                if response.isSuccess {
+                    logger.trace("request done", metadata: metadata(for: call, status: response.status, requestID: requestID(of: response)))
+                    return response
+                }
+                failure = .service(serviceError(from: response, call: call))
+            } catch {
+                failure = .transport(error)
+            }
+            guard history.attempts < policy.maxAttempts, policy.isRetryable(failure), !Task.isCancelled else {
+                logger.debug("request failed", metadata: metadata(for: call, failure: failure, attempt: history.attempts))
+                throw failure
+            }
+            if case .transport = failure { history.earlierAttemptLostInTransport = true }
+            let delay = policy.delay(beforeRetry: history.attempts, using: &generator)
+            var details = metadata(for: call, failure: failure, attempt: history.attempts)
+            details["delay"] = "\(delay)"
+            logger.warning("retrying request", metadata: details)
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                throw .transport(TransportError(kind: .cancelled, message: "cancelled during back-off", url: request.url))
+            }
+        }
+    }
+
+    /// The dialect's request-ID header of a response.
+    func requestID(of response: HTTPResponse) -> String? { response.headers[dialect.requestIDHeader] }
+
+    /// The error a non-2xx response stands for. HEAD replies have no body: their status names it.
+    func serviceError(from response: HTTPResponse, call: OperationRequest) -> ServiceError {
+        var error = ServiceError(status: response.status, body: response.body, requestIDHeader: requestID(of: response))
+        if response.body.isEmpty {
+            let named: ObsErrorCode? = switch response.status {
+            case 404: call.key == nil ? .noSuchBucket : .noSuchKey
+            case 403: .accessDenied
+            case 412: .preconditionFailed
+            case 416: .invalidRange
+            case 503: .serviceUnavailable
+            case 500: .internalError
+            default: nil
+            }
+            if let named {
+                error.code = named
+                error.message = "\(call.operation) answered HTTP \(response.status) without a body"
+            }
+        }
+        if error.hostID == nil { error.hostID = response.headers[dialect.header("id-2")] }
+        return error
+    }
+
+    /// A 2xx reply whose body is an `<Error>` document (complete and copy can answer so after
+    /// the status line went out, behind whitespace sent to keep the connection alive): the
+    /// error, with the status its code stands for.
+    func embeddedError(in response: HTTPResponse) -> ServiceError? {
+        let document = response.body.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }
+        guard document.count < 4096, String(decoding: document.prefix(256), as: UTF8.self).contains("<Error>") else { return nil }
+        var error = ServiceError(status: response.status, body: response.body, requestIDHeader: requestID(of: response))
+        error.status = error.code.httpStatus
+        return error
+    }
+
+    func malformed(_ call: OperationRequest, _ response: HTTPResponse, _ detail: String) -> OBSClientError {
+        let error = OBSClientError.malformedResponse(operation: call.operation, detail: detail, requestID: requestID(of: response))
+        logger.error("malformed response", metadata: metadata(for: call, failure: error, attempt: 0))
+        return error
+    }
+
+    /// Parses a 2xx XML reply into a document, or throws `malformedResponse`.
+    func decode<Document: XMLWireDocument>(_ type: Document.Type, _ response: HTTPResponse, _ call: OperationRequest) throws(OBSClientError) -> Document {
+        do {
+            return try Document(parsing: response.body)
+        } catch {
+            throw malformed(call, response, "\(error)")
+        }
+    }
+
+    private func metadata(for call: OperationRequest, status: Int? = nil, requestID: String? = nil) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["operation": "\(call.operation)"]
+        if let bucket = call.bucket { metadata["bucket"] = "\(bucket)" }
+        if let key = call.key { metadata["key"] = "\(key)" }
+        if let status { metadata["status"] = "\(status)" }
+        if let requestID { metadata["request-id"] = "\(requestID)" }
+        return metadata
+    }
+
+    private func metadata(for call: OperationRequest, failure: OBSClientError, attempt: Int) -> Logger.Metadata {
+        var metadata = metadata(for: call)
+        metadata["attempt"] = "\(attempt)"
+        switch failure {
+        case .service(let error):
+            metadata["status"] = "\(error.status)"
+            metadata["code"] = "\(error.code)"
+            metadata["message"] = "\(error.message)"
+            if let id = error.requestID { metadata["request-id"] = "\(id)" }
+        case .transport(let error):
+            metadata["error"] = "\(error)"
+        default:
+            metadata["error"] = "\(failure)"
+            if let id = failure.requestID { metadata["request-id"] = "\(id)" }
+        }
+        return metadata
+    }
+}

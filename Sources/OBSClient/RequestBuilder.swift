@@ -1,0 +1,74 @@
+// From an operation (method, bucket, key, query, headers, body) to a signed HTTP request:
+// the URL for the addressing style, the Host header, the dialect's signature.
+import CurlTransport
+import OBSHashing
+import OBSProtocol
+
+/// One logical call to the service. It is signed afresh for every attempt.
+struct OperationRequest: Sendable {
+    /// The operation's name for logs and errors (`UploadPart`).
+    var operation: String
+    var method: String
+    var bucket: BucketName?
+    var key: ObjectKey?
+    var query: [QueryItem] = []
+    var headers = HeaderFields()
+    var body: RequestBody = .none
+    var destination: ResponseDestination = .smallDocument
+    var timeout: Duration?
+
+    /// Neither the body nor the response is bulk data in caller memory.
+    var movesNoBulkData: Bool {
+        if case .memory = body { return false }
+        if case .memory = destination { return false }
+        return true
+    }
+}
+
+/// Builds and signs wire requests for one endpoint, addressing style and dialect.
+struct RequestBuilder: Sendable {
+    let endpoint: Endpoint
+    let addressing: Addressing
+    let signer: RequestSigner
+
+    var dialect: Dialect { signer.dialect }
+
+    /// The unsigned wire form (path, query, headers with Host) and the bucket named by the Host
+    /// header under virtual-host addressing.
+    func wireRequest(for call: OperationRequest) -> (request: WireRequest, host: String, virtualHostBucket: BucketName?) {
+        let encodedKey = call.key.map { PercentEncoding.encodePath($0.rawValue) }
+        var path: String
+        var host = endpoint.authority
+        var virtualHostBucket: BucketName?
+        switch (addressing, call.bucket) {
+        case (_, nil):
+            path = "/"
+        case (.pathStyle, let bucket?):
+            path = "/" + bucket.rawValue + (encodedKey.map { "/" + $0 } ?? "")
+        case (.virtualHost, let bucket?):
+            host = bucket.rawValue + "." + endpoint.authority
+            virtualHostBucket = bucket
+            path = "/" + (encodedKey ?? "")
+        }
+        var headers = call.headers
+        headers["Host"] = host
+        if case .bytes(let bytes) = call.body {
+            headers["Content-MD5"] = Base64.encode(Hash.md5(bytes))
+        }
+        return (WireRequest(method: call.method, path: path, query: call.query, headers: headers), host, virtualHostBucket)
+    }
+
+    /// The signed request for the transport, dated `date`.
+    func signedRequest(for call: OperationRequest, at date: Timestamp) -> HTTPRequest {
+        var (wire, host, virtualHostBucket) = wireRequest(for: call)
+        let payloadHash: String? = switch call.body {
+        case .none: Hash.sha256([UInt8]()).hexString
+        case .bytes(let bytes): Hash.sha256(bytes).hexString
+        case .memory: nil // part and object bodies: UNSIGNED-PAYLOAD, never hashed twice
+        }
+        signer.sign(&wire, at: date, virtualHostBucket: virtualHostBucket, payloadHash: payloadHash)
+        let url = endpoint.scheme.rawValue + "://" + host + wire.target
+        return HTTPRequest(method: call.method, url: url, headers: wire.headers, body: call.body,
+                           destination: call.destination, timeout: call.timeout)
+    }
+}

@@ -1,0 +1,101 @@
+// The POSIX file operations of the server, in one place: descriptors (open, write all, positioned
+// read, close), directories, listing, whole-file reads, and atomic replacement (write a temporary
+// file, then rename over the target).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum FileSystem {
+    /// Opens `path`; throws with the errno.
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw StorageIOError(operation: "open", path: path, errno: errno) }
+        return fd
+    }
+
+    /// Writes every byte (retrying short writes and EINTR).
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StorageIOError(operation: "write", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, path: String) throws -> Int {
+        while true {
+            let n = pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
+            if n >= 0 { return n }
+            if errno != EINTR { throw StorageIOError(operation: "pread", path: path, errno: errno) }
+        }
+    }
+
+    /// Closes a descriptor; throws when the kernel reports a deferred write error.
+    static func close(_ fd: Int32, path: String) throws {
+        guard Glibc.close(fd) == 0 else { throw StorageIOError(operation: "close", path: path, errno: errno) }
+    }
+
+    /// `mkdir -p`.
+    static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw StorageIOError(operation: "mkdir", path: prefix, errno: errno)
+            }
+        }
+    }
+
+    /// Names in a directory, without `.` and `..`; empty when it does not exist.
+    static func list(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { try? close(fd, path: path) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try read(fd, into: $0, at: Int64(result.count), path: path) }
+            if n == 0 { return result }
+            result.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// Replaces `path` with `bytes` atomically (a crash leaves the old or the new file).
+    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        let temporary = path + ".tmp"
+        let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+        do {
+            try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+            try close(fd, path: temporary)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else { throw StorageIOError(operation: "rename", path: path, errno: errno) }
+    }
+
+    static func remove(_ path: String) { unlink(path) }
+
+    /// Removes a directory and the files directly in it.
+    static func removeDirectory(_ path: String) {
+        for name in list(path) { unlink(path + "/" + name) }
+        rmdir(path)
+    }
+}

@@ -1,0 +1,205 @@
+// The mount's `-o` options and its `BUCKET[:/PREFIX]` source, parsed and validated before
+// anything is mounted. Every option is documented in mount-options/README.md.
+import OBSProtocol
+
+/// A mount option that is unknown, malformed or out of range. The CLI exits with status 2.
+public struct MountOptionError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The option as the user wrote it (`part_size=1k`).
+    public let option: String
+    public let reason: String
+
+    public init(option: String, reason: String) {
+        self.option = option
+        self.reason = reason
+    }
+
+    public var description: String { "bad mount option '\(option)': \(reason)" }
+}
+
+/// A `BUCKET[:/PREFIX]` argument that cannot be used. The CLI exits with status 2.
+public struct MountSourceError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let source: String
+    public let reason: String
+    public var description: String { "bad BUCKET[:/PREFIX] '\(source)': \(reason)" }
+}
+
+/// What to mount: a bucket and an optional key prefix that becomes the root directory.
+public struct MountSource: Sendable, Equatable, CustomStringConvertible {
+    public let bucket: BucketName
+    /// Empty, or a key prefix ending with `/`.
+    public let prefix: String
+
+    /// Parses `BUCKET` or `BUCKET:/PREFIX` (`BUCKET:PREFIX` too); the prefix's slashes are normalized.
+    public init(parsing text: String) throws(MountSourceError) {
+        let (bucketPart, prefixPart): (Substring, Substring) = {
+            guard let colon = text.firstIndex(of: ":") else { return (Substring(text), "") }
+            return (text[..<colon], text[text.index(after: colon)...])
+        }()
+        let name = String(bucketPart)
+        let validCharacters = name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
+        guard (3...63).contains(name.utf8.count), validCharacters else {
+            throw MountSourceError(source: text, reason: "bucket names are 3 to 63 characters of a-z, 0-9, '-' and '.'")
+        }
+        let components = prefixPart.split(separator: "/", omittingEmptySubsequences: true)
+        guard !components.contains(where: { $0 == "." || $0 == ".." }) else {
+            throw MountSourceError(source: text, reason: "the prefix may not contain '.' or '..' components")
+        }
+        bucket = BucketName(name)
+        prefix = components.isEmpty ? "" : components.joined(separator: "/") + "/"
+    }
+
+    public var description: String { prefix.isEmpty ? bucket.rawValue : "\(bucket.rawValue):/\(prefix)" }
+}
+
+/// Parsed `-o` options with their defaults. Options this type does not know are the upload
+/// options (`storage_class=`, `acl=`, `meta.NAME=` …, see mount-options/xattrs.md), handed to
+/// `UploadMountOptions`.
+public struct MountOptions: Sendable {
+    /// `url=`: the endpoint; nil starts the embedded obs-local server.
+    public var endpoint: String?
+    /// `passwd_file=`: `AK:SK[:TOKEN]`, refused when group- or world-readable.
+    public var passwordFile: String?
+    /// `dialect=obs|v2|v4`.
+    public var dialect: Dialect = .obs
+    /// `region=` (signed into V4 requests).
+    public var region = "region"
+    /// `addressing=path|virtual`.
+    public var virtualHostAddressing = false
+    /// `cafile=`: CA bundle for https endpoints.
+    public var caFile: String?
+    /// `part_size=`: size of the first parts; later parts grow (PartSizeSchedule).
+    public var partSize: Int64 = 8 << 20
+    /// `parallel=`: part uploads in flight per file.
+    public var parallel = 4
+    /// `memory_budget=`: bytes of part buffers for the whole mount.
+    public var memoryBudget: Int64 = 512 << 20
+    /// `log_file=`: where a background (daemonized) mount appends its log.
+    public var logFile: String?
+    /// `allow_other`: other users may access the mount.
+    public var allowOther = false
+    /// `ro`: read-only.
+    public var readOnly = false
+    /// `uid=`, `gid=`: owner shown for every file (default: the mounting user).
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// `umask=` (octal).
+    public var umask: UInt32 = 0o022
+    /// Upload defaults for every new file (mount-options/xattrs.md).
+    public var upload = UploadMountOptions()
+
+    public init() {}
+
+    /// Parses the comma-separated lists given with `-o` (each `-o` may carry several options;
+    /// later options override earlier ones; `\,` is a comma inside a value, as in libfuse).
+    public init(parsing lists: [String], now: Timestamp = .now()) throws(MountOptionError) {
+        self.init()
+        for list in lists {
+            for option in MountOptionList.split(list) {
+                try apply(option, now: now)
+            }
+        }
+        do {
+            try upload.check(now: now)
+        } catch {
+            throw MountOptionError(option: error.option, reason: error.reason)
+        }
+        guard memoryBudget >= 2 * partSize else {
+            throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
+        }
+    }
+
+    private mutating func apply(_ option: String, now: Timestamp) throws(MountOptionError) {
+        let name: String, value: String?
+        if let equals = option.firstIndex(of: "=") {
+            name = String(option[..<equals])
+            value = String(option[option.index(after: equals)...])
+        } else {
+            name = option
+            value = nil
+        }
+        func required() throws(MountOptionError) -> String {
+            guard let value, !value.isEmpty else { throw MountOptionError(option: option, reason: "needs a value (\(name)=…)") }
+            return value
+        }
+        func flag() throws(MountOptionError) {
+            guard value == nil else { throw MountOptionError(option: option, reason: "takes no value") }
+        }
+        switch name {
+        case "url":
+            let url = try required()
+            guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.split(separator: "/").count >= 2 else {
+                throw MountOptionError(option: option, reason: "must be an http:// or https:// URL")
+            }
+            endpoint = url
+        case "passwd_file": passwordFile = try required()
+        case "dialect":
+            guard let parsed = Dialect(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be obs, v2 or v4") }
+            dialect = parsed
+        case "region": region = try required()
+        case "addressing":
+            switch try required() {
+            case "path": virtualHostAddressing = false
+            case "virtual": virtualHostAddressing = true
+            default: throw MountOptionError(option: option, reason: "must be path or virtual")
+            }
+        case "cafile": caFile = try required()
+        case "part_size":
+            let size = try MountOptions.size(try required(), option)
+            guard size >= ProtocolLimits.minimumPartSize, size <= ProtocolLimits.maximumPartSize else {
+                throw MountOptionError(option: option, reason: "must be between 100K and 5G")
+            }
+            partSize = size
+        case "parallel":
+            guard let count = Int(try required()), (1...64).contains(count) else { throw MountOptionError(option: option, reason: "must be a whole number from 1 to 64") }
+            parallel = count
+        case "memory_budget":
+            let size = try MountOptions.size(try required(), option)
+            guard size >= 2 * ProtocolLimits.minimumPartSize else { throw MountOptionError(option: option, reason: "must be at least 200K") }
+            memoryBudget = size
+        case "log_file": logFile = try required()
+        case "allow_other":
+            try flag()
+            allowOther = true
+        case "ro":
+            try flag()
+            readOnly = true
+        case "rw":
+            try flag()
+            readOnly = false
+        case "uid":
+            guard let id = UInt32(try required()) else { throw MountOptionError(option: option, reason: "must be a numeric user ID") }
+            uid = id
+        case "gid":
+            guard let id = UInt32(try required()) else { throw MountOptionError(option: option, reason: "must be a numeric group ID") }
+            gid = id
+        case "umask":
+            guard let mask = UInt32(try required(), radix: 8), mask <= 0o777 else { throw MountOptionError(option: option, reason: "must be octal, 000 to 777") }
+            umask = mask
+        default:
+            do {
+                try upload.apply(name: name, value: value, now: now)
+            } catch {
+                throw MountOptionError(option: error.option, reason: error.reason)
+            }
+        }
+    }
+
+    /// `123`, `100K`, `8M`, `1G` (binary multiples; a trailing `B`/`iB` is accepted).
+    static func size(_ text: String, _ option: String) throws(MountOptionError) -> Int64 {
+        var digits = Substring(text.uppercased())
+        if digits.hasSuffix("IB") { digits = digits.dropLast(2) } else if digits.hasSuffix("B") { digits = digits.dropLast() }
+        var shift: Int64 = 0
+        switch digits.last {
+        case "K": shift = 10
+        case "M": shift = 20
+        case "G": shift = 30
+        case "T": shift = 40
+        default: break
+        }
+        if shift > 0 { digits = digits.dropLast() }
+        guard let number = Int64(digits), number >= 0, number <= (Int64.max >> shift) else {
+            throw MountOptionError(option: option, reason: "not a size (a number with an optional K, M, G or T suffix)")
+        }
+        return number << shift
+    }
+}

@@ -1,0 +1,70 @@
+// The ObjectStore the mount uses: OBSClient operations on one bucket.
+import OBSClient
+import OBSProtocol
+
+/// `ObjectStore` over an `OBSClient`, for one bucket. Errors stay `OBSClientError`
+/// (ErrnoMapping reads the service code out of them).
+public struct OBSClientStore: ObjectStore {
+    public let client: OBSClient
+    public let bucket: BucketName
+
+    public init(client: OBSClient, bucket: BucketName) {
+        self.client = client
+        self.bucket = bucket
+    }
+
+    /// A one-key listing: unlike HEAD bucket it answers with the error code (InvalidAccessKeyId,
+    /// SignatureDoesNotMatch, NoSuchBucket, AccessDenied) for the one-line diagnosis.
+    public func checkBucket() async throws {
+        _ = try await client.listObjects(bucket: bucket, maxKeys: 1)
+    }
+
+    public func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
+        do {
+            let info = try await client.headObject(bucket: bucket, key: key)
+            return ObjectAttributes(size: info.contentLength, etag: info.etag, lastModified: info.lastModified)
+        } catch .service(let error) where error.status == 404 {
+            return nil
+        }
+    }
+
+    public func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {
+        let page = try await client.listObjects(bucket: bucket, prefix: prefix, delimiter: delimiter, after: marker.map(ObjectKey.init), maxKeys: maxKeys)
+        var next: String?
+        if page.isTruncated {
+            // NextMarker comes with a delimiter; else the page's last entry is the marker.
+            let last = [page.contents.last?.key.rawValue, page.commonPrefixes.last].compactMap { $0 }.max { ObjectKey($0) < ObjectKey($1) }
+            next = page.nextMarker?.rawValue ?? last
+        }
+        return ObjectListing(
+            objects: page.contents.map { ObjectListing.Entry(key: $0.key, attributes: ObjectAttributes(size: $0.size, etag: $0.etag, lastModified: $0.lastModified)) },
+            commonPrefixes: page.commonPrefixes,
+            nextMarker: next)
+    }
+
+    public func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
+        try await client.initiateMultipartUpload(bucket: bucket, key: key, options: options)
+    }
+
+    public func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8],
+                           customerKey: CustomerKey?) async throws -> ETag {
+        try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: number, body: body, md5: contentMD5,
+                                    customerKey: customerKey)
+    }
+
+    public func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+        try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts.map { ($0.number, $0.etag) }).etag
+    }
+
+    public func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws {
+        try await client.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
+    }
+
+    public func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        try await client.putObject(bucket: bucket, key: key, bytes: [], options: options).etag
+    }
+
+    public func deleteObject(_ key: ObjectKey) async throws {
+        try await client.deleteObject(bucket: bucket, key: key)
+    }
+}

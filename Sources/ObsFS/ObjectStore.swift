@@ -1,0 +1,76 @@
+// What the filesystem needs from an object store. The OBS client implements it
+// (OBSClientStore); tests use an in-memory store and a fault-injecting one.
+import OBSProtocol
+
+/// What the store knows about one object.
+public struct ObjectAttributes: Sendable, Equatable {
+    public var size: Int64
+    public var etag: ETag?
+    public var lastModified: Timestamp?
+
+    public init(size: Int64, etag: ETag?, lastModified: Timestamp?) {
+        self.size = size
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+}
+
+/// One page of a listing with a delimiter.
+public struct ObjectListing: Sendable {
+    public struct Entry: Sendable {
+        public var key: ObjectKey
+        public var attributes: ObjectAttributes
+        public init(key: ObjectKey, attributes: ObjectAttributes) {
+            self.key = key
+            self.attributes = attributes
+        }
+    }
+
+    public var objects: [Entry]
+    /// Common prefixes, each ending with the delimiter.
+    public var commonPrefixes: [String]
+    /// The marker for the next page; nil on the last page.
+    public var nextMarker: String?
+
+    public init(objects: [Entry], commonPrefixes: [String], nextMarker: String?) {
+        self.objects = objects
+        self.commonPrefixes = commonPrefixes
+        self.nextMarker = nextMarker
+    }
+}
+
+/// A part the store has acknowledged, as CompleteMultipartUpload lists it.
+public struct UploadedPart: Sendable, Equatable {
+    public var number: PartNumber
+    public var etag: ETag
+    public var size: Int64
+
+    public init(number: PartNumber, etag: ETag, size: Int64) {
+        self.number = number
+        self.etag = etag
+        self.size = size
+    }
+}
+
+/// The object-store operations the filesystem uses. Errors are `ServiceError` for answers of
+/// the store and anything else for transport failures; `ErrnoMapping` turns both into errno.
+/// Every call may be made from any task, concurrently.
+public protocol ObjectStore: Sendable {
+    /// One request that proves the bucket exists and the credentials are accepted.
+    func checkBucket() async throws
+    /// The object's attributes, nil when it does not exist.
+    func headObject(_ key: ObjectKey) async throws -> ObjectAttributes?
+    /// Lists keys under `prefix`, grouping at `delimiter`, starting after `marker`.
+    func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing
+    func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID
+    /// Sends one part straight from `body` with its Content-MD5 (and the upload's SSE-C key, which
+    /// every part must carry); returns the ETag the store answered.
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8],
+                    customerKey: CustomerKey?) async throws -> ETag
+    /// Completes with the given parts (ascending); returns the object's ETag.
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag
+    func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws
+    /// Creates a zero-byte object; returns its ETag.
+    func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag
+    func deleteObject(_ key: ObjectKey) async throws
+}

@@ -1,0 +1,109 @@
+// `obsmount BUCKET[:/PREFIX] MOUNTPOINT [-f] [-d] [-o OPT[,OPT…]]`.
+//
+// Exit status: 0 mounted (and, in the foreground, unmounted cleanly); 1 the bucket, credentials,
+// endpoint or mountpoint cannot be used (one line says which); 2 a bad option or argument.
+import ArgumentParser
+import FuseAdapter
+import Logging
+import OBSClient
+import OBSProtocol
+import ObsFS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct ObsMountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "obsmount",
+        abstract: "Mount an OBS (or S3-compatible) bucket; files written into it stream up as multipart uploads.",
+        discussion: """
+            Options (-o, comma-separated): url=, passwd_file=, dialect=obs|v2|v4, region=, addressing=path|virtual, \
+            cafile=, part_size=, parallel=, memory_budget=, log_file=, allow_other, ro, uid=, gid=, umask= \
+            (all described in mount-options/README.md).
+
+            Credentials come from passwd_file= (AK:SK[:TOKEN], mode 600) or OBS_ACCESS_KEY_ID, \
+            OBS_SECRET_ACCESS_KEY and OBS_SECURITY_TOKEN. Without url= an embedded obs-local server is \
+            started on a free loopback port.
+
+            Exit status: 0 mounted; 1 bucket, credentials, endpoint or mountpoint unusable; 2 bad option.
+            """,
+        subcommands: [BenchUploadCommand.self])
+
+    @Argument(help: "BUCKET or BUCKET:/PREFIX") var source: String
+    @Argument(help: "Directory to mount on") var mountpoint: String
+    @Flag(name: .short, help: "Stay in the foreground.") var foreground = false
+    @Flag(name: .short, help: "Debug logging (implies -f) and libfuse's request trace.") var debug = false
+    @Option(name: .short, help: "Mount options, comma-separated; may be repeated.") var options: [String] = []
+
+    /// Maps usage errors to exit status 2.
+    static func main() async {
+        // The root's positional arguments would swallow a subcommand's name: dispatch by hand.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let name = arguments.first, let subcommand = configuration.subcommands.first(where: { $0._commandName == name }),
+           let asyncSubcommand = subcommand as? AsyncParsableCommand.Type {
+            await asyncSubcommand.main(Array(arguments.dropFirst()))
+            return
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandleOutput.standardError(fullMessage(for: error))
+                exit(withError: ExitCode(2))
+            }
+            exit(withError: error)
+        }
+    }
+
+    func run() async throws {
+        let mountSource: MountSource
+        let mountOptions: MountOptions
+        do {
+            mountSource = try MountSource(parsing: source)
+            mountOptions = try MountOptions(parsing: options)
+        } catch {
+            FileHandleOutput.standardError("obsmount: \(error)")
+            throw ExitCode(2)
+        }
+        let foreground = foreground || debug
+        if !foreground, !Daemon.isChild {
+            // Re-exec in the background; this process only reports whether the mount came up.
+            throw ExitCode(Daemon.spawnAndWaitForReady())
+        }
+        let logger = LogSetup.makeLogger(debug: debug)
+        do {
+            let mount = try await MountSetup.prepare(source: mountSource, options: mountOptions, mountpoint: mountpoint, debug: debug, logger: logger)
+            Daemon.reportReady(logFile: mountOptions.logFile)
+            await mount.session.run()
+        } catch let failure as MountSetup.Failure {
+            FileHandleOutput.standardError("obsmount: \(failure.message)")
+            throw ExitCode(failure.exitCode)
+        }
+    }
+}
+
+/// Writing a line to stderr without Foundation.
+enum FileHandleOutput {
+    static func standardError(_ line: String) {
+        let text = line.hasSuffix("\n") ? line : line + "\n"
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+}
+
+enum LogSetup {
+    static func makeLogger(debug: Bool) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = debug ? .debug : .info
+            return handler
+        }
+        return Logger(label: "obsmount")
+    }
+}

@@ -1,1 +1,0 @@
-print("obsmount: not yet implemented")

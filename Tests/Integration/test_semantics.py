@@ -1,0 +1,105 @@
+"""The close rules of mount-options/write-semantics.md, on a real mount."""
+import errno
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import MiB, head, uploads_in_progress
+
+
+def name(stem):
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+def test_dup_and_fork_complete_exactly_once(mount):
+    key = name("dupfork")
+    path = mount.path / key
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, b"a" * (6 * MiB))
+    duplicate = os.dup(fd)
+    child = os.fork()
+    if child == 0:  # the child closes its copies without writing
+        os.close(duplicate)
+        os.close(fd)
+        os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+    assert uploads_in_progress(mount.server, key) != []  # the child's flushes completed nothing
+    os.write(duplicate, b"b" * MiB)
+    os.close(duplicate)  # flush from the last writer: completes
+    assert head(mount.server, key)["ContentLength"] == 7 * MiB
+    os.close(fd)  # a later flush: nothing more, no error
+    assert uploads_in_progress(mount.server, key) == []
+    body = mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read()
+    assert body == b"a" * (6 * MiB) + b"b" * MiB
+
+
+def test_second_writer_gets_ebusy(mount):
+    key = name("busy")
+    with open(mount.path / key, "wb") as first:
+        first.write(b"1")
+        with pytest.raises(OSError) as raised:
+            open(mount.path / key, "wb")
+        assert raised.value.errno == errno.EBUSY
+    assert head(mount.server, key)["ContentLength"] == 1
+
+
+def test_write_before_the_unsent_part_fails_and_aborts(mount):
+    server, part = mount.server, mount.server.part_size
+    key = name("seek")
+    fd = os.open(mount.path / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, b"z" * (part * 2 + 1000))
+    os.pwrite(fd, b"y", part * 2 + 10)  # inside the unsent third part: accepted
+    with pytest.raises(OSError) as raised:
+        os.pwrite(fd, b"x", 10)  # inside the first part, already sent
+    assert raised.value.errno == errno.ESPIPE
+    with pytest.raises(OSError) as closing:
+        os.close(fd)
+    assert closing.value.errno == errno.ESPIPE
+    assert uploads_in_progress(server, key) == []
+    assert "random writes are not supported" in mount.log_text()
+
+
+def test_append_to_existing_object_is_refused(mount):
+    key = name("existing")
+    mount.server.s3.put_object(Bucket=mount.server.bucket, Key=key, Body=b"old")
+    with pytest.raises(OSError) as raised:
+        open(mount.path / key, "ab")
+    assert raised.value.errno == errno.EOPNOTSUPP
+    with open(mount.path / key, "wb") as out:  # O_TRUNC replaces it
+        out.write(b"new")
+    assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == b"new"
+
+
+def test_fsync_then_close(mount):
+    key = name("fsync")
+    with open(mount.path / key, "wb") as out:
+        out.write(b"q" * (13 * MiB))
+        os.fsync(out.fileno())
+    assert head(mount.server, key)["ContentLength"] == 13 * MiB
+
+
+def test_unlink_of_a_file_being_written_is_ebusy(mount):
+    key = name("unlink")
+    with open(mount.path / key, "wb") as out:
+        out.write(b"1")
+        with pytest.raises(OSError) as raised:
+            os.unlink(mount.path / key)
+        assert raised.value.errno == errno.EBUSY
+    os.unlink(mount.path / key)
+    assert key not in os.listdir(mount.path)
+
+
+def test_sigterm_aborts_open_uploads(server, mount_factory):
+    mount = mount_factory(server)
+    key = name("term")
+    out = open(mount.path / key, "wb")
+    out.write(b"t" * (7 * MiB))
+    out.flush()
+    mount.process.terminate()
+    assert mount.process.wait(30) == 0
+    with pytest.raises(OSError):
+        out.close()
+    assert uploads_in_progress(server, key) == []
+    assert f"aborted upload of {key}" in mount.log_text()

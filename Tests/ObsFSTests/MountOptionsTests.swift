@@ -1,0 +1,66 @@
+import OBSProtocol
+import Testing
+@testable import ObsFS
+
+struct MountOptionsTests {
+    @Test func parsesEveryOption() throws {
+        let options = try MountOptions(parsing: [
+            "url=http://127.0.0.1:9000,passwd_file=/etc/passwd-obs,dialect=v4,region=cn-north-4",
+            "part_size=100K,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem,log_file=/var/log/obsmount.log",
+        ])
+        #expect(options.endpoint == "http://127.0.0.1:9000")
+        #expect(options.passwordFile == "/etc/passwd-obs")
+        #expect(options.dialect == .v4)
+        #expect(options.region == "cn-north-4")
+        #expect(options.partSize == 102_400)
+        #expect(options.parallel == 8)
+        #expect(options.memoryBudget == 1 << 30)
+        #expect(options.allowOther && options.readOnly && options.virtualHostAddressing)
+        #expect(options.uid == 12 && options.gid == 34 && options.umask == 0o027)
+        #expect(options.caFile == "/ca.pem")
+        #expect(options.logFile == "/var/log/obsmount.log")
+    }
+
+    @Test func defaults() throws {
+        let options = try MountOptions(parsing: [])
+        #expect(options.endpoint == nil && options.dialect == .obs && options.partSize == 8 << 20 && options.parallel == 4)
+    }
+
+    @Test(arguments: [
+        ("bogus", "bogus"), ("part_size=1K", "part_size=1K"), ("part_size=6G", "part_size=6G"), ("part_size=abc", "part_size=abc"),
+        ("parallel=0", "parallel=0"), ("dialect=v3", "dialect=v3"), ("url=ftp://x", "url=ftp://x"), ("umask=999", "umask=999"),
+        ("uid=-1", "uid=-1"), ("ro=1", "ro=1"), ("region=", "region="), ("memory_budget=10K", "memory_budget=10K"),
+    ])
+    func rejectsBadOptionsNamingThem(list: String, named: String) {
+        #expect(throws: MountOptionError.self) { try MountOptions(parsing: [list]) }
+        do {
+            _ = try MountOptions(parsing: ["parallel=2,\(list)"])
+        } catch {
+            #expect(error.option == named)
+            #expect(error.description.contains("'\(named)'"))
+        }
+    }
+
+    @Test func uploadOptionsAreDelegatedAndCommasEscaped() throws {
+        let options = try MountOptions(parsing: [#"part_size=5M,acl=public-read,meta.note=a\,b"#])
+        #expect(options.partSize == 5 << 20)
+        #expect(options.upload.defaults.acl == .publicRead)
+        #expect(options.upload.defaults.metadata == ["note": "a,b"])
+        #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["storage_class=ICE"]) }
+    }
+
+    @Test func memoryBudgetMustHoldTwoParts() {
+        #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["part_size=64M,memory_budget=100M"]) }
+    }
+
+    @Test func mountSource() throws {
+        #expect(try MountSource(parsing: "bucket") == MountSource(parsing: "bucket:/"))
+        let source = try MountSource(parsing: "my-bucket:/a//b/")
+        #expect(source.bucket == BucketName("my-bucket"))
+        #expect(source.prefix == "a/b/")
+        #expect(try MountSource(parsing: "bkt:dir").prefix == "dir/")
+        #expect(throws: MountSourceError.self) { try MountSource(parsing: "Bad_Bucket") }
+        #expect(throws: MountSourceError.self) { try MountSource(parsing: "ab") }
+        #expect(throws: MountSourceError.self) { try MountSource(parsing: "bucket:/a/../b") }
+    }
+}

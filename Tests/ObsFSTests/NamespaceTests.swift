@@ -1,0 +1,117 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import OBSProtocol
+import Testing
+@testable import ObsFS
+
+struct NamespaceTests {
+    func storeWith(_ keys: [String]) -> InMemoryStore {
+        let store = InMemoryStore()
+        store.contents.withLock { contents in
+            for key in keys { contents.objects[ObjectKey(key)] = Array(key.utf8) }
+        }
+        return store
+    }
+
+    @Test func lookupFindsObjectsAndImpliedDirectories() async throws {
+        let fs = makeFileSystem(storeWith(["top.txt", "dir/a", "dir/sub/b"]))
+        let file = try await fs.lookup(parent: .root, name: "top.txt")
+        #expect(file.kind == .regular)
+        #expect(file.size == 7)
+        let dir = try await fs.lookup(parent: .root, name: "dir")
+        #expect(dir.kind == .directory)
+        let sub = try await fs.lookup(parent: dir.inode, name: "sub")
+        #expect(sub.kind == .directory)
+        let b = try await fs.lookup(parent: sub.inode, name: "b")
+        #expect(b.size == 9)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "missing") } == .noEntry)
+        #expect(await errno { _ = try await fs.lookup(parent: file.inode, name: "x") } == .notDirectory)
+        // Same path, same inode; forgotten inodes disappear.
+        #expect(try await fs.lookup(parent: .root, name: "top.txt").inode == file.inode)
+        fs.forget(file.inode, count: 2)
+        #expect(await errno { _ = try fs.getattr(file.inode) } == .noEntry)
+    }
+
+    @Test func mountPrefixIsTheRoot() async throws {
+        let fs = makeFileSystem(storeWith(["base/x", "other/y"]), prefix: "base/")
+        #expect(try await fs.lookup(parent: .root, name: "x").kind == .regular)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "other") } == .noEntry)
+    }
+
+    @Test func readdirPagesWithStableCookies() async throws {
+        let names = (0..<25).map { String(format: "f%02d", $0) } + ["d/x", "d/y", "e/z"]
+        let store = storeWith(names)
+        let fs = makeFileSystem(store, listPageSize: 4)
+        let handle = try fs.openDirectory(.root)
+        var seen: [DirectoryEntry] = []
+        var offset: Int64 = 0
+        // Consume three entries at a time, as a small readdir buffer would.
+        while true {
+            let batch = try await fs.readDirectory(handle, from: offset)
+            guard !batch.isEmpty else { break }
+            seen += batch.prefix(3)
+            offset = batch.prefix(3).last!.cookie
+        }
+        fs.releaseDirectory(handle)
+        #expect(seen.count == 29)
+        #expect(Set(seen.map(\.name)) == Set([".", ".."] + (0..<25).map { String(format: "f%02d", $0) } + ["d", "e"]))
+        #expect(Set(seen.filter { $0.kind == .directory }.map(\.name)) == [".", "..", "d", "e"])
+        #expect(seen.map(\.cookie) == (1...29).map(Int64.init))
+        // 27 names, 4 per page: each page fetched once although readdir resumed 10 times.
+        #expect(store.contents.withLock { $0.listCalls } == 7)
+    }
+
+    @Test func filesBeingWrittenAreListedAndGrow() async throws {
+        let fs = makeFileSystem(storeWith(["a"]))
+        let (attributes, handle) = try await fs.create(parent: .root, name: "new")
+        _ = try await write(fs, handle, at: 0, pattern(12345)).get()
+        #expect(try fs.getattr(attributes.inode).size == 12345)
+        #expect(try await fs.lookup(parent: .root, name: "new").size == 12345)
+        let directory = try fs.openDirectory(.root)
+        #expect(try await fs.readDirectory(directory, from: 2).map(\.name) == ["a", "new"])
+        fs.releaseDirectory(directory)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(try fs.getattr(attributes.inode).size == 12345)
+    }
+
+    @Test func openForWritingNeedsTruncOnNonEmptyObjects() async throws {
+        let fs = makeFileSystem(storeWith(["full"]))
+        let file = try await fs.lookup(parent: .root, name: "full")
+        #expect(await errno { _ = try await fs.open(file.inode, flags: O_WRONLY) } == .notSupported)
+        let handle = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC)
+        #expect(try fs.getattr(file.inode).size == 0)
+        await fs.release(handle)
+        let dir = try fs.openDirectory(.root)
+        fs.releaseDirectory(dir)
+        #expect(await errno { _ = try await fs.open(.root, flags: O_RDONLY) } == .isDirectory)
+    }
+
+    @Test func truncateOnlyToTheCurrentSize() async throws {
+        let fs = makeFileSystem(InMemoryStore())
+        let (attributes, handle) = try await fs.create(parent: .root, name: "f")
+        #expect(try fs.setattr(attributes.inode, size: 0, modified: nil).size == 0)
+        _ = try await write(fs, handle, at: 0, [1, 2]).get()
+        #expect(await errno { _ = try fs.setattr(attributes.inode, size: 0, modified: nil) } == .notSupported)
+        let time = Timestamp(secondsSinceEpoch: 1_000_000)
+        #expect(try fs.setattr(attributes.inode, size: nil, modified: time).modified == time)
+        await fs.release(handle)
+    }
+
+    @Test func errnoMapping() {
+        func mapped(_ code: ObsErrorCode) -> Errno { ErrnoMapping.errno(for: ServiceError(status: code.httpStatus, code: code, message: "")) }
+        #expect(mapped(.accessDenied) == .accessDenied)
+        #expect(mapped(.invalidAccessKeyId) == .accessDenied)
+        #expect(mapped(.noSuchBucket) == .noEntry)
+        #expect(mapped(.noSuchKey) == .noEntry)
+        #expect(mapped(.entityTooLarge) == .fileTooBig)
+        #expect(mapped("InsufficientStorage") == .noSpace)
+        #expect(mapped(.internalError) == .io)
+        #expect(mapped(.noSuchUpload) == .io)
+        struct TransportFailure: Error {}
+        #expect(ErrnoMapping.errno(for: TransportFailure()) == .io)
+        #expect(ErrnoMapping.errno(for: FileSystemError(.busy, "x")) == .busy)
+    }
+}

@@ -1,0 +1,255 @@
+// Test doubles of ObjectStore: an in-memory store that enforces the multipart rules OBS enforces,
+// and a wrapper that injects failures and holds requests.
+import OBSHashing
+import OBSProtocol
+import Synchronization
+@testable import ObsFS
+
+/// An object store in memory with OBS's multipart rules: Content-MD5 checked (BadDigest), parts
+/// at least 100 KiB but the last (EntityTooSmall), ascending part numbers (InvalidPartOrder),
+/// ETags that match (InvalidPart), composite ETag on completion.
+final class InMemoryStore: ObjectStore {
+    struct Upload {
+        let key: ObjectKey
+        var parts: [PartNumber: [UInt8]] = [:]
+    }
+
+    struct Contents {
+        var objects: [ObjectKey: [UInt8]] = [:]
+        var etags: [ObjectKey: ETag] = [:]
+        var uploads: [UploadID: Upload] = [:]
+        /// The options each key's latest upload was initiated with.
+        var initiatedOptions: [ObjectKey: ObjectOptions] = [:]
+        var nextUpload = 1
+        var completeCalls = 0
+        var abortCalls = 0
+        var partUploads = 0
+        var listCalls = 0
+    }
+
+    /// Everything stored; tests read it directly.
+    let contents = Mutex(Contents())
+
+    func serviceError(_ code: ObsErrorCode, _ message: String) -> ServiceError {
+        ServiceError(status: code.httpStatus, code: code, message: message, requestID: "REQ-\(code)")
+    }
+
+    func checkBucket() async throws {}
+
+    func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
+        contents.withLock { contents in
+            guard let bytes = contents.objects[key] else { return nil }
+            return ObjectAttributes(size: Int64(bytes.count), etag: contents.etags[key], lastModified: nil)
+        }
+    }
+
+    func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {
+        contents.withLock { contents in
+            contents.listCalls += 1
+            // Keys and common prefixes in key order, after the marker, up to maxKeys of them.
+            var items: [(name: String, isPrefix: Bool)] = []
+            var prefixes: Set<String> = []
+            for key in contents.objects.keys.sorted() where key.rawValue.hasPrefix(prefix) {
+                let rest = key.rawValue.dropFirst(prefix.count)
+                if let slash = rest.firstIndex(of: Character(delimiter)) {
+                    let common = prefix + rest[...slash]
+                    if prefixes.insert(common).inserted { items.append((common, true)) }
+                } else {
+                    items.append((key.rawValue, false))
+                }
+            }
+            if let marker { items = items.filter { ObjectKey(marker) < ObjectKey($0.name) } }
+            let page = items.prefix(maxKeys)
+            let truncated = items.count > maxKeys
+            return ObjectListing(
+                objects: page.filter { !$0.isPrefix }.map { item in
+                    ObjectListing.Entry(key: ObjectKey(item.name), attributes: ObjectAttributes(size: Int64(contents.objects[ObjectKey(item.name)]!.count), etag: nil, lastModified: nil))
+                },
+                commonPrefixes: page.filter(\.isPrefix).map(\.name),
+                nextMarker: truncated ? page.last?.name : nil)
+        }
+    }
+
+    func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
+        contents.withLock { contents in
+            let id = UploadID("UPLOAD\(contents.nextUpload)")
+            contents.nextUpload += 1
+            contents.uploads[id] = Upload(key: key)
+            contents.initiatedOptions[key] = options
+            return id
+        }
+    }
+
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+        let bytes = Array(body.bytes)
+        let md5 = Hash.md5(bytes)
+        guard md5 == contentMD5 else { throw serviceError(.badDigest, "Content-MD5 does not match") }
+        return try contents.withLock { contents in
+            guard contents.uploads[uploadID] != nil else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
+            contents.uploads[uploadID]!.parts[number] = bytes
+            contents.partUploads += 1
+            return ETag(md5: md5)
+        }
+    }
+
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+        try contents.withLock { contents in
+            contents.completeCalls += 1
+            guard let upload = contents.uploads[uploadID] else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
+            guard zip(parts, parts.dropFirst()).allSatisfy({ $0.number < $1.number }) else { throw serviceError(.invalidPartOrder, "order") }
+            var object: [UInt8] = []
+            var md5s: [[UInt8]] = []
+            for (index, part) in parts.enumerated() {
+                guard let bytes = upload.parts[part.number], ETag(md5: Hash.md5(bytes)) == part.etag else {
+                    throw serviceError(.invalidPart, "part \(part.number)")
+                }
+                if index < parts.count - 1, bytes.count < ProtocolLimits.minimumPartSize { throw serviceError(.entityTooSmall, "part \(part.number)") }
+                object += bytes
+                md5s.append(Hash.md5(bytes))
+            }
+            let etag = ETag.composite(partMD5s: md5s)
+            contents.objects[key] = object
+            contents.etags[key] = etag
+            contents.uploads[uploadID] = nil
+            return etag
+        }
+    }
+
+    func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws {
+        try contents.withLock { contents in
+            contents.abortCalls += 1
+            guard contents.uploads.removeValue(forKey: uploadID) != nil else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
+        }
+    }
+
+    func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        contents.withLock { contents in
+            contents.objects[key] = []
+            let etag = ETag(md5: Hash.md5([UInt8]()))
+            contents.etags[key] = etag
+            return etag
+        }
+    }
+
+    func deleteObject(_ key: ObjectKey) async throws {
+        _ = contents.withLock { $0.objects.removeValue(forKey: key) }
+    }
+
+    // Test accessors.
+    func object(_ key: String) -> [UInt8]? { contents.withLock { $0.objects[ObjectKey(key)] } }
+    var uploadsInProgress: Int { contents.withLock { $0.uploads.count } }
+    var completeCalls: Int { contents.withLock { $0.completeCalls } }
+}
+
+/// Wraps a store: fails chosen requests and can hold part uploads until released.
+final class FaultInjectingStore: ObjectStore {
+    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty }
+
+    struct Rule: Sendable {
+        var operation: Operation
+        /// Fails the Nth matching request (1-based) or, when nil, every one.
+        var nth: Int?
+        var error: ServiceError
+    }
+
+    private struct State {
+        var rules: [Rule] = []
+        var counts: [Operation: Int] = [:]
+        var holdingParts = false
+        var heldParts: [CheckedContinuation<Void, Never>] = []
+        var partsInFlight = 0
+        var maxPartsInFlight = 0
+        /// ETag the store answers for part uploads instead of the real one.
+        var wrongPartETag: ETag?
+    }
+
+    let inner: InMemoryStore
+    /// Rules, counters and held requests.
+    private let state = Mutex(State())
+
+    init(_ inner: InMemoryStore = InMemoryStore()) { self.inner = inner }
+
+    func fail(_ operation: Operation, nth: Int? = nil, code: ObsErrorCode = .internalError, status: Int? = nil) {
+        let error = ServiceError(status: status ?? code.httpStatus, code: code, message: "injected", requestID: "INJECTED-\(code)")
+        state.withLock { $0.rules.append(Rule(operation: operation, nth: nth, error: error)) }
+    }
+
+    func answerWrongPartETag(_ etag: ETag) { state.withLock { $0.wrongPartETag = etag } }
+
+    /// Part uploads wait (asynchronously) until `releaseParts`.
+    func holdParts() { state.withLock { $0.holdingParts = true } }
+
+    func releaseParts() {
+        let held = state.withLock { state in
+            state.holdingParts = false
+            defer { state.heldParts = [] }
+            return state.heldParts
+        }
+        for continuation in held { continuation.resume() }
+    }
+
+    var heldPartCount: Int { state.withLock { $0.heldParts.count } }
+    var maxPartsInFlight: Int { state.withLock { $0.maxPartsInFlight } }
+
+    private func check(_ operation: Operation) throws {
+        let error = state.withLock { state -> ServiceError? in
+            state.counts[operation, default: 0] += 1
+            let count = state.counts[operation]!
+            return state.rules.first { $0.operation == operation && ($0.nth == nil || $0.nth == count) }?.error
+        }
+        if let error { throw error }
+    }
+
+    func checkBucket() async throws { try await inner.checkBucket() }
+
+    func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
+        try check(.head)
+        return try await inner.headObject(key)
+    }
+
+    func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {
+        try check(.list)
+        return try await inner.listObjects(prefix: prefix, delimiter: delimiter, marker: marker, maxKeys: maxKeys)
+    }
+
+    func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
+        try check(.initiate)
+        return try await inner.initiateUpload(key, options: options)
+    }
+
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+        state.withLock { state in
+            state.partsInFlight += 1
+            state.maxPartsInFlight = max(state.maxPartsInFlight, state.partsInFlight)
+        }
+        defer { state.withLock { $0.partsInFlight -= 1 } }
+        await withCheckedContinuation { continuation in
+            let hold = state.withLock { state -> Bool in
+                guard state.holdingParts else { return false }
+                state.heldParts.append(continuation)
+                return true
+            }
+            if !hold { continuation.resume() }
+        }
+        try check(.uploadPart)
+        let etag = try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: contentMD5, customerKey: customerKey)
+        return state.withLock { $0.wrongPartETag } ?? etag
+    }
+
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+        try check(.complete)
+        return try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
+    }
+
+    func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws {
+        try check(.abort)
+        try await inner.abortUpload(key, uploadID: uploadID)
+    }
+
+    func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        try check(.putEmpty)
+        return try await inner.putEmptyObject(key, options: options)
+    }
+
+    func deleteObject(_ key: ObjectKey) async throws { try await inner.deleteObject(key) }
+}

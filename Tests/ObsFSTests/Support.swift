@@ -1,0 +1,61 @@
+// Helpers shared by the ObsFS tests.
+import Logging
+import OBSProtocol
+@testable import ObsFS
+
+let KiB: Int64 = 1024
+let MiB: Int64 = 1024 * 1024
+let minimumPart = ProtocolLimits.minimumPartSize
+
+/// A mount over `store` with small parts so tests stay fast.
+func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.minimumPartSize, parallel: Int = 2,
+                    budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000,
+                    uploadOptions: UploadMountOptions = UploadMountOptions()) -> ObsFileSystem {
+    let schedule = PartSizeSchedule(initialPartSize: partSize, maximumPartSize: budget / 2)
+    let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget))
+    let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings, uploadOptions: uploadOptions,
+                                                ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize)
+    var logger = Logger(label: "obsfs-test")
+    logger.logLevel = .critical
+    return ObsFileSystem(configuration: configuration, store: store, logger: logger)
+}
+
+/// Deterministic bytes that differ from part to part.
+func pattern(_ count: Int, seed: UInt32 = 1) -> [UInt8] {
+    var state = seed &* 2_654_435_761 | 1
+    return (0..<count).map { _ in
+        state ^= state << 13
+        state ^= state >> 17
+        state ^= state << 5
+        return UInt8(truncatingIfNeeded: state)
+    }
+}
+
+/// Writes like the kernel does: admission, then the reply when the bytes are in part buffers.
+func write(_ fs: ObsFileSystem, _ handle: FileHandleID, at offset: Int64, _ bytes: [UInt8], writer: WriterIdentity = WriterIdentity(7)) async -> Result<Int, FileSystemError> {
+    let admission = bytes.withUnsafeBytes { fs.write(handle, at: offset, bytes: $0, writer: writer) }
+    switch admission {
+    case .accepted(let count): return .success(count)
+    case .refused(let error): return .failure(error)
+    case .waiting(let pending): return await pending.outcome
+    }
+}
+
+/// Writes `bytes` sequentially in `chunk`-sized writes from offset 0.
+func writeAll(_ fs: ObsFileSystem, _ handle: FileHandleID, _ bytes: [UInt8], chunk: Int, writer: WriterIdentity = WriterIdentity(7)) async throws {
+    var offset = 0
+    while offset < bytes.count {
+        let end = min(offset + chunk, bytes.count)
+        let count = try await write(fs, handle, at: Int64(offset), Array(bytes[offset..<end]), writer: writer).get()
+        offset += count
+    }
+}
+
+func errno(of body: () async throws -> Void) async -> Errno? {
+    do {
+        try await body()
+        return nil
+    } catch {
+        return ErrnoMapping.errno(for: error)
+    }
+}

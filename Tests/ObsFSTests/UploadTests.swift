@@ -1,0 +1,305 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OBSHashing
+import OBSProtocol
+import Testing
+@testable import ObsFS
+
+struct UploadTests {
+    let writerA = WriterIdentity(0xA)
+    let writerB = WriterIdentity(0xB)
+
+    @Test func writesAreUploadedAsPartsAndCompletedOnFlush() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store, parallel: 3)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "big.bin")
+        #expect(attributes.size == 0)
+        let data = pattern(Int(minimumPart) * 5 + 12_345)
+        try await writeAll(fs, handle, data, chunk: 4096)
+        #expect(try fs.getattr(attributes.inode).size == Int64(data.count))
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        #expect(store.object("big.bin") == data)
+        let parts = stride(from: 0, to: data.count, by: Int(minimumPart)).map { Hash.md5(data[$0..<min($0 + Int(minimumPart), data.count)]) }
+        #expect(try fs.getxattr(attributes.inode, name: ExtendedAttribute.etag) == Array(ETag.composite(partMD5s: parts).value.utf8))
+        await fs.release(handle)
+        #expect(store.completeCalls == 1)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func uploadIDIsReadableWhileWriting() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "f")
+        let id = try fs.getxattr(attributes.inode, name: ExtendedAttribute.uploadID)
+        #expect(String(decoding: id, as: UTF8.self) == store.contents.withLock { $0.uploads.keys.first!.rawValue })
+        #expect(try fs.listxattr(attributes.inode) == [ExtendedAttribute.uploadID])
+        #expect(await errno { _ = try fs.getxattr(attributes.inode, name: "user.other") } == .noAttribute)
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(await errno { _ = try fs.getxattr(attributes.inode, name: ExtendedAttribute.uploadID) } == .noAttribute)
+        #expect(try fs.listxattr(attributes.inode) == [ExtendedAttribute.etag])
+    }
+
+    @Test func uploadsStartWithTheMountDefaultsAndAnInferredContentType() async throws {
+        let store = InMemoryStore()
+        let options = try MountOptions(parsing: ["storage_class=COLD,meta.owner=alice"])
+        let fs = makeFileSystem(store, uploadOptions: options.upload)
+        let (_, handle) = try await fs.create(parent: .root, name: "photo.jpg")
+        await fs.release(handle)
+        let initiated = store.contents.withLock { $0.initiatedOptions[ObjectKey("photo.jpg")] }
+        #expect(initiated?.storageClass == StorageClass("COLD"))
+        #expect(initiated?.metadata == ["owner": "alice"])
+        #expect(initiated?.contentType == "image/jpeg")
+    }
+
+    @Test func emptyFileBecomesZeroByteObject() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "empty")
+        try await fs.flush(handle, writer: writerA)
+        #expect(store.object("empty") == [])
+        await fs.release(handle)
+        #expect(store.object("empty") == [])
+        #expect(store.uploadsInProgress == 0)
+        #expect(store.completeCalls == 0)
+    }
+
+    @Test func secondWriterGetsEBUSY() async throws {
+        let fs = makeFileSystem(InMemoryStore())
+        let (attributes, handle) = try await fs.create(parent: .root, name: "f")
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "f") } == .busy)
+        #expect(await errno { _ = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC) } == .busy)
+        #expect(await errno { try await fs.unlink(parent: .root, name: "f") } == .busy)
+        try await fs.flush(handle, writer: writerA)
+        await fs.release(handle)
+        // After release the file can be written again (O_TRUNC replaces it).
+        let again = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC)
+        await fs.release(again)
+    }
+
+    @Test func aClosedEmptyFileDoesNotBlockTheNextWriter() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, touched) = try await fs.create(parent: .root, name: "f")
+        try await fs.flush(touched, writer: writerA)
+        // `touch f; echo x > f`: the second open may arrive before the first release.
+        let (_, writer) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, writer, at: 0, [120], writer: writerA).get()
+        try await fs.flush(writer, writer: writerA)
+        await fs.release(touched)
+        await fs.release(writer)
+        #expect(store.object("f") == [120])
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    /// Shell redirection and fork: the flush of a descriptor whose process did not write last is a
+    /// no-op; the flush from the last writer completes; later flushes and the release complete nothing.
+    @Test func completesExactlyOnceAcrossDupAndForkFlushes() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(Int(minimumPart) * 2 + 10)
+        try await writeAll(fs, handle, Array(data[0..<1000]), chunk: 1000, writer: writerA)
+        // A forked child (another descriptor table) closes its copy.
+        try await fs.flush(handle, writer: writerB)
+        #expect(store.completeCalls == 0)
+        for offset in stride(from: 1000, to: data.count, by: 777) {
+            _ = try await write(fs, handle, at: Int64(offset), Array(data[offset..<min(offset + 777, data.count)]), writer: writerA).get()
+        }
+        try await fs.flush(handle, writer: writerA)
+        #expect(store.completeCalls == 1)
+        #expect(store.object("f") == data)
+        try await fs.flush(handle, writer: writerA)
+        try await fs.flush(handle, writer: writerB)
+        await fs.release(handle)
+        #expect(store.completeCalls == 1)
+        // A write after completion is refused.
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func writeAfterCompletionIsRefused() async throws {
+        let fs = makeFileSystem(InMemoryStore())
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, handle, at: 0, [1, 2, 3], writer: writerA).get()
+        try await fs.flush(handle, writer: writerA)
+        #expect(await errno { _ = try await write(fs, handle, at: 3, [4], writer: writerA).get() } == .io)
+        await fs.release(handle)
+    }
+
+    @Test func emptyFlushThenWritesStillComplete() async throws {
+        // `cmd > file`: the shell closes its descriptor before the command writes.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        try await fs.flush(handle, writer: writerA)
+        #expect(store.object("f") == [])
+        let data = pattern(300_000)
+        try await writeAll(fs, handle, data, chunk: 65536, writer: writerA)
+        try await fs.flush(handle, writer: writerA)
+        await fs.release(handle)
+        #expect(store.object("f") == data)
+        #expect(store.completeCalls == 1)
+    }
+
+    @Test func failedPartAbortsAndCloseFails() async throws {
+        let store = FaultInjectingStore()
+        store.fail(.uploadPart, nth: 2, code: .internalError)
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(Int(minimumPart) * 4)
+        // Writes may or may not see the failure depending on timing; the close must.
+        for offset in stride(from: 0, to: data.count, by: 8192) {
+            if case .failure = await write(fs, handle, at: Int64(offset), Array(data[offset..<min(offset + 8192, data.count)])) { break }
+        }
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .io)
+        #expect(store.inner.uploadsInProgress == 0)
+        #expect(store.inner.object("f") == nil)
+        // Every later close reports the failure too.
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .io)
+        await fs.release(handle)
+    }
+
+    @Test func failedCompleteAbortsAndCloseFails() async throws {
+        let store = FaultInjectingStore()
+        store.fail(.complete, code: .internalError)
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        try await writeAll(fs, handle, pattern(250_000), chunk: 50_000)
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .io)
+        #expect(store.inner.uploadsInProgress == 0)
+        await fs.release(handle)
+    }
+
+    @Test func wrongPartETagFailsTheUpload() async throws {
+        let store = FaultInjectingStore()
+        store.answerWrongPartETag(ETag("00000000000000000000000000000000"))
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        _ = await write(fs, handle, at: 0, pattern(1000))
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .io)
+        #expect(store.inner.uploadsInProgress == 0)
+        await fs.release(handle)
+    }
+
+    @Test func initiateErrorsMapToErrno() async throws {
+        let store = FaultInjectingStore()
+        store.fail(.initiate, nth: 1, code: .accessDenied)
+        store.fail(.initiate, nth: 2, code: .noSuchBucket)
+        store.fail(.initiate, nth: 3, code: .internalError)
+        let fs = makeFileSystem(store)
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "a") } == .accessDenied)
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "b") } == .noEntry)
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "c") } == .io)
+        // A failed create leaves the name free.
+        let (_, handle) = try await fs.create(parent: .root, name: "a")
+        await fs.release(handle)
+    }
+
+    @Test func nonSequentialWritesInsideTheUnsentPartAreAccepted() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        var expected = pattern(150_000)
+        _ = try await write(fs, handle, at: 0, Array(expected[0..<50_000])).get()
+        // Overwrite inside the unsent part (its MD5 is recomputed at sealing).
+        let patch = pattern(1000, seed: 99)
+        expected.replaceSubrange(10_000..<11_000, with: patch)
+        _ = try await write(fs, handle, at: 10_000, patch).get()
+        // A forward gap is zero-filled.
+        _ = try await write(fs, handle, at: 60_000, Array(expected[60_000...])).get()
+        expected.replaceSubrange(50_000..<60_000, with: [UInt8](repeating: 0, count: 10_000))
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("f") == expected)
+    }
+
+    @Test func writeBeforeTheUnsentPartFailsWithESPIPEAndAborts() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        try await writeAll(fs, handle, pattern(Int(minimumPart) + 100), chunk: 4096)
+        #expect(await errno { _ = try await write(fs, handle, at: 5, [1]).get() } == .illegalSeek)
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .illegalSeek)
+        #expect(store.uploadsInProgress == 0)
+        #expect(store.object("f") == nil)
+        await fs.release(handle)
+    }
+
+    /// A pool of two parts and held uploads: writes wait for buffers instead of growing memory,
+    /// and finish once parts drain.
+    @Test func writesWaitForBuffersWhenThePoolIsEmpty() async throws {
+        let store = FaultInjectingStore()
+        store.holdParts()
+        let budget = 2 * minimumPart
+        let fs = makeFileSystem(store, parallel: 4, budget: budget)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(Int(minimumPart) * 6 + 5)
+        let writer = Task { try await writeAll(fs, handle, data, chunk: 32768) }
+        // Two parts fill the pool; their uploads are held, so the writer must stall.
+        while store.heldPartCount < 2 { await Task.yield() }
+        for _ in 0..<200 { await Task.yield() }
+        #expect(fs.configuration.upload.pool.allocatedBytes <= budget)
+        #expect(store.heldPartCount == 2)
+        store.releaseParts()
+        try await writer.value
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        #expect(store.inner.object("f") == data)
+        #expect(fs.configuration.upload.pool.allocatedBytes <= budget)
+        await fs.release(handle)
+    }
+
+    @Test func partsInFlightAreBoundedByParallel() async throws {
+        let store = FaultInjectingStore()
+        let fs = makeFileSystem(store, parallel: 2, budget: 64 * MiB)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(Int(minimumPart) * 12)
+        try await writeAll(fs, handle, data, chunk: Int(minimumPart))
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.maxPartsInFlight <= 2)
+        #expect(store.inner.object("f") == data)
+    }
+
+    @Test func fsyncWaitsForFullPartsAndReportsFailure() async throws {
+        let store = FaultInjectingStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        try await writeAll(fs, handle, pattern(Int(minimumPart) * 2 + 1), chunk: 65536)
+        try await fs.fsync(handle)
+        #expect(store.inner.contents.withLock { $0.partUploads } == 2)
+        store.fail(.uploadPart, code: .internalError)
+        _ = await write(fs, handle, at: 2 * minimumPart + 1, pattern(Int(minimumPart)))
+        #expect(await errno { try await fs.fsync(handle) } == .io)
+        await fs.release(handle)
+    }
+
+    @Test func shutdownAbortsOpenUploads() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "open")
+        _ = try await write(fs, handle, at: 0, pattern(5000)).get()
+        let (_, empty) = try await fs.create(parent: .root, name: "empty")
+        #expect(store.uploadsInProgress == 2)
+        await fs.shutdown()
+        #expect(store.uploadsInProgress == 0)
+        #expect(store.object("open") == nil)
+        await fs.release(handle)
+        await fs.release(empty)
+    }
+
+    @Test func growingPartsFollowTheSchedule() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store, budget: 64 * MiB)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let schedule = fs.configuration.upload.schedule
+        let count = (1...70).reduce(Int64(0)) { $0 + schedule.size(of: PartNumber($1)!) }
+        let data = pattern(Int(count))
+        try await writeAll(fs, handle, data, chunk: 1 << 20)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("f")?.count == data.count)
+        #expect(store.contents.withLock { $0.partUploads } == 70)
+    }
+}
