@@ -42,6 +42,10 @@ final class TestHTTPServer: Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
         self.listener = listener
         Thread.detachNewThread { [self] in
+            // The accept thread owns the listener and closes it when it leaves: if `stop()` closed
+            // it, its descriptor number could be reused by another server's socket before this
+            // loop's next `accept`, which would then take (and drop) that server's connection.
+            defer { close(listener) }
             while true {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }
@@ -60,8 +64,7 @@ final class TestHTTPServer: Sendable {
 
     func stop() {
         state.withLock { $0.stopped = true }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        shutdown(listener, Int32(SHUT_RDWR))  // wakes the accept thread, which closes the listener
     }
 
     private struct Request {
