@@ -318,8 +318,12 @@ private let operations: fuse_lowlevel_ops = {
 
     ops.releasedir = { request, _, info in
         guard let request, let info else { return }
-        Dispatcher.from(request).fileSystem.releaseDirectory(DirectoryHandleID(info.pointee.fh))
-        fuse_reply_err(request, 0)
+        let dispatcher = Dispatcher.from(request)
+        let handle = DirectoryHandleID(info.pointee.fh)
+        dispatcher.answer(request) { request in
+            dispatcher.fileSystem.releaseDirectory(handle)
+            fuse_reply_err(request.raw, 0)
+        }
     }
 
     ops.statfs = { request, _ in
@@ -499,10 +503,9 @@ public final class FuseSession {
         self.mountpoint = mountpoint
         self.logger = logger
         dispatcher = Dispatcher(fileSystem: fileSystem, logger: logger)
-        var arguments = ["obsmount"] + (debug ? ["-d"] : []) + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
-        var cArguments = arguments.indices.map { strdup(arguments[$0]) }
+        let arguments = ["obsmount"] + (debug ? ["-d"] : []) + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
+        var cArguments = arguments.map { strdup($0) }
         defer { cArguments.forEach { free($0) } }
-        arguments = []
         // The one passRetained; released in `run` (or below when creating the session fails).
         userdata = Unmanaged.passRetained(dispatcher).toOpaque()
         var args = fuse_args(argc: Int32(cArguments.count), argv: nil, allocated: 0)

@@ -25,16 +25,13 @@ enum Daemon {
             return 1
         }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        var environment = environmentEntries() + ["\(readyVariable)=\(writeEnd)"]
-        var arguments = CommandLine.arguments
-        var cArguments = arguments.map { strdup($0) } + [nil]
+        let environment = environmentEntries() + ["\(readyVariable)=\(writeEnd)"]
+        var cArguments = CommandLine.arguments.map { strdup($0) } + [nil]
         var cEnvironment = environment.map { strdup($0) } + [nil]
         defer {
             cArguments.forEach { free($0) }
             cEnvironment.forEach { free($0) }
         }
-        environment = []
-        arguments = []
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

@@ -194,12 +194,22 @@ def mount(server, mount_factory):
 
 # Server-side checks ---------------------------------------------------------------------------
 
-def partsPerDoubling(initial):
-    """The schedule of Sources/ObsFS/PartSizeSchedule.swift: the largest D for which 10,000 parts
-    of min(5 GiB, initial << (i // D)) reach 48.8 TB."""
-    def total(d):
-        return sum(min(MAX_PART, initial << min(i // d, 17)) for i in range(10_000))
-    low, high = 1, 10_000
+PARTS_PER_DOUBLING = 4
+
+
+def part_size_at(index, initial, cap, flat):
+    """Size of part index+1 in Sources/ObsFS/PartSizeSchedule.swift: `initial` for the first `flat`
+    parts, then doubling every 4 parts up to `cap`."""
+    if index < flat:
+        return initial
+    return min(cap, initial << min((index - flat) // PARTS_PER_DOUBLING + 1, 17))
+
+
+def flat_parts(initial):
+    """The largest K for which 10,000 parts (5 GiB cap) reach 48.8 TB."""
+    def total(flat):
+        return sum(part_size_at(i, initial, MAX_PART, flat) for i in range(10_000))
+    low, high = 0, 10_000
     while low < high:
         middle = (low + high + 1) // 2
         if total(middle) >= MAX_OBJECT:
@@ -212,10 +222,10 @@ def partsPerDoubling(initial):
 def part_sizes(size, initial, memory_budget):
     """Sizes of the parts obsmount cuts a `size`-byte file into."""
     cap = min(MAX_PART, memory_budget // 2)
-    d = partsPerDoubling(initial)
+    flat = flat_parts(initial)
     sizes, index = [], 0
     while size > 0:
-        part = min(cap, initial << min(index // d, 17))
+        part = part_size_at(index, initial, cap, flat)
         sizes.append(min(part, size))
         size -= part
         index += 1
