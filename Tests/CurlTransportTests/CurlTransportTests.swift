@@ -188,7 +188,11 @@ struct CurlTransportTests {
         #expect(generate.terminationStatus == 0)
         let port = try freePort()
         let tlsServer = try runOpenSSL(["s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificate, "-key", key, "-www", "-quiet"])
-        defer { tlsServer.terminate() }
+        defer {
+            // SIGKILL: the child inherits the test thread's signal mask, in which SIGTERM is blocked.
+            kill(tlsServer.processIdentifier, SIGKILL)
+            tlsServer.waitUntilExit()
+        }
         let url = "https://127.0.0.1:\(port)/"
         // Wait until s_server listens (an unverified request succeeds).
         let insecure = try CurlTransport(configuration: TransportConfiguration(verifyTLS: false))
