@@ -5,6 +5,12 @@ import Synchronization
 /// Page-aligned part buffers for every upload of a mount. The bytes of all buffers — handed out
 /// or kept for reuse — never exceed `capacity`. A request that does not fit suspends its task
 /// (FIFO) until buffers come back: this is the write path's backpressure.
+///
+/// Peak memory depends on the settings, not on timing: the pool first grows to
+/// `warmBuffersPerSize` buffers of a size (one file's window, `parallel + 1`) and only then reuses
+/// idle ones, oldest first. A long write therefore touches the same buffers whether the store
+/// answers fast (one or two in use) or slowly (the whole window), so writing 512 MiB and 4 GiB
+/// peak at the same resident size.
 public final class PartBufferPool: Sendable {
     private struct State {
         /// Bytes of all buffers that exist: handed out plus idle.
@@ -12,14 +18,21 @@ public final class PartBufferPool: Sendable {
         /// Returned buffers kept for reuse, by size.
         var idle: [Int64: [AlignedMemory]] = [:]
         var idleBytes: Int64 = 0
+        /// Buffers that exist (handed out plus idle), by size.
+        var countBySize: [Int64: Int] = [:]
         var waiters: [(size: Int64, continuation: CheckedContinuation<AlignedMemory, Never>)] = []
     }
 
     public let capacity: Int64
+    /// How many buffers of one size the pool allocates before it reuses idle ones.
+    public let warmBuffersPerSize: Int
     /// Guards the byte accounting, the idle buffers and the FIFO of waiting tasks.
     private let state = Mutex(State())
 
-    public init(capacity: Int64) { self.capacity = capacity }
+    public init(capacity: Int64, warmBuffersPerSize: Int = 1) {
+        self.capacity = capacity
+        self.warmBuffersPerSize = max(1, warmBuffersPerSize)
+    }
 
     /// Bytes currently allocated (in use or idle); never above `capacity`.
     public var allocatedBytes: Int64 { state.withLock { $0.allocatedBytes } }
@@ -28,7 +41,7 @@ public final class PartBufferPool: Sendable {
     public func tryTake(size: Int64) -> AlignedMemory? {
         let (buffer, evicted) = state.withLock { state -> (AlignedMemory?, [AlignedMemory]) in
             guard state.waiters.isEmpty else { return (nil, []) }
-            return PartBufferPool.grant(size, &state, capacity: capacity)
+            return grant(size, &state)
         }
         _ = evicted  // freed here, outside the lock
         return buffer
@@ -41,7 +54,7 @@ public final class PartBufferPool: Sendable {
         return await withCheckedContinuation { continuation in
             let (granted, evicted) = state.withLock { state -> (AlignedMemory?, [AlignedMemory]) in
                 if state.waiters.isEmpty {
-                    let result = PartBufferPool.grant(size, &state, capacity: capacity)
+                    let result = grant(size, &state)
                     if result.0 != nil { return result }
                 }
                 state.waiters.append((size, continuation))
@@ -61,7 +74,7 @@ public final class PartBufferPool: Sendable {
             var served: [(CheckedContinuation<AlignedMemory, Never>, AlignedMemory)] = []
             var evicted: [AlignedMemory] = []
             while let first = state.waiters.first {
-                let (grant, freed) = PartBufferPool.grant(first.size, &state, capacity: capacity)
+                let (grant, freed) = self.grant(first.size, &state)
                 evicted += freed
                 guard let grant else { break }
                 served.append((first.continuation, grant))
@@ -73,11 +86,14 @@ public final class PartBufferPool: Sendable {
         for (continuation, buffer) in served { continuation.resume(returning: buffer) }
     }
 
-    /// Reuses an idle buffer of the right size, or allocates one within the budget, dropping idle
-    /// buffers of other sizes when that makes room. The dropped buffers are returned so they are
-    /// freed after the lock is released.
-    private static func grant(_ size: Int64, _ state: inout State, capacity: Int64) -> (AlignedMemory?, [AlignedMemory]) {
-        if var same = state.idle[size], let buffer = same.popLast() {
+    /// Allocates while fewer than `warmBuffersPerSize` buffers of this size exist and the budget
+    /// allows, else reuses the oldest idle buffer of the right size, else allocates within the
+    /// budget, dropping idle buffers of other sizes when that makes room. The dropped buffers are
+    /// returned so they are freed after the lock is released.
+    private func grant(_ size: Int64, _ state: inout State) -> (AlignedMemory?, [AlignedMemory]) {
+        let warming = state.countBySize[size, default: 0] < warmBuffersPerSize && state.allocatedBytes + size <= capacity
+        if !warming, var same = state.idle[size], !same.isEmpty {
+            let buffer = same.removeFirst()
             state.idle[size] = same.isEmpty ? nil : same
             state.idleBytes -= size
             return (buffer, [])
@@ -90,9 +106,11 @@ public final class PartBufferPool: Sendable {
             state.idle[idleSize] = rest.isEmpty ? nil : rest
             state.idleBytes -= idleSize
             state.allocatedBytes -= idleSize
+            state.countBySize[idleSize, default: 1] -= 1
         }
         guard state.allocatedBytes + size <= capacity else { return (nil, evicted) }
         state.allocatedBytes += size
+        state.countBySize[size, default: 0] += 1
         return (AlignedMemory(byteCount: Int(size)), evicted)
     }
 }

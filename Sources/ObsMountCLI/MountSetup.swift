@@ -63,7 +63,7 @@ struct MountSetup {
         }
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
-        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget))
+        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1))
         let fileSystem = ObsFileSystem(
             configuration: FileSystemConfiguration(bucket: source.bucket, prefix: source.prefix, upload: settings, uploadOptions: options.upload,
                                                    readOnly: options.readOnly,
