@@ -73,7 +73,9 @@ def obs_local(tmp_path_factory):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(binary), "--listen", "127.0.0.1:0", "--data-dir", str(work / "data"), "--bucket", bucket,
-             "--access-key", endpoint_keys["access_key"], "--secret-key", endpoint_keys["secret_key"]],
+             "--access-key", endpoint_keys["access_key"]],
+            # The secret goes through the environment, never the command line (ps).
+            env=dict(os.environ, OBS_LOCAL_SECRET_KEY=endpoint_keys["secret_key"]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     try:
         line = wait_for_line(log_path, process, "obs-local listening on http://127.0.0.1:", timeout=30)
