@@ -71,7 +71,10 @@ extension ObsFileSystem {
         }
         let key = objectKey(path)
         do {
-            guard var stored = try await store.objectAttributes(key) else { throw FileSystemError(.noEntry, "no object \(key)") }
+            // An SSE-C object needs the key on HEAD too: the mount's, when it wrote the object with it.
+            var customerKey: CustomerKey?
+            if case .customer(let key)? = written?.encryption { customerKey = key }
+            guard var stored = try await store.objectAttributes(key, customerKey: customerKey) else { throw FileSystemError(.noEntry, "no object \(key)") }
             if acl { ObjectACLMapping.read(try await store.objectACL(key), into: &stored.options) }
             if tags { stored.options.tags = try await store.objectTags(key) }
             if let written {
@@ -196,7 +199,6 @@ extension ObsFileSystem {
             do {
                 try edit(attribute, &proposed)
                 update = try attribute.update(at: stage, from: current, to: proposed)
-                if update == .reinitiate { try EffectiveOptions.check(proposed, now: .now()) }
             } catch {
                 throw refusal(error, path)
             }
@@ -204,6 +206,15 @@ extension ObsFileSystem {
             case .unchanged:
                 return true
             case .reinitiate:
+                do {
+                    try EffectiveOptions.check(proposed, now: .now())
+                } catch {
+                    // Half of a pair (lock mode and date, bucket key and key id): kept until
+                    // the other half arrives; completing without it fails close().
+                    guard session.recordAfterCompletion(nil, options: proposed) else { continue }
+                    logger.info("\(session.key): \(attribute) kept; the upload is initiated again once \(error.attribute) is set too")
+                    return true
+                }
                 if try await session.reinitiate(with: proposed) {
                     logger.info("\(session.key): \(attribute) changed before the first part; upload initiated again")
                     return true
@@ -268,8 +279,14 @@ extension ObsFileSystem {
 
     /// UploadSession's `afterCompletion`: sends the changes recorded while parts were sent.
     func applyRecordedChanges(of session: UploadSession) async throws(FileSystemError) {
-        let (requests, options) = session.takePendingUpdates()
-        guard let options, !requests.isEmpty else { return }
+        let (requests, recorded) = session.takePendingUpdates()
+        guard let options = recorded else { return }
+        let initiated = session.options
+        if let missing = ObsFileSystem.initiationOnlyDifference(options, initiated) {
+            let failure = FileSystemError(.invalidArgument, "\(session.key): \(missing) was set without its other half before the first part was sent; the object was written without it")
+            logger.error("\(failure.reason)")
+            throw failure
+        }
         do {
             let store = try attributeStore(for: session.key.rawValue)
             for request in ObsFileSystem.requestOrder where requests.contains(request) {
@@ -278,6 +295,17 @@ extension ObsFileSystem {
         } catch {
             throw FileSystemError(doing: "applying attribute changes after completion", error)
         }
+    }
+
+    /// The first initiation-only attribute (xattrs.md) whose value in `intended` the upload was
+    /// not initiated with.
+    private static func initiationOnlyDifference(_ intended: ObjectOptions, _ initiated: ObjectOptions) -> ObjectAttributeName? {
+        if intended.objectLockMode != initiated.objectLockMode { return .objectLockMode }
+        if intended.objectLockRetainUntil != initiated.objectLockRetainUntil { return .objectLockRetainUntil }
+        if intended.encryption != initiated.encryption { return .encryption }
+        if intended.expiresDays != initiated.expiresDays { return .expires }
+        if intended.persistentHeaders != initiated.persistentHeaders { return .persistentHeader(intended.persistentHeaders.keys.sorted().first ?? "") }
+        return nil
     }
 
     // MARK: New files

@@ -5,8 +5,8 @@ import OBSHashing
 import OBSProtocol
 
 extension OBSClientStore: AttributeStore {
-    public func objectAttributes(_ key: ObjectKey) async throws -> StoredObjectAttributes? {
-        guard let info = try await head(key) else { return nil }
+    public func objectAttributes(_ key: ObjectKey, customerKey: CustomerKey?) async throws -> StoredObjectAttributes? {
+        guard let info = try await head(key, customerKey: customerKey) else { return nil }
         let dialect = client.dialect
         var options = ObjectOptions()
         options.storageClass = info.storageClass
@@ -22,9 +22,9 @@ extension OBSClientStore: AttributeStore {
         return StoredObjectAttributes(options: options, state: state)
     }
 
-    private func head(_ key: ObjectKey) async throws -> ObjectInfo? {
+    private func head(_ key: ObjectKey, customerKey: CustomerKey?) async throws -> ObjectInfo? {
         do {
-            return try await client.headObject(bucket: bucket, key: key)
+            return try await client.headObject(bucket: bucket, key: key, customerKey: customerKey)
         } catch .service(let error) where error.status == 404 {
             return nil
         }

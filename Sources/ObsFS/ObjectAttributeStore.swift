@@ -31,8 +31,8 @@ public struct StoredObjectAttributes: Sendable, Equatable {
 /// (the directories' attributes). `OBSClientStore` is one; without it, closed objects show only
 /// their ETag and size and directories have no attributes (`ENOTSUP`).
 public protocol AttributeStore: ObjectStore {
-    /// HEAD, as attributes; nil when the object does not exist.
-    func objectAttributes(_ key: ObjectKey) async throws -> StoredObjectAttributes?
+    /// HEAD, as attributes; nil when the object does not exist. `customerKey` reads an SSE-C object.
+    func objectAttributes(_ key: ObjectKey, customerKey: CustomerKey?) async throws -> StoredObjectAttributes?
     func objectACL(_ key: ObjectKey) async throws -> AccessControlPolicy
     func setObjectACL(_ key: ObjectKey, canned: CannedACL) async throws
     func setObjectACL(_ key: ObjectKey, policy: AccessControlPolicy) async throws

@@ -580,6 +580,7 @@ public final class UploadSession: Sendable {
             var replaced: UploadID?
             var unused = newID
             if let newID, stillWanted {
+                state.pendingOptions = nil  // the new initiation carries everything intended so far
                 replaced = identity.withLock { identity in
                     defer { identity = (newID, options) }
                     return identity.uploadID
@@ -611,12 +612,13 @@ public final class UploadSession: Sendable {
     }
 
     /// Records `request`, bringing the object to `options`, to be sent after completion, before
-    /// `close()` returns. False when completion has already taken the recorded changes (apply it
-    /// to the object once `finished` returns).
-    public func recordAfterCompletion(_ request: ObjectUpdateRequest, options: ObjectOptions) -> Bool {
+    /// `close()` returns; without a request, `options` only become the file's intended options
+    /// (half of a paired value, waiting for the other half). False when completion has already
+    /// taken the recorded changes (apply the change to the object once `finished` returns).
+    public func recordAfterCompletion(_ request: ObjectUpdateRequest?, options: ObjectOptions) -> Bool {
         state.withLock { state in
             guard !state.updatesTaken else { return false }
-            if !state.pendingUpdates.contains(request) { state.pendingUpdates.append(request) }
+            if let request, !state.pendingUpdates.contains(request) { state.pendingUpdates.append(request) }
             state.pendingOptions = options
             return true
         }
