@@ -110,10 +110,12 @@ extension ObsFileSystem {
         }
     }
 
-    /// The `user.obs.*` names set on `inode`.
+    /// The `user.obs.*` names set on `inode`. Read-only facts (ETag, size, upload ID, …) are
+    /// readable by name but not listed: copy tools (`cp -a`, `rsync -X`) copy or remove every
+    /// listed name, and these can be neither written nor removed.
     public func listxattr(_ inode: InodeNumber) async throws -> [String] {
         let (options, state, _) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
-        return ObjectAttributeName.listNames(in: options, state: state, mount: configuration.uploadOptions).map(\.description)
+        return ObjectAttributeName.listNames(in: options, state: state, mount: configuration.uploadOptions).filter { !$0.isReadOnly }.map(\.description)
     }
 
     /// The options and facts a holder shows; ACL and tags of a closed object are fetched only

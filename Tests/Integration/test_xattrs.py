@@ -235,3 +235,296 @@ def test_every_parameter_reaches_the_server(request, server_name, parameter, way
     # The mount reads the value back from the object.
     for name, value in parameter.attributes:
         assert os.getxattr(target, f"user.obs.{name}").decode() == value
+
+
+# Changes while a file uploads -------------------------------------------------------------------
+
+@pytest.fixture
+def obs_mount(obs_local, mount_factory, key_file):
+    return prefixed_mount(mount_factory, obs_local, [*PART_OPTIONS, f"sse_c_key_file={key_file}"])
+
+
+@pytest.fixture
+def any_mount(server, mount_factory, key_file):
+    parts = PART_OPTIONS if server.name == "obs-local" else S3_PART_OPTIONS
+    return prefixed_mount(mount_factory, server, [*parts, f"sse_c_key_file={key_file}"])
+
+
+def server_md5(server, key):
+    return hashlib.md5(server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read()).hexdigest()
+
+
+def test_set_before_the_first_part_reinitiates(obs_mount):
+    path = obs_mount.path / unique("early")
+    key = f"{obs_mount.prefix}/{path.name}"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        first_upload = os.getxattr(descriptor, "user.obs.upload_id").decode()
+        head = os.urandom(300 * 1024)  # less than one part: nothing sent yet
+        os.write(descriptor, head)
+        os.setxattr(descriptor, "user.obs.expires", b"7")
+        os.setxattr(descriptor, "user.obs.storage-class", b"COLD")
+        second_upload = os.getxattr(descriptor, "user.obs.upload_id").decode()
+        assert second_upload != first_upload
+        assert [u["UploadId"] for u in uploads_in_progress(obs_mount.server, key)] == [second_upload]
+        tail = os.urandom(FILE_SIZE - len(head))
+        os.write(descriptor, tail)
+    finally:
+        os.close(descriptor)
+    assert server_md5(obs_mount.server, key) == hashlib.md5(head + tail).hexdigest()
+    metadata = sdk_call(obs_mount.server, "getObjectMetadata", key).body
+    assert metadata["storageClass"] == "COLD"
+    assert 6 <= expiry_days(metadata["expiration"]) <= 9
+    assert uploads_in_progress(obs_mount.server, key) == []
+
+
+def test_set_after_parts_applies_after_completion_and_refuses_initiation_only(any_mount):
+    server = any_mount.server
+    path = any_mount.path / unique("late")
+    key = f"{any_mount.prefix}/{path.name}"
+    data = os.urandom(file_size(server))
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, data[: len(data) * 3 // 4])  # several parts sent
+        os.setxattr(descriptor, "user.obs.meta.state", b"done")
+        os.setxattr(descriptor, "user.obs.storage-class", b"WARM")
+        os.setxattr(descriptor, "user.obs.content-type", b"text/x-late")
+        os.setxattr(descriptor, "user.obs.tagging", b"phase=late")
+        if server.name == "obs-local":
+            os.setxattr(descriptor, "user.obs.acl", b"public-read")
+        with pytest.raises(OSError) as refused:
+            os.setxattr(descriptor, "user.obs.expires", b"9")
+        assert refused.value.errno == errno.EBUSY
+        os.write(descriptor, data[len(data) * 3 // 4:])
+    finally:
+        os.close(descriptor)
+    assert "user.obs.expires: only the upload's initiation sets this" in any_mount.log_text()
+    reply = server.s3.head_object(Bucket=server.bucket, Key=key)
+    assert reply["ContentLength"] == len(data)
+    assert server_md5(server, key) == hashlib.md5(data).hexdigest()  # a copy onto itself keeps the bytes
+    assert reply["Metadata"] == {"state": "done"}
+    assert reply["ContentType"] == "text/x-late"
+    assert reply["StorageClass"] == "STANDARD_IA"
+    assert server.s3.get_object_tagging(Bucket=server.bucket, Key=key)["TagSet"] == [{"Key": "phase", "Value": "late"}]
+    assert "Expiration" not in reply
+    if server.name == "obs-local":
+        assert ("Everyone", "READ") in sdk_grants(server, key)
+        assert sdk_call(server, "getObjectMetadata", key).body["storageClass"] == "WARM"
+
+
+# Closed objects ---------------------------------------------------------------------------------
+
+def test_closed_object_get_set_remove_list(any_mount):
+    server = any_mount.server
+    path = any_mount.path / (unique("closed") + ".txt")
+    key = f"{any_mount.prefix}/{path.name}"
+    write_file(path, file_size(server), [("meta.keep", "yes"), ("meta.drop", "soon")])
+    assert os.getxattr(path, "user.obs.content-type") == b"text/plain"
+    assert os.getxattr(path, "user.obs.etag").decode() == server.s3.head_object(Bucket=server.bucket, Key=key)["ETag"].strip('"')
+    assert os.getxattr(path, "user.obs.size") == str(file_size(server)).encode()
+    os.setxattr(path, "user.obs.storage-class", b"COLD")
+    os.setxattr(path, "user.obs.meta.added", "é".encode())
+    os.setxattr(path, "user.obs.tagging", b"k=v")
+    os.removexattr(path, "user.obs.meta.drop")
+    reply = server.s3.head_object(Bucket=server.bucket, Key=key)
+    assert reply["Metadata"] == {"keep": "yes", "added": "%C3%A9"}
+    assert reply["StorageClass"] == "GLACIER"
+    assert server.s3.get_object_tagging(Bucket=server.bucket, Key=key)["TagSet"] == [{"Key": "k", "Value": "v"}]
+    assert server_md5(server, key) == server_md5(server, key) and reply["ContentLength"] == file_size(server)
+    assert os.getxattr(path, "user.obs.meta.added").decode() == "é"
+    names = os.listxattr(path)
+    for name in ("user.obs.meta.keep", "user.obs.meta.added", "user.obs.storage-class", "user.obs.tagging"):
+        assert name in names
+    # Read-only facts are readable by name, not listed (copy tools would try to write them).
+    assert not {"user.obs.meta.drop", "user.obs.etag", "user.obs.size", "user.obs.last-modified"} & set(names)
+    with pytest.raises(OSError) as missing:
+        os.getxattr(path, "user.obs.meta.drop")
+    assert missing.value.errno == errno.ENODATA
+    for read_only in ("user.obs.etag", "user.obs.size", "user.obs.upload_id", "user.obs.version-id"):
+        with pytest.raises(OSError) as refused:
+            os.setxattr(path, read_only, b"x")
+        assert refused.value.errno == errno.EPERM
+    with pytest.raises(OSError) as too_late:
+        os.setxattr(path, "user.obs.expires", b"3")
+    assert too_late.value.errno == errno.EPERM
+    if server.name == "obs-local":
+        os.setxattr(path, "user.obs.grant-read", b"id=reader1")
+        assert ("reader1", "READ") in sdk_grants(server, key)
+        assert os.getxattr(path, "user.obs.grant-read") == b"id=reader1"
+        os.setxattr(path, "user.obs.website-redirect", b"https://example.com/x")
+        assert sdk_headers(server, key)["website-redirect-location"] == "https://example.com/x"
+        assert sdk_headers(server, key)["keep"] == "yes"  # REPLACE sent the whole set
+
+
+# Validation -------------------------------------------------------------------------------------
+
+VALIDATION = [
+    ("storage-class", "ICE", errno.EINVAL),
+    ("acl", "everyone", errno.EINVAL),
+    ("grant-read", "domain1", errno.EINVAL),
+    ("expires", "-1", errno.EINVAL),
+    ("expires", "1.5", errno.EINVAL),
+    ("website-redirect", "ftp://x", errno.EINVAL),
+    ("website-redirect", "/" + "a" * 2048, errno.EINVAL),
+    ("meta.big", "v" * 8200, errno.EINVAL),
+    ("persistent.content-type", "x", errno.EINVAL),
+    ("persistent.x-obs-thing", "x", errno.EINVAL),
+    ("object-lock-mode", "GOVERNANCE", errno.EINVAL),
+    ("object-lock-retain-until", "2001-01-01T00:00:00.000Z", errno.EINVAL),
+    ("object-lock-retain-until", "tomorrow", errno.EINVAL),
+    ("sse", "aes", errno.EINVAL),
+    ("tagging", "=novalue", errno.EINVAL),
+    ("content-type", "", errno.EINVAL),
+    ("content-type", "text/plain\r\nX-Injected: 1", errno.EINVAL),
+    ("meta.bad name", "x", errno.EINVAL),
+    ("no-such-attribute", "x", errno.ENOTSUP),
+]
+
+
+@pytest.mark.parametrize("name,value,expected", VALIDATION, ids=[f"{n}={v[:12]}" for n, v, _ in VALIDATION])
+def test_validation_errnos(obs_mount, name, value, expected):
+    directory = make_directory(obs_mount, "validation")
+    path = obs_mount.path / unique("v")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for target in (directory, descriptor):
+            with pytest.raises(OSError) as refused:
+                os.setxattr(target, f"user.obs.{name}", value.encode())
+            assert refused.value.errno == expected
+    finally:
+        os.close(descriptor)
+    assert f"user.obs.{name}" in obs_mount.log_text()
+
+
+def test_names_outside_the_namespace_are_not_kept(obs_mount):
+    path = obs_mount.path / unique("foreign")
+    path.write_bytes(b"x")
+    with pytest.raises(OSError) as refused:
+        os.setxattr(path, "user.other", b"1")
+    assert refused.value.errno == errno.ENOTSUP
+    with pytest.raises(OSError) as missing:
+        os.getxattr(path, "user.other")
+    assert missing.value.errno == errno.ENODATA
+
+
+def test_sse_c_needs_the_key_file(obs_local, mount_factory):
+    mount = prefixed_mount(mount_factory, obs_local, PART_OPTIONS)
+    with pytest.raises(OSError) as refused:
+        os.setxattr(make_directory(mount, "d"), "user.obs.sse", b"c")
+    assert refused.value.errno == errno.EINVAL
+
+
+@pytest.mark.parametrize("first,second", [
+    (("object-lock-mode", "COMPLIANCE"), ("object-lock-retain-until", LOCK_UNTIL)),
+    (("object-lock-retain-until", LOCK_UNTIL), ("object-lock-mode", "COMPLIANCE")),
+    (("sse-kms-bucket-key", "true"), ("sse-kms-key-id", "k9")),
+])
+def test_paired_rules_refuse_the_create_until_both_halves_are_set(obs_mount, first, second):
+    directory = make_directory(obs_mount, unique("pair"))
+    os.setxattr(directory, f"user.obs.{first[0]}", first[1].encode())
+    with pytest.raises(OSError) as refused:
+        open(directory / "f", "wb").close()
+    assert refused.value.errno == errno.EINVAL
+    os.setxattr(directory, f"user.obs.{second[0]}", second[1].encode())
+    (directory / "f").write_bytes(b"complete")
+    assert os.getxattr(directory / "f", f"user.obs.{first[0]}").decode() == first[1]
+
+
+@pytest.mark.parametrize("option", ["storage_class=ICE", "expires=-1", "website_redirect=ftp://x", "object_lock_mode=COMPLIANCE",
+                                    "sse_kms_bucket_key", "sse=c", "acl=everyone", "no_such_option=1"])
+def test_bad_mount_options_exit_2(obs_local, tmp_path, option):
+    password = tmp_path / "passwd"
+    password.write_text(f"{obs_local.access_key}:{obs_local.secret_key}\n")
+    password.chmod(0o600)
+    (tmp_path / "mnt").mkdir()
+    result = subprocess.run([str(Path(os.environ.get("OBSMOUNT_BIN_DIR", ".build/debug")) / "obsmount"), obs_local.bucket, str(tmp_path / "mnt"), "-f",
+                             "-o", f"url={obs_local.url},passwd_file={password},{option}"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("obsmount: bad mount option '")
+
+
+# Inheritance and persistence ----------------------------------------------------------------------
+
+def test_nearest_level_wins_and_directory_values_survive_a_remount(obs_local, mount_factory, tmp_path):
+    prefix = unique("inherit")
+    options = [*PART_OPTIONS, "meta.level=mount", "meta.owner=ops", "storage_class=WARM"]
+    mount = mount_factory(obs_local, options, prefix=prefix)
+    mount.prefix = prefix
+    outer = make_directory(mount, "a")
+    inner = make_directory(mount, "a/b")
+    os.setxattr(outer, "user.obs.meta.level", b"a")
+    os.setxattr(outer, "user.obs.storage-class", b"COLD")
+    os.setxattr(inner, "user.obs.meta.level", b"b")
+    os.setxattr(mount.path, "user.obs.tagging", b"root=1")
+    assert os.listxattr(inner) == ["user.obs.meta.level"]
+    mount.unmount()
+    mount = mount_factory(obs_local, options, prefix=prefix)
+    mount.prefix = prefix
+    assert os.getxattr(mount.path / "a", "user.obs.storage-class") == b"COLD"
+    assert os.getxattr(mount.path / "a" / "b", "user.obs.meta.level") == b"b"
+    cases = {"top": "mount", "a/f": "a", "a/b/f": "b", "a/b/own": "file"}
+    for name in cases:
+        write_file(mount.path / name, 10, [("meta.level", "file")] if name == "a/b/own" else ())
+    for name, level in cases.items():
+        key = f"{prefix}/{name}"
+        headers = sdk_headers(obs_local, key)
+        assert (headers["level"], headers["owner"]) == (level, "ops"), name
+        assert sdk_call(obs_local, "getObjectMetadata", key).body["storageClass"] == ("WARM" if name == "top" else "COLD")
+        assert [(t["key"], t["value"]) for t in sdk_call(obs_local, "getObjectTagging", key).body["tags"]] == [("root", "1")]
+    assert DIRECTORY_ATTRIBUTES not in os.listdir(mount.path / "a")
+    with pytest.raises(FileNotFoundError):
+        os.stat(mount.path / "a" / DIRECTORY_ATTRIBUTES)
+
+
+DIRECTORY_ATTRIBUTES = ".obsmount-dir-attrs"
+
+
+# Copy tools -------------------------------------------------------------------------------------
+
+def local_file_with_attributes(directory, name, size, attributes):
+    path = directory / name
+    path.write_bytes(os.urandom(size))
+    for attribute, value in attributes:
+        os.setxattr(path, f"user.obs.{attribute}", value.encode())
+    return path
+
+
+SETTABLE = [("storage-class", "COLD"), ("meta.origin", "copied"), ("content-type", "text/x-copied"), ("tagging", "via=copy")]
+
+
+@pytest.mark.parametrize("size", [200 * 1024, FILE_SIZE], ids=["before-first-part", "after-parts"])
+def test_cp_preserve_xattr_applies_attributes(obs_mount, tmp_path, size):
+    attributes = SETTABLE + ([("expires", "5")] if size < MiB else [])
+    source = local_file_with_attributes(tmp_path, "src.bin", size, attributes)
+    target = obs_mount.path / unique("cp")
+    subprocess.run(["cp", "--preserve=xattr", str(source), str(target)], check=True)
+    check_copied(obs_mount.server, f"{obs_mount.prefix}/{target.name}", source, expires=size < MiB)
+
+
+def test_cp_initiation_only_values_come_from_the_directory(obs_mount, tmp_path):
+    directory = make_directory(obs_mount, unique("archive"))
+    os.setxattr(directory, "user.obs.expires", b"5")
+    source = local_file_with_attributes(tmp_path, "src.bin", FILE_SIZE, SETTABLE + [("expires", "5")])
+    subprocess.run(["cp", "--preserve=xattr", str(source), str(directory / "f")], check=True)
+    check_copied(obs_mount.server, f"{obs_mount.prefix}/{directory.name}/f", source, expires=True)
+
+
+def test_rsync_inplace_applies_attributes(obs_mount, tmp_path):
+    source_dir = tmp_path / "src"
+    source_dir.mkdir()
+    sources = [local_file_with_attributes(source_dir, f"f{index}", size, SETTABLE) for index, size in enumerate([1000, FILE_SIZE])]
+    directory = make_directory(obs_mount, unique("rsync"))
+    subprocess.run(["rsync", "-X", "--inplace", "-r", f"{source_dir}/", f"{directory}/"], check=True)
+    for source in sources:
+        check_copied(obs_mount.server, f"{obs_mount.prefix}/{directory.name}/{source.name}", source, expires=False)
+
+
+def check_copied(server, key, source, expires):
+    reply = server.s3.head_object(Bucket=server.bucket, Key=key)
+    assert server_md5(server, key) == hashlib.md5(source.read_bytes()).hexdigest()
+    assert reply["Metadata"] == {"origin": "copied"}
+    assert reply["ContentType"] == "text/x-copied"
+    metadata = sdk_call(server, "getObjectMetadata", key).body
+    assert metadata["storageClass"] == "COLD"
+    assert [(t["key"], t["value"]) for t in sdk_call(server, "getObjectTagging", key).body["tags"]] == [("via", "copy")]
+    assert ("expiration" in metadata and 4 <= expiry_days(metadata["expiration"]) <= 7) == expires
