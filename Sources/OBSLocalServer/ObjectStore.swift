@@ -74,9 +74,22 @@ final class ObjectStore: Sendable {
         self.blobs = blobs
         self.journal = journal
         self.clock = clock
-        let loaded = try journal.load()
+        var loaded = try journal.load()
+        ObjectStore.dropCompletedUploads(&loaded, journal: journal)
         buckets = Mutex(loaded)
         collectUnreferencedBlobs(loaded)
+    }
+
+    /// A crash between writing a completed object and removing its upload leaves both; the
+    /// object wins (aborting the upload would delete the object's part files).
+    private static func dropCompletedUploads(_ loaded: inout [String: StoredBucket], journal: any MetadataJournal) {
+        for (name, bucket) in loaded {
+            let inObjects = Set(bucket.objects.values.flatMap { $0.segments.map(\.blob) })
+            for (id, upload) in bucket.uploads where upload.parts.values.contains(where: { inObjects.contains($0.segment.blob) }) {
+                journal.removeUpload(id, bucket: name)
+                loaded[name]?.uploads[id] = nil
+            }
+        }
     }
 
     /// Deletes blobs no record names: bodies cut short by a crash, parts of an upload whose

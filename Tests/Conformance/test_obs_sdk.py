@@ -4,7 +4,7 @@ import base64
 import hashlib
 import os
 
-from obs import (ACL, AppendObjectContent, CompleteMultipartUploadRequest, CompletePart, CopyObjectHeader,
+from obs import (ACL, AppendObjectContent, ExtensionGrant, CompleteMultipartUploadRequest, CompletePart, CopyObjectHeader,
                  GetObjectHeader, Grant, Grantee, ListMultipartUploadsRequest, Owner, Permission, PutObjectHeader,
                  SetObjectMetadataHeader, SseCHeader, SseKmsHeader)
 
@@ -67,7 +67,8 @@ def test_multipart_with_every_initiate_header(obs, s3, prefix):
     }
     init = obs.initiateMultipartUpload(BUCKET, key, acl="public-read", storageClass="WARM", metadata={"mk": "v1"},
                                        websiteRedirectLocation="/other", contentType="application/x-foo", expires=3,
-                                       sseHeader=sse, extensionGrants=None, extensionHeaders=extension)
+                                       sseHeader=sse, extensionHeaders=extension,
+                                       extensionGrants=[ExtensionGrant(granteeId="domain-1", permission=Permission.READ_ACP)])
     upload_id = ok(init).uploadId
     assert init.body.sseCKeyMd5
     parts = [os.urandom(100 * 1024), os.urandom(150 * 1024), b"tail"]
@@ -98,7 +99,8 @@ def test_multipart_with_every_initiate_header(obs, s3, prefix):
     got = obs.getObject(BUCKET, key, loadStreamInMemory=True, getObjectRequest=None, headers=GetObjectHeader(sseHeader=sse))
     assert ok(got).buffer == b"".join(parts)
     acl = ok(obs.getObjectAcl(BUCKET, key))
-    assert any(g.permission == "READ" for g in acl.grants)
+    assert any(g.permission == "READ" and g.grantee.group for g in acl.grants), "public-read"
+    assert any(g.permission == "READ_ACP" and g.grantee.grantee_id == "domain-1" for g in acl.grants), "extension grant"
     tags = ok(obs.getObjectTagging(BUCKET, key))
     assert sorted(t.key for t in tags.tags) == ["TagA", "TagB"]
 

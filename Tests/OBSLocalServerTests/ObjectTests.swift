@@ -75,6 +75,32 @@ import Testing
         #expect(try client.send("GET", "/bkt/pending").body == part)
     }
 
+    /// A crash after a completed object is written but before its upload is removed: at restart
+    /// the object wins, and the stale upload (whose abort would delete the object's parts) is gone.
+    @Test func restartAfterACrashInsideCompleteKeepsTheObject() throws {
+        let directory = TestServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let part = randomBytes(50_000)
+        let uploadDirectory: String
+        let saved = directory + "/saved-upload"
+        do {
+            let server = try TestServer(directory: directory)
+            let client = server.client()
+            let id = try client.initiate("crash")
+            let etag = try client.uploadPart("crash", id, 1, part).headers["ETag"]!
+            uploadDirectory = directory + "/meta/bkt/uploads/" + id
+            try FileManager.default.copyItem(atPath: uploadDirectory, toPath: saved)
+            #expect(try client.send("POST", "/bkt/crash", query: "uploadId=\(id)", body: completeBody([(1, etag)])).status == 200)
+            server.stop()
+        }
+        try FileManager.default.moveItem(atPath: saved, toPath: uploadDirectory)
+        let server = try TestServer(directory: directory)
+        defer { server.stop() }
+        let client = server.client()
+        #expect(try client.send("GET", "/bkt", query: "uploads").elements("UploadId").isEmpty)
+        #expect(try client.send("GET", "/bkt/crash").body == part)
+    }
+
     @Test func copyMetadataACLTaggingAndAppend() throws {
         let server = try TestServer(memory: true)
         defer { server.stop() }
