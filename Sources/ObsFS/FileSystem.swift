@@ -90,6 +90,8 @@ public final class ObsFileSystem: Sendable {
     let logger: Logger
     /// Directories' own `user.obs.*` attributes (ObjectAttributeStore.swift).
     let directoryAttributes: DirectoryAttributes
+    /// Serialises `user.obs.*` changes of files (each reads the current options, then changes them).
+    let fileAttributeChanges = AsyncBudget(units: 1)
     /// The inode table, open handles and active uploads; held only for short bookkeeping, never
     /// across a request to the store.
     let registry: Mutex<Registry>
