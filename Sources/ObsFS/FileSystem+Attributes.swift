@@ -179,9 +179,13 @@ extension ObsFileSystem {
             }
             logger.info("directory '\(path)': \(attribute) changed")
         case .writing(let session, _):
+            await fileAttributeChanges.acquire(1)
+            defer { fileAttributeChanges.release(1) }
             if try await changeWhileWriting(session, path, attribute, edit) { return }
             try await changeObject(path, attribute, edit, written: session.intendedOptions)
         case .object(_, _, _, let written):
+            await fileAttributeChanges.acquire(1)
+            defer { fileAttributeChanges.release(1) }
             try await changeObject(path, attribute, edit, written: written)
         }
     }
@@ -192,7 +196,9 @@ extension ObsFileSystem {
         while true {
             let stage = session.attributeStage
             guard stage != .complete else {
-                _ = await session.finished()
+                // Completing: wait for the object. (An empty file's object already exists; its
+                // outcome is only decided at release, which may be far off.)
+                if session.etag == nil { _ = await session.finished() }
                 return false
             }
             let current = session.intendedOptions
