@@ -71,10 +71,7 @@ extension ObsFileSystem {
         }
         let key = objectKey(path)
         do {
-            // An SSE-C object needs the key on HEAD too: the mount's, when it wrote the object with it.
-            var customerKey: CustomerKey?
-            if case .customer(let key)? = written?.encryption { customerKey = key }
-            guard var stored = try await store.objectAttributes(key, customerKey: customerKey) else { throw FileSystemError(.noEntry, "no object \(key)") }
+            guard var stored = try await head(key, store: store, written: written) else { throw FileSystemError(.noEntry, "no object \(key)") }
             if acl { ObjectACLMapping.read(try await store.objectACL(key), into: &stored.options) }
             if tags { stored.options.tags = try await store.objectTags(key) }
             if let written {
@@ -89,6 +86,14 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("reading the attributes of \(key)", error)
         }
+    }
+
+    /// HEAD of `key`. An SSE-C object needs the key on HEAD too: the key the mount wrote the
+    /// object with (the store retries a refused HEAD with the mount's key by itself).
+    private func head(_ key: ObjectKey, store: any AttributeStore, written: ObjectOptions?) async throws -> StoredObjectAttributes? {
+        var writtenKey: CustomerKey?
+        if case .customer(let key)? = written?.encryption { writtenKey = key }
+        return try await store.objectAttributes(key, customerKey: writtenKey)
     }
 
     private func needsACL(_ name: ObjectAttributeName) -> Bool {

@@ -22,14 +22,6 @@ extension OBSClientStore: AttributeStore {
         return StoredObjectAttributes(options: options, state: state)
     }
 
-    private func head(_ key: ObjectKey, customerKey: CustomerKey?) async throws -> ObjectInfo? {
-        do {
-            return try await client.headObject(bucket: bucket, key: key, customerKey: customerKey)
-        } catch .service(let error) where error.status == 404 {
-            return nil
-        }
-    }
-
     /// The encryption a reply reports. SSE-C shows as a key of which only the MD5 is known
     /// (enough for `user.obs.sse` to read `c`; it is never sent).
     private static func encryption(in headers: HeaderFields, dialect: Dialect) -> ServerSideEncryption? {

@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import OBSHashing
 import OBSProtocol
 import Synchronization
 import Testing
@@ -228,6 +229,22 @@ struct AttributeWiringTests {
         try await set(fs, .root, "sse-kms-key-id", "k1")
         let (_, handle) = try await fs.create(parent: .root, name: "f")
         #expect(store.inner.contents.withLock { $0.initiatedOptions[ObjectKey("f")] }?.encryption == .kms(keyID: "k1", bucketKeyEnabled: true))
+        await fs.release(handle)
+    }
+
+    @Test func anSSECKeyNeverReachesTheDirectoryObject() async throws {
+        let store = AttributeKeepingStore()
+        let key = CustomerKey(key: SecretBytes(pattern(32, seed: 9)))
+        var upload = UploadMountOptions()
+        upload.customerKey = key
+        let fs = makeFileSystem(store, uploadOptions: upload)
+        try await set(fs, .root, "sse", "c")
+        let stored = String(decoding: store.inner.object(".obsmount-dir-attrs") ?? [], as: UTF8.self)
+        #expect(stored.contains("user.obs.sse: c\n"))
+        #expect(!stored.contains(key.key.withBytes { Base64.encode($0) }))
+        let (_, handle) = try await fs.create(parent: .root, name: "secret.bin")
+        #expect(store.inner.contents.withLock { $0.initiatedOptions[ObjectKey("secret.bin")] }?.encryption == .customer(key))
+        #expect(try await text(fs, .root, "sse") == "c")
         await fs.release(handle)
     }
 
