@@ -367,7 +367,7 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
-    ops.setxattr = { request, inode, namePointer, valuePointer, size, _ in
+    ops.setxattr = { request, inode, namePointer, valuePointer, size, flags in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let attributeName = name(namePointer)
@@ -375,7 +375,7 @@ private let operations: fuse_lowlevel_ops = {
         let value = valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
         dispatcher.answer(request) { request in
             do {
-                try await dispatcher.fileSystem.setxattr(InodeNumber(inode), name: attributeName, value: value)
+                try await dispatcher.fileSystem.setxattr(InodeNumber(inode), name: attributeName, value: value, flags: flags)
                 fuse_reply_err(request.raw, 0)
             } catch {
                 dispatcher.fail(request, error)

@@ -147,10 +147,22 @@ extension ObsFileSystem {
 
     // MARK: Changing
 
-    /// Sets a `user.obs.*` attribute (xattrs.md: when a change takes effect).
-    public func setxattr(_ inode: InodeNumber, name: String, value: [UInt8]) async throws {
+    /// `setxattr` flags (sys/xattr.h): fail if the attribute exists / does not exist.
+    public static let createOnly: Int32 = 1
+    public static let replaceOnly: Int32 = 2
+
+    /// Sets a `user.obs.*` attribute (xattrs.md: when a change takes effect). `flags` may hold
+    /// `createOnly` (EEXIST when set) or `replaceOnly` (ENODATA when not set).
+    public func setxattr(_ inode: InodeNumber, name: String, value: [UInt8], flags: Int32 = 0) async throws {
         let mount = configuration.uploadOptions
         try await change(inode, name) { attribute, options throws(ObjectAttributeError) in
+            let isSet = (try? attribute.value(in: options, state: ObjectAttributeState(), mount: mount)) != nil
+            if flags & ObsFileSystem.createOnly != 0 && isSet {
+                throw ObjectAttributeError(errno: EEXIST, attribute: attribute.description, message: "already set (XATTR_CREATE)")
+            }
+            if flags & ObsFileSystem.replaceOnly != 0 && !isSet {
+                throw ObjectAttributeError(errno: ENODATA, attribute: attribute.description, message: "not set (XATTR_REPLACE)")
+            }
             try attribute.apply(value, to: &options, mount: mount, now: .now())
         }
     }

@@ -546,3 +546,16 @@ def test_sse_c_object_of_an_earlier_mount_is_read_with_the_mount_key(obs_local, 
     assert os.getxattr(second.path / "f.bin", "user.obs.size") == str(FILE_SIZE).encode()
     for log in (first.log_text(), second.log_text()):
         assert SSE_C_KEY.hex() not in log and base64.b64encode(SSE_C_KEY).decode() not in log
+
+
+def test_create_and_replace_flags(obs_mount):
+    directory = make_directory(obs_mount, unique("flags"))
+    with pytest.raises(OSError) as missing:
+        os.setxattr(directory, "user.obs.meta.k", b"v", os.XATTR_REPLACE)
+    assert missing.value.errno == errno.ENODATA
+    os.setxattr(directory, "user.obs.meta.k", b"v", os.XATTR_CREATE)
+    with pytest.raises(OSError) as exists:
+        os.setxattr(directory, "user.obs.meta.k", b"w", os.XATTR_CREATE)
+    assert exists.value.errno == errno.EEXIST
+    os.setxattr(directory, "user.obs.meta.k", b"w", os.XATTR_REPLACE)
+    assert os.getxattr(directory, "user.obs.meta.k") == b"w"

@@ -248,6 +248,16 @@ struct AttributeWiringTests {
         await fs.release(handle)
     }
 
+    @Test func createAndReplaceFlags() async throws {
+        let fs = makeFileSystem(AttributeKeepingStore())
+        let value = Array("COLD".utf8)
+        #expect(await errno { try await fs.setxattr(.root, name: "user.obs.storage-class", value: value, flags: ObsFileSystem.replaceOnly) } == .noAttribute)
+        try await fs.setxattr(.root, name: "user.obs.storage-class", value: value, flags: ObsFileSystem.createOnly)
+        #expect(await errno { try await fs.setxattr(.root, name: "user.obs.storage-class", value: value, flags: ObsFileSystem.createOnly) } == .exists)
+        try await fs.setxattr(.root, name: "user.obs.storage-class", value: Array("WARM".utf8), flags: ObsFileSystem.replaceOnly)
+        #expect(try await text(fs, .root, "storage-class") == "WARM")
+    }
+
     @Test func namesOutsideTheNamespaceAndStoresWithoutAttributes() async throws {
         let fs = makeFileSystem(InMemoryStore())
         #expect(await errno { try await fs.setxattr(.root, name: "user.other", value: [1]) } == .notSupported)
