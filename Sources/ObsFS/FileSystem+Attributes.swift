@@ -104,8 +104,11 @@ extension ObsFileSystem {
     }
 
     /// The value of a `user.obs.*` attribute (ENODATA when it has none or the name is not ours).
+    /// Names outside `user.obs.` are answered before any request (`ls -l` asks for
+    /// `security.selinux` and `system.posix_acl_access` on every file).
     public func getxattr(_ inode: InodeNumber, name: String) async throws -> [UInt8] {
         let holder = try holder(inode)
+        guard name.hasPrefix(ObjectAttributeName.namespace) else { throw FileSystemError(.noAttribute, "\(name) is not kept by obsmount") }
         let (options, state, path) = try await view(holder, acl: needsACL, tags: { $0 == .tagging }, parsing: name)
         guard let attribute = try parse(name, path) else { throw FileSystemError(.noAttribute, "\(name) is not kept by obsmount") }
         do {

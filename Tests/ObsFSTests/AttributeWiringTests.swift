@@ -17,6 +17,7 @@ final class AttributeKeepingStore: AttributeStore {
         var options: [ObjectKey: ObjectOptions] = [:]
         var requests: [String] = []
         var failMetadataChanges = false
+        var heads = 0
     }
     /// Attributes per key, the requests made, and the injected failure.
     let kept = Mutex(Kept())
@@ -46,7 +47,10 @@ final class AttributeKeepingStore: AttributeStore {
 
     func objectAttributes(_ key: ObjectKey, customerKey: CustomerKey?) async throws -> StoredObjectAttributes? {
         guard let head = try await inner.headObject(key) else { return nil }
-        var options = kept.withLock { $0.options[key] } ?? ObjectOptions()
+        var options = kept.withLock { kept in
+            kept.heads += 1
+            return kept.options[key] ?? ObjectOptions()
+        }
         // What a HEAD reply cannot show.
         options.acl = nil
         options.grants = [:]
@@ -192,6 +196,10 @@ struct AttributeWiringTests {
         #expect(store.options("f.bin")?.storageClass == .warm)
         #expect(store.options("f.bin")?.metadata == [:])
         #expect(await errno { try await set(fs, attributes.inode, "expires", "3") } == .notPermitted)
+        // Names outside user.obs. are answered without a request.
+        let heads = store.kept.withLock { $0.heads }
+        #expect(await errno { _ = try await fs.getxattr(attributes.inode, name: "security.selinux") } == .noAttribute)
+        #expect(store.kept.withLock { $0.heads } == heads)
         // The same value again changes nothing and sends nothing.
         let sent = store.requests.count
         try await set(fs, attributes.inode, "storage-class", "WARM")
