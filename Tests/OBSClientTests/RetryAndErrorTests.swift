@@ -1,10 +1,39 @@
 // Retry decisions, back-off, error typing and the complete/NoSuchUpload recovery, with a
 // scripted transport.
 import CurlTransport
+import Logging
 import OBSClient
 import OBSHashing
 import OBSProtocol
+import Synchronization
 import Testing
+
+/// Keeps every log line (message and metadata as text).
+final class LogCapture: Sendable {
+    /// The lines logged so far; guarded for concurrent loggers.
+    private let storage = Mutex<[String]>([])
+
+    var lines: [String] { storage.withLock { $0 } }
+    var logger: Logger { Logger(label: "test") { _ in Handler(capture: self) } }
+
+    func append(_ line: String) { storage.withLock { $0.append(line) } }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let details = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            capture.append("\(event.level) \(event.message) \(details)")
+        }
+    }
+}
 
 @Suite("Retries and errors")
 struct RetryAndErrorTests {
@@ -205,5 +234,23 @@ struct RetryAndErrorTests {
         let stuck = Reply.status(200, "<ListPartsResult><Bucket>bkt</Bucket><Key>k</Key><UploadId>U</UploadId><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker></ListPartsResult>")
         let (client, _) = client([stuck, stuck, stuck])
         await #expect(throws: OBSClientError.self) { _ = try await client.allParts(bucket: bucket, key: key, uploadID: UploadID("U")).collect() }
+    }
+
+    // MARK: logging
+
+    @Test func logsCarryCodeMessageAndRequestIDButNoSecrets() async throws {
+        let capture = LogCapture()
+        var configuration = OBSClientConfiguration.scripted(dialect: .obs, maxAttempts: 2, token: "SECRET-TOKEN-123")
+        configuration.logger = capture.logger
+        let transport = ScriptedTransport([Reply.error(503, "SlowDown", requestID: "RID-RETRY"), Reply.error(403, "AccessDenied", requestID: "RID-FINAL")])
+        let client = OBSClient(configuration: configuration, transport: transport)
+        await #expect(throws: OBSClientError.self) { try await client.deleteObject(bucket: bucket, key: key) }
+        let text = capture.lines.joined(separator: "\n")
+        #expect(text.contains("retrying request"))
+        #expect(text.contains("code=SlowDown") && text.contains("request-id=RID-RETRY"))
+        #expect(text.contains("code=AccessDenied") && text.contains("request-id=RID-FINAL") && text.contains("message=AccessDenied message"))
+        for secret in ["SKTEST", "SECRET-TOKEN-123", "Authorization", transport.requests[0].headers["Authorization"]!] {
+            #expect(!text.contains(secret), "log holds \(secret)")
+        }
     }
 }

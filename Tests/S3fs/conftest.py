@@ -112,28 +112,40 @@ class S3fsMount:
     def log(self):
         return self.log_path.read_text(errors="replace")[-3000:]
 
-    def unmount(self):
-        """Unmounts (s3fs then exits by itself) and waits for s3fs; kills it if it hangs."""
-        if os.path.ismount(self.mount_point):
-            subprocess.run(["fusermount3", "-u", str(self.mount_point)], check=False)
+    def copy(self, source, target, timeout):
+        """`cp source target`, one of them under the mount. A cp stuck in a FUSE request cannot be
+        killed while s3fs holds the request, so on timeout s3fs is killed first."""
+        cp = subprocess.Popen(["cp", str(source), str(target)], stdin=subprocess.DEVNULL)
         try:
-            self.process.wait(60)
+            status = cp.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            cp.kill()
+            cp.wait()
+            raise AssertionError(f"cp {source} {target} took over {timeout} s; s3fs log:\n{self.log()}")
+        assert status == 0, f"cp {source} {target} failed with status {status}; s3fs log:\n{self.log()}"
+
+    def unmount(self):
+        """Unmounts (lazily when busy; s3fs then exits by itself), waits 30 s for s3fs, then kills it."""
+        if os.path.ismount(self.mount_point):
+            if subprocess.run(["fusermount3", "-u", str(self.mount_point)], check=False).returncode != 0:
+                subprocess.run(["fusermount3", "-u", "-z", str(self.mount_point)], check=False)
+        try:
+            self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if os.path.ismount(self.mount_point):
-            subprocess.run(["fusermount3", "-u", "-z", str(self.mount_point)], check=False)
 
 
 @pytest.fixture
 def s3fs_mount(tmp_path):
-    """Mounts endpoint's bucket with s3fs: `with s3fs_mount(endpoint) as mount_point:`."""
+    """Mounts endpoint's bucket with s3fs: `with s3fs_mount(endpoint, name) as mount:` (an S3fsMount)."""
 
     @contextlib.contextmanager
-    def mount(endpoint, name="mnt"):
+    def mount(endpoint, name):
         mounted = S3fsMount(endpoint, tmp_path / name, tmp_path)
         try:
-            yield mounted.mount_point
+            yield mounted
         finally:
             mounted.unmount()
 

@@ -7,7 +7,6 @@ server with boto3 (size, MD5 of the bytes, no upload left in progress), and come
 """
 import hashlib
 import os
-import subprocess
 
 import boto3
 import pytest
@@ -15,6 +14,7 @@ from botocore.config import Config
 
 FILE_SIZE = 200 * 1024 * 1024
 CHUNK = 1024 * 1024
+COPY_TIMEOUT = 180  # seconds for one cp of the file (a few seconds are expected)
 
 
 def md5_of_file(path):
@@ -54,14 +54,14 @@ def server_md5(client, bucket, key):
     return digest.hexdigest()
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(420)
 def test_s3fs_copies_200_mib_in_and_out_intact(obs_local, s3fs_mount, tmp_path):
     source = tmp_path / "source.bin"
     source_md5 = write_random_file(source, FILE_SIZE)
     key = "random-200MiB.bin"
 
-    with s3fs_mount(obs_local, "mount-in") as mount_point:
-        subprocess.run(["cp", str(source), str(mount_point / key)], check=True)
+    with s3fs_mount(obs_local, "mount-in") as mount:
+        mount.copy(source, mount.mount_point / key, timeout=COPY_TIMEOUT)
 
     client = s3_client(obs_local)
     head = client.head_object(Bucket=obs_local.bucket, Key=key)
@@ -72,7 +72,7 @@ def test_s3fs_copies_200_mib_in_and_out_intact(obs_local, s3fs_mount, tmp_path):
     assert client.list_multipart_uploads(Bucket=obs_local.bucket).get("Uploads", []) == []
 
     copy_out = tmp_path / "copy-out.bin"
-    with s3fs_mount(obs_local, "mount-out") as mount_point:
-        assert os.path.getsize(mount_point / key) == FILE_SIZE
-        subprocess.run(["cp", str(mount_point / key), str(copy_out)], check=True)
+    with s3fs_mount(obs_local, "mount-out") as mount:
+        assert os.path.getsize(mount.mount_point / key) == FILE_SIZE
+        mount.copy(mount.mount_point / key, copy_out, timeout=COPY_TIMEOUT)
     assert md5_of_file(copy_out) == source_md5
