@@ -351,7 +351,7 @@ private let operations: fuse_lowlevel_ops = {
         let attributeName = name(namePointer)
         dispatcher.answer(request) { request in
             do {
-                replyXattr(request, try dispatcher.fileSystem.getxattr(InodeNumber(inode), name: attributeName), size: size)
+                replyXattr(request, try await dispatcher.fileSystem.getxattr(InodeNumber(inode), name: attributeName), size: size)
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -363,8 +363,38 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         dispatcher.answer(request) { request in
             do {
-                let names = try dispatcher.fileSystem.listxattr(InodeNumber(inode))
+                let names = try await dispatcher.fileSystem.listxattr(InodeNumber(inode))
                 replyXattr(request, names.flatMap { Array($0.utf8) + [0] }, size: size)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.setxattr = { request, inode, namePointer, valuePointer, size, flags in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let attributeName = name(namePointer)
+        // The value is valid only during the callback.
+        let value = valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+        dispatcher.answer(request) { request in
+            do {
+                try await dispatcher.fileSystem.setxattr(InodeNumber(inode), name: attributeName, value: value, flags: flags)
+                fuse_reply_err(request.raw, 0)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.removexattr = { request, inode, namePointer in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let attributeName = name(namePointer)
+        dispatcher.answer(request) { request in
+            do {
+                try await dispatcher.fileSystem.removexattr(InodeNumber(inode), name: attributeName)
+                fuse_reply_err(request.raw, 0)
             } catch {
                 dispatcher.fail(request, error)
             }

@@ -52,9 +52,10 @@ actor DirectoryStream {
         }
     }
 
-    /// Appends a name once; the directory marker itself ("" after the prefix) is skipped.
+    /// Appends a name once; the directory marker itself ("" after the prefix) and the hidden
+    /// object of directory attributes are skipped.
     private func add(_ name: String, _ kind: FileKind) {
-        guard !name.isEmpty, !seen.contains(name) else { return }
+        guard !name.isEmpty, name != DirectoryAttributes.objectName, !seen.contains(name) else { return }
         seen.insert(name)
         entries.append(DirectoryEntry(name: name, inode: inodeOf(name) ?? DirectoryStream.unknownInode, kind: kind,
                                       cookie: Int64(entries.count + 1)))

@@ -28,6 +28,10 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
     public static let nameTooLong = Errno(ENAMETOOLONG)
     public static let isDirectory = Errno(EISDIR)
     public static let notDirectory = Errno(ENOTDIR)
+    /// `setxattr` with XATTR_CREATE on a set attribute.
+    public static let exists = Errno(EEXIST)
+    /// Writing a read-only or too-late `user.obs.*` attribute.
+    public static let notPermitted = Errno(EPERM)
 
     /// `EIO (5)`.
     public var description: String {
@@ -35,6 +39,7 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
             ENOENT: "ENOENT", EIO: "EIO", EACCES: "EACCES", EBUSY: "EBUSY", EFBIG: "EFBIG", ENOSPC: "ENOSPC",
             ESPIPE: "ESPIPE", EOPNOTSUPP: "EOPNOTSUPP", EROFS: "EROFS", ENODATA: "ENODATA", ERANGE: "ERANGE",
             EINVAL: "EINVAL", EBADF: "EBADF", ENAMETOOLONG: "ENAMETOOLONG", EISDIR: "EISDIR", ENOTDIR: "ENOTDIR",
+            EEXIST: "EEXIST", EPERM: "EPERM",
         ]
         return "\(names[rawValue] ?? "errno") (\(rawValue))"
     }

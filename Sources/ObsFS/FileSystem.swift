@@ -75,7 +75,7 @@ public struct FileSystemStatistics: Sendable {
     public var maximumNameLength: UInt64 = 1024
 }
 
-/// Extended attributes the filesystem answers (read-only).
+/// Read-only extended attributes of every written file (all names: ObjectAttributeName).
 public enum ExtendedAttribute {
     /// The multipart upload ID of a file being written.
     public static let uploadID = "user.obs.upload_id"
@@ -86,29 +86,36 @@ public enum ExtendedAttribute {
 /// The filesystem: every operation the FUSE adapter forwards.
 public final class ObsFileSystem: Sendable {
     public let configuration: FileSystemConfiguration
-    private let store: any ObjectStore
-    private let logger: Logger
+    let store: any ObjectStore
+    let logger: Logger
+    /// Directories' own `user.obs.*` attributes (ObjectAttributeStore.swift).
+    let directoryAttributes: DirectoryAttributes
+    /// Serialises `user.obs.*` changes of files (each reads the current options, then changes them).
+    let fileAttributeChanges = AsyncBudget(units: 1)
     /// The inode table, open handles and active uploads; held only for short bookkeeping, never
     /// across a request to the store.
-    private let registry: Mutex<Registry>
+    let registry: Mutex<Registry>
 
-    private struct Node {
+    struct Node {
         /// Path below the mount root, `/`-separated; "" for the root.
         let path: String
         var kind: FileKind
         var size: Int64
         var modified: Timestamp
         var etag: ETag?
+        /// The options this mount last wrote the object with: what the store cannot report
+        /// back (expires, persistent headers, SSE details) is read from here.
+        var writtenOptions: ObjectOptions?
         /// The kernel's lookup count; the node is dropped when it reaches 0.
         var lookups: UInt64
     }
 
-    private struct OpenFile {
+    struct OpenFile {
         let inode: InodeNumber
         let session: UploadSession?
     }
 
-    private struct Registry {
+    struct Registry {
         var nodes: [InodeNumber: Node]
         var inodeByPath: [String: InodeNumber]
         var nextInode: UInt64 = 2
@@ -124,17 +131,19 @@ public final class ObsFileSystem: Sendable {
         self.configuration = configuration
         self.store = store
         self.logger = logger
-        let root = Node(path: "", kind: .directory, size: 0, modified: .now(), etag: nil, lookups: 1)
+        directoryAttributes = DirectoryAttributes(store: store, prefix: configuration.prefix, mount: configuration.uploadOptions, logger: logger)
+        let root = Node(path: "", kind: .directory, size: 0, modified: .now(), etag: nil, writtenOptions: nil, lookups: 1)
         registry = Mutex(Registry(nodes: [.root: root], inodeByPath: ["": .root]))
     }
 
     // MARK: Namespace
 
-    private func objectKey(_ path: String) -> ObjectKey { ObjectKey(configuration.prefix + path) }
+    func objectKey(_ path: String) -> ObjectKey { ObjectKey(configuration.prefix + path) }
 
     private func childPath(_ parent: InodeNumber, _ name: String) throws -> String {
         guard name.utf8.count <= 1024 else { throw FileSystemError(.nameTooLong, "name longer than 1024 bytes") }
         guard !name.isEmpty, !name.contains("/") else { throw FileSystemError(.invalidArgument, "bad name \(name)") }
+        guard name != DirectoryAttributes.objectName else { throw FileSystemError(.noEntry, "\(name) holds directory attributes (hidden)") }
         let parentPath = try registry.withLock { registry -> String in
             guard let node = registry.nodes[parent] else { throw FileSystemError(.noEntry, "unknown \(parent)") }
             guard node.kind == .directory else { throw FileSystemError(.notDirectory, "\(node.path) is a file") }
@@ -169,7 +178,7 @@ public final class ObsFileSystem: Sendable {
             } else {
                 inode = InodeNumber(registry.nextInode)
                 registry.nextInode += 1
-                registry.nodes[inode] = Node(path: path, kind: kind, size: size, modified: modified ?? .now(), etag: etag, lookups: 1)
+                registry.nodes[inode] = Node(path: path, kind: kind, size: size, modified: modified ?? .now(), etag: etag, writtenOptions: nil, lookups: 1)
                 registry.inodeByPath[path] = inode
             }
             return attributes(inode, registry.nodes[inode]!, registry)
@@ -290,10 +299,10 @@ public final class ObsFileSystem: Sendable {
             registry.initiating.insert(key)
         }
         defer { _ = registry.withLock { $0.initiating.remove(key) } }
-        let name = String(path.split(separator: "/").last ?? Substring(path))
-        let options = EffectiveOptions.forNewFile(named: name, mount: configuration.uploadOptions, directoryChain: [], file: ObjectOptions())
+        let options: ObjectOptions
         let uploadID: UploadID
         do {
+            options = try await optionsForNewFile(path)
             uploadID = try await store.initiateUpload(key, options: options)
         } catch {
             let failure = FileSystemError(doing: "initiating the upload of \(key)", error)
@@ -301,7 +310,8 @@ public final class ObsFileSystem: Sendable {
             throw failure
         }
         let session = UploadSession(key: key, uploadID: uploadID, options: options, store: store,
-                                    settings: configuration.upload, logger: logger)
+                                    settings: configuration.upload, logger: logger,
+                                    afterCompletion: { [weak self] session throws(FileSystemError) in try await self?.applyRecordedChanges(of: session) })
         registry.withLock { $0.uploads[key] = session }
         logger.info("\(key): upload \(uploadID) initiated")
         return session
@@ -333,9 +343,11 @@ public final class ObsFileSystem: Sendable {
         try await session.flush(writer: writer).get()
         if let etag = session.etag {
             let size = session.size
+            let written = session.intendedOptions
             registry.withLock { registry in
                 registry.nodes[file.inode]?.etag = etag
                 registry.nodes[file.inode]?.size = size
+                registry.nodes[file.inode]?.writtenOptions = written
             }
         }
     }
@@ -356,6 +368,7 @@ public final class ObsFileSystem: Sendable {
             if case .success(let etag) = result {
                 registry.nodes[file.inode]?.etag = etag
                 registry.nodes[file.inode]?.size = size
+                registry.nodes[file.inode]?.writtenOptions = session.intendedOptions
             }
         }
     }
@@ -425,30 +438,6 @@ public final class ObsFileSystem: Sendable {
     }
 
     public func statistics() -> FileSystemStatistics { FileSystemStatistics() }
-
-    // MARK: Extended attributes
-
-    /// The value of a `user.obs.*` attribute; ENODATA when it has none.
-    public func getxattr(_ inode: InodeNumber, name: String) throws -> [UInt8] {
-        try registry.withLock { registry in
-            guard let node = registry.nodes[inode] else { throw FileSystemError(.noEntry, "unknown \(inode)") }
-            let session = node.kind == .regular ? registry.uploads[objectKey(node.path)] : nil
-            switch name {
-            case ExtendedAttribute.uploadID:
-                if let session, session.isUploading { return Array(session.uploadID.rawValue.utf8) }
-            case ExtendedAttribute.etag:
-                if let etag = session?.etag ?? node.etag { return Array(etag.value.utf8) }
-            default:
-                break
-            }
-            throw FileSystemError(.noAttribute, "\(name) not set on \(node.path)")
-        }
-    }
-
-    /// The attribute names `getxattr` answers for this inode now.
-    public func listxattr(_ inode: InodeNumber) throws -> [String] {
-        [ExtendedAttribute.uploadID, ExtendedAttribute.etag].filter { (try? getxattr(inode, name: $0)) != nil }
-    }
 
     // MARK: Shutdown
 

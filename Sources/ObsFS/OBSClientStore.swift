@@ -7,10 +7,14 @@ import OBSProtocol
 public struct OBSClientStore: ObjectStore {
     public let client: OBSClient
     public let bucket: BucketName
+    /// The mount's SSE-C key (`sse_c_key_file=`): a HEAD refused with 400 is sent again with it,
+    /// for SSE-C objects, whose HEAD needs the key.
+    public let customerKey: CustomerKey?
 
-    public init(client: OBSClient, bucket: BucketName) {
+    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil) {
         self.client = client
         self.bucket = bucket
+        self.customerKey = customerKey
     }
 
     /// A one-key listing: unlike HEAD bucket it answers with the error code (InvalidAccessKeyId,
@@ -20,12 +24,21 @@ public struct OBSClientStore: ObjectStore {
     }
 
     public func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
+        guard let info = try await head(key, customerKey: nil) else { return nil }
+        return ObjectAttributes(size: info.contentLength, etag: info.etag, lastModified: info.lastModified)
+    }
+
+    /// HEAD; nil for 404. A 400 is retried with the mount's SSE-C key, when there is one.
+    func head(_ key: ObjectKey, customerKey: CustomerKey?) async throws -> ObjectInfo? {
+        let status: Int
         do {
-            let info = try await client.headObject(bucket: bucket, key: key)
-            return ObjectAttributes(size: info.contentLength, etag: info.etag, lastModified: info.lastModified)
-        } catch .service(let error) where error.status == 404 {
-            return nil
+            return try await client.headObject(bucket: bucket, key: key, customerKey: customerKey)
+        } catch {
+            guard case .service(let service) = error else { throw error }
+            status = service.status
+            guard status == 404 || (status == 400 && customerKey == nil && self.customerKey != nil) else { throw error }
         }
+        return status == 404 ? nil : try await head(key, customerKey: self.customerKey)
     }
 
     public func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {

@@ -69,8 +69,12 @@ private final class PartDigest: @unchecked Sendable {
 /// One multipart upload fed by writes to one open file.
 public final class UploadSession: Sendable {
     public let key: ObjectKey
-    public let uploadID: UploadID
-    public let options: ObjectOptions
+    /// The upload and the options it was initiated with; replaced together when an attribute
+    /// changes before the first part is sent (`reinitiate`). Never locked while taking `state`.
+    private let identity: Mutex<(uploadID: UploadID, options: ObjectOptions)>
+    /// Runs after CompleteMultipartUpload succeeded, before the outcome is decided: applies the
+    /// attribute changes recorded while parts were being sent (FileSystem+Attributes.swift).
+    private let afterCompletion: @Sendable (UploadSession) async throws(FileSystemError) -> Void
     private let store: any ObjectStore
     private let settings: UploadSettings
     private let logger: Logger
@@ -143,6 +147,14 @@ public final class UploadSession: Sendable {
         var emptyObjectETag: ETag?
         var writeRequests = 0
         var largestWrite = 0
+        /// A re-initiation is under way: sealed parts wait, completion and abort wait.
+        var reinitiating = false
+        /// Attribute changes to send once the upload is complete (see `recordAfterCompletion`).
+        var pendingUpdates: [ObjectUpdateRequest] = []
+        /// The options those updates bring the object to.
+        var pendingOptions: ObjectOptions?
+        /// `afterCompletion` has taken the pending updates; later changes apply to the object.
+        var updatesTaken = false
     }
 
     private enum Effect {
@@ -169,16 +181,23 @@ public final class UploadSession: Sendable {
         }
     }
 
-    public init(key: ObjectKey, uploadID: UploadID, options: ObjectOptions, store: any ObjectStore, settings: UploadSettings, logger: Logger) {
+    public init(key: ObjectKey, uploadID: UploadID, options: ObjectOptions, store: any ObjectStore, settings: UploadSettings, logger: Logger,
+                afterCompletion: @escaping @Sendable (UploadSession) async throws(FileSystemError) -> Void = { _ in }) {
         self.key = key
-        self.uploadID = uploadID
-        self.options = options
+        identity = Mutex((uploadID, options))
+        self.afterCompletion = afterCompletion
         self.store = store
         self.settings = settings
         self.logger = logger
         heldBuffers = AsyncBudget(units: Int64(settings.parallel + 1))
         state = Mutex(State())
     }
+
+    /// The multipart upload's ID (a new one after `reinitiate`).
+    public var uploadID: UploadID { identity.withLock { $0.uploadID } }
+
+    /// The options the upload was initiated with.
+    public var options: ObjectOptions { identity.withLock { $0.options } }
 
     /// Bytes written so far (the size `stat` shows while the file is being written).
     public var size: Int64 { state.withLock { $0.size } }
@@ -304,7 +323,7 @@ public final class UploadSession: Sendable {
         state.nextPartStart = part.start + Int64(part.filled)
         state.nextPartNumber = part.number.next
         let sealed = SealedPart(number: part.number, buffer: part.buffer, size: part.filled, md5: md5)
-        if state.inFlight < settings.parallel {
+        if state.inFlight < settings.parallel && !state.reinitiating {
             state.inFlight += 1
             effects.append(.upload(sealed))
         } else {
@@ -399,7 +418,7 @@ public final class UploadSession: Sendable {
 
     /// Starts completion or abort once nothing is in flight.
     private func settle(_ state: inout State, _ effects: inout [Effect]) {
-        guard state.inFlight == 0, state.sealedWaiting.isEmpty, !state.finalizing else { return }
+        guard state.inFlight == 0, state.sealedWaiting.isEmpty, !state.finalizing, !state.reinitiating else { return }
         switch state.phase {
         case .completing:
             state.finalizing = true
@@ -449,7 +468,7 @@ public final class UploadSession: Sendable {
     }
 
     private func idleEffects(_ state: inout State) -> [Effect] {
-        guard state.inFlight == 0, state.sealedWaiting.isEmpty, state.queued.isEmpty, !state.idleWaiters.isEmpty else { return [] }
+        guard state.inFlight == 0, state.sealedWaiting.isEmpty, state.queued.isEmpty, !state.reinitiating, !state.idleWaiters.isEmpty else { return [] }
         defer { state.idleWaiters = [] }
         return [.resumeIdle(state.idleWaiters)]
     }
@@ -458,7 +477,7 @@ public final class UploadSession: Sendable {
     private func waitUntilIdle() async {
         await withCheckedContinuation { continuation in
             let idle = state.withLock { state -> Bool in
-                if state.inFlight == 0, state.sealedWaiting.isEmpty, state.queued.isEmpty { return true }
+                if state.inFlight == 0, state.sealedWaiting.isEmpty, state.queued.isEmpty, !state.reinitiating { return true }
                 state.idleWaiters.append(continuation)
                 return false
             }
@@ -492,6 +511,12 @@ public final class UploadSession: Sendable {
             return
         }
         logger.info("\(key): complete, \(size) bytes in \(parts.count) parts, ETag \(answered)")
+        do {
+            try await afterCompletion(self)
+        } catch {
+            finish(.failure(error))
+            return
+        }
         finish(.success(etagIsMD5 ? expected : answered))
     }
 
@@ -514,6 +539,105 @@ public final class UploadSession: Sendable {
         outcome.fulfill(result)
     }
 
+    // MARK: Attribute changes (rules: ObjectAttributeTiming.swift, wiring: FileSystem+Attributes.swift)
+
+    /// Where the upload stands for an attribute change: before the first part is sealed, after,
+    /// or done (completed, failed, or the empty object already written).
+    public var attributeStage: UploadStage {
+        guard isUploading else { return .complete }
+        return state.withLock { state in
+            guard case .open = state.phase, state.emptyObjectETag == nil else { return .complete }
+            return state.nextPartNumber == .first ? .beforeFirstPart : .partsSent
+        }
+    }
+
+    /// Aborts the upload and initiates it again with `options`, keeping the bytes buffered for
+    /// the first part. Returns false, changing nothing, when a part was sealed (or the file closed)
+    /// meanwhile: the caller then treats the change as one after the first part.
+    public func reinitiate(with options: ObjectOptions) async throws(FileSystemError) -> Bool {
+        let started = state.withLock { state -> Bool in
+            guard case .open = state.phase, state.nextPartNumber == .first, state.emptyObjectETag == nil, !state.reinitiating else { return false }
+            state.reinitiating = true
+            return true
+        }
+        guard started else { return false }
+        let newID: UploadID?
+        var failure: FileSystemError?
+        do {
+            newID = try await store.initiateUpload(key, options: options)
+        } catch {
+            newID = nil
+            failure = FileSystemError(doing: "initiating the upload of \(key) again with changed attributes", error)
+        }
+        var effects: [Effect] = []
+        let (replaced, unused) = state.withLock { state -> (UploadID?, UploadID?) in
+            state.reinitiating = false
+            // A failure or unmount meanwhile aborts the current upload: the new one is unused.
+            let stillWanted = switch state.phase {
+            case .open, .completing: true
+            case .failing, .done: false
+            }
+            var replaced: UploadID?
+            var unused = newID
+            if let newID, stillWanted {
+                state.pendingOptions = nil  // the new initiation carries everything intended so far
+                replaced = identity.withLock { identity in
+                    defer { identity = (newID, options) }
+                    return identity.uploadID
+                }
+                unused = nil
+            }
+            while state.inFlight < settings.parallel, !state.sealedWaiting.isEmpty {
+                state.inFlight += 1
+                effects.append(.upload(state.sealedWaiting.removeFirst()))
+            }
+            settle(&state, &effects)
+            effects += idleEffects(&state)
+            return (replaced, unused)
+        }
+        run(effects)
+        for obsolete in [replaced, unused].compactMap({ $0 }) {
+            do {
+                try await store.abortUpload(key, uploadID: obsolete)
+            } catch {
+                logger.warning("\(key): aborting the replaced upload \(obsolete) failed: \(error)")
+            }
+        }
+        if let failure {
+            logger.error("\(failure)")
+            throw failure
+        }
+        if let replaced { logger.info("\(key): upload \(replaced) replaced by \(uploadID) (attributes changed before the first part)") }
+        return replaced != nil
+    }
+
+    /// Records `request`, bringing the object to `options`, to be sent after completion, before
+    /// `close()` returns; without a request, `options` only become the file's intended options
+    /// (half of a paired value, waiting for the other half). False when completion has already
+    /// taken the recorded changes (apply the change to the object once `finished` returns).
+    public func recordAfterCompletion(_ request: ObjectUpdateRequest?, options: ObjectOptions) -> Bool {
+        state.withLock { state in
+            guard !state.updatesTaken else { return false }
+            if let request, !state.pendingUpdates.contains(request) { state.pendingUpdates.append(request) }
+            state.pendingOptions = options
+            return true
+        }
+    }
+
+    /// The options the object will have (the initiated ones plus the recorded changes).
+    public var intendedOptions: ObjectOptions { state.withLock { $0.pendingOptions } ?? options }
+
+    /// Hands the recorded changes to `afterCompletion` (once); later changes are not recorded.
+    public func takePendingUpdates() -> (requests: [ObjectUpdateRequest], options: ObjectOptions?) {
+        state.withLock { state in
+            state.updatesTaken = true
+            return (state.pendingUpdates, state.pendingOptions)
+        }
+    }
+
+    /// Waits until the upload's outcome is decided.
+    public func finished() async -> Result<ETag, FileSystemError> { await outcome.value }
+
     // MARK: Close
 
     /// A `flush` (one per close() of any descriptor of the file). Completes the upload when `writer`
@@ -527,7 +651,7 @@ public final class UploadSession: Sendable {
                 case .done, .failing, .completing: return .outcome
                 case .open: break
                 }
-                if !state.queued.isEmpty { return .waitIdle }
+                if !state.queued.isEmpty || state.reinitiating { return .waitIdle }
                 if state.size == 0 { return .empty }
                 if let last = state.lastWriter, last != writer, last != .unknown, writer != .unknown { return .noop }
                 state.phase = .completing

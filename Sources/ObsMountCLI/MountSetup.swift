@@ -55,7 +55,7 @@ struct MountSetup {
         } catch {
             throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
         }
-        let store = OBSClientStore(client: client, bucket: source.bucket)
+        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey)
         do {
             try await store.checkBucket()
         } catch {

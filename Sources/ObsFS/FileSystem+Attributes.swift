@@ -1,0 +1,359 @@
+// `user.obs.*` extended attributes on files and directories: the FUSE xattr calls, the options
+// of a new file (mount defaults, directory chain), and changes to a file while it uploads.
+//
+// Who holds a path's attributes:
+// - a directory: its own values (DirectoryAttributes, a hidden object per directory);
+// - a file being written: its upload session (the options it was initiated with, plus the
+//   changes recorded for after completion);
+// - any other file: the object in the store, read at each call (HEAD, GET ?acl, GET ?tagging).
+// When a change takes effect is decided by `ObjectAttributeName.update(at:from:to:)`
+// (ObjectAttributeTiming.swift); this file carries out its answer. Names outside `user.obs.`
+// are not kept: getxattr answers ENODATA, setxattr and removexattr ENOTSUP.
+import OBSProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ObsFileSystem {
+    private enum AttributeHolder {
+        case directory(path: String)
+        case writing(UploadSession, path: String)
+        case object(path: String, etag: ETag?, size: Int64, written: ObjectOptions?)
+    }
+
+    private func holder(_ inode: InodeNumber) throws -> AttributeHolder {
+        try registry.withLock { registry in
+            guard let node = registry.nodes[inode] else { throw FileSystemError(.noEntry, "unknown \(inode)") }
+            if node.kind == .directory { return .directory(path: node.path) }
+            if let session = registry.uploads[objectKey(node.path)], session.isUploading { return .writing(session, path: node.path) }
+            return .object(path: node.path, etag: registry.uploads[objectKey(node.path)]?.etag ?? node.etag, size: node.size, written: node.writtenOptions)
+        }
+    }
+
+    /// The failure of an xattr call: the errno, and one log line naming the attribute and the rule.
+    private func refusal(_ error: ObjectAttributeError, _ path: String) -> FileSystemError {
+        let failure = FileSystemError(Errno(error.errno), "\(path.isEmpty ? "/" : path): \(error)")
+        if error.errno != ENODATA { logger.warning("\(failure.reason)") }
+        return failure
+    }
+
+    private func storeFailure(_ action: String, _ error: any Error) -> FileSystemError {
+        let failure = FileSystemError(doing: action, error)
+        logger.error("\(failure)")
+        return failure
+    }
+
+    private func attributeStore(for path: String) throws -> any AttributeStore {
+        guard let store = store as? any AttributeStore else {
+            throw FileSystemError(.notSupported, "\(path): this store cannot change the attributes of existing objects")
+        }
+        return store
+    }
+
+    private func parse(_ name: String, _ path: String) throws -> ObjectAttributeName? {
+        do {
+            return try ObjectAttributeName.parse(name)
+        } catch {
+            throw refusal(error, path)
+        }
+    }
+
+    // MARK: Reading
+
+    /// An existing object's attributes from the store: HEAD, plus the ACL and the tags when
+    /// asked. Without an AttributeStore: the ETag and size this mount knows.
+    /// What a store cannot report back (expires days, persistent headers, the SSE-C key and KMS
+    /// bucket key) comes from `written`, the options this mount wrote the object with.
+    private func storedAttributes(_ path: String, etag: ETag?, size: Int64, written: ObjectOptions?, acl: Bool, tags: Bool) async throws -> StoredObjectAttributes {
+        guard let store = store as? any AttributeStore else {
+            return StoredObjectAttributes(options: ObjectOptions(), state: ObjectAttributeState(etag: etag, size: etag == nil ? nil : size))
+        }
+        let key = objectKey(path)
+        do {
+            guard var stored = try await head(key, store: store, written: written) else { throw FileSystemError(.noEntry, "no object \(key)") }
+            if acl { ObjectACLMapping.read(try await store.objectACL(key), into: &stored.options) }
+            if tags { stored.options.tags = try await store.objectTags(key) }
+            if let written {
+                stored.options.expiresDays = written.expiresDays
+                stored.options.persistentHeaders = written.persistentHeaders
+                switch (stored.options.encryption, written.encryption) {
+                case (.customer?, .customer?), (.kms?, .kms?): stored.options.encryption = written.encryption
+                default: break
+                }
+            }
+            return stored
+        } catch {
+            throw storeFailure("reading the attributes of \(key)", error)
+        }
+    }
+
+    /// HEAD of `key`. An SSE-C object needs the key on HEAD too: the key the mount wrote the
+    /// object with (the store retries a refused HEAD with the mount's key by itself).
+    private func head(_ key: ObjectKey, store: any AttributeStore, written: ObjectOptions?) async throws -> StoredObjectAttributes? {
+        var writtenKey: CustomerKey?
+        if case .customer(let key)? = written?.encryption { writtenKey = key }
+        return try await store.objectAttributes(key, customerKey: writtenKey)
+    }
+
+    private func needsACL(_ name: ObjectAttributeName) -> Bool {
+        switch name {
+        case .acl, .grant: true
+        default: false
+        }
+    }
+
+    /// The value of a `user.obs.*` attribute (ENODATA when it has none or the name is not ours).
+    /// Names outside `user.obs.` are answered before any request (`ls -l` asks for
+    /// `security.selinux` and `system.posix_acl_access` on every file).
+    public func getxattr(_ inode: InodeNumber, name: String) async throws -> [UInt8] {
+        let holder = try holder(inode)
+        guard name.hasPrefix(ObjectAttributeName.namespace) else { throw FileSystemError(.noAttribute, "\(name) is not kept by obsmount") }
+        let (options, state, path) = try await view(holder, acl: needsACL, tags: { $0 == .tagging }, parsing: name)
+        guard let attribute = try parse(name, path) else { throw FileSystemError(.noAttribute, "\(name) is not kept by obsmount") }
+        do {
+            return try attribute.value(in: options, state: state, mount: configuration.uploadOptions)
+        } catch {
+            throw refusal(error, path)
+        }
+    }
+
+    /// The `user.obs.*` names set on `inode`. Read-only facts (ETag, size, upload ID, …) are
+    /// readable by name but not listed: copy tools (`cp -a`, `rsync -X`) copy or remove every
+    /// listed name, and these can be neither written nor removed.
+    public func listxattr(_ inode: InodeNumber) async throws -> [String] {
+        let (options, state, _) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
+        return ObjectAttributeName.listNames(in: options, state: state, mount: configuration.uploadOptions).filter { !$0.isReadOnly }.map(\.description)
+    }
+
+    /// The options and facts a holder shows; ACL and tags of a closed object are fetched only
+    /// when `acl`/`tags` hold for the parsed name (always for listing).
+    private func view(_ holder: AttributeHolder, acl: (ObjectAttributeName) -> Bool, tags: (ObjectAttributeName) -> Bool,
+                      parsing name: String?) async throws -> (ObjectOptions, ObjectAttributeState, String) {
+        switch holder {
+        case .directory(let path):
+            do {
+                return (try await directoryAttributes.options(of: path), ObjectAttributeState(), path)
+            } catch {
+                throw storeFailure("reading the attributes of directory '\(path)'", error)
+            }
+        case .writing(let session, let path):
+            return (session.intendedOptions, ObjectAttributeState(uploadID: session.uploadID, size: session.size), path)
+        case .object(let path, let etag, let size, let written):
+            let parsed = try name.map { try parse($0, path) } ?? nil
+            let all = name == nil
+            let stored = try await storedAttributes(path, etag: etag, size: size, written: written,
+                                                    acl: all || parsed.map(acl) == true, tags: all || parsed.map(tags) == true)
+            return (stored.options, stored.state, path)
+        }
+    }
+
+    // MARK: Changing
+
+    /// `setxattr` flags (sys/xattr.h): fail if the attribute exists / does not exist.
+    public static let createOnly: Int32 = 1
+    public static let replaceOnly: Int32 = 2
+
+    /// Sets a `user.obs.*` attribute (xattrs.md: when a change takes effect). `flags` may hold
+    /// `createOnly` (EEXIST when set) or `replaceOnly` (ENODATA when not set).
+    public func setxattr(_ inode: InodeNumber, name: String, value: [UInt8], flags: Int32 = 0) async throws {
+        let mount = configuration.uploadOptions
+        try await change(inode, name) { attribute, options throws(ObjectAttributeError) in
+            let isSet = (try? attribute.value(in: options, state: ObjectAttributeState(), mount: mount)) != nil
+            if flags & ObsFileSystem.createOnly != 0 && isSet {
+                throw ObjectAttributeError(errno: EEXIST, attribute: attribute.description, message: "already set (XATTR_CREATE)")
+            }
+            if flags & ObsFileSystem.replaceOnly != 0 && !isSet {
+                throw ObjectAttributeError(errno: ENODATA, attribute: attribute.description, message: "not set (XATTR_REPLACE)")
+            }
+            try attribute.apply(value, to: &options, mount: mount, now: .now())
+        }
+    }
+
+    /// Removes a `user.obs.*` attribute (`setfattr -x`).
+    public func removexattr(_ inode: InodeNumber, name: String) async throws {
+        try await change(inode, name) { attribute, options throws(ObjectAttributeError) in try attribute.remove(from: &options) }
+    }
+
+    private typealias Edit = @Sendable (ObjectAttributeName, inout ObjectOptions) throws(ObjectAttributeError) -> Void
+
+    private func change(_ inode: InodeNumber, _ name: String, _ edit: @escaping Edit) async throws {
+        let holder = try holder(inode)
+        let path: String
+        switch holder {
+        case .directory(let directory): path = directory
+        case .writing(_, let file), .object(let file, _, _, _): path = file
+        }
+        guard let attribute = try parse(name, path) else {
+            throw FileSystemError(.notSupported, "\(name): only user.obs. attributes are kept (mount-options/xattrs.md)")
+        }
+        guard !configuration.readOnly else { throw FileSystemError(.readOnlyFileSystem, "mounted read-only") }
+        switch holder {
+        case .directory:
+            do {
+                try await directoryAttributes.modify(path) { options in try edit(attribute, &options) }
+            } catch let error as ObjectAttributeError {
+                throw refusal(error, path)
+            } catch {
+                throw storeFailure("storing the attributes of directory '\(path)'", error)
+            }
+            logger.info("directory '\(path)': \(attribute) changed")
+        case .writing(let session, _):
+            await fileAttributeChanges.acquire(1)
+            defer { fileAttributeChanges.release(1) }
+            if try await changeWhileWriting(session, path, attribute, edit) { return }
+            try await changeObject(path, attribute, edit, written: session.intendedOptions)
+        case .object(_, _, _, let written):
+            await fileAttributeChanges.acquire(1)
+            defer { fileAttributeChanges.release(1) }
+            try await changeObject(path, attribute, edit, written: written)
+        }
+    }
+
+    /// A change to a file being written; false when its upload finished meanwhile (the change
+    /// then goes to the object).
+    private func changeWhileWriting(_ session: UploadSession, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit) async throws -> Bool {
+        while true {
+            let stage = session.attributeStage
+            guard stage != .complete else {
+                // Completing: wait for the object. (An empty file's object already exists; its
+                // outcome is only decided at release, which may be far off.)
+                if session.etag == nil { _ = await session.finished() }
+                return false
+            }
+            let current = session.intendedOptions
+            var proposed = current
+            let update: ObjectAttributeUpdate
+            do {
+                try edit(attribute, &proposed)
+                update = try attribute.update(at: stage, from: current, to: proposed)
+            } catch {
+                throw refusal(error, path)
+            }
+            switch update {
+            case .unchanged:
+                return true
+            case .reinitiate:
+                do {
+                    try EffectiveOptions.check(proposed, now: .now())
+                } catch {
+                    // Half of a pair (lock mode and date, bucket key and key id): kept until
+                    // the other half arrives; completing without it fails close().
+                    guard session.recordAfterCompletion(nil, options: proposed) else { continue }
+                    logger.info("\(session.key): \(attribute) kept; the upload is initiated again once \(error.attribute) is set too")
+                    return true
+                }
+                if try await session.reinitiate(with: proposed) {
+                    logger.info("\(session.key): \(attribute) changed before the first part; upload initiated again")
+                    return true
+                }
+            case .afterCompletion(let request):
+                _ = try attributeStore(for: path)
+                if session.recordAfterCompletion(request, options: proposed) {
+                    logger.info("\(session.key): \(attribute) changed while parts are being sent; applied after completion")
+                    return true
+                }
+                _ = await session.finished()
+                return false
+            case .immediately:
+                return false
+            }
+        }
+    }
+
+    /// A change to an existing object: read its current values, check, send the request.
+    private func changeObject(_ path: String, _ attribute: ObjectAttributeName, _ edit: Edit, written: ObjectOptions?) async throws {
+        let store = try attributeStore(for: path)
+        let stored = try await storedAttributes(path, etag: nil, size: 0, written: written, acl: true, tags: true)
+        var proposed = stored.options
+        let update: ObjectAttributeUpdate
+        do {
+            try edit(attribute, &proposed)
+            update = try attribute.update(at: .complete, from: stored.options, to: proposed)
+        } catch {
+            throw refusal(error, path)
+        }
+        guard case .immediately(let request) = update else { return }
+        try await send(request, for: objectKey(path), options: proposed, store: store)
+        logger.info("\(objectKey(path)): \(attribute) changed")
+    }
+
+    /// Sends the request that brings the object's attributes to `options`.
+    private func send(_ request: ObjectUpdateRequest, for key: ObjectKey, options: ObjectOptions, store: any AttributeStore) async throws {
+        do {
+            switch request {
+            case .changeStorageClass:
+                try await store.replaceMetadata(key, with: options, storageClassOnly: true)
+            case .replaceMetadata:
+                try await store.replaceMetadata(key, with: options, storageClassOnly: false)
+            case .putACL:
+                if options.grants.values.allSatisfy(\.isEmpty) {
+                    try await store.setObjectACL(key, canned: options.acl ?? .private)
+                } else {
+                    let owner = try await store.objectACL(key).owner
+                    try await store.setObjectACL(key, policy: ObjectACLMapping.policy(for: options, owner: owner))
+                }
+            case .putTagging:
+                try await store.setObjectTags(key, options.tags)
+            }
+        } catch {
+            throw storeFailure("changing the attributes of \(key) (\(request))", error)
+        }
+    }
+
+    /// The order recorded changes are sent in: a copy onto itself (S3 dialects) comes before the
+    /// ACL and tags it could reset.
+    private static let requestOrder: [ObjectUpdateRequest] = [.changeStorageClass, .replaceMetadata, .putACL, .putTagging]
+
+    /// UploadSession's `afterCompletion`: sends the changes recorded while parts were sent.
+    func applyRecordedChanges(of session: UploadSession) async throws(FileSystemError) {
+        let (requests, recorded) = session.takePendingUpdates()
+        guard let options = recorded else { return }
+        let initiated = session.options
+        if let missing = ObsFileSystem.initiationOnlyDifference(options, initiated) {
+            let failure = FileSystemError(.invalidArgument, "\(session.key): \(missing) was set without its other half before the first part was sent; the object was written without it")
+            logger.error("\(failure.reason)")
+            throw failure
+        }
+        do {
+            let store = try attributeStore(for: session.key.rawValue)
+            for request in ObsFileSystem.requestOrder where requests.contains(request) {
+                try await send(request, for: session.key, options: options, store: store)
+            }
+        } catch {
+            throw FileSystemError(doing: "applying attribute changes after completion", error)
+        }
+    }
+
+    /// The first initiation-only attribute (xattrs.md) whose value in `intended` the upload was
+    /// not initiated with.
+    private static func initiationOnlyDifference(_ intended: ObjectOptions, _ initiated: ObjectOptions) -> ObjectAttributeName? {
+        if intended.objectLockMode != initiated.objectLockMode { return .objectLockMode }
+        if intended.objectLockRetainUntil != initiated.objectLockRetainUntil { return .objectLockRetainUntil }
+        if intended.encryption != initiated.encryption { return .encryption }
+        if intended.expiresDays != initiated.expiresDays { return .expires }
+        if intended.persistentHeaders != initiated.persistentHeaders { return .persistentHeader(intended.persistentHeaders.keys.sorted().first ?? "") }
+        return nil
+    }
+
+    // MARK: New files
+
+    /// The options a new file at `path` is initiated with: mount defaults, every directory from
+    /// the root down, Content-Type from the name; EINVAL when they break a paired rule.
+    func optionsForNewFile(_ path: String) async throws -> ObjectOptions {
+        let name = String(path.split(separator: "/").last ?? Substring(path))
+        let chain: [ObjectOptions]
+        do {
+            chain = try await directoryAttributes.chain(forFileAt: path)
+        } catch {
+            throw storeFailure("reading the directory attributes above \(path)", error)
+        }
+        let options = EffectiveOptions.forNewFile(named: name, mount: configuration.uploadOptions, directoryChain: chain, file: ObjectOptions())
+        do {
+            try EffectiveOptions.check(options, now: .now())
+        } catch {
+            throw refusal(error, path)
+        }
+        return options
+    }
+}

@@ -1,0 +1,276 @@
+// The `user.obs.*` calls of ObsFileSystem over an in-memory store that keeps object attributes:
+// directories (hidden object, inheritance, remount), files being written (re-initiation, changes
+// after completion, refusals), closed objects.
+#if canImport(Glibc)
+import Glibc
+#endif
+import OBSHashing
+import OBSProtocol
+import Synchronization
+import Testing
+@testable import ObsFS
+
+/// InMemoryStore plus the attributes of completed objects and a log of attribute requests.
+final class AttributeKeepingStore: AttributeStore {
+    let inner = InMemoryStore()
+    struct Kept {
+        var options: [ObjectKey: ObjectOptions] = [:]
+        var requests: [String] = []
+        var failMetadataChanges = false
+        var heads = 0
+    }
+    /// Attributes per key, the requests made, and the injected failure.
+    let kept = Mutex(Kept())
+    static let owner = Owner(id: "owner-id")
+
+    func checkBucket() async throws {}
+    func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? { try await inner.headObject(key) }
+    func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {
+        try await inner.listObjects(prefix: prefix, delimiter: delimiter, marker: marker, maxKeys: maxKeys)
+    }
+    func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID { try await inner.initiateUpload(key, options: options) }
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+        try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: contentMD5, customerKey: customerKey)
+    }
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+        let etag = try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
+        let options = inner.contents.withLock { $0.initiatedOptions[key] } ?? ObjectOptions()
+        kept.withLock { $0.options[key] = options }
+        return etag
+    }
+    func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws { try await inner.abortUpload(key, uploadID: uploadID) }
+    func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        kept.withLock { $0.options[key] = options }
+        return try await inner.putEmptyObject(key, options: options)
+    }
+    func deleteObject(_ key: ObjectKey) async throws { try await inner.deleteObject(key) }
+
+    func objectAttributes(_ key: ObjectKey, customerKey: CustomerKey?) async throws -> StoredObjectAttributes? {
+        guard let head = try await inner.headObject(key) else { return nil }
+        var options = kept.withLock { kept in
+            kept.heads += 1
+            return kept.options[key] ?? ObjectOptions()
+        }
+        // What a HEAD reply cannot show.
+        options.acl = nil
+        options.grants = [:]
+        options.tags = []
+        options.expiresDays = nil
+        options.persistentHeaders = [:]
+        return StoredObjectAttributes(options: options, state: ObjectAttributeState(etag: head.etag, size: head.size))
+    }
+    func objectACL(_ key: ObjectKey) async throws -> AccessControlPolicy {
+        ObjectACLMapping.policy(for: kept.withLock { $0.options[key] } ?? ObjectOptions(), owner: AttributeKeepingStore.owner)
+    }
+    func setObjectACL(_ key: ObjectKey, canned: CannedACL) async throws {
+        kept.withLock {
+            $0.requests.append("acl \(canned.rawValue)")
+            $0.options[key, default: ObjectOptions()].acl = canned
+            $0.options[key, default: ObjectOptions()].grants = [:]
+        }
+    }
+    func setObjectACL(_ key: ObjectKey, policy: AccessControlPolicy) async throws {
+        kept.withLock {
+            $0.requests.append("acl policy")
+            ObjectACLMapping.read(policy, into: &$0.options[key, default: ObjectOptions()])
+        }
+    }
+    func objectTags(_ key: ObjectKey) async throws -> [ObjectTag] { kept.withLock { $0.options[key]?.tags ?? [] } }
+    func setObjectTags(_ key: ObjectKey, _ tags: [ObjectTag]) async throws {
+        kept.withLock {
+            $0.requests.append("tags")
+            $0.options[key, default: ObjectOptions()].tags = tags
+        }
+    }
+    func replaceMetadata(_ key: ObjectKey, with options: ObjectOptions, storageClassOnly: Bool) async throws {
+        try kept.withLock { kept in
+            kept.requests.append(storageClassOnly ? "storage class" : "metadata")
+            guard !kept.failMetadataChanges else { throw ServiceError(status: 500, code: .internalError, message: "injected", requestID: "R1") }
+            var stored = kept.options[key] ?? ObjectOptions()
+            stored.storageClass = options.storageClass
+            if !storageClassOnly {
+                stored.metadata = options.metadata
+                stored.contentType = options.contentType
+                stored.contentEncoding = options.contentEncoding
+                stored.websiteRedirectLocation = options.websiteRedirectLocation
+            }
+            kept.options[key] = stored
+        }
+    }
+    func smallObject(_ key: ObjectKey) async throws -> [UInt8]? { inner.object(key.rawValue) }
+    func putSmallObject(_ key: ObjectKey, _ bytes: [UInt8]) async throws {
+        inner.contents.withLock { $0.objects[key] = bytes }
+    }
+
+    func options(_ key: String) -> ObjectOptions? { kept.withLock { $0.options[ObjectKey(key)] } }
+    var requests: [String] { kept.withLock { $0.requests } }
+}
+
+struct AttributeWiringTests {
+    /// Sequential 8 KiB writes of `bytes` from `offset`.
+    func writeAt(_ fs: ObsFileSystem, _ handle: FileHandleID, _ bytes: [UInt8], offset: Int) async throws {
+        for start in stride(from: 0, to: bytes.count, by: 8192) {
+            _ = try await write(fs, handle, at: Int64(offset + start), Array(bytes[start..<min(start + 8192, bytes.count)])).get()
+        }
+    }
+
+    func set(_ fs: ObsFileSystem, _ inode: InodeNumber, _ name: String, _ value: String) async throws {
+        try await fs.setxattr(inode, name: "user.obs." + name, value: Array(value.utf8))
+    }
+
+    func text(_ fs: ObsFileSystem, _ inode: InodeNumber, _ name: String) async throws -> String {
+        String(decoding: try await fs.getxattr(inode, name: "user.obs." + name), as: UTF8.self)
+    }
+
+    @Test func directoryAttributesPersistInAHiddenObjectAndAreInherited() async throws {
+        let store = AttributeKeepingStore()
+        store.inner.contents.withLock { $0.objects[ObjectKey("p/a/b/seed")] = [] }
+        let fs = makeFileSystem(store, prefix: "p/")
+        let a = try await fs.lookup(parent: .root, name: "a")
+        let b = try await fs.lookup(parent: a.inode, name: "b")
+        try await set(fs, .root, "meta.level", "root")
+        try await set(fs, .root, "meta.owner", "ops")
+        try await set(fs, a.inode, "storage-class", "COLD")
+        try await set(fs, b.inode, "meta.level", "b")
+        #expect(store.inner.object("p/a/.obsmount-dir-attrs") != nil)
+        #expect(try await fs.listxattr(a.inode) == ["user.obs.storage-class"])
+
+        // A new mount of the same store reads them back.
+        let remounted = makeFileSystem(store, prefix: "p/")
+        let a2 = try await remounted.lookup(parent: .root, name: "a")
+        let b2 = try await remounted.lookup(parent: a2.inode, name: "b")
+        #expect(try await text(remounted, b2.inode, "meta.level") == "b")
+        let (_, handle) = try await remounted.create(parent: b2.inode, name: "f.txt")
+        let initiated = store.inner.contents.withLock { $0.initiatedOptions[ObjectKey("p/a/b/f.txt")] }
+        #expect(initiated?.metadata == ["level": "b", "owner": "ops"])
+        #expect(initiated?.storageClass == .cold)
+        #expect(initiated?.contentType == "text/plain")
+        await remounted.release(handle)
+
+        // Hidden from listings and lookups; removing the last value deletes the object.
+        let listing = try remounted.openDirectory(a2.inode)
+        #expect(try await remounted.readDirectory(listing, from: 0).map(\.name).contains(".obsmount-dir-attrs") == false)
+        #expect(await errno { _ = try await remounted.lookup(parent: a2.inode, name: ".obsmount-dir-attrs") } == .noEntry)
+        try await remounted.removexattr(a2.inode, name: "user.obs.storage-class")
+        #expect(store.inner.object("p/a/.obsmount-dir-attrs") == nil)
+    }
+
+    @Test func aChangeBeforeTheFirstPartReinitiatesAndKeepsTheBytes() async throws {
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "f.bin")
+        let first = try await text(fs, attributes.inode, "upload_id")
+        let data = pattern(Int(minimumPart) * 2 + 77)
+        _ = try await write(fs, handle, at: 0, Array(data[..<1000])).get()
+        try await set(fs, attributes.inode, "expires", "7")
+        #expect(try await text(fs, attributes.inode, "upload_id") != first)
+        #expect(store.inner.uploadsInProgress == 1)
+        try await writeAt(fs, handle, Array(data[1000...]), offset: 1000)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        #expect(store.inner.object("f.bin") == data)
+        #expect(store.options("f.bin")?.expiresDays == 7)
+        await fs.release(handle)
+    }
+
+    @Test func changesAfterPartsAreSentAfterCompletionAndInitiationOnlyOnesAreRefused() async throws {
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "f.bin")
+        let data = pattern(Int(minimumPart) * 3)
+        try await writeAll(fs, handle, Array(data[..<(Int(minimumPart) * 2)]), chunk: 8192)
+        try await set(fs, attributes.inode, "meta.state", "done")
+        try await set(fs, attributes.inode, "acl", "public-read")
+        #expect(await errno { try await set(fs, attributes.inode, "expires", "3") } == .busy)
+        #expect(await errno { try await set(fs, attributes.inode, "etag", "x") } == .notPermitted)
+        #expect(try await text(fs, attributes.inode, "meta.state") == "done")
+        #expect(store.requests.isEmpty)
+        try await writeAt(fs, handle, Array(data[(Int(minimumPart) * 2)...]), offset: Int(minimumPart) * 2)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        #expect(store.requests == ["metadata", "acl public-read"])
+        #expect(store.options("f.bin")?.metadata["state"] == "done")
+        await fs.release(handle)
+        // Closed: read back from the store, changed at once, initiation-only refused.
+        #expect(try await text(fs, attributes.inode, "acl") == "public-read")
+        try await set(fs, attributes.inode, "storage-class", "WARM")
+        try await fs.removexattr(attributes.inode, name: "user.obs.meta.state")
+        #expect(store.options("f.bin")?.storageClass == .warm)
+        #expect(store.options("f.bin")?.metadata == [:])
+        #expect(await errno { try await set(fs, attributes.inode, "expires", "3") } == .notPermitted)
+        // Names outside user.obs. are answered without a request.
+        let heads = store.kept.withLock { $0.heads }
+        #expect(await errno { _ = try await fs.getxattr(attributes.inode, name: "security.selinux") } == .noAttribute)
+        #expect(store.kept.withLock { $0.heads } == heads)
+        // The same value again changes nothing and sends nothing.
+        let sent = store.requests.count
+        try await set(fs, attributes.inode, "storage-class", "WARM")
+        #expect(store.requests.count == sent)
+    }
+
+    @Test func aFailedChangeAfterCompletionFailsClose() async throws {
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "f.bin")
+        try await writeAll(fs, handle, pattern(Int(minimumPart) + 10), chunk: 8192)
+        try await set(fs, attributes.inode, "meta.k", "v")
+        store.kept.withLock { $0.failMetadataChanges = true }
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .io)
+        await fs.release(handle)
+    }
+
+    @Test func halfAPairWaitsForItsOtherHalfAndCloseFailsWithoutIt() async throws {
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "f.bin")
+        let first = try await text(fs, attributes.inode, "upload_id")
+        try await set(fs, attributes.inode, "object-lock-mode", "COMPLIANCE")
+        #expect(try await text(fs, attributes.inode, "upload_id") == first)
+        try await writeAll(fs, handle, pattern(Int(minimumPart) * 2), chunk: 8192)
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .invalidArgument)
+        await fs.release(handle)
+    }
+
+    @Test func aDirectoryPairIsCheckedWhenAFileIsCreated() async throws {
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        try await set(fs, .root, "sse-kms-bucket-key", "true")
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "f") } == .invalidArgument)
+        try await set(fs, .root, "sse-kms-key-id", "k1")
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        #expect(store.inner.contents.withLock { $0.initiatedOptions[ObjectKey("f")] }?.encryption == .kms(keyID: "k1", bucketKeyEnabled: true))
+        await fs.release(handle)
+    }
+
+    @Test func anSSECKeyNeverReachesTheDirectoryObject() async throws {
+        let store = AttributeKeepingStore()
+        let key = CustomerKey(key: SecretBytes(pattern(32, seed: 9)))
+        var upload = UploadMountOptions()
+        upload.customerKey = key
+        let fs = makeFileSystem(store, uploadOptions: upload)
+        try await set(fs, .root, "sse", "c")
+        let stored = String(decoding: store.inner.object(".obsmount-dir-attrs") ?? [], as: UTF8.self)
+        #expect(stored.contains("user.obs.sse: c\n"))
+        #expect(!stored.contains(key.key.withBytes { Base64.encode($0) }))
+        let (_, handle) = try await fs.create(parent: .root, name: "secret.bin")
+        #expect(store.inner.contents.withLock { $0.initiatedOptions[ObjectKey("secret.bin")] }?.encryption == .customer(key))
+        #expect(try await text(fs, .root, "sse") == "c")
+        await fs.release(handle)
+    }
+
+    @Test func createAndReplaceFlags() async throws {
+        let fs = makeFileSystem(AttributeKeepingStore())
+        let value = Array("COLD".utf8)
+        #expect(await errno { try await fs.setxattr(.root, name: "user.obs.storage-class", value: value, flags: ObsFileSystem.replaceOnly) } == .noAttribute)
+        try await fs.setxattr(.root, name: "user.obs.storage-class", value: value, flags: ObsFileSystem.createOnly)
+        #expect(await errno { try await fs.setxattr(.root, name: "user.obs.storage-class", value: value, flags: ObsFileSystem.createOnly) } == .exists)
+        try await fs.setxattr(.root, name: "user.obs.storage-class", value: Array("WARM".utf8), flags: ObsFileSystem.replaceOnly)
+        #expect(try await text(fs, .root, "storage-class") == "WARM")
+    }
+
+    @Test func namesOutsideTheNamespaceAndStoresWithoutAttributes() async throws {
+        let fs = makeFileSystem(InMemoryStore())
+        #expect(await errno { try await fs.setxattr(.root, name: "user.other", value: [1]) } == .notSupported)
+        #expect(await errno { try await fs.setxattr(.root, name: "user.obs.bogus", value: [1]) } == .notSupported)
+        #expect(await errno { try await fs.setxattr(.root, name: "user.obs.meta.k", value: [1]) } == .notSupported)
+        #expect(await errno { _ = try await fs.getxattr(.root, name: "user.other") } == .noAttribute)
+    }
+}
