@@ -20,10 +20,12 @@ public struct StoredObject: Sendable, Equatable {
 extension OBSClient {
     /// Starts a multipart upload of an object with `options` (ACL, grants, storage class,
     /// metadata, content type, encryption, expiry, tags, persistent headers, object lock).
+    /// `options.encodingType`, when set, chooses `encoding-type` instead of the configuration.
     /// Options the service would reject are rejected here, without a request.
     public func initiateMultipartUpload(bucket: BucketName, key: ObjectKey, options: ObjectOptions = ObjectOptions()) async throws(OBSClientError) -> UploadID {
+        let encoding = options.encodingType.map(\.keyEncoding) ?? configuration.keyEncoding
         let call = OperationRequest(operation: "InitiateMultipartUpload", method: "POST", bucket: bucket, key: key,
-                                    query: [QueryItem("uploads")] + keyEncodingQuery, headers: try headers(for: options))
+                                    query: [QueryItem("uploads")] + keyEncodingQuery(encoding), headers: try headers(for: options))
         let response = try await send(call)
         let result = try decode(InitiateMultipartUploadResult.self, response, call)
         guard result.key == key else { throw malformed(call, response, "upload initiated for key \(result.key), not \(key)") }

@@ -132,9 +132,12 @@ public final class OBSClient: Sendable {
         return error
     }
 
-    /// `encoding-type` for initiations and listings, as configured.
-    var keyEncodingQuery: [QueryItem] {
-        configuration.keyEncoding.map { [QueryItem("encoding-type", $0.rawValue)] } ?? []
+    /// `encoding-type` for listings, as configured.
+    var keyEncodingQuery: [QueryItem] { keyEncodingQuery(configuration.keyEncoding) }
+
+    /// `encoding-type=ENCODING`, or nothing for nil.
+    func keyEncodingQuery(_ encoding: KeyEncoding?) -> [QueryItem] {
+        encoding.map { [QueryItem("encoding-type", $0.rawValue)] } ?? []
     }
 
     /// Parses a 2xx XML reply into a document, or throws `malformedResponse`.

@@ -112,6 +112,21 @@ public enum ServerSideEncryption: Sendable, Equatable {
     case customer(CustomerKey)
 }
 
+/// Whether InitiateMultipartUpload asks for `encoding-type=url` (the reply names the key
+/// URL-encoded, so keys holding characters XML 1.0 cannot carry survive) or leaves the
+/// parameter out (`none`, for S3-compatible stores that refuse it). A query parameter, not a
+/// header: `headers(for:)` never carries it.
+public enum KeyEncodingChoice: String, Sendable, CaseIterable {
+    case url
+    case omitted = "none"
+
+    /// The choice that sends `encoding` (nil: `none`).
+    public init(_ encoding: KeyEncoding?) { self = encoding == nil ? .omitted : .url }
+
+    /// The `encoding-type` value to send; nil leaves the parameter out.
+    public var keyEncoding: KeyEncoding? { self == .url ? .url : nil }
+}
+
 /// One object tag as `x-obs-tagging` carries it: `TagA=A&TagB` (a tag may have no value).
 public struct ObjectTag: Sendable, Equatable {
     public var key: String
@@ -143,6 +158,9 @@ public struct ObjectOptions: Sendable, Equatable {
     public var persistentHeaders: [String: String] = [:]
     public var objectLockMode: ObjectLockMode?
     public var objectLockRetainUntil: Timestamp?
+    /// `encoding-type` of the initiation; nil follows the client's configuration. Not sent as a
+    /// header and not stored with the object.
+    public var encodingType: KeyEncodingChoice?
 
     public init() {}
 

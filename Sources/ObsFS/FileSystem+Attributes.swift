@@ -63,7 +63,7 @@ extension ObsFileSystem {
 
     /// An existing object's attributes from the store: HEAD, plus the ACL and the tags when
     /// asked. Without an AttributeStore: the ETag and size this mount knows.
-    /// What a store cannot report back (expires days, persistent headers, the SSE-C key and KMS
+    /// What a store cannot report back (expires days, persistent headers, the encoding type, the SSE-C key and KMS
     /// bucket key) comes from `written`, the options this mount wrote the object with.
     private func storedAttributes(_ path: String, etag: ETag?, size: Int64, written: ObjectOptions?, acl: Bool, tags: Bool) async throws -> StoredObjectAttributes {
         guard let store = store as? any AttributeStore else {
@@ -77,6 +77,7 @@ extension ObsFileSystem {
             if let written {
                 stored.options.expiresDays = written.expiresDays
                 stored.options.persistentHeaders = written.persistentHeaders
+                stored.options.encodingType = written.encodingType
                 switch (stored.options.encryption, written.encryption) {
                 case (.customer?, .customer?), (.kms?, .kms?): stored.options.encryption = written.encryption
                 default: break
@@ -123,7 +124,7 @@ extension ObsFileSystem {
     /// listed name, and these can be neither written nor removed.
     public func listxattr(_ inode: InodeNumber) async throws -> [String] {
         let (options, state, _) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
-        return ObjectAttributeName.listNames(in: options, state: state, mount: configuration.uploadOptions).filter { !$0.isReadOnly }.map(\.description)
+        return ObjectAttributeName.listNames(in: options, state: state).filter { !$0.isReadOnly }.map(\.description)
     }
 
     /// The options and facts a holder shows; ACL and tags of a closed object are fetched only
@@ -159,7 +160,7 @@ extension ObsFileSystem {
     public func setxattr(_ inode: InodeNumber, name: String, value: [UInt8], flags: Int32 = 0) async throws {
         let mount = configuration.uploadOptions
         try await change(inode, name) { attribute, options throws(ObjectAttributeError) in
-            let isSet = (try? attribute.value(in: options, state: ObjectAttributeState(), mount: mount)) != nil
+            let isSet = attribute.isSet(in: options)
             if flags & ObsFileSystem.createOnly != 0 && isSet {
                 throw ObjectAttributeError(errno: EEXIST, attribute: attribute.description, message: "already set (XATTR_CREATE)")
             }
@@ -333,6 +334,7 @@ extension ObsFileSystem {
         if intended.encryption != initiated.encryption { return .encryption }
         if intended.expiresDays != initiated.expiresDays { return .expires }
         if intended.persistentHeaders != initiated.persistentHeaders { return .persistentHeader(intended.persistentHeaders.keys.sorted().first ?? "") }
+        if intended.encodingType != initiated.encodingType { return .encodingType }
         return nil
     }
 

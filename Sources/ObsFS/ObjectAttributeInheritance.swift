@@ -54,5 +54,6 @@ extension ObjectOptions {
         persistentHeaders.merge(level.persistentHeaders) { _, nearer in nearer }
         objectLockMode = level.objectLockMode ?? objectLockMode
         objectLockRetainUntil = level.objectLockRetainUntil ?? objectLockRetainUntil
+        encodingType = level.encodingType ?? encodingType
     }
 }

@@ -35,8 +35,6 @@ public struct UploadMountOptions: Sendable {
     public init() {}
 
     static let contentTypePrefix = "content_type."
-    /// The `encoding_type` value for no `encoding-type`.
-    static let noKeyEncoding = "none"
 
     /// Applies one option; `value` is nil for a bare flag. Unknown names are refused as
     /// "unknown option", so the general parser may delegate its default case here.
@@ -55,14 +53,8 @@ public struct UploadMountOptions: Sendable {
             customerKey = try CustomerKeyFile.load(path: try required(), option: option)
             if selectsCustomerKey { defaults.encryption = .customer(customerKey!) }
         case "encoding_type":
-            let text = try required()
-            if text == UploadMountOptions.noKeyEncoding {
-                keyEncoding = nil
-            } else if let encoding = KeyEncoding(rawValue: text) {
-                keyEncoding = encoding
-            } else {
-                throw fail("must be url or none")
-            }
+            guard let choice = KeyEncodingChoice(rawValue: try required()) else { throw fail("must be url or none") }
+            keyEncoding = choice.keyEncoding
         case "sse" where value == "c":
             selectsCustomerKey = true
             defaults.encryption = customerKey.map { .customer($0) }

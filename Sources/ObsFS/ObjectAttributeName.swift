@@ -70,8 +70,8 @@ public enum ObjectAttributeName: Hashable, Sendable, CustomStringConvertible {
     case persistentHeader(String)
     case objectLockMode
     case objectLockRetainUntil
-    /// `user.obs.encoding-type`: what the mount asks for in `encoding-type` (read-only, set by
-    /// the mount option `encoding_type=`).
+    /// `user.obs.encoding-type`: `url` or `none`, whether the upload's initiation asks for
+    /// `encoding-type=url`; reads the mount option `encoding_type=` when no level sets it.
     case encodingType
     case etag
     case uploadID
@@ -135,7 +135,7 @@ public enum ObjectAttributeName: Hashable, Sendable, CustomStringConvertible {
     /// Whether writes are refused with `EPERM`.
     public var isReadOnly: Bool {
         switch self {
-        case .encodingType, .etag, .uploadID, .versionID, .size, .lastModified, .expiryDate: true
+        case .etag, .uploadID, .versionID, .size, .lastModified, .expiryDate: true
         default: false
         }
     }

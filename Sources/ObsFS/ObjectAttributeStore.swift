@@ -168,7 +168,7 @@ public final class DirectoryAttributes: Sendable {
     /// One `user.obs.NAME: VALUE` line per attribute set, values percent-encoded.
     func encode(_ options: ObjectOptions) -> [UInt8] {
         var text = DirectoryAttributes.header + "\n"
-        for name in ObjectAttributeName.listNames(in: options, state: ObjectAttributeState(), mount: mount) {
+        for name in ObjectAttributeName.listNames(in: options, state: ObjectAttributeState()) {
             guard let value = try? name.value(in: options, state: ObjectAttributeState(), mount: mount) else { continue }
             text += "\(name): \(PercentEncoding.encode(String(decoding: value, as: UTF8.self), keepSlash: true))\n"
         }

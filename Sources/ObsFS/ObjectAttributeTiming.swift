@@ -1,7 +1,7 @@
 // When a `user.obs.*` change takes effect. A file being written carries its options into the
 // upload; a change must end up on the final object or be refused, never dropped:
 //
-// | stage of the file | settable later (storage class, metadata, Content-Type/-Encoding, redirect, ACL, grants, tagging) | initiation-only (expires, sse*, object lock, persistent headers) |
+// | stage of the file | settable later (storage class, metadata, Content-Type/-Encoding, redirect, ACL, grants, tagging) | initiation-only (expires, sse*, object lock, persistent headers, encoding type) |
 // |---|---|---|
 // | upload initiated, no part sent | re-initiate: abort the upload, initiate again with the new options | re-initiate |
 // | parts sent, not complete | recorded; sent after completion, before `close()` returns | refused: `EBUSY` |
@@ -85,6 +85,9 @@ extension ObjectAttributeName {
         case (.partsSent, nil):
             throw ObjectAttributeError(errno: EBUSY, attribute: description,
                                        message: "only the upload's initiation sets this, and parts of this file are already sent; the object keeps its value")
+        case (.complete, nil) where self == .encodingType:
+            throw ObjectAttributeError(errno: EPERM, attribute: description,
+                                       message: "only affects the reply to the upload's initiation, and this object is complete")
         case (.complete, nil):
             throw ObjectAttributeError(errno: EPERM, attribute: description,
                                        message: "only set when an object is created; write the file again (for example cp to a new name) to change it")

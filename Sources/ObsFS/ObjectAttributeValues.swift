@@ -77,6 +77,9 @@ extension ObjectAttributeName {
         case .kmsBucketKey:
             guard let enabled = ["true": true, "false": false][text] else { throw .invalid(description, "must be true or false") }
             candidate.encryption = .kms(keyID: try currentKMS(options.encryption).keyID, bucketKeyEnabled: enabled)
+        case .encodingType:
+            guard let choice = KeyEncodingChoice(rawValue: text) else { throw .invalid(description, "must be url or none") }
+            candidate.encodingType = choice
         default:
             let field = (name: headerName!, value: try headerText(text))
             let parsed: ObjectOptions
@@ -104,6 +107,7 @@ extension ObjectAttributeName {
             if case .kms(_, let bucketKey) = options.encryption { options.encryption = .kms(keyID: nil, bucketKeyEnabled: bucketKey) }
         case .kmsBucketKey:
             if case .kms(let keyID, _) = options.encryption { options.encryption = .kms(keyID: keyID, bucketKeyEnabled: false) }
+        case .encodingType: options.encodingType = nil
         default: copyField(from: ObjectOptions(), to: &options)
         }
     }
@@ -116,28 +120,34 @@ extension ObjectAttributeName {
     }
 
     /// The names `listxattr` shows, sorted: every upload attribute set in `options` and every
-    /// read-only fact `state` holds (`user.obs.encoding-type`, a mount-wide value, is readable but
-    /// not listed).
-    public static func listNames(in options: ObjectOptions, state: ObjectAttributeState, mount: UploadMountOptions) -> [ObjectAttributeName] {
-        let fixed = ObjectAttributeName.fixedNames.values.filter { $0 != .encodingType }
+    /// read-only fact `state` holds (`user.obs.encoding-type` only when set: the mount's choice it
+    /// reads otherwise is not the file's own value).
+    public static func listNames(in options: ObjectOptions, state: ObjectAttributeState) -> [ObjectAttributeName] {
         let named = options.metadata.keys.sorted().map { ObjectAttributeName.metadata($0) }
             + options.persistentHeaders.keys.sorted().map { ObjectAttributeName.persistentHeader($0) }
-        return (fixed + named).filter { $0.text(in: options, state: state, mount: mount) != nil }.sorted { $0.description < $1.description }
+        return (Array(ObjectAttributeName.fixedNames.values) + named).filter { $0.ownText(in: options, state: state) != nil }
+            .sorted { $0.description < $1.description }
     }
+
+    /// Whether `options` sets this attribute (`XATTR_CREATE`, `XATTR_REPLACE`, `setfattr -x`).
+    func isSet(in options: ObjectOptions) -> Bool { ownText(in: options, state: ObjectAttributeState()) != nil }
 
     // MARK: Details
 
-    private var readOnlyReason: String {
-        self == .encodingType ? "read-only: set by the mount option encoding_type=" : "read-only: reported by the object store"
-    }
+    private var readOnlyReason: String { "read-only: reported by the object store" }
 
     private var noAttribute: ObjectAttributeError { ObjectAttributeError(errno: ENODATA, attribute: description, message: "not set") }
 
-    private func isSet(in options: ObjectOptions) -> Bool {
-        text(in: options, state: ObjectAttributeState(), mount: UploadMountOptions()) != nil
+    /// The value a reader sees: the own value, or for `user.obs.encoding-type` the mount's choice.
+    private func text(in options: ObjectOptions, state: ObjectAttributeState, mount: UploadMountOptions) -> String? {
+        if self == .encodingType && options.encodingType == nil {
+            return KeyEncodingChoice(mount.keyEncoding).rawValue
+        }
+        return ownText(in: options, state: state)
     }
 
-    private func text(in options: ObjectOptions, state: ObjectAttributeState, mount: UploadMountOptions) -> String? {
+    /// The value `options` and `state` hold themselves; nil when unset.
+    private func ownText(in options: ObjectOptions, state: ObjectAttributeState) -> String? {
         switch self {
         case .metadata(let name): return options.metadata[name]
         case .persistentHeader(let name): return options.persistentHeaders[name]
@@ -154,7 +164,7 @@ extension ObjectAttributeName {
         case .kmsBucketKey:
             if case .kms(_, true) = options.encryption { return "true" }
             return nil
-        case .encodingType: return mount.keyEncoding?.rawValue ?? UploadMountOptions.noKeyEncoding
+        case .encodingType: return options.encodingType?.rawValue
         case .etag: return state.etag?.value
         case .uploadID: return state.uploadID?.rawValue
         case .versionID: return state.versionID?.rawValue

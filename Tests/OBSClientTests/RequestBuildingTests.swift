@@ -116,6 +116,27 @@ struct RequestBuildingTests {
         }
     }
 
+    @Test("an object's encoding type overrides the configuration on its initiation only, and is no header",
+          arguments: [(KeyEncoding?.none, KeyEncodingChoice.url, "?uploads&encoding-type=url"), (.url, .omitted, "?uploads")])
+    func encodingTypeOfTheObjectOverridesTheConfigurationOnInitiate(configured: KeyEncoding?, chosen: KeyEncodingChoice, query: String) async throws {
+        let initiated = """
+            <InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>k</Key><UploadId>U1</UploadId></InitiateMultipartUploadResult>
+            """
+        let listed = "<ListBucketResult><Name>bkt</Name><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"
+        var configuration = OBSClientConfiguration.scripted()
+        configuration.keyEncoding = configured
+        let (client, transport) = client(configuration, [Reply.status(200, initiated), Reply.status(200, listed)])
+        var options = ObjectOptions()
+        options.encodingType = chosen
+        _ = try await client.initiateMultipartUpload(bucket: bucket, key: ObjectKey("k"), options: options)
+        _ = try await client.listObjects(bucket: bucket)
+        #expect(transport.requests.map(\.url) == [
+            "http://127.0.0.1:9000/bkt/k" + query,
+            "http://127.0.0.1:9000/bkt" + (configured == nil ? "" : "?encoding-type=url"),
+        ])
+        #expect(!transport.requests[0].headers.contains { $0.name.lowercased().contains("encoding-type") })
+    }
+
     @Test(arguments: [(Dialect.obs, "x-obs-security-token"), (.v2, "x-amz-security-token"), (.v4, "x-amz-security-token")])
     func securityTokenIsSentAndSigned(dialect: Dialect, header: String) async throws {
         let (client, transport) = client(.scripted(dialect: dialect, token: "TOKEN123"), [Reply.status(204)])

@@ -31,6 +31,17 @@ struct ObjectAttributeInheritanceTests {
         #expect(resolved.storageClass == .warm, "the last directory of the chain is the nearest")
     }
 
+    @Test("the encoding type: the nearest directory wins, the file wins over all, unset levels keep the mount's")
+    func encodingType() throws {
+        let root = try level([("user.obs.encoding-type", "none")])
+        let nearest = try level([("user.obs.encoding-type", "url")])
+        #expect(EffectiveOptions.resolve(mountDefaults: ObjectOptions(), directoryChain: [root], file: ObjectOptions()).encodingType == .omitted)
+        #expect(EffectiveOptions.resolve(mountDefaults: ObjectOptions(), directoryChain: [root, nearest], file: ObjectOptions()).encodingType == .url)
+        let file = try level([("user.obs.encoding-type", "none")])
+        #expect(EffectiveOptions.resolve(mountDefaults: ObjectOptions(), directoryChain: [root, nearest], file: file).encodingType == .omitted)
+        #expect(EffectiveOptions.resolve(mountDefaults: ObjectOptions(), directoryChain: [], file: ObjectOptions()).encodingType == nil)
+    }
+
     @Test("metadata, persistent headers, tags and grants merge per key")
     func maps() throws {
         let mount = try level([("user.obs.meta.owner", "ops"), ("user.obs.meta.team", "x"), ("user.obs.tagging", "env=prod&tier=1"),

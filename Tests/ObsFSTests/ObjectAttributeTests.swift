@@ -129,7 +129,7 @@ struct ObjectAttributeTests {
         #expect(options == test.expected)
         #expect(try F.read(test.name, in: options) == test.value)
         let name = try F.name(test.name)
-        #expect(ObjectAttributeName.listNames(in: options, state: ObjectAttributeState(), mount: F.mountWithKey).contains(name))
+        #expect(ObjectAttributeName.listNames(in: options, state: ObjectAttributeState()).contains(name))
         try name.remove(from: &options)
         #expect(options == test.removed)
         #expect(F.failure { _ = try name.value(in: options, state: ObjectAttributeState(), mount: F.mountWithKey) }?.errno == ENODATA)
@@ -177,7 +177,7 @@ struct ObjectAttributeTests {
         #expect(options.encryption == .kms(keyID: nil, bucketKeyEnabled: true))
         try F.set("user.obs.sse-kms-bucket-key", "false", on: &options)
         #expect(options.encryption == .kms(keyID: nil, bucketKeyEnabled: false))
-        #expect(ObjectAttributeName.listNames(in: options, state: ObjectAttributeState(), mount: UploadMountOptions()) == [.encryption])
+        #expect(ObjectAttributeName.listNames(in: options, state: ObjectAttributeState()) == [.encryption])
     }
 
     @Test("sse=c selects the mount's key file and never shows the key")
@@ -189,7 +189,7 @@ struct ObjectAttributeTests {
         try F.set("user.obs.sse", "c", on: &options, mount: F.mountWithKey)
         #expect(options.encryption == .customer(F.key))
         #expect(try F.read("user.obs.sse", in: options, mount: F.mountWithKey) == "c")
-        let names = ObjectAttributeName.listNames(in: options, state: ObjectAttributeState(), mount: F.mountWithKey)
+        let names = ObjectAttributeName.listNames(in: options, state: ObjectAttributeState())
         let shown = try names.map { try F.read($0.description, in: options, mount: F.mountWithKey) }.joined()
         let keyText = F.key.key.withBytes { String(decoding: $0, as: UTF8.self) }
         let keyBase64 = F.key.key.withBytes { Base64.encode($0) }
@@ -199,7 +199,7 @@ struct ObjectAttributeTests {
 
     @Test("read-only attributes show the object's facts and refuse writes and removal with EPERM", arguments: [
         ("user.obs.etag", "0123abcd-2"), ("user.obs.upload_id", "UPLOAD1"), ("user.obs.version-id", "v-7"),
-        ("user.obs.size", "12345"), ("user.obs.last-modified", "2026-11-21T10:21:04.000Z"), ("user.obs.encoding-type", "url"),
+        ("user.obs.size", "12345"), ("user.obs.last-modified", "2026-11-21T10:21:04.000Z"),
         ("user.obs.expiry-date", "2026-12-22T00:00:00.000Z"),
     ])
     func readOnly(_ text: String, _ expected: String) throws {
@@ -213,9 +213,33 @@ struct ObjectAttributeTests {
         #expect(writeError?.errno == EPERM)
         #expect(writeError?.attribute == text)
         #expect(F.failure { try name.remove(from: &options) }?.errno == EPERM)
-        if name != .encodingType {
-            #expect(F.failure { _ = try name.value(in: options, state: ObjectAttributeState(), mount: UploadMountOptions()) }?.errno == ENODATA)
-        }
+        #expect(F.failure { _ = try name.value(in: options, state: ObjectAttributeState(), mount: UploadMountOptions()) }?.errno == ENODATA)
+    }
+
+    @Test("user.obs.encoding-type: url or none, read back and listed when set, the mount's choice when not")
+    func encodingType() throws {
+        var mount = UploadMountOptions()
+        mount.keyEncoding = nil
+        var options = ObjectOptions()
+        #expect(try F.read("user.obs.encoding-type", in: options, mount: mount) == "none")
+        #expect(!ObjectAttributeName.listNames(in: options, state: ObjectAttributeState()).contains(.encodingType))
+        try F.set("user.obs.encoding-type", "url", on: &options, mount: mount)
+        #expect(options.encodingType == .url)
+        #expect(try F.read("user.obs.encoding-type", in: options, mount: mount) == "url")
+        try F.set("user.obs.encoding-type", "none\n", on: &options)
+        #expect(options.encodingType == .omitted)
+        #expect(try F.read("user.obs.encoding-type", in: options) == "none")
+        #expect(ObjectAttributeName.listNames(in: options, state: ObjectAttributeState()) == [.encodingType])
+        #expect(Array(options.headers(for: .obs)).isEmpty, "a query parameter, never a header")
+        let error = F.failure { try F.set("user.obs.encoding-type", "base64", on: &options) }
+        #expect(error?.errno == EINVAL)
+        #expect(error?.attribute == "user.obs.encoding-type")
+        #expect(error?.message == "must be url or none")
+        #expect(options.encodingType == .omitted)
+        try F.name("user.obs.encoding-type").remove(from: &options)
+        #expect(options == ObjectOptions())
+        #expect(F.failure { try F.name("user.obs.encoding-type").remove(from: &options) }?.errno == ENODATA)
+        #expect(try F.read("user.obs.encoding-type", in: options) == "url", "the mount's default")
     }
 
     @Test("the expiry date is read from the expiration header the store answers with (OBS and S3 forms)")
@@ -240,7 +264,7 @@ struct ObjectAttributeTests {
         try F.set("user.obs.expires", "7", on: &options)
         try F.set("user.obs.persistent.x-p", "p", on: &options)
         let state = ObjectAttributeState(etag: ETag("e"), size: 0)
-        let names = ObjectAttributeName.listNames(in: options, state: state, mount: UploadMountOptions()).map(\.description)
+        let names = ObjectAttributeName.listNames(in: options, state: state).map(\.description)
         #expect(names == ["user.obs.etag", "user.obs.expires", "user.obs.meta.a", "user.obs.meta.b", "user.obs.persistent.x-p", "user.obs.size"])
     }
 

@@ -28,6 +28,7 @@ struct ObjectAttributeTimingTests {
         ("user.obs.persistent.x-p", "v", nil),
         ("user.obs.object-lock-mode", "COMPLIANCE", nil),
         ("user.obs.object-lock-retain-until", F.future, nil),
+        ("user.obs.encoding-type", "none", nil),
     ]
 
     @Test("before the first part every change re-initiates; after, settable ones wait for completion and initiation-only ones are EBUSY; on a closed object they apply at once or are EPERM", arguments: changes)
@@ -48,6 +49,7 @@ struct ObjectAttributeTimingTests {
             #expect(late?.message.contains("already sent") == true)
             let closed = F.failure { _ = try name.update(at: .complete, from: current, to: proposed) }
             #expect(closed?.errno == EPERM)
+            #expect(closed?.attribute == text)
         }
     }
 
