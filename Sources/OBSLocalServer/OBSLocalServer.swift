@@ -154,7 +154,8 @@ final class ServerCore: Sendable {
         requestLog.record(RequestLogEntry(
             time: clock().iso8601, requestId: exchange.requestID, operation: routed?.operation.rawValue ?? "Unknown",
             bucket: routed?.bucket?.rawValue, key: routed?.key?.rawValue, uploadId: routed?.query("uploadId"),
-            partNumber: routed?.query("partNumber").flatMap { Int($0) }, status: status, code: code?.rawValue,
+            partNumber: routed?.query("partNumber").flatMap { Int($0) }, encodingType: routed?.query("encoding-type"),
+            status: status, code: code?.rawValue,
             bytesIn: exchange.bytesIn, bytesOut: bytesOut, durationMs: (elapsed * 1000).rounded() / 1000))
     }
 }

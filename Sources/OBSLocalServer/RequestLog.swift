@@ -1,7 +1,8 @@
 // The JSON-lines request log (`--request-log FILE`): one object a line per finished request, for
 // tests to inspect. Fields: time (ISO 8601), requestId, operation, bucket, key, uploadId,
-// partNumber, status, code (error code, when any), bytesIn (body bytes received), bytesOut (body
-// bytes sent), durationMs. Never contains headers, signatures or keys.
+// partNumber, encodingType (the `encoding-type` query parameter, when sent), status, code (error
+// code, when any), bytesIn (body bytes received), bytesOut (body bytes sent), durationMs. Never
+// contains headers, signatures or keys.
 import FoundationEssentials
 import Synchronization
 #if canImport(Glibc)
@@ -17,6 +18,7 @@ struct RequestLogEntry: Codable, Sendable {
     var key: String?
     var uploadId: String?
     var partNumber: Int?
+    var encodingType: String?
     var status: Int
     var code: String?
     var bytesIn: Int64

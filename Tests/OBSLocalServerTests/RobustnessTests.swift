@@ -167,13 +167,15 @@ extension TestClient {
         let id = try client.initiate("mp")
         #expect(try client.uploadPart("mp", id, 7, [1, 2, 3]).status == 200)
         #expect(try client.send("GET", "/bkt/missing").status == 404)
+        #expect(try client.send("POST", "/bkt/mp", query: "uploads&encoding-type=url").status == 200)
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let lines = try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
-        #expect(lines.count == 4)
+        #expect(lines.count == 5)
         #expect(lines[0]["operation"] as? String == "PutObject" && lines[0]["key"] as? String == "logged key")
         #expect(lines[0]["bytesIn"] as? Int == 1234 && lines[0]["status"] as? Int == 200 && lines[0]["durationMs"] is Double)
         #expect(lines[2]["operation"] as? String == "UploadPart" && lines[2]["uploadId"] as? String == id && lines[2]["partNumber"] as? Int == 7)
         #expect(lines[3]["status"] as? Int == 404 && lines[3]["code"] as? String == "NoSuchKey" && (lines[3]["bytesOut"] as? Int ?? 0) > 0)
+        #expect(lines[1]["encodingType"] == nil && lines[4]["encodingType"] as? String == "url")
         #expect(!text.contains(testCredentials.accessKey) && !text.contains("Authorization"))
     }
 }
