@@ -48,6 +48,7 @@ class Server:
     part_size: int  # the part size tests mount it with (S3 servers refuse parts under 5 MiB)
     process: subprocess.Popen | None = None
     s3: object = field(default=None, repr=False)
+    request_log: Path | None = None  # obs-local's --request-log file (JSON lines)
 
     def admin(self):
         return self.url + "/_obs-local/faults"
@@ -64,9 +65,10 @@ def start_obs_local(directory):
     if not OBS_LOCAL.exists():
         pytest.fail(f"obs-local not built at {OBS_LOCAL}")
     log_path = directory / "obs-local.log"
+    request_log = directory / "requests.jsonl"
     log = open(log_path, "w")
     process = subprocess.Popen([str(OBS_LOCAL), "--listen", "127.0.0.1:0", "--data-dir", str(directory / "data"),
-                                "--bucket", "itest", "--request-log", str(directory / "requests.jsonl")],
+                                "--bucket", "itest", "--request-log", str(request_log)],
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = None
     deadline = time.monotonic() + 30
@@ -79,7 +81,8 @@ def start_obs_local(directory):
     if url is None:
         process.kill()
         pytest.fail("obs-local printed no listening line")
-    server = Server("obs-local", url, "itest", *OBS_LOCAL_KEYS, "us-east-1", "obs", 1 * MiB, process)
+    server = Server("obs-local", url, "itest", *OBS_LOCAL_KEYS, "us-east-1", "obs", 1 * MiB, process,
+                    request_log=request_log)
     server.s3 = s3_client(url, *OBS_LOCAL_KEYS, "us-east-1")
     return server
 

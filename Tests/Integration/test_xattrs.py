@@ -8,6 +8,7 @@ objects, validation errnos, inheritance, remounts, cp and rsync.
 import base64
 import errno
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -482,6 +483,52 @@ def test_nearest_level_wins_and_directory_values_survive_a_remount(obs_local, mo
 
 
 DIRECTORY_ATTRIBUTES = ".obsmount-dir-attrs"
+
+
+# Encoding type ----------------------------------------------------------------------------------
+
+def initiations(server, key):
+    """The `encoding-type` of every InitiateMultipartUpload of `key` in obs-local's request log
+    (None: not sent), oldest first. A value set on the open file re-initiates, so the last one is
+    the upload that made the object."""
+    entries = [json.loads(line) for line in server.request_log.read_text().splitlines() if line]
+    return [entry.get("encodingType") for entry in entries
+            if entry["operation"] == "InitiateMultipartUpload" and entry.get("key") == key]
+
+
+@pytest.mark.parametrize("mount_choice", ["url", "none"])
+def test_encoding_type_per_mount_directory_and_file(obs_local, mount_factory, mount_choice):
+    """encoding-type=url is on the initiation exactly when the nearest level says url."""
+    other = "none" if mount_choice == "url" else "url"
+    mount = prefixed_mount(mount_factory, obs_local, [*PART_OPTIONS, f"encoding_type={mount_choice}"])
+    directory = make_directory(mount, "d")
+    nearer = make_directory(mount, "d/e")
+    os.setxattr(directory, "user.obs.encoding-type", other.encode())
+    os.setxattr(nearer, "user.obs.encoding-type", mount_choice.encode())
+    assert os.listxattr(directory) == ["user.obs.encoding-type"]
+    assert os.getxattr(mount.path, "user.obs.encoding-type").decode() == mount_choice
+    assert "user.obs.encoding-type" not in os.listxattr(mount.path)
+    # file name -> (its own value, the value its initiation must follow); "\x01" needs url to be
+    # carried by strict XML parsers, and completes either way (obsmount's reader takes &#x1;).
+    cases = {"top": (None, mount_choice), "d/f\x01": (None, other), "d/e/f": (None, mount_choice),
+             "own": (other, other), "d/own": (mount_choice, mount_choice)}
+    for name, (own, _) in cases.items():
+        write_file(mount.path / name, 1000, [("encoding-type", own)] if own else ())
+    for name, (_, expected) in cases.items():
+        key = f"{mount.prefix}/{name}"
+        assert server_md5(obs_local, key)  # the upload completed
+        sent = [value or "none" for value in initiations(obs_local, key)]
+        assert sent and sent[-1] == expected, (name, sent)
+        assert os.getxattr(mount.path / name, "user.obs.encoding-type").decode() == expected
+    # Closed: the same value is accepted (cp -a, rsync -X), another one is EPERM.
+    os.setxattr(mount.path / "own", "user.obs.encoding-type", other.encode())
+    with pytest.raises(OSError) as refused:
+        os.setxattr(mount.path / "own", "user.obs.encoding-type", mount_choice.encode())
+    assert refused.value.errno == errno.EPERM
+    with pytest.raises(OSError) as invalid:
+        os.setxattr(directory, "user.obs.encoding-type", b"base64")
+    assert invalid.value.errno == errno.EINVAL
+    assert "user.obs.encoding-type: must be url or none" in mount.log_text()
 
 
 # Copy tools -------------------------------------------------------------------------------------
