@@ -2,7 +2,8 @@
 // for every new file. Each option is a `user.obs.*` attribute with `_` for `-`
 // (`storage_class` ↔ `user.obs.storage-class`, `meta.NAME` ↔ `user.obs.meta.NAME`) and is parsed
 // and checked by the same code as the attribute; a few options exist only here (the SSE-C key
-// file, Content-Type inference, the encoding type). The general `-o` parser splits its lists
+// file, Content-Type inference), and `encoding_type=` sets the client's value (initiations and
+// listings) rather than a default in `defaults`. The general `-o` parser splits its lists
 // with `MountOptionList.split` and hands every name it does not know to
 // `UploadMountOptions.apply(name:value:now:)`, then calls `check(now:)` once all are read.
 #if canImport(Glibc)
@@ -27,7 +28,7 @@ public struct UploadMountOptions: Sendable {
     /// `encoding_type=url|none`: the `encoding-type` of initiations and listings; nil (`none`)
     /// leaves the parameter out, for S3-compatible stores that refuse it. With `url` (the default)
     /// reply keys arrive URL-encoded and are decoded, so keys holding characters XML 1.0 cannot
-    /// carry survive.
+    /// carry survive. `user.obs.encoding-type` on a file or directory overrides it for initiations.
     public var keyEncoding: KeyEncoding? = .url
     /// The last `sse=` was `c`; the key file may come before or after it in the list.
     private var selectsCustomerKey = false
