@@ -70,22 +70,26 @@ struct ObsLocal: ParsableCommand {
                 print("obs-local development keys: access key \(development.accessKey), secret key \(String(decoding: secret, as: UTF8.self))")
             }
         }
+        // SIGTERM and SIGINT are blocked in every thread (the server's threads inherit the mask)
+        // and taken by `sigwait`: one sent at any moment, even right after the ready line, stays
+        // pending until then and stops the server cleanly.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         let server = try OBSLocalServer.start(configuration)
+        let waitedSignals = stopSignals
+        DispatchQueue.global().async {
+            var waited = waitedSignals
+            var received: Int32 = 0
+            sigwait(&waited, &received)
+            try? server.stop()
+        }
         print("obs-local listening on \(server.endpoint)")
         fflush(nil)
-
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-        for source in signals {
-            source.setEventHandler {
-                try? server.stop()
-            }
-            source.resume()
-        }
         try server.waitUntilClosed()
         try server.stop()
-        withExtendedLifetime(signals) {}
     }
 }
 
