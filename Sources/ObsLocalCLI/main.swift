@@ -5,8 +5,8 @@
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
 // free one). Stops cleanly on SIGTERM and SIGINT. A usage error (a malformed --listen, an unusable
-// --data-dir, an unknown option) is one line on stderr and exit status 2. The secret key may also come from the environment
-// variable OBS_LOCAL_SECRET_KEY, which keeps it out of `ps` output.
+// --data-dir, an unknown option) is one line on stderr and exit status 2. The secret key may also
+// come from the environment variable OBS_LOCAL_SECRET_KEY, which keeps it out of `ps` output.
 import ArgumentParser
 import Dispatch
 import OBSLocalServer
