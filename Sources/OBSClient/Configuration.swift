@@ -127,13 +127,18 @@ public struct OBSClientConfiguration: Sendable {
     /// object and append bodies and reads into caller memory); nil: only the transport's
     /// connect and low-speed limits apply. A complete of many parts can take the service a while.
     public var operationTimeout: Duration?
+    /// The `encoding-type` asked for on initiations and listings (`url`: keys come back
+    /// URL-encoded, so any key survives XML, and are decoded); nil leaves the parameter out, for
+    /// S3-compatible stores that refuse it.
+    public var keyEncoding: KeyEncoding?
     /// Where requests, retries and failures are logged (never with credentials).
     public var logger: Logger
 
     /// A configuration; OBS dialect, path style and region `us-east-1` unless told otherwise.
     public init(endpoint: Endpoint, addressing: Addressing = .pathStyle, region: String = "us-east-1", dialect: Dialect = .obs,
                 credentials: Credentials, transport: TransportConfiguration = TransportConfiguration(),
-                retry: RetryPolicy = RetryPolicy(), operationTimeout: Duration? = nil, logger: Logger = Logger(label: "obsmount.client")) {
+                retry: RetryPolicy = RetryPolicy(), operationTimeout: Duration? = nil, keyEncoding: KeyEncoding? = .url,
+                logger: Logger = Logger(label: "obsmount.client")) {
         self.endpoint = endpoint
         self.addressing = addressing
         self.region = region
@@ -142,6 +147,7 @@ public struct OBSClientConfiguration: Sendable {
         self.transport = transport
         self.retry = retry
         self.operationTimeout = operationTimeout
+        self.keyEncoding = keyEncoding
         self.logger = logger
     }
 }

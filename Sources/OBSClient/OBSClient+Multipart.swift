@@ -23,7 +23,7 @@ extension OBSClient {
     /// Options the service would reject are rejected here, without a request.
     public func initiateMultipartUpload(bucket: BucketName, key: ObjectKey, options: ObjectOptions = ObjectOptions()) async throws(OBSClientError) -> UploadID {
         let call = OperationRequest(operation: "InitiateMultipartUpload", method: "POST", bucket: bucket, key: key,
-                                    query: [QueryItem("uploads")], headers: try headers(for: options))
+                                    query: [QueryItem("uploads")] + keyEncodingQuery, headers: try headers(for: options))
         let response = try await send(call)
         let result = try decode(InitiateMultipartUploadResult.self, response, call)
         guard result.key == key else { throw malformed(call, response, "upload initiated for key \(result.key), not \(key)") }
@@ -149,7 +149,7 @@ extension OBSClient {
     /// One page of a bucket's multipart uploads in progress.
     public func listMultipartUploads(bucket: BucketName, prefix: String? = nil, delimiter: String? = nil,
                                      after marker: UploadListMarker? = nil, maxUploads: Int? = nil) async throws(OBSClientError) -> ListMultipartUploadsResult {
-        var query = [QueryItem("uploads"), QueryItem("encoding-type", "url")]
+        var query = [QueryItem("uploads")] + keyEncodingQuery
         if let prefix { query.append(QueryItem("prefix", prefix)) }
         if let delimiter { query.append(QueryItem("delimiter", delimiter)) }
         if let maxUploads { query.append(QueryItem("max-uploads", String(maxUploads))) }

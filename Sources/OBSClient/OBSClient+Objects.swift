@@ -134,11 +134,11 @@ extension OBSClient {
         _ = try await send(OperationRequest(operation: "DeleteObject", method: "DELETE", bucket: bucket, key: key, query: query))
     }
 
-    /// One page of a bucket listing after `marker`. Keys are always requested URL-encoded
-    /// (`encoding-type=url`, so any key survives XML) and come back decoded.
+    /// One page of a bucket listing after `marker`. Keys are requested with the configured
+    /// `encoding-type` (URL-encoded by default, so any key survives XML) and come back decoded.
     public func listObjects(bucket: BucketName, prefix: String? = nil, delimiter: String? = nil, after marker: ObjectKey? = nil,
                             maxKeys: Int? = nil) async throws(OBSClientError) -> ListBucketResult {
-        var query = [QueryItem("encoding-type", "url")]
+        var query = keyEncodingQuery
         if let prefix { query.append(QueryItem("prefix", prefix)) }
         if let delimiter { query.append(QueryItem("delimiter", delimiter)) }
         if let marker { query.append(QueryItem("marker", marker.rawValue)) }

@@ -132,6 +132,11 @@ public final class OBSClient: Sendable {
         return error
     }
 
+    /// `encoding-type` for initiations and listings, as configured.
+    var keyEncodingQuery: [QueryItem] {
+        configuration.keyEncoding.map { [QueryItem("encoding-type", $0.rawValue)] } ?? []
+    }
+
     /// Parses a 2xx XML reply into a document, or throws `malformedResponse`.
     func decode<Document: XMLWireDocument>(_ type: Document.Type, _ response: HTTPResponse, _ call: OperationRequest) throws(OBSClientError) -> Document {
         do {

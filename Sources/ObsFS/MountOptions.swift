@@ -98,11 +98,7 @@ public struct MountOptions: Sendable {
                 try apply(option, now: now)
             }
         }
-        do {
-            try upload.check(now: now)
-        } catch {
-            throw MountOptionError(option: error.option, reason: error.reason)
-        }
+        try upload.check(now: now)
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
@@ -176,11 +172,7 @@ public struct MountOptions: Sendable {
             guard let mask = UInt32(try required(), radix: 8), mask <= 0o777 else { throw MountOptionError(option: option, reason: "must be octal, 000 to 777") }
             umask = mask
         default:
-            do {
-                try upload.apply(name: name, value: value, now: now)
-            } catch {
-                throw MountOptionError(option: error.option, reason: error.reason)
-            }
+            try upload.apply(name: name, value: value, now: now)
         }
     }
 

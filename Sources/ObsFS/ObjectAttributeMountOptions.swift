@@ -13,19 +13,6 @@ import Darwin
 import OBSHashing
 import OBSProtocol
 
-/// A rejected upload option; the CLI exits with status 2.
-public struct UploadMountOptionError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The option as the user wrote it (`storage_class=ICE`).
-    public let option: String
-    public let reason: String
-
-    public init(option: String, reason: String) {
-        self.option = option
-        self.reason = reason
-    }
-
-    public var description: String { "bad mount option '\(option)': \(reason)" }
-}
 
 /// The mount's upload defaults and what attribute values may refer to.
 public struct UploadMountOptions: Sendable {
@@ -53,10 +40,10 @@ public struct UploadMountOptions: Sendable {
 
     /// Applies one option; `value` is nil for a bare flag. Unknown names are refused as
     /// "unknown option", so the general parser may delegate its default case here.
-    public mutating func apply(name: String, value: String?, now: Timestamp) throws(UploadMountOptionError) {
+    public mutating func apply(name: String, value: String?, now: Timestamp) throws(MountOptionError) {
         let option = value.map { "\(name)=\($0)" } ?? name
-        func fail(_ reason: String) -> UploadMountOptionError { UploadMountOptionError(option: option, reason: reason) }
-        func required() throws(UploadMountOptionError) -> String {
+        func fail(_ reason: String) -> MountOptionError { MountOptionError(option: option, reason: reason) }
+        func required() throws(MountOptionError) -> String {
             guard let value, !value.isEmpty else { throw fail("needs a value (\(name)=…)") }
             return value
         }
@@ -104,35 +91,35 @@ public struct UploadMountOptions: Sendable {
 
     /// Checks the rules that involve several options (both halves of the object lock, a bucket
     /// key with its key id, `sse=c` with its key file, the metadata size), once every option is read.
-    public func check(now: Timestamp) throws(UploadMountOptionError) {
+    public func check(now: Timestamp) throws(MountOptionError) {
         if selectsCustomerKey && customerKey == nil {
-            throw UploadMountOptionError(option: "sse=c", reason: "needs sse_c_key_file=PATH (SSE-C keys come only from a key file)")
+            throw MountOptionError(option: "sse=c", reason: "needs sse_c_key_file=PATH (SSE-C keys come only from a key file)")
         }
         do {
             try EffectiveOptions.check(defaults, now: now)
         } catch {
             let name = error.attribute.dropFirst(ObjectAttributeName.namespace.count)
-            throw UploadMountOptionError(option: ObjectAttributeName.mountOptionName(forSuffix: String(name)), reason: error.message)
+            throw MountOptionError(option: ObjectAttributeName.mountOptionName(forSuffix: String(name)), reason: error.message)
         }
     }
 
     /// An option that is a `user.obs.*` attribute under its mount-option name.
-    private mutating func applyAttribute(_ name: String, _ value: String, _ option: String, _ now: Timestamp) throws(UploadMountOptionError) {
+    private mutating func applyAttribute(_ name: String, _ value: String, _ option: String, _ now: Timestamp) throws(MountOptionError) {
         let attribute: ObjectAttributeName?
         do {
             attribute = try ObjectAttributeName.parse(ObjectAttributeName.namespace + ObjectAttributeName.attributeSuffix(forMountOption: name))
         } catch {
-            throw UploadMountOptionError(option: option, reason: error.errno == EINVAL ? error.message : "unknown option")
+            throw MountOptionError(option: option, reason: error.errno == EINVAL ? error.message : "unknown option")
         }
         // The round trip refuses the attribute spelling of a name (`storage-class`); metadata
         // and persistent-header names are case-insensitive.
         guard let attribute, !attribute.isReadOnly, attribute.mountOptionName == name.lowercasedASCII else {
-            throw UploadMountOptionError(option: option, reason: "unknown option")
+            throw MountOptionError(option: option, reason: "unknown option")
         }
         do {
             try attribute.apply(text: value, to: &defaults, mount: self, now: now)
         } catch {
-            throw UploadMountOptionError(option: option, reason: error.message)
+            throw MountOptionError(option: option, reason: error.message)
         }
     }
 }
@@ -201,8 +188,8 @@ public enum CustomerKeyFile {
     static let maximumFileBytes = 256
 
     /// Reads the key at `path`; errors name `option` (the mount option as written).
-    public static func load(path: String, option: String) throws(UploadMountOptionError) -> CustomerKey {
-        func fail(_ reason: String) -> UploadMountOptionError { UploadMountOptionError(option: option, reason: reason) }
+    public static func load(path: String, option: String) throws(MountOptionError) -> CustomerKey {
+        func fail(_ reason: String) -> MountOptionError { MountOptionError(option: option, reason: reason) }
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw fail("cannot open the key file: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }

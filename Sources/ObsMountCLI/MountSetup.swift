@@ -60,7 +60,7 @@ struct MountSetup {
         clientLogger.logLevel = debug ? .debug : .warning
         let configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
                                                    region: options.region, dialect: options.dialect, credentials: credentials,
-                                                   transport: transport, logger: clientLogger)
+                                                   transport: transport, keyEncoding: options.upload.keyEncoding, logger: clientLogger)
         let client: OBSClient
         do {
             client = try OBSClient(configuration: configuration)

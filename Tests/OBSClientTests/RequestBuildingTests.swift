@@ -75,7 +75,7 @@ struct RequestBuildingTests {
         #expect(try await client.initiateMultipartUpload(bucket: bucket, key: key) == UploadID("U1"))
         _ = try await client.listMultipartUploads(bucket: bucket, prefix: "dir/")
         let (initiate, list) = (transport.requests[0], transport.requests[1])
-        #expect(initiate.url == "https://bkt.obs.example.com/dir/a%20b%2B~%C3%A9%25.txt?uploads")
+        #expect(initiate.url == "https://bkt.obs.example.com/dir/a%20b%2B~%C3%A9%25.txt?uploads&encoding-type=url")
         #expect(initiate.headers["Host"] == "bkt.obs.example.com")
         #expect(list.url == "https://bkt.obs.example.com/?uploads&encoding-type=url&prefix=dir%2F")
         for request in [initiate, list] {
@@ -92,6 +92,28 @@ struct RequestBuildingTests {
         let page = try await client.listObjects(bucket: bucket, prefix: "a b/é", delimiter: "/", after: ObjectKey("a b/é/0"), maxKeys: 2)
         #expect(transport.requests[0].url == "http://127.0.0.1:9000/bkt?encoding-type=url&prefix=a%20b%2F%C3%A9&delimiter=%2F&marker=a%20b%2F%C3%A9%2F0&max-keys=2")
         #expect(page.contents.map(\.key) == [ObjectKey("a b/é/x\u{01}y")])
+    }
+
+    @Test func encodingTypeFollowsTheConfigurationOnInitiateAndListings() async throws {
+        let initiated = """
+            <InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>k</Key><UploadId>U1</UploadId></InitiateMultipartUploadResult>
+            """
+        let listed = "<ListBucketResult><Name>bkt</Name><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"
+        let uploads = "<ListMultipartUploadsResult><Bucket>bkt</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"
+        for encoding in [KeyEncoding.url, nil] {
+            var configuration = OBSClientConfiguration.scripted()
+            configuration.keyEncoding = encoding
+            let (client, transport) = client(configuration, [Reply.status(200, initiated), Reply.status(200, listed), Reply.status(200, uploads)])
+            _ = try await client.initiateMultipartUpload(bucket: bucket, key: ObjectKey("k"))
+            _ = try await client.listObjects(bucket: bucket)
+            _ = try await client.listMultipartUploads(bucket: bucket)
+            let suffix = encoding == nil ? "" : "&encoding-type=url"
+            #expect(transport.requests.map(\.url) == [
+                "http://127.0.0.1:9000/bkt/k?uploads" + suffix,
+                "http://127.0.0.1:9000/bkt" + (encoding == nil ? "" : "?encoding-type=url"),
+                "http://127.0.0.1:9000/bkt?uploads" + suffix,
+            ])
+        }
     }
 
     @Test(arguments: [(Dialect.obs, "x-obs-security-token"), (.v2, "x-amz-security-token"), (.v4, "x-amz-security-token")])

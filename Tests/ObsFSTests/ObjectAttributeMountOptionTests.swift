@@ -11,7 +11,7 @@ struct ObjectAttributeMountOptionTests {
 
     /// Parses a `-o` list as the general parser will: split, `name[=value]`, apply, check (the
     /// rules pairing options are left out when `checking` is false).
-    func parse(_ list: String, checking: Bool = true) throws(UploadMountOptionError) -> UploadMountOptions {
+    func parse(_ list: String, checking: Bool = true) throws(MountOptionError) -> UploadMountOptions {
         var mount = UploadMountOptions()
         for option in MountOptionList.split(list) {
             if let equals = option.firstIndex(of: "=") {
@@ -24,7 +24,7 @@ struct ObjectAttributeMountOptionTests {
         return mount
     }
 
-    func failure(_ list: String) -> UploadMountOptionError? {
+    func failure(_ list: String) -> MountOptionError? {
         do {
             _ = try parse(list)
             return nil
