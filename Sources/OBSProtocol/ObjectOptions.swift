@@ -201,15 +201,21 @@ public struct ObjectOptions: Sendable, Equatable {
         addDescriptiveHeaders(to: &fields, dialect: dialect)
         addEncryptionHeaders(to: &fields, dialect: dialect, isRequest: false)
         if let expiresDays {
-            let secondsPerDay: Int64 = 86_400
-            let due = lastModified.secondsSinceEpoch + Int64(expiresDays) * secondsPerDay
-            let midnight = (due + secondsPerDay - 1).floorDiv(secondsPerDay) * secondsPerDay
-            fields.add(dialect, "expiration", "expiry-date=\"\(Timestamp(secondsSinceEpoch: midnight).rfc1123)\"")
+            fields.add(dialect, "expiration", ObjectOptions.expirationHeaderValue(lastModified: lastModified, days: expiresDays))
         }
         if !tags.isEmpty { fields.add(dialect, "tagging-count", String(tags.count)) }
         for name in persistentHeaders.keys.sorted() { fields.add(name: name, value: persistentHeaders[name]!) }
         addLockHeaders(to: &fields, dialect: dialect)
         return fields
+    }
+
+    /// The `x-obs-expiration` reply value of an object uploaded with `expires` = `days`: the
+    /// object expires `days` after its last modification, rounded up to the next midnight UTC.
+    public static func expirationHeaderValue(lastModified: Timestamp, days: Int) -> String {
+        let secondsPerDay: Int64 = 86_400
+        let due = lastModified.secondsSinceEpoch + Int64(days) * secondsPerDay
+        let midnight = (due + secondsPerDay - 1).floorDiv(secondsPerDay) * secondsPerDay
+        return "expiry-date=\"\(Timestamp(secondsSinceEpoch: midnight).rfc1123)\""
     }
 
     /// Storage class, metadata, Content-Type, Content-Encoding, website redirect.
