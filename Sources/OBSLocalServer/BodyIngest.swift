@@ -55,11 +55,15 @@ final class BodyIngest {
         return promise.futureResult
     }
 
-    /// Discards the partial blob (client gone, request refused).
+    /// Discards the partial blob (client gone, request refused, server stopping) and fails a
+    /// pending `finish()`.
     func abort() {
         guard !finished else { return }
         finished = true
         queued.removeAll()
+        // Once `finished` is set nothing else completes it: a promise left pending would leak.
+        finishPromise?.fail(CancellationError())
+        finishPromise = nil
         let writer = self.writer
         if writing {
             // The running task still uses the writer; abort after it.
@@ -81,6 +85,7 @@ final class BodyIngest {
             guard let promise = finishPromise else { return }
             finished = true
             writing = true
+            finishPromise = nil
             threadPool.runIfActive(eventLoop: eventLoop) { try writer.finish() }.cascade(to: promise)
             return
         }
@@ -104,6 +109,7 @@ final class BodyIngest {
                 self.finished = true
                 _ = self.threadPool.runIfActive(eventLoop: self.eventLoop) { writer.abort() }
                 self.finishPromise?.fail(error)
+                self.finishPromise = nil
                 return
             }
             self.pump()

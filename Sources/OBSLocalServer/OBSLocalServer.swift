@@ -61,7 +61,8 @@ public final class OBSLocalServer: Sendable {
         }
     }
 
-    /// Stops listening, closes connections and releases the threads. Idempotent.
+    /// Stops listening, closes connections and releases the threads. Idempotent. Requests in
+    /// flight are cut off: bodies being received are discarded, operations not yet started fail.
     public func stop() throws {
         let first = stopped.withLock { wasStopped in
             defer { wasStopped = true }
@@ -69,8 +70,12 @@ public final class OBSLocalServer: Sendable {
         }
         guard first else { return }
         try? channel.close().wait()
-        try group.syncShutdownGracefully()
+        // The thread pool before the event loops: a task running on it completes its promise by
+        // hopping to its connection's loop, and queued tasks are failed the same way, so the loops
+        // must still run then. (Loops stopped first left those promises unfulfilled: a leaked
+        // promise, a trap in debug builds.) Work submitted after this fails at once, on the loop.
         try threadPool.syncShutdownGracefully()
+        try group.syncShutdownGracefully()
     }
 
     /// Waits until the listening socket is closed (by `stop`).

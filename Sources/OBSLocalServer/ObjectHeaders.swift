@@ -126,10 +126,7 @@ extension ObjectAttributes {
         for entry in userMetadata { out.append((dialect.metadataPrefix + entry.name, entry.value)) }
         if let websiteRedirectLocation { out.append((dialect.header("website-redirect-location"), websiteRedirectLocation)) }
         if let expirationDays {
-            // Objects expire at the first midnight (UTC) at least `days` after last modification.
-            let day: Int64 = 86_400
-            let expiry = (lastModified.secondsSinceEpoch / day + Int64(expirationDays) + 1) * day
-            out.append((dialect.header("expiration"), "expiry-date=\"\(Timestamp(secondsSinceEpoch: expiry).rfc1123)\""))
+            out.append((dialect.header("expiration"), ObjectOptions.expirationHeaderValue(lastModified: lastModified, days: expirationDays)))
         }
         if !tags.isEmpty { out.append((dialect.header("tagging-count"), String(tags.count))) }
         for entry in persistentHeaders { out.append((entry.name, entry.value)) }

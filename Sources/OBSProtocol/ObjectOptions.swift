@@ -210,8 +210,8 @@ public struct ObjectOptions: Sendable, Equatable {
     }
 
     /// The headers a GET or HEAD of the object answers with in `dialect`: storage class,
-    /// metadata, Content-Type and -Encoding, redirect, encryption (for SSE-C the algorithm and
-    /// key MD5, never the key), `expiration` (`expiry-date="…"`: `lastModified` plus the days,
+    /// metadata, Content-Type and -Encoding, redirect, encryption (for SSE-KMS the key id and the
+    /// bucket-key flag, for SSE-C the algorithm and key MD5, never the key), `expiration` (`expiry-date="…"`: `lastModified` plus the days,
     /// rounded up to the next midnight UTC as S3 lifecycle rules are; OBS's exact rounding is not
     /// documented), the tag count, the persistent headers under their own names, and the lock.
     public func responseHeaders(for dialect: Dialect, lastModified: Timestamp) -> HeaderFields {
@@ -219,15 +219,21 @@ public struct ObjectOptions: Sendable, Equatable {
         addDescriptiveHeaders(to: &fields, dialect: dialect)
         addEncryptionHeaders(to: &fields, dialect: dialect, isRequest: false)
         if let expiresDays {
-            let secondsPerDay: Int64 = 86_400
-            let due = lastModified.secondsSinceEpoch + Int64(expiresDays) * secondsPerDay
-            let midnight = (due + secondsPerDay - 1).floorDiv(secondsPerDay) * secondsPerDay
-            fields.add(dialect, "expiration", "expiry-date=\"\(Timestamp(secondsSinceEpoch: midnight).rfc1123)\"")
+            fields.add(dialect, "expiration", ObjectOptions.expirationHeaderValue(lastModified: lastModified, days: expiresDays))
         }
         if !tags.isEmpty { fields.add(dialect, "tagging-count", String(tags.count)) }
         for name in persistentHeaders.keys.sorted() { fields.add(name: name, value: persistentHeaders[name]!) }
         addLockHeaders(to: &fields, dialect: dialect)
         return fields
+    }
+
+    /// The `x-obs-expiration` reply value of an object uploaded with `expires` = `days`: the
+    /// object expires `days` after its last modification, rounded up to the next midnight UTC.
+    public static func expirationHeaderValue(lastModified: Timestamp, days: Int) -> String {
+        let secondsPerDay: Int64 = 86_400
+        let due = lastModified.secondsSinceEpoch + Int64(days) * secondsPerDay
+        let midnight = (due + secondsPerDay - 1).floorDiv(secondsPerDay) * secondsPerDay
+        return "expiry-date=\"\(Timestamp(secondsSinceEpoch: midnight).rfc1123)\""
     }
 
     /// Storage class, metadata, Content-Type, Content-Encoding, website redirect.
@@ -242,13 +248,13 @@ public struct ObjectOptions: Sendable, Equatable {
     }
 
     /// Encryption headers; a reply carries SSE-C's algorithm and key MD5 but never the key, and
-    /// no bucket-key flag.
+    /// echoes the SSE-KMS bucket-key flag as S3 does.
     private func addEncryptionHeaders(to fields: inout HeaderFields, dialect: Dialect, isRequest: Bool) {
         switch encryption {
         case .kms(let keyID, let bucketKeyEnabled):
             fields.add(name: ObjectOptions.encryptionHeader(dialect), value: ObjectOptions.kmsValue(dialect))
             if let keyID { fields.add(name: ObjectOptions.kmsKeyIDHeader(dialect), value: keyID) }
-            if bucketKeyEnabled && isRequest { fields.add(dialect, "server-side-encryption-bucket-key-enabled", "true") }
+            if bucketKeyEnabled { fields.add(dialect, "server-side-encryption-bucket-key-enabled", "true") }
         case .obs:
             fields.add(name: ObjectOptions.encryptionHeader(dialect), value: "AES256")
         case .customer(let key):

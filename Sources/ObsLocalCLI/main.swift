@@ -4,8 +4,9 @@
 //             [--memory] [--request-log FILE] [--clock-offset SECONDS]
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
-// free one). Stops cleanly on SIGTERM and SIGINT. The secret key may also come from the environment
-// variable OBS_LOCAL_SECRET_KEY, which keeps it out of `ps` output.
+// free one). Stops cleanly on SIGTERM and SIGINT. A usage error (a malformed --listen, an unusable
+// --data-dir, an unknown option) is one line on stderr and exit status 2. The secret key may also
+// come from the environment variable OBS_LOCAL_SECRET_KEY, which keeps it out of `ps` output.
 import ArgumentParser
 import Dispatch
 import OBSLocalServer
@@ -44,18 +45,66 @@ struct ObsLocal: ParsableCommand {
             help: "Seconds added to the clock (for replaying recorded requests in tests; also OBS_LOCAL_CLOCK_OFFSET).")
     var clockOffset: Int64?
 
+    /// Usage errors (these and ArgumentParser's own) print one line and exit with status 2.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                let line = "obs-local: \(message(for: error))\n"
+                _ = line.withCString { write(2, $0, strlen($0)) }
+                exit(withError: ExitCode(2))
+            }
+            exit(withError: error)
+        }
+    }
+
     mutating func validate() throws {
+        _ = try listenAddress()
         if dataDirectory == nil && !memory { throw ValidationError("give --data-dir DIR or --memory") }
         if dataDirectory != nil && memory { throw ValidationError("--data-dir and --memory exclude each other") }
+        if let dataDirectory { try ObsLocal.validateDataDirectory(dataDirectory) }
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
         if (accessKey == nil) != (secret == nil) { throw ValidationError("--access-key and --secret-key go together") }
     }
 
-    func run() throws {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("--listen must be HOST:PORT")
+    /// `--listen` split into host and port.
+    private func listenAddress() throws -> (host: String, port: Int) {
+        guard let colon = listen.lastIndex(of: ":"), colon != listen.startIndex,
+              let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen must be HOST:PORT with a port from 0 to 65535, not '\(listen)'")
         }
-        var configuration = ServerConfiguration(host: String(listen[..<colon]), port: port)
+        return (String(listen[..<colon]), port)
+    }
+
+    /// The data directory is created when missing: it must be a writable directory, or its
+    /// nearest existing ancestor must be.
+    private static func validateDataDirectory(_ path: String) throws {
+        guard !path.isEmpty else { throw ValidationError("--data-dir must not be empty") }
+        var candidate = path
+        var info = stat()
+        while stat(candidate, &info) != 0 {
+            guard errno == ENOENT else {
+                throw ValidationError("--data-dir \(path): cannot use it (\(String(cString: strerror(errno))))")
+            }
+            if let slash = candidate.lastIndex(of: "/") {
+                candidate = slash == candidate.startIndex ? "/" : String(candidate[..<slash])
+            } else {
+                candidate = "."
+            }
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw ValidationError("--data-dir \(path): \(candidate) is not a directory")
+        }
+        guard access(candidate, W_OK | X_OK) == 0 else {
+            throw ValidationError("--data-dir \(path): \(candidate) is not writable")
+        }
+    }
+
+    func run() throws {
+        let (host, port) = try listenAddress()
+        var configuration = ServerConfiguration(host: host, port: port)
         configuration.storage = memory ? .memory : .directory(dataDirectory!)
         configuration.buckets = buckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
@@ -70,22 +119,26 @@ struct ObsLocal: ParsableCommand {
                 print("obs-local development keys: access key \(development.accessKey), secret key \(String(decoding: secret, as: UTF8.self))")
             }
         }
+        // SIGTERM and SIGINT are blocked in every thread (the server's threads inherit the mask)
+        // and taken by `sigwait`: one sent at any moment, even right after the ready line, stays
+        // pending until then and stops the server cleanly.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         let server = try OBSLocalServer.start(configuration)
+        let waitedSignals = stopSignals
+        DispatchQueue.global().async {
+            var waited = waitedSignals
+            var received: Int32 = 0
+            sigwait(&waited, &received)
+            try? server.stop()
+        }
         print("obs-local listening on \(server.endpoint)")
         fflush(nil)
-
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-        for source in signals {
-            source.setEventHandler {
-                try? server.stop()
-            }
-            source.resume()
-        }
         try server.waitUntilClosed()
         try server.stop()
-        withExtendedLifetime(signals) {}
     }
 }
 

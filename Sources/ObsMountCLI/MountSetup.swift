@@ -16,9 +16,18 @@ import Glibc
 /// A mounted filesystem and what keeps it served.
 struct MountSetup {
     let session: FuseSession
-    /// The embedded server, when this process started one. It serves until the process exits
+    /// The embedded server, when this process started one. It serves until `stopEmbeddedServer`
     /// (every request it answered is already on disk).
     let embeddedServer: OBSLocalServer?
+
+    /// Stops the embedded server, once the session has ended (unmounted, uploads finished).
+    func stopEmbeddedServer(logger: Logger) {
+        do {
+            try embeddedServer?.stop()
+        } catch {
+            logger.warning("stopping the embedded obs-local server: \(error)")
+        }
+    }
 
     /// Why the mount cannot be set up: one line and the exit status.
     struct Failure: Error {
@@ -39,6 +48,9 @@ struct MountSetup {
             embeddedServer = server
             endpointURL = server.endpoint
         }
+        var mounted = false
+        // A mount that fails after the embedded server started stops it again.
+        defer { if !mounted { try? embeddedServer?.stop() } }
         guard let endpoint = Endpoint(endpointURL) else { throw Failure(message: "cannot parse url=\(endpointURL)", exitCode: 2) }
 
         var transport = TransportConfiguration()
@@ -79,6 +91,7 @@ struct MountSetup {
             throw Failure(message: "\(error)", exitCode: 1)
         }
         logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), largest file \(schedule.reach) bytes")
+        mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer)
     }
 

@@ -82,6 +82,7 @@ struct ObsMountCommand: AsyncParsableCommand {
             let mount = try await MountSetup.prepare(source: mountSource, options: mountOptions, mountpoint: mountpoint, debug: debug, logger: logger)
             Daemon.reportReady(logFile: mountOptions.logFile)
             await mount.session.run()
+            mount.stopEmbeddedServer(logger: logger)
         } catch let failure as MountSetup.Failure {
             FileHandleOutput.standardError("obsmount: \(failure.message)")
             throw ExitCode(failure.exitCode)

@@ -121,5 +121,9 @@ def test_embedded_server_without_url(tmp_path):
         assert str(tmp_path / "data" / "obsmount") in text
     finally:
         subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False)
-        process.wait(30)
+        status = process.wait(30)
         log.close()
+    # After the unmount obsmount stops its embedded server (no leaked promise, no warning) and exits 0.
+    text = (tmp_path / "log").read_text()
+    assert status == 0, text
+    assert "Fatal error" not in text and "stopping the embedded obs-local server" not in text, text

@@ -110,10 +110,10 @@ PARAMETERS = [
     Parameter("sse-kms-key-id", [("sse", "kms"), ("sse-kms-key-id", "region:domain:key/abc")],
               lambda s, k: (sdk_headers(s, k)["server-side-encryption"], sdk_headers(s, k)["server-side-encryption-kms-key-id"])
               == ("kms", "region:domain:key/abc")),
-    # obs-local keeps the KMS key id but does not echo the bucket-key flag (real OBS does not
-    # either); the mount reads it back from what it initiated with (checked below).
+    # obs-local keeps the KMS key id and echoes the bucket-key flag on GET and HEAD, as S3 does.
     Parameter("sse-kms-bucket-key", [("sse-kms-key-id", "k1"), ("sse-kms-bucket-key", "true")],
-              lambda s, k: sdk_headers(s, k)["server-side-encryption-kms-key-id"] == "k1"),
+              lambda s, k: (sdk_headers(s, k)["server-side-encryption-kms-key-id"], sdk_headers(s, k)["server-side-encryption-bucket-key-enabled"])
+              == ("k1", "true")),
     Parameter("sse-c", [("sse", "c")],
               lambda s, k: sdk_headers(s, k, sseHeader=SseCHeader(encryption="AES256", key=SSE_C_KEY))["server-side-encryption-customer-algorithm"] == "AES256"),
     Parameter("expires", [("expires", "30")],

@@ -142,6 +142,7 @@ struct ObjectOptionsTests {
             "\(p)website-redirect-location: https://example.com/x",
             "\(p)server-side-encryption: \(dialect == .obs ? "kms" : "aws:kms")",
             "\(p)server-side-encryption-\(dialect == .obs ? "" : "aws-")kms-key-id: region:domain:key/id",
+            "\(p)server-side-encryption-bucket-key-enabled: true",
             // 30 days after 2026-11-21T10:21:04Z, rounded up to midnight.
             "\(p)expiration: expiry-date=\"Tue, 22 Dec 2026 00:00:00 GMT\"",
             "\(p)tagging-count: 2",
