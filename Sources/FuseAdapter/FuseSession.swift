@@ -53,6 +53,19 @@ private final class Dispatcher: Sendable {
         }
     }
 
+    /// Answers an operation whose reply is only a status: 0 when `body` succeeds, else the
+    /// errno chosen for its error.
+    func answerStatus(_ request: fuse_req_t, _ body: @escaping @Sendable () async throws -> Void) {
+        answer(request) { request in
+            do {
+                try await body()
+                fuse_reply_err(request.raw, 0)
+            } catch {
+                self.fail(request, error)
+            }
+        }
+    }
+
     // MARK: Conversions
 
     func stat(_ attributes: FileAttributes) -> stat {
@@ -228,28 +241,14 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
         let writer = WriterIdentity(info.pointee.lock_owner)
-        dispatcher.answer(request) { request in
-            do {
-                try await dispatcher.fileSystem.flush(handle, writer: writer)
-                fuse_reply_err(request.raw, 0)
-            } catch {
-                dispatcher.fail(request, error)
-            }
-        }
+        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.flush(handle, writer: writer) }
     }
 
     ops.fsync = { request, _, _, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
-        dispatcher.answer(request) { request in
-            do {
-                try await dispatcher.fileSystem.fsync(handle)
-                fuse_reply_err(request.raw, 0)
-            } catch {
-                dispatcher.fail(request, error)
-            }
-        }
+        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.fsync(handle) }
     }
 
     ops.release = { request, _, info in
@@ -266,14 +265,7 @@ private let operations: fuse_lowlevel_ops = {
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let childName = name(namePointer)
-        dispatcher.answer(request) { request in
-            do {
-                try await dispatcher.fileSystem.unlink(parent: InodeNumber(parent), name: childName)
-                fuse_reply_err(request.raw, 0)
-            } catch {
-                dispatcher.fail(request, error)
-            }
-        }
+        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.unlink(parent: InodeNumber(parent), name: childName) }
     }
 
     ops.opendir = { request, inode, info in
@@ -377,28 +369,14 @@ private let operations: fuse_lowlevel_ops = {
         let attributeName = name(namePointer)
         // The value is valid only during the callback.
         let value = valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-        dispatcher.answer(request) { request in
-            do {
-                try await dispatcher.fileSystem.setxattr(InodeNumber(inode), name: attributeName, value: value, flags: flags)
-                fuse_reply_err(request.raw, 0)
-            } catch {
-                dispatcher.fail(request, error)
-            }
-        }
+        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.setxattr(InodeNumber(inode), name: attributeName, value: value, flags: flags) }
     }
 
     ops.removexattr = { request, inode, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let attributeName = name(namePointer)
-        dispatcher.answer(request) { request in
-            do {
-                try await dispatcher.fileSystem.removexattr(InodeNumber(inode), name: attributeName)
-                fuse_reply_err(request.raw, 0)
-            } catch {
-                dispatcher.fail(request, error)
-            }
-        }
+        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.removexattr(InodeNumber(inode), name: attributeName) }
     }
 
     return ops
