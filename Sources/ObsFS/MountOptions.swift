@@ -86,6 +86,8 @@ public struct MountOptions: Sendable {
     public var umask: UInt32 = 0o022
     /// Upload defaults for every new file (mount-options/xattrs.md).
     public var upload = UploadMountOptions()
+    /// `read_ahead=`, `read_memory_budget=` (Read/ReadMountOptions.swift).
+    public var read = ReadMountOptions()
 
     public init() {}
 
@@ -99,6 +101,7 @@ public struct MountOptions: Sendable {
             }
         }
         try upload.check(now: now)
+        try read.check()
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
@@ -172,6 +175,7 @@ public struct MountOptions: Sendable {
             guard let mask = UInt32(try required(), radix: 8), mask <= 0o777 else { throw MountOptionError(option: option, reason: "must be octal, 000 to 777") }
             umask = mask
         default:
+            if try read.apply(name: name, value: value, option: option) { return }
             try upload.apply(name: name, value: value, now: now)
         }
     }
