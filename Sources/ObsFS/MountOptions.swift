@@ -91,6 +91,8 @@ public struct MountOptions: Sendable {
     public var attributeTimeout: Duration = .seconds(10)
     /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
     public var negativeTimeout: Duration = .seconds(5)
+    /// `read_ahead=`, `read_memory_budget=` (Read/ReadMountOptions.swift).
+    public var read = ReadMountOptions()
 
     public init() {}
 
@@ -104,6 +106,7 @@ public struct MountOptions: Sendable {
             }
         }
         try upload.check(now: now)
+        try read.check()
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
@@ -187,6 +190,7 @@ public struct MountOptions: Sendable {
         case "attr_timeout": attributeTimeout = try Self.seconds(option, try required())
         case "negative_timeout": negativeTimeout = try Self.seconds(option, try required())
         default:
+            if try read.apply(name: name, value: value, option: option) { return }
             try upload.apply(name: name, value: value, now: now)
         }
     }
