@@ -56,9 +56,9 @@ extension ObsFileSystem {
         try checkWritable()
         let current = attributes(of: inode).size
         guard current == 0 || flags & O_TRUNC != 0 else {
-            let failure = FileSystemError(.notSupported, "\(objectKey(path)) has \(current) bytes; opening it for writing needs O_TRUNC (no in-place changes)")
-            logger.warning("\(failure)")
-            throw failure
+            // No in-place changes yet: the open succeeds (`touch`, programs that open for
+            // writing and only change times), a write through it fails with EOPNOTSUPP.
+            return register(OpenFile(inode: inode, session: nil, refusesWrites: true))
         }
         var posix = inode.facts.posix
         let now = FileTime.now()
@@ -118,8 +118,12 @@ extension ObsFileSystem {
     /// A write the kernel delivered; see `UploadSession.admit`. Synchronous, never blocks.
     public func write(_ handle: FileHandleID, at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity) -> WriteAdmission {
         do {
-            guard let session = try openFile(handle).session else {
-                return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
+            let file = try openFile(handle)
+            guard let session = file.session else {
+                guard file.refusesWrites else { return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing")) }
+                let failure = FileSystemError(.notSupported, "\(file.inode.number): writing into an existing object without O_TRUNC (in-place changes) is not supported yet")
+                logger.warning("\(failure.reason)")
+                return .refused(failure)
             }
             return session.admit(at: offset, bytes: bytes, writer: writer)
         } catch {

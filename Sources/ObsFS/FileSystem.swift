@@ -131,6 +131,8 @@ public final class ObsFileSystem: Sendable {
     struct OpenFile {
         let inode: Inode
         let session: UploadSession?
+        /// Opened for writing an existing non-empty object without O_TRUNC: writes are refused.
+        var refusesWrites = false
     }
 
     struct OpenFiles {
