@@ -10,11 +10,15 @@ public struct OBSClientStore: ObjectStore {
     /// The mount's SSE-C key (`sse_c_key_file=`): a HEAD refused with 400 is sent again with it,
     /// for SSE-C objects, whose HEAD needs the key.
     public let customerKey: CustomerKey?
+    /// The bucket is a parallel file system (decided at mount by HEAD bucket): the native
+    /// rename, modify and truncate apply (OBSClientStore+FileSystemBucket.swift).
+    public var isFileSystemBucket: Bool
 
-    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil) {
+    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, isFileSystemBucket: Bool = false) {
         self.client = client
         self.bucket = bucket
         self.customerKey = customerKey
+        self.isFileSystemBucket = isFileSystemBucket
     }
 
     /// A one-key listing: unlike HEAD bucket it answers with the error code (InvalidAccessKeyId,
