@@ -1,6 +1,7 @@
 """A mount of obs-local's parallel file system bucket: obsmount finds out at mount (HEAD bucket) and
 says so, an ordinary bucket is not taken for one, and files written through the mount land on the
 server as on any bucket."""
+import json
 import os
 
 import pytest
@@ -27,7 +28,7 @@ def test_mount_detects_a_parallel_file_system_bucket(obs_local, obs_local_pfs, m
 @pytest.mark.parametrize("bucket", ["obs_local", "obs_local_pfs"])
 def test_mv_of_a_file_and_a_directory(bucket, request, mount_factory, tmp_path):
     """`mv` of a file and of a directory, checked on the server, on an ordinary and a parallel file
-    system bucket."""
+    system bucket: there each is one native RenameObject request, elsewhere copies and deletes."""
     server = request.getfixturevalue(bucket)
     mount = mount_factory(server, [f"part_size={server.part_size}"])
     top = "mv-" + os.urandom(4).hex()
@@ -43,3 +44,10 @@ def test_mv_of_a_file_and_a_directory(bucket, request, mount_factory, tmp_path):
     assert keys == [f"{top}/", f"{top}/moved/", f"{top}/moved/sub/", f"{top}/moved/sub/b.bin", f"{top}/moved/sub/c.bin"]
     for key in keys[3:]:
         assert server_md5(server, key) == md5_of_file(source)
+    with open(server.request_log) as log:
+        ours = [entry for entry in map(json.loads, log) if (entry.get("key") or "").startswith(top + "/")]
+    operations = [entry["operation"] for entry in ours if entry["operation"] in ("RenameObject", "CopyObject")]
+    if bucket == "obs_local_pfs":
+        assert operations == ["RenameObject", "RenameObject"]
+    else:
+        assert set(operations) == {"CopyObject"} and len(operations) == 5  # the file, then 4 keys of the tree
