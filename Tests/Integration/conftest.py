@@ -139,6 +139,12 @@ def server(request):
     return request.getfixturevalue("obs_local" if request.param == "obs-local" else "seaweedfs")
 
 
+@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
+def every_server(request):
+    """Like `server`, and obs-local's parallel file system bucket too."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
 def is_mounted(path):
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as mounts:
