@@ -116,10 +116,10 @@ public struct MountOptions: Sendable {
             }
         }
         try upload.check(now: now)
+        try read.check()
         if let checksum, !checksum.isSupported(by: dialect) {
             throw MountOptionError(option: "checksum=\(checksum)", reason: "OBS endpoints know only crc64 (crc32c needs dialect=v2 or v4)")
         }
-        try read.check()
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }

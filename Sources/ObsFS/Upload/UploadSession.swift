@@ -121,6 +121,9 @@ public final class UploadSession: Sendable {
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
         var finalizing = false
         var lastWriter: WriterIdentity?
+        /// The lock owner (descriptor table) of the opener, once a write or flush from the
+        /// opening process showed it: the opener's other threads complete the file too.
+        var openerOwner: WriterIdentity?
         /// ETag of the zero-byte object a flush of the still-empty file created.
         var emptyObjectETag: ETag?
         var writeRequests = 0
@@ -148,9 +151,14 @@ public final class UploadSession: Sendable {
         return nil
     }
 
+    /// The process that opened the file: its close completes the upload.
+    public let opener: ProcessID
+
     public init(key: ObjectKey, uploadID: UploadID, options: ObjectOptions, store: any ObjectStore, settings: UploadSettings, logger: Logger,
+                opener: ProcessID = .unknown,
                 afterCompletion: @escaping @Sendable (UploadSession) async throws(FileSystemError) -> Void = { _ in }) {
         self.key = key
+        self.opener = opener
         identity = Mutex((uploadID, options))
         self.afterCompletion = afterCompletion
         self.store = store
@@ -190,13 +198,14 @@ public final class UploadSession: Sendable {
 
     /// Takes a write the kernel delivered. Called synchronously while `bytes` is valid; copies
     /// what fits into part buffers and queues the rest. Never blocks.
-    public func admit(at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity) -> WriteAdmission {
+    public func admit(at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity, process: ProcessID = .unknown) -> WriteAdmission {
         var effects: [Effect] = []
         let admission = state.withLock { state -> WriteAdmission in
             state.writeRequests += 1
             state.largestWrite = max(state.largestWrite, bytes.count)
             guard case .open = state.phase else { return .refused(refusal(state)) }
             state.lastWriter = writer
+            if process == opener && process != .unknown && writer != .unknown { state.openerOwner = writer }
             var consumed = 0
             if state.queued.isEmpty {
                 switch apply(&state, offset: offset, bytes: bytes) {
@@ -537,9 +546,10 @@ public final class UploadSession: Sendable {
 
     // MARK: Close
 
-    /// A `flush` (one per close() of any descriptor of the file). Completes the upload when `writer`
-    /// wrote last; see mount-options/write-semantics.md.
-    public func flush(writer: WriterIdentity) async -> Result<Void, FileSystemError> {
+    /// A `flush` (one per close() of any descriptor of the file). Completes the upload when it
+    /// comes from the process that opened the file (or a thread sharing its descriptors); when the
+    /// opener is unknown, when `writer` wrote last. See mount-options/write-semantics.md.
+    public func flush(writer: WriterIdentity, process: ProcessID = .unknown) async -> Result<Void, FileSystemError> {
         enum Step { case outcome, empty, noop, waitIdle }
         while true {
             var effects: [Effect] = []
@@ -550,7 +560,7 @@ public final class UploadSession: Sendable {
                 }
                 if !state.queued.isEmpty || state.window.paused { return .waitIdle }
                 if state.assembly.size == 0 { return .empty }
-                if let last = state.lastWriter, last != writer, last != .unknown, writer != .unknown { return .noop }
+                guard isCompletingFlush(state, writer: writer, process: process) else { return .noop }
                 state.phase = .completing
                 sealLast(&state, &effects)
                 settle(&state, &effects)
@@ -564,6 +574,15 @@ public final class UploadSession: Sendable {
             case .empty: return await writeEmptyObject().map { _ in () }
             }
         }
+    }
+
+    /// The close rule: the opener's flush completes; other processes' flushes pass.
+    private func isCompletingFlush(_ state: State, writer: WriterIdentity, process: ProcessID) -> Bool {
+        if opener != .unknown && process != .unknown {
+            return process == opener || (writer != .unknown && writer == state.openerOwner)
+        }
+        if let last = state.lastWriter, last != writer, last != .unknown, writer != .unknown { return false }
+        return true
     }
 
     /// `fsync`: waits until every full part is on the store (the tail stays in memory until close).
