@@ -62,11 +62,14 @@ extension OBSClient {
     }
 
     /// Copies a byte range (or all) of an existing object into a part, server-side.
+    /// `sourceIfMatch` copies only while the source's ETag is that one (`copy-source-if-match`),
+    /// else the service answers 412 PreconditionFailed.
     public func copyPart(bucket: BucketName, key: ObjectKey, uploadID: UploadID, partNumber: PartNumber,
                          sourceBucket: BucketName, sourceKey: ObjectKey, sourceRange: ClosedRange<Int64>? = nil,
-                         sourceVersion: VersionID? = nil) async throws(OBSClientError) -> ETag {
+                         sourceVersion: VersionID? = nil, sourceIfMatch: ETag? = nil) async throws(OBSClientError) -> ETag {
         var headers = HeaderFields()
         headers[dialect.header("copy-source")] = copySource(sourceBucket, sourceKey, sourceVersion)
+        if let sourceIfMatch { headers[dialect.header("copy-source-if-match")] = sourceIfMatch.quoted }
         if let sourceRange { headers[dialect.header("copy-source-range")] = "bytes=\(sourceRange.lowerBound)-\(sourceRange.upperBound)" }
         let call = OperationRequest(operation: "UploadPartCopy", method: "PUT", bucket: bucket, key: key,
                                     query: [QueryItem("partNumber", partNumber.description), QueryItem("uploadId", uploadID.rawValue)],
