@@ -2,6 +2,7 @@
 // of 1 MiB into the middle of a 20 MiB object, with the server's request log showing what
 // crossed the wire; a base replaced by another client fails the copy (copy-source-if-match).
 import OBSClient
+import OBSHashing
 import OBSProtocol
 import Logging
 import Testing
@@ -71,5 +72,31 @@ struct ComposeAgainstObsLocalTests {
         #expect(try await Self.object(local, key, size: 2 * Int(MiB)) == other)
         #expect(try await local.client.listMultipartUploads(bucket: local.bucket).uploads.isEmpty)
         #expect(try local.requests().contains { $0["operation"] as? String == "UploadPartCopy" && $0["status"] as? Int == 412 })
+    }
+
+    /// An SSE-C object: the key opens the copy sources, the ranged reads of the base, and goes
+    /// with every part; the result reads back with the key.
+    @Test func aCustomerKeyObjectIsComposedWithItsKey() async throws {
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let key = ObjectKey("secret.bin")
+        var options = ObjectOptions()
+        options.encryption = .customer(CustomerKey(key: SecretBytes(pattern(32, seed: 35))))
+        let base = pattern(2 * Int(MiB), seed: 36)
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: base, options: options)
+        let customerKey = try #require(options.customerKey)
+        let baseETag = try #require(try await local.client.headObject(bucket: local.bucket, key: key, customerKey: customerKey).etag)
+        // 50 KiB changed: widened to OBS's 100 KiB minimum by reading 50 KiB of the base.
+        let change = MiB..<(MiB + 50 * KiB)
+        var expected = base
+        expected.replaceSubrange(Int(change.lowerBound)..<Int(change.upperBound), with: pattern(Int(50 * KiB), seed: 37))
+        let plan = try CompositionPlan(baseSize: 2 * MiB, changes: [change], newSize: 2 * MiB,
+                                       limits: CompositionLimits(dialect: .obs, maximumUploadPartSize: MiB))
+        #expect(plan.baseBytesRead == 50 * KiB && plan.copiedBytes == 2 * MiB - 100 * KiB)
+        _ = try await Self.executor(local).compose(plan, into: key, base: key, baseETag: baseETag, changes: NewContent(bytes: expected),
+                                                   options: options)
+        let memory = AlignedMemory(byteCount: 2 * Int(MiB))
+        let read = try await local.client.getObject(bucket: local.bucket, key: key, into: MemoryRegion(owner: memory), customerKey: customerKey)
+        #expect(read.byteCount == expected.count && Array(UnsafeRawBufferPointer(memory.rawBytes)) == expected)
     }
 }

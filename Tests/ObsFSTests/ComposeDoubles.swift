@@ -108,7 +108,8 @@ final class InMemoryComposer: ObjectComposer {
         }
     }
 
-    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>, sourceETag: ETag?) async throws -> ETag {
+    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>, sourceETag: ETag?,
+                  customerKey: CustomerKey?) async throws -> ETag {
         try await begin(.copyPart)
         defer { end() }
         return try state.withLock { state in

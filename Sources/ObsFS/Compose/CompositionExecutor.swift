@@ -75,7 +75,8 @@ public struct CompositionExecutor: Sendable {
                 group.addTask {
                     switch part.content {
                     case .copy:
-                        let etag = try await store.copyPart(key, uploadID: uploadID, number: number, source: base, range: part.range, sourceETag: baseETag)
+                        let etag = try await store.copyPart(key, uploadID: uploadID, number: number, source: base, range: part.range,
+                                                            sourceETag: baseETag, customerKey: options.customerKey)
                         return UploadedPart(number: number, etag: etag, size: Int64(part.range.count))
                     case .upload(let pieces):
                         return try await upload(pieces, of: part.range, number: number, key: key, uploadID: uploadID,

@@ -12,8 +12,9 @@ public protocol ObjectComposer: ObjectReader {
     /// Copies the bytes `range` of `source` into part `number`, only while the source's ETag is
     /// `sourceETag` (else throws `ObjectChangedError`); returns the part's ETag as the store
     /// answers it (not always an MD5: SeaweedFS answers other tags for copied parts).
+    /// `customerKey` (SSE-C) opens the source and goes with the part, as both use the file's key.
     func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>,
-                  sourceETag: ETag?) async throws -> ETag
+                  sourceETag: ETag?, customerKey: CustomerKey?) async throws -> ETag
     func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws
     func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag
