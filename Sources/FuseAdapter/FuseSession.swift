@@ -253,10 +253,11 @@ private let operations: fuse_lowlevel_ops = {
         dispatcher.answer(request) { request in
             var reply = template
             do {
-                let handle = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags)
-                reply.fh = handle.rawValue
-                if flags & O_ACCMODE != O_RDONLY { reply.direct_io = 1 }
-                if fuse_reply_open(request.raw, &reply) != 0 { await dispatcher.fileSystem.release(handle) }
+                let opened = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags)
+                reply.fh = opened.handle.rawValue
+                reply.direct_io = opened.directIO ? 1 : 0
+                reply.keep_cache = opened.keepCache ? 1 : 0
+                if fuse_reply_open(request.raw, &reply) != 0 { await dispatcher.fileSystem.release(opened.handle) }
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -280,6 +281,20 @@ private let operations: fuse_lowlevel_ops = {
             switch result {
             case .success(let count): fuse_reply_write(request.raw, count)
             case .failure(let error): dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.read = { request, _, size, offset, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = FileHandleID(info.pointee.fh)
+        dispatcher.answer(request) { request in
+            do {
+                let bytes = try await dispatcher.fileSystem.read(handle, at: Int64(offset), count: size)
+                _ = bytes.withUnsafeBytes { fuse_reply_buf(request.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
+            } catch {
+                dispatcher.fail(request, error)
             }
         }
     }

@@ -57,6 +57,9 @@ public struct MountSource: Sendable, Equatable, CustomStringConvertible {
 public struct MountOptions: Sendable {
     /// `url=`: the endpoint; nil starts the embedded obs-local server.
     public var endpoint: String?
+    /// `data_dir=`: the embedded server's data directory (nil: the default one); mounts naming
+    /// the same directory share one server.
+    public var dataDirectory: String?
     /// `passwd_file=`: `AK:SK[:TOKEN]`, refused when group- or world-readable.
     public var passwordFile: String?
     /// `dialect=obs|v2|v4`.
@@ -79,6 +82,8 @@ public struct MountOptions: Sendable {
     public var allowOther = false
     /// `ro`: read-only.
     public var readOnly = false
+    /// `allow_over_mount`: mount even where a FUSE filesystem is mounted already.
+    public var allowOverMount = false
     /// `uid=`, `gid=`: owner shown for every file (default: the mounting user).
     public var uid: UInt32?
     public var gid: UInt32?
@@ -86,13 +91,13 @@ public struct MountOptions: Sendable {
     public var umask: UInt32 = 0o022
     /// Upload defaults for every new file (mount-options/xattrs.md).
     public var upload = UploadMountOptions()
-    /// `read_ahead=`, `read_memory_budget=` (Read/ReadMountOptions.swift).
-    public var read = ReadMountOptions()
     /// `attr_timeout=` (seconds, fractions allowed; 0 turns the cache off): how long names and
     /// attributes seen on the store are trusted.
     public var attributeTimeout: Duration = .seconds(10)
     /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
     public var negativeTimeout: Duration = .seconds(5)
+    /// `read_ahead=`, `read_memory_budget=` (Read/ReadMountOptions.swift).
+    public var read = ReadMountOptions()
 
     public init() {}
 
@@ -144,6 +149,7 @@ public struct MountOptions: Sendable {
             }
             endpoint = url
         case "passwd_file": passwordFile = try required()
+        case "data_dir": dataDirectory = try required()
         case "dialect":
             guard let parsed = Dialect(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be obs, v2 or v4") }
             dialect = parsed
@@ -178,6 +184,9 @@ public struct MountOptions: Sendable {
         case "rw":
             try flag()
             readOnly = false
+        case "allow_over_mount":
+            try flag()
+            allowOverMount = true
         case "uid":
             guard let id = UInt32(try required()) else { throw MountOptionError(option: option, reason: "must be a numeric user ID") }
             uid = id

@@ -327,3 +327,16 @@ final class FaultInjectingStore: ObjectStore {
         try await inner.deleteObject(key)
     }
 }
+
+/// Ranged reads of the in-memory objects, pinned by ETag like the real store.
+extension InMemoryStore: ObjectReader {
+    func readRange(_ key: ObjectKey, range: Range<Int64>, ifMatch: ETag?, customerKey: CustomerKey?,
+                   into destination: MemoryRegion) async throws -> Int {
+        let (bytes, etag) = contents.withLock { ($0.objects[key], $0.etags[key]) }
+        guard let bytes else { throw serviceError(.noSuchKey, "no \(key)") }
+        if let ifMatch, ifMatch != etag { throw ObjectChangedError(key: key, expected: ifMatch, detail: "412 PreconditionFailed") }
+        let slice = bytes[Int(range.lowerBound)..<min(Int(range.upperBound), bytes.count)]
+        slice.withUnsafeBytes { destination.mutableBytes.copyMemory(from: $0) }
+        return slice.count
+    }
+}

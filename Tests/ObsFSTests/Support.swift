@@ -10,11 +10,13 @@ let minimumPart = ProtocolLimits.minimumPartSize
 /// A mount over `store` with small parts so tests stay fast.
 func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.minimumPartSize, parallel: Int = 2,
                     budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000,
-                    uploadOptions: UploadMountOptions = UploadMountOptions()) -> ObsFileSystem {
+                    uploadOptions: UploadMountOptions = UploadMountOptions(), attributeTimeout: Duration = .seconds(10),
+                    singleCopyLimit: Int64 = 5 << 30) -> ObsFileSystem {
     let schedule = PartSizeSchedule(initialPartSize: partSize, maximumPartSize: budget / 2)
     let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget))
     let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings, uploadOptions: uploadOptions,
-                                                ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize)
+                                                ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize,
+                                                attributeTimeout: attributeTimeout, singleCopyLimit: singleCopyLimit)
     var logger = Logger(label: "obsfs-test")
     logger.logLevel = .critical
     return ObsFileSystem(configuration: configuration, store: store, logger: logger)

@@ -78,7 +78,7 @@ struct UploadTests {
         try await fs.flush(handle, writer: writerA)
         await fs.release(handle)
         // After release the file can be written again (O_TRUNC replaces it).
-        let again = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC)
+        let again = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC).handle
         await fs.release(again)
     }
 

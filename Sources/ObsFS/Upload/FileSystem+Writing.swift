@@ -47,18 +47,19 @@ extension ObsFileSystem {
         }
     }
 
-    /// Opens an existing file. Writing starts a new upload that replaces the object when it
-    /// completes; that needs O_TRUNC unless the object is empty (no in-place changes yet).
-    public func open(_ number: InodeNumber, flags: Int32) async throws -> FileHandleID {
+    /// Opens an existing file. Reading reads the version seen now (Read/FileSystem+Reading.swift).
+    /// Writing starts a new upload that replaces the object when it completes; that needs
+    /// O_TRUNC unless the object is empty (no in-place changes yet).
+    public func open(_ number: InodeNumber, flags: Int32) async throws -> OpenedFile {
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
-        guard flags & O_ACCMODE != O_RDONLY else { return register(OpenFile(inode: inode, session: nil)) }
+        guard flags & O_ACCMODE != O_RDONLY else { return try await openForReading(inode, path) }
         try checkWritable()
         let current = attributes(of: inode).size
         guard current == 0 || flags & O_TRUNC != 0 else {
             // No in-place changes yet: the open succeeds (`touch`, programs that open for
-            // writing and only change times), a write through it fails with EOPNOTSUPP.
-            return register(OpenFile(inode: inode, session: nil, refusesWrites: true))
+            // writing and only change times, O_RDWR readers), a write through it fails with EOPNOTSUPP.
+            return try await openForReading(inode, path, refusesWrites: true)
         }
         var posix = inode.facts.posix
         let now = FileTime.now()
@@ -69,10 +70,10 @@ extension ObsFileSystem {
             state.facts.size = 0
             state.facts.etag = nil
         }
-        return register(OpenFile(inode: inode, session: session))
+        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: true)
     }
 
-    private func register(_ file: OpenFile) -> FileHandleID {
+    func register(_ file: OpenFile) -> FileHandleID {
         openFiles.withLock { files in
             let handle = FileHandleID(files.nextHandle)
             files.nextHandle += 1
@@ -108,7 +109,7 @@ extension ObsFileSystem {
         return session
     }
 
-    private func openFile(_ handle: FileHandleID) throws -> OpenFile {
+    func openFile(_ handle: FileHandleID) throws -> OpenFile {
         try openFiles.withLock { files in
             guard let file = files.files[handle] else { throw FileSystemError(.badFileHandle, "unknown \(handle)") }
             return file
@@ -165,7 +166,9 @@ extension ObsFileSystem {
     /// The last reference to the open file is gone. Errors can only be logged (the kernel does not
     /// wait for release).
     public func release(_ handle: FileHandleID) async {
-        guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }), let session = file.session else { return }
+        guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+        file.reads?.close()
+        guard let session = file.session else { return }
         let discarded = isDiscarded(file.inode)
         let result = discarded ? await session.shutdown(because: "unlinked while open for writing") : await session.release()
         openFiles.withLock { files in
