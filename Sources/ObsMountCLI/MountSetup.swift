@@ -70,7 +70,8 @@ struct MountSetup {
         } catch {
             throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
         }
-        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey)
+        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
+                                   checksum: options.integrity.checksumAlgorithm)
         do {
             // A joined server was started for another mount's bucket: this one's is created, as
             // the embedded server creates the bucket it is started for.
@@ -83,7 +84,8 @@ struct MountSetup {
         }
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
-        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1))
+        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1),
+                                      integrity: options.integrity)
         let fileSystem = ObsFileSystem(
             configuration: FileSystemConfiguration(bucket: source.bucket, prefix: source.prefix, upload: settings, uploadOptions: options.upload,
                                                    readOnly: options.readOnly,
@@ -100,7 +102,7 @@ struct MountSetup {
         } catch {
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
         mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer)
     }

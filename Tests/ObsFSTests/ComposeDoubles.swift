@@ -1,6 +1,7 @@
 // A test double of ObjectComposer: objects and multipart uploads in memory with the rules the
 // executor relies on (Content-MD5, minimum part size but for the last, copy-source-if-match,
 // If-Match), bytes counted per direction, failures and opaque copy ETags on request.
+import OBSClient
 import OBSHashing
 import OBSProtocol
 import Synchronization
@@ -94,17 +95,20 @@ final class InMemoryComposer: ObjectComposer {
         }
     }
 
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                    customerKey: CustomerKey?) async throws -> PartReceipt {
         try await begin(.uploadPart)
         defer { end() }
         let bytes = Array(body.bytes)
-        guard Hash.md5(bytes) == contentMD5 else { throw ServiceError(status: 400, code: .badDigest, message: "Content-MD5") }
+        guard case .md5(let contentMD5) = integrity, Hash.md5(bytes) == contentMD5 else {
+            throw ServiceError(status: 400, code: .badDigest, message: "Content-MD5 missing or wrong")
+        }
         return try state.withLock { state in
             guard state.uploads[uploadID] != nil else { throw ServiceError(status: 404, code: .noSuchUpload, message: "\(uploadID)") }
             let etag = ETag(md5: contentMD5)
             state.uploads[uploadID]!.parts[number] = (bytes, etag)
             state.bytesUploaded += Int64(bytes.count)
-            return etag
+            return PartReceipt(number: number, etag: etag, size: Int64(bytes.count), verdict: .etagMatchesMD5)
         }
     }
 
@@ -122,7 +126,7 @@ final class InMemoryComposer: ObjectComposer {
         }
     }
 
-    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try await begin(.complete)
         defer { end() }
         return try state.withLock { state in
@@ -141,7 +145,7 @@ final class InMemoryComposer: ObjectComposer {
             let etag = state.wrongCompletionETag ?? (md5s.count == parts.count ? ETag.composite(partMD5s: md5s) : ETag("opaque-\(parts.count)"))
             state.objects[key] = (object, etag)
             state.uploads[uploadID] = nil
-            return etag
+            return StoredObject(etag: etag)
         }
     }
 

@@ -3,6 +3,7 @@
 // `parallel` parts in flight. Any failure aborts the upload, so the object keeps its previous
 // version until the new one is complete; completion replaces it in one step.
 import Logging
+import OBSClient
 import OBSHashing
 import OBSProtocol
 
@@ -11,7 +12,7 @@ public struct CompositionResult: Sendable, Equatable {
     /// The new object's ETag.
     public let etag: ETag
     /// The parts completed, in order.
-    public let parts: [UploadedPart]
+    public let parts: [PartReceipt]
 }
 
 /// Composes new objects from a base and changed bytes.
@@ -39,11 +40,11 @@ public struct CompositionExecutor: Sendable {
             return CompositionResult(etag: try await store.putEmptyObject(key, options: options), parts: [])
         }
         let uploadID = try await store.initiateUpload(key, options: options)
-        let parts: [UploadedPart]
+        let parts: [PartReceipt]
         let etag: ETag
         do {
             parts = try await send(plan, key: key, uploadID: uploadID, base: base, baseETag: baseETag, changes: changes, options: options)
-            etag = try await store.completeUpload(key, uploadID: uploadID, parts: parts)
+            etag = try await store.completeUpload(key, uploadID: uploadID, parts: parts).etag
         } catch {
             do {
                 try await store.abortUpload(key, uploadID: uploadID)
@@ -53,7 +54,8 @@ public struct CompositionExecutor: Sendable {
             throw error
         }
         // The composite ETag of the part ETags the store answered (copied parts included), when
-        // they are MD5s: a completed object that differs from them was assembled wrongly.
+        // they are MD5s: a completed object that differs from them was assembled wrongly. (The
+        // client checks it only when it verified every part's MD5 itself, which copies are not.)
         let md5s = parts.compactMap(\.etag.md5Bytes)
         if options.partETagsAreMD5s, md5s.count == parts.count {
             let expected = ETag.composite(partMD5s: md5s)
@@ -66,9 +68,9 @@ public struct CompositionExecutor: Sendable {
 
     /// Sends every part, `parallel` at a time; the first failure cancels the others.
     private func send(_ plan: CompositionPlan, key: ObjectKey, uploadID: UploadID, base: ObjectKey, baseETag: ETag?,
-                      changes: any ChangedBytes, options: ObjectOptions) async throws -> [UploadedPart] {
-        try await withThrowingTaskGroup(of: UploadedPart.self) { group in
-            var done: [UploadedPart] = []
+                      changes: any ChangedBytes, options: ObjectOptions) async throws -> [PartReceipt] {
+        try await withThrowingTaskGroup(of: PartReceipt.self) { group in
+            var done: [PartReceipt] = []
             for (index, part) in plan.parts.enumerated() {
                 if index >= parallel, let finished = try await group.next() { done.append(finished) }
                 let number = PartNumber(index + 1)!
@@ -77,7 +79,8 @@ public struct CompositionExecutor: Sendable {
                     case .copy:
                         let etag = try await store.copyPart(key, uploadID: uploadID, number: number, source: base, range: part.range,
                                                             sourceETag: baseETag, customerKey: options.customerKey)
-                        return UploadedPart(number: number, etag: etag, size: Int64(part.range.count))
+                        // The store copied bytes the client never saw: it vouches for them.
+                        return PartReceipt(number: number, etag: etag, size: Int64(part.range.count), verdict: .acceptedByService)
                     case .upload(let pieces):
                         return try await upload(pieces, of: part.range, number: number, key: key, uploadID: uploadID,
                                                 base: base, baseETag: baseETag, changes: changes, options: options)
@@ -90,9 +93,9 @@ public struct CompositionExecutor: Sendable {
     }
 
     /// Assembles one part in a pool buffer (changed bytes, zeros, pinned reads of the base) and
-    /// uploads it with its Content-MD5.
+    /// uploads it with its Content-MD5 (the client checks the answered ETag against it).
     private func upload(_ pieces: [PartPiece], of range: Range<Int64>, number: PartNumber, key: ObjectKey, uploadID: UploadID,
-                        base: ObjectKey, baseETag: ETag?, changes: any ChangedBytes, options: ObjectOptions) async throws -> UploadedPart {
+                        base: ObjectKey, baseETag: ETag?, changes: any ChangedBytes, options: ObjectOptions) async throws -> PartReceipt {
         let buffer = await pool.take(size: Int64(range.count))
         defer { pool.giveBack(buffer) }
         let body = MemoryRegion(owner: buffer, range: 0..<range.count)
@@ -110,12 +113,8 @@ public struct CompositionExecutor: Sendable {
                 }
             }
         }
-        let md5 = Hash.md5(body.bytes)
-        let etag = try await store.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: md5, customerKey: options.customerKey)
-        guard !options.partETagsAreMD5s || etag.value.lowercased() == ETag(md5: md5).value else {
-            throw FileSystemError(.io, "\(key) part \(number): the store answered ETag \(etag), the MD5 of the bytes sent is \(ETag(md5: md5))")
-        }
-        return UploadedPart(number: number, etag: etag, size: Int64(range.count))
+        return try await store.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: .md5(Hash.md5(body.bytes)),
+                                          customerKey: options.customerKey)
     }
 }
 
