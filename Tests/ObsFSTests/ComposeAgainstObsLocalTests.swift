@@ -10,10 +10,31 @@ import Testing
 
 @Suite("Composition against obs-local")
 struct ComposeAgainstObsLocalTests {
-    static func executor(_ local: LocalOBS) -> CompositionExecutor {
+    static func executor(_ local: LocalOBS, store: OBSClientStore? = nil, integrity: UploadIntegrity = .md5) -> CompositionExecutor {
         var logger = Logger(label: "compose-local-test")
         logger.logLevel = .critical
-        return CompositionExecutor(store: local.store, pool: PartBufferPool(capacity: 64 * MiB), parallel: 4, logger: logger)
+        return CompositionExecutor(store: store ?? local.store, pool: PartBufferPool(capacity: 64 * MiB), parallel: 4, integrity: integrity, logger: logger)
+    }
+
+    /// With the mount's default checksum (CRC-64 on OBS, CRC-32C on S3) declared on initiation:
+    /// uploaded parts carry it, copied parts do not.
+    @Test(arguments: [Dialect.obs, .v4])
+    func composesWithTheDialectsChecksum(dialect: Dialect) async throws {
+        let local = try LocalOBS(dialect: dialect)
+        defer { local.stop() }
+        let integrity = UploadIntegrity.strongest(for: dialect)
+        let store = OBSClientStore(client: local.client, bucket: local.bucket, checksum: integrity.checksumAlgorithm)
+        let key = ObjectKey("checksummed.bin")
+        let base = pattern(12 * Int(MiB), seed: 38)
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: base)
+        let baseETag = try #require(try await store.headObject(key)?.etag)
+        var expected = base
+        expected.replaceSubrange(6 * Int(MiB)..<7 * Int(MiB), with: pattern(Int(MiB), seed: 39))
+        let plan = try CompositionPlan(baseSize: 12 * MiB, changes: [6 * MiB..<7 * MiB], newSize: 12 * MiB,
+                                       limits: CompositionLimits(dialect: dialect, maximumUploadPartSize: 16 * MiB))
+        _ = try await Self.executor(local, store: store, integrity: integrity)
+            .compose(plan, into: key, base: key, baseETag: baseETag, changes: NewContent(bytes: expected), options: ObjectOptions())
+        #expect(try await Self.object(local, key, size: 12 * Int(MiB)) == expected)
     }
 
     static func object(_ local: LocalOBS, _ key: ObjectKey, size: Int) async throws -> [UInt8] {

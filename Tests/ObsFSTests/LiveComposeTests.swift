@@ -27,10 +27,12 @@ struct LiveComposeTests {
         store = OBSClientStore(client: client, bucket: BucketName(environment["OBSMOUNT_TEST_S3_BUCKET"]!))
     }
 
-    func executor() -> CompositionExecutor {
+    /// An executor whose uploads carry `integrity`, declared on initiation as the mount does.
+    func executor(_ integrity: UploadIntegrity = .md5) -> CompositionExecutor {
         var logger = Logger(label: "live-compose-test")
         logger.logLevel = .critical
-        return CompositionExecutor(store: store, pool: PartBufferPool(capacity: 64 * MiB), parallel: 4, logger: logger)
+        let declaring = OBSClientStore(client: store.client, bucket: store.bucket, checksum: integrity.checksumAlgorithm)
+        return CompositionExecutor(store: declaring, pool: PartBufferPool(capacity: 64 * MiB), parallel: 4, integrity: integrity, logger: logger)
     }
 
     func readAll(_ key: ObjectKey) async throws -> [UInt8] {
@@ -41,7 +43,8 @@ struct LiveComposeTests {
         return try await readSequentially(stream, chunk: 128 * 1024)
     }
 
-    @Test func inPlaceChangeAndAppendComposeWithCopiedParts() async throws {
+    @Test(arguments: [UploadIntegrity.md5, .crc32c])
+    func inPlaceChangeAndAppendComposeWithCopiedParts(integrity: UploadIntegrity) async throws {
         let key = ObjectKey("live-compose-\(UInt32.random(in: 0...UInt32.max))/f.bin")
         let base = pattern(12 * Int(MiB), seed: 41)
         _ = try await store.client.putObject(bucket: store.bucket, key: key, bytes: base)
@@ -51,7 +54,7 @@ struct LiveComposeTests {
         let plan = try CompositionPlan(baseSize: 12 * MiB, changes: changes.map(\.0), newSize: 12 * MiB + 1000,
                                        limits: CompositionLimits(dialect: .v4, maximumUploadPartSize: 16 * MiB))
         #expect(plan.parts.contains { $0.content == .copy })
-        let result = try await executor().compose(plan, into: key, base: key, baseETag: baseETag, changes: NewContent(bytes: expected),
+        let result = try await executor(integrity).compose(plan, into: key, base: key, baseETag: baseETag, changes: NewContent(bytes: expected),
                                                   options: ObjectOptions())
         #expect(try await readAll(key) == expected)
         #expect(try await store.headObject(key)?.etag == result.etag)

@@ -4,7 +4,6 @@
 // version until the new one is complete; completion replaces it in one step.
 import Logging
 import OBSClient
-import OBSHashing
 import OBSProtocol
 
 /// What a composition sent, for the log line and the tests.
@@ -21,13 +20,17 @@ public struct CompositionExecutor: Sendable {
     /// Memory for uploaded parts: the mount's part buffers.
     let pool: PartBufferPool
     let parallel: Int
+    /// What uploaded parts carry (the mount's `checksum=`, as the store declares it on
+    /// initiation); copied parts carry what the store computes.
+    let integrity: UploadIntegrity
     let logger: Logger
 
-    public init(store: any ObjectComposer, pool: PartBufferPool, parallel: Int, logger: Logger) {
+    public init(store: any ObjectComposer, pool: PartBufferPool, parallel: Int, integrity: UploadIntegrity = .md5, logger: Logger) {
         precondition(parallel > 0, "at least one part in flight")
         self.store = store
         self.pool = pool
         self.parallel = parallel
+        self.integrity = integrity
         self.logger = logger
     }
 
@@ -93,7 +96,7 @@ public struct CompositionExecutor: Sendable {
     }
 
     /// Assembles one part in a pool buffer (changed bytes, zeros, pinned reads of the base) and
-    /// uploads it with its Content-MD5 (the client checks the answered ETag against it).
+    /// uploads it with its proof (the client decides what the answer proved).
     private func upload(_ pieces: [PartPiece], of range: Range<Int64>, number: PartNumber, key: ObjectKey, uploadID: UploadID,
                         base: ObjectKey, baseETag: ETag?, changes: any ChangedBytes, options: ObjectOptions) async throws -> PartReceipt {
         let buffer = await pool.take(size: Int64(range.count))
@@ -113,7 +116,7 @@ public struct CompositionExecutor: Sendable {
                 }
             }
         }
-        return try await store.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: .md5(Hash.md5(body.bytes)),
+        return try await store.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity.proof(of: body.bytes),
                                           customerKey: options.customerKey)
     }
 }
