@@ -70,7 +70,7 @@ struct MountSetup {
         } catch {
             throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
         }
-        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
+        var store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
                                    checksum: options.integrity.checksumAlgorithm)
         do {
             // A joined server was started for another mount's bucket: this one's is created, as
@@ -81,6 +81,11 @@ struct MountSetup {
             try await store.checkBucket()
         } catch {
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
+        }
+        do {
+            store.isFileSystemBucket = try await client.isFileSystemBucket(source.bucket)
+        } catch {
+            logger.warning("HEAD bucket \(source.bucket) failed (\(error)): taken for an ordinary bucket, not a parallel file system")
         }
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
@@ -102,7 +107,7 @@ struct MountSetup {
         } catch {
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint)\(store.isFileSystemBucket ? " (a parallel file system bucket: native rename, modify, truncate)" : ""): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
         mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer)
     }
