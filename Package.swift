@@ -18,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
+        // The version and commit `--version` prints, stamped at build time by the BuildStamp plugin.
+        .plugin(name: "BuildStamp", capability: .buildTool()),
+        .target(name: "BuildInfo", plugins: ["BuildStamp"]),
+
         // C shims: only what Swift cannot import (variadic functions, configuration macros).
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -47,7 +51,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ObsLocalCLI", dependencies: [
-            "OBSLocalServer",
+            "OBSLocalServer", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -62,7 +66,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ObsMountCLI", dependencies: [
-            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer",
+            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

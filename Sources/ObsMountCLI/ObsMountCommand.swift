@@ -3,6 +3,7 @@
 // Exit status: 0 mounted (and, in the foreground, unmounted cleanly); 1 the bucket, credentials,
 // endpoint or mountpoint cannot be used (one line says which); 2 a bad option or argument.
 import ArgumentParser
+import BuildInfo
 import FuseAdapter
 import Logging
 import OBSClient
@@ -28,6 +29,7 @@ struct ObsMountCommand: AsyncParsableCommand {
 
             Exit status: 0 mounted; 1 bucket, credentials, endpoint or mountpoint unusable; 2 bad option.
             """,
+        version: "obsmount \(BuildInfo.versionLine)",
         subcommands: [BenchUploadCommand.self])
 
     @Argument(help: "BUCKET or BUCKET:/PREFIX") var source: String
