@@ -86,6 +86,9 @@ public struct MountOptions: Sendable {
     public var umask: UInt32 = 0o022
     /// Upload defaults for every new file (mount-options/xattrs.md).
     public var upload = UploadMountOptions()
+    /// `dev`, `nosuid`, `noexec`, `noatime` …: generic mount flags (from mount(8) or fstab),
+    /// handed to the kernel mount as written.
+    public var kernelFlags: [String] = []
 
     public init() {}
 
@@ -171,6 +174,16 @@ public struct MountOptions: Sendable {
         case "umask":
             guard let mask = UInt32(try required(), radix: 8), mask <= 0o777 else { throw MountOptionError(option: option, reason: "must be octal, 000 to 777") }
             umask = mask
+        case "dev", "nodev", "suid", "nosuid", "exec", "noexec", "sync", "async", "dirsync",
+             "atime", "noatime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime":
+            try flag()
+            kernelFlags.append(name)
+        case "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail", "loud", "silent", "comment":
+            // For mount(8) and systemd (when and whether to mount), not for the filesystem.
+            break
+        case _ where name.hasPrefix("x-"):
+            // Userspace options (x-systemd.*, x-gvfs-*): meant for other tools.
+            break
         default:
             try upload.apply(name: name, value: value, now: now)
         }

@@ -84,6 +84,7 @@ struct MountSetup {
         var fuseOptions = ["fsname=obs:\(source.bucket)", "subtype=obsmount", "default_permissions"]
         if options.allowOther { fuseOptions.append("allow_other") }
         if options.readOnly { fuseOptions.append("ro") }
+        fuseOptions += options.kernelFlags
         let session: FuseSession
         do {
             session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint, options: fuseOptions, debug: debug, logger: logger)
@@ -159,7 +160,7 @@ struct MountSetup {
         }
     }
 
-    /// One line for a failed bucket check.
+    /// One line for a failed bucket check: what is wrong and what to do next.
     static func diagnose(_ error: any Error, bucket: BucketName, endpoint: String) -> String {
         let prefix = "cannot use bucket \(bucket) at \(endpoint): "
         guard let error = error as? OBSClientError else { return prefix + "\(error)" }
@@ -167,15 +168,16 @@ struct MountSetup {
         case .service(let service):
             let detail = "(\(service.code), request-id \(service.requestID ?? "none"))"
             switch service.code {
-            case .noSuchBucket: return prefix + "the bucket does not exist \(detail)"
-            case .invalidAccessKeyId: return prefix + "the access key is not known \(detail)"
-            case .signatureDoesNotMatch: return prefix + "the secret key is wrong \(detail)"
-            case .accessDenied: return prefix + "access denied for these credentials \(detail)"
-            case .requestTimeTooSkewed: return prefix + "this machine's clock is off by more than 15 minutes \(detail)"
+            case .noSuchBucket: return prefix + "the bucket does not exist: create it, or check the name and url= \(detail)"
+            case .invalidAccessKeyId: return prefix + "the access key is not known: check the AK in passwd_file= or OBS_ACCESS_KEY_ID \(detail)"
+            case .signatureDoesNotMatch:
+                return prefix + "the secret key is wrong (or dialect= does not match the endpoint): check the SK in passwd_file= or OBS_SECRET_ACCESS_KEY \(detail)"
+            case .accessDenied: return prefix + "access denied: grant these credentials access to the bucket \(detail)"
+            case .requestTimeTooSkewed: return prefix + "this machine's clock is off by more than 15 minutes: sync it (NTP) \(detail)"
             default: return prefix + service.description
             }
         case .transport(let transport):
-            return prefix + "endpoint unreachable: \(transport.message)"
+            return prefix + "endpoint unreachable: check url=, DNS and the network (\(transport.message))"
         default:
             return prefix + error.description
         }

@@ -49,6 +49,14 @@ struct MountOptionsTests {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["storage_class=ICE"]) }
     }
 
+    @Test func optionsMountAndFstabAddAreIgnoredOrHandedToTheKernel() throws {
+        let options = try MountOptions(parsing: ["rw,nodev,nosuid,noexec,noatime,_netdev,defaults,auto,nouser,nofail,x-systemd.automount,x-systemd.idle-timeout=60,comment=backup"])
+        #expect(options.kernelFlags == ["nodev", "nosuid", "noexec", "noatime"])
+        #expect(!options.readOnly)
+        #expect(options.upload.defaults == MountOptions().upload.defaults)
+        #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["nodev=1"]) }
+    }
+
     @Test func memoryBudgetMustHoldTwoParts() {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["part_size=64M,memory_budget=100M"]) }
     }
