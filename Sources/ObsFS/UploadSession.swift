@@ -49,6 +49,8 @@ public struct UploadSettings: Sendable {
     /// Part uploads in flight per file.
     public var parallel: Int
     public var pool: PartBufferPool
+    /// status: the mount's upload counters (Status/MountStatistics.swift).
+    public var statistics = MountStatistics()
 
     public init(schedule: PartSizeSchedule, parallel: Int, pool: PartBufferPool) {
         precondition(parallel >= 1)
@@ -84,6 +86,8 @@ public final class UploadSession: Sendable {
     private let outcome = OneShot<Result<ETag, FileSystemError>>()
     /// Everything that changes as writes arrive and parts finish.
     private let state: Mutex<State>
+    /// status: live counters for `obsmount status` and metrics (Status/UploadProgress.swift).
+    let progress: UploadProgress
 
     private enum Phase {
         /// Accepting writes.
@@ -191,6 +195,8 @@ public final class UploadSession: Sendable {
         self.logger = logger
         heldBuffers = AsyncBudget(units: Int64(settings.parallel + 1))
         state = Mutex(State())
+        progress = UploadProgress(statistics: settings.statistics)  // status:
+        settings.statistics.opened(self)  // status:
     }
 
     /// The multipart upload's ID (a new one after `reinitiate`).
@@ -383,6 +389,7 @@ public final class UploadSession: Sendable {
     private func upload(_ part: SealedPart) async {
         let result: Result<UploadedPart, FileSystemError>
         let expected = ETag(md5: part.md5)
+        progress.partStarted()  // status:
         do {
             let etag = try await store.uploadPart(key, uploadID: uploadID, number: part.number,
                                                   body: MemoryRegion(owner: part.buffer, range: 0..<part.size), contentMD5: part.md5,
@@ -397,6 +404,7 @@ public final class UploadSession: Sendable {
         } catch {
             result = .failure(FileSystemError(doing: "uploading part \(part.number) (\(part.size) bytes)", error))
         }
+        progress.partEnded(bytes: (try? result.get()).map { _ in part.size })  // status:
         settings.pool.giveBack(part.buffer)
         heldBuffers.release(1)
         var effects: [Effect] = []
@@ -523,6 +531,7 @@ public final class UploadSession: Sendable {
     private func abort(because reason: FileSystemError) async {
         do {
             try await store.abortUpload(key, uploadID: uploadID)
+            settings.statistics.aborted()  // status:
             logger.error("aborted upload of \(key) (upload ID \(uploadID)): \(reason.reason)")
         } catch {
             logger.error("upload of \(key) (upload ID \(uploadID)) failed (\(reason.reason)) and aborting it failed too: \(error)")
@@ -536,6 +545,7 @@ public final class UploadSession: Sendable {
             return (state.writeRequests, state.largestWrite)
         }
         logger.info("\(key): \(requests) write requests, largest \(largest) bytes")
+        settings.statistics.finished(self, succeeded: (try? result.get()) != nil)  // status:
         outcome.fulfill(result)
     }
 
@@ -704,6 +714,7 @@ public final class UploadSession: Sendable {
             } catch {
                 logger.warning("\(key): the empty object is written, but aborting the unused upload \(uploadID) failed: \(error)")
             }
+            settings.statistics.finished(self, succeeded: (try? result.get()) != nil)  // status:
             outcome.fulfill(result)
         }
         return await outcome.value

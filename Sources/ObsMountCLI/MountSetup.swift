@@ -19,6 +19,9 @@ struct MountSetup {
     /// The embedded server, when this process started one. It serves until `stopEmbeddedServer`
     /// (every request it answered is already on disk).
     let embeddedServer: OBSLocalServer?
+    /// Upload counters and open uploads, for `obsmount status`, STATUS= and metrics.
+    let statistics: MountStatistics
+    let pool: PartBufferPool
 
     /// Stops the embedded server, once the session has ended (unmounted, uploads finished).
     func stopEmbeddedServer(logger: Logger) {
@@ -58,9 +61,11 @@ struct MountSetup {
         transport.maxConcurrentTransfers = max(16, options.parallel * 4)
         var clientLogger = logger
         clientLogger.logLevel = debug ? .debug : .warning
-        let configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
+        let statistics = MountStatistics()
+        var configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
                                                    region: options.region, dialect: options.dialect, credentials: credentials,
                                                    transport: transport, keyEncoding: options.upload.keyEncoding, logger: clientLogger)
+        configuration.observer = statistics
         let client: OBSClient
         do {
             client = try OBSClient(configuration: configuration)
@@ -75,7 +80,8 @@ struct MountSetup {
         }
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
-        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1))
+        var settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1))
+        settings.statistics = statistics
         let fileSystem = ObsFileSystem(
             configuration: FileSystemConfiguration(bucket: source.bucket, prefix: source.prefix, upload: settings, uploadOptions: options.upload,
                                                    readOnly: options.readOnly,
@@ -93,7 +99,7 @@ struct MountSetup {
         }
         logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), largest file \(schedule.reach) bytes")
         mounted = true
-        return MountSetup(session: session, embeddedServer: embeddedServer)
+        return MountSetup(session: session, embeddedServer: embeddedServer, statistics: statistics, pool: settings.pool)
     }
 
     /// `AK:SK[:TOKEN]` from passwd_file= (mode must deny group and others), else the environment.
