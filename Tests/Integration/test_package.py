@@ -1,5 +1,5 @@
 """The Debian package (scripts/package): install it with dpkg, mount through mount(8) with
-`-t fuse.obsmount` and through an fstab line, write a file and find it on the server, remove the
+`-t fuse.obsmount` and through an fstab line, write a file and find it on the server, purge the
 package cleanly. Also `--version` of both executables and the service template's verification.
 
 Installs into this machine's root (needs root and dpkg); the package is removed at the end even
@@ -58,7 +58,7 @@ def wait_unmounted_and_gone(mountpoint, timeout=30):
 
 @pytest.fixture(scope="module")
 def installed_package(tmp_path_factory):
-    """scripts/package --debug, installed with dpkg -i; removed with dpkg -r afterwards."""
+    """scripts/package --debug, installed with dpkg -i; removed with dpkg --purge afterwards."""
     output = tmp_path_factory.mktemp("package")
     started = time.monotonic()
     result = subprocess.run([str(REPO / "scripts" / "package"), "--debug", "--output", str(output)],
@@ -75,13 +75,13 @@ def installed_package(tmp_path_factory):
     try:
         yield deb
     finally:
-        removed = dpkg("-r", "obsmount")
+        removed = dpkg("--purge", "obsmount")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         for path in ("/usr/bin/obsmount", "/usr/bin/obs-local", "/sbin/mount.fuse.obsmount",
                      "/lib/systemd/system/obsmount@.service", "/usr/share/man/man1/obsmount.1.gz"):
-            assert not os.path.exists(path), f"{path} left after dpkg -r"
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "obsmount"], capture_output=True, text=True).stdout
-        assert "installed" not in status.replace("not-installed", ""), status
+            assert not os.path.exists(path), f"{path} left after dpkg --purge"
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "obsmount"], capture_output=True, text=True)
+        assert status.returncode != 0 or status.stdout.endswith("not-installed"), status.stdout
 
 
 @needs_root_and_dpkg
@@ -103,9 +103,10 @@ def password_file(tmp_path, server):
     return path
 
 
-def write_and_check(obs_local, mountpoint, key):
+def write_and_check(obs_local, mountpoint, name, key):
+    """Writes `name` into the mount and finds its bytes under `key` on the server."""
     data = os.urandom(3 * 1024 * 1024 + 17)
-    (mountpoint / key).write_bytes(data)
+    (mountpoint / name).write_bytes(data)
     body = obs_local.s3.get_object(Bucket=obs_local.bucket, Key=key)["Body"].read()
     assert body == data
 
@@ -123,7 +124,8 @@ def test_mount_t_fuse_obsmount(installed_package, obs_local, tmp_path):
         assert is_mounted(mountpoint)
         mountinfo = next(line for line in open("/proc/self/mountinfo") if line.split()[4] == str(mountpoint))
         assert "nodev" in mountinfo and "nosuid" in mountinfo and "fuse.obsmount" in mountinfo, mountinfo
-        write_and_check(obs_local, mountpoint, "package-mount-" + uuid.uuid4().hex[:8])
+        name = "package-mount-" + uuid.uuid4().hex[:8]
+        write_and_check(obs_local, mountpoint, name, name)
     finally:
         subprocess.run(["umount", str(mountpoint)], check=False)
     wait_unmounted_and_gone(mountpoint)
@@ -141,9 +143,8 @@ def test_fstab_line(installed_package, obs_local, tmp_path):
     try:
         assert result.returncode == 0, result.stdout + result.stderr
         assert is_mounted(mountpoint)
-        key = "fstab-" + uuid.uuid4().hex[:8]
-        write_and_check(obs_local, mountpoint, key)
-        obs_local.s3.head_object(Bucket=obs_local.bucket, Key=f"fstab-prefix/{key}")
+        name = "fstab-" + uuid.uuid4().hex[:8]
+        write_and_check(obs_local, mountpoint, name, f"fstab-prefix/{name}")
     finally:
         subprocess.run(["umount", str(mountpoint)], check=False)
     wait_unmounted_and_gone(mountpoint)
