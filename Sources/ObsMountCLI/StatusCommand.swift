@@ -82,7 +82,7 @@ struct StatusCommand: AsyncParsableCommand {
             throw StatusError("\(path): \(text.split(whereSeparator: \.isNewline).first ?? "")")
         }
         do {
-            return try StatusReply.decoder.decode(StatusReply.self, from: Data(bytes))
+            return try JSONDecoder().decode(StatusReply.self, from: Data(bytes))
         } catch {
             throw StatusError("\(path): unreadable answer (\(error))")
         }

@@ -42,13 +42,13 @@ enum SystemdNotify {
             + "\(totals.uploadsFailed) failed, \(totals.retries) retries, buffers \(ByteFormat.binary(totals.memoryInUse)) of \(ByteFormat.binary(totals.memoryBudget))"
     }
 
-    /// Sends STATUS= every `interval` until the task is cancelled.
+    /// Sends STATUS= every `interval` (the first after one interval, so that READY=1 comes
+    /// first) until the task is cancelled.
     static func reportStatus(every interval: Duration, _ snapshot: @escaping @Sendable () -> StatusSnapshot) -> Task<Void, Never>? {
         guard isActive else { return nil }
         return Task.detached {
-            while !Task.isCancelled {
+            while (try? await Task.sleep(for: interval)) != nil {
                 send("STATUS=" + statusLine(snapshot()))
-                try? await Task.sleep(for: interval)
             }
         }
     }
