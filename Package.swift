@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "CurlTransportTests", dependencies: ["CurlTransport"]),
         .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer"]),
         .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"]),
-        .testTarget(name: "ObsFSTests", dependencies: ["ObsFS"]),
+        .testTarget(name: "ObsFSTests", dependencies: ["ObsFS", "OBSClient", "OBSLocalServer"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -36,6 +36,15 @@ public struct AppendResult: Sendable, Equatable {
     public var etag: ETag?
 }
 
+extension OBSClientError {
+    /// The service refused a conditional request (`If-Match` and friends): 412
+    /// PreconditionFailed. A read pinned to an ETag fails so when the object was replaced.
+    public var isPreconditionFailed: Bool {
+        guard case .service(let error) = self else { return false }
+        return error.status == 412 || error.code == .preconditionFailed
+    }
+}
+
 extension OBSClient {
     // MARK: Writing
 
@@ -85,8 +94,8 @@ extension OBSClient {
 
     /// Reads an object, or the inclusive byte `range` of it, straight into caller memory.
     /// Fails with a transport `.responseTooLarge` error if the body does not fit. `customerKey`
-    /// reads an SSE-C object; `ifMatch` fails the read with `PreconditionFailed` when the object
-    /// changed.
+    /// reads an SSE-C object; `ifMatch` fails the read with `PreconditionFailed` (412,
+    /// `OBSClientError.isPreconditionFailed`) when the object's ETag is another.
     public func getObject(bucket: BucketName, key: ObjectKey, range: ClosedRange<Int64>? = nil, into destination: MemoryRegion,
                           customerKey: CustomerKey? = nil, ifMatch: ETag? = nil) async throws(OBSClientError) -> ObjectRead {
         let call = getCall(bucket: bucket, key: key, range: range, destination: .memory(destination), customerKey: customerKey, ifMatch: ifMatch)

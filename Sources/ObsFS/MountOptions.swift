@@ -57,6 +57,9 @@ public struct MountSource: Sendable, Equatable, CustomStringConvertible {
 public struct MountOptions: Sendable {
     /// `url=`: the endpoint; nil starts the embedded obs-local server.
     public var endpoint: String?
+    /// `data_dir=`: the embedded server's data directory (nil: the default one); mounts naming
+    /// the same directory share one server.
+    public var dataDirectory: String?
     /// `passwd_file=`: `AK:SK[:TOKEN]`, refused when group- or world-readable.
     public var passwordFile: String?
     /// `dialect=obs|v2|v4`.
@@ -79,6 +82,8 @@ public struct MountOptions: Sendable {
     public var allowOther = false
     /// `ro`: read-only.
     public var readOnly = false
+    /// `allow_over_mount`: mount even where a FUSE filesystem is mounted already.
+    public var allowOverMount = false
     /// `uid=`, `gid=`: owner shown for every file (default: the mounting user).
     public var uid: UInt32?
     public var gid: UInt32?
@@ -89,6 +94,13 @@ public struct MountOptions: Sendable {
     /// `dev`, `nosuid`, `noexec`, `noatime` …: generic mount flags (from mount(8) or fstab),
     /// handed to the kernel mount as written.
     public var kernelFlags: [String] = []
+    /// `attr_timeout=` (seconds, fractions allowed; 0 turns the cache off): how long names and
+    /// attributes seen on the store are trusted.
+    public var attributeTimeout: Duration = .seconds(10)
+    /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
+    public var negativeTimeout: Duration = .seconds(5)
+    /// `read_ahead=`, `read_memory_budget=` (Read/ReadMountOptions.swift).
+    public var read = ReadMountOptions()
 
     public init() {}
 
@@ -102,9 +114,18 @@ public struct MountOptions: Sendable {
             }
         }
         try upload.check(now: now)
+        try read.check()
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
+    }
+
+    /// A non-negative number of seconds, at most a day, with up to three decimals.
+    private static func seconds(_ option: String, _ text: String) throws(MountOptionError) -> Duration {
+        guard let value = Double(text), value >= 0, value <= 86_400 else {
+            throw MountOptionError(option: option, reason: "must be a number of seconds from 0 to 86400")
+        }
+        return .milliseconds(Int64((value * 1000).rounded()))
     }
 
     private mutating func apply(_ option: String, now: Timestamp) throws(MountOptionError) {
@@ -131,6 +152,7 @@ public struct MountOptions: Sendable {
             }
             endpoint = url
         case "passwd_file": passwordFile = try required()
+        case "data_dir": dataDirectory = try required()
         case "dialect":
             guard let parsed = Dialect(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be obs, v2 or v4") }
             dialect = parsed
@@ -165,6 +187,9 @@ public struct MountOptions: Sendable {
         case "rw":
             try flag()
             readOnly = false
+        case "allow_over_mount":
+            try flag()
+            allowOverMount = true
         case "uid":
             guard let id = UInt32(try required()) else { throw MountOptionError(option: option, reason: "must be a numeric user ID") }
             uid = id
@@ -184,7 +209,10 @@ public struct MountOptions: Sendable {
         case _ where name.hasPrefix("x-"):
             // Userspace options (x-systemd.*, x-gvfs-*): meant for other tools.
             break
+        case "attr_timeout": attributeTimeout = try Self.seconds(option, try required())
+        case "negative_timeout": negativeTimeout = try Self.seconds(option, try required())
         default:
+            if try read.apply(name: name, value: value, option: option) { return }
             try upload.apply(name: name, value: value, now: now)
         }
     }

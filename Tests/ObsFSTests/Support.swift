@@ -10,11 +10,13 @@ let minimumPart = ProtocolLimits.minimumPartSize
 /// A mount over `store` with small parts so tests stay fast.
 func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.minimumPartSize, parallel: Int = 2,
                     budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000,
-                    uploadOptions: UploadMountOptions = UploadMountOptions()) -> ObsFileSystem {
+                    uploadOptions: UploadMountOptions = UploadMountOptions(), attributeTimeout: Duration = .seconds(10),
+                    singleCopyLimit: Int64 = 5 << 30) -> ObsFileSystem {
     let schedule = PartSizeSchedule(initialPartSize: partSize, maximumPartSize: budget / 2)
     let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget))
     let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings, uploadOptions: uploadOptions,
-                                                ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize)
+                                                ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize,
+                                                attributeTimeout: attributeTimeout, singleCopyLimit: singleCopyLimit)
     var logger = Logger(label: "obsfs-test")
     logger.logLevel = .critical
     return ObsFileSystem(configuration: configuration, store: store, logger: logger)
@@ -57,5 +59,25 @@ func errno(of body: () async throws -> Void) async -> Errno? {
         return nil
     } catch {
         return ErrnoMapping.errno(for: error)
+    }
+}
+
+/// Metadata without the POSIX names (mode, owner, times) that every new object carries.
+func userMetadata(_ metadata: [String: String]?) -> [String: String]? {
+    metadata?.filter { !PosixMetadata.names.contains($0.key) }
+}
+
+/// The caller of the tests' creates.
+let testCaller = Caller(uid: 1000, gid: 1000, umask: 0o022)
+
+extension ObsFileSystem {
+    /// `create` with mode 0644 by `testCaller`.
+    func create(parent: InodeNumber, name: String) async throws -> (FileAttributes, FileHandleID) {
+        try await create(parent: parent, name: name, mode: 0o644, caller: testCaller)
+    }
+
+    /// `readDirectory` of a handle opened on the mount's root.
+    func readDirectory(_ handle: DirectoryHandleID, from offset: Int64) async throws -> [DirectoryEntry] {
+        try await readDirectory(handle, directory: .root, from: offset)
     }
 }
