@@ -94,6 +94,8 @@ public struct MountOptions: Sendable {
     /// `dev`, `nosuid`, `noexec`, `noatime` …: generic mount flags (from mount(8) or fstab),
     /// handed to the kernel mount as written.
     public var kernelFlags: [String] = []
+    /// `metrics=`: serve Prometheus metrics there (Status/MetricsEndpoint.swift); nil: off.
+    public var metrics: MetricsEndpoint?
     /// `attr_timeout=` (seconds, fractions allowed; 0 turns the cache off): how long names and
     /// attributes seen on the store are trusted.
     public var attributeTimeout: Duration = .seconds(10)
@@ -178,6 +180,7 @@ public struct MountOptions: Sendable {
             guard size >= 2 * ProtocolLimits.minimumPartSize else { throw MountOptionError(option: option, reason: "must be at least 200K") }
             memoryBudget = size
         case "log_file": logFile = try required()
+        case "metrics": metrics = try MetricsEndpoint(parsing: try required(), option: option)
         case "allow_other":
             try flag()
             allowOther = true

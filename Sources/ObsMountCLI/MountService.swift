@@ -1,6 +1,8 @@
 // What a running mount offers besides the filesystem: the control socket for `obsmount status`,
-// the systemd notifications (READY=1, STATUS=, STOPPING=1) and log reopening on SIGHUP. None of
-// them is needed for the mount to work: a control socket that cannot be bound is a warning.
+// the metrics endpoint (`metrics=`), the systemd notifications (READY=1, STATUS=, STOPPING=1)
+// and log reopening on SIGHUP. The control socket is not needed for the mount to work: when it
+// cannot be bound that is a warning. A metrics endpoint asked for but unusable fails the mount.
+import Prometheus
 import Logging
 import ObsFS
 #if canImport(Glibc)
@@ -14,10 +16,13 @@ final class MountService: Sendable {
     private let mountpoint: String
     private let logger: Logger
     private let controlSocket: ControlSocketServer?
+    private let metricsServer: MetricsServer?
     /// The periodic STATUS= sender; cancelled once the session ended.
     private let statusReporter: Task<Void, Never>?
 
-    init(mount: MountSetup, source: MountSource, mountpoint: String, logger: Logger) {
+    /// - Parameter metrics: the endpoint and the registry `MetricsServer.bootstrap` made.
+    init(mount: MountSetup, source: MountSource, mountpoint: String, metrics: (MetricsEndpoint, PrometheusCollectorRegistry)?,
+         logger: Logger) throws(MountSetup.Failure) {
         statistics = mount.statistics
         pool = mount.pool
         self.source = source
@@ -31,8 +36,21 @@ final class MountService: Sendable {
         do {
             controlSocket = try ControlSocketServer(mountpoint: mountpoint, reply: reply)
         } catch {
-            logger.warning("no `obsmount status` for this mount: \(error.message)")
+            logger.warning("no `obsmount status` for this mount: control socket \(error)")
             controlSocket = nil
+        }
+        if let (endpoint, registry) = metrics {
+            let server: MetricsServer
+            do {
+                server = try MetricsServer(endpoint: endpoint, registry: registry, pool: pool)
+            } catch {
+                controlSocket?.close()
+                throw MountSetup.Failure(message: "metrics endpoint: \(error)", exitCode: 1)
+            }
+            logger.notice("metrics at \(server.location)")
+            metricsServer = server
+        } else {
+            metricsServer = nil
         }
         statusReporter = SystemdNotify.reportStatus(every: .seconds(5)) { statistics.snapshot(pool: pool, prefix: prefix) }
     }
@@ -52,5 +70,6 @@ final class MountService: Sendable {
     func stopped() {
         statusReporter?.cancel()
         controlSocket?.close()
+        metricsServer?.close()
     }
 }

@@ -80,9 +80,17 @@ struct ObsMountCommand: AsyncParsableCommand {
             throw ExitCode(Daemon.spawnAndWaitForReady())
         }
         let logger = LogSetup.makeLogger(debug: debug)
+        let metrics = mountOptions.metrics.map { ($0, MetricsServer.bootstrap()) }
         do {
             let mount = try await MountSetup.prepare(source: mountSource, options: mountOptions, mountpoint: mountpoint, debug: debug, logger: logger)
-            let service = MountService(mount: mount, source: mountSource, mountpoint: mountpoint, logger: logger)
+            let service: MountService
+            do {
+                service = try MountService(mount: mount, source: mountSource, mountpoint: mountpoint, metrics: metrics, logger: logger)
+            } catch {
+                // The session, never run, unmounts when it goes.
+                mount.stopEmbeddedServer(logger: logger)
+                throw error
+            }
             let reopenedLog = Daemon.isChild ? mountOptions.logFile : nil
             Daemon.reportReady(logFile: mountOptions.logFile)
             service.started(reopening: reopenedLog)

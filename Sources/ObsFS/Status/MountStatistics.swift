@@ -22,29 +22,46 @@ public final class MountStatistics: RequestObserver {
     let retries = Atomic<Int>(0)
     /// The sessions still deciding their outcome, by identity.
     private let open = Mutex<[ObjectIdentifier: UploadSession]>([:])
+    /// The same events for the metrics endpoint (no-ops without a metrics backend).
+    private let metrics = MountMetrics()
 
     public init() {}
 
     func opened(_ session: UploadSession) {
         open.withLock { $0[ObjectIdentifier(session)] = session }
+        metrics.openUploads.increment()
+    }
+
+    /// A part's bytes are acknowledged by the store.
+    func partUploaded(bytes: Int) {
+        bytesUploaded.wrappingAdd(Int64(bytes), ordering: .relaxed)
+        partsUploaded.wrappingAdd(1, ordering: .relaxed)
+        metrics.bytesUploaded.increment(by: bytes)
+        metrics.partsUploaded.increment()
     }
 
     /// The session's outcome is decided.
     func finished(_ session: UploadSession, succeeded: Bool) {
         open.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(session)) }
+        metrics.openUploads.decrement()
         if succeeded {
             objectsCompleted.wrappingAdd(1, ordering: .relaxed)
+            metrics.objectsCompleted.increment()
         } else {
             uploadsFailed.wrappingAdd(1, ordering: .relaxed)
+            metrics.uploadsFailed.increment()
         }
     }
 
     func aborted() {
         uploadsAborted.wrappingAdd(1, ordering: .relaxed)
+        metrics.uploadsAborted.increment()
     }
 
-    /// Counts retries; a part upload's retry counts for its upload too.
+    /// Records the attempt's latency and counts retries; a part upload's retry counts for its
+    /// upload too.
     public func attemptEnded(_ attempt: RequestAttempt) {
+        metrics.record(attempt)
         guard attempt.willRetry else { return }
         retries.wrappingAdd(1, ordering: .relaxed)
         guard attempt.operation == "UploadPart", let uploadID = attempt.uploadID else { return }

@@ -38,8 +38,7 @@ public final class UploadProgress: Sendable {
         guard let bytes else { return }
         durableBytes.wrappingAdd(Int64(bytes), ordering: .relaxed)
         partsUploaded.wrappingAdd(1, ordering: .relaxed)
-        statistics.bytesUploaded.wrappingAdd(Int64(bytes), ordering: .relaxed)
-        statistics.partsUploaded.wrappingAdd(1, ordering: .relaxed)
+        statistics.partUploaded(bytes: bytes)
     }
 
     /// Bytes per second written over the time since the previous snapshot (at least one second),
