@@ -6,6 +6,7 @@ Installs into this machine's root (needs root and dpkg); the package is removed 
 when the test fails. scripts/package --debug is used: a release build takes far longer (see the
 README's Packaging section); the Swift standard library is linked statically either way.
 """
+import contextlib
 import os
 import shutil
 import subprocess
@@ -111,24 +112,30 @@ def write_and_check(obs_local, mountpoint, name, key):
     assert body == data
 
 
+@contextlib.contextmanager
+def mounted_by_mount8(command, mountpoint):
+    """Runs mount(8) with `command`; unmounts with umount(8) and waits until obsmount is gone."""
+    result = subprocess.run(["mount", *command], capture_output=True, text=True, timeout=60)
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert is_mounted(mountpoint)
+        yield
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=False)
+    wait_unmounted_and_gone(mountpoint)
+
+
 @needs_root_and_dpkg
 def test_mount_t_fuse_obsmount(installed_package, obs_local, tmp_path):
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     passwd = password_file(tmp_path, obs_local)
     options = f"url={obs_local.url},passwd_file={passwd},part_size=1M,_netdev,rw,nodev,nosuid,x-systemd.mount-timeout=30"
-    result = subprocess.run(["mount", "-t", "fuse.obsmount", obs_local.bucket, str(mountpoint), "-o", options],
-                            capture_output=True, text=True, timeout=60)
-    try:
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert is_mounted(mountpoint)
+    with mounted_by_mount8(["-t", "fuse.obsmount", obs_local.bucket, str(mountpoint), "-o", options], mountpoint):
         mountinfo = next(line for line in open("/proc/self/mountinfo") if line.split()[4] == str(mountpoint))
         assert "nodev" in mountinfo and "nosuid" in mountinfo and "fuse.obsmount" in mountinfo, mountinfo
         name = "package-mount-" + uuid.uuid4().hex[:8]
         write_and_check(obs_local, mountpoint, name, name)
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=False)
-    wait_unmounted_and_gone(mountpoint)
 
 
 @needs_root_and_dpkg
@@ -139,15 +146,9 @@ def test_fstab_line(installed_package, obs_local, tmp_path):
     fstab = tmp_path / "fstab"
     fstab.write_text(f"# test fstab\n{obs_local.bucket}:/fstab-prefix {mountpoint} fuse.obsmount "
                      f"_netdev,nofail,defaults,url={obs_local.url},passwd_file={passwd},part_size=1M 0 0\n")
-    result = subprocess.run(["mount", "--fstab", str(fstab), str(mountpoint)], capture_output=True, text=True, timeout=60)
-    try:
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert is_mounted(mountpoint)
+    with mounted_by_mount8(["--fstab", str(fstab), str(mountpoint)], mountpoint):
         name = "fstab-" + uuid.uuid4().hex[:8]
         write_and_check(obs_local, mountpoint, name, f"fstab-prefix/{name}")
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=False)
-    wait_unmounted_and_gone(mountpoint)
 
 
 @needs_root_and_dpkg
