@@ -68,10 +68,8 @@ extension OBSClient {
         let response = try await send(call)
         guard let header = response.headers["ETag"] else { throw malformed(call, response, "no ETag header") }
         let etag = ETag(header)
-        if let md5, etag != ETag(md5: md5), !isEncryptedWithoutMD5ETag(response) {
-            throw .etagMismatch(expected: ETag(md5: md5), received: etag, requestID: requestID(of: response))
-        }
-        return StoredObject(etag: etag, versionID: response.headers[dialect.header("version-id")].map(VersionID.init))
+        let verdict = try verdict(on: response, etag: etag, md5: md5, checksum: nil, expectedETag: md5.map { ETag(md5: $0) })
+        return StoredObject(etag: etag, versionID: response.headers[dialect.header("version-id")].map(VersionID.init), verdict: verdict)
     }
 
     /// Appends caller memory to an appendable object (or creates one at position 0). The

@@ -64,7 +64,7 @@ enum MetadataDirective: String, Sendable {
 
 final class ObjectStore: Sendable {
     let blobs: any BlobStorage
-    private let journal: any MetadataJournal
+    let journal: any MetadataJournal
     /// Every bucket with its objects, uploads and parts. Held for each change of records and the
     /// journal write of that change, so the files always match memory; never held across blob I/O.
     private let buckets: Mutex<[String: StoredBucket]>
@@ -103,7 +103,7 @@ final class ObjectStore: Sendable {
         blobs.delete(blobs.allBlobs().filter { !referenced.contains($0) })
     }
 
-    private var nowMilliseconds: Int64 { clock().millisecondsSinceEpoch }
+    var nowMilliseconds: Int64 { clock().millisecondsSinceEpoch }
 
     // MARK: Buckets
 
@@ -111,7 +111,8 @@ final class ObjectStore: Sendable {
         buckets.withLock { $0.values.map(\.record) }.sorted { $0.name < $1.name }
     }
 
-    func createBucket(_ name: BucketName) throws(OBSLocalError) {
+    /// Creates a bucket; `fileSystem` makes it a parallel file system bucket.
+    func createBucket(_ name: BucketName, fileSystem: Bool = false) throws(OBSLocalError) {
         guard BucketNaming.isValid(name.rawValue) else {
             throw OBSLocalError(.invalidBucketName, "The specified bucket name is not valid.")
         }
@@ -119,7 +120,7 @@ final class ObjectStore: Sendable {
             if all[name.rawValue] != nil {
                 return OBSLocalError(.bucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
             }
-            let record = BucketRecord(name: name.rawValue, created: nowMilliseconds)
+            let record = BucketRecord(name: name.rawValue, created: nowMilliseconds, fileInterface: fileSystem ? true : nil)
             do { try journal.saveBucket(record) } catch { return internalError(error) }
             all[name.rawValue] = StoredBucket(record: record)
             return nil
@@ -127,8 +128,10 @@ final class ObjectStore: Sendable {
         if let failure { throw failure }
     }
 
-    func headBucket(_ name: BucketName) throws(OBSLocalError) {
-        guard buckets.withLock({ $0[name.rawValue] != nil }) else { throw .noSuchBucket(name) }
+    @discardableResult
+    func headBucket(_ name: BucketName) throws(OBSLocalError) -> BucketRecord {
+        guard let record = buckets.withLock({ $0[name.rawValue]?.record }) else { throw .noSuchBucket(name) }
+        return record
     }
 
     func deleteBucket(_ name: BucketName) throws(OBSLocalError) {
@@ -145,7 +148,7 @@ final class ObjectStore: Sendable {
     }
 
     /// Runs `body` on a bucket under the lock; NoSuchBucket when absent.
-    private func withBucket<T>(_ name: BucketName, _ body: (inout StoredBucket) throws(OBSLocalError) -> T) throws(OBSLocalError) -> T {
+    func withBucket<T>(_ name: BucketName, _ body: (inout StoredBucket) throws(OBSLocalError) -> T) throws(OBSLocalError) -> T {
         let result: Result<T, OBSLocalError> = buckets.withLock { all in
             guard var bucket = all[name.rawValue] else { return .failure(.noSuchBucket(name)) }
             // Move the bucket out so the change below does not copy its dictionaries.
@@ -160,7 +163,7 @@ final class ObjectStore: Sendable {
         OBSLocalError(.internalError, "We encountered an internal error: \(error)")
     }
 
-    private func journaled(_ body: () throws -> Void) throws(OBSLocalError) {
+    func journaled(_ body: () throws -> Void) throws(OBSLocalError) {
         do { try body() } catch { throw internalError(error) }
     }
 
@@ -178,7 +181,7 @@ final class ObjectStore: Sendable {
                    attributes: ObjectAttributes, acl: AccessControl) throws(OBSLocalError) -> ObjectRecord {
         let record = ObjectRecord(key: key.rawValue, size: blob.length, etag: (etag ?? ETag(md5: blob.md5)).value,
                                   lastModified: nowMilliseconds, segments: blob.length > 0 ? [blob.segment] : [],
-                                  attributes: attributes, acl: acl)
+                                  attributes: attributes, acl: acl, checksums: blob.checksums)
         if blob.length == 0 { blobs.delete([blob.id]) }
         let replaced = try replaceObject(bucket, record)
         blobs.delete(replaced)
@@ -194,7 +197,7 @@ final class ObjectStore: Sendable {
         }
     }
 
-    private func unreferenced(_ old: [Segment], by new: [Segment]) -> [BlobID] {
+    func unreferenced(_ old: [Segment], by new: [Segment]) -> [BlobID] {
         let kept = Set(new.map(\.blob))
         return old.map(\.blob).filter { !kept.contains($0) }
     }
@@ -253,8 +256,10 @@ final class ObjectStore: Sendable {
                 throw OBSLocalError(.entityTooLarge, "Your proposed upload exceeds the maximum allowed object size.")
             }
             var record = existing ?? ObjectRecord(key: key.rawValue, size: 0, etag: "", lastModified: 0, segments: [],
-                                                  attributes: attributes, acl: acl, appendable: true)
+                                                  attributes: attributes, acl: acl, appendable: true,
+                                                  checksums: StoredChecksums(crc64ecma: CRC(.crc64ecma), crc32c: CRC(.crc32c)))
             if blob.length > 0 { record.segments.append(blob.segment) }
+            record.checksums = StoredChecksums.combining([(record.checksums, record.size), (blob.checksums, blob.length)])
             record.size += blob.length
             record.etag = ETag(md5: blob.md5).value
             record.lastModified = nowMilliseconds
@@ -319,7 +324,7 @@ final class ObjectStore: Sendable {
     /// Records a part (replacing an earlier part of that number) and returns its ETag.
     func putPart(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, number: PartNumber, blob: WrittenBlob) throws(OBSLocalError) -> PartRecord {
         let part = PartRecord(number: number.rawValue, size: blob.length, etag: blob.md5.hexString,
-                              lastModified: nowMilliseconds, segment: blob.segment)
+                              lastModified: nowMilliseconds, segment: blob.segment, checksums: blob.checksums)
         let replaced = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> BlobID? in
             guard var upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
             try journaled { try journal.savePart(part, uploadID: id.rawValue, bucket: bucket.rawValue) }
@@ -332,7 +337,9 @@ final class ObjectStore: Sendable {
     }
 
     /// Completes an upload from the client's part list; checks order, ETags and sizes.
-    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)]) throws(OBSLocalError) -> ObjectRecord {
+    /// `verify` checks the object's checksums (combined from the parts') before anything changes.
+    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)],
+                        verify: (StoredChecksums?) throws(OBSLocalError) -> Void = { _ in }) throws(OBSLocalError) -> ObjectRecord {
         guard !requested.isEmpty else {
             throw .malformedXML
         }
@@ -353,9 +360,12 @@ final class ObjectStore: Sendable {
             }
             let md5s = chosen.map { ETag($0.etag).md5Bytes ?? [] }
             let segments = chosen.map(\.segment).filter { $0.length > 0 }
+            let checksums = StoredChecksums.combining(chosen.map { ($0.checksums, $0.size) })
+            try verify(checksums)
             let object = ObjectRecord(key: key.rawValue, size: chosen.reduce(0) { $0 + $1.size },
                                       etag: ETag.composite(partMD5s: md5s).value, lastModified: nowMilliseconds,
-                                      segments: segments, attributes: upload.record.attributes, acl: upload.record.acl)
+                                      segments: segments, attributes: upload.record.attributes, acl: upload.record.acl,
+                                      checksums: checksums)
             try journaled { try journal.saveObject(object, bucket: bucket.rawValue) }
             journal.removeUpload(id.rawValue, bucket: bucket.rawValue)
             b.uploads[id.rawValue] = nil

@@ -48,6 +48,14 @@ struct Operations: Sendable {
             } else {
                 _ = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: clock())
             }
+        case .modifyObject:
+            try store.requireFileSystem(bucket)
+            _ = try declaredLength(request, limit: ProtocolLimits.maximumPartSize)
+            _ = try contentMD5(request)
+            let existing = try store.checkModify(bucket, key, position: try appendPosition(request))
+            try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: existing.attributes)
+        case .truncateObject, .renameObject:
+            try store.requireFileSystem(bucket)
         default:
             break
         }
@@ -58,8 +66,12 @@ struct Operations: Sendable {
     func perform(_ request: RoutedRequest, identity: SignatureVerifier.Identity, input: OperationInput) throws(OBSLocalError) -> ServerResponse {
         let dialect = identity.dialect
         let owner = Operations.ownerID(for: identity.accessKey)
+        /// The checksum headers a body carried and matched, echoed by PUT and UploadPart.
+        var checksumEcho: [(String, String)] = []
         switch input {
-        case .blob(let blob): try checkDigests(request, blob: blob)
+        case .blob(let blob):
+            try checkDigests(request, blob: blob)
+            checksumEcho = try blob.checksums.verify(request.headers, dialect: dialect)
         case .document(let body):
             if let expected = try contentMD5(request), expected != Hash.md5(body) {
                 throw OBSLocalError(.badDigest, "The Content-MD5 you specified did not match what we received.")
@@ -80,7 +92,7 @@ struct Operations: Sendable {
             let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
             let record = try store.putObject(bucket, key, blob: blob, attributes: attributes, acl: acl)
-            return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + attributes.encryptionHeaders(dialect: dialect))
+            return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + attributes.encryptionHeaders(dialect: dialect) + checksumEcho)
         case .copyObject:
             return try copyObject(request, bucket: bucket, key: key, dialect: dialect, owner: owner)
         case .getObject, .headObject:
@@ -100,19 +112,22 @@ struct Operations: Sendable {
             let id = try uploadID(request)
             let part = try store.putPart(bucket, key, id, number: try partNumber(request), blob: blob)
             let upload = try store.upload(bucket, key, id)
-            return ServerResponse(headers: [("ETag", ETag(part.etag).quoted)] + upload.attributes.encryptionHeaders(dialect: dialect))
+            return ServerResponse(headers: [("ETag", ETag(part.etag).quoted)] + upload.attributes.encryptionHeaders(dialect: dialect) + checksumEcho)
         case .uploadPartCopy:
             return try uploadPartCopy(request, bucket: bucket, key: key, dialect: dialect)
         case .completeMultipartUpload:
             guard case .document(let body) = input, let document = try? CompleteMultipartUpload(parsing: body) else {
                 throw .malformedXML
             }
-            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) })
+            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) }) {
+                (checksums: StoredChecksums?) throws(OBSLocalError) in _ = try checksums?.verify(request.headers, dialect: dialect)
+            }
             let host = request.headers["Host"] ?? "127.0.0.1"
             let location = "http://\(host)/\(bucket.rawValue)/\(PercentEncoding.encodePath(key.rawValue))"
             let result = CompleteMultipartUploadResult(location: location, bucket: bucket, key: key, etag: ETag(record.etag),
                                                        encodingType: try keyEncoding(request))
-            return .xml(result.serialized(for: dialect), headers: record.attributes.encryptionHeaders(dialect: dialect))
+            return .xml(result.serialized(for: dialect),
+                        headers: record.attributes.encryptionHeaders(dialect: dialect) + (record.checksums?.headers(for: dialect) ?? []))
         case .abortMultipartUpload:
             try store.abortUpload(bucket, key, try uploadID(request))
             return ServerResponse(status: 204)
@@ -128,6 +143,30 @@ struct Operations: Sendable {
                                   + record.attributes.encryptionHeaders(dialect: dialect))
         case .setObjectMetadata:
             return try setMetadata(request, bucket: bucket, key: key, dialect: dialect)
+        case .modifyObject:
+            guard case .blob(let blob) = input else { throw .missingContentLength }
+            let record: ObjectRecord
+            do throws(OBSLocalError) {
+                record = try store.modify(bucket, key, position: try appendPosition(request), blob: blob)
+            } catch {
+                store.blobs.delete([blob.id])
+                throw error
+            }
+            return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + record.attributes.encryptionHeaders(dialect: dialect))
+        case .truncateObject:
+            guard let text = request.query("length"), let length = Int64(text) else {
+                throw OBSLocalError(.invalidArgument, "A truncate needs a length.")
+            }
+            _ = try store.truncate(bucket, key, length: length)
+            return ServerResponse(status: 204)
+        case .renameObject:
+            guard var name = request.query("name"), !name.isEmpty else {
+                throw OBSLocalError(.invalidArgument, "A rename needs the new name.")
+            }
+            if name.hasPrefix("/") { name.removeFirst() }
+            guard !name.isEmpty else { throw OBSLocalError(.invalidArgument, "A rename needs the new name.") }
+            try store.rename(bucket, key, to: ObjectKey(name))
+            return ServerResponse(status: 204)
         case .putObjectACL:
             let acl: AccessControl
             if case .document(let body) = input, !body.isEmpty {
@@ -168,11 +207,12 @@ struct Operations: Sendable {
     private func performOnBucket(_ request: RoutedRequest, bucket: BucketName, dialect: Dialect, input: OperationInput) throws(OBSLocalError) -> ServerResponse {
         switch request.operation {
         case .createBucket:
-            try store.createBucket(bucket)
+            try store.createBucket(bucket, fileSystem: request.headers[Self.fileInterfaceHeader]?.lowercasedASCII == "enabled")
             return ServerResponse(headers: [("Location", "/" + bucket.rawValue)])
         case .headBucket:
-            try store.headBucket(bucket)
-            return ServerResponse(headers: [(dialect.header("bucket-location"), "local")])
+            let record = try store.headBucket(bucket)
+            let fileInterface = record.isFileSystem ? [(Self.fileInterfaceHeader, "Enabled")] : []
+            return ServerResponse(headers: [(dialect.header("bucket-location"), "local")] + fileInterface)
         case .deleteBucket:
             try store.deleteBucket(bucket)
             return ServerResponse(status: 204)
@@ -214,6 +254,8 @@ struct Operations: Sendable {
             range = requested
             status = 206
             headers.append(("Content-Range", "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(record.size)"))
+        } else {
+            headers += record.checksums?.headers(for: dialect) ?? []
         }
         if request.operation == .headObject {
             return ServerResponse(status: status, headers: headers, body: .lengthOnly(Int64(range.count)))
@@ -473,9 +515,14 @@ struct Operations: Sendable {
         return number
     }
 
+    /// `x-obs-fs-file-interface`: `Enabled` on CreateBucket makes a parallel file system bucket,
+    /// and HEAD bucket answers it for one (the same name in every dialect).
+    static let fileInterfaceHeader = "x-obs-fs-file-interface"
+
+    /// The `position` of an append or a modify.
     private func appendPosition(_ request: RoutedRequest) throws(OBSLocalError) -> Int64 {
         guard let text = request.query("position"), let position = Int64(text), position >= 0 else {
-            throw OBSLocalError(.invalidArgument, "An append needs a non-negative position.")
+            throw OBSLocalError(.invalidArgument, "An append or a modify needs a non-negative position.")
         }
         return position
     }

@@ -77,6 +77,11 @@ struct BucketRecord: Codable, Sendable {
     var name: String
     /// Milliseconds since the epoch.
     var created: Int64
+    /// A parallel file system bucket (created with `x-obs-fs-file-interface: Enabled`): serves
+    /// rename, modify and truncate. Absent in records of ordinary buckets.
+    var fileInterface: Bool?
+
+    var isFileSystem: Bool { fileInterface == true }
 }
 
 struct ObjectRecord: Codable, Sendable {
@@ -89,6 +94,8 @@ struct ObjectRecord: Codable, Sendable {
     var acl: AccessControl
     /// Created by append (`x-obs-object-type: Appendable`).
     var appendable: Bool = false
+    /// CRCs of the whole object; nil for objects stored before obs-local kept them.
+    var checksums: StoredChecksums?
 
     var objectKey: ObjectKey { ObjectKey(key) }
     /// `x-obs-object-type` and `x-obs-next-append-position` of an appendable object (the same in
@@ -115,4 +122,6 @@ struct PartRecord: Codable, Sendable {
     var etag: String
     var lastModified: Int64
     var segment: Segment
+    /// CRCs of the part's bytes; nil for parts stored before obs-local kept them.
+    var checksums: StoredChecksums?
 }

@@ -93,11 +93,13 @@ public struct Caller: Sendable, Equatable {
     public var gid: UInt32
     /// The caller's umask (applied to the mode of what it creates).
     public var umask: UInt32
+    public var process: ProcessID
 
-    public init(uid: UInt32, gid: UInt32, umask: UInt32) {
+    public init(uid: UInt32, gid: UInt32, umask: UInt32, process: ProcessID = .unknown) {
         self.uid = uid
         self.gid = gid
         self.umask = umask
+        self.process = process
     }
 }
 

@@ -76,6 +76,8 @@ public struct MountOptions: Sendable {
     public var parallel = 4
     /// `memory_budget=`: bytes of part buffers for the whole mount.
     public var memoryBudget: Int64 = 512 << 20
+    /// `checksum=crc64|crc32c|md5|none`; nil: the strongest the dialect supports (`integrity`).
+    public var checksum: UploadIntegrity?
     /// `log_file=`: where a background (daemonized) mount appends its log.
     public var logFile: String?
     /// `allow_other`: other users may access the mount.
@@ -106,6 +108,9 @@ public struct MountOptions: Sendable {
 
     public init() {}
 
+    /// What each part carries to prove its bytes: `checksum=`, else CRC-64 on OBS, CRC-32C on S3.
+    public var integrity: UploadIntegrity { checksum ?? .strongest(for: dialect) }
+
     /// Parses the comma-separated lists given with `-o` (each `-o` may carry several options;
     /// later options override earlier ones; `\,` is a comma inside a value, as in libfuse).
     public init(parsing lists: [String], now: Timestamp = .now()) throws(MountOptionError) {
@@ -117,6 +122,9 @@ public struct MountOptions: Sendable {
         }
         try upload.check(now: now)
         try read.check()
+        if let checksum, !checksum.isSupported(by: dialect) {
+            throw MountOptionError(option: "checksum=\(checksum)", reason: "OBS endpoints know only crc64 (crc32c needs dialect=v2 or v4)")
+        }
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
@@ -179,6 +187,9 @@ public struct MountOptions: Sendable {
             let size = try MountOptions.size(try required(), option)
             guard size >= 2 * ProtocolLimits.minimumPartSize else { throw MountOptionError(option: option, reason: "must be at least 200K") }
             memoryBudget = size
+        case "checksum":
+            guard let parsed = UploadIntegrity(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be crc64, crc32c, md5 or none") }
+            checksum = parsed
         case "log_file": logFile = try required()
         case "metrics": metrics = try MetricsEndpoint(parsing: try required(), option: option)
         case "allow_other":

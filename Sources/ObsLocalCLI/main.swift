@@ -1,6 +1,7 @@
 // obs-local: a local OBS-compatible server for demos, tests and benchmarks.
 //
-//   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--access-key AK --secret-key SK]
+//   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--pfs-bucket NAME]...
+//             [--access-key AK --secret-key SK]
 //             [--memory] [--request-log FILE] [--clock-offset SECONDS]
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
@@ -35,6 +36,10 @@ struct ObsLocal: ParsableCommand {
 
     @Option(name: .customLong("bucket"), help: "A bucket to create at start (repeatable).")
     var buckets: [String] = []
+
+    @Option(name: .customLong("pfs-bucket"),
+            help: "A parallel file system bucket to create at start (rename, modify, truncate; repeatable).")
+    var fileSystemBuckets: [String] = []
 
     @Option(name: .customLong("access-key"), help: "Access key to accept (with --secret-key).")
     var accessKey: String?
@@ -116,6 +121,7 @@ struct ObsLocal: ParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port)
         configuration.storage = memory ? .memory : .directory(dataDirectory!)
         configuration.buckets = buckets.map(BucketName.init)
+        configuration.fileSystemBuckets = fileSystemBuckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
         configuration.clockOffsetSeconds = clockOffset ?? getenv("OBS_LOCAL_CLOCK_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }

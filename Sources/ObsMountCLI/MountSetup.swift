@@ -75,7 +75,8 @@ struct MountSetup {
         } catch {
             throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
         }
-        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey)
+        var store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
+                                   checksum: options.integrity.checksumAlgorithm)
         do {
             // A joined server was started for another mount's bucket: this one's is created, as
             // the embedded server creates the bucket it is started for.
@@ -86,9 +87,15 @@ struct MountSetup {
         } catch {
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
         }
+        do {
+            store.isFileSystemBucket = try await client.isFileSystemBucket(source.bucket)
+        } catch {
+            logger.warning("HEAD bucket \(source.bucket) failed (\(error)): taken for an ordinary bucket, not a parallel file system")
+        }
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
-        var settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1))
+        var settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1),
+                                      integrity: options.integrity)
         settings.statistics = statistics
         let fileSystem = ObsFileSystem(
             configuration: FileSystemConfiguration(bucket: source.bucket, prefix: source.prefix, upload: settings, uploadOptions: options.upload,
@@ -107,7 +114,7 @@ struct MountSetup {
         } catch {
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint)\(store.isFileSystemBucket ? " (a parallel file system bucket: native rename, modify, truncate)" : ""): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
         mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer, statistics: statistics, pool: settings.pool)
     }

@@ -1,14 +1,24 @@
 // Test doubles of ObjectStore: an in-memory store that enforces the multipart rules OBS enforces,
 // and a wrapper that injects failures and holds requests.
+import OBSClient
 import OBSHashing
 import OBSProtocol
 import Synchronization
 @testable import ObsFS
 
-/// An object store in memory with OBS's multipart rules: Content-MD5 checked (BadDigest), parts
-/// at least 100 KiB but the last (EntityTooSmall), ascending part numbers (InvalidPartOrder),
-/// ETags that match (InvalidPart), composite ETag on completion.
+/// An object store in memory with OBS's multipart rules: Content-MD5 and CRC checksums checked
+/// (BadDigest), parts at least 100 KiB but the last (EntityTooSmall), ascending part numbers
+/// (InvalidPartOrder), ETags that match (InvalidPart), composite ETag on completion, the object's
+/// checksum checked against its bytes. Receipts carry the verdict a client would decide. With
+/// `defaultKMS` it behaves like a bucket with default SSE-KMS: ETags are not MD5s.
 final class InMemoryStore: ObjectStore {
+    let defaultKMS: Bool
+
+    init(defaultKMS: Bool = false, isFileSystemBucket: Bool = false) {
+        self.defaultKMS = defaultKMS
+        self.isFileSystemBucket = isFileSystemBucket
+    }
+
     struct Upload {
         let key: ObjectKey
         var parts: [PartNumber: [UInt8]] = [:]
@@ -26,13 +36,20 @@ final class InMemoryStore: ObjectStore {
         var completeCalls = 0
         var abortCalls = 0
         var partUploads = 0
+        /// What each part upload carried, in arrival order.
+        var partIntegrity: [PartIntegrity] = []
+        /// The checksum each completion sent, by key.
+        var objectChecksums: [ObjectKey: Checksum] = [:]
         var listCalls = 0
         var headCalls = 0
         var copyCalls = 0
+        var renameCalls = 0
     }
 
     /// Everything stored; tests read it directly.
     let contents = Mutex(Contents())
+    /// Serves the parallel file system calls (FileSystemBucketStore) when true.
+    let isFileSystemBucket: Bool
 
     func serviceError(_ code: ObsErrorCode, _ message: String) -> ServiceError {
         ServiceError(status: code.httpStatus, code: code, message: message, requestID: "REQ-\(code)")
@@ -87,19 +104,35 @@ final class InMemoryStore: ObjectStore {
         }
     }
 
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+    /// The ETag of stored bytes: their MD5, or (default SSE-KMS) something else.
+    func etag(of bytes: [UInt8]) -> ETag { ETag(md5: Hash.md5(defaultKMS ? bytes + [0x6b] : bytes)) }
+
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                    customerKey: CustomerKey?) async throws -> PartReceipt {
         let bytes = Array(body.bytes)
-        let md5 = Hash.md5(bytes)
-        guard md5 == contentMD5 else { throw serviceError(.badDigest, "Content-MD5 does not match") }
+        var checksum: Checksum?
+        let verdict: IntegrityVerdict
+        switch integrity {
+        case .md5(let md5):
+            guard md5 == Hash.md5(bytes) else { throw serviceError(.badDigest, "Content-MD5 does not match") }
+            verdict = defaultKMS ? .acceptedByService : .etagMatchesMD5
+        case .checksum(let sent):
+            guard bytes.withUnsafeBytes({ Checksum(sent.algorithm, of: $0) }) == sent else { throw serviceError(.badDigest, "checksum does not match") }
+            checksum = sent
+            verdict = .checksumEchoed
+        case .none:
+            verdict = .unchecked
+        }
         return try contents.withLock { contents in
             guard contents.uploads[uploadID] != nil else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
             contents.uploads[uploadID]!.parts[number] = bytes
             contents.partUploads += 1
-            return ETag(md5: md5)
+            contents.partIntegrity.append(integrity)
+            return PartReceipt(number: number, etag: etag(of: bytes), size: Int64(bytes.count), checksum: checksum, verdict: verdict)
         }
     }
 
-    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try contents.withLock { contents in
             contents.completeCalls += 1
             guard let upload = contents.uploads[uploadID] else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
@@ -107,19 +140,26 @@ final class InMemoryStore: ObjectStore {
             var object: [UInt8] = []
             var md5s: [[UInt8]] = []
             for (index, part) in parts.enumerated() {
-                guard let bytes = upload.parts[part.number], ETag(md5: Hash.md5(bytes)) == part.etag else {
+                guard let bytes = upload.parts[part.number], etag(of: bytes) == part.etag else {
                     throw serviceError(.invalidPart, "part \(part.number)")
                 }
                 if index < parts.count - 1, bytes.count < ProtocolLimits.minimumPartSize { throw serviceError(.entityTooSmall, "part \(part.number)") }
                 object += bytes
                 md5s.append(Hash.md5(bytes))
             }
-            let etag = ETag.composite(partMD5s: md5s)
+            let checksums = parts.compactMap { part in part.checksum.map { (checksum: $0, size: part.size) } }
+            let checksum = checksums.count == parts.count ? Checksum.combining(checksums) : nil
+            if let checksum {
+                guard object.withUnsafeBytes({ Checksum(checksum.algorithm, of: $0) }) == checksum else { throw serviceError(.badDigest, "object checksum") }
+                contents.objectChecksums[key] = checksum
+            }
+            let etag = defaultKMS ? etag(of: object) : ETag.composite(partMD5s: md5s)
             contents.objects[key] = object
             contents.etags[key] = etag
             contents.written[key] = contents.initiatedOptions[key]
             contents.uploads[uploadID] = nil
-            return etag
+            let verdict: IntegrityVerdict = checksum != nil ? .checksumEchoed : parts.allSatisfy { $0.verdict == .etagMatchesMD5 } ? .etagMatchesMD5 : .unchecked
+            return StoredObject(etag: etag, checksum: checksum, verdict: verdict)
         }
     }
 
@@ -213,8 +253,6 @@ final class FaultInjectingStore: ObjectStore {
         var heldParts: [CheckedContinuation<Void, Never>] = []
         var partsInFlight = 0
         var maxPartsInFlight = 0
-        /// ETag the store answers for part uploads instead of the real one.
-        var wrongPartETag: ETag?
     }
 
     let inner: InMemoryStore
@@ -227,8 +265,6 @@ final class FaultInjectingStore: ObjectStore {
         let error = ServiceError(status: status ?? code.httpStatus, code: code, message: "injected", requestID: "INJECTED-\(code)")
         state.withLock { $0.rules.append(Rule(operation: operation, nth: nth, error: error)) }
     }
-
-    func answerWrongPartETag(_ etag: ETag) { state.withLock { $0.wrongPartETag = etag } }
 
     /// Part uploads wait (asynchronously) until `releaseParts`.
     func holdParts() { state.withLock { $0.holdingParts = true } }
@@ -271,7 +307,8 @@ final class FaultInjectingStore: ObjectStore {
         return try await inner.initiateUpload(key, options: options)
     }
 
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                    customerKey: CustomerKey?) async throws -> PartReceipt {
         state.withLock { state in
             state.partsInFlight += 1
             state.maxPartsInFlight = max(state.maxPartsInFlight, state.partsInFlight)
@@ -286,11 +323,10 @@ final class FaultInjectingStore: ObjectStore {
             if !hold { continuation.resume() }
         }
         try check(.uploadPart)
-        let etag = try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: contentMD5, customerKey: customerKey)
-        return state.withLock { $0.wrongPartETag } ?? etag
+        return try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity, customerKey: customerKey)
     }
 
-    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try check(.complete)
         return try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
     }
@@ -338,5 +374,43 @@ extension InMemoryStore: ObjectReader {
         let slice = bytes[Int(range.lowerBound)..<min(Int(range.upperBound), bytes.count)]
         slice.withUnsafeBytes { destination.mutableBytes.copyMemory(from: $0) }
         return slice.count
+    }
+}
+
+/// A parallel file system bucket in memory: native rename of files and directories.
+extension InMemoryStore: FileSystemBucketStore {
+    func renameNatively(_ source: ObjectKey, to destination: ObjectKey) async throws {
+        try contents.withLock { contents in
+            let moved = contents.objects.keys.filter { source.rawValue.hasSuffix("/") ? $0.rawValue.hasPrefix(source.rawValue) : $0 == source }
+            guard !moved.isEmpty else { throw serviceError(.noSuchKey, "no \(source)") }
+            contents.renameCalls += 1
+            for key in moved {
+                let target = ObjectKey(destination.rawValue + key.rawValue.dropFirst(source.rawValue.count))
+                contents.objects[target] = contents.objects.removeValue(forKey: key)
+                contents.etags[target] = contents.etags.removeValue(forKey: key)
+                contents.written[target] = contents.written.removeValue(forKey: key)
+            }
+        }
+    }
+
+    func modifyNatively(_ key: ObjectKey, position: Int64, bytes: MemoryRegion) async throws -> ETag? {
+        try contents.withLock { contents in
+            guard var object = contents.objects[key], position <= object.count else { throw serviceError(.invalidArgument, "position") }
+            let end = Int(position) + bytes.count
+            if end > object.count { object += [UInt8](repeating: 0, count: end - object.count) }
+            object.replaceSubrange(Int(position)..<end, with: Array(bytes.bytes))
+            contents.objects[key] = object
+            contents.etags[key] = ETag(md5: Hash.md5(object))
+            return contents.etags[key]
+        }
+    }
+
+    func truncateNatively(_ key: ObjectKey, length: Int64) async throws {
+        try contents.withLock { contents in
+            guard var object = contents.objects[key] else { throw serviceError(.noSuchKey, "no \(key)") }
+            if Int(length) < object.count { object.removeSubrange(Int(length)...) } else { object += [UInt8](repeating: 0, count: Int(length) - object.count) }
+            contents.objects[key] = object
+            contents.etags[key] = ETag(md5: Hash.md5(object))
+        }
     }
 }
