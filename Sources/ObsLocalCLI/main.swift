@@ -11,6 +11,7 @@
 // PID). The secret key may also come from the environment variable OBS_LOCAL_SECRET_KEY, which
 // keeps it out of `ps` output.
 import ArgumentParser
+import BuildInfo
 import Dispatch
 import OBSLocalServer
 import OBSProtocol
@@ -21,7 +22,8 @@ import Glibc
 struct ObsLocal: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "obs-local",
-        abstract: "A local OBS-compatible object server (OBS, S3 V2 and V4 signatures).")
+        abstract: "A local OBS-compatible object server (OBS, S3 V2 and V4 signatures).",
+        version: "obs-local \(BuildInfo.versionLine)")
 
     @Option(name: .long, help: "Address and port to listen on (port 0 picks a free port).")
     var listen = "127.0.0.1:9000"
