@@ -118,7 +118,7 @@ final class ServerCore: Sendable {
         self.secrets = secrets
         self.threadPool = threadPool
         requestLog = try configuration.requestLogPath.map(RequestLog.init(path:))
-        operations = Operations(store: store, clock: clock)
+        operations = Operations(store: store, clock: clock, s3MinimumPartSize: configuration.s3MinimumPartSize)
         var generator = SystemRandomNumberGenerator()
         idPrefix = (0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString.uppercased()
         for bucket in configuration.buckets where (try? store.headBucket(bucket)) == nil {

@@ -331,8 +331,10 @@ final class ObjectStore: Sendable {
         return part
     }
 
-    /// Completes an upload from the client's part list; checks order, ETags and sizes.
-    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)]) throws(OBSLocalError) -> ObjectRecord {
+    /// Completes an upload from the client's part list; checks order, ETags and sizes (every part
+    /// but the last at least `minimumPartSize`, which depends on the request's dialect).
+    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)],
+                        minimumPartSize: Int64) throws(OBSLocalError) -> ObjectRecord {
         guard !requested.isEmpty else {
             throw .malformedXML
         }
@@ -346,8 +348,8 @@ final class ObjectStore: Sendable {
                 guard let part = upload.parts[number.rawValue], part.etag == etag.value.lowercased() else {
                     throw OBSLocalError(.invalidPart, "One or more of the specified parts could not be found or the specified entity tag might not have matched the part's entity tag (part \(number)).")
                 }
-                if index < requested.count - 1 && part.size < ProtocolLimits.minimumPartSize {
-                    throw OBSLocalError(.entityTooSmall, "Your proposed upload is smaller than the minimum allowed object size (part \(number) is \(part.size) bytes).")
+                if index < requested.count - 1 && part.size < minimumPartSize {
+                    throw OBSLocalError(.entityTooSmall, "Your proposed upload is smaller than the minimum allowed object size (part \(number) is \(part.size) bytes, the minimum is \(minimumPartSize)).")
                 }
                 chosen.append(part)
             }

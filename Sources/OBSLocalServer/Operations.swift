@@ -18,6 +18,8 @@ enum OperationInput: Sendable {
 struct Operations: Sendable {
     let store: ObjectStore
     let clock: Clock
+    /// The smallest part but the last that a complete signed in V2/V4 accepts (OBS: 100 KiB).
+    let s3MinimumPartSize: Int64
 
     /// Every access key acts as one account; its domain ID is derived from the key.
     static func ownerID(for accessKey: String) -> String { Hash.sha256(accessKey.utf8).prefix(16).hexString }
@@ -107,7 +109,9 @@ struct Operations: Sendable {
             guard case .document(let body) = input, let document = try? CompleteMultipartUpload(parsing: body) else {
                 throw .malformedXML
             }
-            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) })
+            let minimumPartSize = dialect == .obs ? ProtocolLimits.minimumPartSize : s3MinimumPartSize
+            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) },
+                                                  minimumPartSize: minimumPartSize)
             let host = request.headers["Host"] ?? "127.0.0.1"
             let location = "http://\(host)/\(bucket.rawValue)/\(PercentEncoding.encodePath(key.rawValue))"
             let result = CompleteMultipartUploadResult(location: location, bucket: bucket, key: key, etag: ETag(record.etag),

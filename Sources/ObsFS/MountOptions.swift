@@ -99,6 +99,11 @@ public struct MountOptions: Sendable {
             }
         }
         try upload.check(now: now)
+        let smallestPart = ProtocolLimits.minimumPartSize(for: dialect)
+        guard partSize >= smallestPart else {
+            throw MountOptionError(option: "part_size=\(partSize)",
+                                   reason: "must be at least \(smallestPart >> 10)K with dialect=\(dialect) (the store refuses smaller parts when completing; dialect=obs allows 100K)")
+        }
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }

@@ -1,7 +1,7 @@
 // obs-local: a local OBS-compatible server for demos, tests and benchmarks.
 //
 //   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--access-key AK --secret-key SK]
-//             [--memory] [--request-log FILE] [--clock-offset SECONDS]
+//             [--memory] [--request-log FILE] [--clock-offset SECONDS] [--s3-min-part-size BYTES]
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
 // free one). Stops cleanly on SIGTERM and SIGINT. A usage error (a malformed --listen, an unusable
@@ -45,6 +45,10 @@ struct ObsLocal: ParsableCommand {
             help: "Seconds added to the clock (for replaying recorded requests in tests; also OBS_LOCAL_CLOCK_OFFSET).")
     var clockOffset: Int64?
 
+    @Option(name: .customLong("s3-min-part-size"),
+            help: "Smallest part but the last that a V2/V4-signed complete accepts (default 5242880, S3's limit; OBS-signed: always 102400).")
+    var s3MinimumPartSize: Int64?
+
     /// Usage errors (these and ArgumentParser's own) print one line and exit with status 2.
     static func main() {
         do {
@@ -63,6 +67,9 @@ struct ObsLocal: ParsableCommand {
     mutating func validate() throws {
         _ = try listenAddress()
         if dataDirectory == nil && !memory { throw ValidationError("give --data-dir DIR or --memory") }
+        if let s3MinimumPartSize, !(1...ProtocolLimits.maximumPartSize).contains(s3MinimumPartSize) {
+            throw ValidationError("--s3-min-part-size must be between 1 and \(ProtocolLimits.maximumPartSize)")
+        }
         if dataDirectory != nil && memory { throw ValidationError("--data-dir and --memory exclude each other") }
         if let dataDirectory { try ObsLocal.validateDataDirectory(dataDirectory) }
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
@@ -108,6 +115,7 @@ struct ObsLocal: ParsableCommand {
         configuration.storage = memory ? .memory : .directory(dataDirectory!)
         configuration.buckets = buckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
+        if let s3MinimumPartSize { configuration.s3MinimumPartSize = s3MinimumPartSize }
         configuration.clockOffsetSeconds = clockOffset ?? getenv("OBS_LOCAL_CLOCK_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
         if let accessKey, let secret {

@@ -6,13 +6,13 @@ struct MountOptionsTests {
     @Test func parsesEveryOption() throws {
         let options = try MountOptions(parsing: [
             "url=http://127.0.0.1:9000,passwd_file=/etc/passwd-obs,dialect=v4,region=cn-north-4",
-            "part_size=100K,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem,log_file=/var/log/obsmount.log",
+            "part_size=5M,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem,log_file=/var/log/obsmount.log",
         ])
         #expect(options.endpoint == "http://127.0.0.1:9000")
         #expect(options.passwordFile == "/etc/passwd-obs")
         #expect(options.dialect == .v4)
         #expect(options.region == "cn-north-4")
-        #expect(options.partSize == 102_400)
+        #expect(options.partSize == 5 << 20)
         #expect(options.parallel == 8)
         #expect(options.memoryBudget == 1 << 30)
         #expect(options.allowOther && options.readOnly && options.virtualHostAddressing)
@@ -47,6 +47,26 @@ struct MountOptionsTests {
         #expect(options.upload.defaults.acl == .publicRead)
         #expect(options.upload.defaults.metadata == ["note": "a,b"])
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["storage_class=ICE"]) }
+    }
+
+    @Test(arguments: [Dialect.v2, .v4])
+    func s3DialectsNeedFiveMebibyteParts(dialect: Dialect) throws {
+        // The check runs once every option is known: the order of part_size= and dialect= does not matter.
+        for list in ["part_size=1M,dialect=\(dialect)", "dialect=\(dialect),part_size=5242879"] {
+            do {
+                _ = try MountOptions(parsing: [list])
+                Issue.record("\(list) was accepted")
+            } catch {
+                #expect(error.option.hasPrefix("part_size="))
+                #expect(error.reason.contains("at least 5120K with dialect=\(dialect)"))
+            }
+        }
+        #expect(try MountOptions(parsing: ["dialect=\(dialect),part_size=5M"]).partSize == 5 << 20)
+        #expect(try MountOptions(parsing: ["dialect=\(dialect)"]).partSize == 8 << 20)
+    }
+
+    @Test func obsDialectAllows100KiBParts() throws {
+        #expect(try MountOptions(parsing: ["dialect=obs,part_size=100K"]).partSize == 100 << 10)
     }
 
     @Test func memoryBudgetMustHoldTwoParts() {
