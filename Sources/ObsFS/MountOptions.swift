@@ -73,6 +73,9 @@ public struct MountOptions: Sendable {
     public var parallel = 4
     /// `memory_budget=`: bytes of part buffers for the whole mount.
     public var memoryBudget: Int64 = 512 << 20
+    /// `retry_timeout=`: how long a failed request is retried (connection refused or reset,
+    /// timeouts, 5xx, SlowDown) before the file's upload fails; zero: never retried.
+    public var retryTimeout: Duration = .seconds(60)
     /// `log_file=`: where a background (daemonized) mount appends its log.
     public var logFile: String?
     /// `allow_other`: other users may access the mount.
@@ -157,6 +160,10 @@ public struct MountOptions: Sendable {
             let size = try MountOptions.size(try required(), option)
             guard size >= 2 * ProtocolLimits.minimumPartSize else { throw MountOptionError(option: option, reason: "must be at least 200K") }
             memoryBudget = size
+        case "retry_timeout":
+            let timeout = try MountOptions.duration(try required(), option)
+            guard timeout <= .seconds(86_400) else { throw MountOptionError(option: option, reason: "must be at most 24h") }
+            retryTimeout = timeout
         case "log_file": logFile = try required()
         case "allow_other":
             try flag()
@@ -179,6 +186,16 @@ public struct MountOptions: Sendable {
         default:
             try upload.apply(name: name, value: value, now: now)
         }
+    }
+
+    /// `90` or `90s` (seconds), `500ms`, `2m`, `1h`.
+    static func duration(_ text: String, _ option: String) throws(MountOptionError) -> Duration {
+        let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        let unit = units.first { text.hasSuffix($0.suffix) && Int64(text.dropLast($0.suffix.count)) != nil } ?? ("", 1000)
+        guard let number = Int64(text.dropLast(unit.suffix.count)), number >= 0, number <= Int64.max / 3_600_000 else {
+            throw MountOptionError(option: option, reason: "not a duration (a number with an optional ms, s, m or h suffix)")
+        }
+        return .milliseconds(number * unit.milliseconds)
     }
 
     /// `123`, `100K`, `8M`, `1G` (binary multiples; a trailing `B`/`iB` is accepted).

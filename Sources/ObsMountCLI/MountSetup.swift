@@ -60,7 +60,8 @@ struct MountSetup {
         clientLogger.logLevel = debug ? .debug : .warning
         let configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
                                                    region: options.region, dialect: options.dialect, credentials: credentials,
-                                                   transport: transport, keyEncoding: options.upload.keyEncoding, logger: clientLogger)
+                                                   transport: transport, retry: .timeBounded(options.retryTimeout),
+                                                   keyEncoding: options.upload.keyEncoding, logger: clientLogger)
         let client: OBSClient
         do {
             client = try OBSClient(configuration: configuration)
@@ -69,7 +70,8 @@ struct MountSetup {
         }
         let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey)
         do {
-            try await store.checkBucket()
+            // The check answers at once (a few quick retries), not after retry_timeout=.
+            try await OBSClientStore(client: client.retrying(RetryPolicy()), bucket: source.bucket).checkBucket()
         } catch {
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
         }
@@ -90,7 +92,7 @@ struct MountSetup {
         } catch {
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), retry_timeout \(options.retryTimeout), largest file \(schedule.reach) bytes")
         mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer)
     }

@@ -69,6 +69,17 @@ struct MountOptionsTests {
         #expect(try MountOptions(parsing: ["dialect=obs,part_size=100K"]).partSize == 100 << 10)
     }
 
+    @Test func retryTimeoutIsADuration() throws {
+        #expect(try MountOptions(parsing: []).retryTimeout == .seconds(60))
+        for (text, duration) in [("90", Duration.seconds(90)), ("90s", .seconds(90)), ("500ms", .milliseconds(500)), ("2m", .seconds(120)),
+                                 ("1h", .seconds(3600)), ("0", .zero)] {
+            #expect(try MountOptions(parsing: ["retry_timeout=\(text)"]).retryTimeout == duration)
+        }
+        for bad in ["retry_timeout=", "retry_timeout=-1", "retry_timeout=5x", "retry_timeout=25h", "retry_timeout=s"] {
+            #expect(throws: MountOptionError.self) { try MountOptions(parsing: [bad]) }
+        }
+    }
+
     @Test func memoryBudgetMustHoldTwoParts() {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["part_size=64M,memory_budget=100M"]) }
     }
