@@ -76,6 +76,8 @@ public struct MountOptions: Sendable {
     /// `retry_timeout=`: how long a failed request is retried (connection refused or reset,
     /// timeouts, 5xx, SlowDown) before the file's upload fails; zero: never retried.
     public var retryTimeout: Duration = .seconds(60)
+    /// `state_dir=`: where the upload journal lives (nil: the default, see MountSetup+Journal).
+    public var stateDirectory: String?
     /// `log_file=`: where a background (daemonized) mount appends its log.
     public var logFile: String?
     /// `allow_other`: other users may access the mount.
@@ -164,6 +166,10 @@ public struct MountOptions: Sendable {
             let timeout = try MountOptions.duration(try required(), option)
             guard timeout <= .seconds(86_400) else { throw MountOptionError(option: option, reason: "must be at most 24h") }
             retryTimeout = timeout
+        case "state_dir":
+            let directory = try required()
+            guard directory.hasPrefix("/") else { throw MountOptionError(option: option, reason: "must be an absolute path") }
+            stateDirectory = directory
         case "log_file": logFile = try required()
         case "allow_other":
             try flag()

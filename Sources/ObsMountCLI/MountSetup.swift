@@ -19,6 +19,8 @@ struct MountSetup {
     /// The embedded server, when this process started one. It serves until `stopEmbeddedServer`
     /// (every request it answered is already on disk).
     let embeddedServer: OBSLocalServer?
+    /// The store, with the upload journal and its background aborts (MountSetup+Journal.swift).
+    let store: OBSClientStore
 
     /// Stops the embedded server, once the session has ended (unmounted, uploads finished).
     func stopEmbeddedServer(logger: Logger) {
@@ -68,13 +70,16 @@ struct MountSetup {
         } catch {
             throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
         }
-        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey)
+        let journal = try openUploadJournal(source: source, options: options, logger: logger)
+        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey, journal: journal, logger: logger)
         do {
             // The check answers at once (a few quick retries), not after retry_timeout=.
             try await OBSClientStore(client: client.retrying(RetryPolicy()), bucket: source.bucket).checkBucket()
         } catch {
+            journal.close()
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
         }
+        abortOrphanedUploads(store, source: source, logger: logger)
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
         let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1))
@@ -90,11 +95,13 @@ struct MountSetup {
         do {
             session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint, options: fuseOptions, debug: debug, logger: logger)
         } catch {
+            store.backgroundAborts?.stop()
+            journal.close()
             throw Failure(message: "\(error)", exitCode: 1)
         }
         logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), retry_timeout \(options.retryTimeout), largest file \(schedule.reach) bytes")
         mounted = true
-        return MountSetup(session: session, embeddedServer: embeddedServer)
+        return MountSetup(session: session, embeddedServer: embeddedServer, store: store)
     }
 
     /// `AK:SK[:TOKEN]` from passwd_file= (mode must deny group and others), else the environment.

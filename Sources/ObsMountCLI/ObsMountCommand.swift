@@ -19,7 +19,7 @@ struct ObsMountCommand: AsyncParsableCommand {
         abstract: "Mount an OBS (or S3-compatible) bucket; files written into it stream up as multipart uploads.",
         discussion: """
             Options (-o, comma-separated): url=, passwd_file=, dialect=obs|v2|v4, region=, addressing=path|virtual, \
-            cafile=, part_size=, parallel=, memory_budget=, log_file=, allow_other, ro, uid=, gid=, umask= \
+            cafile=, part_size=, parallel=, memory_budget=, retry_timeout=, state_dir=, log_file=, allow_other, ro, uid=, gid=, umask= \
             (all described in mount-options/README.md).
 
             Credentials come from passwd_file= (AK:SK[:TOKEN], mode 600) or OBS_ACCESS_KEY_ID, \
@@ -82,6 +82,7 @@ struct ObsMountCommand: AsyncParsableCommand {
             let mount = try await MountSetup.prepare(source: mountSource, options: mountOptions, mountpoint: mountpoint, debug: debug, logger: logger)
             Daemon.reportReady(logFile: mountOptions.logFile)
             await mount.session.run()
+            mount.closeUploadJournal(logger: logger)
             mount.stopEmbeddedServer(logger: logger)
         } catch let failure as MountSetup.Failure {
             FileHandleOutput.standardError("obsmount: \(failure.message)")

@@ -147,7 +147,10 @@ class Mount:
         password.write_text(f"{server.access_key}:{server.secret_key}\n")
         password.chmod(0o600)
         source = server.bucket + (f":/{prefix}" if prefix else "")
-        opts = [f"url={server.url}", f"dialect={server.dialect}", f"region={server.region}", f"passwd_file={password}", *options]
+        # The upload journal under the test's directory (shared by the test's mounts), not /var/lib.
+        self.state_dir = workdir / "state"
+        opts = [f"url={server.url}", f"dialect={server.dialect}", f"region={server.region}", f"passwd_file={password}",
+                f"state_dir={self.state_dir}", *options]
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen([str(OBSMOUNT), source, str(self.path), "-f", "-o", ",".join(opts)],
                                         stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
