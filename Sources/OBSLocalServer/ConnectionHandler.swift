@@ -316,7 +316,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             guard case .collect(let body, _) = exchange.target else { return }
             let method = exchange.head.method.rawValue
             let path = exchange.head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? exchange.head.uri
-            future = context.eventLoop.makeSucceededFuture(AdminAPI.handle(method: method, path: path, body: body, faults: core.faults))
+            future = context.eventLoop.makeSucceededFuture(AdminAPI.handle(method: method, path: path, body: body, faults: core.faults,
+                                                                                  store: core.store))
         } else if let routed = exchange.routed, let identity = exchange.identity {
             let input: EventLoopFuture<OperationInput>
             switch exchange.target {

@@ -370,6 +370,18 @@ final class ObjectStore: Sendable {
         return record
     }
 
+    /// Moves an upload's initiation `seconds` into the past (admin interface: tests of tools
+    /// that pick uploads by age).
+    func backdateUpload(_ bucket: BucketName, _ id: UploadID, seconds: Int64) throws(OBSLocalError) {
+        try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
+            guard var upload = b.uploads[id.rawValue] else { throw .noSuchUpload(id) }
+            upload.record.initiated -= seconds * 1000
+            let record = upload.record
+            try journaled { try journal.saveUpload(record, bucket: bucket.rawValue) }
+            b.uploads[id.rawValue] = upload
+        }
+    }
+
     func abortUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID) throws(OBSLocalError) {
         let freed = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> [BlobID] in
             guard let upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }

@@ -194,12 +194,12 @@ public struct MountOptions: Sendable {
         }
     }
 
-    /// `90` or `90s` (seconds), `500ms`, `2m`, `1h`.
-    static func duration(_ text: String, _ option: String) throws(MountOptionError) -> Duration {
-        let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+    /// `90` or `90s` (seconds), `500ms`, `2m`, `1h`, `7d`.
+    public static func duration(_ text: String, _ option: String) throws(MountOptionError) -> Duration {
+        let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         let unit = units.first { text.hasSuffix($0.suffix) && Int64(text.dropLast($0.suffix.count)) != nil } ?? ("", 1000)
-        guard let number = Int64(text.dropLast(unit.suffix.count)), number >= 0, number <= Int64.max / 3_600_000 else {
-            throw MountOptionError(option: option, reason: "not a duration (a number with an optional ms, s, m or h suffix)")
+        guard let number = Int64(text.dropLast(unit.suffix.count)), number >= 0, number <= Int64.max / 86_400_000 else {
+            throw MountOptionError(option: option, reason: "not a duration (a number with an optional ms, s, m, h or d suffix)")
         }
         return .milliseconds(number * unit.milliseconds)
     }

@@ -55,21 +55,7 @@ struct MountSetup {
         defer { if !mounted { try? embeddedServer?.stop() } }
         guard let endpoint = Endpoint(endpointURL) else { throw Failure(message: "cannot parse url=\(endpointURL)", exitCode: 2) }
 
-        var transport = TransportConfiguration()
-        transport.caFile = options.caFile
-        transport.maxConcurrentTransfers = max(16, options.parallel * 4)
-        var clientLogger = logger
-        clientLogger.logLevel = debug ? .debug : .warning
-        let configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
-                                                   region: options.region, dialect: options.dialect, credentials: credentials,
-                                                   transport: transport, retry: .timeBounded(options.retryTimeout),
-                                                   keyEncoding: options.upload.keyEncoding, logger: clientLogger)
-        let client: OBSClient
-        do {
-            client = try OBSClient(configuration: configuration)
-        } catch {
-            throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
-        }
+        let client = try makeClient(endpoint: endpoint, credentials: credentials, options: options, debug: debug, logger: logger)
         let journal = try openUploadJournal(source: source, options: options, logger: logger)
         let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey, journal: journal, logger: logger)
         do {
@@ -102,6 +88,24 @@ struct MountSetup {
         logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), retry_timeout \(options.retryTimeout), largest file \(schedule.reach) bytes")
         mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer, store: store)
+    }
+
+    /// The client of the endpoint as the options say (also `obsmount uploads`'s).
+    static func makeClient(endpoint: Endpoint, credentials: Credentials, options: MountOptions, debug: Bool, logger: Logger) throws -> OBSClient {
+        var transport = TransportConfiguration()
+        transport.caFile = options.caFile
+        transport.maxConcurrentTransfers = max(16, options.parallel * 4)
+        var clientLogger = logger
+        clientLogger.logLevel = debug ? .debug : .warning
+        let configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
+                                                   region: options.region, dialect: options.dialect, credentials: credentials,
+                                                   transport: transport, retry: .timeBounded(options.retryTimeout),
+                                                   keyEncoding: options.upload.keyEncoding, logger: clientLogger)
+        do {
+            return try OBSClient(configuration: configuration)
+        } catch {
+            throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
+        }
     }
 
     /// `AK:SK[:TOKEN]` from passwd_file= (mode must deny group and others), else the environment.

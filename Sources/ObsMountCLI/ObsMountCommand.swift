@@ -28,7 +28,7 @@ struct ObsMountCommand: AsyncParsableCommand {
 
             Exit status: 0 mounted; 1 bucket, credentials, endpoint or mountpoint unusable; 2 bad option.
             """,
-        subcommands: [BenchUploadCommand.self])
+        subcommands: [BenchUploadCommand.self, UploadsCommand.self])
 
     @Argument(help: "BUCKET or BUCKET:/PREFIX") var source: String
     @Argument(help: "Directory to mount on") var mountpoint: String
