@@ -16,8 +16,6 @@ import OBSProtocol
 import ObsFS
 import Synchronization
 
-/// What the kernel is told about how long it may cache names and attributes.
-private let cacheSeconds: Double = 1.0
 /// `max_write` asked for in `init`.
 let requestedMaxWrite: UInt32 = 1 << 20
 
@@ -25,6 +23,8 @@ let requestedMaxWrite: UInt32 = 1 << 20
 private struct Request: @unchecked Sendable {
     // @unchecked: a fuse_req_t may be answered from any thread; each Request is answered once.
     let raw: fuse_req_t
+    /// A lookup, whose ENOENT is answered as a negative entry.
+    var isLookup = false
 }
 
 /// The state callbacks reach through the session's userdata.
@@ -34,9 +34,21 @@ private final class Dispatcher: Sendable {
     /// Requests started and not yet answered; destroy waits for 0.
     let outstanding = Mutex(0)
 
+    /// What the kernel is told about how long it may cache names and attributes: the mount's
+    /// `attr_timeout=`.
+    let cacheSeconds: Double
+    /// How long the kernel may remember a missing name (`negative_timeout=`).
+    let negativeSeconds: Double
+
     init(fileSystem: ObsFileSystem, logger: Logger) {
         self.fileSystem = fileSystem
         self.logger = logger
+        cacheSeconds = Dispatcher.seconds(fileSystem.configuration.attributeTimeout)
+        negativeSeconds = Dispatcher.seconds(fileSystem.configuration.negativeTimeout)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func from(_ request: fuse_req_t) -> Dispatcher {
@@ -44,9 +56,9 @@ private final class Dispatcher: Sendable {
     }
 
     /// Runs `body` in a Task; `body` must answer the request.
-    func answer(_ request: fuse_req_t, _ body: @escaping @Sendable (Request) async -> Void) {
+    func answer(_ request: fuse_req_t, isLookup: Bool = false, _ body: @escaping @Sendable (Request) async -> Void) {
         outstanding.withLock { $0 += 1 }
-        let wrapped = Request(raw: request)
+        let wrapped = Request(raw: request, isLookup: isLookup)
         Task {
             await body(wrapped)
             self.outstanding.withLock { $0 -= 1 }
@@ -78,12 +90,32 @@ private final class Dispatcher: Sendable {
         result.st_size = Int(attributes.size)
         result.st_blksize = 1 << 20
         result.st_blocks = Int((attributes.size + 511) / 512)
-        let seconds = Int(attributes.modified.secondsSinceEpoch)
-        let nanoseconds = Int(attributes.modified.millisecondsSinceEpoch - Int64(seconds) * 1000) * 1_000_000
-        result.st_mtim = timespec(tv_sec: seconds, tv_nsec: nanoseconds)
-        result.st_ctim = result.st_mtim
-        result.st_atim = result.st_mtim
+        result.st_mtim = timespec(attributes.modified)
+        result.st_ctim = timespec(attributes.changed)
+        result.st_atim = timespec(attributes.accessed)
         return result
+    }
+
+    func timespec(_ time: FileTime) -> Glibc.timespec { Glibc.timespec(tv_sec: Int(time.seconds), tv_nsec: Int(time.nanoseconds)) }
+
+    static func fileTime(_ time: Glibc.timespec) -> FileTime { FileTime(seconds: Int64(time.tv_sec), nanoseconds: Int32(time.tv_nsec)) }
+
+    /// The caller of a request: owner and umask of what it creates.
+    static func caller(_ request: fuse_req_t) -> Caller {
+        guard let context = fuse_req_ctx(request) else { return Caller(uid: getuid(), gid: getgid(), umask: 0o022) }
+        return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: context.pointee.umask)
+    }
+
+    /// Replies with an entry (lookup, mkdir, symlink, mknod); a reply the kernel did not take
+    /// gives the lookup back.
+    func replyEntry(_ request: Request, _ body: () async throws -> FileAttributes) async {
+        do {
+            let attributes = try await body()
+            var entry = entry(attributes)
+            if fuse_reply_entry(request.raw, &entry) != 0 { fileSystem.forget(attributes.inode, count: 1) }
+        } catch {
+            fail(request, error)
+        }
     }
 
     func entry(_ attributes: FileAttributes) -> fuse_entry_param {
@@ -99,8 +131,17 @@ private final class Dispatcher: Sendable {
     func fail(_ request: Request, _ error: any Error) {
         let errno = ErrnoMapping.errno(for: error)
         logger.debug("request failed: \(error)")
+        if errno == .noEntry && negativeSeconds > 0 && isLookup(request) {
+            // A negative entry: the kernel remembers the missing name for negative_timeout=.
+            var entry = fuse_entry_param()
+            entry.entry_timeout = negativeSeconds
+            fuse_reply_entry(request.raw, &entry)
+            return
+        }
         fuse_reply_err(request.raw, errno.rawValue)
     }
+
+    private func isLookup(_ request: Request) -> Bool { request.isLookup }
 }
 
 // MARK: Callbacks (C function pointers: no captures; state comes from the userdata)
@@ -121,6 +162,10 @@ private let operations: fuse_lowlevel_ops = {
         }
         // Writes go straight to part buffers: no page cache write-back.
         connection.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        // readdirplus: listings hand the kernel the attributes the inode table holds.
+        if connection.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 {
+            connection.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) | UInt32(FUSE_CAP_READDIRPLUS_AUTO)
+        }
         dispatcher.logger.info("FUSE protocol \(connection.pointee.proto_major).\(connection.pointee.proto_minor): max_write \(connection.pointee.max_write) bytes requested (the size of each write delivered is logged per file)")
     }
 
@@ -128,13 +173,8 @@ private let operations: fuse_lowlevel_ops = {
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let childName = name(namePointer)
-        dispatcher.answer(request) { request in
-            do {
-                var entry = dispatcher.entry(try await dispatcher.fileSystem.lookup(parent: InodeNumber(parent), name: childName))
-                fuse_reply_entry(request.raw, &entry)
-            } catch {
-                dispatcher.fail(request, error)
-            }
+        dispatcher.answer(request, isLookup: true) { request in
+            await dispatcher.replyEntry(request) { try await dispatcher.fileSystem.lookup(parent: InodeNumber(parent), name: childName) }
         }
     }
 
@@ -149,8 +189,8 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         dispatcher.answer(request) { request in
             do {
-                var attributes = dispatcher.stat(try dispatcher.fileSystem.getattr(InodeNumber(inode)))
-                fuse_reply_attr(request.raw, &attributes, cacheSeconds)
+                var attributes = dispatcher.stat(try await dispatcher.fileSystem.getattr(InodeNumber(inode)))
+                fuse_reply_attr(request.raw, &attributes, dispatcher.cacheSeconds)
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -160,35 +200,43 @@ private let operations: fuse_lowlevel_ops = {
     ops.setattr = { request, inode, attributes, toSet, _ in
         guard let request, let attributes else { return }
         let dispatcher = Dispatcher.from(request)
-        let size: Int64? = toSet & FUSE_SET_ATTR_SIZE != 0 ? Int64(attributes.pointee.st_size) : nil
-        let time = attributes.pointee.st_mtim
-        let modified: Timestamp? = toSet & FUSE_SET_ATTR_MTIME_NOW != 0 ? .now()
-            : toSet & FUSE_SET_ATTR_MTIME != 0 ? Timestamp(millisecondsSinceEpoch: Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000)
-            : nil
+        let given = attributes.pointee
+        func time(_ set: Int32, _ now: Int32, _ value: Glibc.timespec) -> FileTime? {
+            toSet & now != 0 ? .now() : toSet & set != 0 ? Dispatcher.fileTime(value) : nil
+        }
+        let changes = AttributeChanges(
+            size: toSet & FUSE_SET_ATTR_SIZE != 0 ? Int64(given.st_size) : nil,
+            permissions: toSet & FUSE_SET_ATTR_MODE != 0 ? given.st_mode & 0o7777 : nil,
+            uid: toSet & FUSE_SET_ATTR_UID != 0 ? given.st_uid : nil,
+            gid: toSet & FUSE_SET_ATTR_GID != 0 ? given.st_gid : nil,
+            accessed: time(FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, given.st_atim),
+            modified: time(FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, given.st_mtim))
         dispatcher.answer(request) { request in
             do {
-                var result = dispatcher.stat(try dispatcher.fileSystem.setattr(InodeNumber(inode), size: size, modified: modified))
-                fuse_reply_attr(request.raw, &result, cacheSeconds)
+                var result = dispatcher.stat(try await dispatcher.fileSystem.setattr(InodeNumber(inode), changes))
+                fuse_reply_attr(request.raw, &result, dispatcher.cacheSeconds)
             } catch {
                 dispatcher.fail(request, error)
             }
         }
     }
 
-    ops.create = { request, parent, namePointer, _, info in
+    ops.create = { request, parent, namePointer, mode, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
         let childName = name(namePointer)
+        let caller = Dispatcher.caller(request)
         let template = info.pointee  // libfuse's copy lives on its stack; reply with ours
         dispatcher.answer(request) { request in
             var reply = template
             do {
-                let (attributes, handle) = try await dispatcher.fileSystem.create(parent: InodeNumber(parent), name: childName)
+                let (attributes, handle) = try await dispatcher.fileSystem.create(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
                 var entry = dispatcher.entry(attributes)
                 reply.fh = handle.rawValue
                 reply.direct_io = 1
                 if fuse_reply_create(request.raw, &entry, &reply) != 0 {
                     // The opener went away (interrupted): the kernel will not release this handle.
+                    dispatcher.fileSystem.forget(attributes.inode, count: 1)
                     await dispatcher.fileSystem.release(handle)
                 }
             } catch {
@@ -268,6 +316,85 @@ private let operations: fuse_lowlevel_ops = {
         dispatcher.answerStatus(request) { try await dispatcher.fileSystem.unlink(parent: InodeNumber(parent), name: childName) }
     }
 
+    ops.mkdir = { request, parent, namePointer, mode in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        let caller = Dispatcher.caller(request)
+        dispatcher.answer(request) { request in
+            await dispatcher.replyEntry(request) {
+                try await dispatcher.fileSystem.mkdir(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
+            }
+        }
+    }
+
+    ops.rmdir = { request, parent, namePointer in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.rmdir(parent: InodeNumber(parent), name: childName) }
+    }
+
+    ops.symlink = { request, targetPointer, parent, namePointer in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        let target = name(targetPointer)
+        let caller = Dispatcher.caller(request)
+        dispatcher.answer(request) { request in
+            await dispatcher.replyEntry(request) {
+                try await dispatcher.fileSystem.symlink(parent: InodeNumber(parent), name: childName, target: target, caller: caller)
+            }
+        }
+    }
+
+    ops.readlink = { request, inode in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        dispatcher.answer(request) { request in
+            do {
+                let target = try await dispatcher.fileSystem.readlink(InodeNumber(inode))
+                fuse_reply_readlink(request.raw, target)
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
+    ops.mknod = { request, parent, namePointer, mode, _ in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        let caller = Dispatcher.caller(request)
+        dispatcher.answer(request) { request in
+            await dispatcher.replyEntry(request) {
+                try await dispatcher.fileSystem.mknod(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
+            }
+        }
+    }
+
+    ops.link = { request, inode, newParent, namePointer in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        dispatcher.answer(request) { request in
+            await dispatcher.replyEntry(request) {
+                try dispatcher.fileSystem.link(InodeNumber(inode), parent: InodeNumber(newParent), name: childName)
+            }
+        }
+    }
+
+    ops.rename = { request, parent, namePointer, newParent, newNamePointer, flags in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        let childName = name(namePointer)
+        let newName = name(newNamePointer)
+        dispatcher.answerStatus(request) {
+            try await dispatcher.fileSystem.rename(parent: InodeNumber(parent), name: childName, newParent: InodeNumber(newParent),
+                                                   newName: newName, flags: UInt32(flags))
+        }
+    }
+
     ops.opendir = { request, inode, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
@@ -283,28 +410,21 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
-    ops.readdir = { request, _, size, offset, info in
+    ops.readdir = { request, directory, size, offset, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
         let handle = DirectoryHandleID(info.pointee.fh)
         dispatcher.answer(request) { request in
-            do {
-                let entries = try await dispatcher.fileSystem.readDirectory(handle, from: Int64(offset))
-                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(size, 1))
-                defer { buffer.deallocate() }
-                var used = 0
-                for entry in entries {
-                    var attributes = Glibc.stat()
-                    attributes.st_ino = UInt(entry.inode.rawValue)
-                    attributes.st_mode = entry.kind == .directory ? S_IFDIR : S_IFREG
-                    let needed = fuse_add_direntry(request.raw, buffer + used, size - used, entry.name, &attributes, off_t(entry.cookie))
-                    if needed > size - used { break }
-                    used += needed
-                }
-                fuse_reply_buf(request.raw, buffer, used)
-            } catch {
-                dispatcher.fail(request, error)
-            }
+            await dispatcher.replyDirectory(request, handle, InodeNumber(directory), size: size, offset: offset, plus: false)
+        }
+    }
+
+    ops.readdirplus = { request, directory, size, offset, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = DirectoryHandleID(info.pointee.fh)
+        dispatcher.answer(request) { request in
+            await dispatcher.replyDirectory(request, handle, InodeNumber(directory), size: size, offset: offset, plus: true)
         }
     }
 
@@ -381,6 +501,50 @@ private let operations: fuse_lowlevel_ops = {
 
     return ops
 }()
+
+extension Dispatcher {
+    /// FUSE's "inode number unknown" for readdir entries the table does not know yet.
+    static let unknownInode: UInt = 0xffff_ffff
+
+    /// One readdir/readdirplus reply: as many entries after `offset` as fit in `size` bytes.
+    /// readdirplus entries whose attributes the table holds count one lookup each (given back
+    /// when the entry does not fit); the others are sent without attributes (ino 0), so the
+    /// kernel looks them up itself.
+    func replyDirectory(_ request: Request, _ handle: DirectoryHandleID, _ directory: InodeNumber, size: Int, offset: off_t, plus: Bool) async {
+        let entries: [DirectoryEntry]
+        do {
+            entries = try await fileSystem.readDirectory(handle, directory: directory, from: Int64(offset))
+        } catch {
+            fail(request, error)
+            return
+        }
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(size, 1))
+        defer { buffer.deallocate() }
+        var used = 0
+        for entry in entries {
+            var attributes = Glibc.stat()
+            attributes.st_ino = entry.inode.map { UInt($0.rawValue) } ?? Dispatcher.unknownInode
+            attributes.st_mode = switch entry.kind {
+            case .directory: S_IFDIR
+            case .symlink: S_IFLNK
+            case .regular: S_IFREG
+            }
+            let needed: Int
+            if plus {
+                let known = fileSystem.entryAttributes(entry, in: directory)
+                var param = known.map { self.entry($0) } ?? fuse_entry_param()
+                if known == nil { param.attr = attributes }
+                needed = fuse_add_direntry_plus(request.raw, buffer + used, size - used, entry.name, &param, off_t(entry.cookie))
+                if needed > size - used, let known { fileSystem.forget(known.inode, count: 1) }
+            } else {
+                needed = fuse_add_direntry(request.raw, buffer + used, size - used, entry.name, &attributes, off_t(entry.cookie))
+            }
+            if needed > size - used { break }
+            used += needed
+        }
+        fuse_reply_buf(request.raw, buffer, used)
+    }
+}
 
 /// getxattr/listxattr protocol: size 0 asks for the length; a too-small buffer is ERANGE.
 private func replyXattr(_ request: Request, _ value: [UInt8], size: Int) {

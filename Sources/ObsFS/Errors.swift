@@ -32,6 +32,11 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
     public static let exists = Errno(EEXIST)
     /// Writing a read-only or too-late `user.obs.*` attribute.
     public static let notPermitted = Errno(EPERM)
+    public static let notEmpty = Errno(ENOTEMPTY)
+    /// An extended attribute value too large for object metadata.
+    public static let tooBig = Errno(E2BIG)
+    /// `RENAME_EXCHANGE`, hard links.
+    public static let crossDevice = Errno(EXDEV)
 
     /// `EIO (5)`.
     public var description: String {
@@ -39,7 +44,7 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
             ENOENT: "ENOENT", EIO: "EIO", EACCES: "EACCES", EBUSY: "EBUSY", EFBIG: "EFBIG", ENOSPC: "ENOSPC",
             ESPIPE: "ESPIPE", EOPNOTSUPP: "EOPNOTSUPP", EROFS: "EROFS", ENODATA: "ENODATA", ERANGE: "ERANGE",
             EINVAL: "EINVAL", EBADF: "EBADF", ENAMETOOLONG: "ENAMETOOLONG", EISDIR: "EISDIR", ENOTDIR: "ENOTDIR",
-            EEXIST: "EEXIST", EPERM: "EPERM",
+            EEXIST: "EEXIST", EPERM: "EPERM", ENOTEMPTY: "ENOTEMPTY", E2BIG: "E2BIG", EXDEV: "EXDEV",
         ]
         return "\(names[rawValue] ?? "errno") (\(rawValue))"
     }

@@ -7,8 +7,10 @@
 //   changes recorded for after completion);
 // - any other file: the object in the store, read at each call (HEAD, GET ?acl, GET ?tagging).
 // When a change takes effect is decided by `ObjectAttributeName.update(at:from:to:)`
-// (ObjectAttributeTiming.swift); this file carries out its answer. Names outside `user.obs.`
-// are not kept: getxattr answers ENODATA, setxattr and removexattr ENOTSUP.
+// (ObjectAttributeTiming.swift); this file carries out its answer. Other `user.*` names
+// (`cp --preserve=xattr`, `rsync -X`, `setfattr -n user.foo`) are kept in the object's metadata
+// in s3fs's format (Namespace/FileSystem+Metadata.swift); `security.*`, `system.*` and
+// `trusted.*` answer ENOTSUP without a request.
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -16,19 +18,19 @@ import Glibc
 #endif
 
 extension ObsFileSystem {
-    private enum AttributeHolder {
+    enum AttributeHolder {
         case directory(path: String)
         case writing(UploadSession, path: String)
         case object(path: String, etag: ETag?, size: Int64, written: ObjectOptions?)
     }
 
-    private func holder(_ inode: InodeNumber) throws -> AttributeHolder {
-        try registry.withLock { registry in
-            guard let node = registry.nodes[inode] else { throw FileSystemError(.noEntry, "unknown \(inode)") }
-            if node.kind == .directory { return .directory(path: node.path) }
-            if let session = registry.uploads[objectKey(node.path)], session.isUploading { return .writing(session, path: node.path) }
-            return .object(path: node.path, etag: registry.uploads[objectKey(node.path)]?.etag ?? node.etag, size: node.size, written: node.writtenOptions)
-        }
+    func holder(_ number: InodeNumber) throws -> AttributeHolder {
+        let (inode, path) = try resolve(number)
+        if inode.kind == .directory { return .directory(path: path) }
+        let session = upload(of: number)
+        if let session, session.isUploading { return .writing(session, path: path) }
+        let (facts, written) = inode.state.withLock { ($0.facts, $0.writtenOptions) }
+        return .object(path: path, etag: session?.etag ?? facts.etag, size: facts.size, written: written)
     }
 
     /// The failure of an xattr call: the errno, and one log line naming the attribute and the rule.
@@ -38,13 +40,7 @@ extension ObsFileSystem {
         return failure
     }
 
-    private func storeFailure(_ action: String, _ error: any Error) -> FileSystemError {
-        let failure = FileSystemError(doing: action, error)
-        logger.error("\(failure)")
-        return failure
-    }
-
-    private func attributeStore(for path: String) throws -> any AttributeStore {
+    func attributeStore(for path: String) throws -> any AttributeStore {
         guard let store = store as? any AttributeStore else {
             throw FileSystemError(.notSupported, "\(path): this store cannot change the attributes of existing objects")
         }
@@ -65,7 +61,7 @@ extension ObsFileSystem {
     /// asked. Without an AttributeStore: the ETag and size this mount knows.
     /// What a store cannot report back (expires days, persistent headers, the encoding type, the SSE-C key and KMS
     /// bucket key) comes from `written`, the options this mount wrote the object with.
-    private func storedAttributes(_ path: String, etag: ETag?, size: Int64, written: ObjectOptions?, acl: Bool, tags: Bool) async throws -> StoredObjectAttributes {
+    func storedAttributes(_ path: String, etag: ETag?, size: Int64, written: ObjectOptions?, acl: Bool, tags: Bool) async throws -> StoredObjectAttributes {
         guard let store = store as? any AttributeStore else {
             return StoredObjectAttributes(options: ObjectOptions(), state: ObjectAttributeState(etag: etag, size: etag == nil ? nil : size))
         }
@@ -108,8 +104,8 @@ extension ObsFileSystem {
     /// Names outside `user.obs.` are answered before any request (`ls -l` asks for
     /// `security.selinux` and `system.posix_acl_access` on every file).
     public func getxattr(_ inode: InodeNumber, name: String) async throws -> [UInt8] {
+        guard name.hasPrefix(ObjectAttributeName.namespace) else { return try await plainAttribute(inode, name: name) }
         let holder = try holder(inode)
-        guard name.hasPrefix(ObjectAttributeName.namespace) else { throw FileSystemError(.noAttribute, "\(name) is not kept by obsmount") }
         let (options, state, path) = try await view(holder, acl: needsACL, tags: { $0 == .tagging }, parsing: name)
         guard let attribute = try parse(name, path) else { throw FileSystemError(.noAttribute, "\(name) is not kept by obsmount") }
         do {
@@ -124,7 +120,12 @@ extension ObsFileSystem {
     /// listed name, and these can be neither written nor removed.
     public func listxattr(_ inode: InodeNumber) async throws -> [String] {
         let (options, state, _) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
-        return ObjectAttributeName.listNames(in: options, state: state).filter { !$0.isReadOnly }.map(\.description)
+        let own = ObjectAttributeName.listNames(in: options, state: state).filter { name in
+            guard !name.isReadOnly else { return false }
+            if case .metadata(let key) = name { return !PosixMetadata.names.contains(key) }
+            return true
+        }
+        return own.map(\.description) + (try await plainAttributeNames(inode))
     }
 
     /// The options and facts a holder shows; ACL and tags of a closed object are fetched only
@@ -158,6 +159,9 @@ extension ObsFileSystem {
     /// Sets a `user.obs.*` attribute (xattrs.md: when a change takes effect). `flags` may hold
     /// `createOnly` (EEXIST when set) or `replaceOnly` (ENODATA when not set).
     public func setxattr(_ inode: InodeNumber, name: String, value: [UInt8], flags: Int32 = 0) async throws {
+        guard name.hasPrefix(ObjectAttributeName.namespace) else {
+            return try await changePlainAttribute(inode, name: name, value: value, flags: flags)
+        }
         let mount = configuration.uploadOptions
         try await change(inode, name) { attribute, options throws(ObjectAttributeError) in
             let isSet = attribute.isSet(in: options)
@@ -173,10 +177,13 @@ extension ObsFileSystem {
 
     /// Removes a `user.obs.*` attribute (`setfattr -x`).
     public func removexattr(_ inode: InodeNumber, name: String) async throws {
+        guard name.hasPrefix(ObjectAttributeName.namespace) else {
+            return try await changePlainAttribute(inode, name: name, value: nil, flags: 0)
+        }
         try await change(inode, name) { attribute, options throws(ObjectAttributeError) in try attribute.remove(from: &options) }
     }
 
-    private typealias Edit = @Sendable (ObjectAttributeName, inout ObjectOptions) throws(ObjectAttributeError) -> Void
+    typealias Edit = @Sendable (ObjectAttributeName, inout ObjectOptions) throws(ObjectAttributeError) -> Void
 
     private func change(_ inode: InodeNumber, _ name: String, _ edit: @escaping Edit) async throws {
         let holder = try holder(inode)
@@ -213,7 +220,7 @@ extension ObsFileSystem {
 
     /// A change to a file being written; false when its upload finished meanwhile (the change
     /// then goes to the object).
-    private func changeWhileWriting(_ session: UploadSession, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit) async throws -> Bool {
+    func changeWhileWriting(_ session: UploadSession, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit) async throws -> Bool {
         while true {
             let stage = session.attributeStage
             guard stage != .complete else {
@@ -263,7 +270,7 @@ extension ObsFileSystem {
     }
 
     /// A change to an existing object: read its current values, check, send the request.
-    private func changeObject(_ path: String, _ attribute: ObjectAttributeName, _ edit: Edit, written: ObjectOptions?) async throws {
+    func changeObject(_ path: String, _ attribute: ObjectAttributeName, _ edit: Edit, written: ObjectOptions?) async throws {
         let store = try attributeStore(for: path)
         let stored = try await storedAttributes(path, etag: nil, size: 0, written: written, acl: true, tags: true)
         var proposed = stored.options

@@ -91,6 +91,11 @@ public struct MountOptions: Sendable {
     public var umask: UInt32 = 0o022
     /// Upload defaults for every new file (mount-options/xattrs.md).
     public var upload = UploadMountOptions()
+    /// `attr_timeout=` (seconds, fractions allowed; 0 turns the cache off): how long names and
+    /// attributes seen on the store are trusted.
+    public var attributeTimeout: Duration = .seconds(10)
+    /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
+    public var negativeTimeout: Duration = .seconds(5)
 
     public init() {}
 
@@ -112,6 +117,14 @@ public struct MountOptions: Sendable {
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
+    }
+
+    /// A non-negative number of seconds, at most a day, with up to three decimals.
+    private static func seconds(_ option: String, _ text: String) throws(MountOptionError) -> Duration {
+        guard let value = Double(text), value >= 0, value <= 86_400 else {
+            throw MountOptionError(option: option, reason: "must be a number of seconds from 0 to 86400")
+        }
+        return .milliseconds(Int64((value * 1000).rounded()))
     }
 
     private mutating func apply(_ option: String, now: Timestamp) throws(MountOptionError) {
@@ -189,6 +202,8 @@ public struct MountOptions: Sendable {
         case "umask":
             guard let mask = UInt32(try required(), radix: 8), mask <= 0o777 else { throw MountOptionError(option: option, reason: "must be octal, 000 to 777") }
             umask = mask
+        case "attr_timeout": attributeTimeout = try Self.seconds(option, try required())
+        case "negative_timeout": negativeTimeout = try Self.seconds(option, try required())
         default:
             try upload.apply(name: name, value: value, now: now)
         }

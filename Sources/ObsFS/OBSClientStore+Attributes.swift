@@ -90,16 +90,4 @@ extension OBSClientStore: AttributeStore {
         }
         _ = try await client.copyObject(from: bucket, key, to: bucket, key, metadata: .replace(sent))
     }
-
-    public func smallObject(_ key: ObjectKey) async throws -> [UInt8]? {
-        do {
-            return try await client.getObjectBytes(bucket: bucket, key: key, limit: 1 << 20).bytes
-        } catch .service(let error) where error.status == 404 {
-            return nil
-        }
-    }
-
-    public func putSmallObject(_ key: ObjectKey, _ bytes: [UInt8]) async throws {
-        _ = try await client.putObject(bucket: bucket, key: key, bytes: bytes)
-    }
 }

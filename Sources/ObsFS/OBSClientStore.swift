@@ -48,7 +48,8 @@ public struct OBSClientStore: ObjectStore {
 
     public func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
         guard let info = try await head(key, customerKey: nil) else { return nil }
-        return ObjectAttributes(size: info.contentLength, etag: info.etag, lastModified: info.lastModified)
+        return ObjectAttributes(size: info.contentLength, etag: info.etag, lastModified: info.lastModified, metadata: info.metadata,
+                                contentType: info.contentType)
     }
 
     /// HEAD; nil for 404. A 400 is retried with the mount's SSE-C key, when there is one.
@@ -64,7 +65,7 @@ public struct OBSClientStore: ObjectStore {
         return status == 404 ? nil : try await head(key, customerKey: self.customerKey)
     }
 
-    public func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {
+    public func listObjects(prefix: String, delimiter: String?, marker: String?, maxKeys: Int) async throws -> ObjectListing {
         let page = try await client.listObjects(bucket: bucket, prefix: prefix, delimiter: delimiter, after: marker.map(ObjectKey.init), maxKeys: maxKeys)
         var next: String?
         if page.isTruncated {
@@ -118,6 +119,27 @@ public struct OBSClientStore: ObjectStore {
 
     public func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
         try await client.putObject(bucket: bucket, key: key, bytes: [], options: options).etag
+    }
+
+    public func putObject(_ key: ObjectKey, bytes: [UInt8], options: ObjectOptions) async throws -> ETag {
+        try await client.putObject(bucket: bucket, key: key, bytes: bytes, options: options).etag
+    }
+
+    public func objectBytes(_ key: ObjectKey) async throws -> [UInt8]? {
+        do {
+            return try await client.getObjectBytes(bucket: bucket, key: key, limit: 1 << 20).bytes
+        } catch .service(let error) where error.status == 404 {
+            return nil
+        }
+    }
+
+    public func copyObject(_ source: ObjectKey, to destination: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        try await client.copyObject(from: bucket, source, to: bucket, destination, metadata: .replace(options)).etag
+    }
+
+    public func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: ClosedRange<Int64>) async throws -> ETag {
+        try await client.copyPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: number, sourceBucket: bucket, sourceKey: source,
+                                  sourceRange: range)
     }
 
     public func deleteObject(_ key: ObjectKey) async throws {

@@ -42,9 +42,6 @@ public protocol AttributeStore: ObjectStore {
     /// Changes the storage class alone (`storageClassOnly`) or replaces the descriptive set
     /// (metadata, Content-Type, Content-Encoding, website redirect) with the one in `options`.
     func replaceMetadata(_ key: ObjectKey, with options: ObjectOptions, storageClassOnly: Bool) async throws
-    /// A small object's bytes; nil when it does not exist.
-    func smallObject(_ key: ObjectKey) async throws -> [UInt8]?
-    func putSmallObject(_ key: ObjectKey, _ bytes: [UInt8]) async throws
 }
 
 /// Canned ACLs and explicit grants as an object's `AccessControlPolicy` shows them.
@@ -126,7 +123,7 @@ public final class DirectoryAttributes: Sendable {
     public func options(of directory: String) async throws -> ObjectOptions {
         if let cached = cache.withLock({ $0[directory] }) { return cached }
         guard let store = store as? any AttributeStore else { return ObjectOptions() }
-        let options = try await store.smallObject(objectKey(directory)).map { decode($0, directory: directory) } ?? ObjectOptions()
+        let options = try await store.objectBytes(objectKey(directory)).map { decode($0, directory: directory) } ?? ObjectOptions()
         return cache.withLock { cache in
             if let raced = cache[directory] { return raced }
             cache[directory] = options
@@ -160,7 +157,7 @@ public final class DirectoryAttributes: Sendable {
         if options == ObjectOptions() {
             try await store.deleteObject(key)
         } else {
-            try await store.putSmallObject(key, encode(options))
+            _ = try await store.putObject(key, bytes: encode(options), options: ObjectOptions())
         }
         cache.withLock { $0[directory] = options }
     }

@@ -7,11 +7,16 @@ public struct ObjectAttributes: Sendable, Equatable {
     public var size: Int64
     public var etag: ETag?
     public var lastModified: Timestamp?
+    /// User metadata (names without the dialect's prefix); empty where the answer has none (listings).
+    public var metadata: [String: String]
+    public var contentType: String?
 
-    public init(size: Int64, etag: ETag?, lastModified: Timestamp?) {
+    public init(size: Int64, etag: ETag?, lastModified: Timestamp?, metadata: [String: String] = [:], contentType: String? = nil) {
         self.size = size
         self.etag = etag
         self.lastModified = lastModified
+        self.metadata = metadata
+        self.contentType = contentType
     }
 }
 
@@ -60,8 +65,8 @@ public protocol ObjectStore: Sendable {
     func checkBucket() async throws
     /// The object's attributes, nil when it does not exist.
     func headObject(_ key: ObjectKey) async throws -> ObjectAttributes?
-    /// Lists keys under `prefix`, grouping at `delimiter`, starting after `marker`.
-    func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing
+    /// Lists keys under `prefix`, grouping at `delimiter` (none: every key below), starting after `marker`.
+    func listObjects(prefix: String, delimiter: String?, marker: String?, maxKeys: Int) async throws -> ObjectListing
     func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID
     /// Sends one part straight from `body` with its Content-MD5 (and the upload's SSE-C key, which
     /// every part must carry); returns the ETag the store answered.
@@ -72,5 +77,15 @@ public protocol ObjectStore: Sendable {
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws
     /// Creates a zero-byte object; returns its ETag.
     func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag
+    /// Creates a small object (a directory marker, a symlink) in one request; returns its ETag.
+    func putObject(_ key: ObjectKey, bytes: [UInt8], options: ObjectOptions) async throws -> ETag
+    /// A small object's bytes (at most 1 MiB: a symlink's target, directory attributes); nil
+    /// when it does not exist.
+    func objectBytes(_ key: ObjectKey) async throws -> [UInt8]?
+    /// Copies `source` to `destination` server-side, replacing the metadata with `options` (which
+    /// carry everything the copy keeps: metadata, Content-Type, storage class, ACL, encryption).
+    func copyObject(_ source: ObjectKey, to destination: ObjectKey, options: ObjectOptions) async throws -> ETag
+    /// Copies a byte range of `source` into part `number` of an upload; returns the part's ETag.
+    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: ClosedRange<Int64>) async throws -> ETag
     func deleteObject(_ key: ObjectKey) async throws
 }

@@ -709,8 +709,9 @@ public final class UploadSession: Sendable {
         return await outcome.value
     }
 
-    /// The filesystem is going away: an upload still open is aborted, one completing finishes.
-    public func shutdown() async -> Result<ETag, FileSystemError> {
+    /// The file is going away (unmount, or unlinked while open): an upload still open is
+    /// aborted, one completing finishes.
+    public func shutdown(because reason: String = "unmounted while the file was open for writing") async -> Result<ETag, FileSystemError> {
         var effects: [Effect] = []
         let wasEmpty = state.withLock { state -> Bool in
             guard case .open = state.phase else { return false }
@@ -718,12 +719,12 @@ public final class UploadSession: Sendable {
                 state.phase = .done
                 return true
             }
-            fail(&state, FileSystemError(.io, "unmounted while the file was open for writing"), &effects)
+            fail(&state, FileSystemError(.io, reason), &effects)
             return false
         }
         run(effects)
         if wasEmpty {
-            await abort(because: FileSystemError(.io, "unmounted while the empty file was open for writing"))
+            await abort(because: FileSystemError(.io, "\(reason) (empty)"))
         }
         return await outcome.value
     }

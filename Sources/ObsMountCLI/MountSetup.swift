@@ -72,7 +72,8 @@ struct MountSetup {
         let fileSystem = ObsFileSystem(
             configuration: FileSystemConfiguration(bucket: source.bucket, prefix: source.prefix, upload: settings, uploadOptions: options.upload,
                                                    readOnly: options.readOnly,
-                                                   ownerUID: options.uid ?? getuid(), ownerGID: options.gid ?? getgid(), umask: options.umask),
+                                                   ownerUID: options.uid ?? getuid(), ownerGID: options.gid ?? getgid(), umask: options.umask,
+                                                   attributeTimeout: options.attributeTimeout, negativeTimeout: options.negativeTimeout),
             store: store, logger: logger)
         var fuseOptions = ["fsname=obs:\(source.bucket)", "subtype=obsmount", "default_permissions"]
         if options.allowOther { fuseOptions.append("allow_other") }

@@ -17,6 +17,8 @@ final class InMemoryStore: ObjectStore {
     struct Contents {
         var objects: [ObjectKey: [UInt8]] = [:]
         var etags: [ObjectKey: ETag] = [:]
+        /// Metadata and Content-Type each object was written with.
+        var written: [ObjectKey: ObjectOptions] = [:]
         var uploads: [UploadID: Upload] = [:]
         /// The options each key's latest upload was initiated with.
         var initiatedOptions: [ObjectKey: ObjectOptions] = [:]
@@ -25,6 +27,8 @@ final class InMemoryStore: ObjectStore {
         var abortCalls = 0
         var partUploads = 0
         var listCalls = 0
+        var headCalls = 0
+        var copyCalls = 0
     }
 
     /// Everything stored; tests read it directly.
@@ -38,12 +42,15 @@ final class InMemoryStore: ObjectStore {
 
     func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
         contents.withLock { contents in
+            contents.headCalls += 1
             guard let bytes = contents.objects[key] else { return nil }
-            return ObjectAttributes(size: Int64(bytes.count), etag: contents.etags[key], lastModified: nil)
+            let written = contents.written[key]
+            return ObjectAttributes(size: Int64(bytes.count), etag: contents.etags[key], lastModified: nil,
+                                    metadata: written?.metadata ?? [:], contentType: written?.contentType)
         }
     }
 
-    func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {
+    func listObjects(prefix: String, delimiter: String?, marker: String?, maxKeys: Int) async throws -> ObjectListing {
         contents.withLock { contents in
             contents.listCalls += 1
             // Keys and common prefixes in key order, after the marker, up to maxKeys of them.
@@ -51,7 +58,7 @@ final class InMemoryStore: ObjectStore {
             var prefixes: Set<String> = []
             for key in contents.objects.keys.sorted() where key.rawValue.hasPrefix(prefix) {
                 let rest = key.rawValue.dropFirst(prefix.count)
-                if let slash = rest.firstIndex(of: Character(delimiter)) {
+                if let delimiter, let slash = rest.firstIndex(of: Character(delimiter)) {
                     let common = prefix + rest[...slash]
                     if prefixes.insert(common).inserted { items.append((common, true)) }
                 } else {
@@ -110,6 +117,7 @@ final class InMemoryStore: ObjectStore {
             let etag = ETag.composite(partMD5s: md5s)
             contents.objects[key] = object
             contents.etags[key] = etag
+            contents.written[key] = contents.initiatedOptions[key]
             contents.uploads[uploadID] = nil
             return etag
         }
@@ -131,8 +139,54 @@ final class InMemoryStore: ObjectStore {
         }
     }
 
+    func putObject(_ key: ObjectKey, bytes: [UInt8], options: ObjectOptions) async throws -> ETag {
+        contents.withLock { contents in
+            contents.objects[key] = bytes
+            let etag = ETag(md5: Hash.md5(bytes))
+            contents.etags[key] = etag
+            contents.written[key] = options
+            return etag
+        }
+    }
+
+    func objectBytes(_ key: ObjectKey) async throws -> [UInt8]? { object(key.rawValue) }
+
+    func copyObject(_ source: ObjectKey, to destination: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        try contents.withLock { contents in
+            guard let bytes = contents.objects[source] else { throw serviceError(.noSuchKey, "no \(source)") }
+            contents.copyCalls += 1
+            contents.objects[destination] = bytes
+            contents.etags[destination] = contents.etags[source]
+            contents.written[destination] = options
+            return contents.etags[source]!
+        }
+    }
+
+    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: ClosedRange<Int64>) async throws -> ETag {
+        try contents.withLock { contents in
+            guard let bytes = contents.objects[source], range.upperBound < bytes.count else { throw serviceError(.invalidRange, "range") }
+            guard contents.uploads[uploadID] != nil else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
+            let part = Array(bytes[Int(range.lowerBound)...Int(range.upperBound)])
+            contents.uploads[uploadID]!.parts[number] = part
+            contents.copyCalls += 1
+            return ETag(md5: Hash.md5(part))
+        }
+    }
+
     func deleteObject(_ key: ObjectKey) async throws {
         _ = contents.withLock { $0.objects.removeValue(forKey: key) }
+    }
+
+    /// Stores an object as another client would (tests).
+    func seed(_ key: String, _ bytes: [UInt8] = [], metadata: [String: String] = [:], contentType: String? = nil) {
+        contents.withLock { contents in
+            contents.objects[ObjectKey(key)] = bytes
+            contents.etags[ObjectKey(key)] = ETag(md5: Hash.md5(bytes))
+            var options = ObjectOptions()
+            options.metadata = metadata
+            options.contentType = contentType
+            contents.written[ObjectKey(key)] = options
+        }
     }
 
     // Test accessors.
@@ -143,7 +197,7 @@ final class InMemoryStore: ObjectStore {
 
 /// Wraps a store: fails chosen requests and can hold part uploads until released.
 final class FaultInjectingStore: ObjectStore {
-    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty }
+    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty, put, copy, delete }
 
     struct Rule: Sendable {
         var operation: Operation
@@ -207,7 +261,7 @@ final class FaultInjectingStore: ObjectStore {
         return try await inner.headObject(key)
     }
 
-    func listObjects(prefix: String, delimiter: String, marker: String?, maxKeys: Int) async throws -> ObjectListing {
+    func listObjects(prefix: String, delimiter: String?, marker: String?, maxKeys: Int) async throws -> ObjectListing {
         try check(.list)
         return try await inner.listObjects(prefix: prefix, delimiter: delimiter, marker: marker, maxKeys: maxKeys)
     }
@@ -251,5 +305,25 @@ final class FaultInjectingStore: ObjectStore {
         return try await inner.putEmptyObject(key, options: options)
     }
 
-    func deleteObject(_ key: ObjectKey) async throws { try await inner.deleteObject(key) }
+    func putObject(_ key: ObjectKey, bytes: [UInt8], options: ObjectOptions) async throws -> ETag {
+        try check(.put)
+        return try await inner.putObject(key, bytes: bytes, options: options)
+    }
+
+    func objectBytes(_ key: ObjectKey) async throws -> [UInt8]? { try await inner.objectBytes(key) }
+
+    func copyObject(_ source: ObjectKey, to destination: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        try check(.copy)
+        return try await inner.copyObject(source, to: destination, options: options)
+    }
+
+    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: ClosedRange<Int64>) async throws -> ETag {
+        try check(.copy)
+        return try await inner.copyPart(key, uploadID: uploadID, number: number, source: source, range: range)
+    }
+
+    func deleteObject(_ key: ObjectKey) async throws {
+        try check(.delete)
+        try await inner.deleteObject(key)
+    }
 }

@@ -59,3 +59,23 @@ func errno(of body: () async throws -> Void) async -> Errno? {
         return ErrnoMapping.errno(for: error)
     }
 }
+
+/// Metadata without the POSIX names (mode, owner, times) that every new object carries.
+func userMetadata(_ metadata: [String: String]?) -> [String: String]? {
+    metadata?.filter { !PosixMetadata.names.contains($0.key) }
+}
+
+/// The caller of the tests' creates.
+let testCaller = Caller(uid: 1000, gid: 1000, umask: 0o022)
+
+extension ObsFileSystem {
+    /// `create` with mode 0644 by `testCaller`.
+    func create(parent: InodeNumber, name: String) async throws -> (FileAttributes, FileHandleID) {
+        try await create(parent: parent, name: name, mode: 0o644, caller: testCaller)
+    }
+
+    /// `readDirectory` of a handle opened on the mount's root.
+    func readDirectory(_ handle: DirectoryHandleID, from offset: Int64) async throws -> [DirectoryEntry] {
+        try await readDirectory(handle, directory: .root, from: offset)
+    }
+}

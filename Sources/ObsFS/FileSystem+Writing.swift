@@ -1,0 +1,177 @@
+// Creating, opening and writing files: each file opened for writing is one upload session
+// (UploadSession.swift), registered by inode from the initiate request until release.
+// The new object's POSIX metadata (mode, owner, times) is part of its initiation.
+import OBSProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ObsFileSystem {
+    /// POSIX metadata for a new object created by `caller` with `mode`.
+    func newPosixMetadata(mode: UInt32, caller: Caller) -> PosixMetadata {
+        var posix = PosixMetadata()
+        posix.permissions = mode & 0o7777 & ~caller.umask
+        posix.uid = caller.uid
+        posix.gid = caller.gid
+        let now = FileTime.now()
+        posix.modified = now
+        posix.accessed = now
+        posix.changed = now
+        return posix
+    }
+
+    /// Creates `name` in `parent` and opens it for writing: initiates the multipart upload and
+    /// returns once the upload ID is known. Counts as one kernel lookup.
+    public func create(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
+        try checkWritable()
+        let (_, path) = try resolveChild(parent, name)
+        if let existing = table.child(parent, name) {
+            if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
+            if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
+        }
+        let posix = newPosixMetadata(mode: mode, caller: caller)
+        let facts = InodeFacts(size: 0, etag: nil, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
+        // A new inode: whatever was known under this name is replaced by what is being written.
+        guard let (inode, _) = table.entry(parent: parent, name: name, kind: .regular, facts: facts, isCurrent: { _ in false }) else {
+            throw FileSystemError(.noEntry, "the parent of \(path) is gone")
+        }
+        negativeCache.remove(parent, name)
+        do {
+            let session = try await startUpload(inode, path, posix: posix)
+            return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
+        } catch {
+            table.unlink(parent, name)
+            table.forget(inode.number, count: 1)
+            throw error
+        }
+    }
+
+    /// Opens an existing file. Writing starts a new upload that replaces the object when it
+    /// completes; that needs O_TRUNC unless the object is empty (no in-place changes yet).
+    public func open(_ number: InodeNumber, flags: Int32) async throws -> FileHandleID {
+        let (inode, path) = try resolve(number)
+        guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
+        guard flags & O_ACCMODE != O_RDONLY else { return register(OpenFile(inode: inode, session: nil)) }
+        try checkWritable()
+        let current = attributes(of: inode).size
+        guard current == 0 || flags & O_TRUNC != 0 else {
+            // No in-place changes yet: the open succeeds (`touch`, programs that open for
+            // writing and only change times), a write through it fails with EOPNOTSUPP.
+            return register(OpenFile(inode: inode, session: nil, refusesWrites: true))
+        }
+        var posix = inode.facts.posix
+        let now = FileTime.now()
+        posix.modified = now
+        posix.changed = now
+        let session = try await startUpload(inode, path, posix: posix)
+        inode.state.withLock { state in
+            state.facts.size = 0
+            state.facts.etag = nil
+        }
+        return register(OpenFile(inode: inode, session: session))
+    }
+
+    private func register(_ file: OpenFile) -> FileHandleID {
+        openFiles.withLock { files in
+            let handle = FileHandleID(files.nextHandle)
+            files.nextHandle += 1
+            files.files[handle] = file
+            return handle
+        }
+    }
+
+    private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata) async throws -> UploadSession {
+        let key = objectKey(path)
+        try openFiles.withLock { files in
+            guard !files.shuttingDown else { throw FileSystemError(.io, "unmounting") }
+            if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating.contains(inode.number) {
+                throw FileSystemError(.busy, "\(key) is already open for writing")
+            }
+            files.initiating.insert(inode.number)
+        }
+        defer { _ = openFiles.withLock { $0.initiating.remove(inode.number) } }
+        var options: ObjectOptions
+        let uploadID: UploadID
+        do {
+            options = try await optionsForNewFile(path)
+            posix.write(into: &options.metadata, kind: .regular)
+            uploadID = try await store.initiateUpload(key, options: options)
+        } catch {
+            throw storeFailure("initiating the upload of \(key)", error)
+        }
+        let session = UploadSession(key: key, uploadID: uploadID, options: options, store: store,
+                                    settings: configuration.upload, logger: logger,
+                                    afterCompletion: { [weak self] session throws(FileSystemError) in try await self?.applyRecordedChanges(of: session) })
+        openFiles.withLock { $0.uploads[inode.number] = session }
+        logger.info("\(key): upload \(uploadID) initiated")
+        return session
+    }
+
+    private func openFile(_ handle: FileHandleID) throws -> OpenFile {
+        try openFiles.withLock { files in
+            guard let file = files.files[handle] else { throw FileSystemError(.badFileHandle, "unknown \(handle)") }
+            return file
+        }
+    }
+
+    /// A write the kernel delivered; see `UploadSession.admit`. Synchronous, never blocks.
+    public func write(_ handle: FileHandleID, at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity) -> WriteAdmission {
+        do {
+            let file = try openFile(handle)
+            guard let session = file.session else {
+                guard file.refusesWrites else { return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing")) }
+                let failure = FileSystemError(.notSupported, "\(file.inode.number): writing into an existing object without O_TRUNC (in-place changes) is not supported yet")
+                logger.warning("\(failure.reason)")
+                return .refused(failure)
+            }
+            return session.admit(at: offset, bytes: bytes, writer: writer)
+        } catch {
+            return .refused(FileSystemError(doing: "write", error))
+        }
+    }
+
+    private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }
+
+    /// Records what the upload wrote as the inode's facts.
+    private func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
+        let size = session.size
+        let written = session.intendedOptions
+        inode.state.withLock { state in
+            state.facts.etag = etag
+            state.facts.size = size
+            state.facts.lastModified = .now()
+            state.facts.posix = PosixMetadata(metadata: written.metadata)
+            state.facts.posixLoaded = true
+            state.facts.expiry = freshExpiry()
+            state.writtenOptions = written
+        }
+    }
+
+    /// One `close()` of a descriptor of the file (see mount-options/write-semantics.md). A file
+    /// unlinked while open is not completed: its upload is aborted at release.
+    public func flush(_ handle: FileHandleID, writer: WriterIdentity) async throws {
+        let file = try openFile(handle)
+        guard let session = file.session, !isDiscarded(file.inode) else { return }
+        try await session.flush(writer: writer).get()
+        if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
+    }
+
+    public func fsync(_ handle: FileHandleID) async throws {
+        guard let session = try openFile(handle).session else { return }
+        try await session.fsync().get()
+    }
+
+    /// The last reference to the open file is gone. Errors can only be logged (the kernel does not
+    /// wait for release).
+    public func release(_ handle: FileHandleID) async {
+        guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }), let session = file.session else { return }
+        let discarded = isDiscarded(file.inode)
+        let result = discarded ? await session.shutdown(because: "unlinked while open for writing") : await session.release()
+        openFiles.withLock { files in
+            if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
+            if discarded { files.discarded.remove(file.inode.number) }
+        }
+        if case .success(let etag) = result, !discarded { recordWritten(file.inode, session, etag: etag) }
+    }
+}

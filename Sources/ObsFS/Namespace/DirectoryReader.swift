@@ -1,0 +1,124 @@
+// One open directory: its entries, fetched a page (one LIST) at a time as readdir asks.
+//
+// Entry i (counting `.` and `..`) has cookie i + 1. The reader keeps only the current page:
+// a readdir that continues where the last one stopped costs nothing extra; one that goes back
+// (seekdir/rewinddir) lists again from the start. Names follow KeyNaming's rules (the
+// directory wins over a file of the same name within a page; unusable keys skipped with one
+// log line; a file and a directory of the same name on two different pages are both listed,
+// and lookup resolves the name to the directory). Files this mount is writing that the store
+// does not list yet come after the last page.
+import Logging
+import OBSProtocol
+
+/// One name in a directory listing, with what the listing says of it.
+public struct DirectoryEntry: Sendable, Equatable {
+    public var name: String
+    public var kind: FileKind
+    /// The offset to resume after this entry.
+    public var cookie: Int64
+    /// The inode number when the table knows the name; nil otherwise (listed as unknown).
+    public var inode: InodeNumber?
+    /// Size, ETag and date from the listing (files only).
+    var listed: ObjectAttributes?
+}
+
+actor DirectoryReader {
+    private enum Phase {
+        /// Listing the store, after `marker`.
+        case store(marker: String?)
+        /// The store's listing is done: the names only this mount knows come last.
+        case localNames
+        case done
+    }
+
+    private let store: any ObjectStore
+    private let listPrefix: String
+    private let pageSize: Int
+    private let logger: Logger
+    private let dotEntries: [DirectoryEntry]
+    /// Names this mount is creating in the directory (files being written), with their kind.
+    private let localNames: @Sendable () -> [String: FileKind]
+    private var phase: Phase = .store(marker: nil)
+    private var page: [DirectoryEntry] = []
+    /// Cookie of the entry before `page`'s first.
+    private var pageBase: Int64 = 2
+    private var started = false
+    /// Local names the store's listing contained (they are not added again at the end).
+    private var localNamesListed: Set<String> = []
+    private var pendingLocal: [String: FileKind] = [:]
+
+    init(store: any ObjectStore, listPrefix: String, pageSize: Int, selfInode: InodeNumber, parentInode: InodeNumber, logger: Logger,
+         localNames: @escaping @Sendable () -> [String: FileKind]) {
+        self.store = store
+        self.listPrefix = listPrefix
+        self.pageSize = pageSize
+        self.logger = logger
+        self.localNames = localNames
+        dotEntries = [
+            DirectoryEntry(name: ".", kind: .directory, cookie: 1, inode: selfInode),
+            DirectoryEntry(name: "..", kind: .directory, cookie: 2, inode: parentInode),
+        ]
+    }
+
+    /// Entries after cookie `offset`: the rest of the current page (or the next one); empty at the end.
+    func entries(from offset: Int64) async throws -> [DirectoryEntry] {
+        if offset < 2 { return Array(dotEntries[Int(max(offset, 0))...]) }
+        if offset < pageBase || !started { restart() }
+        while offset >= pageBase + Int64(page.count) {
+            if case .done = phase { return [] }
+            try await nextPage()
+        }
+        return Array(page[Int(offset - pageBase)...])
+    }
+
+    private func restart() {
+        started = true
+        phase = .store(marker: nil)
+        page = []
+        pageBase = 2
+        pendingLocal = localNames()
+        localNamesListed = []
+    }
+
+    private func nextPage() async throws {
+        let nextBase = pageBase + Int64(page.count)
+        var names: [(String, FileKind, ObjectAttributes?)] = []
+        switch phase {
+        case .store(let marker):
+            let listing = try await store.listObjects(prefix: listPrefix, delimiter: "/", marker: marker, maxKeys: pageSize)
+            names = entries(of: listing)
+            phase = listing.nextMarker.map { .store(marker: $0) } ?? .localNames
+        case .localNames:
+            names = pendingLocal.filter { !localNamesListed.contains($0.key) }.map { ($0.key, $0.value, nil) }.sorted { $0.0 < $1.0 }
+            phase = .done
+        case .done:
+            break
+        }
+        page = names.enumerated().map { index, entry in
+            DirectoryEntry(name: entry.0, kind: entry.1, cookie: nextBase + Int64(index) + 1, listed: entry.2)
+        }
+        pageBase = nextBase
+    }
+
+    /// One page's names, sorted; a directory replaces a file of the same name.
+    private func entries(of listing: ObjectListing) -> [(String, FileKind, ObjectAttributes?)] {
+        var byName: [String: (FileKind, ObjectAttributes?)] = [:]
+        for object in listing.objects {
+            switch KeyNaming.classify(objectKey: object.key.rawValue, under: listPrefix) {
+            case .file(let name): if byName[name] == nil { byName[name] = (.regular, object.attributes) }
+            case .directory(let name): byName[name] = (.directory, nil)
+            case .hidden: break
+            case .unusable(let key, let reason): logger.warning("listing \(listPrefix): key '\(key)' skipped: \(reason)")
+            }
+        }
+        for prefix in listing.commonPrefixes {
+            switch KeyNaming.classify(commonPrefix: prefix, under: listPrefix) {
+            case .directory(let name): byName[name] = (.directory, nil)
+            case .unusable(let key, let reason): logger.warning("listing \(listPrefix): prefix '\(key)' skipped: \(reason)")
+            case .file, .hidden: break
+            }
+        }
+        for name in byName.keys where pendingLocal[name] != nil { localNamesListed.insert(name) }
+        return byName.keys.sorted().map { ($0, byName[$0]!.0, byName[$0]!.1) }
+    }
+}

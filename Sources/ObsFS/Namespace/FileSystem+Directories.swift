@@ -1,0 +1,177 @@
+// Directories and removal: mkdir writes a zero-byte marker `d/` (Content-Type
+// application/x-directory, POSIX metadata as s3fs writes it); rmdir removes the marker (and
+// s3fs's older `d_$folder$` / `d` forms) once nothing is beneath; unlink deletes the object.
+// readdir lists a page at a time (DirectoryReader.swift); readdirplus entries carry the
+// attributes the table holds, so `ls -l` of a directory looked at within `attr_timeout=`
+// sends no request at all.
+import OBSProtocol
+
+extension ObsFileSystem {
+    public func mkdir(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> FileAttributes {
+        try checkWritable()
+        let (_, path) = try resolveChild(parent, name)
+        if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        let posix = newPosixMetadata(mode: mode, caller: caller)
+        var options = ObjectOptions()
+        options.contentType = KeyNaming.directoryContentType
+        posix.write(into: &options.metadata, kind: .directory)
+        let markerKey = ObjectKey(listPrefix(ofDirectory: path))
+        let etag: ETag
+        do {
+            etag = try await store.putObject(markerKey, bytes: [], options: options)
+        } catch {
+            throw storeFailure("creating directory \(markerKey)", error)
+        }
+        negativeCache.remove(parent, name)
+        let facts = InodeFacts(size: 0, etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
+        guard let (inode, _) = table.entry(parent: parent, name: name, kind: .directory, facts: facts, isCurrent: { _ in false }) else {
+            throw FileSystemError(.noEntry, "the parent of \(path) is gone")
+        }
+        inode.state.withLock { $0.hasMarker = true }
+        logger.info("\(markerKey): directory created")
+        return attributes(of: inode)
+    }
+
+    /// What the store holds under `path` (nil: nothing); errors become errno.
+    func existingEntry(_ path: String) async throws -> RemoteEntry? {
+        do {
+            return try await remoteEntry(path)
+        } catch {
+            throw storeFailure("looking up \(objectKey(path))", error)
+        }
+    }
+
+    public func rmdir(parent: InodeNumber, name: String) async throws {
+        try checkWritable()
+        let (_, path) = try resolveChild(parent, name)
+        guard let remote = try await existingEntry(path) else {
+            if let local = table.child(parent, name), local.kind == .directory {
+                table.unlink(parent, name)
+                return
+            }
+            throw FileSystemError(.noEntry, "no directory \(path)")
+        }
+        guard case .directory(_, let markerKey) = remote else { throw FileSystemError(.notDirectory, "\(path) is not a directory") }
+        let prefix = listPrefix(ofDirectory: path)
+        do {
+            let below = try await store.listObjects(prefix: prefix, delimiter: nil, marker: nil, maxKeys: 3)
+            let others = below.objects.filter { $0.key.rawValue != prefix && $0.key.rawValue != prefix + DirectoryAttributes.objectName }
+            if !others.isEmpty || !below.commonPrefixes.isEmpty { throw FileSystemError(.notEmpty, "\(path) is not empty") }
+            let writing = openFiles.withLock { Array($0.uploads.keys) }
+            if writing.contains(where: { table.path(of: $0)?.hasPrefix(path + "/") == true }) {
+                throw FileSystemError(.notEmpty, "\(path) has files being written")
+            }
+            for key in Set([ObjectKey(prefix), ObjectKey(prefix + DirectoryAttributes.objectName), ObjectKey(objectKey(path).rawValue + KeyNaming.folderSuffix)]
+                           + (markerKey.map { [$0] } ?? [])) {
+                try await store.deleteObject(key)
+            }
+        } catch let error as FileSystemError {
+            throw error
+        } catch {
+            throw storeFailure("removing directory \(prefix)", error)
+        }
+        table.unlink(parent, name)
+        negativeCache.insert(parent, name)
+        logger.info("\(prefix): directory removed")
+    }
+
+    /// Deletes a file or symlink. A file open for writing disappears at once; its upload is
+    /// aborted when its last descriptor closes.
+    public func unlink(parent: InodeNumber, name: String) async throws {
+        try checkWritable()
+        let (_, path) = try resolveChild(parent, name)
+        let key = objectKey(path)
+        let known = table.child(parent, name)
+        if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
+        let writing = known.flatMap { inode in openFiles.withLock { files -> Bool in
+            guard files.uploads[inode.number] != nil || files.initiating.contains(inode.number) else { return false }
+            files.discarded.insert(inode.number)
+            return true
+        } } ?? false
+        do {
+            try await store.deleteObject(key)
+        } catch {
+            throw storeFailure("deleting \(key)", error)
+        }
+        table.unlink(parent, name)
+        negativeCache.insert(parent, name)
+        if writing { logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed") }
+    }
+
+    // MARK: Listing
+
+    public func openDirectory(_ number: InodeNumber) throws -> DirectoryHandleID {
+        let (inode, path) = try resolve(number)
+        guard inode.kind == .directory else { throw FileSystemError(.notDirectory, "\(path) is not a directory") }
+        let parent = table.location(of: number)?.parent ?? .root
+        let reader = DirectoryReader(store: store, listPrefix: listPrefix(ofDirectory: path), pageSize: configuration.listPageSize,
+                                     selfInode: number, parentInode: parent, logger: logger,
+                                     localNames: { [weak self] in self?.namesBeingWritten(in: number) ?? [:] })
+        return openFiles.withLock { files in
+            let handle = DirectoryHandleID(files.nextHandle)
+            files.nextHandle += 1
+            files.directories[handle] = reader
+            return handle
+        }
+    }
+
+    /// Files this mount is writing directly in `directory` (they may not be listed by the store yet).
+    private func namesBeingWritten(in directory: InodeNumber) -> [String: FileKind] {
+        let writing = openFiles.withLock { Set($0.uploads.keys).union($0.initiating) }
+        var names: [String: FileKind] = [:]
+        for (name, inode) in table.knownChildren(directory) where writing.contains(inode.number) { names[name] = inode.kind }
+        return names
+    }
+
+    /// Entries after `offset` (0, or the cookie of the last entry the caller consumed): at
+    /// least one page when there are more, empty at the end. Names the table knows carry their
+    /// inode number and kind; the listing's sizes and dates refresh their facts.
+    public func readDirectory(_ handle: DirectoryHandleID, directory: InodeNumber, from offset: Int64) async throws -> [DirectoryEntry] {
+        guard let reader = openFiles.withLock({ $0.directories[handle] }) else { throw FileSystemError(.badFileHandle, "unknown \(handle)") }
+        var entries: [DirectoryEntry]
+        do {
+            entries = try await reader.entries(from: offset)
+        } catch {
+            throw storeFailure("listing \(directory)", error)
+        }
+        let known = table.knownChildren(directory)
+        for index in entries.indices where entries[index].inode == nil {
+            guard let inode = known[entries[index].name] else { continue }
+            entries[index].inode = inode.number
+            entries[index].kind = inode.kind
+            if let listed = entries[index].listed { refresh(inode, from: listed) }
+        }
+        return entries
+    }
+
+    /// Feeds a listing's size, ETag and date into a known file; a different ETag (replaced by
+    /// another client, not being written here) makes its facts stale, so it is looked up again.
+    private func refresh(_ inode: Inode, from listed: ObjectAttributes) {
+        guard inode.kind == .regular, upload(of: inode.number) == nil else { return }
+        inode.state.withLock { state in
+            if let etag = listed.etag, let known = state.facts.etag, etag != known {
+                state.facts.expiry = .now
+                return
+            }
+            state.facts.size = listed.size
+            if let modified = listed.lastModified { state.facts.lastModified = FileTime(modified) }
+        }
+    }
+
+    /// A readdirplus entry: the attributes of a listed name whose metadata the table holds
+    /// fresh, counted as one kernel lookup; nil when the kernel should look it up itself (the
+    /// listing carries no POSIX metadata). The adapter calls `forget(_:count: 1)` for an entry
+    /// it could not fit into the reply.
+    public func entryAttributes(_ entry: DirectoryEntry, in directory: InodeNumber) -> FileAttributes? {
+        guard entry.name != ".", entry.name != "..", let known = table.child(directory, entry.name),
+              known.facts.posixLoaded, known.facts.expiry > .now || upload(of: known.number) != nil,
+              let (inode, _) = table.entry(parent: directory, name: entry.name, kind: known.kind, facts: known.facts, isCurrent: { $0 === known })
+        else { return nil }
+        return attributes(of: inode)
+    }
+
+    public func releaseDirectory(_ handle: DirectoryHandleID) {
+        _ = openFiles.withLock { $0.directories.removeValue(forKey: handle) }
+    }
+}

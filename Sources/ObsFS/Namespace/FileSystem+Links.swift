@@ -1,0 +1,84 @@
+// Symlinks in s3fs's format: an object whose body is the target and whose metadata mode has
+// `S_IFLNK`. mknod makes empty regular files (a zero-byte object); FIFOs, sockets and device
+// nodes have no object form and are refused (EPERM), as are hard links (objects have one name).
+import OBSProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ObsFileSystem {
+    public func symlink(parent: InodeNumber, name: String, target: String, caller: Caller) async throws -> FileAttributes {
+        try checkWritable()
+        let (_, path) = try resolveChild(parent, name)
+        if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        var posix = newPosixMetadata(mode: 0o777, caller: Caller(uid: caller.uid, gid: caller.gid, umask: 0))
+        posix.permissions = 0o777
+        return try await putNewObject(parent: parent, name: name, path: path, kind: .symlink, bytes: Array(target.utf8), posix: posix) { state in
+            state.symlinkTarget = target
+        }
+    }
+
+    public func readlink(_ number: InodeNumber) async throws -> String {
+        let (inode, path) = try resolve(number)
+        guard inode.kind == .symlink else { throw FileSystemError(.invalidArgument, "\(path) is not a symlink") }
+        if let target = inode.state.withLock({ $0.symlinkTarget }) { return target }
+        let key = objectKey(path)
+        let bytes: [UInt8]?
+        do {
+            bytes = try await store.objectBytes(key)
+        } catch {
+            throw storeFailure("reading the symlink \(key)", error)
+        }
+        guard let bytes else { throw FileSystemError(.noEntry, "\(key) is gone") }
+        let target = String(decoding: bytes, as: UTF8.self)
+        inode.state.withLock { $0.symlinkTarget = target }
+        return target
+    }
+
+    /// Regular files only: a zero-byte object with the caller's mode and owner.
+    public func mknod(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> FileAttributes {
+        try checkWritable()
+        let (_, path) = try resolveChild(parent, name)
+        guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 else {
+            let failure = FileSystemError(.notPermitted, "\(path): FIFOs, sockets and device nodes cannot be stored as objects")
+            logger.warning("\(failure.reason)")
+            throw failure
+        }
+        if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        return try await putNewObject(parent: parent, name: name, path: path, kind: .regular, bytes: [], posix: newPosixMetadata(mode: mode, caller: caller))
+    }
+
+    public func link(_ number: InodeNumber, parent: InodeNumber, name: String) throws -> FileAttributes {
+        let failure = FileSystemError(.notPermitted, "hard links are not supported (an object has one name)")
+        logger.warning("\(failure.reason)")
+        throw failure
+    }
+
+    /// Writes a small new object (symlink, empty file) and enters it into the table.
+    private func putNewObject(parent: InodeNumber, name: String, path: String, kind: FileKind, bytes: [UInt8], posix: PosixMetadata,
+                              also: (inout Inode.State) -> Void = { _ in }) async throws -> FileAttributes {
+        let key = objectKey(path)
+        var options: ObjectOptions
+        let etag: ETag
+        do {
+            options = try await optionsForNewFile(path)
+            posix.write(into: &options.metadata, kind: kind)
+            etag = try await store.putObject(key, bytes: bytes, options: options)
+        } catch {
+            throw storeFailure("creating \(key)", error)
+        }
+        negativeCache.remove(parent, name)
+        let facts = InodeFacts(size: Int64(bytes.count), etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
+        guard let (inode, _) = table.entry(parent: parent, name: name, kind: kind, facts: facts, isCurrent: { _ in false }) else {
+            throw FileSystemError(.noEntry, "the parent of \(path) is gone")
+        }
+        inode.state.withLock { state in
+            state.writtenOptions = options
+            also(&state)
+        }
+        return attributes(of: inode)
+    }
+}

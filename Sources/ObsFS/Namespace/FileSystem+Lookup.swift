@@ -1,0 +1,129 @@
+// Lookup, getattr, forget: names resolved against the store (KeyNaming.swift has the rules),
+// remembered in the inode table until `attr_timeout=`, misses in the negative cache until
+// `negative_timeout=`.
+//
+// A lookup the caches cannot answer sends HEAD `key` and a one-key LIST of `key/` at once
+// (one round trip); a directory with its own marker (`key/`, the first key that LIST returns)
+// costs one more HEAD for its POSIX metadata; when neither request finds anything, HEAD
+// `key_$folder$` (s3fs's oldest directory format). A file being written by this mount is
+// answered from memory.
+import OBSProtocol
+
+extension ObsFileSystem {
+    /// What the store holds under one name.
+    enum RemoteEntry {
+        case file(ObjectAttributes)
+        /// A directory; `marker` is its own object (`d/`, `d` of Content-Type
+        /// application/x-directory, or `d_$folder$`) when it has one.
+        case directory(marker: ObjectAttributes?, markerKey: ObjectKey?)
+    }
+
+    /// Finds `name` in `parent`. Counts as one kernel lookup.
+    public func lookup(parent: InodeNumber, name: String) async throws -> FileAttributes {
+        let (_, path) = try resolveChild(parent, name)
+        if let known = table.child(parent, name), known.facts.expiry > .now || upload(of: known.number) != nil {
+            if let (inode, _) = table.entry(parent: parent, name: name, kind: known.kind, facts: known.facts, isCurrent: { $0 === known }) {
+                return attributes(of: inode)
+            }
+        }
+        if negativeCache.contains(parent, name) { throw FileSystemError(.noEntry, "\(objectKey(path)): missing (cached)") }
+        let remote: RemoteEntry?
+        do {
+            remote = try await remoteEntry(path)
+        } catch {
+            throw storeFailure("looking up \(objectKey(path))", error)
+        }
+        guard let remote else {
+            negativeCache.insert(parent, name)
+            throw FileSystemError(.noEntry, "no object \(objectKey(path)) and no keys under \(objectKey(path))/")
+        }
+        return try remember(remote, parent: parent, name: name)
+    }
+
+    /// Enters what the store holds under `name` into the table (one kernel lookup).
+    func remember(_ remote: RemoteEntry, parent: InodeNumber, name: String) throws -> FileAttributes {
+        let (kind, facts, hasMarker) = facts(of: remote)
+        let entry = table.entry(parent: parent, name: name, kind: kind, facts: facts) { existing in
+            // Another client replaced the object: a new inode, unless this mount is writing it.
+            kind == .directory || existing.facts.etag == nil || existing.facts.etag == facts.etag || self.upload(of: existing.number) != nil
+        }
+        guard let (inode, isNew) = entry else { throw FileSystemError(.noEntry, "the parent of \(name) is gone") }
+        if !isNew && upload(of: inode.number) == nil {
+            inode.state.withLock { state in
+                state.facts = facts
+                state.hasMarker = hasMarker
+            }
+        } else if isNew {
+            inode.state.withLock { $0.hasMarker = hasMarker }
+        }
+        return attributes(of: inode)
+    }
+
+    func facts(of remote: RemoteEntry) -> (FileKind, InodeFacts, hasMarker: Bool) {
+        let expiry = freshExpiry()
+        switch remote {
+        case .file(let object):
+            let posix = PosixMetadata(metadata: object.metadata)
+            let kind: FileKind = posix.kind == .symlink ? .symlink : .regular
+            return (kind, InodeFacts(size: object.size, etag: object.etag, lastModified: FileTime(object.lastModified ?? .now()),
+                                     posix: posix, posixLoaded: true, expiry: expiry), false)
+        case .directory(let marker, _):
+            var facts = InodeFacts.unknown(expiry: expiry)
+            if let marker {
+                facts.posix = PosixMetadata(metadata: marker.metadata)
+                facts.lastModified = FileTime(marker.lastModified ?? .now())
+                facts.etag = marker.etag
+            }
+            facts.posixLoaded = true
+            return (.directory, facts, marker != nil)
+        }
+    }
+
+    /// HEAD and LIST at once; the directory wins over a file of the same name.
+    func remoteEntry(_ path: String) async throws -> RemoteEntry? {
+        let key = objectKey(path)
+        async let head = store.headObject(key)
+        async let below = store.listObjects(prefix: key.rawValue + "/", delimiter: "/", marker: nil, maxKeys: 1)
+        let (object, listing) = try await (head, below)
+        if !listing.objects.isEmpty || !listing.commonPrefixes.isEmpty {
+            if object != nil { logger.warning("\(key): a file and a directory share this name; the directory is shown") }
+            let markerKey = ObjectKey(key.rawValue + "/")
+            guard listing.objects.first?.key == markerKey else { return .directory(marker: nil, markerKey: nil) }
+            return .directory(marker: try await store.headObject(markerKey), markerKey: markerKey)
+        }
+        if let object {
+            if object.contentType == KeyNaming.directoryContentType { return .directory(marker: object, markerKey: key) }
+            return .file(object)
+        }
+        let folderKey = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
+        if let folder = try await store.headObject(folderKey) { return .directory(marker: folder, markerKey: folderKey) }
+        return nil
+    }
+
+    /// The kernel dropped `count` lookups of `inode`.
+    public func forget(_ inode: InodeNumber, count: UInt64) {
+        table.forget(inode, count: count)
+    }
+
+    /// `stat`: from the table while fresh; else the store is asked again (a file being written
+    /// is always fresh). A name that disappeared from the store answers ENOENT.
+    public func getattr(_ number: InodeNumber) async throws -> FileAttributes {
+        guard let inode = table.inode(number) else { throw FileSystemError(.noEntry, "unknown \(number)") }
+        if number == .root || inode.facts.expiry > .now || upload(of: number) != nil { return attributes(of: inode) }
+        guard let path = table.path(of: number) else { return attributes(of: inode) }  // unlinked but open: last known
+        let remote: RemoteEntry?
+        do {
+            remote = try await remoteEntry(path)
+        } catch {
+            throw storeFailure("reading the attributes of \(objectKey(path))", error)
+        }
+        guard let remote else { throw FileSystemError(.noEntry, "\(objectKey(path)) is gone from the store") }
+        let (kind, facts, hasMarker) = facts(of: remote)
+        guard kind == inode.kind else { throw FileSystemError(.noEntry, "\(objectKey(path)) changed kind on the store") }
+        inode.state.withLock { state in
+            state.facts = facts
+            state.hasMarker = hasMarker
+        }
+        return attributes(of: inode)
+    }
+}

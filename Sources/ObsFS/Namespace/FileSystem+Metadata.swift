@@ -1,0 +1,195 @@
+// POSIX metadata changes (chmod, chown, utimensat, truncate) and extended attributes outside
+// `user.obs.`, all kept in the object's metadata in s3fs's format (PosixMetadata.swift):
+// - a closed file or symlink: the metadata is replaced in place (`PUT ?metadata` on OBS, a copy
+//   onto itself in the S3 dialects, keeping class, ACL and encryption: the `user.obs.*` machinery
+//   of Attributes/ sends it);
+// - a file being written: the change rides on its upload (re-initiated before the first part,
+//   else applied right after completion, before `close()` returns);
+// - a directory: its marker object `d/` is written again with the new metadata (created when
+//   the directory had none). The bucket root has no object: its changes are refused (EPERM).
+// Nothing returns success without effect.
+import OBSProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `setattr` changes; nil fields stay as they are.
+public struct AttributeChanges: Sendable, Equatable {
+    public var size: Int64?
+    public var permissions: UInt32?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var accessed: FileTime?
+    public var modified: FileTime?
+
+    public init(size: Int64? = nil, permissions: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil,
+                accessed: FileTime? = nil, modified: FileTime? = nil) {
+        self.size = size
+        self.permissions = permissions
+        self.uid = uid
+        self.gid = gid
+        self.accessed = accessed
+        self.modified = modified
+    }
+
+    var changesMetadata: Bool { permissions != nil || uid != nil || gid != nil || accessed != nil || modified != nil }
+}
+
+extension ObsFileSystem {
+    /// Extended attribute values above this size are refused (object metadata is small: 2 KiB
+    /// on S3 for all of it).
+    static let maximumPlainAttributeSize = 1024
+
+    public func setattr(_ number: InodeNumber, _ changes: AttributeChanges) async throws -> FileAttributes {
+        let (inode, path) = try resolve(number)
+        if let size = changes.size { try await truncate(inode, path, to: size) }
+        if changes.changesMetadata {
+            try await changePosix(inode, path) { posix in
+                if let permissions = changes.permissions { posix.permissions = permissions & 0o7777 }
+                if let uid = changes.uid { posix.uid = uid }
+                if let gid = changes.gid { posix.gid = gid }
+                if let accessed = changes.accessed { posix.accessed = accessed }
+                if let modified = changes.modified { posix.modified = modified }
+            }
+        }
+        return attributes(of: inode)
+    }
+
+    /// Only sizes that need no composition: the current size, or 0 (an empty object with the
+    /// same metadata). Other sizes: EOPNOTSUPP until server-side composition exists.
+    private func truncate(_ inode: Inode, _ path: String, to size: Int64) async throws {
+        guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path)") }
+        let current = attributes(of: inode).size
+        if size == current { return }
+        try checkWritable()
+        let key = objectKey(path)
+        guard size == 0, upload(of: inode.number) == nil else {
+            let failure = FileSystemError(.notSupported, "\(key): changing the size from \(current) to \(size) bytes is not supported yet")
+            logger.warning("\(failure.reason)")
+            throw failure
+        }
+        do {
+            var options = ObjectOptions()
+            if let head = try await store.headObject(key) {
+                options.metadata = head.metadata
+                options.contentType = head.contentType
+            }
+            let etag = try await store.putObject(key, bytes: [], options: options)
+            inode.state.withLock { state in
+                state.facts.size = 0
+                state.facts.etag = etag
+                state.facts.lastModified = .now()
+            }
+            logger.info("\(key): truncated to 0 bytes")
+        } catch {
+            throw storeFailure("truncating \(key)", error)
+        }
+    }
+
+    /// Changes the POSIX metadata of `inode` with `edit`, completing a record the object lacked
+    /// with what `stat` showed (s3fs always writes the whole set). ctime becomes now.
+    func changePosix(_ inode: Inode, _ path: String, _ edit: @escaping @Sendable (inout PosixMetadata) -> Void) async throws {
+        try checkWritable()
+        let shown = attributes(of: inode)
+        let kind = inode.kind
+        let update: @Sendable (inout PosixMetadata) -> Void = { posix in
+            if posix.permissions == nil { posix.permissions = shown.mode & 0o7777 }
+            if posix.uid == nil { posix.uid = shown.uid }
+            if posix.gid == nil { posix.gid = shown.gid }
+            if posix.modified == nil { posix.modified = shown.modified }
+            if posix.accessed == nil { posix.accessed = shown.accessed }
+            edit(&posix)
+            posix.changed = .now()
+        }
+        if kind == .directory {
+            try await changeDirectoryMarker(path, update)
+        } else {
+            let metadataEdit: Edit = { _, options in
+                var posix = PosixMetadata(metadata: options.metadata)
+                update(&posix)
+                posix.write(into: &options.metadata, kind: kind)
+            }
+            await fileAttributeChanges.acquire(1)
+            defer { fileAttributeChanges.release(1) }
+            let attribute = ObjectAttributeName.metadata("mode")
+            var done = false
+            if let session = upload(of: inode.number), session.isUploading {
+                done = try await changeWhileWriting(session, path, attribute, metadataEdit)
+            }
+            if !done {
+                try await changeObject(path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })
+            }
+        }
+        inode.state.withLock { state in
+            update(&state.facts.posix)
+            state.facts.posixLoaded = true
+            if kind != .directory { state.facts.etag = nil }  // a copy onto itself may change it
+        }
+    }
+
+    /// Writes the directory's marker `d/` again (or for the first time) with changed metadata.
+    private func changeDirectoryMarker(_ path: String, _ update: (inout PosixMetadata) -> Void) async throws {
+        guard !path.isEmpty || !configuration.prefix.isEmpty else {
+            let failure = FileSystemError(.notPermitted, "the bucket's root has no object to keep its metadata in")
+            logger.warning("\(failure.reason)")
+            throw failure
+        }
+        let markerKey = ObjectKey(listPrefix(ofDirectory: path))
+        do {
+            var options = ObjectOptions()
+            options.contentType = KeyNaming.directoryContentType
+            if let marker = try await store.headObject(markerKey) { options.metadata = marker.metadata }
+            var posix = PosixMetadata(metadata: options.metadata)
+            update(&posix)
+            posix.write(into: &options.metadata, kind: .directory)
+            _ = try await store.putObject(markerKey, bytes: [], options: options)
+        } catch {
+            throw storeFailure("changing the metadata of directory \(markerKey)", error)
+        }
+    }
+
+    // MARK: Extended attributes outside user.obs.
+
+    private func checkPlainName(_ name: String) throws {
+        guard name.hasPrefix("user."), name.count > 5 else {
+            throw FileSystemError(.notSupported, "\(name): only user.* extended attributes are kept")
+        }
+    }
+
+    /// The POSIX metadata as the object (or the upload writing it) holds it now.
+    private func currentPosix(_ number: InodeNumber) async throws -> PosixMetadata {
+        let (inode, _) = try resolve(number)
+        if let session = upload(of: number), session.isUploading { return PosixMetadata(metadata: session.intendedOptions.metadata) }
+        let facts = inode.facts
+        if facts.posixLoaded && facts.expiry > .now { return facts.posix }
+        inode.state.withLock { $0.facts.expiry = .now }
+        _ = try await getattr(number)
+        return inode.facts.posix
+    }
+
+    func plainAttribute(_ number: InodeNumber, name: String) async throws -> [UInt8] {
+        try checkPlainName(name)
+        guard let value = try await currentPosix(number).extendedAttributes[name] else {
+            throw FileSystemError(.noAttribute, "\(name) is not set")
+        }
+        return value
+    }
+
+    func plainAttributeNames(_ number: InodeNumber) async throws -> [String] {
+        try await currentPosix(number).extendedAttributes.keys.sorted()
+    }
+
+    /// Sets (`value`) or removes (nil) a `user.*` attribute; XATTR_CREATE / XATTR_REPLACE honoured.
+    func changePlainAttribute(_ number: InodeNumber, name: String, value: [UInt8]?, flags: Int32) async throws {
+        try checkPlainName(name)
+        if let value, value.count > ObsFileSystem.maximumPlainAttributeSize {
+            throw FileSystemError(.tooBig, "\(name): values above \(ObsFileSystem.maximumPlainAttributeSize) bytes do not fit in object metadata")
+        }
+        let isSet = try await currentPosix(number).extendedAttributes[name] != nil
+        if flags & ObsFileSystem.createOnly != 0 && isSet { throw FileSystemError(.exists, "\(name) is already set (XATTR_CREATE)") }
+        if (flags & ObsFileSystem.replaceOnly != 0 || value == nil) && !isSet { throw FileSystemError(.noAttribute, "\(name) is not set") }
+        let (inode, path) = try resolve(number)
+        try await changePosix(inode, path) { posix in posix.extendedAttributes[name] = value }
+    }
+}

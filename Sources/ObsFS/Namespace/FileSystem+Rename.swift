@@ -1,0 +1,223 @@
+// Rename, on a store whose keys cannot be renamed: a server-side copy of everything the object
+// carries (metadata, Content-Type, storage class, ACL, SSE-KMS/SSE-OBS), then the source is
+// deleted. Objects above the single-copy limit (5 GiB) are copied as a multipart upload of
+// UploadPartCopy ranges in parallel.
+//
+// Directories: every key beneath is copied (at most `renameParallel` copies in flight, a
+// progress line in the log every 1,000 keys), and only when every copy succeeded are the
+// sources deleted. The window is not atomic: during the copy other clients see both trees; a
+// crash during the copies leaves the source whole and part of the target; a crash during the
+// deletes leaves the target whole and part of the source. Running the same `mv` again finishes
+// the job: a non-empty target directory whose every key also exists under the source (the
+// leftover of an interrupted rename of it) is copied over again instead of answering ENOTEMPTY.
+//
+// A file being written (or a directory holding one) answers EBUSY: its upload completes under
+// the name it was created with. SSE-C objects answer EOPNOTSUPP (the copy would need the key
+// on both sides, which this mount does not send yet). RENAME_NOREPLACE is honoured;
+// RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped atomically).
+import OBSProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ObsFileSystem {
+    /// `renameat2` flags.
+    public static let renameNoReplace: UInt32 = 1
+    public static let renameExchange: UInt32 = 2
+
+    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) async throws {
+        try checkWritable()
+        guard flags & ObsFileSystem.renameExchange == 0 else {
+            let failure = FileSystemError(.invalidArgument, "RENAME_EXCHANGE is not supported (objects cannot be swapped atomically)")
+            logger.warning("\(failure.reason)")
+            throw failure
+        }
+        let (_, sourcePath) = try resolveChild(parent, name)
+        let (_, targetPath) = try resolveChild(newParent, newName)
+        guard sourcePath != targetPath else { return }
+        if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
+            throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")
+        }
+        guard let source = try await existingEntry(sourcePath) else { throw FileSystemError(.noEntry, "no \(sourcePath)") }
+        let target = try await existingEntry(targetPath)
+        if target != nil && flags & ObsFileSystem.renameNoReplace != 0 { throw FileSystemError(.exists, "\(targetPath) exists (RENAME_NOREPLACE)") }
+        if let known = table.child(newParent, newName), isBusy(known.number, path: targetPath) {
+            throw FileSystemError(.busy, "\(targetPath) is being written")
+        }
+        switch (source, target) {
+        case (.directory, .file?): throw FileSystemError(.notDirectory, "\(targetPath) is not a directory")
+        case (.file, .directory?): throw FileSystemError(.isDirectory, "\(targetPath) is a directory")
+        case (.directory, _) where targetPath.hasPrefix(sourcePath + "/"):
+            throw FileSystemError(.invalidArgument, "cannot move \(sourcePath) into itself")
+        case (.file(let object), _):
+            try await moveObject(objectKey(sourcePath), to: objectKey(targetPath), size: object.size)
+        case (.directory(_, let markerKey), let target):
+            let resuming = target != nil
+            if resuming { try await checkResumable(sourcePath, targetPath) }
+            try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
+        }
+        _ = table.move(parent, name, to: newParent, newName)
+        negativeCache.remove(newParent, newName)
+        negativeCache.insert(parent, name)
+    }
+
+    /// Whether `number` is being written, or (a directory) holds a file being written.
+    private func isBusy(_ number: InodeNumber, path: String) -> Bool {
+        let writing = openFiles.withLock { Set($0.uploads.keys).union($0.initiating) }
+        return writing.contains(number) || writing.contains { table.path(of: $0)?.hasPrefix(path + "/") == true }
+    }
+
+    /// The options a copy must send to keep what the source carries.
+    private func copyOptions(_ key: ObjectKey) async throws -> ObjectOptions {
+        guard let store = store as? any AttributeStore else {
+            var options = ObjectOptions()
+            if let head = try await store.headObject(key) {
+                options.metadata = head.metadata
+                options.contentType = head.contentType
+            }
+            return options
+        }
+        guard let stored = try await store.objectAttributes(key, customerKey: nil) else { throw FileSystemError(.noEntry, "\(key) is gone") }
+        var options = stored.options
+        if case .customer? = options.encryption {
+            throw FileSystemError(.notSupported, "\(key) is encrypted with SSE-C; renaming it is not supported")
+        }
+        ObjectACLMapping.read(try await store.objectACL(key), into: &options)
+        options.objectLockMode = nil
+        options.objectLockRetainUntil = nil
+        return options
+    }
+
+    /// Copies one object to `target` with everything it carries, then deletes `source`.
+    func moveObject(_ source: ObjectKey, to target: ObjectKey, size: Int64, deleteSource: Bool = true) async throws {
+        do {
+            let options = try await copyOptions(source)
+            if size > configuration.singleCopyLimit {
+                try await multipartCopy(source, to: target, size: size, options: options)
+            } else {
+                _ = try await store.copyObject(source, to: target, options: options)
+            }
+            if deleteSource { try await store.deleteObject(source) }
+        } catch let error as FileSystemError {
+            logger.error("renaming \(source) to \(target): \(error.reason)")
+            throw error
+        } catch {
+            throw storeFailure("renaming \(source) to \(target)", error)
+        }
+    }
+
+    /// UploadPartCopy of `copyPartSize` ranges, `renameParallel` at a time; aborted on failure.
+    private func multipartCopy(_ source: ObjectKey, to target: ObjectKey, size: Int64, options: ObjectOptions) async throws {
+        let uploadID = try await store.initiateUpload(target, options: options)
+        logger.info("\(source) → \(target): multipart copy of \(size) bytes (upload \(uploadID))")
+        let partSize = configuration.copyPartSize
+        let ranges = stride(from: Int64(0), to: size, by: Int(partSize)).map { $0...min($0 + partSize, size) - 1 }
+        guard ranges.count <= PartNumber.range.upperBound else {
+            throw FileSystemError(.fileTooBig, "\(source): \(size) bytes need more than \(PartNumber.range.upperBound) copy parts")
+        }
+        do {
+            var parts: [UploadedPart] = []
+            try await withThrowingTaskGroup(of: UploadedPart.self) { group in
+                var next = 0
+                func addNext() {
+                    guard next < ranges.count else { return }
+                    let index = next
+                    next += 1
+                    group.addTask {
+                        let number = PartNumber(index + 1)!  // checked above: at most 10,000 ranges
+                        let range = ranges[index]
+                        let etag = try await self.store.copyPart(target, uploadID: uploadID, number: number, source: source, range: range)
+                        return UploadedPart(number: number, etag: etag, size: Int64(range.count))
+                    }
+                }
+                for _ in 0..<configuration.renameParallel { addNext() }
+                while let part = try await group.next() {
+                    parts.append(part)
+                    addNext()
+                }
+            }
+            _ = try await store.completeUpload(target, uploadID: uploadID, parts: parts.sorted { $0.number < $1.number })
+        } catch {
+            do {
+                try await store.abortUpload(target, uploadID: uploadID)
+            } catch let abortError {
+                logger.error("\(target): aborting the failed multipart copy \(uploadID) failed: \(abortError)")
+            }
+            throw error
+        }
+    }
+
+    /// Every key of the target directory also exists under the source: the leftover of an
+    /// interrupted rename, which may be completed. Otherwise ENOTEMPTY.
+    private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws {
+        let targetKeys = try await allKeys(below: listPrefix(ofDirectory: targetPath))
+        guard !targetKeys.isEmpty else { return }
+        let sourceKeys = Set(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).map(\.relative))
+        guard targetKeys.allSatisfy({ sourceKeys.contains($0.relative) }) else {
+            throw FileSystemError(.notEmpty, "\(targetPath) is not empty")
+        }
+        logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath); completing it")
+    }
+
+    /// Every key under `prefix` (no delimiter), with its size.
+    private func allKeys(below prefix: String) async throws -> [(key: ObjectKey, relative: String, size: Int64)] {
+        var keys: [(ObjectKey, String, Int64)] = []
+        var marker: String?
+        repeat {
+            let page: ObjectListing
+            do {
+                page = try await store.listObjects(prefix: prefix, delimiter: nil, marker: marker, maxKeys: configuration.listPageSize)
+            } catch {
+                throw storeFailure("listing \(prefix)", error)
+            }
+            keys += page.objects.map { ($0.key, String($0.key.rawValue.dropFirst(prefix.count)), $0.attributes.size) }
+            marker = page.nextMarker
+        } while marker != nil
+        return keys
+    }
+
+    private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, resuming: Bool) async throws {
+        let sourcePrefix = listPrefix(ofDirectory: sourcePath)
+        let targetPrefix = listPrefix(ofDirectory: targetPath)
+        var keys = try await allKeys(below: sourcePrefix)
+        if !keys.contains(where: { $0.relative.isEmpty }) {
+            // No marker (an implied directory, or s3fs's older forms): the target gets one, so an
+            // empty directory survives the rename.
+            var options = ObjectOptions()
+            options.contentType = KeyNaming.directoryContentType
+            if let legacyMarker, let head = try? await store.headObject(legacyMarker) { options.metadata = head.metadata }
+            do {
+                _ = try await store.putObject(ObjectKey(targetPrefix), bytes: [], options: options)
+            } catch {
+                throw storeFailure("creating directory \(targetPrefix)", error)
+            }
+        }
+        logger.notice("renaming directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys to copy\(resuming ? " (completing an earlier rename)" : "")")
+        var copied = 0
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func addNext() {
+                guard next < keys.count else { return }
+                let entry = keys[next]
+                next += 1
+                group.addTask {
+                    try await self.moveObject(entry.key, to: ObjectKey(targetPrefix + entry.relative), size: entry.size, deleteSource: false)
+                }
+            }
+            for _ in 0..<configuration.renameParallel { addNext() }
+            while try await group.next() != nil {
+                copied += 1
+                if copied % 1000 == 0 { logger.notice("renaming directory \(sourcePrefix): \(copied) of \(keys.count) keys copied") }
+                addNext()
+            }
+        }
+        if let legacyMarker, !legacyMarker.rawValue.hasPrefix(sourcePrefix) { keys.append((legacyMarker, "", 0)) }
+        do {
+            for entry in keys { try await store.deleteObject(entry.key) }
+        } catch {
+            throw storeFailure("deleting the renamed keys under \(sourcePrefix)", error)
+        }
+        logger.notice("renamed directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys")
+    }
+}

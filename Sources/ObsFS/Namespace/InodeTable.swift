@@ -1,0 +1,230 @@
+// The inode table: which inode has which name in which directory, and what is known of each.
+//
+// Design note
+// - Identity is immutable: an `Inode` has a number and a kind for life. A name whose kind
+//   changes, or whose object another client replaced (a different ETag, while this mount is not
+//   writing it), gets a new inode; the old one stays valid for the kernel's references until
+//   the kernel forgets it, detached from the tree (its calls answer ENOENT/ESTALE-like errors).
+// - Location (parent, name) changes only by rename, which moves the inode as a local
+//   filesystem does; the kernel's dentry for the new name keeps the same inode number.
+// - Two kinds of state, two kinds of lock:
+//   * the tree (`InodeTable.tree`): every inode's parent, name, kernel lookup count, whether it
+//     is still linked, and each directory's children. One lock, held for dictionary operations
+//     only, so that rename and unlink change two directories atomically;
+//   * each inode's cached facts (`Inode.state`: size, ETag, POSIX metadata, their expiry, the
+//     symlink target): its own lock, so `getattr` never waits for the tree or for another file.
+//   Lock order: the tree lock, then at most one inode's state lock; neither is ever held across
+//   an `await`, and no other lock (an upload session's) is taken under them.
+// - The kernel's lookup count is kept per inode (lookup, create, mkdir, symlink, mknod and
+//   readdirplus replies add one; forget subtracts); an inode leaves the table when it reaches 0.
+//   Plain readdir creates no inodes (names not looked up yet are listed with FUSE's unknown
+//   inode number), so the table holds only what the kernel holds.
+import OBSProtocol
+import Synchronization
+
+/// What is known of one inode, valid until `expiry` (then the store is asked again).
+struct InodeFacts: Sendable {
+    var size: Int64
+    var etag: ETag?
+    /// Last-Modified from the store; the mtime when the metadata has none.
+    var lastModified: FileTime
+    var posix: PosixMetadata
+    /// Whether `posix` was read from the object (HEAD) or written by this mount; false when only
+    /// a listing's size and date are known.
+    var posixLoaded: Bool
+    var expiry: ContinuousClock.Instant
+
+    static func unknown(expiry: ContinuousClock.Instant) -> InodeFacts {
+        InodeFacts(size: 0, etag: nil, lastModified: .now(), posix: PosixMetadata(), posixLoaded: false, expiry: expiry)
+    }
+}
+
+/// One inode: immutable identity, cached facts behind their own lock.
+final class Inode: Sendable {
+    let number: InodeNumber
+    let kind: FileKind
+
+    struct State: Sendable {
+        var facts: InodeFacts
+        /// A symlink's target, once read or written.
+        var symlinkTarget: String?
+        /// The options this mount last wrote the object with: what the store cannot report back
+        /// (expires, persistent headers, SSE details) is read from here.
+        var writtenOptions: ObjectOptions?
+        /// Whether a directory has its own marker object (`name/`), where its metadata lives.
+        var hasMarker: Bool = false
+    }
+
+    /// The facts `getattr` answers from; short critical sections only.
+    let state: Mutex<State>
+
+    init(number: InodeNumber, kind: FileKind, facts: InodeFacts) {
+        self.number = number
+        self.kind = kind
+        state = Mutex(State(facts: facts))
+    }
+
+    var facts: InodeFacts { state.withLock { $0.facts } }
+}
+
+/// The tree of inodes.
+final class InodeTable: Sendable {
+    struct Node {
+        let inode: Inode
+        var parent: InodeNumber
+        var name: String
+        var lookups: UInt64
+        /// False once unlinked, replaced or detached: the kernel may still call with it.
+        var linked: Bool
+        /// A directory's children known to this mount (looked up, listed or created here).
+        var children: [String: InodeNumber] = [:]
+    }
+
+    private struct Tree {
+        var nodes: [InodeNumber: Node] = [:]
+        var nextNumber: UInt64 = 2
+    }
+
+    /// Parent, name, lookup count, linked flag and children of every inode (see the design note).
+    private let tree: Mutex<Tree>
+
+    init(rootFacts: InodeFacts) {
+        var tree = Tree()
+        tree.nodes[.root] = Node(inode: Inode(number: .root, kind: .directory, facts: rootFacts), parent: .root, name: "", lookups: 1, linked: true)
+        self.tree = Mutex(tree)
+    }
+
+    func inode(_ number: InodeNumber) -> Inode? { tree.withLock { $0.nodes[number]?.inode } }
+
+    /// The inode if it is still linked into the tree.
+    func linkedInode(_ number: InodeNumber) -> Inode? {
+        tree.withLock { tree in tree.nodes[number].flatMap { $0.linked ? $0.inode : nil } }
+    }
+
+    /// The path below the mount root ("" for the root); nil when the inode is unknown or no
+    /// longer linked.
+    func path(of number: InodeNumber) -> String? {
+        tree.withLock { tree in Self.path(of: number, in: tree) }
+    }
+
+    private static func path(of number: InodeNumber, in tree: Tree) -> String? {
+        var components: [String] = []
+        var current = number
+        while current != .root {
+            guard let node = tree.nodes[current], node.linked else { return nil }
+            components.append(node.name)
+            current = node.parent
+        }
+        return components.reversed().joined(separator: "/")
+    }
+
+    /// Parent and name of a linked inode.
+    func location(of number: InodeNumber) -> (parent: InodeNumber, name: String)? {
+        tree.withLock { tree in tree.nodes[number].flatMap { $0.linked ? ($0.parent, $0.name) : nil } }
+    }
+
+    /// The child inode now linked at `name` in `parent`.
+    func child(_ parent: InodeNumber, _ name: String) -> Inode? {
+        tree.withLock { tree in
+            guard let number = tree.nodes[parent]?.children[name], let node = tree.nodes[number], node.linked else { return nil }
+            return node.inode
+        }
+    }
+
+    /// The children this mount knows of `directory`, by name.
+    func knownChildren(_ directory: InodeNumber) -> [String: Inode] {
+        tree.withLock { tree in
+            guard let node = tree.nodes[directory] else { return [:] }
+            return node.children.compactMapValues { number in tree.nodes[number].flatMap { $0.linked ? $0.inode : nil } }
+        }
+    }
+
+    /// The inode for `name` in `parent` as an entry reply gives it to the kernel (lookup count
+    /// + 1): the linked child when it has `kind` and `isCurrent` accepts it,
+    /// else a new inode with `facts` that replaces it (the old one is detached).
+    func entry(parent: InodeNumber, name: String, kind: FileKind, facts: InodeFacts,
+               isCurrent: (Inode) -> Bool = { _ in true }) -> (inode: Inode, isNew: Bool)? {
+        tree.withLock { tree -> (Inode, Bool)? in
+            guard let parentNode = tree.nodes[parent], parentNode.linked, parentNode.inode.kind == .directory else { return nil }
+            if let existing = parentNode.children[name], var node = tree.nodes[existing], node.linked {
+                if node.inode.kind == kind && isCurrent(node.inode) {
+                    node.lookups += 1
+                    tree.nodes[existing] = node
+                    return (node.inode, false)
+                }
+                Self.detach(existing, in: &tree)
+            }
+            let number = InodeNumber(tree.nextNumber)
+            tree.nextNumber += 1
+            let inode = Inode(number: number, kind: kind, facts: facts)
+            tree.nodes[number] = Node(inode: inode, parent: parent, name: name, lookups: 1, linked: true)
+            tree.nodes[parent]?.children[name] = number
+            return (inode, true)
+        }
+    }
+
+    /// The kernel dropped `count` references.
+    func forget(_ number: InodeNumber, count: UInt64) {
+        tree.withLock { tree in
+            guard number != .root, var node = tree.nodes[number] else { return }
+            node.lookups -= min(count, node.lookups)
+            tree.nodes[number] = node
+            Self.dropIfUnused(number, in: &tree)
+        }
+    }
+
+    /// Removes `name` from `parent` (unlink, rmdir): the inode stays for the kernel's references.
+    @discardableResult
+    func unlink(_ parent: InodeNumber, _ name: String) -> Inode? {
+        tree.withLock { tree in
+            guard let number = tree.nodes[parent]?.children[name] else { return nil }
+            let inode = tree.nodes[number]?.inode
+            Self.detach(number, in: &tree)
+            return inode
+        }
+    }
+
+    /// Moves the child `name` of `parent` to `newName` in `newParent`; a child there is detached
+    /// (it was replaced). False when the source is not linked.
+    func move(_ parent: InodeNumber, _ name: String, to newParent: InodeNumber, _ newName: String) -> Bool {
+        tree.withLock { tree in
+            guard let number = tree.nodes[parent]?.children[name], tree.nodes[number]?.linked == true,
+                  tree.nodes[newParent]?.linked == true else { return false }
+            if let replaced = tree.nodes[newParent]?.children[newName], replaced != number { Self.detach(replaced, in: &tree) }
+            tree.nodes[parent]?.children[name] = nil
+            tree.nodes[number]?.parent = newParent
+            tree.nodes[number]?.name = newName
+            tree.nodes[newParent]?.children[newName] = number
+            return true
+        }
+    }
+
+    /// Forgets every child of `directory` (after the whole directory was renamed or its
+    /// listing changed under it): they are found again by lookup.
+    func detachChildren(_ directory: InodeNumber) {
+        tree.withLock { tree in
+            for number in tree.nodes[directory]?.children.values.map({ $0 }) ?? [] { Self.detach(number, in: &tree) }
+        }
+    }
+
+    /// Number of inodes in the table (tests and status).
+    var count: Int { tree.withLock { $0.nodes.count } }
+
+    private static func detach(_ number: InodeNumber, in tree: inout Tree) {
+        guard var node = tree.nodes[number], number != .root else { return }
+        if tree.nodes[node.parent]?.children[node.name] == number { tree.nodes[node.parent]?.children[node.name] = nil }
+        node.linked = false
+        tree.nodes[number] = node
+        // A detached directory's children can no longer be reached by path either.
+        for child in node.children.values { detach(child, in: &tree) }
+        tree.nodes[number]?.children = [:]
+        dropIfUnused(number, in: &tree)
+    }
+
+    /// An inode leaves the table when the kernel holds no reference to it.
+    private static func dropIfUnused(_ number: InodeNumber, in tree: inout Tree) {
+        guard number != .root, let node = tree.nodes[number], node.lookups == 0 else { return }
+        if tree.nodes[node.parent]?.children[node.name] == number { tree.nodes[node.parent]?.children[node.name] = nil }
+        tree.nodes[number] = nil
+    }
+}

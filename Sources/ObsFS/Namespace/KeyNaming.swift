@@ -1,0 +1,56 @@
+// How keys become names, and names keys. One set of rules for lookup and readdir:
+//
+// - A directory `d` is any of: a marker object `d/` (the OBS console's, obsfs's and s3fs's
+//   convention; obsmount's mkdir writes one), keys under the prefix `d/` (no marker needed),
+//   s3fs's older formats: an object `d` with Content-Type `application/x-directory`, or an
+//   object `d_$folder$`.
+// - A file `f` is an object `f` (a symlink is a file whose metadata mode has `S_IFLNK`).
+// - When a file and a directory have the same name, the directory wins: the file is not shown
+//   (one warning in the log). Lookup and readdir apply the same rule.
+// - Keys that cannot be names are skipped with one log line: empty segments (`a//b`), `.`, `..`,
+//   names with NUL, names over 1,024 bytes. The hidden object of directory attributes
+//   (`.obsmount-dir-attrs`) is never shown.
+
+/// The naming rules; no state.
+enum KeyNaming {
+    static let directoryContentType = "application/x-directory"
+    static let folderSuffix = "_$folder$"
+    static let maximumNameLength = 1024
+
+    /// Why a name cannot be used, or nil.
+    static func problem(with name: String) -> String? {
+        if name.isEmpty { return "empty name" }
+        if name == "." || name == ".." { return "'\(name)' cannot be a file name" }
+        if name.utf8.contains(0) { return "NUL in the name" }
+        if name.utf8.contains(UInt8(ascii: "/")) { return "'/' in the name" }
+        if name.utf8.count > maximumNameLength { return "name longer than \(maximumNameLength) bytes" }
+        return nil
+    }
+
+    /// What one entry of a delimited listing under `listPrefix` names.
+    enum ListedName: Equatable {
+        case file(String)
+        case directory(String)
+        /// The directory's own marker (`listPrefix` itself) or the hidden attributes object.
+        case hidden
+        case unusable(String, reason: String)
+    }
+
+    static func classify(objectKey key: String, under listPrefix: String, contentType: String? = nil) -> ListedName {
+        let name = String(key.dropFirst(listPrefix.count))
+        if name.isEmpty || name == DirectoryAttributes.objectName { return .hidden }
+        if name.hasSuffix(folderSuffix), name.count > folderSuffix.count {
+            let directory = String(name.dropLast(folderSuffix.count))
+            if let reason = problem(with: directory) { return .unusable(key, reason: reason) }
+            return .directory(directory)
+        }
+        if let reason = problem(with: name) { return .unusable(key, reason: reason) }
+        return contentType == directoryContentType ? .directory(name) : .file(name)
+    }
+
+    static func classify(commonPrefix prefix: String, under listPrefix: String) -> ListedName {
+        let name = String(prefix.dropFirst(listPrefix.count).dropLast())
+        if let reason = problem(with: name) { return .unusable(prefix, reason: reason) }
+        return .directory(name)
+    }
+}
