@@ -265,33 +265,32 @@ final class ObjectStore: Sendable {
         }
     }
 
+    /// One page: a binary search to the first key after the marker under the prefix, then the
+    /// page's keys in order (each common prefix skipped in one search), under the store lock.
     func listObjects(_ bucket: BucketName, prefix: String, delimiter: String?, marker: String?, maxKeys: Int) throws(OBSLocalError) -> ObjectListing {
-        let objects = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            b.objects.values.filter { $0.key.utf8.starts(with: prefix.utf8) && (marker == nil || ObjectKey(marker!) < $0.objectKey) }
-        }.sorted { $0.objectKey < $1.objectKey }
-        var listing = ObjectListing()
-        var lastReturned: String?
-        var count = 0
-        for object in objects {
-            let prefixGroup = KeyGrouping.commonPrefix(of: object.key, prefix: prefix, delimiter: delimiter)
-            if let group = prefixGroup {
-                if group == listing.commonPrefixes.last || group == marker { continue }
-            }
-            if count == maxKeys {
-                listing.isTruncated = true
-                break
-            }
-            if let group = prefixGroup {
-                listing.commonPrefixes.append(group)
-                lastReturned = group
-            } else {
+        try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
+            var listing = ObjectListing()
+            var lastReturned: String?
+            b.objects.walk(prefix: Array(prefix.utf8), after: marker.map { Array($0.utf8) }) { object in
+                let group = KeyGrouping.commonPrefix(of: object.key, prefix: prefix, delimiter: delimiter)
+                // The marker may be a common prefix returned on the previous page.
+                if let group, group == marker { return .skip(past: Array(group.utf8)) }
+                if listing.objects.count + listing.commonPrefixes.count == maxKeys {
+                    listing.isTruncated = true
+                    return .stop
+                }
+                if let group {
+                    listing.commonPrefixes.append(group)
+                    lastReturned = group
+                    return .skip(past: Array(group.utf8))
+                }
                 listing.objects.append(object)
                 lastReturned = object.key
+                return .next
             }
-            count += 1
+            if listing.isTruncated { listing.nextMarker = lastReturned }
+            return listing
         }
-        if listing.isTruncated { listing.nextMarker = lastReturned }
-        return listing
     }
 
     // MARK: Multipart uploads
