@@ -34,13 +34,17 @@ public struct ServerConfiguration: Sendable {
     /// by default, as a real S3 endpoint enforces; OBS-signed requests always get OBS's 100 KiB.
     /// Tests that use small parts in V2/V4 lower it (`--s3-min-part-size`).
     public var s3MinimumPartSize: Int64
+    /// A connection that delivers no complete request head this long after it was accepted or
+    /// its previous response ended is closed (idle keep-alive, or a head sent slowly or never
+    /// finished); nil: never (`--idle-timeout 0`).
+    public var idleTimeout: Duration?
     /// Event-loop threads (accepting, parsing, signature checks) and blocking-I/O threads.
     public var eventLoopThreads: Int
     public var ioThreads: Int
 
     public init(host: String = "127.0.0.1", port: Int = 0, storage: Storage = .memory, buckets: [BucketName] = [],
                 credentials: [Credentials] = [ServerConfiguration.developmentCredentials], requestLogPath: String? = nil,
-                clockOffsetSeconds: Int64 = 0, s3MinimumPartSize: Int64 = ProtocolLimits.s3MinimumPartSize, eventLoopThreads: Int = 2, ioThreads: Int = 4) {
+                clockOffsetSeconds: Int64 = 0, s3MinimumPartSize: Int64 = ProtocolLimits.s3MinimumPartSize, idleTimeout: Duration? = .seconds(60), eventLoopThreads: Int = 2, ioThreads: Int = 4) {
         self.host = host
         self.port = port
         self.storage = storage
@@ -49,6 +53,7 @@ public struct ServerConfiguration: Sendable {
         self.requestLogPath = requestLogPath
         self.clockOffsetSeconds = clockOffsetSeconds
         self.s3MinimumPartSize = s3MinimumPartSize
+        self.idleTimeout = idleTimeout
         self.eventLoopThreads = eventLoopThreads
         self.ioThreads = ioThreads
     }

@@ -2,6 +2,7 @@
 //
 //   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--access-key AK --secret-key SK]
 //             [--memory] [--request-log FILE] [--clock-offset SECONDS] [--s3-min-part-size BYTES]
+//             [--idle-timeout SECONDS]
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
 // free one). Stops cleanly on SIGTERM and SIGINT. A usage error (a malformed --listen, an unusable
@@ -49,6 +50,10 @@ struct ObsLocal: ParsableCommand {
             help: "Smallest part but the last that a V2/V4-signed complete accepts (default 5242880, S3's limit; OBS-signed: always 102400).")
     var s3MinimumPartSize: Int64?
 
+    @Option(name: .customLong("idle-timeout"),
+            help: "Close a connection that sends no complete request head for this many seconds (default 60; 0: never).")
+    var idleTimeout: Int64?
+
     /// Usage errors (these and ArgumentParser's own) print one line and exit with status 2.
     static func main() {
         do {
@@ -70,6 +75,7 @@ struct ObsLocal: ParsableCommand {
         if let s3MinimumPartSize, !(1...ProtocolLimits.maximumPartSize).contains(s3MinimumPartSize) {
             throw ValidationError("--s3-min-part-size must be between 1 and \(ProtocolLimits.maximumPartSize)")
         }
+        if let idleTimeout, idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if dataDirectory != nil && memory { throw ValidationError("--data-dir and --memory exclude each other") }
         if let dataDirectory { try ObsLocal.validateDataDirectory(dataDirectory) }
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
@@ -116,6 +122,7 @@ struct ObsLocal: ParsableCommand {
         configuration.buckets = buckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
         if let s3MinimumPartSize { configuration.s3MinimumPartSize = s3MinimumPartSize }
+        if let idleTimeout { configuration.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }
         configuration.clockOffsetSeconds = clockOffset ?? getenv("OBS_LOCAL_CLOCK_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
         if let accessKey, let secret {
