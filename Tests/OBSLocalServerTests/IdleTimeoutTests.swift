@@ -42,8 +42,8 @@ import Glibc
         #expect(reply.status == 200)
 
         for fd in [silent, slow, kept] {
-            let closedAfter = secondsUntilClosed(fd, since: started, limit: 10)
-            #expect(closedAfter != nil, "still open after 10 s")
+            let closedAfter = secondsUntilClosed(fd, since: started, limit: 30)
+            #expect(closedAfter != nil, "still open after 30 s")
             #expect((closedAfter ?? 0) >= 0.9, "closed before the 1 s timeout")
         }
     }
