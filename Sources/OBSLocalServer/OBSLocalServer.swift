@@ -124,9 +124,10 @@ final class ServerCore: Sendable {
         idleTimeout = configuration.idleTimeout.map { .nanoseconds($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) }
         var generator = SystemRandomNumberGenerator()
         idPrefix = (0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString.uppercased()
-        for bucket in configuration.buckets where (try? store.headBucket(bucket)) == nil {
+        for bucket in configuration.buckets + configuration.kmsBuckets where (try? store.headBucket(bucket)) == nil {
             try store.createBucket(bucket)
         }
+        for bucket in configuration.kmsBuckets { try store.setDefaultEncryption(bucket, "kms") }
     }
 
     /// `0000018BC3A1F2E4` style: a per-server prefix and a counter, 32 hex digits.

@@ -79,7 +79,7 @@ struct Operations: Sendable {
         switch request.operation {
         case .putObject:
             guard case .blob(let blob) = input else { throw .missingContentLength }
-            let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
+            let attributes = try store.withBucketDefaults(bucket, try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now))
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
             let record = try store.putObject(bucket, key, blob: blob, attributes: attributes, acl: acl)
             return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + attributes.encryptionHeaders(dialect: dialect))
@@ -91,7 +91,7 @@ struct Operations: Sendable {
             try store.deleteObject(bucket, key)
             return ServerResponse(status: 204)
         case .initiateMultipartUpload:
-            let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
+            let attributes = try store.withBucketDefaults(bucket, try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now))
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
             let upload = try store.initiateUpload(bucket, key, attributes: attributes, acl: acl, initiatorID: owner)
             let document = InitiateMultipartUploadResult(bucket: bucket, key: key, uploadID: UploadID(upload.uploadID),

@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable {
     public var storage: Storage
     /// Buckets created at start when missing.
     public var buckets: [BucketName]
+    /// Buckets encrypted with SSE-KMS by default (created at start when missing): new objects
+    /// that ask for no encryption get it, and their ETags are not MD5s (as on OBS).
+    public var kmsBuckets: [BucketName] = []
     /// Accepted access keys.
     public var credentials: [Credentials]
     /// A JSON-lines request log, appended to.

@@ -2,7 +2,7 @@
 //
 //   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--access-key AK --secret-key SK]
 //             [--memory] [--request-log FILE] [--clock-offset SECONDS] [--s3-min-part-size BYTES]
-//             [--idle-timeout SECONDS]
+//             [--idle-timeout SECONDS] [--kms-bucket NAME]...
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
 // free one). Stops cleanly on SIGTERM and SIGINT. A usage error (a malformed --listen, an unusable
@@ -32,6 +32,9 @@ struct ObsLocal: ParsableCommand {
 
     @Option(name: .customLong("bucket"), help: "A bucket to create at start (repeatable).")
     var buckets: [String] = []
+
+    @Option(name: .customLong("kms-bucket"), help: "A bucket encrypted with SSE-KMS by default, created at start when missing (repeatable).")
+    var kmsBuckets: [String] = []
 
     @Option(name: .customLong("access-key"), help: "Access key to accept (with --secret-key).")
     var accessKey: String?
@@ -120,6 +123,7 @@ struct ObsLocal: ParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port)
         configuration.storage = memory ? .memory : .directory(dataDirectory!)
         configuration.buckets = buckets.map(BucketName.init)
+        configuration.kmsBuckets = kmsBuckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
         if let s3MinimumPartSize { configuration.s3MinimumPartSize = s3MinimumPartSize }
         if let idleTimeout { configuration.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }

@@ -60,15 +60,16 @@ def s3_client(url, access_key, secret_key, region):
                                                           signature_version="s3v4"))
 
 
-def start_obs_local(directory):
-    """An obs-local process on a free loopback port with bucket `itest`; stop it with `stop_server`."""
+def start_obs_local(directory, extra_args=(), bucket="itest"):
+    """An obs-local process on a free loopback port with bucket `itest` (or the bucket `extra_args`
+    create, named by `bucket`); stop it with `stop_server`."""
     if not OBS_LOCAL.exists():
         pytest.fail(f"obs-local not built at {OBS_LOCAL}")
     log_path = directory / "obs-local.log"
     request_log = directory / "requests.jsonl"
     log = open(log_path, "w")
     process = subprocess.Popen([str(OBS_LOCAL), "--listen", "127.0.0.1:0", "--data-dir", str(directory / "data"),
-                                "--bucket", "itest", "--request-log", str(request_log)],
+                                "--bucket", "itest", "--request-log", str(request_log), *extra_args],
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = None
     deadline = time.monotonic() + 30
@@ -81,7 +82,7 @@ def start_obs_local(directory):
     if url is None:
         process.kill()
         pytest.fail("obs-local printed no listening line")
-    server = Server("obs-local", url, "itest", *OBS_LOCAL_KEYS, "us-east-1", "obs", 1 * MiB, process,
+    server = Server("obs-local", url, bucket, *OBS_LOCAL_KEYS, "us-east-1", "obs", 1 * MiB, process,
                     request_log=request_log)
     server.s3 = s3_client(url, *OBS_LOCAL_KEYS, "us-east-1")
     return server
