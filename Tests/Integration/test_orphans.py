@@ -109,3 +109,25 @@ def test_bad_older_than_exits_2(obs_local, tmp_path):
     result = run_uploads(obs_local, tmp_path, obs_local.bucket, "--older-than", "soon")
     assert result.returncode == 2
     assert "soon" in result.stderr
+
+
+def test_sigterm_of_the_mount_mid_write_leaves_no_upload(obs_local, mount_factory):
+    prefix = "sigterm-" + uuid.uuid4().hex[:8]
+    mount = mount_factory(obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M"], prefix=prefix)
+    key = f"{prefix}/open.bin"
+    out = open(mount.path / "open.bin", "wb")
+    out.write(b"t" * (2 * MiB + 3))
+    out.flush()
+    wait_until(lambda: uploads_in_progress(obs_local, key), 30, "no upload started")
+    mount.process.send_signal(signal.SIGTERM)
+    mount.process.wait(60)
+    try:
+        out.close()
+    except OSError:
+        pass  # the mount is gone
+    mount.unmount()
+    assert uploads_in_progress(obs_local, key) == []
+    assert not obs_local.s3.list_objects_v2(Bucket=obs_local.bucket, Prefix=key).get("Contents")
+    assert "not written" in mount.log_text()
+    # A clean end with nothing left open removes the mount's journal file.
+    assert not list(mount.state_dir.glob("journal/*/*.journal"))
