@@ -11,16 +11,20 @@ public struct OBSClientStore: ObjectStore {
     /// The mount's SSE-C key (`sse_c_key_file=`): a HEAD refused with 400 is sent again with it,
     /// for SSE-C objects, whose HEAD needs the key.
     public let customerKey: CustomerKey?
+    /// The checksum the mount's parts carry (`checksum=`), declared on initiation where the
+    /// dialect wants it.
+    public let checksum: ChecksumAlgorithm?
 
     /// The journal of this mount's open uploads and the retries of failed aborts; nil: none kept.
     public let uploadJournal: UploadJournal?
     public let backgroundAborts: BackgroundAborts?
 
-    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, journal: UploadJournal? = nil,
-                logger: Logger = Logger(label: "obsmount")) {
+    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, checksum: ChecksumAlgorithm? = nil,
+                journal: UploadJournal? = nil, logger: Logger = Logger(label: "obsmount")) {
         self.client = client
         self.bucket = bucket
         self.customerKey = customerKey
+        self.checksum = checksum
         uploadJournal = journal
         // A background abort tries quickly; its own back-off spaces the rounds.
         let quick = client.retrying(RetryPolicy())
@@ -80,21 +84,21 @@ public struct OBSClientStore: ObjectStore {
     }
 
     public func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
-        let uploadID = try await client.initiateMultipartUpload(bucket: bucket, key: key, options: options)
+        let uploadID = try await client.initiateMultipartUpload(bucket: bucket, key: key, options: options, checksum: checksum)
         uploadJournal?.recordInitiated(JournaledUpload(key: key, uploadID: uploadID))
         return uploadID
     }
 
-    public func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8],
-                           customerKey: CustomerKey?) async throws -> ETag {
-        try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: number, body: body, md5: contentMD5,
+    public func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                           customerKey: CustomerKey?) async throws -> PartReceipt {
+        try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: number, body: body, integrity: integrity,
                                     customerKey: customerKey)
     }
 
-    public func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
-        let etag = try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts.map { ($0.number, $0.etag) }).etag
+    public func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
+        let stored = try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, receipts: parts)
         uploadJournal?.recordFinished(uploadID)
-        return etag
+        return stored
     }
 
     /// With a journal, a failed abort is handed to the background retries before the error is

@@ -19,7 +19,7 @@ extension MountSetup {
 
     /// This mount's journal, in the directory of its endpoint (or the embedded server), bucket and prefix.
     static func openUploadJournal(source: MountSource, options: MountOptions, logger: Logger) throws -> UploadJournal {
-        let endpoint = options.endpoint ?? "embedded obs-local"
+        let endpoint = options.endpoint ?? "embedded obs-local of \(options.dataDirectory ?? EmbeddedServer.defaultDataDirectory())"
         let directory = UploadJournal.directory(stateDirectory: stateDirectory(options), endpoint: endpoint, bucket: source.bucket,
                                                 prefix: source.prefix)
         do {
