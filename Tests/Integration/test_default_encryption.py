@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from conftest import MiB, start_obs_local, stop_server, server_md5, uploads_in_progress, write_random, md5_of_file
+from conftest import MiB, md5_of_file, server_md5, start_obs_local, stop_server, uploads_in_progress, write_random
 
 
 @pytest.fixture
@@ -21,8 +21,6 @@ def test_obs_local_answers_non_md5_etags_in_a_kms_bucket(kms_obs_local):
     assert reply["ServerSideEncryption"] == "aws:kms"
 
 
-@pytest.mark.xfail(strict=True, reason="needs the client's integrity verdict from the perf branch (issue 11 §4): "
-                                       "the session still checks part ETags against MD5s; remove this mark once merged")
 def test_the_mount_uploads_into_a_bucket_encrypted_by_default(kms_obs_local, mount_factory, tmp_path):
     mount = mount_factory(kms_obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M", "retry_timeout=5s"])
     source = write_random(tmp_path / "src", 3 * MiB + 11)
