@@ -35,10 +35,10 @@ struct RetryTimeLimitTests {
         await #expect(throws: OBSClientError.self) { try await client.deleteObject(bucket: bucket, key: key) }
         let elapsed = ContinuousClock.now - started
         #expect(elapsed >= limit, "gave up after \(elapsed)")
-        // Generous (the suite shares a loaded machine, where sleeps overrun): without the limit the
-        // 100,000 scripted refusals would keep it retrying for more than an hour.
-        #expect(elapsed < limit + .seconds(60), "gave up only after \(elapsed)")
-        #expect(transport.requests.count >= 2)
+        // It stopped because of the time, not because the script ran out (no wall-clock upper
+        // bound: sleeps overrun without limit when blocking tests hold the cooperative threads;
+        // theLastBackOffEndsAtTheLimit checks the bound itself).
+        #expect(transport.requests.count >= 2 && transport.requests.count < refusals.count)
     }
 
     @Test func theLastBackOffEndsAtTheLimit() {
