@@ -137,6 +137,9 @@ final class ServerCore: Sendable {
         for bucket in configuration.buckets + configuration.kmsBuckets where (try? store.headBucket(bucket)) == nil {
             try store.createBucket(bucket)
         }
+        for bucket in configuration.fileSystemBuckets where (try? store.headBucket(bucket)) == nil {
+            try store.createBucket(bucket, fileSystem: true)
+        }
         for bucket in configuration.kmsBuckets { try store.setDefaultEncryption(bucket, "kms") }
     }
 

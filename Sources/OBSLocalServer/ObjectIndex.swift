@@ -20,6 +20,7 @@ struct ObjectIndex: Sendable {
     var isEmpty: Bool { records.isEmpty }
     var count: Int { records.count }
     var values: Dictionary<StoredKey, ObjectRecord>.Values { records.values }
+    var keys: Dictionary<StoredKey, ObjectRecord>.Keys { records.keys }
 
     subscript(key: StoredKey) -> ObjectRecord? {
         get { records[key] }

@@ -26,6 +26,9 @@ public struct ServerConfiguration: Sendable {
     /// Buckets encrypted with SSE-KMS by default (created at start when missing): new objects
     /// that ask for no encryption get it, and their ETags are not MD5s (as on OBS).
     public var kmsBuckets: [BucketName] = []
+    /// Parallel file system buckets created at start when missing (rename, modify, truncate);
+    /// a bucket that exists keeps its kind.
+    public var fileSystemBuckets: [BucketName]
     /// Accepted access keys.
     public var credentials: [Credentials]
     /// A JSON-lines request log, appended to.
@@ -46,12 +49,14 @@ public struct ServerConfiguration: Sendable {
     public var ioThreads: Int
 
     public init(host: String = "127.0.0.1", port: Int = 0, storage: Storage = .memory, buckets: [BucketName] = [],
-                credentials: [Credentials] = [ServerConfiguration.developmentCredentials], requestLogPath: String? = nil,
-                clockOffsetSeconds: Int64 = 0, s3MinimumPartSize: Int64 = ProtocolLimits.s3MinimumPartSize, idleTimeout: Duration? = .seconds(60), eventLoopThreads: Int = 2, ioThreads: Int = 4) {
+                fileSystemBuckets: [BucketName] = [], credentials: [Credentials] = [ServerConfiguration.developmentCredentials], requestLogPath: String? = nil,
+                clockOffsetSeconds: Int64 = 0, s3MinimumPartSize: Int64 = ProtocolLimits.s3MinimumPartSize, idleTimeout: Duration? = .seconds(60),
+                eventLoopThreads: Int = 2, ioThreads: Int = 4) {
         self.host = host
         self.port = port
         self.storage = storage
         self.buckets = buckets
+        self.fileSystemBuckets = fileSystemBuckets
         self.credentials = credentials
         self.requestLogPath = requestLogPath
         self.clockOffsetSeconds = clockOffsetSeconds

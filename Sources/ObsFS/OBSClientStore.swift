@@ -14,17 +14,21 @@ public struct OBSClientStore: ObjectStore {
     /// The checksum the mount's parts carry (`checksum=`), declared on initiation where the
     /// dialect wants it.
     public let checksum: ChecksumAlgorithm?
+    /// The bucket is a parallel file system (decided at mount by HEAD bucket): the native
+    /// rename, modify and truncate apply (OBSClientStore+FileSystemBucket.swift).
+    public var isFileSystemBucket: Bool
 
     /// The journal of this mount's open uploads and the retries of failed aborts; nil: none kept.
     public let uploadJournal: UploadJournal?
     public let backgroundAborts: BackgroundAborts?
 
     public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, checksum: ChecksumAlgorithm? = nil,
-                journal: UploadJournal? = nil, logger: Logger = Logger(label: "obsmount")) {
+                isFileSystemBucket: Bool = false, journal: UploadJournal? = nil, logger: Logger = Logger(label: "obsmount")) {
         self.client = client
         self.bucket = bucket
         self.customerKey = customerKey
         self.checksum = checksum
+        self.isFileSystemBucket = isFileSystemBucket
         uploadJournal = journal
         // A background abort tries quickly; its own back-off spaces the rounds.
         let quick = client.retrying(RetryPolicy())

@@ -1,6 +1,7 @@
 // obs-local: a local OBS-compatible server for demos, tests and benchmarks.
 //
-//   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--access-key AK --secret-key SK]
+//   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--pfs-bucket NAME]...
+//             [--access-key AK --secret-key SK]
 //             [--memory] [--request-log FILE] [--clock-offset SECONDS] [--s3-min-part-size BYTES]
 //             [--idle-timeout SECONDS] [--kms-bucket NAME]...
 //
@@ -37,6 +38,10 @@ struct ObsLocal: ParsableCommand {
 
     @Option(name: .customLong("kms-bucket"), help: "A bucket encrypted with SSE-KMS by default, created at start when missing (repeatable).")
     var kmsBuckets: [String] = []
+
+    @Option(name: .customLong("pfs-bucket"),
+            help: "A parallel file system bucket to create at start (rename, modify, truncate; repeatable).")
+    var fileSystemBuckets: [String] = []
 
     @Option(name: .customLong("access-key"), help: "Access key to accept (with --secret-key).")
     var accessKey: String?
@@ -131,6 +136,7 @@ struct ObsLocal: ParsableCommand {
         configuration.storage = memory ? .memory : .directory(dataDirectory!)
         configuration.buckets = buckets.map(BucketName.init)
         configuration.kmsBuckets = kmsBuckets.map(BucketName.init)
+        configuration.fileSystemBuckets = fileSystemBuckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
         if let s3MinimumPartSize { configuration.s3MinimumPartSize = s3MinimumPartSize }
         if let idleTimeout { configuration.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }

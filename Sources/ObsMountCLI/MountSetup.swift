@@ -60,7 +60,7 @@ struct MountSetup {
 
         let client = try makeClient(endpoint: endpoint, credentials: credentials, options: options, debug: debug, logger: logger)
         let journal = try openUploadJournal(source: source, options: options, logger: logger)
-        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
+        var store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
                                    checksum: options.integrity.checksumAlgorithm, journal: journal, logger: logger)
         do {
             // A joined server was started for another mount's bucket: this one's is created, as
@@ -74,6 +74,11 @@ struct MountSetup {
         } catch {
             journal.close()
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
+        }
+        do {
+            store.isFileSystemBucket = try await client.isFileSystemBucket(source.bucket)
+        } catch {
+            logger.warning("HEAD bucket \(source.bucket) failed (\(error)): taken for an ordinary bucket, not a parallel file system")
         }
         abortOrphanedUploads(store, source: source, logger: logger)
 
@@ -98,7 +103,7 @@ struct MountSetup {
             journal.close()
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), retry_timeout \(options.retryTimeout), checksum \(options.integrity), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint)\(store.isFileSystemBucket ? " (a parallel file system bucket: native rename, modify, truncate)" : ""): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), retry_timeout \(options.retryTimeout), checksum \(options.integrity), largest file \(schedule.reach) bytes")
         mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer, store: store)
     }
