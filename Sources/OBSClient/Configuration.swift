@@ -54,7 +54,9 @@ public enum Addressing: String, Sendable {
     case virtualHost = "virtual-host"
 }
 
-/// When and how often failed requests are tried again.
+/// When and how often failed requests are tried again: bounded by a count of attempts and,
+/// optionally, by time (a mount retries through a short outage for `retry_timeout=`, however
+/// many attempts that takes).
 public struct RetryPolicy: Sendable, Equatable {
     /// Attempts in all, the first included (1 = never retry).
     public var maxAttempts: Int
@@ -62,12 +64,32 @@ public struct RetryPolicy: Sendable, Equatable {
     public var baseDelay: Duration
     /// Upper bound of every back-off.
     public var maxDelay: Duration
+    /// No retry starts later than this after the first attempt started (a back-off that would
+    /// end beyond it is shortened to end there); nil: only `maxAttempts` bounds the retries. A
+    /// call therefore fails at most `timeLimit` plus one attempt's duration after it began.
+    public var timeLimit: Duration?
 
     /// A policy; `maxAttempts` below 1 counts as 1.
-    public init(maxAttempts: Int = 4, baseDelay: Duration = .milliseconds(200), maxDelay: Duration = .seconds(10)) {
+    public init(maxAttempts: Int = 4, baseDelay: Duration = .milliseconds(200), maxDelay: Duration = .seconds(10), timeLimit: Duration? = nil) {
         self.maxAttempts = max(1, maxAttempts)
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
+        self.timeLimit = timeLimit
+    }
+
+    /// Retries for `timeLimit` whatever the count (back-off from 200 ms doubling to `maxDelay`).
+    public static func timeBounded(_ timeLimit: Duration, maxDelay: Duration = .seconds(5)) -> RetryPolicy {
+        RetryPolicy(maxAttempts: timeLimit > .zero ? .max : 1, maxDelay: maxDelay, timeLimit: timeLimit)
+    }
+
+    /// The back-off before retry number `retry` when `elapsed` has passed since the first attempt
+    /// started, or nil when the count or the time is used up.
+    public func nextDelay(afterAttempt attempt: Int, elapsed: Duration, using generator: inout some RandomNumberGenerator) -> Duration? {
+        guard attempt < maxAttempts else { return nil }
+        let delay = self.delay(beforeRetry: attempt, using: &generator)
+        guard let timeLimit else { return delay }
+        guard elapsed < timeLimit else { return nil }
+        return min(delay, timeLimit - elapsed)
     }
 
     /// Never retries.

@@ -37,6 +37,14 @@ public final class OBSClient: Sendable {
                                                        region: configuration.region))
     }
 
+    /// This client on the same transport (and kept-alive connections) with another retry
+    /// policy: e.g. a quick answer where the mount's long `retry_timeout=` does not fit.
+    public func retrying(_ policy: RetryPolicy) -> OBSClient {
+        var configuration = configuration
+        configuration.retry = policy
+        return OBSClient(configuration: configuration, transport: transport, clock: clock)
+    }
+
     /// The dialect requests are written and signed in.
     public var dialect: Dialect { configuration.dialect }
     var logger: Logger { configuration.logger }
@@ -58,6 +66,7 @@ public final class OBSClient: Sendable {
     func send(_ call: OperationRequest, history: inout AttemptHistory) async throws(OBSClientError) -> HTTPResponse {
         var generator = SystemRandomNumberGenerator()
         let policy = configuration.retry
+        let started = ContinuousClock.now
         while true {
             history.attempts += 1
             var request = builder.signedRequest(for: call, at: clock())
@@ -75,14 +84,16 @@ public final class OBSClient: Sendable {
             } catch {
                 failure = .transport(error)
             }
-            let willRetry = history.attempts < policy.maxAttempts && policy.isRetryable(failure) && !Task.isCancelled
-            observe(call, since: attemptStart, failure: failure, status: nil, willRetry: willRetry)
-            guard willRetry else {
-                logger.debug("request failed", metadata: metadata(for: call, failure: failure, attempt: history.attempts))
+            let delay = policy.isRetryable(failure) && !Task.isCancelled
+                ? policy.nextDelay(afterAttempt: history.attempts, elapsed: ContinuousClock.now - started, using: &generator) : nil
+            observe(call, since: attemptStart, failure: failure, status: nil, willRetry: delay != nil)
+            guard let delay else {
+                var details = metadata(for: call, failure: failure, attempt: history.attempts)
+                details["elapsed"] = "\(ContinuousClock.now - started)"
+                logger.debug("request failed", metadata: details)
                 throw failure
             }
             if case .transport = failure { history.earlierAttemptLostInTransport = true }
-            let delay = policy.delay(beforeRetry: history.attempts, using: &generator)
             var details = metadata(for: call, failure: failure, attempt: history.attempts)
             details["delay"] = "\(delay)"
             logger.warning("retrying request", metadata: details)

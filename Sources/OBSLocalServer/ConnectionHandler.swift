@@ -5,6 +5,11 @@
 //
 // Backpressure: `read` is withheld while the body's disk writes are behind (BodyIngest), and
 // object bodies are written one slice at a time, the next after the previous is flushed.
+//
+// Idle connections: a connection must deliver a complete request head within the idle timeout
+// of being accepted or of its previous response ending (`ServerConfiguration.idleTimeout`), or it
+// is closed. That bounds both a kept-alive connection nobody uses and a client that sends its
+// head slowly or never finishes it, so no client holds a connection for ever.
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -93,6 +98,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var active = true
     /// A response head is written and its end is not (a protocol error can no longer be answered).
     private var responseStarted = false
+    /// Closes the connection unless a request head arrives first (see the file comment).
+    private var idleTimer: Scheduled<Void>?
 
     init(core: ServerCore) { self.core = core }
 
@@ -115,6 +122,24 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context.read()
     }
 
+    // MARK: Idle timeout
+
+    func channelActive(context: ChannelHandlerContext) {
+        armIdleTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    private func armIdleTimer(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        guard let timeout = core.idleTimeout else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: timeout) {
+            let (handler, context) = loopBound.value
+            guard handler.exchange == nil, handler.active else { return }
+            context.close(promise: nil)
+        }
+    }
+
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -127,6 +152,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         active = false
+        idleTimer?.cancel()
         if let exchange, case .stream(let ingest, _) = exchange.target { ingest.abort() }
         exchange = nil
         context.fireChannelInactive()
@@ -160,6 +186,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
         let headers = HeaderFields(head.headers.map { (name: $0.name, value: $0.value) })
         let exchange = Exchange(requestID: core.nextRequestID(), head: head, dialect: Dialect.guess(from: headers))
         self.exchange = exchange
@@ -316,7 +344,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             guard case .collect(let body, _) = exchange.target else { return }
             let method = exchange.head.method.rawValue
             let path = exchange.head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? exchange.head.uri
-            future = context.eventLoop.makeSucceededFuture(AdminAPI.handle(method: method, path: path, body: body, faults: core.faults))
+            future = context.eventLoop.makeSucceededFuture(AdminAPI.handle(method: method, path: path, body: body, faults: core.faults,
+                                                                                  store: core.store))
         } else if let routed = exchange.routed, let identity = exchange.identity {
             let input: EventLoopFuture<OperationInput>
             switch exchange.target {
@@ -453,6 +482,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard active else { return }
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            armIdleTimer(context: context)
             resumeReading(context: context)
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -17,7 +17,8 @@ struct StoredKey: Hashable, Sendable {
 /// A bucket and everything in it, as loaded at start-up and kept in memory.
 struct StoredBucket: Sendable {
     var record: BucketRecord
-    var objects: [StoredKey: ObjectRecord] = [:]
+    /// By key and in key order (ObjectIndex.swift).
+    var objects = ObjectIndex()
     var uploads: [String: StoredUpload] = [:]
 }
 

@@ -102,6 +102,8 @@ final class ServerCore: Sendable {
     let threadPool: NIOThreadPool
     let clock: Clock
     let operations: Operations
+    /// How long a connection may go without a complete request head; nil: for ever.
+    let idleTimeout: TimeAmount?
     private let requestLog: RequestLog?
     /// Request counter, for unique request IDs.
     private let requestCounter = Atomic<UInt64>(0)
@@ -128,15 +130,17 @@ final class ServerCore: Sendable {
         self.secrets = secrets
         self.threadPool = threadPool
         requestLog = try configuration.requestLogPath.map(RequestLog.init(path:))
-        operations = Operations(store: store, clock: clock)
+        operations = Operations(store: store, clock: clock, s3MinimumPartSize: configuration.s3MinimumPartSize)
+        idleTimeout = configuration.idleTimeout.map { .nanoseconds($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) }
         var generator = SystemRandomNumberGenerator()
         idPrefix = (0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString.uppercased()
-        for bucket in configuration.buckets where (try? store.headBucket(bucket)) == nil {
+        for bucket in configuration.buckets + configuration.kmsBuckets where (try? store.headBucket(bucket)) == nil {
             try store.createBucket(bucket)
         }
         for bucket in configuration.fileSystemBuckets where (try? store.headBucket(bucket)) == nil {
             try store.createBucket(bucket, fileSystem: true)
         }
+        for bucket in configuration.kmsBuckets { try store.setDefaultEncryption(bucket, "kms") }
     }
 
     /// `0000018BC3A1F2E4` style: a per-server prefix and a counter, 32 hex digits.

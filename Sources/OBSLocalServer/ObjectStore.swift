@@ -128,6 +128,31 @@ final class ObjectStore: Sendable {
         if let failure { throw failure }
     }
 
+    /// Gives a bucket a default encryption (`kms`) for new objects that ask for none; nil removes it.
+    func setDefaultEncryption(_ name: BucketName, _ algorithm: String?) throws(OBSLocalError) {
+        try withBucket(name) { (b: inout StoredBucket) throws(OBSLocalError) in
+            b.record.defaultEncryption = algorithm
+            let record = b.record
+            try journaled { try journal.saveBucket(record) }
+        }
+    }
+
+    /// New objects' attributes with the bucket's default encryption when they ask for none.
+    func withBucketDefaults(_ bucket: BucketName, _ attributes: ObjectAttributes) throws(OBSLocalError) -> ObjectAttributes {
+        var attributes = attributes
+        guard attributes.serverSideEncryption == nil, attributes.customerAlgorithm == nil else { return attributes }
+        attributes.serverSideEncryption = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in b.record.defaultEncryption }
+        return attributes
+    }
+
+    /// The ETag of bytes whose MD5 is `md5`: the MD5, except for SSE-KMS objects of a bucket
+    /// encrypted by default, whose ETags are not MD5s on OBS either (derived from the MD5 here,
+    /// so completing from them still works).
+    private static func etag(md5: [UInt8], attributes: ObjectAttributes, in bucket: StoredBucket) -> String {
+        guard bucket.record.defaultEncryption != nil, attributes.serverSideEncryption == "kms" else { return md5.hexString }
+        return Hash.md5(md5 + Array("obs-local kms".utf8)).hexString
+    }
+
     @discardableResult
     func headBucket(_ name: BucketName) throws(OBSLocalError) -> BucketRecord {
         guard let record = buckets.withLock({ $0[name.rawValue]?.record }) else { throw .noSuchBucket(name) }
@@ -179,7 +204,10 @@ final class ObjectStore: Sendable {
     /// Stores a new object from a written blob (PUT, copy), replacing any object of that key.
     func putObject(_ bucket: BucketName, _ key: ObjectKey, blob: WrittenBlob, etag: ETag? = nil,
                    attributes: ObjectAttributes, acl: AccessControl) throws(OBSLocalError) -> ObjectRecord {
-        let record = ObjectRecord(key: key.rawValue, size: blob.length, etag: (etag ?? ETag(md5: blob.md5)).value,
+        let defaultETag = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
+            Self.etag(md5: blob.md5, attributes: attributes, in: b)
+        }
+        let record = ObjectRecord(key: key.rawValue, size: blob.length, etag: etag?.value ?? defaultETag,
                                   lastModified: nowMilliseconds, segments: blob.length > 0 ? [blob.segment] : [],
                                   attributes: attributes, acl: acl, checksums: blob.checksums)
         if blob.length == 0 { blobs.delete([blob.id]) }
@@ -270,33 +298,32 @@ final class ObjectStore: Sendable {
         }
     }
 
+    /// One page: a binary search to the first key after the marker under the prefix, then the
+    /// page's keys in order (each common prefix skipped in one search), under the store lock.
     func listObjects(_ bucket: BucketName, prefix: String, delimiter: String?, marker: String?, maxKeys: Int) throws(OBSLocalError) -> ObjectListing {
-        let objects = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
-            b.objects.values.filter { $0.key.utf8.starts(with: prefix.utf8) && (marker == nil || ObjectKey(marker!) < $0.objectKey) }
-        }.sorted { $0.objectKey < $1.objectKey }
-        var listing = ObjectListing()
-        var lastReturned: String?
-        var count = 0
-        for object in objects {
-            let prefixGroup = KeyGrouping.commonPrefix(of: object.key, prefix: prefix, delimiter: delimiter)
-            if let group = prefixGroup {
-                if group == listing.commonPrefixes.last || group == marker { continue }
-            }
-            if count == maxKeys {
-                listing.isTruncated = true
-                break
-            }
-            if let group = prefixGroup {
-                listing.commonPrefixes.append(group)
-                lastReturned = group
-            } else {
+        try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
+            var listing = ObjectListing()
+            var lastReturned: String?
+            b.objects.walk(prefix: Array(prefix.utf8), after: marker.map { Array($0.utf8) }) { object in
+                let group = KeyGrouping.commonPrefix(of: object.key, prefix: prefix, delimiter: delimiter)
+                // The marker may be a common prefix returned on the previous page.
+                if let group, group == marker { return .skip(past: Array(group.utf8)) }
+                if listing.objects.count + listing.commonPrefixes.count == maxKeys {
+                    listing.isTruncated = true
+                    return .stop
+                }
+                if let group {
+                    listing.commonPrefixes.append(group)
+                    lastReturned = group
+                    return .skip(past: Array(group.utf8))
+                }
                 listing.objects.append(object)
                 lastReturned = object.key
+                return .next
             }
-            count += 1
+            if listing.isTruncated { listing.nextMarker = lastReturned }
+            return listing
         }
-        if listing.isTruncated { listing.nextMarker = lastReturned }
-        return listing
     }
 
     // MARK: Multipart uploads
@@ -323,22 +350,24 @@ final class ObjectStore: Sendable {
 
     /// Records a part (replacing an earlier part of that number) and returns its ETag.
     func putPart(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, number: PartNumber, blob: WrittenBlob) throws(OBSLocalError) -> PartRecord {
-        let part = PartRecord(number: number.rawValue, size: blob.length, etag: blob.md5.hexString,
-                              lastModified: nowMilliseconds, segment: blob.segment, checksums: blob.checksums)
-        let replaced = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> BlobID? in
+        let now = nowMilliseconds
+        let (part, replaced) = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> (PartRecord, BlobID?) in
             guard var upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
+            let part = PartRecord(number: number.rawValue, size: blob.length, etag: Self.etag(md5: blob.md5, attributes: upload.record.attributes, in: b),
+                                  lastModified: now, segment: blob.segment, checksums: blob.checksums)
             try journaled { try journal.savePart(part, uploadID: id.rawValue, bucket: bucket.rawValue) }
             let old = upload.parts.updateValue(part, forKey: number.rawValue)
             b.uploads[id.rawValue] = upload
-            return old?.segment.blob
+            return (part, old?.segment.blob)
         }
         if let replaced { blobs.delete([replaced]) }
         return part
     }
 
-    /// Completes an upload from the client's part list; checks order, ETags and sizes.
+    /// Completes an upload from the client's part list; checks order, ETags and sizes (every part
+    /// but the last at least `minimumPartSize`, which depends on the request's dialect).
     /// `verify` checks the object's checksums (combined from the parts') before anything changes.
-    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)],
+    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)], minimumPartSize: Int64,
                         verify: (StoredChecksums?) throws(OBSLocalError) -> Void = { _ in }) throws(OBSLocalError) -> ObjectRecord {
         guard !requested.isEmpty else {
             throw .malformedXML
@@ -353,8 +382,8 @@ final class ObjectStore: Sendable {
                 guard let part = upload.parts[number.rawValue], part.etag == etag.value.lowercased() else {
                     throw OBSLocalError(.invalidPart, "One or more of the specified parts could not be found or the specified entity tag might not have matched the part's entity tag (part \(number)).")
                 }
-                if index < requested.count - 1 && part.size < ProtocolLimits.minimumPartSize {
-                    throw OBSLocalError(.entityTooSmall, "Your proposed upload is smaller than the minimum allowed object size (part \(number) is \(part.size) bytes).")
+                if index < requested.count - 1 && part.size < minimumPartSize {
+                    throw OBSLocalError(.entityTooSmall, "Your proposed upload is smaller than the minimum allowed object size (part \(number) is \(part.size) bytes, the minimum is \(minimumPartSize)).")
                 }
                 chosen.append(part)
             }
@@ -376,6 +405,18 @@ final class ObjectStore: Sendable {
         }
         blobs.delete(freed)
         return record
+    }
+
+    /// Moves an upload's initiation `seconds` into the past (admin interface: tests of tools
+    /// that pick uploads by age).
+    func backdateUpload(_ bucket: BucketName, _ id: UploadID, seconds: Int64) throws(OBSLocalError) {
+        try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) in
+            guard var upload = b.uploads[id.rawValue] else { throw .noSuchUpload(id) }
+            upload.record.initiated -= seconds * 1000
+            let record = upload.record
+            try journaled { try journal.saveUpload(record, bucket: bucket.rawValue) }
+            b.uploads[id.rawValue] = upload
+        }
     }
 
     func abortUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID) throws(OBSLocalError) {

@@ -18,6 +18,8 @@ enum OperationInput: Sendable {
 struct Operations: Sendable {
     let store: ObjectStore
     let clock: Clock
+    /// The smallest part but the last that a complete signed in V2/V4 accepts (OBS: 100 KiB).
+    let s3MinimumPartSize: Int64
 
     /// Every access key acts as one account; its domain ID is derived from the key.
     static func ownerID(for accessKey: String) -> String { Hash.sha256(accessKey.utf8).prefix(16).hexString }
@@ -89,7 +91,7 @@ struct Operations: Sendable {
         switch request.operation {
         case .putObject:
             guard case .blob(let blob) = input else { throw .missingContentLength }
-            let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
+            let attributes = try store.withBucketDefaults(bucket, try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now))
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
             let record = try store.putObject(bucket, key, blob: blob, attributes: attributes, acl: acl)
             return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + attributes.encryptionHeaders(dialect: dialect) + checksumEcho)
@@ -101,7 +103,7 @@ struct Operations: Sendable {
             try store.deleteObject(bucket, key)
             return ServerResponse(status: 204)
         case .initiateMultipartUpload:
-            let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
+            let attributes = try store.withBucketDefaults(bucket, try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now))
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
             let upload = try store.initiateUpload(bucket, key, attributes: attributes, acl: acl, initiatorID: owner)
             let document = InitiateMultipartUploadResult(bucket: bucket, key: key, uploadID: UploadID(upload.uploadID),
@@ -119,7 +121,9 @@ struct Operations: Sendable {
             guard case .document(let body) = input, let document = try? CompleteMultipartUpload(parsing: body) else {
                 throw .malformedXML
             }
-            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) }) {
+            let minimumPartSize = dialect == .obs ? ProtocolLimits.minimumPartSize : s3MinimumPartSize
+            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) },
+                                                  minimumPartSize: minimumPartSize) {
                 (checksums: StoredChecksums?) throws(OBSLocalError) in _ = try checksums?.verify(request.headers, dialect: dialect)
             }
             let host = request.headers["Host"] ?? "127.0.0.1"

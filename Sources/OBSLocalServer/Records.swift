@@ -77,6 +77,10 @@ struct BucketRecord: Codable, Sendable {
     var name: String
     /// Milliseconds since the epoch.
     var created: Int64
+    /// The bucket's default encryption, applied to new objects that ask for none: `kms` or nil.
+    /// As on OBS, the ETags of such objects and their parts are not MD5s of the bytes.
+    var defaultEncryption: String?
+
     /// A parallel file system bucket (created with `x-obs-fs-file-interface: Enabled`): serves
     /// rename, modify and truncate. Absent in records of ordinary buckets.
     var fileInterface: Bool?

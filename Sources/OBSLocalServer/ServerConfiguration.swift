@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable {
     public var storage: Storage
     /// Buckets created at start when missing.
     public var buckets: [BucketName]
+    /// Buckets encrypted with SSE-KMS by default (created at start when missing): new objects
+    /// that ask for no encryption get it, and their ETags are not MD5s (as on OBS).
+    public var kmsBuckets: [BucketName] = []
     /// Parallel file system buckets created at start when missing (rename, modify, truncate);
     /// a bucket that exists keeps its kind.
     public var fileSystemBuckets: [BucketName]
@@ -33,13 +36,22 @@ public struct ServerConfiguration: Sendable {
     /// Seconds added to the wall clock when checking request dates and stamping objects.
     /// For replaying recorded requests only (`--clock-offset`).
     public var clockOffsetSeconds: Int64
+    /// The smallest part but the last that a complete signed in S3 V2/V4 accepts: S3's 5 MiB
+    /// by default, as a real S3 endpoint enforces; OBS-signed requests always get OBS's 100 KiB.
+    /// Tests that use small parts in V2/V4 lower it (`--s3-min-part-size`).
+    public var s3MinimumPartSize: Int64
+    /// A connection that delivers no complete request head this long after it was accepted or
+    /// its previous response ended is closed (idle keep-alive, or a head sent slowly or never
+    /// finished); nil: never (`--idle-timeout 0`).
+    public var idleTimeout: Duration?
     /// Event-loop threads (accepting, parsing, signature checks) and blocking-I/O threads.
     public var eventLoopThreads: Int
     public var ioThreads: Int
 
     public init(host: String = "127.0.0.1", port: Int = 0, storage: Storage = .memory, buckets: [BucketName] = [],
                 fileSystemBuckets: [BucketName] = [], credentials: [Credentials] = [ServerConfiguration.developmentCredentials], requestLogPath: String? = nil,
-                clockOffsetSeconds: Int64 = 0, eventLoopThreads: Int = 2, ioThreads: Int = 4) {
+                clockOffsetSeconds: Int64 = 0, s3MinimumPartSize: Int64 = ProtocolLimits.s3MinimumPartSize, idleTimeout: Duration? = .seconds(60),
+                eventLoopThreads: Int = 2, ioThreads: Int = 4) {
         self.host = host
         self.port = port
         self.storage = storage
@@ -48,6 +60,8 @@ public struct ServerConfiguration: Sendable {
         self.credentials = credentials
         self.requestLogPath = requestLogPath
         self.clockOffsetSeconds = clockOffsetSeconds
+        self.s3MinimumPartSize = s3MinimumPartSize
+        self.idleTimeout = idleTimeout
         self.eventLoopThreads = eventLoopThreads
         self.ioThreads = ioThreads
     }

@@ -110,8 +110,14 @@ public struct PartNumber: Hashable, Sendable, Comparable, CustomStringConvertibl
 
 /// Protocol limits shared by client, filesystem and server.
 public enum ProtocolLimits {
-    /// Smallest size of every part but the last.
+    /// Smallest size of every part but the last, in OBS (the smallest of any dialect).
     public static let minimumPartSize: Int64 = 100 * 1024
+    /// Smallest size of every part but the last on S3-compatible stores (V2/V4 requests).
+    public static let s3MinimumPartSize: Int64 = 5 * 1024 * 1024
+    /// The smallest part (but the last) a store speaking `dialect` accepts.
+    public static func minimumPartSize(for dialect: Dialect) -> Int64 {
+        dialect == .obs ? minimumPartSize : s3MinimumPartSize
+    }
     /// Largest part, and largest single PUT or append.
     public static let maximumPartSize: Int64 = 5 * 1024 * 1024 * 1024
     /// Largest assembled object (48.8 TB).

@@ -37,6 +37,8 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
     public static let tooBig = Errno(E2BIG)
     /// `RENAME_EXCHANGE`, hard links.
     public static let crossDevice = Errno(EXDEV)
+    /// A writable open beyond what `memory_budget=` holds part buffers for.
+    public static let outOfMemory = Errno(ENOMEM)
 
     /// `EIO (5)`.
     public var description: String {
@@ -44,7 +46,7 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
             ENOENT: "ENOENT", EIO: "EIO", EACCES: "EACCES", EBUSY: "EBUSY", EFBIG: "EFBIG", ENOSPC: "ENOSPC",
             ESPIPE: "ESPIPE", EOPNOTSUPP: "EOPNOTSUPP", EROFS: "EROFS", ENODATA: "ENODATA", ERANGE: "ERANGE",
             EINVAL: "EINVAL", EBADF: "EBADF", ENAMETOOLONG: "ENAMETOOLONG", EISDIR: "EISDIR", ENOTDIR: "ENOTDIR",
-            EEXIST: "EEXIST", EPERM: "EPERM", ENOTEMPTY: "ENOTEMPTY", E2BIG: "E2BIG", EXDEV: "EXDEV",
+            EEXIST: "EEXIST", EPERM: "EPERM", ENOTEMPTY: "ENOTEMPTY", E2BIG: "E2BIG", EXDEV: "EXDEV", ENOMEM: "ENOMEM",
         ]
         return "\(names[rawValue] ?? "errno") (\(rawValue))"
     }

@@ -76,6 +76,11 @@ public struct MountOptions: Sendable {
     public var parallel = 4
     /// `memory_budget=`: bytes of part buffers for the whole mount.
     public var memoryBudget: Int64 = 512 << 20
+    /// `retry_timeout=`: how long a failed request is retried (connection refused or reset,
+    /// timeouts, 5xx, SlowDown) before the file's upload fails; zero: never retried.
+    public var retryTimeout: Duration = .seconds(60)
+    /// `state_dir=`: where the upload journal lives (nil: the default, see MountSetup+Journal).
+    public var stateDirectory: String?
     /// `checksum=crc64|crc32c|md5|none`; nil: the strongest the dialect supports (`integrity`).
     public var checksum: UploadIntegrity?
     /// `log_file=`: where a background (daemonized) mount appends its log.
@@ -121,6 +126,11 @@ public struct MountOptions: Sendable {
             }
         }
         try upload.check(now: now)
+        let smallestPart = ProtocolLimits.minimumPartSize(for: dialect)
+        guard partSize >= smallestPart else {
+            throw MountOptionError(option: "part_size=\(partSize)",
+                                   reason: "must be at least \(smallestPart >> 10)K with dialect=\(dialect) (the store refuses smaller parts when completing; dialect=obs allows 100K)")
+        }
         try read.check()
         if let checksum, !checksum.isSupported(by: dialect) {
             throw MountOptionError(option: "checksum=\(checksum)", reason: "OBS endpoints know only crc64 (crc32c needs dialect=v2 or v4)")
@@ -187,6 +197,14 @@ public struct MountOptions: Sendable {
             let size = try MountOptions.size(try required(), option)
             guard size >= 2 * ProtocolLimits.minimumPartSize else { throw MountOptionError(option: option, reason: "must be at least 200K") }
             memoryBudget = size
+        case "retry_timeout":
+            let timeout = try MountOptions.duration(try required(), option)
+            guard timeout <= .seconds(86_400) else { throw MountOptionError(option: option, reason: "must be at most 24h") }
+            retryTimeout = timeout
+        case "state_dir":
+            let directory = try required()
+            guard directory.hasPrefix("/") else { throw MountOptionError(option: option, reason: "must be an absolute path") }
+            stateDirectory = directory
         case "checksum":
             guard let parsed = UploadIntegrity(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be crc64, crc32c, md5 or none") }
             checksum = parsed
@@ -229,6 +247,16 @@ public struct MountOptions: Sendable {
             if try read.apply(name: name, value: value, option: option) { return }
             try upload.apply(name: name, value: value, now: now)
         }
+    }
+
+    /// `90` or `90s` (seconds), `500ms`, `2m`, `1h`, `7d`.
+    public static func duration(_ text: String, _ option: String) throws(MountOptionError) -> Duration {
+        let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        let unit = units.first { text.hasSuffix($0.suffix) && Int64(text.dropLast($0.suffix.count)) != nil } ?? ("", 1000)
+        guard let number = Int64(text.dropLast(unit.suffix.count)), number >= 0, number <= Int64.max / 86_400_000 else {
+            throw MountOptionError(option: option, reason: "not a duration (a number with an optional ms, s, m, h or d suffix)")
+        }
+        return .milliseconds(number * unit.milliseconds)
     }
 
     /// `123`, `100K`, `8M`, `1G` (binary multiples; a trailing `B`/`iB` is accepted).

@@ -1,4 +1,5 @@
 // The ObjectStore the mount uses: OBSClient operations on one bucket.
+import Logging
 import OBSClient
 import OBSProtocol
 
@@ -17,13 +18,34 @@ public struct OBSClientStore: ObjectStore {
     /// rename, modify and truncate apply (OBSClientStore+FileSystemBucket.swift).
     public var isFileSystemBucket: Bool
 
+    /// The journal of this mount's open uploads and the retries of failed aborts; nil: none kept.
+    public let uploadJournal: UploadJournal?
+    public let backgroundAborts: BackgroundAborts?
+
     public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, checksum: ChecksumAlgorithm? = nil,
-                isFileSystemBucket: Bool = false) {
+                isFileSystemBucket: Bool = false, journal: UploadJournal? = nil, logger: Logger = Logger(label: "obsmount")) {
         self.client = client
         self.bucket = bucket
         self.customerKey = customerKey
         self.checksum = checksum
         self.isFileSystemBucket = isFileSystemBucket
+        uploadJournal = journal
+        // A background abort tries quickly; its own back-off spaces the rounds.
+        let quick = client.retrying(RetryPolicy())
+        backgroundAborts = journal.map { journal in
+            BackgroundAborts(journal: journal, logger: logger) { upload in
+                try await quick.abortMultipartUpload(bucket: bucket, key: upload.key, uploadID: upload.uploadID)
+            }
+        }
+    }
+
+    /// Aborts, in the background, the uploads that mounts of this bucket and prefix which are gone
+    /// left in their journals; returns them.
+    public func abortOrphanedUploads() -> [JournaledUpload] {
+        guard let uploadJournal, let backgroundAborts else { return [] }
+        let orphans = uploadJournal.adoptOrphans()
+        for orphan in orphans { backgroundAborts.add(orphan, reason: "left by an earlier mount that ended without finishing it") }
+        return orphans
     }
 
     /// A one-key listing: unlike HEAD bucket it answers with the error code (InvalidAccessKeyId,
@@ -66,7 +88,9 @@ public struct OBSClientStore: ObjectStore {
     }
 
     public func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
-        try await client.initiateMultipartUpload(bucket: bucket, key: key, options: options, checksum: checksum)
+        let uploadID = try await client.initiateMultipartUpload(bucket: bucket, key: key, options: options, checksum: checksum)
+        uploadJournal?.recordInitiated(JournaledUpload(key: key, uploadID: uploadID))
+        return uploadID
     }
 
     public func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
@@ -76,11 +100,29 @@ public struct OBSClientStore: ObjectStore {
     }
 
     public func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
-        try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, receipts: parts)
+        let stored = try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, receipts: parts)
+        uploadJournal?.recordFinished(uploadID)
+        return stored
     }
 
+    /// With a journal, a failed abort is handed to the background retries before the error is
+    /// thrown, and tried only a few times here: close() does not wait for an outage twice.
     public func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws {
-        try await client.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
+        guard let uploadJournal, let backgroundAborts else {
+            return try await client.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
+        }
+        do {
+            try await client.retrying(RetryPolicy()).abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
+            uploadJournal.recordFinished(uploadID)
+        } catch {
+            if error.serviceCode == .noSuchUpload {
+                uploadJournal.recordFinished(uploadID)
+            } else {
+                backgroundAborts.add(JournaledUpload(key: key, uploadID: uploadID), reason: "its abort failed: \(error)",
+                                     startAfter: .seconds(1))
+            }
+            throw error
+        }
     }
 
     public func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {

@@ -1,4 +1,16 @@
 // The one pool of part buffers for the whole mount, bounded by the memory budget.
+//
+// Writers are bounded at open, not in the middle of a write: every file open for writing holds a
+// reservation of one part buffer (`reserveWriter`), and reservations never exceed the budget; an
+// open that would exceed it fails (ENOMEM, FileSystem+Writing.swift). Why that is enough: a
+// buffer is taken only to start filling a part, so every waiting task belongs to a file that
+// holds no filling buffer; the buffers that exist are the filling ones of other files (together
+// at most the budget minus the waiters' reservations) and those of parts being uploaded, which
+// come back without any writer's help. So the first waiter is always served once uploads settle,
+// and no writer can starve another by holding a half-filled part (the round-robin writer over
+// more files than the budget holds parts used to block for ever). The reservation is one part of
+// the initial size: parts that have grown (after the flat parts of PartSizeSchedule) are not
+// covered, which needs files beyond 83 MiB (100K parts) or 6.8 GiB (8M parts) written side by side.
 import OBSProtocol
 import Synchronization
 
@@ -21,6 +33,9 @@ public final class PartBufferPool: Sendable {
         /// Buffers that exist (handed out plus idle), by size.
         var countBySize: [Int64: Int] = [:]
         var waiters: [(size: Int64, continuation: CheckedContinuation<AlignedMemory, Never>)] = []
+        /// Bytes reserved by files open for writing, and how many such files.
+        var reservedBytes: Int64 = 0
+        var writers = 0
     }
 
     public let capacity: Int64
@@ -36,6 +51,28 @@ public final class PartBufferPool: Sendable {
 
     /// Bytes currently allocated (in use or idle); never above `capacity`.
     public var allocatedBytes: Int64 { state.withLock { $0.allocatedBytes } }
+
+    /// Reserves one part buffer of `size` bytes for a file opened for writing; nil when the
+    /// reservations of the files already open leave no room in the budget.
+    public func reserveWriter(partSize size: Int64) -> WriterReservation? {
+        let granted = state.withLock { state -> Bool in
+            guard state.reservedBytes + size <= capacity else { return false }
+            state.reservedBytes += size
+            state.writers += 1
+            return true
+        }
+        return granted ? WriterReservation(pool: self, bytes: size) : nil
+    }
+
+    /// Files holding a reservation, and the bytes they reserve.
+    public var reservations: (writers: Int, bytes: Int64) { state.withLock { ($0.writers, $0.reservedBytes) } }
+
+    fileprivate func endReservation(_ bytes: Int64) {
+        state.withLock { state in
+            state.reservedBytes -= bytes
+            state.writers -= 1
+        }
+    }
 
     /// A buffer of exactly `size` bytes if one can be had without waiting.
     public func tryTake(size: Int64) -> AlignedMemory? {
@@ -112,5 +149,23 @@ public final class PartBufferPool: Sendable {
         state.allocatedBytes += size
         state.countBySize[size, default: 0] += 1
         return (AlignedMemory(byteCount: Int(size)), evicted)
+    }
+}
+
+/// One writable open's claim on a part buffer of the pool (see `PartBufferPool.reserveWriter`).
+public final class WriterReservation: Sendable {
+    public let bytes: Int64
+    private let pool: PartBufferPool
+    private let released = Atomic<Bool>(false)
+
+    fileprivate init(pool: PartBufferPool, bytes: Int64) {
+        self.pool = pool
+        self.bytes = bytes
+    }
+
+    /// Gives the reservation back (once; later calls do nothing).
+    public func release() {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        pool.endReservation(bytes)
     }
 }

@@ -2,7 +2,8 @@
 //
 //   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--pfs-bucket NAME]...
 //             [--access-key AK --secret-key SK]
-//             [--memory] [--request-log FILE] [--clock-offset SECONDS]
+//             [--memory] [--request-log FILE] [--clock-offset SECONDS] [--s3-min-part-size BYTES]
+//             [--idle-timeout SECONDS] [--kms-bucket NAME]...
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
 // free one). Stops cleanly on SIGTERM and SIGINT. A usage error (a malformed --listen, an unusable
@@ -37,6 +38,9 @@ struct ObsLocal: ParsableCommand {
     @Option(name: .customLong("bucket"), help: "A bucket to create at start (repeatable).")
     var buckets: [String] = []
 
+    @Option(name: .customLong("kms-bucket"), help: "A bucket encrypted with SSE-KMS by default, created at start when missing (repeatable).")
+    var kmsBuckets: [String] = []
+
     @Option(name: .customLong("pfs-bucket"),
             help: "A parallel file system bucket to create at start (rename, modify, truncate; repeatable).")
     var fileSystemBuckets: [String] = []
@@ -53,6 +57,14 @@ struct ObsLocal: ParsableCommand {
     @Option(name: .customLong("clock-offset"),
             help: "Seconds added to the clock (for replaying recorded requests in tests; also OBS_LOCAL_CLOCK_OFFSET).")
     var clockOffset: Int64?
+
+    @Option(name: .customLong("s3-min-part-size"),
+            help: "Smallest part but the last that a V2/V4-signed complete accepts (default 5242880, S3's limit; OBS-signed: always 102400).")
+    var s3MinimumPartSize: Int64?
+
+    @Option(name: .customLong("idle-timeout"),
+            help: "Close a connection that sends no complete request head for this many seconds (default 60; 0: never).")
+    var idleTimeout: Int64?
 
     /// Usage errors (these and ArgumentParser's own) print one line and exit with status 2.
     static func main() {
@@ -77,6 +89,10 @@ struct ObsLocal: ParsableCommand {
     mutating func validate() throws {
         _ = try listenAddress()
         if dataDirectory == nil && !memory { throw ValidationError("give --data-dir DIR or --memory") }
+        if let s3MinimumPartSize, !(1...ProtocolLimits.maximumPartSize).contains(s3MinimumPartSize) {
+            throw ValidationError("--s3-min-part-size must be between 1 and \(ProtocolLimits.maximumPartSize)")
+        }
+        if let idleTimeout, idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if dataDirectory != nil && memory { throw ValidationError("--data-dir and --memory exclude each other") }
         if let dataDirectory { try ObsLocal.validateDataDirectory(dataDirectory) }
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
@@ -121,8 +137,11 @@ struct ObsLocal: ParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port)
         configuration.storage = memory ? .memory : .directory(dataDirectory!)
         configuration.buckets = buckets.map(BucketName.init)
+        configuration.kmsBuckets = kmsBuckets.map(BucketName.init)
         configuration.fileSystemBuckets = fileSystemBuckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
+        if let s3MinimumPartSize { configuration.s3MinimumPartSize = s3MinimumPartSize }
+        if let idleTimeout { configuration.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }
         configuration.clockOffsetSeconds = clockOffset ?? getenv("OBS_LOCAL_CLOCK_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
         if let accessKey, let secret {

@@ -24,6 +24,8 @@ struct MountSetup {
     /// Upload counters and open uploads, for `obsmount status`, STATUS= and metrics.
     let statistics: MountStatistics
     let pool: PartBufferPool
+    /// The store, with the upload journal and its background aborts (MountSetup+Journal.swift).
+    let store: OBSClientStore
 
     /// Once the session has ended (unmounted, uploads finished): stops the embedded server this
     /// process started, after the mounts that joined it are gone, or leaves the one it joined.
@@ -59,32 +61,23 @@ struct MountSetup {
         defer { if !mounted { embeddedServer?.release(logger: logger) } }
         guard let endpoint = Endpoint(endpointURL) else { throw Failure(message: "cannot parse url=\(endpointURL)", exitCode: 2) }
 
-        var transport = TransportConfiguration()
-        transport.caFile = options.caFile
-        transport.maxConcurrentTransfers = max(16, options.parallel * 4)
-        var clientLogger = logger
-        clientLogger.logLevel = debug ? .debug : .warning
         let statistics = MountStatistics()
-        var configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
-                                                   region: options.region, dialect: options.dialect, credentials: credentials,
-                                                   transport: transport, keyEncoding: options.upload.keyEncoding, logger: clientLogger)
-        configuration.observer = statistics
-        let client: OBSClient
-        do {
-            client = try OBSClient(configuration: configuration)
-        } catch {
-            throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
-        }
+        let client = try makeClient(endpoint: endpoint, credentials: credentials, options: options, debug: debug, logger: logger,
+                                    observer: statistics)
+        let journal = try openUploadJournal(source: source, options: options, logger: logger)
         var store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
-                                   checksum: options.integrity.checksumAlgorithm)
+                                   checksum: options.integrity.checksumAlgorithm, journal: journal, logger: logger)
         do {
             // A joined server was started for another mount's bucket: this one's is created, as
             // the embedded server creates the bucket it is started for.
-            if embeddedServer?.joined == true, !(try await client.bucketExists(source.bucket)) {
-                try await client.createBucket(source.bucket)
+            let quickClient = client.retrying(RetryPolicy())
+            if embeddedServer?.joined == true, !(try await quickClient.bucketExists(source.bucket)) {
+                try await quickClient.createBucket(source.bucket)
             }
-            try await store.checkBucket()
+            // The check answers at once (a few quick retries), not after retry_timeout=.
+            try await OBSClientStore(client: quickClient, bucket: source.bucket).checkBucket()
         } catch {
+            journal.close()
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
         }
         do {
@@ -92,6 +85,7 @@ struct MountSetup {
         } catch {
             logger.warning("HEAD bucket \(source.bucket) failed (\(error)): taken for an ordinary bucket, not a parallel file system")
         }
+        abortOrphanedUploads(store, source: source, logger: logger)
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
         var settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1),
@@ -112,11 +106,34 @@ struct MountSetup {
         do {
             session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint, options: fuseOptions, debug: debug, logger: logger)
         } catch {
+            store.backgroundAborts?.stop()
+            journal.close()
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint)\(store.isFileSystemBucket ? " (a parallel file system bucket: native rename, modify, truncate)" : ""): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint)\(store.isFileSystemBucket ? " (a parallel file system bucket: native rename, modify, truncate)" : ""): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), retry_timeout \(options.retryTimeout), checksum \(options.integrity), largest file \(schedule.reach) bytes")
         mounted = true
-        return MountSetup(session: session, embeddedServer: embeddedServer, statistics: statistics, pool: settings.pool)
+        return MountSetup(session: session, embeddedServer: embeddedServer, statistics: statistics, pool: settings.pool, store: store)
+    }
+
+    /// The client of the endpoint as the options say (also `obsmount uploads`'s); `observer`
+    /// sees every request attempt (status and metrics).
+    static func makeClient(endpoint: Endpoint, credentials: Credentials, options: MountOptions, debug: Bool, logger: Logger,
+                           observer: (any RequestObserver)? = nil) throws -> OBSClient {
+        var transport = TransportConfiguration()
+        transport.caFile = options.caFile
+        transport.maxConcurrentTransfers = max(16, options.parallel * 4)
+        var clientLogger = logger
+        clientLogger.logLevel = debug ? .debug : .warning
+        var configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
+                                                   region: options.region, dialect: options.dialect, credentials: credentials,
+                                                   transport: transport, retry: .timeBounded(options.retryTimeout),
+                                                   keyEncoding: options.upload.keyEncoding, logger: clientLogger)
+        configuration.observer = observer
+        do {
+            return try OBSClient(configuration: configuration)
+        } catch {
+            throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
+        }
     }
 
     /// `AK:SK[:TOKEN]` from passwd_file= (mode must deny group and others), else the environment.

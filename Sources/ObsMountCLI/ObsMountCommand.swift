@@ -20,8 +20,8 @@ struct ObsMountCommand: AsyncParsableCommand {
         abstract: "Mount an OBS (or S3-compatible) bucket; files written into it stream up as multipart uploads.",
         discussion: """
             Options (-o, comma-separated): url=, passwd_file=, dialect=obs|v2|v4, region=, addressing=path|virtual, \
-            cafile=, data_dir=, part_size=, parallel=, memory_budget=, log_file=, allow_other, allow_over_mount, ro, \
-            uid=, gid=, umask= (all described in mount-options/README.md).
+            cafile=, data_dir=, part_size=, parallel=, memory_budget=, retry_timeout=, state_dir=, log_file=, allow_other, \
+            allow_over_mount, ro, uid=, gid=, umask= (all described in mount-options/README.md).
 
             Credentials come from passwd_file= (AK:SK[:TOKEN], mode 600) or OBS_ACCESS_KEY_ID, \
             OBS_SECRET_ACCESS_KEY and OBS_SECURITY_TOKEN. Without url= an embedded obs-local server is \
@@ -30,7 +30,7 @@ struct ObsMountCommand: AsyncParsableCommand {
             Exit status: 0 mounted; 1 bucket, credentials, endpoint or mountpoint unusable; 2 bad option.
             """,
         version: "obsmount \(BuildInfo.versionLine)",
-        subcommands: [BenchUploadCommand.self, StatusCommand.self])
+        subcommands: [BenchUploadCommand.self, StatusCommand.self, UploadsCommand.self])
 
     @Argument(help: "BUCKET or BUCKET:/PREFIX") var source: String
     @Argument(help: "Directory to mount on") var mountpoint: String
@@ -96,6 +96,7 @@ struct ObsMountCommand: AsyncParsableCommand {
             service.started(reopening: reopenedLog)
             await mount.session.run(stopping: service.stopping)
             service.stopped()
+            mount.closeUploadJournal(logger: logger)
             mount.stopEmbeddedServer(logger: logger)
         } catch let failure as MountSetup.Failure {
             FileHandleOutput.standardError("obsmount: \(failure.message)")

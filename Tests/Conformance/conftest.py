@@ -79,7 +79,8 @@ def start_server(tmp_dir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, clock_of
 @pytest.fixture(scope="session")
 def server():
     with tempfile.TemporaryDirectory(prefix="obs-local-conformance-") as tmp:
-        srv = start_server(tmp)
+        # The suite's multipart tests use 100 KiB parts in every dialect; obs-local's S3 default is 5 MiB.
+        srv = start_server(tmp, extra=["--s3-min-part-size", "102400"])
         yield srv
         srv.stop()
 

@@ -63,16 +63,17 @@ def s3_client(url, access_key, secret_key, region):
                                                           signature_version="s3v4"))
 
 
-def start_obs_local(directory):
+def start_obs_local(directory, extra_args=(), bucket="itest"):
     """An obs-local process on a free loopback port with bucket `itest` and parallel file system bucket
-    `itest-pfs`; stop it with `stop_server`."""
+    `itest-pfs` (and whatever `extra_args` create; `bucket` names the one tests use); stop it with
+    `stop_server`."""
     if not OBS_LOCAL.exists():
         pytest.fail(f"obs-local not built at {OBS_LOCAL}")
     log_path = directory / "obs-local.log"
     request_log = directory / "requests.jsonl"
     log = open(log_path, "w")
     process = subprocess.Popen([str(OBS_LOCAL), "--listen", "127.0.0.1:0", "--data-dir", str(directory / "data"),
-                                "--bucket", "itest", "--pfs-bucket", PFS_BUCKET, "--request-log", str(request_log)],
+                                "--bucket", "itest", "--pfs-bucket", PFS_BUCKET, "--request-log", str(request_log), *extra_args],
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = None
     deadline = time.monotonic() + 30
@@ -85,7 +86,7 @@ def start_obs_local(directory):
     if url is None:
         process.kill()
         pytest.fail("obs-local printed no listening line")
-    server = Server("obs-local", url, "itest", *OBS_LOCAL_KEYS, "us-east-1", "obs", 1 * MiB, process,
+    server = Server("obs-local", url, bucket, *OBS_LOCAL_KEYS, "us-east-1", "obs", 1 * MiB, process,
                     request_log=request_log)
     server.s3 = s3_client(url, *OBS_LOCAL_KEYS, "us-east-1")
     return server
@@ -163,7 +164,10 @@ class Mount:
         password.write_text(f"{server.access_key}:{server.secret_key}\n")
         password.chmod(0o600)
         source = server.bucket + (f":/{prefix}" if prefix else "")
-        opts = [f"url={server.url}", f"dialect={server.dialect}", f"region={server.region}", f"passwd_file={password}", *options]
+        # The upload journal under the test's directory (shared by the test's mounts), not /var/lib.
+        self.state_dir = workdir / "state"
+        opts = [f"url={server.url}", f"dialect={server.dialect}", f"region={server.region}", f"passwd_file={password}",
+                f"state_dir={self.state_dir}", *options]
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen([str(OBSMOUNT), source, str(self.path), "-f", "-o", ",".join(opts)],
                                         stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

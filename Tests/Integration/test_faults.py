@@ -21,7 +21,7 @@ def inject(server, rule):
 @pytest.fixture
 def faulty(obs_local, mount_factory):
     urllib.request.urlopen(urllib.request.Request(obs_local.admin(), method="DELETE"))
-    mount = mount_factory(obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M"])
+    mount = mount_factory(obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M", "retry_timeout=2s"])
     yield mount
     urllib.request.urlopen(urllib.request.Request(obs_local.admin(), method="DELETE"))
 
@@ -69,7 +69,7 @@ def test_a_failing_complete_fails_close(faulty):
 
 
 def test_an_unreachable_server_fails_close_in_bounded_time(private_obs_local, mount_factory):
-    mount = mount_factory(private_obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M"])
+    mount = mount_factory(private_obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M", "retry_timeout=5s"])
     key = key_for("unreachable")
     out = open(mount.path / key, "wb")
     out.write(b"u" * (2 * MiB + 5))

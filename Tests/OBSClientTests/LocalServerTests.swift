@@ -16,7 +16,9 @@ final class LocalServer {
     let bucket = BucketName("bkt")
 
     init() throws {
-        server = try OBSLocalServer.start(ServerConfiguration(storage: .memory, buckets: [bucket], credentials: [Self.credentials]))
+        // Small parts in every dialect (obs-local enforces S3's 5 MiB for V2/V4 unless told otherwise).
+        server = try OBSLocalServer.start(ServerConfiguration(storage: .memory, buckets: [bucket], credentials: [Self.credentials],
+                                                              s3MinimumPartSize: ProtocolLimits.minimumPartSize))
     }
 
     func stop() { try? server.stop() }

@@ -49,6 +49,28 @@ import Testing
         #expect(alone.status == 200)
     }
 
+    /// S3 refuses parts under 5 MiB: V2/V4-signed completes get that limit by default, OBS-signed
+    /// ones keep OBS's 100 KiB on the same server.
+    @Test(arguments: [Dialect.obs, .v2, .v4])
+    func minimumPartSizeFollowsTheDialect(dialect: Dialect) throws {
+        let server = try TestServer(memory: true, s3MinimumPartSize: ProtocolLimits.s3MinimumPartSize)
+        defer { server.stop() }
+        let client = server.client(dialect: dialect)
+        let minimum = dialect == .obs ? 100 * 1024 : 5 * 1024 * 1024
+        for (size, accepted) in [(minimum - 1, false), (minimum, true)] {
+            let key = "parts-\(size)"
+            let id = try client.initiate(key)
+            let first = try client.uploadPart(key, id, 1, randomBytes(size)).headers["ETag"]!
+            let second = try client.uploadPart(key, id, 2, randomBytes(10)).headers["ETag"]!
+            let reply = try client.send("POST", "/bkt/\(key)", query: "uploadId=\(id)", body: completeBody([(1, first), (2, second)]))
+            if accepted {
+                #expect(reply.status == 200, "\(reply.text)")
+            } else {
+                #expect(reply.status == 400 && reply.errorCode == "EntityTooSmall", "\(dialect) \(size): \(reply.text)")
+            }
+        }
+    }
+
     @Test func wrongOrMissingPartIsInvalidPartAndDescendingIsInvalidPartOrder() throws {
         let server = try TestServer(memory: true)
         defer { server.stop() }

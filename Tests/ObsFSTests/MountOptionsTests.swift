@@ -6,14 +6,14 @@ struct MountOptionsTests {
     @Test func parsesEveryOption() throws {
         let options = try MountOptions(parsing: [
             "url=http://127.0.0.1:9000,passwd_file=/etc/passwd-obs,dialect=v4,region=cn-north-4",
-            "part_size=100K,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem,log_file=/var/log/obsmount.log",
+            "part_size=5M,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem,log_file=/var/log/obsmount.log",
             "data_dir=/srv/obs,allow_over_mount",
         ])
         #expect(options.endpoint == "http://127.0.0.1:9000")
         #expect(options.passwordFile == "/etc/passwd-obs")
         #expect(options.dialect == .v4)
         #expect(options.region == "cn-north-4")
-        #expect(options.partSize == 102_400)
+        #expect(options.partSize == 5 << 20)
         #expect(options.parallel == 8)
         #expect(options.memoryBudget == 1 << 30)
         #expect(options.allowOther && options.readOnly && options.virtualHostAddressing)
@@ -68,6 +68,37 @@ struct MountOptionsTests {
         #expect(try MountOptions(parsing: ["metrics=unix:/run/obsmount/m.sock"]).metrics == .unixSocket(path: "/run/obsmount/m.sock"))
         #expect(try MountOptions(parsing: []).metrics == nil)
         for bad in ["metrics=0.0.0.0:9464", "metrics=10.0.0.1:80", "metrics=127.0.0.1", "metrics=unix:relative", "metrics=127.0.0.1:99999"] {
+            #expect(throws: MountOptionError.self) { try MountOptions(parsing: [bad]) }
+        }
+    }
+
+    @Test(arguments: [Dialect.v2, .v4])
+    func s3DialectsNeedFiveMebibyteParts(dialect: Dialect) throws {
+        // The check runs once every option is known: the order of part_size= and dialect= does not matter.
+        for list in ["part_size=1M,dialect=\(dialect)", "dialect=\(dialect),part_size=5242879"] {
+            do {
+                _ = try MountOptions(parsing: [list])
+                Issue.record("\(list) was accepted")
+            } catch {
+                #expect(error.option.hasPrefix("part_size="))
+                #expect(error.reason.contains("at least 5120K with dialect=\(dialect)"))
+            }
+        }
+        #expect(try MountOptions(parsing: ["dialect=\(dialect),part_size=5M"]).partSize == 5 << 20)
+        #expect(try MountOptions(parsing: ["dialect=\(dialect)"]).partSize == 8 << 20)
+    }
+
+    @Test func obsDialectAllows100KiBParts() throws {
+        #expect(try MountOptions(parsing: ["dialect=obs,part_size=100K"]).partSize == 100 << 10)
+    }
+
+    @Test func retryTimeoutIsADuration() throws {
+        #expect(try MountOptions(parsing: []).retryTimeout == .seconds(60))
+        for (text, duration) in [("90", Duration.seconds(90)), ("90s", .seconds(90)), ("500ms", .milliseconds(500)), ("2m", .seconds(120)),
+                                 ("1h", .seconds(3600)), ("0", .zero)] {
+            #expect(try MountOptions(parsing: ["retry_timeout=\(text)"]).retryTimeout == duration)
+        }
+        for bad in ["retry_timeout=", "retry_timeout=-1", "retry_timeout=5x", "retry_timeout=25h", "retry_timeout=s"] {
             #expect(throws: MountOptionError.self) { try MountOptions(parsing: [bad]) }
         }
     }

@@ -1,6 +1,6 @@
-import ObsFS
 import OBSProtocol
 import Testing
+@testable import ObsFS
 
 @Suite("Part buffer pool")
 struct PartBufferPoolTests {
@@ -36,5 +36,66 @@ struct PartBufferPoolTests {
         pool.giveBack(first)
         #expect(pool.tryTake(size: 1 << 20) === first)
         #expect(pool.allocatedBytes == 1 << 20)
+    }
+
+    @Test func writerReservationsNeverExceedTheBudget() {
+        let pool = PartBufferPool(capacity: 32 << 20)
+        let held = (0..<8).compactMap { _ in pool.reserveWriter(partSize: 4 << 20) }
+        #expect(held.count == 8)
+        #expect(pool.reserveWriter(partSize: 4 << 20) == nil)
+        #expect(pool.reservations.writers == 8 && pool.reservations.bytes == 32 << 20)
+        held[0].release()
+        held[0].release()  // once only
+        #expect(pool.reservations.writers == 7)
+        let again = pool.reserveWriter(partSize: 4 << 20)
+        #expect(again != nil)
+        #expect(pool.reserveWriter(partSize: 1) == nil)
+    }
+}
+
+/// The hang of issue 11 in the core: more files than the budget holds parts, written round-robin.
+@Suite("Writers bounded at open")
+struct WriterBoundTests {
+    @Test func roundRobinWritersBeyondTheBudgetAreRefusedAtOpenAndTheOthersFinish() async throws {
+        let store = InMemoryStore()
+        let part = ProtocolLimits.minimumPartSize
+        let fs = makeFileSystem(store, partSize: part, parallel: 2, budget: 4 * part)
+        var handles: [FileHandleID] = []
+        var refused: [Errno?] = []
+        for index in 0..<6 {
+            do {
+                handles.append(try await fs.create(parent: .root, name: "f\(index)").1)
+            } catch {
+                refused.append(ErrnoMapping.errno(for: error))
+            }
+        }
+        #expect(handles.count == 4)
+        #expect(refused == [.outOfMemory, .outOfMemory])
+        let chunk = pattern(Int(part) / 2)
+        let writing = handles
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for round in 0..<5 {
+                    for handle in writing {
+                        _ = try await write(fs, handle, at: Int64(round * chunk.count), chunk).get()
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(20))
+                throw FileSystemError(.io, "the round-robin writer is stuck")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        for handle in handles {
+            try await fs.flush(handle, writer: WriterIdentity(7))
+            await fs.release(handle)
+        }
+        for index in 0..<4 { #expect(store.object("f\(index)") == Array(repeating: chunk, count: 5).flatMap { $0 }) }
+        // Closed files gave their reservations back: new writers fit again.
+        let (_, handle) = try await fs.create(parent: .root, name: "after")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
     }
 }

@@ -92,6 +92,8 @@ extension ObsFileSystem {
             files.initiating.insert(inode.number)
         }
         defer { _ = openFiles.withLock { $0.initiating.remove(inode.number) } }
+        // Writers are bounded here, not in a write (PartBufferPool.swift): held until the outcome.
+        let reservation = try reservePartBuffer(for: key)
         var options: ObjectOptions
         let uploadID: UploadID
         do {
@@ -99,14 +101,30 @@ extension ObsFileSystem {
             posix.write(into: &options.metadata, kind: .regular)
             uploadID = try await store.initiateUpload(key, options: options)
         } catch {
+            reservation.release()
             throw storeFailure("initiating the upload of \(key)", error)
         }
         let session = UploadSession(key: key, uploadID: uploadID, options: options, store: store,
                                     settings: configuration.upload, logger: logger, opener: opener,
                                     afterCompletion: { [weak self] session throws(FileSystemError) in try await self?.applyRecordedChanges(of: session) })
+        Task {
+            _ = await session.finished()
+            reservation.release()
+        }
         openFiles.withLock { $0.uploads[inode.number] = session }
         logger.info("\(key): upload \(uploadID) initiated")
         return session
+    }
+
+    /// The part buffer a writable open needs, or ENOMEM naming the budget.
+    private func reservePartBuffer(for key: ObjectKey) throws -> WriterReservation {
+        let pool = configuration.upload.pool
+        let partSize = configuration.upload.schedule.initialPartSize
+        if let reservation = pool.reserveWriter(partSize: partSize) { return reservation }
+        let (writers, bytes) = pool.reservations
+        let failure = FileSystemError(.outOfMemory, "cannot open \(key) for writing: the \(writers) files open for writing hold \(bytes) bytes of memory_budget=\(pool.capacity) (one part_size=\(partSize) each); close one, or raise memory_budget= or lower part_size=")
+        logger.error("\(failure.reason)")
+        throw failure
     }
 
     func openFile(_ handle: FileHandleID) throws -> OpenFile {

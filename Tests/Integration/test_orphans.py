@@ -1,0 +1,133 @@
+"""No garbage: a mount killed mid-write leaves its upload in its journal; `obsmount uploads` lists
+it and the next mount of the bucket and prefix aborts it. `obsmount uploads --abort --older-than`
+aborts only uploads older than asked, whoever started them."""
+import json
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+
+from conftest import OBSMOUNT, MiB, uploads_in_progress
+
+
+def run_uploads(server, workdir, source, *arguments):
+    password = workdir / "uploads-passwd"
+    password.write_text(f"{server.access_key}:{server.secret_key}\n")
+    password.chmod(0o600)
+    return subprocess.run([str(OBSMOUNT), "uploads", source, "-o",
+                           f"url={server.url},dialect={server.dialect},region={server.region},passwd_file={password}", *arguments],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def listed(result):
+    """The upload lines of `obsmount uploads`: (key, upload ID, initiated, parts, bytes)."""
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    return [(key, upload_id, initiated, int(parts), int(size)) for key, upload_id, initiated, parts, size in
+            (row for row in rows if len(row) == 5)]
+
+
+def wait_until(predicate, seconds, message):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
+
+
+def test_an_upload_of_a_killed_mount_is_listed_and_aborted_by_the_next_mount(obs_local, mount_factory, tmp_path):
+    prefix = "orphan-" + uuid.uuid4().hex[:8]
+    options = ["part_size=1M", "parallel=2", "memory_budget=32M"]
+    mount = mount_factory(obs_local, options, prefix=prefix)
+    out = open(mount.path / "big.bin", "wb")
+    out.write(b"k" * (3 * MiB + 7))
+    out.flush()
+    key = f"{prefix}/big.bin"
+
+    def parts_uploaded():
+        uploads = uploads_in_progress(obs_local, key)
+        return uploads and len(obs_local.s3.list_parts(Bucket=obs_local.bucket, Key=key,
+                                                       UploadId=uploads[0]["UploadId"]).get("Parts", [])) >= 3
+    wait_until(parts_uploaded, 30, "the parts written were not uploaded")
+    upload_id = uploads_in_progress(obs_local, key)[0]["UploadId"]
+    mount.process.send_signal(signal.SIGKILL)
+    mount.process.wait()
+    try:
+        out.close()
+    except OSError:
+        pass  # the mount is gone
+    mount.unmount()
+    assert [upload["UploadId"] for upload in uploads_in_progress(obs_local, key)] == [upload_id]
+
+    rows = listed(run_uploads(obs_local, tmp_path, f"{obs_local.bucket}:/{prefix}"))
+    assert [(row[0], row[1], row[3], row[4]) for row in rows] == [(key, upload_id, 3, 3 * MiB)]
+    assert rows[0][2].endswith("Z")
+
+    successor = mount_factory(obs_local, options, prefix=prefix)
+    wait_until(lambda: not uploads_in_progress(obs_local, key), 30, "the next mount did not abort the orphan")
+    log = successor.log_text()
+    assert "left open by an earlier mount" in log and upload_id in log
+    wait_until(lambda: f"aborted upload {upload_id}" in successor.log_text(), 10, successor.log_text())
+    assert listed(run_uploads(obs_local, tmp_path, f"{obs_local.bucket}:/{prefix}")) == []
+
+
+def backdate(server, upload_id, seconds):
+    request = urllib.request.Request(server.url + "/_obs-local/uploads/backdate", method="POST",
+                                     data=json.dumps({"bucket": server.bucket, "uploadId": upload_id, "seconds": seconds}).encode())
+    with urllib.request.urlopen(request) as reply:
+        assert reply.status == 204
+
+
+def test_abort_older_than_touches_only_older_uploads(obs_local, tmp_path):
+    prefix = "aged-" + uuid.uuid4().hex[:8]
+    s3 = obs_local.s3
+    old_key, young_key, outside_key = f"{prefix}/old", f"{prefix}/young", f"other-{prefix}/old"
+    old = s3.create_multipart_upload(Bucket=obs_local.bucket, Key=old_key)["UploadId"]
+    s3.upload_part(Bucket=obs_local.bucket, Key=old_key, UploadId=old, PartNumber=1, Body=b"x" * 1000)
+    young = s3.create_multipart_upload(Bucket=obs_local.bucket, Key=young_key)["UploadId"]
+    outside = s3.create_multipart_upload(Bucket=obs_local.bucket, Key=outside_key)["UploadId"]
+    backdate(obs_local, old, 2 * 3600)
+    backdate(obs_local, outside, 2 * 3600)
+    try:
+        source = f"{obs_local.bucket}:/{prefix}"
+        everything = listed(run_uploads(obs_local, tmp_path, source))
+        assert sorted((row[0], row[1], row[3], row[4]) for row in everything) == [(old_key, old, 1, 1000), (young_key, young, 0, 0)]
+        assert listed(run_uploads(obs_local, tmp_path, source, "--older-than", "1h")) == [row for row in everything if row[0] == old_key]
+
+        result = run_uploads(obs_local, tmp_path, source, "--older-than", "1h", "--abort")
+        assert result.returncode == 0, result.stderr
+        assert f"aborted\t{old_key}\t{old}" in result.stdout.splitlines()
+        assert [upload["UploadId"] for upload in uploads_in_progress(obs_local, prefix + "/")] == [young]
+        # Outside the prefix nothing is touched, however old.
+        assert [upload["UploadId"] for upload in uploads_in_progress(obs_local, f"other-{prefix}/")] == [outside]
+    finally:
+        for key, upload_id in ((young_key, young), (outside_key, outside)):
+            s3.abort_multipart_upload(Bucket=obs_local.bucket, Key=key, UploadId=upload_id)
+
+
+def test_bad_older_than_exits_2(obs_local, tmp_path):
+    result = run_uploads(obs_local, tmp_path, obs_local.bucket, "--older-than", "soon")
+    assert result.returncode == 2
+    assert "soon" in result.stderr
+
+
+def test_sigterm_of_the_mount_mid_write_leaves_no_upload(obs_local, mount_factory):
+    prefix = "sigterm-" + uuid.uuid4().hex[:8]
+    mount = mount_factory(obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M"], prefix=prefix)
+    key = f"{prefix}/open.bin"
+    out = open(mount.path / "open.bin", "wb")
+    out.write(b"t" * (2 * MiB + 3))
+    out.flush()
+    wait_until(lambda: uploads_in_progress(obs_local, key), 30, "no upload started")
+    mount.process.send_signal(signal.SIGTERM)
+    mount.process.wait(60)
+    try:
+        out.close()
+    except OSError:
+        pass  # the mount is gone
+    mount.unmount()
+    assert uploads_in_progress(obs_local, key) == []
+    assert not obs_local.s3.list_objects_v2(Bucket=obs_local.bucket, Prefix=key).get("Contents")
+    assert "not written" in mount.log_text()
+    # A clean end with nothing left open removes the mount's journal file.
+    assert not list(mount.state_dir.glob("journal/*/*.journal"))

@@ -1,0 +1,64 @@
+"""Writers are bounded at open, not in the middle of a write: a program writing round-robin to
+more files than memory_budget= holds parts for gets ENOMEM at open for the excess files (with a log
+line naming the budget) and finishes the others; it never blocks for ever in write()."""
+import errno
+import hashlib
+import json
+import subprocess
+import sys
+import time
+
+from conftest import MiB, server_md5
+
+WRITER = r"""
+import errno, json, os, sys
+directory, count, chunks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+files, refused = [], []
+for index in range(count):
+    try:
+        files.append((index, os.open(os.path.join(directory, f"rr-{index}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)))
+    except OSError as error:
+        refused.append((index, errno.errorcode[error.errno]))
+for chunk in range(chunks):
+    for index, descriptor in files:
+        os.write(descriptor, bytes([index]) * (1 << 20))
+for index, descriptor in files:
+    os.close(descriptor)
+print(json.dumps({"written": [index for index, _ in files], "refused": refused}))
+"""
+
+
+def test_round_robin_writer_over_12_files_finishes_or_is_refused_at_open(obs_local, mount_factory):
+    prefix = f"rr-{time.time_ns()}"
+    mount = mount_factory(obs_local, ["part_size=4M", "memory_budget=32M", "parallel=4"], prefix=prefix)
+    chunks = 10  # 10 MiB per file: two full 4 MiB parts and a tail each
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", WRITER, str(mount.path), "12", str(chunks)],
+                            capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    # 32 MiB hold eight 4 MiB parts: eight writers, the other four refused at open.
+    assert outcome["written"] == list(range(8))
+    assert outcome["refused"] == [[index, "ENOMEM"] for index in range(8, 12)]
+    assert elapsed < 60
+    assert "cannot open" in mount.log_text() and "memory_budget=33554432" in mount.log_text()
+    for index in outcome["written"]:
+        key = f"{prefix}/rr-{index}"
+        assert server_md5(obs_local, key) == hashlib.md5(bytes([index]) * (chunks * MiB)).hexdigest()
+
+
+def test_a_writer_closing_its_file_frees_its_reservation(obs_local, mount_factory):
+    mount = mount_factory(obs_local, ["part_size=4M", "memory_budget=8M", "parallel=1"])
+    first = open(mount.path / "first", "wb")
+    second = open(mount.path / "second", "wb")
+    try:
+        open(mount.path / "third", "wb")
+        raise AssertionError("a third writer fit into two parts' budget")
+    except OSError as error:
+        assert error.errno == errno.ENOMEM
+    first.write(b"1" * (5 * MiB))
+    first.close()
+    with open(mount.path / "third", "wb") as third:  # the first's part is free again
+        third.write(b"3" * MiB)
+    second.close()
