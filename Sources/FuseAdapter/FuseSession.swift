@@ -531,7 +531,7 @@ extension Dispatcher {
     func replyDirectory(_ request: Request, _ handle: DirectoryHandleID, _ directory: InodeNumber, size: Int, offset: off_t, plus: Bool) async {
         let entries: [DirectoryEntry]
         do {
-            entries = try await fileSystem.readDirectory(handle, directory: directory, from: Int64(offset))
+            entries = try await fileSystem.readDirectory(handle, directory: directory, from: Int64(offset), plus: plus)
         } catch {
             fail(request, error)
             return

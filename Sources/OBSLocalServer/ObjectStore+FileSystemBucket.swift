@@ -10,7 +10,8 @@
 // - modify needs an existing object (404 NoSuchKey) and a position at most its length (400
 //   InvalidArgument): it overwrites and may grow the object, it never leaves a hole;
 // - the ETag after a modify or truncate is not the MD5 of the content (computing it would read the
-//   whole object): it is an MD5 over the previous ETag and the change, new for every change;
+//   whole object): it is an MD5 over the previous ETag and the change, new for every change; for
+//   the same reason the object's CRCs are dropped (HEAD and GET then send none);
 // - a rename moves the key `name` (one leading `/` dropped: the API takes an absolute path, the
 //   SDKs send the key) and keeps everything else of the object (metadata, ACL, last-modified);
 //   onto an existing object it replaces it. A key ending in `/`, or a key that is not an object
@@ -63,6 +64,7 @@ extension ObjectStore {
                 + existing.segments.segments(covering: min(end, existing.size)..<existing.size)
             record.size = max(existing.size, end)
             record.etag = Self.changedETag(existing.etag, change: "modify \(position) \(blob.md5.hexString)")
+            record.checksums = nil
             record.lastModified = nowMilliseconds
             let updated = record
             try journaled { try journal.saveObject(updated, bucket: bucket.rawValue) }
@@ -109,6 +111,7 @@ extension ObjectStore {
                 }
                 record.size = length
                 record.etag = Self.changedETag(existing.etag, change: "truncate \(length)")
+                record.checksums = nil
                 record.lastModified = nowMilliseconds
                 let updated = record
                 try journaled { try journal.saveObject(updated, bucket: bucket.rawValue) }

@@ -354,6 +354,9 @@ struct Operations: Sendable {
         let upload = try store.upload(bucket, key, id)
         try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: upload.attributes)
         let (_, source) = try copySource(request, dialect: dialect)
+        if let ifMatch = request.headers[dialect.header("copy-source-if-match")], ETag(ifMatch) != ETag(source.etag) {
+            throw Preconditions.preconditionFailed
+        }
         var range: Range<Int64> = 0..<source.size
         if let header = request.headers[dialect.header("copy-source-range")] {
             guard let requested = try ByteRange.parse(header, size: source.size), header.hasPrefix("bytes="),
@@ -633,7 +636,7 @@ enum Preconditions {
         return nil
     }
 
-    private static let preconditionFailed = OBSLocalError(.preconditionFailed, "At least one of the pre-conditions you specified did not hold.")
+    static let preconditionFailed = OBSLocalError(.preconditionFailed, "At least one of the pre-conditions you specified did not hold.")
 }
 
 extension AccessControl {

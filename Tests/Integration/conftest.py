@@ -286,6 +286,15 @@ def head(server, key):
     return server.s3.head_object(Bucket=server.bucket, Key=key)
 
 
+# The POSIX metadata every object obsmount writes carries (s3fs's names; mount-options/semantics.md).
+POSIX_METADATA = {"mode", "uid", "gid", "mtime", "atime", "ctime", "xattr"}
+
+
+def user_metadata(head_reply):
+    """A HEAD reply's metadata without the POSIX names."""
+    return {name: value for name, value in head_reply["Metadata"].items() if name not in POSIX_METADATA}
+
+
 def uploads_in_progress(server, prefix=""):
     reply = server.s3.list_multipart_uploads(Bucket=server.bucket, Prefix=prefix)
     return reply.get("Uploads", [])

@@ -271,4 +271,24 @@ struct NamespaceTreeTests {
         pfs.seed("other/x", [1])
         #expect(await errno { try await fs.rename(parent: .root, name: "other", newParent: .root, newName: "empty", flags: 0) } == .notEmpty)
     }
+
+    @Test func readdirplusFetchesUnknownNamesWithParallelHeads() async throws {
+        for index in 0..<10 { store.seed("f\(index)", [1], metadata: ["mode": "33216", "uid": "42"]) }
+        store.seed("d/", metadata: ["mode": "448"], contentType: "application/x-directory")
+        store.seed("d/inside", [1])
+        let fs = mount()
+        let handle = try fs.openDirectory(.root)
+        let heads = store.contents.withLock { $0.headCalls }
+        let entries = try await fs.readDirectory(handle, directory: .root, from: 2, plus: true)
+        fs.releaseDirectory(handle)
+        #expect(store.contents.withLock { $0.headCalls } - heads == 11)
+        let attributes = entries.compactMap { fs.entryAttributes($0, in: .root) }
+        #expect(attributes.count == 11)
+        #expect(attributes.filter { $0.kind == .regular }.allSatisfy { $0.mode == UInt32(S_IFREG) | 0o700 && $0.uid == 42 })
+        #expect(attributes.first { $0.kind == .directory }?.mode == UInt32(S_IFDIR) | 0o700)
+        // The names are known now: a lookup asks nothing.
+        let before = store.contents.withLock { ($0.headCalls, $0.listCalls) }
+        _ = try await fs.lookup(parent: .root, name: "f3")
+        #expect(store.contents.withLock { ($0.headCalls, $0.listCalls) } == before)
+    }
 }

@@ -140,6 +140,23 @@ extension ObsFileSystem {
         }
     }
 
+    /// A directory marker (`d/`) is written again under its new name with its metadata rather
+    /// than copied: some S3 servers (SeaweedFS) keep markers as directories and answer a copy
+    /// of one with NoSuchKey.
+    private func copyMarker(_ source: ObjectKey, to target: ObjectKey) async throws {
+        do {
+            var options = ObjectOptions()
+            options.contentType = KeyNaming.directoryContentType
+            if let marker = try await store.headObject(source) {
+                options.metadata = marker.metadata
+                options.contentType = marker.contentType ?? KeyNaming.directoryContentType
+            }
+            _ = try await store.putObject(target, bytes: [], options: options)
+        } catch {
+            throw storeFailure("renaming directory marker \(source) to \(target)", error)
+        }
+    }
+
     /// UploadPartCopy of `copyPartSize` ranges, `renameParallel` at a time; aborted on failure.
     private func multipartCopy(_ source: ObjectKey, to target: ObjectKey, size: Int64, options: ObjectOptions) async throws {
         let uploadID = try await store.initiateUpload(target, options: options)
@@ -236,7 +253,12 @@ extension ObsFileSystem {
                 let entry = keys[next]
                 next += 1
                 group.addTask {
-                    try await self.moveObject(entry.key, to: ObjectKey(targetPrefix + entry.relative), size: entry.size, deleteSource: false)
+                    let target = ObjectKey(targetPrefix + entry.relative)
+                    if entry.key.rawValue.hasSuffix("/") {
+                        try await self.copyMarker(entry.key, to: target)
+                    } else {
+                        try await self.moveObject(entry.key, to: target, size: entry.size, deleteSource: false)
+                    }
                 }
             }
             for _ in 0..<configuration.renameParallel { addNext() }
