@@ -43,12 +43,14 @@ public struct FileSystemConfiguration: Sendable {
     public var renameParallel: Int
     /// Prefetch window and read memory (`read_ahead=`, `read_memory_budget=`).
     public var read: ReadMountOptions
+    /// The endpoint's dialect: its smallest part decides how changes are composed.
+    public var dialect: Dialect
 
     public init(bucket: BucketName, prefix: String, upload: UploadSettings, uploadOptions: UploadMountOptions = UploadMountOptions(),
                 readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32 = 0o022, listPageSize: Int = 1000,
                 attributeTimeout: Duration = .seconds(10), negativeTimeout: Duration = .seconds(5),
                 copyPartSize: Int64 = 512 << 20, singleCopyLimit: Int64 = 5 << 30, renameParallel: Int = 8,
-                read: ReadMountOptions = ReadMountOptions()) {
+                read: ReadMountOptions = ReadMountOptions(), dialect: Dialect = .obs) {
         precondition(prefix.isEmpty || prefix.hasSuffix("/"), "prefix must be empty or end with /")
         self.bucket = bucket
         self.prefix = prefix
@@ -65,6 +67,7 @@ public struct FileSystemConfiguration: Sendable {
         self.singleCopyLimit = singleCopyLimit
         self.renameParallel = renameParallel
         self.read = read
+        self.dialect = dialect
     }
 }
 
@@ -141,6 +144,8 @@ public final class ObsFileSystem: Sendable {
         let session: UploadSession?
         /// The object version the handle reads (open for reading, or O_RDWR of an object).
         var reads: ObjectReadStream? = nil
+        /// Changes to an existing object (Compose/ModifySession.swift).
+        var modify: ModifySession? = nil
         /// Opened for writing an existing non-empty object without O_TRUNC: writes are refused.
         var refusesWrites = false
     }
@@ -218,13 +223,25 @@ public final class ObsFileSystem: Sendable {
         openFiles.withLock { $0.uploads[inode] }
     }
 
+    /// The changes an open file holds for an existing object, if any (Compose/).
+    func changes(of inode: InodeNumber) -> ModifySession? {
+        openFiles.withLock { files in files.files.values.first { $0.inode.number == inode && $0.modify != nil }?.modify }
+    }
+
+    /// Whether this mount holds the truth about the inode's size (written or changed here now).
+    func isChangingHere(_ inode: InodeNumber) -> Bool { upload(of: inode) != nil || changes(of: inode) != nil }
+
     func freshExpiry() -> ContinuousClock.Instant { .now + configuration.attributeTimeout }
 
     /// `stat` of an inode, from its cached facts (and the size of its upload while writing).
     func attributes(of inode: Inode) -> FileAttributes {
         let facts = inode.facts
         var size = facts.size
-        if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading { size = session.size }
+        if inode.kind == .regular, let modify = changes(of: inode.number) {
+            size = modify.size
+        } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
+            size = session.size
+        }
         let (typeBits, defaultPermissions): (mode_t, UInt32) = switch inode.kind {
         case .regular: (S_IFREG, 0o666 & ~configuration.umask)
         case .directory: (S_IFDIR, 0o777 & ~configuration.umask)

@@ -21,7 +21,7 @@ extension ObsFileSystem {
     /// Finds `name` in `parent`. Counts as one kernel lookup.
     public func lookup(parent: InodeNumber, name: String) async throws -> FileAttributes {
         let (_, path) = try resolveChild(parent, name)
-        if let known = table.child(parent, name), known.facts.expiry > .now || upload(of: known.number) != nil {
+        if let known = table.child(parent, name), known.facts.expiry > .now || isChangingHere(known.number) {
             if let (inode, _) = table.entry(parent: parent, name: name, kind: known.kind, facts: known.facts, isCurrent: { $0 === known }) {
                 return attributes(of: inode)
             }
@@ -45,10 +45,10 @@ extension ObsFileSystem {
         let (kind, facts, hasMarker) = facts(of: remote)
         let entry = table.entry(parent: parent, name: name, kind: kind, facts: facts) { existing in
             // Another client replaced the object: a new inode, unless this mount is writing it.
-            kind == .directory || existing.facts.etag == nil || existing.facts.etag == facts.etag || self.upload(of: existing.number) != nil
+            kind == .directory || existing.facts.etag == nil || existing.facts.etag == facts.etag || self.isChangingHere(existing.number)
         }
         guard let (inode, isNew) = entry else { throw FileSystemError(.noEntry, "the parent of \(name) is gone") }
-        if !isNew && upload(of: inode.number) == nil {
+        if !isNew && !isChangingHere(inode.number) {
             inode.state.withLock { state in
                 state.facts = facts
                 state.hasMarker = hasMarker
@@ -109,7 +109,7 @@ extension ObsFileSystem {
     /// is always fresh). A name that disappeared from the store answers ENOENT.
     public func getattr(_ number: InodeNumber) async throws -> FileAttributes {
         guard let inode = table.inode(number) else { throw FileSystemError(.noEntry, "unknown \(number)") }
-        if number == .root || inode.facts.expiry > .now || upload(of: number) != nil { return attributes(of: inode) }
+        if number == .root || inode.facts.expiry > .now || isChangingHere(number) { return attributes(of: inode) }
         guard let path = table.path(of: number) else { return attributes(of: inode) }  // unlinked but open: last known
         let remote: RemoteEntry?
         do {

@@ -56,19 +56,26 @@ extension ObsFileSystem {
         return attributes(of: inode)
     }
 
-    /// Only sizes that need no composition: the current size, or 0 (an empty object with the
-    /// same metadata). Other sizes: EOPNOTSUPP until server-side composition exists.
+    /// The current size changes nothing; a file open for changes is cut there; a closed object
+    /// is cut to 0 by an empty object with the same metadata, to other sizes by composition
+    /// (Compose/); a file being streamed cannot change its size (EOPNOTSUPP).
     private func truncate(_ inode: Inode, _ path: String, to size: Int64) async throws {
         guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path)") }
+        if let modify = changes(of: inode.number) {
+            modify.truncate(to: size)
+            inode.state.withLock { $0.facts.size = size }
+            return
+        }
         let current = attributes(of: inode).size
         if size == current { return }
         try checkWritable()
         let key = objectKey(path)
-        guard size == 0, upload(of: inode.number) == nil else {
-            let failure = FileSystemError(.notSupported, "\(key): changing the size from \(current) to \(size) bytes is not supported yet")
+        guard upload(of: inode.number) == nil else {
+            let failure = FileSystemError(.notSupported, "\(key): changing the size of a file being written (from \(current) to \(size) bytes) is not supported")
             logger.warning("\(failure.reason)")
             throw failure
         }
+        guard size == 0 else { return try await truncateExisting(inode, path, to: size) }
         do {
             var options = ObjectOptions()
             if let head = try await store.headObject(key) {

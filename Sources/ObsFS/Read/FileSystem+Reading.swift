@@ -39,6 +39,13 @@ extension ObsFileSystem {
     /// Up to `count` bytes at `offset` of the version the handle opened.
     public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> [UInt8] {
         let file = try openFile(handle)
+        if let modify = file.modify {
+            do {
+                return try await modify.read(at: offset, count: count)
+            } catch {
+                throw storeFailure("reading \(modify.key) at \(offset)", error)
+            }
+        }
         guard let stream = file.reads else {
             throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
         }

@@ -57,9 +57,8 @@ extension ObsFileSystem {
         try checkWritable()
         let current = attributes(of: inode).size
         guard current == 0 || flags & O_TRUNC != 0 else {
-            // No in-place changes yet: the open succeeds (`touch`, programs that open for
-            // writing and only change times, O_RDWR readers), a write through it fails with EOPNOTSUPP.
-            return try await openForReading(inode, path, refusesWrites: true)
+            // Appends and in-place changes: composed on the server (Compose/).
+            return try await openForChanges(inode, path, opener: opener)
         }
         var posix = inode.facts.posix
         let now = FileTime.now()
@@ -139,6 +138,10 @@ extension ObsFileSystem {
                       process: ProcessID = .unknown) -> WriteAdmission {
         do {
             let file = try openFile(handle)
+            if let modify = file.modify { return write(modify, file.inode, at: offset, bytes: bytes) }
+            if let session = file.session, let continued = continueAfterCompletion(handle, file, session) {
+                return write(continued, file.inode, at: offset, bytes: bytes)
+            }
             guard let session = file.session else {
                 guard file.refusesWrites else { return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing")) }
                 let failure = FileSystemError(.notSupported, "\(file.inode.number): writing into an existing object without O_TRUNC (in-place changes) is not supported yet")
@@ -148,6 +151,22 @@ extension ObsFileSystem {
             return session.admit(at: offset, bytes: bytes, writer: writer, process: process)
         } catch {
             return .refused(FileSystemError(doing: "write", error))
+        }
+    }
+
+    /// A write after an earlier close() completed the file (`exec 3>f; echo a >&3; echo b >&3`):
+    /// the handle goes on as changes to the completed object.
+    private func continueAfterCompletion(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession) -> ModifySession? {
+        guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
+              let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
+                                                  written: session.intendedOptions) else { return nil }
+        return openFiles.withLock { files -> ModifySession? in
+            guard var open = files.files[handle] else { return nil }
+            if let existing = open.modify { return existing }
+            open.modify = modify
+            files.files[handle] = open
+            logger.info("\(session.key): written again after close() completed it; continuing by composition")
+            return modify
         }
     }
 
@@ -172,13 +191,20 @@ extension ObsFileSystem {
     /// unlinked while open is not completed: its upload is aborted at release.
     public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown) async throws {
         let file = try openFile(handle)
+        if let modify = file.modify {
+            guard modify.opener == .unknown || process == .unknown || process == modify.opener else { return }
+            try await file.session?.flush(writer: writer, process: process).get()
+            return try await commit(modify, file.inode)
+        }
         guard let session = file.session, !isDiscarded(file.inode) else { return }
         try await session.flush(writer: writer, process: process).get()
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
     }
 
     public func fsync(_ handle: FileHandleID) async throws {
-        guard let session = try openFile(handle).session else { return }
+        let file = try openFile(handle)
+        if let modify = file.modify { return try await commit(modify, file.inode) }
+        guard let session = file.session else { return }
         try await session.fsync().get()
     }
 
@@ -187,6 +213,21 @@ extension ObsFileSystem {
     public func release(_ handle: FileHandleID) async {
         guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
         file.reads?.close()
+        if let modify = file.modify {
+            defer { modify.close() }
+            if let session = file.session {
+                _ = await session.release()
+                openFiles.withLock { files in
+                    if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
+                }
+            }
+            do {
+                try await commit(modify, file.inode)
+            } catch {
+                logger.error("\(modify.key): the changes of a file closed without a successful flush are lost: \(error)")
+            }
+            return
+        }
         guard let session = file.session else { return }
         let discarded = isDiscarded(file.inode)
         let result = discarded ? await session.shutdown(because: "unlinked while open for writing") : await session.release()

@@ -45,7 +45,7 @@ public enum WriteAdmission: Sendable {
 
 /// A write that waits for a part buffer.
 public final class PendingWrite: Sendable {
-    fileprivate let result = OneShot<Result<Int, FileSystemError>>()
+    let result = OneShot<Result<Int, FileSystemError>>()
     /// The byte count written, once the bytes are in part buffers, or why it failed.
     public var outcome: Result<Int, FileSystemError> { get async { await result.value } }
 }

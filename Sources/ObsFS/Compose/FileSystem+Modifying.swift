@@ -1,0 +1,98 @@
+// Wiring of ModifySession: opens of existing objects for writing without O_TRUNC, writes after
+// an earlier close() completed the file, and truncate of a closed object all change the object
+// by server-side composition (ModifySession.swift). The close rule is the upload's: the flush
+// from the opener composes; other flushes pass; fsync and release compose too.
+import OBSProtocol
+
+extension ObsFileSystem {
+    /// The bytes a file's changes may hold in memory before they are composed early.
+    var changeBudget: Int { Int(configuration.upload.pool.capacity / 4) }
+
+    func makeModifySession(key: ObjectKey, etag: ETag?, size: Int64, opener: ProcessID, written: ObjectOptions?) throws -> ModifySession {
+        guard let composer = store as? any ObjectComposer else { throw FileSystemError(.notSupported, "this store cannot compose objects") }
+        let executor = CompositionExecutor(store: composer, pool: configuration.upload.pool, parallel: configuration.upload.parallel,
+                                           integrity: configuration.upload.integrity, logger: logger)
+        let options = written ?? ObjectOptions()
+        var customerKey: CustomerKey?
+        if case .customer(let key)? = options.encryption { customerKey = key }
+        let limits = CompositionLimits(dialect: configuration.dialect, maximumUploadPartSize: configuration.upload.pool.capacity / 4)
+        return try ModifySession(key: key, baseETag: etag, baseSize: size, opener: opener, options: options, customerKey: customerKey,
+                                 store: store, executor: executor, limits: limits, readPool: readPool, readSettings: configuration.read.settings,
+                                 changeBudget: changeBudget, logger: logger)
+    }
+
+    /// The options a composed object keeps: what the store says the base carries (metadata,
+    /// Content-Type, storage class), or what this mount wrote it with.
+    func optionsOfExisting(_ inode: Inode, _ path: String) async throws -> ObjectOptions {
+        if let written = inode.state.withLock({ $0.writtenOptions }) { return written }
+        var options = ObjectOptions()
+        do {
+            if let head = try await store.headObject(objectKey(path)) {
+                options.metadata = head.metadata
+                options.contentType = head.contentType
+            }
+        } catch {
+            throw storeFailure("reading the metadata of \(objectKey(path))", error)
+        }
+        return options
+    }
+
+    /// Opens an existing object for changes (no O_TRUNC).
+    func openForChanges(_ inode: Inode, _ path: String, opener: ProcessID) async throws -> OpenedFile {
+        if inode.facts.expiry <= .now { _ = try await getattr(inode.number) }
+        let facts = inode.facts
+        let options = try await optionsOfExisting(inode, path)
+        let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, opener: opener, written: options)
+        inode.state.withLock { $0.cachedETag = nil }
+        return OpenedFile(handle: register(OpenFile(inode: inode, session: nil, modify: modify)), keepCache: false, directIO: true)
+    }
+
+    /// Composes what `modify` holds and records the new object in the inode.
+    func commit(_ modify: ModifySession, _ inode: Inode) async throws {
+        let (etag, size): (ETag?, Int64)
+        do {
+            (etag, size) = try await modify.commit()
+        } catch let error as ObjectChangedError {
+            let failure = FileSystemError(.io, "\(modify.key): \(error.description); the changes were not stored")
+            logger.error("\(failure.reason)")
+            throw failure
+        } catch {
+            throw storeFailure("composing \(modify.key)", error)
+        }
+        inode.state.withLock { state in
+            state.facts.etag = etag
+            state.facts.size = size
+            state.facts.lastModified = .now()
+            state.facts.expiry = freshExpiry()
+        }
+    }
+
+    /// A write to a changing file; beyond the memory budget the changes held are composed
+    /// first and the write waits for that.
+    func write(_ modify: ModifySession, _ inode: Inode, at offset: Int64, bytes: UnsafeRawBufferPointer) -> WriteAdmission {
+        if modify.write(bytes, at: offset) { return .accepted(bytes.count) }
+        let pending = PendingWrite()
+        let copy = Array(bytes)
+        Task {
+            do {
+                try await self.commit(modify, inode)
+                let accepted = copy.withUnsafeBytes { modify.write($0, at: offset) }
+                _ = pending.result.fulfill(accepted ? .success(copy.count) : .failure(FileSystemError(.outOfMemory, "\(modify.key): one write larger than the change budget")))
+            } catch {
+                _ = pending.result.fulfill(.failure(FileSystemError(doing: "composing before a write", error)))
+            }
+        }
+        return .waiting(pending)
+    }
+
+    /// Truncate of a closed object: its length changed by one composition (or natively).
+    func truncateExisting(_ inode: Inode, _ path: String, to size: Int64) async throws {
+        let facts = inode.facts
+        let options = try await optionsOfExisting(inode, path)
+        let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, opener: .unknown, written: options)
+        defer { modify.close() }
+        modify.truncate(to: size)
+        try await commit(modify, inode)
+        logger.info("\(objectKey(path)): length changed from \(facts.size) to \(size) bytes")
+    }
+}

@@ -1,0 +1,251 @@
+// Changing an existing object through an open file: appends (`>>`, `O_APPEND`), in-place writes
+// (`O_RDWR`, `dd conv=notrunc`, `pwrite`), truncation, and writes after an earlier close()
+// completed the file. The open file is its base object (pinned by ETag) plus the ranges written
+// since, held in memory; reads see both (read-your-writes). At the opener's flush, at fsync and
+// at release the new object is composed on the server (CompositionPlan.swift): unchanged
+// ranges are UploadPartCopy copies of the base, changed ranges are uploaded, so only what
+// changed crosses the wire. The base is never touched before the new object is complete; then
+// the new object becomes the base and writing may go on.
+//
+// On an OBS parallel file system bucket the native calls are used instead: `PUT ?modify` for
+// each changed range and `PUT ?truncate` for a new length.
+//
+// Memory: the changed ranges of one file may hold at most `changeBudget` bytes; a write beyond
+// it composes what is held first (the write waits for that) and continues from the new base.
+import Logging
+import OBSProtocol
+import Synchronization
+
+/// The ranges written since the base, non-overlapping, sorted by offset.
+struct ChangedRanges: Sendable, ChangedBytes {
+    struct Run: Sendable {
+        var offset: Int64
+        var bytes: [UInt8]
+        var end: Int64 { offset + Int64(bytes.count) }
+    }
+
+    private(set) var runs: [Run] = []
+
+    var byteCount: Int { runs.reduce(0) { $0 + $1.bytes.count } }
+    var ranges: [Range<Int64>] { runs.map { $0.offset..<$0.end } }
+    var isEmpty: Bool { runs.isEmpty }
+
+    /// Lays `bytes` at `offset` over what is held, merging runs that touch.
+    mutating func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) {
+        guard !bytes.isEmpty else { return }
+        let end = offset + Int64(bytes.count)
+        var merged = Run(offset: offset, bytes: Array(bytes))
+        var kept: [Run] = []
+        for run in runs {
+            if run.end < offset || run.offset > end {
+                kept.append(run)
+                continue
+            }
+            // Touching or overlapping: the union, the new bytes winning.
+            let start = min(run.offset, merged.offset)
+            let stop = max(run.end, merged.end)
+            var union = [UInt8](repeating: 0, count: Int(stop - start))
+            union.replaceSubrange(Int(run.offset - start)..<Int(run.end - start), with: run.bytes)
+            union.replaceSubrange(Int(offset - start)..<Int(end - start), with: merged.bytes[Int(offset - merged.offset)..<Int(end - merged.offset)])
+            if merged.offset < offset { union.replaceSubrange(Int(merged.offset - start)..<Int(offset - start), with: merged.bytes[0..<Int(offset - merged.offset)]) }
+            if merged.end > end { union.replaceSubrange(Int(end - start)..<Int(merged.end - start), with: merged.bytes[Int(end - merged.offset)...]) }
+            merged = Run(offset: start, bytes: union)
+        }
+        kept.append(merged)
+        runs = kept.sorted { $0.offset < $1.offset }
+    }
+
+    /// Drops everything at or past `size`.
+    mutating func cut(at size: Int64) {
+        runs = runs.compactMap { run in
+            if run.offset >= size { return nil }
+            if run.end <= size { return run }
+            return Run(offset: run.offset, bytes: Array(run.bytes[0..<Int(size - run.offset)]))
+        }
+    }
+
+    /// Lays the held bytes that fall in `range` over `destination` (which holds `range`).
+    func overlay(_ range: Range<Int64>, on destination: inout [UInt8]) {
+        for run in runs where run.offset < range.upperBound && run.end > range.lowerBound {
+            let start = max(run.offset, range.lowerBound)
+            let stop = min(run.end, range.upperBound)
+            destination.replaceSubrange(Int(start - range.lowerBound)..<Int(stop - range.lowerBound),
+                                        with: run.bytes[Int(start - run.offset)..<Int(stop - run.offset)])
+        }
+    }
+
+    func copyBytes(_ range: Range<Int64>, into destination: UnsafeMutableRawBufferPointer) {
+        var bytes = [UInt8](repeating: 0, count: range.count)
+        overlay(range, on: &bytes)
+        bytes.withUnsafeBytes { destination.copyMemory(from: $0) }
+    }
+}
+
+/// One open file changing an existing object.
+final class ModifySession: Sendable {
+    let key: ObjectKey
+    /// The process whose flush composes (the close rule of write-semantics.md).
+    let opener: ProcessID
+    private let store: any ObjectStore
+    private let executor: CompositionExecutor
+    private let limits: CompositionLimits
+    private let options: ObjectOptions
+    private let customerKey: CustomerKey?
+    private let readPool: ReadBufferPool
+    private let readSettings: ReadSettings
+    private let changeBudget: Int
+    private let logger: Logger
+
+    struct State {
+        var baseETag: ETag?
+        /// The base's length.
+        var baseSize: Int64
+        /// The base's length still visible (a truncate since the base cuts it).
+        var baseVisible: Int64
+        var size: Int64
+        var changes = ChangedRanges()
+        /// A truncate or extension since the base, even with no bytes written.
+        var resized = false
+        var baseReads: ObjectReadStream
+    }
+
+    /// The base, the changes and the size; never held across an await.
+    private let state: Mutex<State>
+    /// One composition at a time.
+    private let composing = AsyncBudget(units: 1)
+
+    init(key: ObjectKey, baseETag: ETag?, baseSize: Int64, opener: ProcessID, options: ObjectOptions, customerKey: CustomerKey?,
+         store: any ObjectStore, executor: CompositionExecutor, limits: CompositionLimits, readPool: ReadBufferPool,
+         readSettings: ReadSettings, changeBudget: Int, logger: Logger) throws {
+        guard let reader = store as? any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
+        self.key = key
+        self.opener = opener
+        self.store = store
+        self.executor = executor
+        self.limits = limits
+        self.options = options
+        self.customerKey = customerKey
+        self.readPool = readPool
+        self.readSettings = readSettings
+        self.changeBudget = changeBudget
+        self.logger = logger
+        let reads = ObjectReadStream(key: key, etag: baseETag, size: baseSize, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
+        state = Mutex(State(baseETag: baseETag, baseSize: baseSize, baseVisible: baseSize, size: baseSize, baseReads: reads))
+    }
+
+    var size: Int64 { state.withLock { $0.size } }
+    var etag: ETag? { state.withLock { $0.changes.isEmpty && !$0.resized ? $0.baseETag : nil } }
+
+    /// Takes a write; false when the changes held would outgrow the budget (compose first).
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> Bool {
+        state.withLock { state in
+            guard state.changes.byteCount + bytes.count <= changeBudget || state.changes.isEmpty else { return false }
+            state.changes.write(bytes, at: offset)
+            state.size = max(state.size, offset + Int64(bytes.count))
+            return true
+        }
+    }
+
+    /// Sets the length: shorter cuts the base and the changes, longer reads as zeros.
+    func truncate(to size: Int64) {
+        state.withLock { state in
+            state.changes.cut(at: size)
+            state.baseVisible = min(state.baseVisible, size)
+            state.size = size
+            state.resized = true
+        }
+    }
+
+    /// Up to `count` bytes at `offset` of the file as written so far.
+    func read(at offset: Int64, count: Int) async throws -> [UInt8] {
+        let (size, baseVisible, reads, changes) = state.withLock { ($0.size, $0.baseVisible, $0.baseReads, $0.changes) }
+        guard offset < size, count > 0 else { return [] }
+        let range = offset..<min(offset + Int64(count), size)
+        var bytes = [UInt8](repeating: 0, count: range.count)
+        if offset < baseVisible {
+            let base = try await reads.read(at: offset, count: Int(min(range.upperBound, baseVisible) - offset))
+            bytes.replaceSubrange(0..<base.count, with: base)
+        }
+        changes.overlay(range, on: &bytes)
+        return bytes
+    }
+
+    /// Makes what was written durable: composes the new object (or sends the native calls) and
+    /// makes it the base. Returns the new ETag and size; nothing to do returns the current ones.
+    @discardableResult
+    func commit() async throws -> (etag: ETag?, size: Int64) {
+        await composing.acquire(1)
+        defer { composing.release(1) }
+        let (baseETag, baseSize, baseVisible, size, changes, resized) = state.withLock {
+            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized)
+        }
+        guard !changes.isEmpty || resized else { return (baseETag, size) }
+        let etag: ETag?
+        if let bucket = store.fileSystemBucket {
+            etag = try await commitNatively(bucket, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
+        } else {
+            let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
+            let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: options)
+            logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
+            etag = result.etag
+        }
+        guard let reader = store as? any ObjectReader else { return (etag, size) }
+        let reads = ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
+        let old = state.withLock { state -> ObjectReadStream in
+            let old = state.baseReads
+            state.baseETag = etag
+            state.baseSize = size
+            state.baseVisible = size
+            // Writes that arrived while composing stay as changes over the new base.
+            var later = state.changes
+            for range in changes.ranges { later.cutOut(range, matching: changes) }
+            state.changes = later
+            state.resized = state.size != size
+            state.baseReads = reads
+            return old
+        }
+        old.close()
+        return (etag, size)
+    }
+
+    /// The same change with the native calls: cut the base where a truncate cut it, write each
+    /// changed range in place, then extend to the new size (zeros) when it is longer.
+    private func commitNatively(_ bucket: any FileSystemBucketStore, baseSize: Int64, baseVisible: Int64, size: Int64,
+                                changes: ChangedRanges) async throws -> ETag? {
+        if baseVisible < baseSize { try await bucket.truncateNatively(key, length: baseVisible) }
+        var etag: ETag?
+        for run in changes.runs {
+            etag = try await bucket.modifyNatively(key, position: run.offset, bytes: MemoryRegion(owner: AlignedMemory(copying: run.bytes)))
+        }
+        if size > max(baseVisible, changes.runs.last?.end ?? 0) {
+            try await bucket.truncateNatively(key, length: size)
+            etag = nil
+        }
+        logger.info("\(key): \(changes.byteCount) bytes written in place (parallel file system), length \(size)")
+        return etag
+    }
+
+    func close() { state.withLock { $0.baseReads }.close() }
+}
+
+extension ChangedRanges {
+    /// Removes `range` when it still holds the bytes `committed` held there (a write that came
+    /// in while composing stays).
+    mutating func cutOut(_ range: Range<Int64>, matching committed: ChangedRanges) {
+        var expected = [UInt8](repeating: 0, count: range.count)
+        committed.overlay(range, on: &expected)
+        var current = [UInt8](repeating: 0, count: range.count)
+        overlay(range, on: &current)
+        guard expected == current else { return }
+        var remaining: [Run] = []
+        for run in runs {
+            if run.end <= range.lowerBound || run.offset >= range.upperBound {
+                remaining.append(run)
+                continue
+            }
+            if run.offset < range.lowerBound { remaining.append(Run(offset: run.offset, bytes: Array(run.bytes[0..<Int(range.lowerBound - run.offset)]))) }
+            if run.end > range.upperBound { remaining.append(Run(offset: range.upperBound, bytes: Array(run.bytes[Int(range.upperBound - run.offset)...]))) }
+        }
+        runs = remaining
+    }
+}
