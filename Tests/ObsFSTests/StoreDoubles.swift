@@ -414,3 +414,14 @@ extension InMemoryStore: FileSystemBucketStore {
         }
     }
 }
+
+/// Compositions against the in-memory objects: copies pinned by the source's ETag.
+extension InMemoryStore: ObjectComposer {
+    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>,
+                  sourceETag: ETag?, customerKey: CustomerKey?) async throws -> ETag {
+        if let sourceETag, contents.withLock({ $0.etags[source] }) != sourceETag {
+            throw ObjectChangedError(key: source, expected: sourceETag, detail: "412 PreconditionFailed")
+        }
+        return try await copyPart(key, uploadID: uploadID, number: number, source: source, range: range.lowerBound...(range.upperBound - 1))
+    }
+}

@@ -1,0 +1,86 @@
+// Changes to existing objects through open files (Compose/ModifySession.swift): the changed
+// ranges against a reference model, read-your-writes, composition at the opener's flush with
+// unchanged ranges copied, truncate of a closed object.
+#if canImport(Glibc)
+import Glibc
+#endif
+import OBSProtocol
+import Testing
+@testable import ObsFS
+
+struct ModifyTests {
+    @Test func changedRangesMatchAReferenceModel() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var changes = ChangedRanges()
+            var reference = [UInt8?](repeating: nil, count: 400)
+            for _ in 0..<Int.random(in: 1...12, using: &generator) {
+                let offset = Int.random(in: 0..<380, using: &generator)
+                let bytes = (0..<Int.random(in: 1...20, using: &generator)).map { _ in UInt8.random(in: 1...255, using: &generator) }
+                bytes.withUnsafeBytes { changes.write($0, at: Int64(offset)) }
+                for (index, byte) in bytes.enumerated() { reference[offset + index] = byte }
+            }
+            var seen = [UInt8](repeating: 0, count: 400)
+            changes.overlay(0..<400, on: &seen)
+            #expect(seen == reference.map { $0 ?? 0 })
+            #expect(changes.byteCount == reference.filter { $0 != nil }.count)
+            // Runs are sorted and never touch (touching runs merge).
+            #expect(zip(changes.runs, changes.runs.dropFirst()).allSatisfy { $0.end < $1.offset })
+        }
+    }
+
+    @Test func appendAndInPlaceWritesAreComposedAtTheOpenersFlush() async throws {
+        let store = InMemoryStore()
+        let base = pattern(3 * Int(minimumPart) + 1234)
+        store.seed("f", base)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "f")
+        let opener = ProcessID(55)
+        let handle = try await fs.open(file.inode, flags: O_RDWR, opener: opener).handle
+        let middle = Int64(minimumPart) + 10
+        #expect(await fs.write(handle, at: middle, bytes: [1, 2, 3], writer: WriterIdentity(5), process: opener).count == 3)
+        let tail = pattern(500, seed: 9)
+        #expect(await fs.write(handle, at: Int64(base.count), bytes: tail, writer: WriterIdentity(5), process: opener).count == 500)
+        var expected = base
+        expected.replaceSubrange(Int(middle)..<Int(middle) + 3, with: [1, 2, 3])
+        expected += tail
+        // Read-your-writes before anything is stored; stat shows the new size.
+        #expect(try await fs.read(handle, at: middle - 2, count: 7) == Array(expected[Int(middle) - 2..<Int(middle) + 5]))
+        #expect(try await fs.getattr(file.inode).size == Int64(expected.count))
+        #expect(store.object("f") == base)
+        try await fs.flush(handle, writer: WriterIdentity(9), process: ProcessID(77))  // a child's close: nothing yet
+        #expect(store.object("f") == base)
+        try await fs.flush(handle, writer: WriterIdentity(5), process: opener)
+        #expect(store.object("f") == expected)
+        #expect(store.contents.withLock { $0.copyCalls } >= 1)  // unchanged ranges copied on the server
+        await fs.release(handle)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func truncateOfAClosedObjectUpAndDown() async throws {
+        let store = InMemoryStore()
+        let base = pattern(Int(minimumPart) * 2 + 7)
+        store.seed("t", base)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "t")
+        #expect(try await fs.setattr(file.inode, AttributeChanges(size: 100)).size == 100)
+        #expect(store.object("t") == Array(base[0..<100]))
+        #expect(try await fs.setattr(file.inode, AttributeChanges(size: 300)).size == 300)
+        #expect(store.object("t") == Array(base[0..<100]) + [UInt8](repeating: 0, count: 200))
+    }
+
+    @Test func writesAfterTheOpenersCloseContinueTheFile() async throws {
+        // `exec 3>f; echo a >&3; echo b >&3`: the copy's close completes, the next write goes on.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let shell = ProcessID(100)
+        let (_, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
+        #expect(await fs.write(handle, at: 0, bytes: Array("a\n".utf8), writer: WriterIdentity(1), process: shell).count == 2)
+        try await fs.flush(handle, writer: WriterIdentity(1), process: shell)
+        #expect(store.object("f") == Array("a\n".utf8))
+        #expect(await fs.write(handle, at: 2, bytes: Array("b\n".utf8), writer: WriterIdentity(1), process: shell).count == 2)
+        try await fs.flush(handle, writer: WriterIdentity(1), process: shell)
+        #expect(store.object("f") == Array("a\nb\n".utf8))
+        await fs.release(handle)
+    }
+}
