@@ -22,9 +22,10 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
 
-        // Hashing over OpenSSL: MD5, SHA-256, HMAC.
-        .target(name: "OBSHashing", dependencies: ["COpenSSL"]),
+        // Hashing: MD5, SHA-256, HMAC over OpenSSL; CRC-64/ECMA and CRC-32C over ISA-L.
+        .target(name: "OBSHashing", dependencies: ["COpenSSL", "CISAL"]),
         // Wire protocol shared by client and server: typed values, headers, signing, XML, errors.
         .target(name: "OBSProtocol", dependencies: ["OBSHashing"]),
         // HTTP over the libcurl multi interface, one event thread for all transfers; bodies from and
@@ -67,12 +68,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        .testTarget(name: "OBSHashingTests", dependencies: ["OBSHashing"]),
+        .testTarget(name: "OBSHashingTests", dependencies: ["OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "OBSProtocolTests", dependencies: ["OBSProtocol", "OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "CurlTransportTests", dependencies: ["CurlTransport"]),
         .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer"]),
         .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"]),
-        .testTarget(name: "ObsFSTests", dependencies: ["ObsFS"]),
+        .testTarget(name: "ObsFSTests", dependencies: ["ObsFS", "OBSClient", "OBSLocalServer"]),
     ],
     swiftLanguageModes: [.v6]
 )

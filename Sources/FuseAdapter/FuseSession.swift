@@ -103,7 +103,7 @@ private final class Dispatcher: Sendable {
     /// The caller of a request: owner and umask of what it creates.
     static func caller(_ request: fuse_req_t) -> Caller {
         guard let context = fuse_req_ctx(request) else { return Caller(uid: getuid(), gid: getgid(), umask: 0o022) }
-        return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: context.pointee.umask)
+        return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: context.pointee.umask, process: ProcessID(context.pointee.pid))
     }
 
     /// Replies with an entry (lookup, mkdir, symlink, mknod); a reply the kernel did not take
@@ -250,13 +250,15 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let template = info.pointee
         let flags = template.flags
+        let opener = Dispatcher.caller(request).process
         dispatcher.answer(request) { request in
             var reply = template
             do {
-                let handle = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags)
-                reply.fh = handle.rawValue
-                if flags & O_ACCMODE != O_RDONLY { reply.direct_io = 1 }
-                if fuse_reply_open(request.raw, &reply) != 0 { await dispatcher.fileSystem.release(handle) }
+                let opened = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags, opener: opener)
+                reply.fh = opened.handle.rawValue
+                reply.direct_io = opened.directIO ? 1 : 0
+                reply.keep_cache = opened.keepCache ? 1 : 0
+                if fuse_reply_open(request.raw, &reply) != 0 { await dispatcher.fileSystem.release(opened.handle) }
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -269,7 +271,8 @@ private let operations: fuse_lowlevel_ops = {
         let handle = FileHandleID(info.pointee.fh)
         let writer = WriterIdentity(info.pointee.lock_owner)
         // The kernel's bytes are valid only now: admit copies them into part buffers (or aside).
-        let admission = dispatcher.fileSystem.write(handle, at: Int64(offset), bytes: UnsafeRawBufferPointer(start: buffer, count: size), writer: writer)
+        let admission = dispatcher.fileSystem.write(handle, at: Int64(offset), bytes: UnsafeRawBufferPointer(start: buffer, count: size), writer: writer,
+                                                    process: Dispatcher.caller(request).process)
         dispatcher.answer(request) { request in
             let result: Result<Int, FileSystemError>
             switch admission {
@@ -284,12 +287,27 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
+    ops.read = { request, _, size, offset, info in
+        guard let request, let info else { return }
+        let dispatcher = Dispatcher.from(request)
+        let handle = FileHandleID(info.pointee.fh)
+        dispatcher.answer(request) { request in
+            do {
+                let bytes = try await dispatcher.fileSystem.read(handle, at: Int64(offset), count: size)
+                _ = bytes.withUnsafeBytes { fuse_reply_buf(request.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
+            } catch {
+                dispatcher.fail(request, error)
+            }
+        }
+    }
+
     ops.flush = { request, _, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
         let writer = WriterIdentity(info.pointee.lock_owner)
-        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.flush(handle, writer: writer) }
+        let process = Dispatcher.caller(request).process
+        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.flush(handle, writer: writer, process: process) }
     }
 
     ops.fsync = { request, _, _, info in

@@ -79,7 +79,7 @@ public struct RetryPolicy: Sendable, Equatable {
         switch error {
         case .service(let service): service.isRetryable
         case .transport(let transport): transport.isRetryable
-        case .malformedResponse, .etagMismatch, .invalidArgument: false
+        case .malformedResponse, .etagMismatch, .checksumMismatch, .invalidArgument: false
         }
     }
 

@@ -9,11 +9,17 @@ public struct StoredObject: Sendable, Equatable {
     public var etag: ETag
     /// The version, when the bucket keeps versions.
     public var versionID: VersionID?
+    /// The object's checksum, when the upload sent one.
+    public var checksum: Checksum?
+    /// What the service's answer proved about the object's bytes.
+    public var verdict: IntegrityVerdict
 
     /// A stored object's identity.
-    public init(etag: ETag, versionID: VersionID? = nil) {
+    public init(etag: ETag, versionID: VersionID? = nil, checksum: Checksum? = nil, verdict: IntegrityVerdict = .unchecked) {
         self.etag = etag
         self.versionID = versionID
+        self.checksum = checksum
+        self.verdict = verdict
     }
 }
 
@@ -21,11 +27,15 @@ extension OBSClient {
     /// Starts a multipart upload of an object with `options` (ACL, grants, storage class,
     /// metadata, content type, encryption, expiry, tags, persistent headers, object lock).
     /// `options.encodingType`, when set, chooses `encoding-type` instead of the configuration.
+    /// `checksum` is the checksum the parts will carry (S3 wants CRC-32C declared here).
     /// Options the service would reject are rejected here, without a request.
-    public func initiateMultipartUpload(bucket: BucketName, key: ObjectKey, options: ObjectOptions = ObjectOptions()) async throws(OBSClientError) -> UploadID {
+    public func initiateMultipartUpload(bucket: BucketName, key: ObjectKey, options: ObjectOptions = ObjectOptions(),
+                                        checksum: ChecksumAlgorithm? = nil) async throws(OBSClientError) -> UploadID {
         let encoding = options.encodingType.map(\.keyEncoding) ?? configuration.keyEncoding
+        var headers = try headers(for: options)
+        for field in checksum?.initiationHeaders(for: dialect) ?? HeaderFields() { headers[field.name] = field.value }
         let call = OperationRequest(operation: "InitiateMultipartUpload", method: "POST", bucket: bucket, key: key,
-                                    query: [QueryItem("uploads")] + keyEncodingQuery(encoding), headers: try headers(for: options))
+                                    query: [QueryItem("uploads")] + keyEncodingQuery(encoding), headers: headers)
         let response = try await send(call)
         let result = try decode(InitiateMultipartUploadResult.self, response, call)
         guard result.key == key else { throw malformed(call, response, "upload initiated for key \(result.key), not \(key)") }
@@ -33,32 +43,36 @@ extension OBSClient {
     }
 
     /// Uploads one part from caller memory (sent in place; the region's owner stays alive until
-    /// the transfer is done). `md5` is the binary MD5 of the region: sent as Content-MD5 so the
-    /// service rejects a corrupted body, and compared with the returned ETag unless the service
-    /// encrypts with KMS or a customer key (then the ETag is not the MD5).
+    /// the transfer is done) with what proves its bytes (`integrity`: Content-MD5, a checksum
+    /// header, or nothing), and decides from the reply what that proved (Integrity.swift): a
+    /// mismatch throws, anything else is the receipt's verdict.
     /// `customerKey` is the upload's SSE-C key, which every part must carry again.
     public func uploadPart(bucket: BucketName, key: ObjectKey, uploadID: UploadID, partNumber: PartNumber,
-                           body: MemoryRegion, md5: [UInt8], customerKey: CustomerKey? = nil) async throws(OBSClientError) -> ETag {
+                           body: MemoryRegion, integrity: PartIntegrity, customerKey: CustomerKey? = nil) async throws(OBSClientError) -> PartReceipt {
         var headers = customerKey?.headers(for: dialect) ?? HeaderFields()
-        headers["Content-MD5"] = Base64.encode(md5)
+        var md5: [UInt8]?
+        var checksum: Checksum?
+        switch integrity {
+        case .md5(let digest):
+            md5 = digest
+            headers["Content-MD5"] = Base64.encode(digest)
+        case .checksum(let value):
+            checksum = value
+            let header = value.header(for: dialect)
+            headers[header.name] = header.value
+        case .none:
+            break
+        }
         let call = OperationRequest(operation: "UploadPart", method: "PUT", bucket: bucket, key: key,
                                     query: [QueryItem("partNumber", partNumber.description), QueryItem("uploadId", uploadID.rawValue)],
                                     headers: headers, body: .memory(body))
         let response = try await send(call)
         guard let header = response.headers["ETag"] else { throw malformed(call, response, "no ETag header") }
         let etag = ETag(header)
-        let expected = ETag(md5: md5)
-        if etag != expected && customerKey == nil && !isEncryptedWithoutMD5ETag(response) {
-            throw OBSClientError.etagMismatch(expected: expected, received: etag, requestID: requestID(of: response))
-        }
-        return etag
-    }
-
-    /// Whether the reply says the data is encrypted with KMS or a customer key, whose ETags are
-    /// not the MD5 of the plaintext.
-    func isEncryptedWithoutMD5ETag(_ response: HTTPResponse) -> Bool {
-        let algorithm = response.headers[dialect.header("server-side-encryption")] ?? ""
-        return algorithm == "kms" || algorithm == "aws:kms" || response.headers[dialect.header("server-side-encryption-customer-algorithm")] != nil
+        // An SSE-C part's ETag is never the MD5 of the plaintext.
+        let expected = customerKey == nil ? md5.map { ETag(md5: $0) } : nil
+        let verdict = try verdict(on: response, etag: etag, md5: md5, checksum: checksum, expectedETag: expected)
+        return PartReceipt(number: partNumber, etag: etag, size: Int64(body.range.count), checksum: checksum, verdict: verdict)
     }
 
     /// Copies a byte range (or all) of an existing object into a part, server-side.
@@ -76,18 +90,45 @@ extension OBSClient {
         return try decode(CopyPartResult.self, response, call).etag
     }
 
-    /// Completes an upload from the parts to keep, in ascending part-number order.
+    /// Completes an upload from the receipts of its parts (ascending part numbers): sends the
+    /// object's checksum combined from the parts' when every part carried one, and expects the
+    /// composite ETag when every part's ETag was its MD5 (Integrity.swift).
+    public func completeMultipartUpload(bucket: BucketName, key: ObjectKey, uploadID: UploadID,
+                                        receipts: [PartReceipt]) async throws(OBSClientError) -> StoredObject {
+        let allMD5 = !receipts.isEmpty && receipts.allSatisfy { $0.verdict == .etagMatchesMD5 }
+        let checksums = receipts.compactMap { receipt in receipt.checksum.map { (checksum: $0, size: receipt.size) } }
+        return try await complete(bucket: bucket, key: key, uploadID: uploadID,
+                                  parts: receipts.map { CompleteMultipartUpload.Part(partNumber: $0.number, etag: $0.etag, checksum: $0.checksum) },
+                                  expectedETag: allMD5 ? compositeETag(of: receipts.map(\.etag)) : nil,
+                                  checksum: checksums.count == receipts.count ? Checksum.combining(checksums) : nil)
+    }
+
+    /// Completes an upload from the parts to keep, in ascending part-number order. With
+    /// `expectedETag` the answered ETag must be it (unless the reply says the object is encrypted
+    /// with KMS or a customer key); `checksum` (the object's) is sent and, when answered, compared.
     ///
     /// If an attempt is lost in transport (timeout, connection reset) the service may have
     /// completed the upload anyway, and the retry then answers `NoSuchUpload`. In that case the
     /// object is checked with HEAD: if its ETag equals `expectedETag` (by default the composite
     /// ETag of the parts' MD5s) the upload is taken as completed.
     public func completeMultipartUpload(bucket: BucketName, key: ObjectKey, uploadID: UploadID,
-                                        parts: [(partNumber: PartNumber, etag: ETag)], expectedETag: ETag? = nil) async throws(OBSClientError) -> StoredObject {
+                                        parts: [(partNumber: PartNumber, etag: ETag)], expectedETag: ETag? = nil,
+                                        checksum: Checksum? = nil) async throws(OBSClientError) -> StoredObject {
+        try await complete(bucket: bucket, key: key, uploadID: uploadID,
+                           parts: parts.map { CompleteMultipartUpload.Part(partNumber: $0.partNumber, etag: $0.etag) },
+                           expectedETag: expectedETag, checksum: checksum)
+    }
+
+    private func complete(bucket: BucketName, key: ObjectKey, uploadID: UploadID, parts: [CompleteMultipartUpload.Part],
+                          expectedETag: ETag?, checksum: Checksum?) async throws(OBSClientError) -> StoredObject {
         guard !parts.isEmpty else { throw .invalidArgument("a multipart upload needs at least one part") }
-        let document = CompleteMultipartUpload(parts: parts.map { CompleteMultipartUpload.Part(partNumber: $0.partNumber, etag: $0.etag) })
+        let document = CompleteMultipartUpload(parts: parts)
         var headers = HeaderFields()
         headers["Content-Type"] = "application/xml"
+        if let checksum {
+            let header = checksum.header(for: dialect)
+            headers[header.name] = header.value
+        }
         let call = OperationRequest(operation: "CompleteMultipartUpload", method: "POST", bucket: bucket, key: key,
                                     query: [QueryItem("uploadId", uploadID.rawValue)], headers: headers,
                                     body: .bytes(document.serialized(for: dialect, withNamespace: false)))
@@ -102,11 +143,13 @@ extension OBSClient {
             }
             logger.notice("complete answered NoSuchUpload after a lost attempt; HEAD shows the completed object",
                           metadata: ["bucket": "\(bucket)", "key": "\(key)", "etag": "\(expected)"])
-            return StoredObject(etag: expected, versionID: object.versionID)
+            return StoredObject(etag: expected, versionID: object.versionID, checksum: checksum, verdict: .etagMatchesMD5)
         }
         if let error = embeddedError(in: response) { throw .service(error) }
         let result = try decode(CompleteMultipartUploadResult.self, response, call)
-        return StoredObject(etag: result.etag, versionID: response.headers[dialect.header("version-id")].map(VersionID.init))
+        let verdict = try verdict(on: response, etag: result.etag, md5: nil, checksum: checksum, expectedETag: expectedETag)
+        return StoredObject(etag: result.etag, versionID: response.headers[dialect.header("version-id")].map(VersionID.init),
+                            checksum: checksum, verdict: verdict)
     }
 
     /// The ETag a completed upload of parts with these (plain MD5) ETags has; nil when a part's

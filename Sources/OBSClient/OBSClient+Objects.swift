@@ -36,6 +36,15 @@ public struct AppendResult: Sendable, Equatable {
     public var etag: ETag?
 }
 
+extension OBSClientError {
+    /// The service refused a conditional request (`If-Match` and friends): 412
+    /// PreconditionFailed. A read pinned to an ETag fails so when the object was replaced.
+    public var isPreconditionFailed: Bool {
+        guard case .service(let error) = self else { return false }
+        return error.status == 412 || error.code == .preconditionFailed
+    }
+}
+
 extension OBSClient {
     // MARK: Writing
 
@@ -59,10 +68,8 @@ extension OBSClient {
         let response = try await send(call)
         guard let header = response.headers["ETag"] else { throw malformed(call, response, "no ETag header") }
         let etag = ETag(header)
-        if let md5, etag != ETag(md5: md5), !isEncryptedWithoutMD5ETag(response) {
-            throw .etagMismatch(expected: ETag(md5: md5), received: etag, requestID: requestID(of: response))
-        }
-        return StoredObject(etag: etag, versionID: response.headers[dialect.header("version-id")].map(VersionID.init))
+        let verdict = try verdict(on: response, etag: etag, md5: md5, checksum: nil, expectedETag: md5.map { ETag(md5: $0) })
+        return StoredObject(etag: etag, versionID: response.headers[dialect.header("version-id")].map(VersionID.init), verdict: verdict)
     }
 
     /// Appends caller memory to an appendable object (or creates one at position 0). The
@@ -85,8 +92,8 @@ extension OBSClient {
 
     /// Reads an object, or the inclusive byte `range` of it, straight into caller memory.
     /// Fails with a transport `.responseTooLarge` error if the body does not fit. `customerKey`
-    /// reads an SSE-C object; `ifMatch` fails the read with `PreconditionFailed` when the object
-    /// changed.
+    /// reads an SSE-C object; `ifMatch` fails the read with `PreconditionFailed` (412,
+    /// `OBSClientError.isPreconditionFailed`) when the object's ETag is another.
     public func getObject(bucket: BucketName, key: ObjectKey, range: ClosedRange<Int64>? = nil, into destination: MemoryRegion,
                           customerKey: CustomerKey? = nil, ifMatch: ETag? = nil) async throws(OBSClientError) -> ObjectRead {
         let call = getCall(bucket: bucket, key: key, range: range, destination: .memory(destination), customerKey: customerKey, ifMatch: ifMatch)

@@ -14,6 +14,8 @@ public enum OBSClientError: Error, Sendable, CustomStringConvertible {
     case malformedResponse(operation: String, detail: String, requestID: String?)
     /// A part or object arrived with an ETag other than the MD5 the client sent.
     case etagMismatch(expected: ETag, received: ETag, requestID: String?)
+    /// The service answered a checksum other than the one the client sent.
+    case checksumMismatch(sent: Checksum, received: String, requestID: String?)
     /// The call's arguments cannot be sent (no request was made).
     case invalidArgument(String)
 
@@ -26,6 +28,8 @@ public enum OBSClientError: Error, Sendable, CustomStringConvertible {
             "malformed \(operation) response: \(detail)" + (requestID.map { " (request-id \($0))" } ?? "")
         case .etagMismatch(let expected, let received, let requestID):
             "ETag mismatch: sent MD5 \(expected), server answered \(received)" + (requestID.map { " (request-id \($0))" } ?? "")
+        case .checksumMismatch(let sent, let received, let requestID):
+            "checksum mismatch: sent \(sent), server answered \(received)" + (requestID.map { " (request-id \($0))" } ?? "")
         case .invalidArgument(let detail): "invalid argument: \(detail)"
         }
     }
@@ -40,7 +44,7 @@ public enum OBSClientError: Error, Sendable, CustomStringConvertible {
     public var requestID: String? {
         switch self {
         case .service(let error): error.requestID
-        case .malformedResponse(_, _, let id), .etagMismatch(_, _, let id): id
+        case .malformedResponse(_, _, let id), .etagMismatch(_, _, let id), .checksumMismatch(_, _, let id): id
         case .transport, .invalidArgument: nil
         }
     }

@@ -68,6 +68,7 @@ struct WrittenBlob: Sendable {
     var md5: [UInt8]
     /// Present when the writer was asked to compute it (V4 signed payloads).
     var sha256: [UInt8]?
+    var checksums: StoredChecksums
 
     var segment: Segment { Segment(blob: id, length: length) }
 }
@@ -113,10 +114,12 @@ protocol BlobStorage: Sendable {
     func allBlobs() -> [BlobID]
 }
 
-/// Digests fed alongside a writer.
+/// Digests fed alongside a writer (the CRCs at hardware speed, for StoredChecksums.swift).
 final class BodyDigests {
     private let md5 = StreamingDigest(.md5)
     private let sha256: StreamingDigest?
+    private var crc64 = CRC(.crc64ecma)
+    private var crc32c = CRC(.crc32c)
 
     init(computeSHA256: Bool) { sha256 = computeSHA256 ? StreamingDigest(.sha256) : nil }
 
@@ -124,10 +127,14 @@ final class BodyDigests {
         buffer.withUnsafeReadableBytes { bytes in
             md5.update(bytes)
             sha256?.update(bytes)
+            crc64.update(bytes)
+            crc32c.update(bytes)
         }
     }
 
-    func finalize() -> (md5: [UInt8], sha256: [UInt8]?) { (md5.finalize(), sha256?.finalize()) }
+    func finalize() -> (md5: [UInt8], sha256: [UInt8]?, checksums: StoredChecksums) {
+        (md5.finalize(), sha256?.finalize(), StoredChecksums(crc64ecma: crc64, crc32c: crc32c))
+    }
 }
 
 /// An error of the storage layer (disk full, I/O error): answered as `500 InternalError`.
@@ -239,8 +246,8 @@ final class DiskBlobWriter: BlobWriter, @unchecked Sendable {
             FileSystem.remove(path)
             throw error
         }
-        let (md5, sha256) = digests.finalize()
-        return WrittenBlob(id: id, length: length, md5: md5, sha256: sha256)
+        let (md5, sha256, checksums) = digests.finalize()
+        return WrittenBlob(id: id, length: length, md5: md5, sha256: sha256, checksums: checksums)
     }
 
     func abort() {
@@ -305,8 +312,8 @@ final class MemoryBlobWriter: BlobWriter, @unchecked Sendable {
         let id = BlobID.random()
         storage.store(id, buffers)
         buffers = []
-        let (md5, sha256) = digests.finalize()
-        return WrittenBlob(id: id, length: length, md5: md5, sha256: sha256)
+        let (md5, sha256, checksums) = digests.finalize()
+        return WrittenBlob(id: id, length: length, md5: md5, sha256: sha256, checksums: checksums)
     }
 
     func abort() { buffers = [] }

@@ -18,22 +18,29 @@ public final class OBSLocalServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
     private let channel: any Channel
+    /// The data directory's lock (DataDirectoryLock), released by `stop`; nil in memory.
+    private let dataDirectoryLock: FileLock?
     /// Set once `stop` has run.
     private let stopped = Mutex(false)
 
     /// `http://127.0.0.1:PORT`
     public var endpoint: String { "http://\(host):\(port)" }
 
-    private init(port: Int, host: String, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel) {
+    private init(port: Int, host: String, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel,
+                 dataDirectoryLock: FileLock?) {
         self.port = port
         self.host = host
         self.group = group
         self.threadPool = threadPool
         self.channel = channel
+        self.dataDirectoryLock = dataDirectoryLock
     }
 
-    /// Opens the data directory, creates the configured buckets and starts listening.
+    /// Locks and opens the data directory, creates the configured buckets and starts listening.
+    /// Throws `DataDirectoryInUse` when another server holds the directory.
     public static func start(_ configuration: ServerConfiguration) throws -> OBSLocalServer {
+        var dataDirectoryLock: FileLock?
+        if case .directory(let path) = configuration.storage { dataDirectoryLock = try DataDirectoryLock.acquire(directory: path) }
         let threadPool = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         threadPool.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
@@ -53,10 +60,12 @@ public final class OBSLocalServer: Sendable {
                 }
             let channel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
             guard let port = channel.localAddress?.port else { throw StorageIOError(operation: "bind", path: configuration.host, errno: EADDRNOTAVAIL) }
-            return OBSLocalServer(port: port, host: configuration.host, group: group, threadPool: threadPool, channel: channel)
+            return OBSLocalServer(port: port, host: configuration.host, group: group, threadPool: threadPool, channel: channel,
+                                  dataDirectoryLock: dataDirectoryLock)
         } catch {
             try? group.syncShutdownGracefully()
             try? threadPool.syncShutdownGracefully()
+            dataDirectoryLock?.release()
             throw error
         }
     }
@@ -74,6 +83,7 @@ public final class OBSLocalServer: Sendable {
         // hopping to its connection's loop, and queued tasks are failed the same way, so the loops
         // must still run then. (Loops stopped first left those promises unfulfilled: a leaked
         // promise, a trap in debug builds.) Work submitted after this fails at once, on the loop.
+        defer { dataDirectoryLock?.release() }
         try threadPool.syncShutdownGracefully()
         try group.syncShutdownGracefully()
     }

@@ -178,7 +178,7 @@ final class ObjectStore: Sendable {
                    attributes: ObjectAttributes, acl: AccessControl) throws(OBSLocalError) -> ObjectRecord {
         let record = ObjectRecord(key: key.rawValue, size: blob.length, etag: (etag ?? ETag(md5: blob.md5)).value,
                                   lastModified: nowMilliseconds, segments: blob.length > 0 ? [blob.segment] : [],
-                                  attributes: attributes, acl: acl)
+                                  attributes: attributes, acl: acl, checksums: blob.checksums)
         if blob.length == 0 { blobs.delete([blob.id]) }
         let replaced = try replaceObject(bucket, record)
         blobs.delete(replaced)
@@ -253,8 +253,10 @@ final class ObjectStore: Sendable {
                 throw OBSLocalError(.entityTooLarge, "Your proposed upload exceeds the maximum allowed object size.")
             }
             var record = existing ?? ObjectRecord(key: key.rawValue, size: 0, etag: "", lastModified: 0, segments: [],
-                                                  attributes: attributes, acl: acl, appendable: true)
+                                                  attributes: attributes, acl: acl, appendable: true,
+                                                  checksums: StoredChecksums(crc64ecma: CRC(.crc64ecma), crc32c: CRC(.crc32c)))
             if blob.length > 0 { record.segments.append(blob.segment) }
+            record.checksums = StoredChecksums.combining([(record.checksums, record.size), (blob.checksums, blob.length)])
             record.size += blob.length
             record.etag = ETag(md5: blob.md5).value
             record.lastModified = nowMilliseconds
@@ -319,7 +321,7 @@ final class ObjectStore: Sendable {
     /// Records a part (replacing an earlier part of that number) and returns its ETag.
     func putPart(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, number: PartNumber, blob: WrittenBlob) throws(OBSLocalError) -> PartRecord {
         let part = PartRecord(number: number.rawValue, size: blob.length, etag: blob.md5.hexString,
-                              lastModified: nowMilliseconds, segment: blob.segment)
+                              lastModified: nowMilliseconds, segment: blob.segment, checksums: blob.checksums)
         let replaced = try withBucket(bucket) { (b: inout StoredBucket) throws(OBSLocalError) -> BlobID? in
             guard var upload = b.uploads[id.rawValue], StoredKey(upload.record.key) == StoredKey(key) else { throw .noSuchUpload(id) }
             try journaled { try journal.savePart(part, uploadID: id.rawValue, bucket: bucket.rawValue) }
@@ -332,7 +334,9 @@ final class ObjectStore: Sendable {
     }
 
     /// Completes an upload from the client's part list; checks order, ETags and sizes.
-    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)]) throws(OBSLocalError) -> ObjectRecord {
+    /// `verify` checks the object's checksums (combined from the parts') before anything changes.
+    func completeUpload(_ bucket: BucketName, _ key: ObjectKey, _ id: UploadID, parts requested: [(PartNumber, ETag)],
+                        verify: (StoredChecksums?) throws(OBSLocalError) -> Void = { _ in }) throws(OBSLocalError) -> ObjectRecord {
         guard !requested.isEmpty else {
             throw .malformedXML
         }
@@ -353,9 +357,12 @@ final class ObjectStore: Sendable {
             }
             let md5s = chosen.map { ETag($0.etag).md5Bytes ?? [] }
             let segments = chosen.map(\.segment).filter { $0.length > 0 }
+            let checksums = StoredChecksums.combining(chosen.map { ($0.checksums, $0.size) })
+            try verify(checksums)
             let object = ObjectRecord(key: key.rawValue, size: chosen.reduce(0) { $0 + $1.size },
                                       etag: ETag.composite(partMD5s: md5s).value, lastModified: nowMilliseconds,
-                                      segments: segments, attributes: upload.record.attributes, acl: upload.record.acl)
+                                      segments: segments, attributes: upload.record.attributes, acl: upload.record.acl,
+                                      checksums: checksums)
             try journaled { try journal.saveObject(object, bucket: bucket.rawValue) }
             journal.removeUpload(id.rawValue, bucket: bucket.rawValue)
             b.uploads[id.rawValue] = nil

@@ -58,8 +58,12 @@ struct Operations: Sendable {
     func perform(_ request: RoutedRequest, identity: SignatureVerifier.Identity, input: OperationInput) throws(OBSLocalError) -> ServerResponse {
         let dialect = identity.dialect
         let owner = Operations.ownerID(for: identity.accessKey)
+        /// The checksum headers a body carried and matched, echoed by PUT and UploadPart.
+        var checksumEcho: [(String, String)] = []
         switch input {
-        case .blob(let blob): try checkDigests(request, blob: blob)
+        case .blob(let blob):
+            try checkDigests(request, blob: blob)
+            checksumEcho = try blob.checksums.verify(request.headers, dialect: dialect)
         case .document(let body):
             if let expected = try contentMD5(request), expected != Hash.md5(body) {
                 throw OBSLocalError(.badDigest, "The Content-MD5 you specified did not match what we received.")
@@ -80,7 +84,7 @@ struct Operations: Sendable {
             let attributes = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: now)
             let acl = try AccessControl(parsing: request.headers, dialect: dialect, ownerID: owner)
             let record = try store.putObject(bucket, key, blob: blob, attributes: attributes, acl: acl)
-            return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + attributes.encryptionHeaders(dialect: dialect))
+            return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + attributes.encryptionHeaders(dialect: dialect) + checksumEcho)
         case .copyObject:
             return try copyObject(request, bucket: bucket, key: key, dialect: dialect, owner: owner)
         case .getObject, .headObject:
@@ -100,19 +104,22 @@ struct Operations: Sendable {
             let id = try uploadID(request)
             let part = try store.putPart(bucket, key, id, number: try partNumber(request), blob: blob)
             let upload = try store.upload(bucket, key, id)
-            return ServerResponse(headers: [("ETag", ETag(part.etag).quoted)] + upload.attributes.encryptionHeaders(dialect: dialect))
+            return ServerResponse(headers: [("ETag", ETag(part.etag).quoted)] + upload.attributes.encryptionHeaders(dialect: dialect) + checksumEcho)
         case .uploadPartCopy:
             return try uploadPartCopy(request, bucket: bucket, key: key, dialect: dialect)
         case .completeMultipartUpload:
             guard case .document(let body) = input, let document = try? CompleteMultipartUpload(parsing: body) else {
                 throw .malformedXML
             }
-            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) })
+            let record = try store.completeUpload(bucket, key, try uploadID(request), parts: document.parts.map { ($0.partNumber, $0.etag) }) {
+                (checksums: StoredChecksums?) throws(OBSLocalError) in _ = try checksums?.verify(request.headers, dialect: dialect)
+            }
             let host = request.headers["Host"] ?? "127.0.0.1"
             let location = "http://\(host)/\(bucket.rawValue)/\(PercentEncoding.encodePath(key.rawValue))"
             let result = CompleteMultipartUploadResult(location: location, bucket: bucket, key: key, etag: ETag(record.etag),
                                                        encodingType: try keyEncoding(request))
-            return .xml(result.serialized(for: dialect), headers: record.attributes.encryptionHeaders(dialect: dialect))
+            return .xml(result.serialized(for: dialect),
+                        headers: record.attributes.encryptionHeaders(dialect: dialect) + (record.checksums?.headers(for: dialect) ?? []))
         case .abortMultipartUpload:
             try store.abortUpload(bucket, key, try uploadID(request))
             return ServerResponse(status: 204)
@@ -214,6 +221,8 @@ struct Operations: Sendable {
             range = requested
             status = 206
             headers.append(("Content-Range", "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(record.size)"))
+        } else {
+            headers += record.checksums?.headers(for: dialect) ?? []
         }
         if request.operation == .headObject {
             return ServerResponse(status: status, headers: headers, body: .lengthOnly(Int64(range.count)))

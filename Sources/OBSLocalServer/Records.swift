@@ -89,6 +89,8 @@ struct ObjectRecord: Codable, Sendable {
     var acl: AccessControl
     /// Created by append (`x-obs-object-type: Appendable`).
     var appendable: Bool = false
+    /// CRCs of the whole object; nil for objects stored before obs-local kept them.
+    var checksums: StoredChecksums?
 
     var objectKey: ObjectKey { ObjectKey(key) }
     /// `x-obs-object-type` and `x-obs-next-append-position` of an appendable object (the same in
@@ -115,4 +117,6 @@ struct PartRecord: Codable, Sendable {
     var etag: String
     var lastModified: Int64
     var segment: Segment
+    /// CRCs of the part's bytes; nil for parts stored before obs-local kept them.
+    var checksums: StoredChecksums?
 }

@@ -39,9 +39,12 @@ public struct CompleteMultipartUpload: XMLWireDocument, Equatable {
     public struct Part: Sendable, Equatable {
         public var partNumber: PartNumber
         public var etag: ETag
-        public init(partNumber: PartNumber, etag: ETag) {
+        /// The part's CRC-32C, which S3 wants listed when the upload declared it (`ChecksumCRC32C`).
+        public var checksum: Checksum?
+        public init(partNumber: PartNumber, etag: ETag, checksum: Checksum? = nil) {
             self.partNumber = partNumber
             self.etag = etag
+            self.checksum = checksum
         }
     }
 
@@ -52,13 +55,20 @@ public struct CompleteMultipartUpload: XMLWireDocument, Equatable {
     public init(xml root: XML.Element) throws(XML.ParseError) {
         parts = []
         for element in root.children("Part") {
-            parts.append(Part(partNumber: try element.requiredPartNumber("PartNumber"), etag: try element.requiredETag("ETag")))
+            let checksum = element.optionalText(Self.crc32cElement).flatMap { Checksum(.crc32c, headerValue: $0) }
+            parts.append(Part(partNumber: try element.requiredPartNumber("PartNumber"), etag: try element.requiredETag("ETag"), checksum: checksum))
         }
     }
 
+    private static let crc32cElement = "ChecksumCRC32C"
+
     public func xml(for dialect: Dialect) -> XML.Element {
         XML.Element(Self.rootName, parts.map { part in
-            XML.Element("Part", [.leaf("PartNumber", part.partNumber.description), .leaf("ETag", part.etag.quoted)])
+            var children: [XML.Element] = [.leaf("PartNumber", part.partNumber.description), .leaf("ETag", part.etag.quoted)]
+            if dialect != .obs, let checksum = part.checksum, checksum.algorithm == .crc32c {
+                children.append(.leaf(Self.crc32cElement, checksum.headerValue))
+            }
+            return XML.Element("Part", children)
         })
     }
 }

@@ -41,11 +41,14 @@ public struct FileSystemConfiguration: Sendable {
     public var singleCopyLimit: Int64
     /// Server-side copies in flight during a directory rename.
     public var renameParallel: Int
+    /// Prefetch window and read memory (`read_ahead=`, `read_memory_budget=`).
+    public var read: ReadMountOptions
 
     public init(bucket: BucketName, prefix: String, upload: UploadSettings, uploadOptions: UploadMountOptions = UploadMountOptions(),
                 readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32 = 0o022, listPageSize: Int = 1000,
                 attributeTimeout: Duration = .seconds(10), negativeTimeout: Duration = .seconds(5),
-                copyPartSize: Int64 = 512 << 20, singleCopyLimit: Int64 = 5 << 30, renameParallel: Int = 8) {
+                copyPartSize: Int64 = 512 << 20, singleCopyLimit: Int64 = 5 << 30, renameParallel: Int = 8,
+                read: ReadMountOptions = ReadMountOptions()) {
         precondition(prefix.isEmpty || prefix.hasSuffix("/"), "prefix must be empty or end with /")
         self.bucket = bucket
         self.prefix = prefix
@@ -61,6 +64,7 @@ public struct FileSystemConfiguration: Sendable {
         self.copyPartSize = copyPartSize
         self.singleCopyLimit = singleCopyLimit
         self.renameParallel = renameParallel
+        self.read = read
     }
 }
 
@@ -89,11 +93,13 @@ public struct Caller: Sendable, Equatable {
     public var gid: UInt32
     /// The caller's umask (applied to the mode of what it creates).
     public var umask: UInt32
+    public var process: ProcessID
 
-    public init(uid: UInt32, gid: UInt32, umask: UInt32) {
+    public init(uid: UInt32, gid: UInt32, umask: UInt32, process: ProcessID = .unknown) {
         self.uid = uid
         self.gid = gid
         self.umask = umask
+        self.process = process
     }
 }
 
@@ -127,10 +133,14 @@ public final class ObsFileSystem: Sendable {
     let fileAttributeChanges = AsyncBudget(units: 1)
     let table: InodeTable
     let negativeCache: NegativeCache
+    /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
+    let readPool: ReadBufferPool
 
     struct OpenFile {
         let inode: Inode
         let session: UploadSession?
+        /// The object version the handle reads (open for reading, or O_RDWR of an object).
+        var reads: ObjectReadStream? = nil
         /// Opened for writing an existing non-empty object without O_TRUNC: writes are refused.
         var refusesWrites = false
     }
@@ -162,6 +172,7 @@ public final class ObsFileSystem: Sendable {
         rootFacts.posixLoaded = true
         table = InodeTable(rootFacts: rootFacts)
         negativeCache = NegativeCache(timeout: configuration.negativeTimeout)
+        readPool = configuration.read.makePool()
     }
 
     // MARK: Shared helpers

@@ -23,6 +23,15 @@ public struct DirectoryHandleID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "dir handle \(rawValue)" }
 }
 
+/// The process (for the kernel: the thread) a request came from; `unknown` when the kernel did
+/// not say. The process that opened a file is the one whose close completes it.
+public struct ProcessID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int32
+    public init(_ rawValue: Int32) { self.rawValue = rawValue }
+    public static let unknown = ProcessID(0)
+    public var description: String { "pid \(rawValue)" }
+}
+
 /// Who issued a write or a flush: the kernel's lock owner, one value per file-descriptor table
 /// (a process, or threads sharing descriptors). `unknown` when the kernel did not say.
 public struct WriterIdentity: Hashable, Sendable, CustomStringConvertible {

@@ -57,6 +57,9 @@ public struct MountSource: Sendable, Equatable, CustomStringConvertible {
 public struct MountOptions: Sendable {
     /// `url=`: the endpoint; nil starts the embedded obs-local server.
     public var endpoint: String?
+    /// `data_dir=`: the embedded server's data directory (nil: the default one); mounts naming
+    /// the same directory share one server.
+    public var dataDirectory: String?
     /// `passwd_file=`: `AK:SK[:TOKEN]`, refused when group- or world-readable.
     public var passwordFile: String?
     /// `dialect=obs|v2|v4`.
@@ -73,12 +76,16 @@ public struct MountOptions: Sendable {
     public var parallel = 4
     /// `memory_budget=`: bytes of part buffers for the whole mount.
     public var memoryBudget: Int64 = 512 << 20
+    /// `checksum=crc64|crc32c|md5|none`; nil: the strongest the dialect supports (`integrity`).
+    public var checksum: UploadIntegrity?
     /// `log_file=`: where a background (daemonized) mount appends its log.
     public var logFile: String?
     /// `allow_other`: other users may access the mount.
     public var allowOther = false
     /// `ro`: read-only.
     public var readOnly = false
+    /// `allow_over_mount`: mount even where a FUSE filesystem is mounted already.
+    public var allowOverMount = false
     /// `uid=`, `gid=`: owner shown for every file (default: the mounting user).
     public var uid: UInt32?
     public var gid: UInt32?
@@ -91,8 +98,13 @@ public struct MountOptions: Sendable {
     public var attributeTimeout: Duration = .seconds(10)
     /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
     public var negativeTimeout: Duration = .seconds(5)
+    /// `read_ahead=`, `read_memory_budget=` (Read/ReadMountOptions.swift).
+    public var read = ReadMountOptions()
 
     public init() {}
+
+    /// What each part carries to prove its bytes: `checksum=`, else CRC-64 on OBS, CRC-32C on S3.
+    public var integrity: UploadIntegrity { checksum ?? .strongest(for: dialect) }
 
     /// Parses the comma-separated lists given with `-o` (each `-o` may carry several options;
     /// later options override earlier ones; `\,` is a comma inside a value, as in libfuse).
@@ -104,6 +116,10 @@ public struct MountOptions: Sendable {
             }
         }
         try upload.check(now: now)
+        try read.check()
+        if let checksum, !checksum.isSupported(by: dialect) {
+            throw MountOptionError(option: "checksum=\(checksum)", reason: "OBS endpoints know only crc64 (crc32c needs dialect=v2 or v4)")
+        }
         guard memoryBudget >= 2 * partSize else {
             throw MountOptionError(option: "memory_budget=\(memoryBudget)", reason: "must be at least twice part_size (\(partSize) bytes)")
         }
@@ -141,6 +157,7 @@ public struct MountOptions: Sendable {
             }
             endpoint = url
         case "passwd_file": passwordFile = try required()
+        case "data_dir": dataDirectory = try required()
         case "dialect":
             guard let parsed = Dialect(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be obs, v2 or v4") }
             dialect = parsed
@@ -165,6 +182,9 @@ public struct MountOptions: Sendable {
             let size = try MountOptions.size(try required(), option)
             guard size >= 2 * ProtocolLimits.minimumPartSize else { throw MountOptionError(option: option, reason: "must be at least 200K") }
             memoryBudget = size
+        case "checksum":
+            guard let parsed = UploadIntegrity(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be crc64, crc32c, md5 or none") }
+            checksum = parsed
         case "log_file": logFile = try required()
         case "allow_other":
             try flag()
@@ -175,6 +195,9 @@ public struct MountOptions: Sendable {
         case "rw":
             try flag()
             readOnly = false
+        case "allow_over_mount":
+            try flag()
+            allowOverMount = true
         case "uid":
             guard let id = UInt32(try required()) else { throw MountOptionError(option: option, reason: "must be a numeric user ID") }
             uid = id
@@ -187,6 +210,7 @@ public struct MountOptions: Sendable {
         case "attr_timeout": attributeTimeout = try Self.seconds(option, try required())
         case "negative_timeout": negativeTimeout = try Self.seconds(option, try required())
         default:
+            if try read.apply(name: name, value: value, option: option) { return }
             try upload.apply(name: name, value: value, now: now)
         }
     }

@@ -10,11 +10,15 @@ public struct OBSClientStore: ObjectStore {
     /// The mount's SSE-C key (`sse_c_key_file=`): a HEAD refused with 400 is sent again with it,
     /// for SSE-C objects, whose HEAD needs the key.
     public let customerKey: CustomerKey?
+    /// The checksum the mount's parts carry (`checksum=`), declared on initiation where the
+    /// dialect wants it.
+    public let checksum: ChecksumAlgorithm?
 
-    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil) {
+    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, checksum: ChecksumAlgorithm? = nil) {
         self.client = client
         self.bucket = bucket
         self.customerKey = customerKey
+        self.checksum = checksum
     }
 
     /// A one-key listing: unlike HEAD bucket it answers with the error code (InvalidAccessKeyId,
@@ -57,17 +61,17 @@ public struct OBSClientStore: ObjectStore {
     }
 
     public func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
-        try await client.initiateMultipartUpload(bucket: bucket, key: key, options: options)
+        try await client.initiateMultipartUpload(bucket: bucket, key: key, options: options, checksum: checksum)
     }
 
-    public func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8],
-                           customerKey: CustomerKey?) async throws -> ETag {
-        try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: number, body: body, md5: contentMD5,
+    public func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                           customerKey: CustomerKey?) async throws -> PartReceipt {
+        try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: number, body: body, integrity: integrity,
                                     customerKey: customerKey)
     }
 
-    public func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
-        try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts.map { ($0.number, $0.etag) }).etag
+    public func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
+        try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, receipts: parts)
     }
 
     public func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws {

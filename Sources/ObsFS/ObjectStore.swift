@@ -1,5 +1,7 @@
 // What the filesystem needs from an object store. The OBS client implements it
-// (OBSClientStore); tests use an in-memory store and a fault-injecting one.
+// (OBSClientStore); tests use an in-memory store and a fault-injecting one. Part receipts and
+// stored objects are the client's types: integrity is decided there, once.
+import OBSClient
 import OBSProtocol
 
 /// What the store knows about one object.
@@ -44,19 +46,6 @@ public struct ObjectListing: Sendable {
     }
 }
 
-/// A part the store has acknowledged, as CompleteMultipartUpload lists it.
-public struct UploadedPart: Sendable, Equatable {
-    public var number: PartNumber
-    public var etag: ETag
-    public var size: Int64
-
-    public init(number: PartNumber, etag: ETag, size: Int64) {
-        self.number = number
-        self.etag = etag
-        self.size = size
-    }
-}
-
 /// The object-store operations the filesystem uses. Errors are `ServiceError` for answers of
 /// the store and anything else for transport failures; `ErrnoMapping` turns both into errno.
 /// Every call may be made from any task, concurrently.
@@ -68,12 +57,14 @@ public protocol ObjectStore: Sendable {
     /// Lists keys under `prefix`, grouping at `delimiter` (none: every key below), starting after `marker`.
     func listObjects(prefix: String, delimiter: String?, marker: String?, maxKeys: Int) async throws -> ObjectListing
     func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID
-    /// Sends one part straight from `body` with its Content-MD5 (and the upload's SSE-C key, which
-    /// every part must carry); returns the ETag the store answered.
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8],
-                    customerKey: CustomerKey?) async throws -> ETag
-    /// Completes with the given parts (ascending); returns the object's ETag.
-    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag
+    /// Sends one part straight from `body` with what proves its bytes (Content-MD5 or a checksum)
+    /// and the upload's SSE-C key, which every part must carry. The receipt's verdict is final:
+    /// the store has decided integrity from the answer (a mismatch throws).
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                    customerKey: CustomerKey?) async throws -> PartReceipt
+    /// Completes with the receipts of the parts (ascending); the object's checksum and the
+    /// composite ETag are derived and checked from them (a mismatch throws).
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws
     /// Creates a zero-byte object; returns its ETag.
     func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag

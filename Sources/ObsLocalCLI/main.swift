@@ -5,8 +5,10 @@
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
 // free one). Stops cleanly on SIGTERM and SIGINT. A usage error (a malformed --listen, an unusable
-// --data-dir, an unknown option) is one line on stderr and exit status 2. The secret key may also
-// come from the environment variable OBS_LOCAL_SECRET_KEY, which keeps it out of `ps` output.
+// --data-dir, an unknown option) is one line on stderr and exit status 2, and so is a --data-dir
+// that another server holds (DataDirectoryLock: the line names the directory and the holder's
+// PID). The secret key may also come from the environment variable OBS_LOCAL_SECRET_KEY, which
+// keeps it out of `ps` output.
 import ArgumentParser
 import Dispatch
 import OBSLocalServer
@@ -52,12 +54,17 @@ struct ObsLocal: ParsableCommand {
             try command.run()
         } catch {
             if exitCode(for: error) == .validationFailure {
-                let line = "obs-local: \(message(for: error))\n"
-                _ = line.withCString { write(2, $0, strlen($0)) }
+                printErrorLine(message(for: error))
                 exit(withError: ExitCode(2))
             }
             exit(withError: error)
         }
+    }
+
+    /// `obs-local: MESSAGE` on stderr.
+    private static func printErrorLine(_ message: String) {
+        let line = "obs-local: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
 
     mutating func validate() throws {
@@ -112,12 +119,6 @@ struct ObsLocal: ParsableCommand {
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }
         if let accessKey, let secret {
             configuration.credentials = [Credentials(accessKey: accessKey, secretKey: secret)]
-        } else {
-            let development = ServerConfiguration.developmentCredentials
-            // The development keys are public by design; user-supplied secrets are never printed.
-            development.secretKey.withBytes { secret in
-                print("obs-local development keys: access key \(development.accessKey), secret key \(String(decoding: secret, as: UTF8.self))")
-            }
         }
         // SIGTERM and SIGINT are blocked in every thread (the server's threads inherit the mask)
         // and taken by `sigwait`: one sent at any moment, even right after the ready line, stays
@@ -127,7 +128,20 @@ struct ObsLocal: ParsableCommand {
         sigaddset(&stopSignals, SIGTERM)
         sigaddset(&stopSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
-        let server = try OBSLocalServer.start(configuration)
+        let server: OBSLocalServer
+        do {
+            server = try OBSLocalServer.start(configuration)
+        } catch let inUse as DataDirectoryInUse {
+            ObsLocal.printErrorLine("\(inUse)")
+            throw ExitCode(2)
+        }
+        if accessKey == nil {
+            let development = ServerConfiguration.developmentCredentials
+            // The development keys are public by design; user-supplied secrets are never printed.
+            development.secretKey.withBytes { secret in
+                print("obs-local development keys: access key \(development.accessKey), secret key \(String(decoding: secret, as: UTF8.self))")
+            }
+        }
         let waitedSignals = stopSignals
         DispatchQueue.global().async {
             var waited = waitedSignals

@@ -95,7 +95,7 @@ struct BenchUploadCommand: AsyncParsableCommand {
                     let md5 = md5sAhead?[index] ?? Hash.md5(region.bytes)
                     let md5Seconds = CPUTime.currentThreadSeconds() - hashStart
                     let etag = try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber,
-                                                           body: region, md5: md5)
+                                                           body: region, integrity: .md5(md5)).etag
                     return UploadedPart(partNumber: partNumber, etag: etag, md5: md5, md5Seconds: md5Seconds)
                 }
             }

@@ -1,6 +1,8 @@
-// Everything between parsed options and a mounted session: credentials, the embedded server
-// when no url= is given, the client, the one-request check of bucket and credentials, the
-// filesystem core and the FUSE session.
+// Everything between parsed options and a mounted session: the check that nothing is mounted on
+// the mountpoint yet (MountTable), credentials, the embedded server when no url= is given
+// (EmbeddedServer: started, or joined when another mount runs it on the same data directory), the
+// client, the one-request check of bucket and credentials, the filesystem core and the FUSE
+// session.
 import CurlTransport
 import FuseAdapter
 import Logging
@@ -16,17 +18,14 @@ import Glibc
 /// A mounted filesystem and what keeps it served.
 struct MountSetup {
     let session: FuseSession
-    /// The embedded server, when this process started one. It serves until `stopEmbeddedServer`
-    /// (every request it answered is already on disk).
-    let embeddedServer: OBSLocalServer?
+    /// The embedded server (without url=), started by this process or joined. Released by
+    /// `stopEmbeddedServer`.
+    let embeddedServer: EmbeddedServer?
 
-    /// Stops the embedded server, once the session has ended (unmounted, uploads finished).
+    /// Once the session has ended (unmounted, uploads finished): stops the embedded server this
+    /// process started, after the mounts that joined it are gone, or leaves the one it joined.
     func stopEmbeddedServer(logger: Logger) {
-        do {
-            try embeddedServer?.stop()
-        } catch {
-            logger.warning("stopping the embedded obs-local server: \(error)")
-        }
+        embeddedServer?.release(logger: logger)
     }
 
     /// Why the mount cannot be set up: one line and the exit status.
@@ -36,7 +35,10 @@ struct MountSetup {
     }
 
     static func prepare(source: MountSource, options: MountOptions, mountpoint: String, debug: Bool, logger: Logger) async throws -> MountSetup {
-        var embeddedServer: OBSLocalServer?
+        if !options.allowOverMount, let mounted = MountTable.fuseMounts(on: mountpoint).last {
+            throw Failure(message: "\(mountpoint) is already mounted (\(mounted.source), \(mounted.type)): unmount it first (fusermount3 -u \(mountpoint)), or mount over it with -o allow_over_mount", exitCode: 1)
+        }
+        var embeddedServer: EmbeddedServer?
         let endpointURL: String
         let credentials: Credentials
         if let url = options.endpoint {
@@ -44,13 +46,14 @@ struct MountSetup {
             credentials = try loadCredentials(options)
         } else {
             credentials = (try? loadCredentials(options)) ?? ServerConfiguration.developmentCredentials
-            let server = try startEmbeddedServer(bucket: source.bucket, credentials: credentials, logger: logger)
+            let server = try EmbeddedServer.startOrJoin(dataDirectory: options.dataDirectory ?? EmbeddedServer.defaultDataDirectory(),
+                                                        bucket: source.bucket, credentials: credentials, logger: logger)
             embeddedServer = server
             endpointURL = server.endpoint
         }
         var mounted = false
-        // A mount that fails after the embedded server started stops it again.
-        defer { if !mounted { try? embeddedServer?.stop() } }
+        // A mount that fails after the embedded server started (or was joined) releases it again.
+        defer { if !mounted { embeddedServer?.release(logger: logger) } }
         guard let endpoint = Endpoint(endpointURL) else { throw Failure(message: "cannot parse url=\(endpointURL)", exitCode: 2) }
 
         var transport = TransportConfiguration()
@@ -67,20 +70,28 @@ struct MountSetup {
         } catch {
             throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
         }
-        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey)
+        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
+                                   checksum: options.integrity.checksumAlgorithm)
         do {
+            // A joined server was started for another mount's bucket: this one's is created, as
+            // the embedded server creates the bucket it is started for.
+            if embeddedServer?.joined == true, !(try await client.bucketExists(source.bucket)) {
+                try await client.createBucket(source.bucket)
+            }
             try await store.checkBucket()
         } catch {
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
         }
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
-        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1))
+        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1),
+                                      integrity: options.integrity)
         let fileSystem = ObsFileSystem(
             configuration: FileSystemConfiguration(bucket: source.bucket, prefix: source.prefix, upload: settings, uploadOptions: options.upload,
                                                    readOnly: options.readOnly,
                                                    ownerUID: options.uid ?? getuid(), ownerGID: options.gid ?? getgid(), umask: options.umask,
-                                                   attributeTimeout: options.attributeTimeout, negativeTimeout: options.negativeTimeout),
+                                                   attributeTimeout: options.attributeTimeout, negativeTimeout: options.negativeTimeout,
+                                                   read: options.read),
             store: store, logger: logger)
         var fuseOptions = ["fsname=obs:\(source.bucket)", "subtype=obsmount", "default_permissions"]
         if options.allowOther { fuseOptions.append("allow_other") }
@@ -91,7 +102,7 @@ struct MountSetup {
         } catch {
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
         mounted = true
         return MountSetup(session: session, embeddedServer: embeddedServer)
     }
@@ -120,44 +131,23 @@ struct MountSetup {
         return Credentials(accessKey: accessKey, secretKey: secretKey, securityToken: token?.isEmpty == false ? token : nil)
     }
 
-    private static func readSmallFile(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY)
+    /// The first `limit` bytes of a file, read to its end (files in /proc answer in pieces); the
+    /// buffer is zeroed afterwards (it may have held a secret).
+    static func readSmallFile(_ path: String, limit: Int = 64 * 1024) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
-        var bytes = [UInt8](repeating: 0, count: 64 * 1024)
-        let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        guard count >= 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: limit)
         defer { zeroize(&bytes) }
+        var count = 0
+        while count < limit {
+            let got = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + count, limit - count) }
+            if got < 0 && errno == EINTR { continue }
+            guard got >= 0 else { return nil }
+            if got == 0 { break }
+            count += got
+        }
         return String(decoding: bytes[0..<count], as: UTF8.self)
-    }
-
-    /// obs-local on a free loopback port, data under $XDG_DATA_HOME/obsmount when that is set,
-    /// else /var/lib/obsmount for root and ~/.local/share/obsmount for other users.
-    static func startEmbeddedServer(bucket: BucketName, credentials: Credentials, logger: Logger) throws -> OBSLocalServer {
-        let dataDirectory: String
-        if let xdg = getenv("XDG_DATA_HOME").map({ String(cString: $0) }), !xdg.isEmpty {
-            dataDirectory = xdg + "/obsmount"
-        } else if getuid() == 0 {
-            dataDirectory = "/var/lib/obsmount"
-        } else {
-            dataDirectory = (getenv("HOME").map { String(cString: $0) } ?? "/tmp") + "/.local/share/obsmount"
-        }
-        makeDirectories(dataDirectory)
-        do {
-            let server = try OBSLocalServer.start(ServerConfiguration(storage: .directory(dataDirectory), buckets: [bucket], credentials: [credentials]))
-            logger.notice("no url= given: started the embedded obs-local server at \(server.endpoint), data in \(dataDirectory)")
-            return server
-        } catch {
-            throw Failure(message: "cannot start the embedded obs-local server (data dir \(dataDirectory)): \(error)", exitCode: 1)
-        }
-    }
-
-    private static func makeDirectories(_ path: String) {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            mkdir(current, 0o700)
-        }
     }
 
     /// One line for a failed bucket check.

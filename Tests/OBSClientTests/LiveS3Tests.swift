@@ -63,7 +63,7 @@ struct LiveS3Tests {
             for part in parts {
                 group.addTask {
                     (part.number, try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: part.number,
-                                                              body: part.region, md5: part.md5))
+                                                              body: part.region, integrity: .md5(part.md5)).etag)
                 }
             }
             return try await group.reduce(into: [PartNumber: ETag]()) { $0[$1.0] = $1.1 }
@@ -160,7 +160,7 @@ struct LiveS3Tests {
         let body = AlignedMemory(copying: [UInt8](repeating: 0x5A, count: 200_000))
         let uploadID = try await client.initiateMultipartUpload(bucket: bucket, key: key)
         _ = try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: .first,
-                                        body: MemoryRegion(owner: body), md5: Hash.md5(body.rawBytes))
+                                        body: MemoryRegion(owner: body), integrity: .md5(Hash.md5(body.rawBytes)))
         let before = try await client.allMultipartUploads(bucket: bucket, prefix: key.rawValue).collect().flatMap(\.uploads)
         #expect(before.map(\.uploadID) == [uploadID])
         #expect(before.map(\.key) == [key])

@@ -77,7 +77,7 @@ struct LocalServerTests {
                 group.addTask {
                     let region = MemoryRegion(owner: memory, range: range)
                     return (index, try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: PartNumber(index + 1)!,
-                                                               body: region, md5: Hash.md5(region.bytes)))
+                                                               body: region, integrity: .md5(Hash.md5(region.bytes))).etag)
                 }
             }
             return try await group.reduce(into: [Int: ETag]()) { $0[$1.0] = $1.1 }
@@ -175,7 +175,7 @@ struct LocalServerTests {
         let body = MemoryRegion(owner: AlignedMemory(copying: Self.randomBytes(300_000)))
         let uploadID = try await client.initiateMultipartUpload(bucket: local.bucket, key: key)
         let etag = try await client.uploadPart(bucket: local.bucket, key: key, uploadID: uploadID, partNumber: .first,
-                                               body: body, md5: Hash.md5(body.bytes))
+                                               body: body, integrity: .md5(Hash.md5(body.bytes))).etag
         #expect(etag == ETag(md5: Hash.md5(body.bytes)))
         _ = try await client.completeMultipartUpload(bucket: local.bucket, key: key, uploadID: uploadID, parts: [(.first, etag)])
         do {
@@ -227,7 +227,7 @@ struct LocalServerTests {
         let body = MemoryRegion(owner: AlignedMemory(copying: data))
         let uploadID = try await client.initiateMultipartUpload(bucket: bucket, key: key)
         #expect(try await client.allMultipartUploads(bucket: bucket).collect().flatMap(\.uploads).map(\.uploadID) == [uploadID])
-        let etag = try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: .first, body: body, md5: Hash.md5(data))
+        let etag = try await client.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: .first, body: body, integrity: .md5(Hash.md5(data))).etag
         _ = try await client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: [(.first, etag)])
         #expect(try await client.listObjects(bucket: bucket, prefix: "vh/").contents.map(\.key) == [key])
         #expect(try await client.getObjectBytes(bucket: bucket, key: key, range: 1000 ... 1999).bytes == Array(data[1000 ... 1999]))

@@ -43,7 +43,7 @@ struct RequestBuildingTests {
         let (client, transport) = client(.scripted(dialect: dialect), [Reply.headers(200, [("ETag", "\"\(Hash.md5([1, 2, 3]).hexString)\"")])])
         let body = MemoryRegion(owner: AlignedMemory(copying: [1, 2, 3] as [UInt8]))
         _ = try await client.uploadPart(bucket: bucket, key: key, uploadID: UploadID("U/1+"), partNumber: PartNumber(7)!,
-                                        body: body, md5: Hash.md5([1, 2, 3]))
+                                        body: body, integrity: .md5(Hash.md5([1, 2, 3])))
         let request = try #require(transport.requests.first)
         #expect(request.method == "PUT")
         #expect(request.url == "http://127.0.0.1:9000/bkt/dir/a%20b%2B~%C3%A9%25.txt?partNumber=7&uploadId=U%2F1%2B")
@@ -243,7 +243,7 @@ struct RequestBuildingTests {
         ])
         let body = MemoryRegion(owner: AlignedMemory(copying: [1, 2, 3] as [UInt8]))
         let etag = try await client.uploadPart(bucket: bucket, key: key, uploadID: UploadID("U"), partNumber: .first, body: body,
-                                               md5: Hash.md5([1, 2, 3]), customerKey: customerKey)
+                                               integrity: .md5(Hash.md5([1, 2, 3])), customerKey: customerKey).etag
         #expect(etag == ETag(encrypted))
         let info = try await client.headObject(bucket: bucket, key: key, customerKey: customerKey)
         #expect(info.metadata == ["note": "café"])

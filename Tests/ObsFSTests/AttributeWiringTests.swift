@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import OBSClient
 import OBSHashing
 import OBSProtocol
 import Synchronization
@@ -36,14 +37,15 @@ final class AttributeKeepingStore: AttributeStore {
         try await inner.listObjects(prefix: prefix, delimiter: delimiter, marker: marker, maxKeys: maxKeys)
     }
     func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID { try await inner.initiateUpload(key, options: options) }
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
-        try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: contentMD5, customerKey: customerKey)
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                    customerKey: CustomerKey?) async throws -> PartReceipt {
+        try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity, customerKey: customerKey)
     }
-    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
-        let etag = try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
+        let stored = try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
         let options = inner.contents.withLock { $0.initiatedOptions[key] } ?? ObjectOptions()
         kept.withLock { $0.options[key] = options }
-        return etag
+        return stored
     }
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws { try await inner.abortUpload(key, uploadID: uploadID) }
     func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {

@@ -7,6 +7,7 @@ struct MountOptionsTests {
         let options = try MountOptions(parsing: [
             "url=http://127.0.0.1:9000,passwd_file=/etc/passwd-obs,dialect=v4,region=cn-north-4",
             "part_size=100K,parallel=8,memory_budget=1G,allow_other,ro,uid=12,gid=34,umask=027,addressing=virtual,cafile=/ca.pem,log_file=/var/log/obsmount.log",
+            "data_dir=/srv/obs,allow_over_mount",
         ])
         #expect(options.endpoint == "http://127.0.0.1:9000")
         #expect(options.passwordFile == "/etc/passwd-obs")
@@ -19,17 +20,20 @@ struct MountOptionsTests {
         #expect(options.uid == 12 && options.gid == 34 && options.umask == 0o027)
         #expect(options.caFile == "/ca.pem")
         #expect(options.logFile == "/var/log/obsmount.log")
+        #expect(options.dataDirectory == "/srv/obs" && options.allowOverMount)
     }
 
     @Test func defaults() throws {
         let options = try MountOptions(parsing: [])
         #expect(options.endpoint == nil && options.dialect == .obs && options.partSize == 8 << 20 && options.parallel == 4)
+        #expect(options.dataDirectory == nil && !options.allowOverMount)
     }
 
     @Test(arguments: [
         ("bogus", "bogus"), ("part_size=1K", "part_size=1K"), ("part_size=6G", "part_size=6G"), ("part_size=abc", "part_size=abc"),
         ("parallel=0", "parallel=0"), ("dialect=v3", "dialect=v3"), ("url=ftp://x", "url=ftp://x"), ("umask=999", "umask=999"),
         ("uid=-1", "uid=-1"), ("ro=1", "ro=1"), ("region=", "region="), ("memory_budget=10K", "memory_budget=10K"),
+        ("allow_over_mount=yes", "allow_over_mount=yes"), ("data_dir=", "data_dir="),
     ])
     func rejectsBadOptionsNamingThem(list: String, named: String) {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: [list]) }

@@ -86,11 +86,11 @@ struct NamespaceTests {
     @Test func openForWritingNeedsTruncOnNonEmptyObjects() async throws {
         let fs = makeFileSystem(storeWith(["full"]))
         let file = try await fs.lookup(parent: .root, name: "full")
-        let unchanged = try await fs.open(file.inode, flags: O_WRONLY)
+        let unchanged = try await fs.open(file.inode, flags: O_WRONLY).handle
         guard case .failure(let refused) = await write(fs, unchanged, at: 0, [1]) else { Issue.record("the write was accepted"); return }
         #expect(refused.errno == .notSupported)
         await fs.release(unchanged)
-        let handle = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC)
+        let handle = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC).handle
         #expect(try await fs.getattr(file.inode).size == 0)
         await fs.release(handle)
         let dir = try fs.openDirectory(.root)

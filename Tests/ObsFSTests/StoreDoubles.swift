@@ -1,14 +1,21 @@
 // Test doubles of ObjectStore: an in-memory store that enforces the multipart rules OBS enforces,
 // and a wrapper that injects failures and holds requests.
+import OBSClient
 import OBSHashing
 import OBSProtocol
 import Synchronization
 @testable import ObsFS
 
-/// An object store in memory with OBS's multipart rules: Content-MD5 checked (BadDigest), parts
-/// at least 100 KiB but the last (EntityTooSmall), ascending part numbers (InvalidPartOrder),
-/// ETags that match (InvalidPart), composite ETag on completion.
+/// An object store in memory with OBS's multipart rules: Content-MD5 and CRC checksums checked
+/// (BadDigest), parts at least 100 KiB but the last (EntityTooSmall), ascending part numbers
+/// (InvalidPartOrder), ETags that match (InvalidPart), composite ETag on completion, the object's
+/// checksum checked against its bytes. Receipts carry the verdict a client would decide. With
+/// `defaultKMS` it behaves like a bucket with default SSE-KMS: ETags are not MD5s.
 final class InMemoryStore: ObjectStore {
+    let defaultKMS: Bool
+
+    init(defaultKMS: Bool = false) { self.defaultKMS = defaultKMS }
+
     struct Upload {
         let key: ObjectKey
         var parts: [PartNumber: [UInt8]] = [:]
@@ -26,6 +33,10 @@ final class InMemoryStore: ObjectStore {
         var completeCalls = 0
         var abortCalls = 0
         var partUploads = 0
+        /// What each part upload carried, in arrival order.
+        var partIntegrity: [PartIntegrity] = []
+        /// The checksum each completion sent, by key.
+        var objectChecksums: [ObjectKey: Checksum] = [:]
         var listCalls = 0
         var headCalls = 0
         var copyCalls = 0
@@ -87,19 +98,35 @@ final class InMemoryStore: ObjectStore {
         }
     }
 
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+    /// The ETag of stored bytes: their MD5, or (default SSE-KMS) something else.
+    func etag(of bytes: [UInt8]) -> ETag { ETag(md5: Hash.md5(defaultKMS ? bytes + [0x6b] : bytes)) }
+
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                    customerKey: CustomerKey?) async throws -> PartReceipt {
         let bytes = Array(body.bytes)
-        let md5 = Hash.md5(bytes)
-        guard md5 == contentMD5 else { throw serviceError(.badDigest, "Content-MD5 does not match") }
+        var checksum: Checksum?
+        let verdict: IntegrityVerdict
+        switch integrity {
+        case .md5(let md5):
+            guard md5 == Hash.md5(bytes) else { throw serviceError(.badDigest, "Content-MD5 does not match") }
+            verdict = defaultKMS ? .acceptedByService : .etagMatchesMD5
+        case .checksum(let sent):
+            guard bytes.withUnsafeBytes({ Checksum(sent.algorithm, of: $0) }) == sent else { throw serviceError(.badDigest, "checksum does not match") }
+            checksum = sent
+            verdict = .checksumEchoed
+        case .none:
+            verdict = .unchecked
+        }
         return try contents.withLock { contents in
             guard contents.uploads[uploadID] != nil else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
             contents.uploads[uploadID]!.parts[number] = bytes
             contents.partUploads += 1
-            return ETag(md5: md5)
+            contents.partIntegrity.append(integrity)
+            return PartReceipt(number: number, etag: etag(of: bytes), size: Int64(bytes.count), checksum: checksum, verdict: verdict)
         }
     }
 
-    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try contents.withLock { contents in
             contents.completeCalls += 1
             guard let upload = contents.uploads[uploadID] else { throw serviceError(.noSuchUpload, "no upload \(uploadID)") }
@@ -107,19 +134,26 @@ final class InMemoryStore: ObjectStore {
             var object: [UInt8] = []
             var md5s: [[UInt8]] = []
             for (index, part) in parts.enumerated() {
-                guard let bytes = upload.parts[part.number], ETag(md5: Hash.md5(bytes)) == part.etag else {
+                guard let bytes = upload.parts[part.number], etag(of: bytes) == part.etag else {
                     throw serviceError(.invalidPart, "part \(part.number)")
                 }
                 if index < parts.count - 1, bytes.count < ProtocolLimits.minimumPartSize { throw serviceError(.entityTooSmall, "part \(part.number)") }
                 object += bytes
                 md5s.append(Hash.md5(bytes))
             }
-            let etag = ETag.composite(partMD5s: md5s)
+            let checksums = parts.compactMap { part in part.checksum.map { (checksum: $0, size: part.size) } }
+            let checksum = checksums.count == parts.count ? Checksum.combining(checksums) : nil
+            if let checksum {
+                guard object.withUnsafeBytes({ Checksum(checksum.algorithm, of: $0) }) == checksum else { throw serviceError(.badDigest, "object checksum") }
+                contents.objectChecksums[key] = checksum
+            }
+            let etag = defaultKMS ? etag(of: object) : ETag.composite(partMD5s: md5s)
             contents.objects[key] = object
             contents.etags[key] = etag
             contents.written[key] = contents.initiatedOptions[key]
             contents.uploads[uploadID] = nil
-            return etag
+            let verdict: IntegrityVerdict = checksum != nil ? .checksumEchoed : parts.allSatisfy { $0.verdict == .etagMatchesMD5 } ? .etagMatchesMD5 : .unchecked
+            return StoredObject(etag: etag, checksum: checksum, verdict: verdict)
         }
     }
 
@@ -213,8 +247,6 @@ final class FaultInjectingStore: ObjectStore {
         var heldParts: [CheckedContinuation<Void, Never>] = []
         var partsInFlight = 0
         var maxPartsInFlight = 0
-        /// ETag the store answers for part uploads instead of the real one.
-        var wrongPartETag: ETag?
     }
 
     let inner: InMemoryStore
@@ -227,8 +259,6 @@ final class FaultInjectingStore: ObjectStore {
         let error = ServiceError(status: status ?? code.httpStatus, code: code, message: "injected", requestID: "INJECTED-\(code)")
         state.withLock { $0.rules.append(Rule(operation: operation, nth: nth, error: error)) }
     }
-
-    func answerWrongPartETag(_ etag: ETag) { state.withLock { $0.wrongPartETag = etag } }
 
     /// Part uploads wait (asynchronously) until `releaseParts`.
     func holdParts() { state.withLock { $0.holdingParts = true } }
@@ -271,7 +301,8 @@ final class FaultInjectingStore: ObjectStore {
         return try await inner.initiateUpload(key, options: options)
     }
 
-    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, contentMD5: [UInt8], customerKey: CustomerKey?) async throws -> ETag {
+    func uploadPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, body: MemoryRegion, integrity: PartIntegrity,
+                    customerKey: CustomerKey?) async throws -> PartReceipt {
         state.withLock { state in
             state.partsInFlight += 1
             state.maxPartsInFlight = max(state.maxPartsInFlight, state.partsInFlight)
@@ -286,11 +317,10 @@ final class FaultInjectingStore: ObjectStore {
             if !hold { continuation.resume() }
         }
         try check(.uploadPart)
-        let etag = try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, contentMD5: contentMD5, customerKey: customerKey)
-        return state.withLock { $0.wrongPartETag } ?? etag
+        return try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity, customerKey: customerKey)
     }
 
-    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [UploadedPart]) async throws -> ETag {
+    func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try check(.complete)
         return try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
     }
@@ -325,5 +355,18 @@ final class FaultInjectingStore: ObjectStore {
     func deleteObject(_ key: ObjectKey) async throws {
         try check(.delete)
         try await inner.deleteObject(key)
+    }
+}
+
+/// Ranged reads of the in-memory objects, pinned by ETag like the real store.
+extension InMemoryStore: ObjectReader {
+    func readRange(_ key: ObjectKey, range: Range<Int64>, ifMatch: ETag?, customerKey: CustomerKey?,
+                   into destination: MemoryRegion) async throws -> Int {
+        let (bytes, etag) = contents.withLock { ($0.objects[key], $0.etags[key]) }
+        guard let bytes else { throw serviceError(.noSuchKey, "no \(key)") }
+        if let ifMatch, ifMatch != etag { throw ObjectChangedError(key: key, expected: ifMatch, detail: "412 PreconditionFailed") }
+        let slice = bytes[Int(range.lowerBound)..<min(Int(range.upperBound), bytes.count)]
+        slice.withUnsafeBytes { destination.mutableBytes.copyMemory(from: $0) }
+        return slice.count
     }
 }

@@ -10,11 +10,13 @@ let minimumPart = ProtocolLimits.minimumPartSize
 /// A mount over `store` with small parts so tests stay fast.
 func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.minimumPartSize, parallel: Int = 2,
                     budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000,
-                    uploadOptions: UploadMountOptions = UploadMountOptions()) -> ObsFileSystem {
+                    uploadOptions: UploadMountOptions = UploadMountOptions(), attributeTimeout: Duration = .seconds(10),
+                    singleCopyLimit: Int64 = 5 << 30, integrity: UploadIntegrity = .md5) -> ObsFileSystem {
     let schedule = PartSizeSchedule(initialPartSize: partSize, maximumPartSize: budget / 2)
-    let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget))
+    let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget), integrity: integrity)
     let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings, uploadOptions: uploadOptions,
-                                                ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize)
+                                                ownerUID: 1000, ownerGID: 1000, listPageSize: listPageSize,
+                                                attributeTimeout: attributeTimeout, singleCopyLimit: singleCopyLimit)
     var logger = Logger(label: "obsfs-test")
     logger.logLevel = .critical
     return ObsFileSystem(configuration: configuration, store: store, logger: logger)
@@ -49,6 +51,15 @@ func writeAll(_ fs: ObsFileSystem, _ handle: FileHandleID, _ bytes: [UInt8], chu
         let count = try await write(fs, handle, at: Int64(offset), Array(bytes[offset..<end]), writer: writer).get()
         offset += count
     }
+}
+
+/// Creates `name` in the root, writes `bytes` in `chunk`-sized writes, closes it; its inode.
+func writeFile(_ fs: ObsFileSystem, _ name: String, _ bytes: [UInt8], chunk: Int) async throws -> InodeNumber {
+    let (attributes, handle) = try await fs.create(parent: .root, name: name)
+    try await writeAll(fs, handle, bytes, chunk: chunk)
+    try await fs.flush(handle, writer: WriterIdentity(7))
+    await fs.release(handle)
+    return attributes.inode
 }
 
 func errno(of body: () async throws -> Void) async -> Errno? {

@@ -15,6 +15,7 @@
 // the name it was created with. SSE-C objects answer EOPNOTSUPP (the copy would need the key
 // on both sides, which this mount does not send yet). RENAME_NOREPLACE is honoured;
 // RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped atomically).
+import OBSClient
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -117,8 +118,8 @@ extension ObsFileSystem {
             throw FileSystemError(.fileTooBig, "\(source): \(size) bytes need more than \(PartNumber.range.upperBound) copy parts")
         }
         do {
-            var parts: [UploadedPart] = []
-            try await withThrowingTaskGroup(of: UploadedPart.self) { group in
+            var parts: [PartReceipt] = []
+            try await withThrowingTaskGroup(of: PartReceipt.self) { group in
                 var next = 0
                 func addNext() {
                     guard next < ranges.count else { return }
@@ -128,7 +129,8 @@ extension ObsFileSystem {
                         let number = PartNumber(index + 1)!  // checked above: at most 10,000 ranges
                         let range = ranges[index]
                         let etag = try await self.store.copyPart(target, uploadID: uploadID, number: number, source: source, range: range)
-                        return UploadedPart(number: number, etag: etag, size: Int64(range.count))
+                        // A copied part proves nothing about its bytes to the client: the store copied them.
+                        return PartReceipt(number: number, etag: etag, size: Int64(range.count), verdict: .unchecked)
                     }
                 }
                 for _ in 0..<configuration.renameParallel { addNext() }

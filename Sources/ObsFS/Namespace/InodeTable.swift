@@ -53,6 +53,9 @@ final class Inode: Sendable {
         var writtenOptions: ObjectOptions?
         /// Whether a directory has its own marker object (`name/`), where its metadata lives.
         var hasMarker: Bool = false
+        /// The ETag of the version the last open for reading saw: while it is unchanged the
+        /// kernel may keep the file's page cache between opens.
+        var cachedETag: ETag?
     }
 
     /// The facts `getattr` answers from; short critical sections only.

@@ -38,7 +38,7 @@ extension ObsFileSystem {
         }
         negativeCache.remove(parent, name)
         do {
-            let session = try await startUpload(inode, path, posix: posix)
+            let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
         } catch {
             table.unlink(parent, name)
@@ -47,32 +47,33 @@ extension ObsFileSystem {
         }
     }
 
-    /// Opens an existing file. Writing starts a new upload that replaces the object when it
-    /// completes; that needs O_TRUNC unless the object is empty (no in-place changes yet).
-    public func open(_ number: InodeNumber, flags: Int32) async throws -> FileHandleID {
+    /// Opens an existing file. Reading reads the version seen now (Read/FileSystem+Reading.swift).
+    /// Writing starts a new upload that replaces the object when it completes; that needs
+    /// O_TRUNC unless the object is empty (no in-place changes yet).
+    public func open(_ number: InodeNumber, flags: Int32, opener: ProcessID = .unknown) async throws -> OpenedFile {
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
-        guard flags & O_ACCMODE != O_RDONLY else { return register(OpenFile(inode: inode, session: nil)) }
+        guard flags & O_ACCMODE != O_RDONLY else { return try await openForReading(inode, path) }
         try checkWritable()
         let current = attributes(of: inode).size
         guard current == 0 || flags & O_TRUNC != 0 else {
             // No in-place changes yet: the open succeeds (`touch`, programs that open for
-            // writing and only change times), a write through it fails with EOPNOTSUPP.
-            return register(OpenFile(inode: inode, session: nil, refusesWrites: true))
+            // writing and only change times, O_RDWR readers), a write through it fails with EOPNOTSUPP.
+            return try await openForReading(inode, path, refusesWrites: true)
         }
         var posix = inode.facts.posix
         let now = FileTime.now()
         posix.modified = now
         posix.changed = now
-        let session = try await startUpload(inode, path, posix: posix)
+        let session = try await startUpload(inode, path, posix: posix, opener: opener)
         inode.state.withLock { state in
             state.facts.size = 0
             state.facts.etag = nil
         }
-        return register(OpenFile(inode: inode, session: session))
+        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: true)
     }
 
-    private func register(_ file: OpenFile) -> FileHandleID {
+    func register(_ file: OpenFile) -> FileHandleID {
         openFiles.withLock { files in
             let handle = FileHandleID(files.nextHandle)
             files.nextHandle += 1
@@ -81,7 +82,7 @@ extension ObsFileSystem {
         }
     }
 
-    private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata) async throws -> UploadSession {
+    private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> UploadSession {
         let key = objectKey(path)
         try openFiles.withLock { files in
             guard !files.shuttingDown else { throw FileSystemError(.io, "unmounting") }
@@ -101,14 +102,14 @@ extension ObsFileSystem {
             throw storeFailure("initiating the upload of \(key)", error)
         }
         let session = UploadSession(key: key, uploadID: uploadID, options: options, store: store,
-                                    settings: configuration.upload, logger: logger,
+                                    settings: configuration.upload, logger: logger, opener: opener,
                                     afterCompletion: { [weak self] session throws(FileSystemError) in try await self?.applyRecordedChanges(of: session) })
         openFiles.withLock { $0.uploads[inode.number] = session }
         logger.info("\(key): upload \(uploadID) initiated")
         return session
     }
 
-    private func openFile(_ handle: FileHandleID) throws -> OpenFile {
+    func openFile(_ handle: FileHandleID) throws -> OpenFile {
         try openFiles.withLock { files in
             guard let file = files.files[handle] else { throw FileSystemError(.badFileHandle, "unknown \(handle)") }
             return file
@@ -116,7 +117,8 @@ extension ObsFileSystem {
     }
 
     /// A write the kernel delivered; see `UploadSession.admit`. Synchronous, never blocks.
-    public func write(_ handle: FileHandleID, at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity) -> WriteAdmission {
+    public func write(_ handle: FileHandleID, at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity,
+                      process: ProcessID = .unknown) -> WriteAdmission {
         do {
             let file = try openFile(handle)
             guard let session = file.session else {
@@ -125,7 +127,7 @@ extension ObsFileSystem {
                 logger.warning("\(failure.reason)")
                 return .refused(failure)
             }
-            return session.admit(at: offset, bytes: bytes, writer: writer)
+            return session.admit(at: offset, bytes: bytes, writer: writer, process: process)
         } catch {
             return .refused(FileSystemError(doing: "write", error))
         }
@@ -150,10 +152,10 @@ extension ObsFileSystem {
 
     /// One `close()` of a descriptor of the file (see mount-options/write-semantics.md). A file
     /// unlinked while open is not completed: its upload is aborted at release.
-    public func flush(_ handle: FileHandleID, writer: WriterIdentity) async throws {
+    public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown) async throws {
         let file = try openFile(handle)
         guard let session = file.session, !isDiscarded(file.inode) else { return }
-        try await session.flush(writer: writer).get()
+        try await session.flush(writer: writer, process: process).get()
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
     }
 
@@ -165,7 +167,9 @@ extension ObsFileSystem {
     /// The last reference to the open file is gone. Errors can only be logged (the kernel does not
     /// wait for release).
     public func release(_ handle: FileHandleID) async {
-        guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }), let session = file.session else { return }
+        guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+        file.reads?.close()
+        guard let session = file.session else { return }
         let discarded = isDiscarded(file.inode)
         let result = discarded ? await session.shutdown(because: "unlinked while open for writing") : await session.release()
         openFiles.withLock { files in

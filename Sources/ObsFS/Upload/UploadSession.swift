@@ -1,25 +1,32 @@
-// Upload sessions: one file opened for writing is one multipart upload.
+// Upload sessions: one file opened for writing is one multipart upload. This file is the
+// lifecycle (writes admitted or queued, completion, failure, close rules, attribute changes);
+// PartAssembly.swift cuts the writes into parts, UploadWindow.swift owns the part uploads in
+// flight, UploadIntegrity.swift computes what each part carries to prove its bytes.
 //
 // Design note (the hot path)
 // - create/open initiates the upload (FileSystem does that) and builds a session.
 // - `admit` is called synchronously by the FUSE write callback while the kernel's buffer is
-//   valid. It copies the bytes straight into the part buffer being filled and feeds the part's
-//   MD5 as they arrive. A full part is sealed and its upload starts at once (Content-MD5, ETag
-//   checked), at most `parallel` per file; the buffer goes back to the pool when the store has
-//   answered. Nothing blocks: when no buffer is free (the mount's pool is used up, or this file
-//   already holds `parallel + 1` buffers) the rest of the write is copied aside and queued, and
-//   one drain task per session awaits a buffer and applies queued writes in arrival order. The
-//   write's reply waits for that: backpressure without a blocked thread and with memory bounded
-//   by the pool plus the writes the kernel has outstanding.
-// - Non-sequential writes are accepted while they fall in the part not yet sent (an overwrite
-//   makes the part's MD5 be recomputed from the buffer when it is sealed; a forward gap is
+//   valid. Under the state lock it only copies the bytes into the part buffer being filled
+//   (PartAssembly); the file's size is published in an atomic, so `stat` never takes this lock.
+//   A full part is sealed and handed to the window, which starts its upload task at once, at
+//   most `parallel` per file. The task computes the part's checksum or MD5 OUTSIDE the lock (so
+//   parts hash in parallel across cores, never on the FUSE thread), sends it, and gives the
+//   buffer back to the pool when the store has answered. The store decides integrity from the
+//   answer and returns a receipt (OBSClient/Integrity.swift); the session trusts its verdict.
+//   Nothing blocks: when no buffer is free (the mount's pool is used up, or this file already
+//   holds `parallel + 1` buffers) the rest of the write is copied aside and queued, and one drain
+//   task per session awaits a buffer and applies queued writes in arrival order. The write's reply
+//   waits for that: backpressure without a blocked thread and with memory bounded by the pool
+//   plus the writes the kernel has outstanding.
+// - Non-sequential writes are accepted while they fall in the part not yet sent (a forward gap is
 //   zero-filled). A write before that part fails with ESPIPE and aborts the upload.
 // - Completion, failure and the close rules are in mount-options/write-semantics.md. In short:
 //   the flush from the writer that wrote last completes (waits for parts in flight, sends the
-//   last part, checks sizes and the composite ETag); any failure aborts the upload once no part
-//   is in flight, and every later flush/close reports the failure.
+//   last part, checks sizes; the store checks the object's checksum or composite ETag); any
+//   failure cancels the parts in flight and aborts the upload once they have ended, and every
+//   later flush/close reports the failure.
 import Logging
-import OBSHashing
+import OBSClient
 import OBSProtocol
 import Synchronization
 
@@ -49,21 +56,16 @@ public struct UploadSettings: Sendable {
     /// Part uploads in flight per file.
     public var parallel: Int
     public var pool: PartBufferPool
+    /// What each part carries to prove its bytes (`checksum=`).
+    public var integrity: UploadIntegrity
 
-    public init(schedule: PartSizeSchedule, parallel: Int, pool: PartBufferPool) {
+    public init(schedule: PartSizeSchedule, parallel: Int, pool: PartBufferPool, integrity: UploadIntegrity = .md5) {
         precondition(parallel >= 1)
         self.schedule = schedule
         self.parallel = parallel
         self.pool = pool
+        self.integrity = integrity
     }
-}
-
-/// The running MD5 of the part being filled.
-private final class PartDigest: @unchecked Sendable {
-    // @unchecked: used only while holding the owning session's state lock.
-    private let digest = StreamingDigest(.md5)
-    func update(_ bytes: UnsafeRawBufferPointer) { digest.update(bytes) }
-    func finalize() -> [UInt8] { digest.finalize() }
 }
 
 /// One multipart upload fed by writes to one open file.
@@ -84,6 +86,8 @@ public final class UploadSession: Sendable {
     private let outcome = OneShot<Result<ETag, FileSystemError>>()
     /// Everything that changes as writes arrive and parts finish.
     private let state: Mutex<State>
+    /// The file's size (`PartAssembly.size`), stored under `state`'s lock, read without it.
+    private let publishedSize = Atomic<Int64>(0)
 
     private enum Phase {
         /// Accepting writes.
@@ -94,27 +98,6 @@ public final class UploadSession: Sendable {
         case failing(FileSystemError)
         /// Outcome decided.
         case done
-    }
-
-    private struct FillingPart {
-        let number: PartNumber
-        /// File offset of the part's first byte.
-        let start: Int64
-        let buffer: AlignedMemory
-        let digest = PartDigest()
-        var filled = 0
-        /// Bytes `0..<hashed` have been fed to `digest`.
-        var hashed = 0
-        /// An overwrite changed hashed bytes: hash the whole part when sealing.
-        var rehash = false
-        var capacity: Int { buffer.rawBytes.count }
-    }
-
-    private struct SealedPart {
-        let number: PartNumber
-        let buffer: AlignedMemory
-        let size: Int
-        let md5: [UInt8]
     }
 
     private struct QueuedWrite {
@@ -128,27 +111,23 @@ public final class UploadSession: Sendable {
 
     private struct State {
         var phase = Phase.open
-        /// Highest end offset written: the file's size.
-        var size: Int64 = 0
-        var filling: FillingPart?
-        var nextPartNumber: PartNumber? = .first
-        var nextPartStart: Int64 = 0
-        /// Sealed parts waiting for an upload slot.
-        var sealedWaiting: [SealedPart] = []
-        var inFlight = 0
-        var uploaded: [PartNumber: (part: UploadedPart, md5: [UInt8])] = [:]
+        /// The file's bytes cut into parts; its `size` is the file's size.
+        var assembly: PartAssembly
+        /// Sealed parts until the store's receipt; paused while re-initiating.
+        var window: UploadWindow
         var queued: [QueuedWrite] = []
         var drainerRunning = false
         /// Tasks waiting until nothing is queued, sealed or in flight.
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
         var finalizing = false
         var lastWriter: WriterIdentity?
+        /// The lock owner (descriptor table) of the opener, once a write or flush from the
+        /// opening process showed it: the opener's other threads complete the file too.
+        var openerOwner: WriterIdentity?
         /// ETag of the zero-byte object a flush of the still-empty file created.
         var emptyObjectETag: ETag?
         var writeRequests = 0
         var largestWrite = 0
-        /// A re-initiation is under way: sealed parts wait, completion and abort wait.
-        var reinitiating = false
         /// Attribute changes to send once the upload is complete (see `recordAfterCompletion`).
         var pendingUpdates: [ObjectUpdateRequest] = []
         /// The options those updates bring the object to.
@@ -158,7 +137,6 @@ public final class UploadSession: Sendable {
     }
 
     private enum Effect {
-        case upload(SealedPart)
         case complete
         case abort(FileSystemError)
         case drain
@@ -173,24 +151,21 @@ public final class UploadSession: Sendable {
         return nil
     }
 
-    /// Whether the store's ETags are MD5s of the bytes (not with SSE-KMS or SSE-C).
-    private var etagIsMD5: Bool {
-        switch options.encryption {
-        case .kms?, .customer?: false
-        case .obs?, nil: true
-        }
-    }
+    /// The process that opened the file: its close completes the upload.
+    public let opener: ProcessID
 
     public init(key: ObjectKey, uploadID: UploadID, options: ObjectOptions, store: any ObjectStore, settings: UploadSettings, logger: Logger,
+                opener: ProcessID = .unknown,
                 afterCompletion: @escaping @Sendable (UploadSession) async throws(FileSystemError) -> Void = { _ in }) {
         self.key = key
+        self.opener = opener
         identity = Mutex((uploadID, options))
         self.afterCompletion = afterCompletion
         self.store = store
         self.settings = settings
         self.logger = logger
         heldBuffers = AsyncBudget(units: Int64(settings.parallel + 1))
-        state = Mutex(State())
+        state = Mutex(State(assembly: PartAssembly(schedule: settings.schedule), window: UploadWindow(parallel: settings.parallel)))
     }
 
     /// The multipart upload's ID (a new one after `reinitiate`).
@@ -200,7 +175,7 @@ public final class UploadSession: Sendable {
     public var options: ObjectOptions { identity.withLock { $0.options } }
 
     /// Bytes written so far (the size `stat` shows while the file is being written).
-    public var size: Int64 { state.withLock { $0.size } }
+    public var size: Int64 { publishedSize.load(ordering: .acquiring) }
 
     /// The object's ETag once the upload completed (or the empty object was written).
     public var etag: ETag? {
@@ -216,23 +191,24 @@ public final class UploadSession: Sendable {
     /// arrived yet must not block the next writer).
     public var excludesOtherWriters: Bool {
         guard isUploading else { return false }
-        return state.withLock { !($0.size == 0 && $0.emptyObjectETag != nil && $0.queued.isEmpty) }
+        return state.withLock { !($0.assembly.size == 0 && $0.emptyObjectETag != nil && $0.queued.isEmpty) }
     }
 
     // MARK: Writes
 
     /// Takes a write the kernel delivered. Called synchronously while `bytes` is valid; copies
     /// what fits into part buffers and queues the rest. Never blocks.
-    public func admit(at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity) -> WriteAdmission {
+    public func admit(at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity, process: ProcessID = .unknown) -> WriteAdmission {
         var effects: [Effect] = []
         let admission = state.withLock { state -> WriteAdmission in
             state.writeRequests += 1
             state.largestWrite = max(state.largestWrite, bytes.count)
             guard case .open = state.phase else { return .refused(refusal(state)) }
             state.lastWriter = writer
+            if process == opener && process != .unknown && writer != .unknown { state.openerOwner = writer }
             var consumed = 0
             if state.queued.isEmpty {
-                switch apply(&state, offset: offset, bytes: bytes, effects: &effects) {
+                switch apply(&state, offset: offset, bytes: bytes) {
                 case .done: return .accepted(bytes.count)
                 case .failed(let error):
                     fail(&state, error, &effects)
@@ -255,80 +231,29 @@ public final class UploadSession: Sendable {
         return admission
     }
 
-    private enum ApplyResult {
-        case done
-        /// `count` bytes were applied; the rest needs a part buffer.
-        case needsBuffer(Int)
-        case failed(FileSystemError)
+    /// Copies `bytes` (written at `offset`) into part buffers; full parts go to the window.
+    private func apply(_ state: inout State, offset: Int64, bytes: UnsafeRawBufferPointer) -> PartAssembly.Applied {
+        var sealed: [SealedPart] = []
+        let applied = state.assembly.apply(offset: offset, bytes: bytes, buffer: takeBufferIfFree, sealed: { sealed.append($0) })
+        publishedSize.store(state.assembly.size, ordering: .releasing)
+        for part in sealed { state.window.add(part, launch: launchUpload) }
+        return applied
     }
 
-    /// Copies `bytes` (written at `offset`) into part buffers, sealing full parts.
-    private func apply(_ state: inout State, offset: Int64, bytes: UnsafeRawBufferPointer, effects: inout [Effect]) -> ApplyResult {
-        let unsentStart = state.filling?.start ?? state.nextPartStart
-        guard offset >= unsentStart else {
-            return .failed(FileSystemError(.illegalSeek, "write at offset \(offset), but the bytes before \(unsentStart) are already uploaded (random writes are not supported)"))
+    /// A part buffer of `size` bytes when this file may hold one more and the pool has one free.
+    private func takeBufferIfFree(size: Int64) -> AlignedMemory? {
+        guard heldBuffers.tryAcquire(1) else { return nil }
+        guard let buffer = settings.pool.tryTake(size: size) else {
+            heldBuffers.release(1)
+            return nil
         }
-        var position = offset
-        var index = 0
-        while index < bytes.count || state.size < position {
-            if state.filling == nil {
-                guard let number = state.nextPartNumber else {
-                    return .failed(FileSystemError(.fileTooBig, "the file would exceed this mount's largest object, \(settings.schedule.reach) bytes in \(PartNumber.range.upperBound) parts"))
-                }
-                let partSize = settings.schedule.size(of: number)
-                guard heldBuffers.tryAcquire(1) else { return .needsBuffer(index) }
-                guard let buffer = settings.pool.tryTake(size: partSize) else {
-                    heldBuffers.release(1)
-                    return .needsBuffer(index)
-                }
-                state.filling = FillingPart(number: number, start: state.nextPartStart, buffer: buffer)
-            }
-            // Invariant: state.size == filling.start + filling.filled.
-            var part = state.filling!
-            let local = Int(position - part.start)
-            if part.filled < local {
-                // A forward gap: zeros up to the write, or to the end of this part.
-                let gapEnd = min(local, part.capacity)
-                UnsafeMutableRawBufferPointer(rebasing: part.buffer.rawBytes[part.filled..<gapEnd]).initializeMemory(as: UInt8.self, repeating: 0)
-                part.filled = gapEnd
-            } else {
-                let count = min(bytes.count - index, part.capacity - local)
-                UnsafeMutableRawBufferPointer(rebasing: part.buffer.rawBytes[local..<(local + count)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + count)]))
-                if local < part.hashed { part.rehash = true }
-                part.filled = max(part.filled, local + count)
-                index += count
-                position += Int64(count)
-            }
-            if !part.rehash, part.hashed < part.filled {
-                part.digest.update(UnsafeRawBufferPointer(rebasing: part.buffer.rawBytes[part.hashed..<part.filled]))
-                part.hashed = part.filled
-            }
-            state.size = part.start + Int64(part.filled)
-            state.filling = part
-            if part.filled == part.capacity { seal(&state, &effects) }
-        }
-        return .done
+        return buffer
     }
 
-    /// Moves the filling part (if it holds bytes) to upload.
-    private func seal(_ state: inout State, _ effects: inout [Effect]) {
-        guard let part = state.filling else { return }
-        state.filling = nil
-        guard part.filled > 0 else {
-            effects.append(.giveBack(part.buffer))
-            return
-        }
-        let md5 = part.rehash ? Hash.md5(UnsafeRawBufferPointer(rebasing: part.buffer.rawBytes[0..<part.filled])) : part.digest.finalize()
-        state.nextPartStart = part.start + Int64(part.filled)
-        state.nextPartNumber = part.number.next
-        let sealed = SealedPart(number: part.number, buffer: part.buffer, size: part.filled, md5: md5)
-        if state.inFlight < settings.parallel && !state.reinitiating {
-            state.inFlight += 1
-            effects.append(.upload(sealed))
-        } else {
-            state.sealedWaiting.append(sealed)
-        }
+    /// Seals the last part (completion); an empty filling buffer goes back.
+    private func sealLast(_ state: inout State, _ effects: inout [Effect]) {
+        if let part = state.assembly.seal() { state.window.add(part, launch: launchUpload) }
+        if let unused = state.assembly.dropFilling() { effects.append(.giveBack(unused)) }
     }
 
     /// Applies queued writes in order, waiting for buffers as needed. One per session at a time.
@@ -343,7 +268,7 @@ public final class UploadSession: Sendable {
                     }
                     var head = state.queued[0]
                     let rest = UnsafeRawBufferPointer(rebasing: head.data.rawBytes[head.consumed...])
-                    switch apply(&state, offset: head.offset, bytes: rest, effects: &effects) {
+                    switch apply(&state, offset: head.offset, bytes: rest) {
                     case .done:
                         state.queued.removeFirst()
                         effects.append(.answer(head.pending, .success(head.reportedCount)))
@@ -351,8 +276,8 @@ public final class UploadSession: Sendable {
                         head.consumed += count
                         head.offset += Int64(count)
                         state.queued[0] = head
-                        // apply() only asks when nextPartNumber exists.
-                        return settings.schedule.size(of: state.nextPartNumber!)
+                        // apply() only asks when a part must start.
+                        return state.assembly.wantedBufferSize!
                     case .failed(let error):
                         fail(&state, error, &effects)
                     }
@@ -366,9 +291,7 @@ public final class UploadSession: Sendable {
             await heldBuffers.acquire(1)
             let buffer = await settings.pool.take(size: wanted)
             let unused = state.withLock { state -> AlignedMemory? in
-                guard case .open = state.phase, state.filling == nil, let number = state.nextPartNumber,
-                      settings.schedule.size(of: number) == wanted else { return buffer }
-                state.filling = FillingPart(number: number, start: state.nextPartStart, buffer: buffer)
+                guard case .open = state.phase, state.assembly.start(in: buffer, ofSize: wanted) else { return buffer }
                 return nil
             }
             if let unused {
@@ -380,20 +303,21 @@ public final class UploadSession: Sendable {
 
     // MARK: Parts
 
+    /// Creates the task that uploads `part` (called by the window under the state lock).
+    private func launchUpload(_ part: SealedPart) -> Task<Void, Never> {
+        Task { await self.upload(part) }
+    }
+
+    /// One part's task: its proof computed here, outside the state lock, then sent; the store's
+    /// receipt is final (its verdict is not checked again here).
     private func upload(_ part: SealedPart) async {
-        let result: Result<UploadedPart, FileSystemError>
-        let expected = ETag(md5: part.md5)
+        let result: Result<PartReceipt, FileSystemError>
+        let bytes = UnsafeRawBufferPointer(rebasing: part.buffer.rawBytes[0..<part.size])
+        let proof = settings.integrity.proof(of: bytes)
         do {
-            let etag = try await store.uploadPart(key, uploadID: uploadID, number: part.number,
-                                                  body: MemoryRegion(owner: part.buffer, range: 0..<part.size), contentMD5: part.md5,
-                                                  customerKey: customerKey)
-            // With SSE-KMS or SSE-C the ETag is not the MD5 of the plaintext (the client has
-            // checked what it can); the composite check at completion is skipped likewise.
-            if etag.value.lowercased() == expected.value || !etagIsMD5 {
-                result = .success(UploadedPart(number: part.number, etag: expected, size: Int64(part.size)))
-            } else {
-                result = .failure(FileSystemError(.io, "part \(part.number): the store answered ETag \(etag), the MD5 of the bytes sent is \(expected)"))
-            }
+            result = .success(try await store.uploadPart(key, uploadID: uploadID, number: part.number,
+                                                         body: MemoryRegion(owner: part.buffer, range: 0..<part.size), integrity: proof,
+                                                         customerKey: customerKey))
         } catch {
             result = .failure(FileSystemError(doing: "uploading part \(part.number) (\(part.size) bytes)", error))
         }
@@ -401,15 +325,9 @@ public final class UploadSession: Sendable {
         heldBuffers.release(1)
         var effects: [Effect] = []
         state.withLock { state in
-            state.inFlight -= 1
-            switch result {
-            case .success(let uploaded): state.uploaded[part.number] = (uploaded, part.md5)
-            case .failure(let error): fail(&state, error, &effects)
-            }
-            if !state.sealedWaiting.isEmpty {
-                state.inFlight += 1
-                effects.append(.upload(state.sealedWaiting.removeFirst()))
-            }
+            state.window.finished(part.number, receipt: try? result.get())
+            if case .failure(let error) = result { fail(&state, error, &effects) }
+            state.window.fill(launch: launchUpload)
             settle(&state, &effects)
             effects += idleEffects(&state)
         }
@@ -418,7 +336,7 @@ public final class UploadSession: Sendable {
 
     /// Starts completion or abort once nothing is in flight.
     private func settle(_ state: inout State, _ effects: inout [Effect]) {
-        guard state.inFlight == 0, state.sealedWaiting.isEmpty, !state.finalizing, !state.reinitiating else { return }
+        guard state.window.isIdle, !state.finalizing, !state.window.paused else { return }
         switch state.phase {
         case .completing:
             state.finalizing = true
@@ -440,13 +358,9 @@ public final class UploadSession: Sendable {
         }
         state.phase = .failing(error)
         logger.error("upload of \(key) (upload ID \(uploadID)) failed: \(error.reason)")
-        if let filling = state.filling {
-            state.filling = nil
-            effects.append(.giveBack(filling.buffer))
-        }
-        // Sealed parts not yet sending are dropped; their buffers go back.
-        for sealed in state.sealedWaiting { effects.append(.giveBack(sealed.buffer)) }
-        state.sealedWaiting = []
+        if let filling = state.assembly.dropFilling() { effects.append(.giveBack(filling)) }
+        // Parts in flight are cancelled; sealed parts not yet sending are dropped, their buffers go back.
+        for sealed in state.window.cancel() { effects.append(.giveBack(sealed)) }
         refuseQueued(&state, error, &effects)
         settle(&state, &effects)
     }
@@ -468,16 +382,19 @@ public final class UploadSession: Sendable {
     }
 
     private func idleEffects(_ state: inout State) -> [Effect] {
-        guard state.inFlight == 0, state.sealedWaiting.isEmpty, state.queued.isEmpty, !state.reinitiating, !state.idleWaiters.isEmpty else { return [] }
+        guard isIdle(state), !state.idleWaiters.isEmpty else { return [] }
         defer { state.idleWaiters = [] }
         return [.resumeIdle(state.idleWaiters)]
     }
+
+    /// Nothing queued, waiting for a slot or in flight, and no re-initiation under way.
+    private func isIdle(_ state: State) -> Bool { state.window.isIdle && state.queued.isEmpty && !state.window.paused }
 
     /// Suspends until nothing is queued, waiting for a slot or in flight.
     private func waitUntilIdle() async {
         await withCheckedContinuation { continuation in
             let idle = state.withLock { state -> Bool in
-                if state.inFlight == 0, state.sealedWaiting.isEmpty, state.queued.isEmpty, !state.reinitiating { return true }
+                if isIdle(state) { return true }
                 state.idleWaiters.append(continuation)
                 return false
             }
@@ -488,36 +405,28 @@ public final class UploadSession: Sendable {
     // MARK: Completion
 
     private func complete() async {
-        let (parts, md5s, size) = state.withLock { state in
-            let sorted = state.uploaded.values.sorted { $0.part.number < $1.part.number }
-            return (sorted.map(\.part), sorted.map(\.md5), state.size)
-        }
+        let (parts, size) = state.withLock { ($0.window.acceptedParts, $0.assembly.size) }
         let numbersContiguous = parts.enumerated().allSatisfy { $0.element.number.rawValue == $0.offset + 1 }
         let partBytes = parts.reduce(Int64(0)) { $0 + $1.size }
         guard numbersContiguous, partBytes == size else {
             await abort(because: FileSystemError(.io, "parts \(parts.map(\.number.rawValue)) hold \(partBytes) bytes, \(size) were written"))
             return
         }
-        let expected = ETag.composite(partMD5s: md5s)
-        let answered: ETag
+        let stored: StoredObject
         do {
-            answered = try await store.completeUpload(key, uploadID: uploadID, parts: parts)
+            stored = try await store.completeUpload(key, uploadID: uploadID, parts: parts)
         } catch {
             await abort(because: FileSystemError(doing: "completing \(parts.count) parts", error))
             return
         }
-        guard answered.value.lowercased() == expected.value || !etagIsMD5 else {
-            finish(.failure(FileSystemError(.io, "completed, but the store's ETag \(answered) differs from the composite ETag \(expected) of the parts sent")))
-            return
-        }
-        logger.info("\(key): complete, \(size) bytes in \(parts.count) parts, ETag \(answered)")
+        logger.info("\(key): complete, \(size) bytes in \(parts.count) parts, ETag \(stored.etag), integrity \(settings.integrity): \(stored.verdict)\(stored.checksum.map { " \($0)" } ?? "")")
         do {
             try await afterCompletion(self)
         } catch {
             finish(.failure(error))
             return
         }
-        finish(.success(etagIsMD5 ? expected : answered))
+        finish(.success(stored.etag))
     }
 
     private func abort(because reason: FileSystemError) async {
@@ -547,7 +456,7 @@ public final class UploadSession: Sendable {
         guard isUploading else { return .complete }
         return state.withLock { state in
             guard case .open = state.phase, state.emptyObjectETag == nil else { return .complete }
-            return state.nextPartNumber == .first ? .beforeFirstPart : .partsSent
+            return state.assembly.sealedAnyPart ? .partsSent : .beforeFirstPart
         }
     }
 
@@ -556,8 +465,8 @@ public final class UploadSession: Sendable {
     /// meanwhile: the caller then treats the change as one after the first part.
     public func reinitiate(with options: ObjectOptions) async throws(FileSystemError) -> Bool {
         let started = state.withLock { state -> Bool in
-            guard case .open = state.phase, state.nextPartNumber == .first, state.emptyObjectETag == nil, !state.reinitiating else { return false }
-            state.reinitiating = true
+            guard case .open = state.phase, !state.assembly.sealedAnyPart, state.emptyObjectETag == nil, !state.window.paused else { return false }
+            state.window.paused = true
             return true
         }
         guard started else { return false }
@@ -571,7 +480,7 @@ public final class UploadSession: Sendable {
         }
         var effects: [Effect] = []
         let (replaced, unused) = state.withLock { state -> (UploadID?, UploadID?) in
-            state.reinitiating = false
+            state.window.paused = false
             // A failure or unmount meanwhile aborts the current upload: the new one is unused.
             let stillWanted = switch state.phase {
             case .open, .completing: true
@@ -587,10 +496,7 @@ public final class UploadSession: Sendable {
                 }
                 unused = nil
             }
-            while state.inFlight < settings.parallel, !state.sealedWaiting.isEmpty {
-                state.inFlight += 1
-                effects.append(.upload(state.sealedWaiting.removeFirst()))
-            }
+            state.window.fill(launch: launchUpload)
             settle(&state, &effects)
             effects += idleEffects(&state)
             return (replaced, unused)
@@ -640,9 +546,10 @@ public final class UploadSession: Sendable {
 
     // MARK: Close
 
-    /// A `flush` (one per close() of any descriptor of the file). Completes the upload when `writer`
-    /// wrote last; see mount-options/write-semantics.md.
-    public func flush(writer: WriterIdentity) async -> Result<Void, FileSystemError> {
+    /// A `flush` (one per close() of any descriptor of the file). Completes the upload when it
+    /// comes from the process that opened the file (or a thread sharing its descriptors); when the
+    /// opener is unknown, when `writer` wrote last. See mount-options/write-semantics.md.
+    public func flush(writer: WriterIdentity, process: ProcessID = .unknown) async -> Result<Void, FileSystemError> {
         enum Step { case outcome, empty, noop, waitIdle }
         while true {
             var effects: [Effect] = []
@@ -651,11 +558,11 @@ public final class UploadSession: Sendable {
                 case .done, .failing, .completing: return .outcome
                 case .open: break
                 }
-                if !state.queued.isEmpty || state.reinitiating { return .waitIdle }
-                if state.size == 0 { return .empty }
-                if let last = state.lastWriter, last != writer, last != .unknown, writer != .unknown { return .noop }
+                if !state.queued.isEmpty || state.window.paused { return .waitIdle }
+                if state.assembly.size == 0 { return .empty }
+                guard isCompletingFlush(state, writer: writer, process: process) else { return .noop }
                 state.phase = .completing
-                seal(&state, &effects)
+                sealLast(&state, &effects)
                 settle(&state, &effects)
                 return .outcome
             }
@@ -667,6 +574,15 @@ public final class UploadSession: Sendable {
             case .empty: return await writeEmptyObject().map { _ in () }
             }
         }
+    }
+
+    /// The close rule: the opener's flush completes; other processes' flushes pass.
+    private func isCompletingFlush(_ state: State, writer: WriterIdentity, process: ProcessID) -> Bool {
+        if opener != .unknown && process != .unknown {
+            return process == opener || (writer != .unknown && writer == state.openerOwner)
+        }
+        if let last = state.lastWriter, last != writer, last != .unknown, writer != .unknown { return false }
+        return true
     }
 
     /// `fsync`: waits until every full part is on the store (the tail stays in memory until close).
@@ -686,13 +602,13 @@ public final class UploadSession: Sendable {
         var effects: [Effect] = []
         let emptyFile = state.withLock { state -> Bool? in
             guard case .open = state.phase else { return nil }
-            if state.size == 0 {
+            if state.assembly.size == 0 {
                 state.phase = .done
                 return true
             }
             logger.warning("\(key): released without a flush from the last writer; completing now")
             state.phase = .completing
-            seal(&state, &effects)
+            sealLast(&state, &effects)
             settle(&state, &effects)
             return false
         }
@@ -715,7 +631,7 @@ public final class UploadSession: Sendable {
         var effects: [Effect] = []
         let wasEmpty = state.withLock { state -> Bool in
             guard case .open = state.phase else { return false }
-            if state.size == 0 && state.queued.isEmpty {
+            if state.assembly.size == 0 && state.queued.isEmpty {
                 state.phase = .done
                 return true
             }
@@ -745,7 +661,6 @@ public final class UploadSession: Sendable {
     private func run(_ effects: [Effect]) {
         for effect in effects {
             switch effect {
-            case .upload(let part): Task { await self.upload(part) }
             case .complete: Task { await self.complete() }
             case .abort(let reason): Task { await self.abort(because: reason) }
             case .drain: Task { await self.drain() }

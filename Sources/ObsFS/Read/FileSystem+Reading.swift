@@ -1,0 +1,55 @@
+// Opening and reading files: every open of an object gets an ObjectReadStream pinned to the
+// ETag the open saw (Read/ObjectReadStream.swift has the prefetch design). The kernel's page
+// cache is kept between opens while the ETag is unchanged. A file this mount is still writing
+// is not readable until it is closed: its reads answer EBUSY (mount-options/write-semantics.md).
+import OBSProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How an open file's handle was opened, for the kernel.
+public struct OpenedFile: Sendable {
+    public let handle: FileHandleID
+    /// The kernel may keep its cached pages of the file (same version as at the last open).
+    public let keepCache: Bool
+    /// Bypass the page cache (files being written).
+    public let directIO: Bool
+}
+
+extension ObsFileSystem {
+    /// Opens a file for reading: the version is the one `getattr` sees now (asked again when
+    /// the cached facts expired).
+    func openForReading(_ inode: Inode, _ path: String, refusesWrites: Bool = false) async throws -> OpenedFile {
+        if inode.facts.expiry <= .now, upload(of: inode.number) == nil { _ = try await getattr(inode.number) }
+        let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
+        guard let reader = store as? any ObjectReader else {
+            throw FileSystemError(.notSupported, "this store cannot read objects")
+        }
+        var customerKey: CustomerKey?
+        if case .customer(let key)? = written?.encryption { customerKey = key }
+        let stream = ObjectReadStream(key: objectKey(path), etag: facts.etag, size: facts.size, customerKey: customerKey, reader: reader,
+                                      pool: readPool, settings: configuration.read.settings)
+        let keepCache = facts.etag != nil && facts.etag == previous
+        inode.state.withLock { $0.cachedETag = facts.etag }
+        let handle = register(OpenFile(inode: inode, session: nil, reads: stream, refusesWrites: refusesWrites))
+        return OpenedFile(handle: handle, keepCache: keepCache, directIO: false)
+    }
+
+    /// Up to `count` bytes at `offset` of the version the handle opened.
+    public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> [UInt8] {
+        let file = try openFile(handle)
+        guard let stream = file.reads else {
+            throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
+        }
+        do {
+            return try await stream.read(at: offset, count: count)
+        } catch let error as ObjectChangedError {
+            let failure = FileSystemError(.io, error.description)
+            logger.error("\(failure.reason)")
+            throw failure
+        } catch {
+            throw storeFailure("reading \(stream.key) at \(offset)", error)
+        }
+    }
+}

@@ -1,0 +1,253 @@
+// The namespace over an in-memory store: the naming rules (directory markers, s3fs's older
+// forms, the directory winning over a file), the caches, POSIX metadata in s3fs's format,
+// symlinks, rename of files and directories, unlink of a file being written.
+#if canImport(Glibc)
+import Glibc
+#endif
+import OBSProtocol
+import Testing
+@testable import ObsFS
+
+struct NamespaceTreeTests {
+    let store = InMemoryStore()
+
+    func mount(attributeTimeout: Duration = .seconds(10), singleCopyLimit: Int64 = 5 << 30) -> ObsFileSystem {
+        makeFileSystem(store, attributeTimeout: attributeTimeout, singleCopyLimit: singleCopyLimit)
+    }
+
+    func names(_ fs: ObsFileSystem, _ directory: InodeNumber) async throws -> [String: FileKind] {
+        let handle = try fs.openDirectory(directory)
+        defer { fs.releaseDirectory(handle) }
+        var entries: [String: FileKind] = [:]
+        var offset: Int64 = 0
+        while let last = try await fs.readDirectory(handle, directory: directory, from: offset).last {
+            for entry in try await fs.readDirectory(handle, directory: directory, from: offset) { entries[entry.name] = entry.kind }
+            offset = last.cookie
+        }
+        entries[".."] = nil
+        entries["."] = nil
+        return entries
+    }
+
+    @Test func directoriesInEveryFormAndTheDirectoryWinsOverAFile() async throws {
+        store.seed("marker/", metadata: ["mode": "448", "uid": "7"], contentType: "application/x-directory")
+        store.seed("implied/child")
+        store.seed("old", contentType: "application/x-directory")
+        store.seed("older_$folder$")
+        store.seed("both", Array("file".utf8))
+        store.seed("both/inside")
+        store.seed("bad//key")
+        store.seed("dots/./x")
+        let fs = mount()
+        let marker = try await fs.lookup(parent: .root, name: "marker")
+        #expect(marker.kind == .directory)
+        #expect(marker.mode == UInt32(S_IFDIR) | 0o700)
+        #expect(marker.uid == 7)
+        for name in ["implied", "old", "older", "both"] {
+            #expect(try await fs.lookup(parent: .root, name: name).kind == .directory, "\(name)")
+        }
+        #expect(try await names(fs, .root) == ["marker": .directory, "implied": .directory, "old": .directory, "older": .directory,
+                                                "both": .directory, "bad": .directory, "dots": .directory])
+        let bad = try await fs.lookup(parent: .root, name: "bad")
+        #expect(try await names(fs, bad.inode).isEmpty)  // the empty segment is skipped
+        let dots = try await fs.lookup(parent: .root, name: "dots")
+        #expect(try await names(fs, dots.inode).isEmpty)  // "." cannot be a name
+    }
+
+    @Test func missesAreCachedUntilThisMountCreatesTheName() async throws {
+        let fs = mount()
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "ghost") } == .noEntry)
+        let heads = store.contents.withLock { $0.headCalls }
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "ghost") } == .noEntry)
+        #expect(store.contents.withLock { $0.headCalls } == heads)
+        _ = try await fs.mkdir(parent: .root, name: "ghost", mode: 0o755, caller: testCaller)
+        #expect(try await fs.lookup(parent: .root, name: "ghost").kind == .directory)
+    }
+
+    @Test func attributesAreCachedForTheTimeoutAndAReplacedObjectGetsANewInode() async throws {
+        store.seed("f", [1, 2, 3])
+        let fs = mount(attributeTimeout: .zero)
+        let first = try await fs.lookup(parent: .root, name: "f")
+        store.seed("f", [1, 2, 3, 4])  // another client replaces it
+        let second = try await fs.lookup(parent: .root, name: "f")
+        #expect(second.size == 4)
+        #expect(second.inode != first.inode)
+        // A cached mount answers without asking.
+        let cached = mount()
+        _ = try await cached.lookup(parent: .root, name: "f")
+        let heads = store.contents.withLock { $0.headCalls }
+        _ = try await cached.lookup(parent: .root, name: "f")
+        #expect(store.contents.withLock { $0.headCalls } == heads)
+    }
+
+    @Test func mkdirWritesAMarkerWithPosixMetadataAndRmdirNeedsItEmpty() async throws {
+        let fs = mount()
+        let dir = try await fs.mkdir(parent: .root, name: "d", mode: 0o750, caller: Caller(uid: 12, gid: 34, umask: 0o022))
+        #expect(dir.mode == UInt32(S_IFDIR) | 0o750)
+        let written = store.contents.withLock { $0.written[ObjectKey("d/")] }
+        #expect(written?.contentType == "application/x-directory")
+        #expect(written?.metadata["mode"] == "488")  // 0750, without type bits, as s3fs writes directories
+        #expect(written?.metadata["uid"] == "12")
+        #expect(await errno { _ = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller) } == .exists)
+        let (_, handle) = try await fs.create(parent: dir.inode, name: "f")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(await errno { try await fs.rmdir(parent: .root, name: "d") } == .notEmpty)
+        try await fs.unlink(parent: dir.inode, name: "f")
+        try await fs.rmdir(parent: .root, name: "d")
+        #expect(store.object("d/") == nil)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
+    }
+
+    @Test func chmodChownAndTimesAreStoredAsS3fsWritesThem() async throws {
+        let attributeStore = AttributeKeepingStore()
+        let fs = makeFileSystem(attributeStore)
+        let (created, handle) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        let time = FileTime(seconds: 1_577_934_245, nanoseconds: 123_000_000)
+        let changed = try await fs.setattr(created.inode, AttributeChanges(permissions: 0o600, uid: 12, gid: 34, modified: time))
+        #expect(changed.mode == UInt32(S_IFREG) | 0o600)
+        #expect(changed.modified == time)
+        let metadata = attributeStore.options("f")?.metadata
+        #expect(metadata?["mode"] == String(UInt32(S_IFREG) | 0o600))
+        #expect(metadata?["uid"] == "12")
+        #expect(metadata?["gid"] == "34")
+        #expect(metadata?["mtime"] == "1577934245.123000000")
+        // A new mount reads them back.
+        let remounted = makeFileSystem(attributeStore)
+        let again = try await remounted.lookup(parent: .root, name: "f")
+        #expect(again.mode == UInt32(S_IFREG) | 0o600)
+        #expect((again.uid, again.gid) == (12, 34))
+        #expect(again.modified == time)
+    }
+
+    @Test func otherUserAttributesLiveInTheXattrMetadata() async throws {
+        let attributeStore = AttributeKeepingStore()
+        let fs = makeFileSystem(attributeStore)
+        let (created, handle) = try await fs.create(parent: .root, name: "f")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        try await fs.setxattr(created.inode, name: "user.foo", value: Array("bar".utf8))
+        #expect(attributeStore.options("f")?.metadata["xattr"] == #"{"user.foo":"YmFy"}"#)
+        #expect(try await fs.getxattr(created.inode, name: "user.foo") == Array("bar".utf8))
+        #expect(try await fs.listxattr(created.inode).contains("user.foo"))
+        #expect(try await !fs.listxattr(created.inode).contains("user.obs.meta.mode"))
+        #expect(await errno { try await fs.setxattr(created.inode, name: "user.foo", value: [1], flags: ObsFileSystem.createOnly) } == .exists)
+        #expect(await errno { try await fs.setxattr(created.inode, name: "security.x", value: [1]) } == .notSupported)
+        #expect(await errno { try await fs.setxattr(created.inode, name: "user.big", value: [UInt8](repeating: 1, count: 2000)) } == .tooBig)
+        try await fs.removexattr(created.inode, name: "user.foo")
+        #expect(await errno { _ = try await fs.getxattr(created.inode, name: "user.foo") } == .noAttribute)
+        #expect(attributeStore.options("f")?.metadata["xattr"] == nil)
+    }
+
+    @Test func symlinksInS3fsFormat() async throws {
+        let fs = mount()
+        let link = try await fs.symlink(parent: .root, name: "l", target: "../somewhere/else", caller: testCaller)
+        #expect(link.kind == .symlink)
+        #expect(link.mode == UInt32(S_IFLNK) | 0o777)
+        #expect(store.object("l") == Array("../somewhere/else".utf8))
+        #expect(store.contents.withLock { $0.written[ObjectKey("l")]?.metadata["mode"] } == String(UInt32(S_IFLNK) | 0o777))
+        let remounted = mount()
+        let found = try await remounted.lookup(parent: .root, name: "l")
+        #expect(found.kind == .symlink)
+        #expect(try await remounted.readlink(found.inode) == "../somewhere/else")
+        #expect(await errno { _ = try await fs.mknod(parent: .root, name: "fifo", mode: UInt32(S_IFIFO) | 0o644, caller: testCaller) } == .notPermitted)
+        #expect(await errno { _ = try fs.link(link.inode, parent: .root, name: "hard") } == .notPermitted)
+    }
+
+    @Test func renameOfAFileCopiesAndDeletesAndReplacesTheTarget() async throws {
+        store.seed("a", [1, 2, 3], metadata: ["mode": "33216"])
+        store.seed("b", [9])
+        let fs = mount()
+        let a = try await fs.lookup(parent: .root, name: "a")
+        #expect(await errno { try await fs.rename(parent: .root, name: "a", newParent: .root, newName: "b", flags: ObsFileSystem.renameNoReplace) } == .exists)
+        #expect(await errno { try await fs.rename(parent: .root, name: "a", newParent: .root, newName: "b", flags: ObsFileSystem.renameExchange) } == .invalidArgument)
+        try await fs.rename(parent: .root, name: "a", newParent: .root, newName: "b", flags: 0)
+        #expect(store.object("a") == nil)
+        #expect(store.object("b") == [1, 2, 3])
+        #expect(store.contents.withLock { $0.written[ObjectKey("b")]?.metadata["mode"] } == "33216")
+        // The kernel's inode follows the name.
+        #expect(try await fs.getattr(a.inode).size == 3)
+        #expect(try await fs.lookup(parent: .root, name: "b").inode == a.inode)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "a") } == .noEntry)
+    }
+
+    @Test func renameAboveTheSingleCopyLimitIsAMultipartCopy() async throws {
+        let bytes = pattern(Int(3 * minimumPart + 17))
+        store.seed("big", bytes)
+        var configuration = mount().configuration
+        configuration.singleCopyLimit = minimumPart
+        configuration.copyPartSize = minimumPart
+        let fs = ObsFileSystem(configuration: configuration, store: store, logger: mount().logger)
+        try await fs.rename(parent: .root, name: "big", newParent: .root, newName: "moved", flags: 0)
+        #expect(store.object("moved") == bytes)
+        #expect(store.object("big") == nil)
+        #expect(store.contents.withLock { $0.copyCalls } == 4)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func renameOfADirectoryMovesEveryKeyAndARepeatedMoveFinishesAnInterruptedOne() async throws {
+        for index in 0..<30 { store.seed("src/sub/f\(index)", [UInt8(index)]) }
+        store.seed("src/", contentType: "application/x-directory")
+        let fs = mount()
+        let source = try await fs.lookup(parent: .root, name: "src")
+        try await fs.rename(parent: .root, name: "src", newParent: .root, newName: "dst", flags: 0)
+        let keys = store.contents.withLock { $0.objects.keys.map(\.rawValue) }
+        #expect(keys.filter { $0.hasPrefix("src") }.isEmpty)
+        #expect(keys.filter { $0.hasPrefix("dst/sub/") }.count == 30)
+        #expect(keys.contains("dst/"))
+        #expect(try await fs.getattr(source.inode).kind == .directory)
+        // An interrupted rename: part of the target exists and the whole source still does.
+        for index in 0..<5 { store.seed("again/f\(index)", [1]) }
+        for index in 0..<2 { store.seed("half/f\(index)", [1]) }
+        try await fs.rename(parent: .root, name: "again", newParent: .root, newName: "half", flags: 0)
+        #expect(store.contents.withLock { $0.objects.keys.filter { $0.rawValue.hasPrefix("half/f") }.count } == 5)
+        // A target with keys of its own is not empty.
+        store.seed("x/one", [1])
+        store.seed("y/other", [1])
+        #expect(await errno { try await fs.rename(parent: .root, name: "x", newParent: .root, newName: "y", flags: 0) } == .notEmpty)
+        #expect(await errno { try await fs.rename(parent: .root, name: "x", newParent: try await fs.lookup(parent: .root, name: "x").inode, newName: "in", flags: 0) } == .invalidArgument)
+    }
+
+    @Test func unlinkOfAFileBeingWrittenLeavesNothing() async throws {
+        let fs = mount()
+        let (created, handle) = try await fs.create(parent: .root, name: "tmp")
+        _ = try await write(fs, handle, at: 0, pattern(Int(minimumPart) + 10)).get()
+        try await fs.unlink(parent: .root, name: "tmp")
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "tmp") } == .noEntry)
+        #expect(try await fs.getattr(created.inode).size == Int64(minimumPart) + 10)  // the open file lives on
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("tmp") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func renameOfAFileBeingWrittenIsBusy() async throws {
+        let fs = mount()
+        let (_, handle) = try await fs.create(parent: .root, name: "w")
+        #expect(await errno { try await fs.rename(parent: .root, name: "w", newParent: .root, newName: "v", flags: 0) } == .busy)
+        await fs.release(handle)
+    }
+
+    @Test func readdirplusHandsOverOnlyFreshMetadataAndCountsLookups() async throws {
+        store.seed("known", [1])
+        store.seed("unknown", [2])
+        let fs = mount()
+        let known = try await fs.lookup(parent: .root, name: "known")
+        let handle = try fs.openDirectory(.root)
+        let entries = try await fs.readDirectory(handle, directory: .root, from: 2)
+        fs.releaseDirectory(handle)
+        #expect(entries.map(\.name) == ["known", "unknown"])
+        #expect(entries[0].inode == known.inode)
+        #expect(entries[1].inode == nil)
+        #expect(fs.entryAttributes(entries[0], in: .root)?.inode == known.inode)
+        #expect(fs.entryAttributes(entries[1], in: .root) == nil)
+        // Two lookups (lookup + readdirplus) must be forgotten before the inode goes.
+        fs.forget(known.inode, count: 1)
+        #expect(try await fs.getattr(known.inode).inode == known.inode)
+        fs.forget(known.inode, count: 1)
+        #expect(await errno { _ = try await fs.getattr(known.inode) } == .noEntry)
+    }
+}

@@ -1,0 +1,57 @@
+// The read engine over OBSClientStore against an in-process obs-local: ranged GETs into pool
+// buffers over libcurl, If-Match answered with 412, prefetch GETs counted in the request log.
+import OBSProtocol
+import Testing
+@testable import ObsFS
+
+@Suite("Read stream against obs-local")
+struct ReadAgainstObsLocalTests {
+    @Test func sequentialAndRandomReadsThenAReplacedObject() async throws {
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let key = ObjectKey("dir/read me.bin")
+        let source = pattern(20 * Int(MiB) + 4321, seed: 17)
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: source)
+        let attributes = try #require(try await local.store.headObject(key))
+        let pool = ReadBufferPool(capacity: Int(64 * MiB))
+        let settings = ReadSettings(readAhead: 16 * MiB)
+        let stream = ObjectReadStream(key: key, etag: attributes.etag, size: attributes.size, customerKey: nil,
+                                      reader: local.store, pool: pool, settings: settings)
+
+        // Sequential, as the kernel sends it (128 KiB reads): 1, 2, 4, 8 MiB GETs, then the rest.
+        var bytes: [UInt8] = []
+        while bytes.count < source.count {
+            bytes += try await stream.read(at: Int64(bytes.count), count: 128 * 1024)
+        }
+        #expect(bytes == source)
+        let gets = try local.requests().filter { $0["operation"] as? String == "GetObject" }
+        #expect(gets.count == 5)
+        #expect(gets.map { $0["bytesOut"] as? Int ?? 0 }.reduce(0, +) == source.count)
+        #expect(gets.allSatisfy { $0["status"] as? Int == 206 })
+
+        // Random reads at 1,000 offsets.
+        var generator = SeededGenerator(seed: 7)
+        for _ in 0..<1000 {
+            let offset = Int.random(in: 0..<source.count, using: &generator)
+            let count = Int.random(in: 1...65_536, using: &generator)
+            #expect(try await stream.read(at: Int64(offset), count: count) == Array(source[offset..<min(source.count, offset + count)]))
+        }
+
+        // Another client replaces the object: the next GET is refused with 412, the read fails with EIO.
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: pattern(1000, seed: 18))
+        var failure: (any Error)?
+        do {
+            for offset in stride(from: 0, to: source.count, by: 3 * Int(MiB) + 12345) {
+                _ = try await stream.read(at: Int64(offset), count: 4096)
+            }
+        } catch {
+            failure = error
+        }
+        let changed = try #require(failure as? ObjectChangedError)
+        #expect(changed.expected == attributes.etag)
+        #expect(changed.description.contains("PreconditionFailed"))
+        #expect(ErrnoMapping.errno(for: changed) == .io)
+        #expect(try local.requests().contains { $0["operation"] as? String == "GetObject" && $0["status"] as? Int == 412 })
+        stream.close()
+    }
+}
