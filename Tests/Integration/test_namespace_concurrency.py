@@ -21,9 +21,9 @@ EXPECTED_ERRNOS = {errno.ENOENT, errno.EBUSY, errno.EEXIST}
 NEGATIVE_TIMEOUT = 5  # seconds, obsmount's default negative_timeout=
 LISTED_MISSING = "listed, but stat answers ENOENT"
 BUG_STALE_NEGATIVE_ENTRY = ("BUG: after concurrent lookup/create/rename/unlink, a name the mount created (and the server "
-                            "holds) answers ENOENT to stat until negative_timeout= passes: a lookup's miss, answered while "
-                            "a create of the same name was in flight, is cached after the create (never seen with "
-                            "negative_timeout=0)")
+                            "holds) answers ENOENT to stat until negative_timeout= passes; likely a lookup's miss, answered "
+                            "while a create or rename onto that name was in flight, cached after it (seen in most runs "
+                            "by default, never in 6 runs with negative_timeout=0)")
 BODY_LINE = re.compile(rb"(n\d\d) (\d) (\d{6})\n")
 
 
