@@ -16,8 +16,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
+        // The version and commit `--version` prints, stamped at build time by the BuildStamp plugin.
+        .plugin(name: "BuildStamp", capability: .buildTool()),
+        .target(name: "BuildInfo", plugins: ["BuildStamp"]),
+
         // C shims: only what Swift cannot import (variadic functions, configuration macros).
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -48,7 +54,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ObsLocalCLI", dependencies: [
-            "OBSLocalServer",
+            "OBSLocalServer", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -56,6 +62,7 @@ let package = Package(
         .target(name: "ObsFS", dependencies: [
             "OBSProtocol", "OBSClient",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         // FUSE adapter: low-level libfuse API, replies sent from Swift tasks.
         .target(name: "FuseAdapter", dependencies: [
@@ -63,8 +70,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ObsMountCLI", dependencies: [
-            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer",
+            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 

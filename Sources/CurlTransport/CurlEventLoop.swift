@@ -7,8 +7,11 @@
 //   epoll/timer bookkeeping of our own, and at the parallelism of an upload (tens of
 //   connections) curl's internal poll over all sockets costs nothing measurable; socket-action
 //   pays off at thousands of connections.
-// - At most `maxConcurrentTransfers` transfers are in the multi at once, further ones wait in a
-//   FIFO on the event thread (so queued transfers never run into curl's timeouts). The multi's
+// - At most `maxConcurrentTransfers` transfers are in the multi at once, further ones wait on the
+//   event thread (so queued transfers never run into curl's timeouts) in two FIFOs, one per lane:
+//   control transfers (HEAD, LIST, initiate, complete, abort) start first, and data transfers
+//   (part bodies, ranged reads) never take the last `reservedControlTransfers` slots, so metadata
+//   never waits behind part uploads. The multi's
 //   connection cache (CURLMOPT_MAXCONNECTS) has the same size, so every transfer finds a kept-
 //   alive HTTP/1.1 connection; finished easy handles are reset and kept for the next transfer.
 // - Bodies are read by the read callback straight from the caller's memory (curl copies them
@@ -113,8 +116,12 @@ final class CurlEventLoop: @unchecked Sendable {
     private let inbox = Mutex(Inbox())
 
     // Event-thread state.
-    private var waiting: [CurlTransfer] = []
+    /// Transfers waiting for a slot, per lane, in submission order.
+    private var waitingControl: [CurlTransfer] = []
+    private var waitingData: [CurlTransfer] = []
     private var running: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    /// Data-lane transfers among `running` (and being configured).
+    private var runningData = 0
     private var idleHandles: [EasyHandle] = []
 
     init(configuration: TransportConfiguration) throws(TransportError) {
@@ -123,7 +130,7 @@ final class CurlEventLoop: @unchecked Sendable {
         }
         self.multi = multi
         self.configuration = configuration
-        let connections = max(1, configuration.maxConcurrentTransfers)
+        let connections = configuration.transferSlots
         _ = obs_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, connections)
     }
 
@@ -188,10 +195,16 @@ final class CurlEventLoop: @unchecked Sendable {
                 defer { inbox.submitted.removeAll() }
                 return (inbox.submitted, inbox.shuttingDown)
             }
-            waiting.append(contentsOf: submitted)
+            for transfer in submitted {
+                switch transfer.request.lane {
+                case .control: waitingControl.append(transfer)
+                case .data: waitingData.append(transfer)
+                }
+            }
             if shuttingDown {
-                for transfer in waiting { transfer.resume(.failure(transfer.error(.unavailable, "transport shut down"))) }
-                waiting.removeAll()
+                for transfer in waitingControl + waitingData { transfer.resume(.failure(transfer.error(.unavailable, "transport shut down"))) }
+                waitingControl.removeAll()
+                waitingData.removeAll()
                 for transfer in Array(running.values) { finish(transfer, .failure(transfer.error(.unavailable, "transport shut down"))) }
                 return
             }
@@ -200,30 +213,41 @@ final class CurlEventLoop: @unchecked Sendable {
             var stillRunning: Int32 = 0
             _ = curl_multi_perform(multi, &stillRunning)
             collectFinished()
-            let canStartMore = !waiting.isEmpty && running.count < configuration.maxConcurrentTransfers
+            let canStartMore = nextLane != nil
             _ = curl_multi_poll(multi, nil, 0, canStartMore ? 0 : 1000, nil)
         }
     }
 
     private func abortCancelled() {
-        waiting.removeAll { transfer in
+        let cancelled = { (transfer: CurlTransfer) -> Bool in
             guard transfer.cancelRequested.load(ordering: .acquiring) else { return false }
             transfer.resume(.failure(transfer.error(.cancelled, "cancelled")))
             return true
         }
+        waitingControl.removeAll(where: cancelled)
+        waitingData.removeAll(where: cancelled)
         for transfer in running.values where transfer.cancelRequested.load(ordering: .acquiring) {
             finish(transfer, .failure(transfer.error(.cancelled, "cancelled")))
         }
     }
 
+    /// The lane whose first waiting transfer may start now: control first, data within its slots.
+    private var nextLane: TransferLane? {
+        guard running.count < configuration.transferSlots else { return nil }
+        if !waitingControl.isEmpty { return .control }
+        if !waitingData.isEmpty, runningData < configuration.dataSlots { return .data }
+        return nil
+    }
+
     private func startWaiting() {
-        while running.count < max(1, configuration.maxConcurrentTransfers), !waiting.isEmpty {
-            let transfer = waiting.removeFirst()
+        while let lane = nextLane {
+            let transfer = lane == .control ? waitingControl.removeFirst() : waitingData.removeFirst()
             guard let easy = idleHandles.popLast() ?? EasyHandle() else {
                 transfer.resume(.failure(transfer.error(.unavailable, "curl_easy_init failed")))
                 continue
             }
             transfer.easy = easy
+            if lane == .data { runningData += 1 }
             let code = configure(easy, for: transfer)
             guard code == CURLE_OK else {
                 finish(transfer, .failure(transfer.error(.curl(code: Int(code.rawValue)), String(cString: curl_easy_strerror(code)))), added: false)
@@ -265,6 +289,7 @@ final class CurlEventLoop: @unchecked Sendable {
         if let easy = transfer.easy {
             if added { _ = curl_multi_remove_handle(multi, easy.pointer) }
             running[easy.pointer] = nil
+            if transfer.request.lane == .data { runningData -= 1 }
             easy.reset()
             if idleHandles.count < configuration.maxConcurrentTransfers { idleHandles.append(easy) }
             transfer.easy = nil

@@ -50,6 +50,14 @@ public struct HTTPRequest: Sendable {
     /// Upper bound on the whole transfer, nil for none (the low-speed limit still applies).
     public var timeout: Duration?
 
+    /// Bulk data (a body from or into caller memory: part uploads, ranged reads) or control (HEAD,
+    /// LIST, initiate, complete, abort: small or no bodies), which never waits behind data.
+    public var lane: TransferLane {
+        if case .memory = body { return .data }
+        if case .memory = destination { return .data }
+        return .control
+    }
+
     /// A request; small XML responses are collected by default.
     public init(method: String, url: String, headers: HeaderFields = HeaderFields(), body: RequestBody = .none,
                 destination: ResponseDestination = .smallDocument, timeout: Duration? = nil) {
@@ -141,6 +149,12 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 }
 
+/// The two queues of a transport: control transfers start before waiting data transfers and may
+/// use the slots reserved for them (`TransportConfiguration.reservedControlTransfers`).
+public enum TransferLane: Sendable, Equatable {
+    case data, control
+}
+
 /// Settings of one transport (one event thread, one connection pool).
 public struct TransportConfiguration: Sendable {
     /// Transfers in flight at once; further requests wait in a queue. Also the size of the
@@ -161,11 +175,14 @@ public struct TransportConfiguration: Sendable {
     public var userAgent: String
     /// Size of curl's upload buffer: larger means fewer read callbacks for part bodies.
     public var uploadBufferSize: Int
+    /// Of `maxConcurrentTransfers`, slots data transfers never take, so that a HEAD, LIST or
+    /// complete starts at once however many part uploads wait (at least one slot stays for data).
+    public var reservedControlTransfers: Int
 
     /// Settings with defaults for an upload client: 16 transfers, 10 s connect, < 1 KiB/s for 30 s aborts.
     public init(maxConcurrentTransfers: Int = 16, connectTimeout: Duration = .seconds(10), lowSpeedLimit: Int = 1024,
                 lowSpeedTime: Duration = .seconds(30), verifyTLS: Bool = true, caFile: String? = nil,
-                userAgent: String = "obsmount/0.1", uploadBufferSize: Int = 512 * 1024) {
+                userAgent: String = "obsmount/0.1", uploadBufferSize: Int = 512 * 1024, reservedControlTransfers: Int = 4) {
         self.maxConcurrentTransfers = maxConcurrentTransfers
         self.connectTimeout = connectTimeout
         self.lowSpeedLimit = lowSpeedLimit
@@ -174,7 +191,13 @@ public struct TransportConfiguration: Sendable {
         self.caFile = caFile
         self.userAgent = userAgent
         self.uploadBufferSize = uploadBufferSize
+        self.reservedControlTransfers = reservedControlTransfers
     }
+
+    /// Transfers in flight at once, at least 1.
+    var transferSlots: Int { max(1, maxConcurrentTransfers) }
+    /// Slots data transfers may take: all but the reserved ones, at least 1.
+    var dataSlots: Int { max(1, transferSlots - max(0, reservedControlTransfers)) }
 }
 
 /// Something that performs HTTP requests: `CurlTransport`, or a fake in tests.

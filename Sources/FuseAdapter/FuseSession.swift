@@ -531,7 +531,7 @@ extension Dispatcher {
     func replyDirectory(_ request: Request, _ handle: DirectoryHandleID, _ directory: InodeNumber, size: Int, offset: off_t, plus: Bool) async {
         let entries: [DirectoryEntry]
         do {
-            entries = try await fileSystem.readDirectory(handle, directory: directory, from: Int64(offset))
+            entries = try await fileSystem.readDirectory(handle, directory: directory, from: Int64(offset), plus: plus)
         } catch {
             fail(request, error)
             return
@@ -600,7 +600,7 @@ private final class ThreadBody: @unchecked Sendable {
     }
 }
 
-/// Write end of the self-pipe that SIGTERM/SIGINT/SIGHUP write a byte into. Set once, before the
+/// Write end of the self-pipe that SIGTERM/SIGINT write a byte into. Set once, before the
 /// handlers are installed; read only by the handler.
 nonisolated(unsafe) private var terminationPipeWriteEnd: Int32 = -1
 
@@ -716,13 +716,14 @@ public final class FuseSession {
         session = created
     }
 
-    /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM, SIGINT or SIGHUP;
-    /// then unmounts, finishes or aborts open uploads (a log line each) and tears the session down.
+    /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM or SIGINT; then calls
+    /// `stopping`, unmounts, finishes or aborts open uploads (a log line each) and tears the
+    /// session down. (SIGHUP is the executable's: obsmount reopens its log file.)
     ///
     /// Signals: any thread may take them (libdispatch's main thread unblocks everything in
     /// sigsuspend), so the handler only writes a byte to a pipe; a watcher thread reads it and
     /// ends the loop by exiting the session and unmounting, which makes the loop's read return.
-    public func run() async {
+    public func run(stopping: () -> Void = {}) async {
         guard let session else { return }
         let control = SessionControl(session)
         self.session = nil  // from here on `control` owns it
@@ -731,6 +732,7 @@ public final class FuseSession {
             let started = ThreadBody.start { continuation.resume(returning: control.loop()) }
             if !started { continuation.resume(returning: -EAGAIN) }
         }
+        stopping()
         logger.notice("unmounting \(mountpoint) (session loop ended with \(status))")
         control.unmount()
         await dispatcher.fileSystem.shutdown()
@@ -748,7 +750,7 @@ public final class FuseSession {
             return
         }
         terminationPipeWriteEnd = ends[1]
-        for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
+        for signalNumber in [SIGTERM, SIGINT] {
             signal(signalNumber) { _ in
                 var byte: UInt8 = 1
                 _ = write(terminationPipeWriteEnd, &byte, 1)

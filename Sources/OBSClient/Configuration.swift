@@ -133,6 +133,8 @@ public struct OBSClientConfiguration: Sendable {
     public var keyEncoding: KeyEncoding?
     /// Where requests, retries and failures are logged (never with credentials).
     public var logger: Logger
+    /// Told about every attempt of every request (status and metrics); nil: nobody.
+    public var observer: (any RequestObserver)?
 
     /// A configuration; OBS dialect, path style and region `us-east-1` unless told otherwise.
     public init(endpoint: Endpoint, addressing: Addressing = .pathStyle, region: String = "us-east-1", dialect: Dialect = .obs,
@@ -150,4 +152,24 @@ public struct OBSClientConfiguration: Sendable {
         self.keyEncoding = keyEncoding
         self.logger = logger
     }
+}
+
+/// Receives one call per request attempt, on the request's task: it must return at once.
+public protocol RequestObserver: Sendable {
+    func attemptEnded(_ attempt: RequestAttempt)
+}
+
+/// One attempt of a request, as the observer sees it.
+public struct RequestAttempt: Sendable {
+    /// The operation (`UploadPart`, `CompleteMultipartUpload` …).
+    public var operation: String
+    /// The `uploadId` query parameter, for the multipart operations.
+    public var uploadID: UploadID?
+    public var duration: Duration
+    /// The HTTP status, nil when no response came.
+    public var status: Int?
+    /// The service's error code, or the transport failure's kind (`curl-7`, `cancelled` …).
+    public var errorCode: String?
+    /// The request is sent again after this attempt.
+    public var willRetry: Bool
 }

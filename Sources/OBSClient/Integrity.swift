@@ -7,7 +7,8 @@
 //   MD5 unless the reply says the object is encrypted with KMS or a customer key (its ETag is then
 //   not the MD5 of the plaintext, also for a bucket's default encryption the caller never asked for).
 // - A checksum sent: the service rejects a mismatch; when the reply carries the checksum, it must
-//   be the one sent.
+//   be the one sent (a composite `…-n` value, which S3 answers for COMPOSITE uploads, is not
+//   comparable and is left to the service's own check).
 // - Complete: the object's checksum is combined from the parts' (no pass over the data) and sent;
 //   the composite ETag is expected when every part's ETag was its MD5.
 import CurlTransport
@@ -69,7 +70,8 @@ extension OBSClient {
             verdict = .acceptedByService
         }
         if let checksum {
-            if let answered = response.headers[checksum.algorithm.header(for: dialect)] {
+            // A value in another form (S3's composite `…-n` of a multipart object) is not comparable.
+            if let answered = response.headers[checksum.algorithm.header(for: dialect)], !answered.contains("-") {
                 guard Checksum(checksum.algorithm, headerValue: answered) == checksum else {
                     throw .checksumMismatch(sent: checksum, received: answered, requestID: requestID(of: response))
                 }

@@ -76,11 +76,17 @@ extension OBSClient {
     }
 
     /// Copies a byte range (or all) of an existing object into a part, server-side.
+    /// `sourceIfMatch` copies only while the source's ETag is that one (`copy-source-if-match`),
+    /// else the service answers 412 PreconditionFailed. `sourceCustomerKey` opens an SSE-C
+    /// source; `customerKey` is the upload's SSE-C key, which every part must carry.
     public func copyPart(bucket: BucketName, key: ObjectKey, uploadID: UploadID, partNumber: PartNumber,
                          sourceBucket: BucketName, sourceKey: ObjectKey, sourceRange: ClosedRange<Int64>? = nil,
-                         sourceVersion: VersionID? = nil) async throws(OBSClientError) -> ETag {
-        var headers = HeaderFields()
+                         sourceVersion: VersionID? = nil, sourceIfMatch: ETag? = nil,
+                         sourceCustomerKey: CustomerKey? = nil, customerKey: CustomerKey? = nil) async throws(OBSClientError) -> ETag {
+        var headers = customerKey?.headers(for: dialect) ?? HeaderFields()
+        for field in sourceCustomerKey?.headers(for: dialect, copySource: true) ?? HeaderFields() { headers.add(name: field.name, value: field.value) }
         headers[dialect.header("copy-source")] = copySource(sourceBucket, sourceKey, sourceVersion)
+        if let sourceIfMatch { headers[dialect.header("copy-source-if-match")] = sourceIfMatch.quoted }
         if let sourceRange { headers[dialect.header("copy-source-range")] = "bytes=\(sourceRange.lowerBound)-\(sourceRange.upperBound)" }
         let call = OperationRequest(operation: "UploadPartCopy", method: "PUT", bucket: bucket, key: key,
                                     query: [QueryItem("partNumber", partNumber.description), QueryItem("uploadId", uploadID.rawValue)],

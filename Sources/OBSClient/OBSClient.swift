@@ -63,9 +63,11 @@ public final class OBSClient: Sendable {
             var request = builder.signedRequest(for: call, at: clock())
             if request.timeout == nil, call.movesNoBulkData { request.timeout = configuration.operationTimeout }
             let failure: OBSClientError
+            let attemptStart = ContinuousClock.now
             do {
                 let response = try await transport.perform(request)
                 if response.isSuccess {
+                    observe(call, since: attemptStart, failure: nil, status: response.status, willRetry: false)
                     logger.trace("request done", metadata: metadata(for: call, status: response.status, requestID: requestID(of: response)))
                     return response
                 }
@@ -73,7 +75,9 @@ public final class OBSClient: Sendable {
             } catch {
                 failure = .transport(error)
             }
-            guard history.attempts < policy.maxAttempts, policy.isRetryable(failure), !Task.isCancelled else {
+            let willRetry = history.attempts < policy.maxAttempts && policy.isRetryable(failure) && !Task.isCancelled
+            observe(call, since: attemptStart, failure: failure, status: nil, willRetry: willRetry)
+            guard willRetry else {
                 logger.debug("request failed", metadata: metadata(for: call, failure: failure, attempt: history.attempts))
                 throw failure
             }
@@ -88,6 +92,27 @@ public final class OBSClient: Sendable {
                 throw .transport(TransportError(kind: .cancelled, message: "cancelled during back-off", url: request.url))
             }
         }
+    }
+
+    /// Tells the configured observer how an attempt ended.
+    private func observe(_ call: OperationRequest, since start: ContinuousClock.Instant, failure: OBSClientError?, status: Int?, willRetry: Bool) {
+        guard let observer = configuration.observer else { return }
+        var attempt = RequestAttempt(operation: call.operation, uploadID: call.query.first { $0.name == "uploadId" }?.value.map(UploadID.init),
+                                     duration: ContinuousClock.now - start, status: status, errorCode: nil, willRetry: willRetry)
+        switch failure {
+        case .service(let error)?:
+            attempt.status = error.status
+            attempt.errorCode = error.code.rawValue
+        case .transport(let error)?:
+            switch error.kind {
+            case .curl(let code): attempt.errorCode = "curl-\(code)"
+            case .cancelled: attempt.errorCode = "cancelled"
+            case .responseTooLarge: attempt.errorCode = "response-too-large"
+            case .unavailable: attempt.errorCode = "unavailable"
+            }
+        default: break
+        }
+        observer.attemptEnded(attempt)
     }
 
     /// The dialect's request-ID header of a response.

@@ -1,7 +1,8 @@
 // Blob storage: the bytes of parts and objects. A blob is written once, as a request body
 // streams in (MD5, and SHA-256 when asked, computed on the way), and never changed afterwards;
-// objects are lists of blobs (`Segment`s), so completing a multipart upload or appending to an
-// object never copies bytes. Two implementations: files under `DIR/blobs/` and RAM.
+// objects are lists of stretches of blobs (`Segment`s), so completing a multipart upload,
+// appending, or modifying and truncating an object of a parallel file system bucket never copies
+// bytes. Two implementations: files under `DIR/blobs/` and RAM.
 //
 // Writers run on the server's thread pool, one call at a time per writer (the body ingest on the
 // event loop serialises them), so their state needs no lock.
@@ -29,10 +30,26 @@ struct BlobID: Hashable, Codable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A stretch of an object's bytes: a whole blob.
+/// A stretch of an object's bytes: `length` bytes of a blob from `offset` (a whole blob, but for
+/// what a modify or truncate kept of an earlier one).
 struct Segment: Codable, Sendable, Equatable {
     var blob: BlobID
+    var offset: Int64
     var length: Int64
+
+    init(blob: BlobID, offset: Int64 = 0, length: Int64) {
+        self.blob = blob
+        self.offset = offset
+        self.length = length
+    }
+
+    /// Records written before segments had offsets have none: they start at 0.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        blob = try container.decode(BlobID.self, forKey: .blob)
+        offset = try container.decodeIfPresent(Int64.self, forKey: .offset) ?? 0
+        length = try container.decode(Int64.self, forKey: .length)
+    }
 }
 
 /// Part of a blob to read.
@@ -43,21 +60,26 @@ struct BlobSlice: Sendable, Equatable {
 }
 
 extension Array where Element == Segment {
-    /// The slices covering `range` of the concatenation of these segments (Range may cross
-    /// segment boundaries).
-    func slices(covering range: Range<Int64>) -> [BlobSlice] {
-        var result: [BlobSlice] = []
+    /// The segments holding `range` of the concatenation of these segments, cut at its ends
+    /// (the range may cross segment boundaries).
+    func segments(covering range: Range<Int64>) -> [Segment] {
+        var result: [Segment] = []
         var start: Int64 = 0
         for segment in self {
             let end = start + segment.length
             let lower = Swift.max(start, range.lowerBound), upper = Swift.min(end, range.upperBound)
             if lower < upper {
-                result.append(BlobSlice(blob: segment.blob, offset: lower - start, length: upper - lower))
+                result.append(Segment(blob: segment.blob, offset: segment.offset + lower - start, length: upper - lower))
             }
             start = end
             if start >= range.upperBound { break }
         }
         return result
+    }
+
+    /// The blob slices to read for `range` of the concatenation of these segments.
+    func slices(covering range: Range<Int64>) -> [BlobSlice] {
+        segments(covering: range).map { BlobSlice(blob: $0.blob, offset: $0.offset, length: $0.length) }
     }
 }
 
@@ -106,6 +128,9 @@ enum BlobLocation: Sendable {
 /// The store of blobs. Thread-safe.
 protocol BlobStorage: Sendable {
     func makeWriter(computeSHA256: Bool) throws -> any BlobWriter
+    /// A new blob of `length` zero bytes (a truncate that grows an object), stored without
+    /// writing them where the storage allows (a sparse file).
+    func makeZeros(length: Int64) throws -> Segment
     func location(of blob: BlobID) -> BlobLocation
     /// Calls `body` with the bytes of `slice` in order, in chunks (on the calling thread).
     func read(_ slice: BlobSlice, chunk: (ByteBuffer) throws -> Void) throws
@@ -165,6 +190,22 @@ final class DiskBlobStorage: BlobStorage {
         let path = path(of: id)
         let fd = try FileSystem.open(path, O_WRONLY | O_CREAT | O_EXCL)
         return DiskBlobWriter(id: id, path: path, fd: fd, digests: BodyDigests(computeSHA256: computeSHA256))
+    }
+
+    func makeZeros(length: Int64) throws -> Segment {
+        let id = BlobID.random()
+        try FileSystem.makeDirectories(shard(id))
+        let path = path(of: id)
+        let fd = try FileSystem.open(path, O_WRONLY | O_CREAT | O_EXCL)
+        do {
+            try FileSystem.setLength(fd, length, path: path)
+            try FileSystem.close(fd, path: path)
+        } catch {
+            try? FileSystem.close(fd, path: path)
+            FileSystem.remove(path)
+            throw error
+        }
+        return Segment(blob: id, length: length)
     }
 
     func location(of blob: BlobID) -> BlobLocation { .file(path: path(of: blob)) }
@@ -271,6 +312,23 @@ final class MemoryBlobStorage: BlobStorage {
     }
 
     fileprivate func store(_ id: BlobID, _ buffers: [ByteBuffer]) { blobs.withLock { $0[id] = buffers } }
+
+    /// One MiB of zeros, shared by every zero blob (buffers are copy-on-write and never written).
+    private static let zeroChunk = ByteBuffer(repeating: 0, count: 1 << 20)
+
+    func makeZeros(length: Int64) throws -> Segment {
+        let chunk = Int64(Self.zeroChunk.readableBytes)
+        var buffers: [ByteBuffer] = []
+        var remaining = length
+        while remaining > 0 {
+            let count = Swift.min(remaining, chunk)
+            buffers.append(Self.zeroChunk.getSlice(at: 0, length: Int(count))!)
+            remaining -= count
+        }
+        let id = BlobID.random()
+        store(id, buffers)
+        return Segment(blob: id, length: length)
+    }
 
     func location(of blob: BlobID) -> BlobLocation { .memory(blobs.withLock { $0[blob] } ?? []) }
 

@@ -1,5 +1,5 @@
 // The POSIX file operations of the server, in one place: descriptors (open, write all, positioned
-// read, close), directories, listing, whole-file reads, and atomic replacement (write a temporary
+// read, set length, close), directories, listing, whole-file reads, and atomic replacement (write a temporary
 // file, then rename over the target).
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +33,12 @@ enum FileSystem {
             if n >= 0 { return n }
             if errno != EINTR { throw StorageIOError(operation: "pread", path: path, errno: errno) }
         }
+    }
+
+    /// Sets a file's length (`ftruncate`: a longer file reads as zeros, and takes no space on
+    /// filesystems with sparse files).
+    static func setLength(_ fd: Int32, _ length: Int64, path: String) throws {
+        guard ftruncate(fd, off_t(length)) == 0 else { throw StorageIOError(operation: "ftruncate", path: path, errno: errno) }
     }
 
     /// Closes a descriptor; throws when the kernel reports a deferred write error.

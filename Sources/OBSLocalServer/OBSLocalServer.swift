@@ -134,6 +134,9 @@ final class ServerCore: Sendable {
         for bucket in configuration.buckets where (try? store.headBucket(bucket)) == nil {
             try store.createBucket(bucket)
         }
+        for bucket in configuration.fileSystemBuckets where (try? store.headBucket(bucket)) == nil {
+            try store.createBucket(bucket, fileSystem: true)
+        }
     }
 
     /// `0000018BC3A1F2E4` style: a per-server prefix and a counter, 32 hex digits.

@@ -64,7 +64,7 @@ enum MetadataDirective: String, Sendable {
 
 final class ObjectStore: Sendable {
     let blobs: any BlobStorage
-    private let journal: any MetadataJournal
+    let journal: any MetadataJournal
     /// Every bucket with its objects, uploads and parts. Held for each change of records and the
     /// journal write of that change, so the files always match memory; never held across blob I/O.
     private let buckets: Mutex<[String: StoredBucket]>
@@ -103,7 +103,7 @@ final class ObjectStore: Sendable {
         blobs.delete(blobs.allBlobs().filter { !referenced.contains($0) })
     }
 
-    private var nowMilliseconds: Int64 { clock().millisecondsSinceEpoch }
+    var nowMilliseconds: Int64 { clock().millisecondsSinceEpoch }
 
     // MARK: Buckets
 
@@ -111,7 +111,8 @@ final class ObjectStore: Sendable {
         buckets.withLock { $0.values.map(\.record) }.sorted { $0.name < $1.name }
     }
 
-    func createBucket(_ name: BucketName) throws(OBSLocalError) {
+    /// Creates a bucket; `fileSystem` makes it a parallel file system bucket.
+    func createBucket(_ name: BucketName, fileSystem: Bool = false) throws(OBSLocalError) {
         guard BucketNaming.isValid(name.rawValue) else {
             throw OBSLocalError(.invalidBucketName, "The specified bucket name is not valid.")
         }
@@ -119,7 +120,7 @@ final class ObjectStore: Sendable {
             if all[name.rawValue] != nil {
                 return OBSLocalError(.bucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
             }
-            let record = BucketRecord(name: name.rawValue, created: nowMilliseconds)
+            let record = BucketRecord(name: name.rawValue, created: nowMilliseconds, fileInterface: fileSystem ? true : nil)
             do { try journal.saveBucket(record) } catch { return internalError(error) }
             all[name.rawValue] = StoredBucket(record: record)
             return nil
@@ -127,8 +128,10 @@ final class ObjectStore: Sendable {
         if let failure { throw failure }
     }
 
-    func headBucket(_ name: BucketName) throws(OBSLocalError) {
-        guard buckets.withLock({ $0[name.rawValue] != nil }) else { throw .noSuchBucket(name) }
+    @discardableResult
+    func headBucket(_ name: BucketName) throws(OBSLocalError) -> BucketRecord {
+        guard let record = buckets.withLock({ $0[name.rawValue]?.record }) else { throw .noSuchBucket(name) }
+        return record
     }
 
     func deleteBucket(_ name: BucketName) throws(OBSLocalError) {
@@ -145,7 +148,7 @@ final class ObjectStore: Sendable {
     }
 
     /// Runs `body` on a bucket under the lock; NoSuchBucket when absent.
-    private func withBucket<T>(_ name: BucketName, _ body: (inout StoredBucket) throws(OBSLocalError) -> T) throws(OBSLocalError) -> T {
+    func withBucket<T>(_ name: BucketName, _ body: (inout StoredBucket) throws(OBSLocalError) -> T) throws(OBSLocalError) -> T {
         let result: Result<T, OBSLocalError> = buckets.withLock { all in
             guard var bucket = all[name.rawValue] else { return .failure(.noSuchBucket(name)) }
             // Move the bucket out so the change below does not copy its dictionaries.
@@ -160,7 +163,7 @@ final class ObjectStore: Sendable {
         OBSLocalError(.internalError, "We encountered an internal error: \(error)")
     }
 
-    private func journaled(_ body: () throws -> Void) throws(OBSLocalError) {
+    func journaled(_ body: () throws -> Void) throws(OBSLocalError) {
         do { try body() } catch { throw internalError(error) }
     }
 
@@ -194,7 +197,7 @@ final class ObjectStore: Sendable {
         }
     }
 
-    private func unreferenced(_ old: [Segment], by new: [Segment]) -> [BlobID] {
+    func unreferenced(_ old: [Segment], by new: [Segment]) -> [BlobID] {
         let kept = Set(new.map(\.blob))
         return old.map(\.blob).filter { !kept.contains($0) }
     }

@@ -48,6 +48,14 @@ struct Operations: Sendable {
             } else {
                 _ = try ObjectAttributes(parsing: request.headers, dialect: dialect, now: clock())
             }
+        case .modifyObject:
+            try store.requireFileSystem(bucket)
+            _ = try declaredLength(request, limit: ProtocolLimits.maximumPartSize)
+            _ = try contentMD5(request)
+            let existing = try store.checkModify(bucket, key, position: try appendPosition(request))
+            try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: existing.attributes)
+        case .truncateObject, .renameObject:
+            try store.requireFileSystem(bucket)
         default:
             break
         }
@@ -135,6 +143,30 @@ struct Operations: Sendable {
                                   + record.attributes.encryptionHeaders(dialect: dialect))
         case .setObjectMetadata:
             return try setMetadata(request, bucket: bucket, key: key, dialect: dialect)
+        case .modifyObject:
+            guard case .blob(let blob) = input else { throw .missingContentLength }
+            let record: ObjectRecord
+            do throws(OBSLocalError) {
+                record = try store.modify(bucket, key, position: try appendPosition(request), blob: blob)
+            } catch {
+                store.blobs.delete([blob.id])
+                throw error
+            }
+            return ServerResponse(headers: [("ETag", ETag(record.etag).quoted)] + record.attributes.encryptionHeaders(dialect: dialect))
+        case .truncateObject:
+            guard let text = request.query("length"), let length = Int64(text) else {
+                throw OBSLocalError(.invalidArgument, "A truncate needs a length.")
+            }
+            _ = try store.truncate(bucket, key, length: length)
+            return ServerResponse(status: 204)
+        case .renameObject:
+            guard var name = request.query("name"), !name.isEmpty else {
+                throw OBSLocalError(.invalidArgument, "A rename needs the new name.")
+            }
+            if name.hasPrefix("/") { name.removeFirst() }
+            guard !name.isEmpty else { throw OBSLocalError(.invalidArgument, "A rename needs the new name.") }
+            try store.rename(bucket, key, to: ObjectKey(name))
+            return ServerResponse(status: 204)
         case .putObjectACL:
             let acl: AccessControl
             if case .document(let body) = input, !body.isEmpty {
@@ -175,11 +207,12 @@ struct Operations: Sendable {
     private func performOnBucket(_ request: RoutedRequest, bucket: BucketName, dialect: Dialect, input: OperationInput) throws(OBSLocalError) -> ServerResponse {
         switch request.operation {
         case .createBucket:
-            try store.createBucket(bucket)
+            try store.createBucket(bucket, fileSystem: request.headers[Self.fileInterfaceHeader]?.lowercasedASCII == "enabled")
             return ServerResponse(headers: [("Location", "/" + bucket.rawValue)])
         case .headBucket:
-            try store.headBucket(bucket)
-            return ServerResponse(headers: [(dialect.header("bucket-location"), "local")])
+            let record = try store.headBucket(bucket)
+            let fileInterface = record.isFileSystem ? [(Self.fileInterfaceHeader, "Enabled")] : []
+            return ServerResponse(headers: [(dialect.header("bucket-location"), "local")] + fileInterface)
         case .deleteBucket:
             try store.deleteBucket(bucket)
             return ServerResponse(status: 204)
@@ -321,6 +354,9 @@ struct Operations: Sendable {
         let upload = try store.upload(bucket, key, id)
         try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: upload.attributes)
         let (_, source) = try copySource(request, dialect: dialect)
+        if let ifMatch = request.headers[dialect.header("copy-source-if-match")], ETag(ifMatch) != ETag(source.etag) {
+            throw Preconditions.preconditionFailed
+        }
         var range: Range<Int64> = 0..<source.size
         if let header = request.headers[dialect.header("copy-source-range")] {
             guard let requested = try ByteRange.parse(header, size: source.size), header.hasPrefix("bytes="),
@@ -482,9 +518,14 @@ struct Operations: Sendable {
         return number
     }
 
+    /// `x-obs-fs-file-interface`: `Enabled` on CreateBucket makes a parallel file system bucket,
+    /// and HEAD bucket answers it for one (the same name in every dialect).
+    static let fileInterfaceHeader = "x-obs-fs-file-interface"
+
+    /// The `position` of an append or a modify.
     private func appendPosition(_ request: RoutedRequest) throws(OBSLocalError) -> Int64 {
         guard let text = request.query("position"), let position = Int64(text), position >= 0 else {
-            throw OBSLocalError(.invalidArgument, "An append needs a non-negative position.")
+            throw OBSLocalError(.invalidArgument, "An append or a modify needs a non-negative position.")
         }
         return position
     }
@@ -595,7 +636,7 @@ enum Preconditions {
         return nil
     }
 
-    private static let preconditionFailed = OBSLocalError(.preconditionFailed, "At least one of the pre-conditions you specified did not hold.")
+    static let preconditionFailed = OBSLocalError(.preconditionFailed, "At least one of the pre-conditions you specified did not hold.")
 }
 
 extension AccessControl {

@@ -77,6 +77,11 @@ struct BucketRecord: Codable, Sendable {
     var name: String
     /// Milliseconds since the epoch.
     var created: Int64
+    /// A parallel file system bucket (created with `x-obs-fs-file-interface: Enabled`): serves
+    /// rename, modify and truncate. Absent in records of ordinary buckets.
+    var fileInterface: Bool?
+
+    var isFileSystem: Bool { fileInterface == true }
 }
 
 struct ObjectRecord: Codable, Sendable {

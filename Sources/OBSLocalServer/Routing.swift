@@ -1,6 +1,7 @@
 // From a request line and headers to an operation on a bucket and key: path-style
 // (`/bucket/key`) or virtual-host (`Host: bucket.localhost:PORT`) addressing, and the
-// sub-resource query keys that select multipart, ACL, tagging, metadata and append operations.
+// sub-resource query keys that select multipart, ACL, tagging, metadata, append and the parallel
+// file system operations (rename, modify, truncate).
 import OBSProtocol
 
 /// The operations obs-local serves; names as in the request log and fault rules.
@@ -31,6 +32,9 @@ enum Operation: String, Sendable {
     case putObjectTagging = "PutObjectTagging"
     case getObjectTagging = "GetObjectTagging"
     case deleteObjectTagging = "DeleteObjectTagging"
+    case renameObject = "RenameObject"
+    case modifyObject = "ModifyObject"
+    case truncateObject = "TruncateObject"
 
     /// How the request body is consumed.
     enum BodyUse {
@@ -44,7 +48,7 @@ enum Operation: String, Sendable {
 
     var bodyUse: BodyUse {
         switch self {
-        case .putObject, .uploadPart, .appendObject: .stream
+        case .putObject, .uploadPart, .appendObject, .modifyObject: .stream
         // 10,000 parts of about 100 bytes each, with room to spare.
         case .completeMultipartUpload: .collect(limit: 4 << 20)
         case .putObjectACL, .putObjectTagging, .deleteObjects, .createBucket: .collect(limit: 1 << 20)
@@ -137,6 +141,8 @@ enum Router {
         switch method {
         case "PUT":
             if has("partNumber") || has("uploadId") { return copySource != nil ? .uploadPartCopy : .uploadPart }
+            if has("modify") { return .modifyObject }
+            if has("truncate") { return .truncateObject }
             if has("acl") { return .putObjectACL }
             if has("tagging") { return .putObjectTagging }
             if has("metadata") { return .setObjectMetadata }
@@ -155,6 +161,7 @@ enum Router {
             if has("uploads") { return .initiateMultipartUpload }
             if has("uploadId") { return .completeMultipartUpload }
             if has("append") { return .appendObject }
+            if has("rename") { return .renameObject }
             throw notAllowed
         default: throw notAllowed
         }

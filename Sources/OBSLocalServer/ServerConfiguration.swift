@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable {
     public var storage: Storage
     /// Buckets created at start when missing.
     public var buckets: [BucketName]
+    /// Parallel file system buckets created at start when missing (rename, modify, truncate);
+    /// a bucket that exists keeps its kind.
+    public var fileSystemBuckets: [BucketName]
     /// Accepted access keys.
     public var credentials: [Credentials]
     /// A JSON-lines request log, appended to.
@@ -35,12 +38,13 @@ public struct ServerConfiguration: Sendable {
     public var ioThreads: Int
 
     public init(host: String = "127.0.0.1", port: Int = 0, storage: Storage = .memory, buckets: [BucketName] = [],
-                credentials: [Credentials] = [ServerConfiguration.developmentCredentials], requestLogPath: String? = nil,
+                fileSystemBuckets: [BucketName] = [], credentials: [Credentials] = [ServerConfiguration.developmentCredentials], requestLogPath: String? = nil,
                 clockOffsetSeconds: Int64 = 0, eventLoopThreads: Int = 2, ioThreads: Int = 4) {
         self.host = host
         self.port = port
         self.storage = storage
         self.buckets = buckets
+        self.fileSystemBuckets = fileSystemBuckets
         self.credentials = credentials
         self.requestLogPath = requestLogPath
         self.clockOffsetSeconds = clockOffsetSeconds

@@ -116,6 +116,8 @@ public enum ProtocolLimits {
     public static let maximumPartSize: Int64 = 5 * 1024 * 1024 * 1024
     /// Largest assembled object (48.8 TB).
     public static let maximumObjectSize: Int64 = 48_800_000_000_000
+    /// Largest object of a parallel file system bucket after a modify or truncate (50 TiB).
+    public static let maximumFileSystemObjectSize: Int64 = 54_975_581_388_800
     /// User metadata plus persistent headers.
     public static let maximumMetadataBytes = 8 * 1024
     /// Website redirect location.

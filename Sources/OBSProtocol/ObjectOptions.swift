@@ -87,12 +87,14 @@ public struct CustomerKey: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "CustomerKey(<redacted>, md5: \(Base64.encode(keyMD5)))" }
 
-    /// The three SSE-C headers, needed on initiate, every part, and every read.
-    public func headers(for dialect: Dialect) -> HeaderFields {
+    /// The three SSE-C headers, needed on initiate, every part, and every read; with
+    /// `copySource`, the `copy-source-…` ones that open the source of a copy.
+    public func headers(for dialect: Dialect, copySource: Bool = false) -> HeaderFields {
+        let stem = copySource ? "copy-source-server-side-encryption-customer-" : "server-side-encryption-customer-"
         var fields = HeaderFields()
-        fields.add(name: dialect.header("server-side-encryption-customer-algorithm"), value: CustomerKey.algorithm)
-        fields.add(name: dialect.header("server-side-encryption-customer-key"), value: key.withBytes { Base64.encode($0) })
-        fields.add(name: dialect.header("server-side-encryption-customer-key-MD5"), value: Base64.encode(keyMD5))
+        fields.add(name: dialect.header(stem + "algorithm"), value: CustomerKey.algorithm)
+        fields.add(name: dialect.header(stem + "key"), value: key.withBytes { Base64.encode($0) })
+        fields.add(name: dialect.header(stem + "key-MD5"), value: Base64.encode(keyMD5))
         return fields
     }
 

@@ -93,6 +93,11 @@ public struct MountOptions: Sendable {
     public var umask: UInt32 = 0o022
     /// Upload defaults for every new file (mount-options/xattrs.md).
     public var upload = UploadMountOptions()
+    /// `dev`, `nosuid`, `noexec`, `noatime` …: generic mount flags (from mount(8) or fstab),
+    /// handed to the kernel mount as written.
+    public var kernelFlags: [String] = []
+    /// `metrics=`: serve Prometheus metrics there (Status/MetricsEndpoint.swift); nil: off.
+    public var metrics: MetricsEndpoint?
     /// `attr_timeout=` (seconds, fractions allowed; 0 turns the cache off): how long names and
     /// attributes seen on the store are trusted.
     public var attributeTimeout: Duration = .seconds(10)
@@ -186,6 +191,7 @@ public struct MountOptions: Sendable {
             guard let parsed = UploadIntegrity(rawValue: try required()) else { throw MountOptionError(option: option, reason: "must be crc64, crc32c, md5 or none") }
             checksum = parsed
         case "log_file": logFile = try required()
+        case "metrics": metrics = try MetricsEndpoint(parsing: try required(), option: option)
         case "allow_other":
             try flag()
             allowOther = true
@@ -207,6 +213,16 @@ public struct MountOptions: Sendable {
         case "umask":
             guard let mask = UInt32(try required(), radix: 8), mask <= 0o777 else { throw MountOptionError(option: option, reason: "must be octal, 000 to 777") }
             umask = mask
+        case "dev", "nodev", "suid", "nosuid", "exec", "noexec", "sync", "async", "dirsync",
+             "atime", "noatime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime":
+            try flag()
+            kernelFlags.append(name)
+        case "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail", "loud", "silent", "comment":
+            // For mount(8) and systemd (when and whether to mount), not for the filesystem.
+            break
+        case _ where name.hasPrefix("x-"):
+            // Userspace options (x-systemd.*, x-gvfs-*): meant for other tools.
+            break
         case "attr_timeout": attributeTimeout = try Self.seconds(option, try required())
         case "negative_timeout": negativeTimeout = try Self.seconds(option, try required())
         default:

@@ -13,12 +13,17 @@ public struct OBSClientStore: ObjectStore {
     /// The checksum the mount's parts carry (`checksum=`), declared on initiation where the
     /// dialect wants it.
     public let checksum: ChecksumAlgorithm?
+    /// The bucket is a parallel file system (decided at mount by HEAD bucket): the native
+    /// rename, modify and truncate apply (OBSClientStore+FileSystemBucket.swift).
+    public var isFileSystemBucket: Bool
 
-    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, checksum: ChecksumAlgorithm? = nil) {
+    public init(client: OBSClient, bucket: BucketName, customerKey: CustomerKey? = nil, checksum: ChecksumAlgorithm? = nil,
+                isFileSystemBucket: Bool = false) {
         self.client = client
         self.bucket = bucket
         self.customerKey = customerKey
         self.checksum = checksum
+        self.isFileSystemBucket = isFileSystemBucket
     }
 
     /// A one-key listing: unlike HEAD bucket it answers with the error code (InvalidAccessKeyId,

@@ -1,6 +1,7 @@
 // obs-local: a local OBS-compatible server for demos, tests and benchmarks.
 //
-//   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--access-key AK --secret-key SK]
+//   obs-local --listen 127.0.0.1:PORT --data-dir DIR [--bucket NAME]... [--pfs-bucket NAME]...
+//             [--access-key AK --secret-key SK]
 //             [--memory] [--request-log FILE] [--clock-offset SECONDS]
 //
 // Prints `obs-local listening on http://127.0.0.1:PORT` once it accepts connections (port 0 picks a
@@ -10,6 +11,7 @@
 // PID). The secret key may also come from the environment variable OBS_LOCAL_SECRET_KEY, which
 // keeps it out of `ps` output.
 import ArgumentParser
+import BuildInfo
 import Dispatch
 import OBSLocalServer
 import OBSProtocol
@@ -20,7 +22,8 @@ import Glibc
 struct ObsLocal: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "obs-local",
-        abstract: "A local OBS-compatible object server (OBS, S3 V2 and V4 signatures).")
+        abstract: "A local OBS-compatible object server (OBS, S3 V2 and V4 signatures).",
+        version: "obs-local \(BuildInfo.versionLine)")
 
     @Option(name: .long, help: "Address and port to listen on (port 0 picks a free port).")
     var listen = "127.0.0.1:9000"
@@ -33,6 +36,10 @@ struct ObsLocal: ParsableCommand {
 
     @Option(name: .customLong("bucket"), help: "A bucket to create at start (repeatable).")
     var buckets: [String] = []
+
+    @Option(name: .customLong("pfs-bucket"),
+            help: "A parallel file system bucket to create at start (rename, modify, truncate; repeatable).")
+    var fileSystemBuckets: [String] = []
 
     @Option(name: .customLong("access-key"), help: "Access key to accept (with --secret-key).")
     var accessKey: String?
@@ -114,6 +121,7 @@ struct ObsLocal: ParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port)
         configuration.storage = memory ? .memory : .directory(dataDirectory!)
         configuration.buckets = buckets.map(BucketName.init)
+        configuration.fileSystemBuckets = fileSystemBuckets.map(BucketName.init)
         configuration.requestLogPath = requestLog
         configuration.clockOffsetSeconds = clockOffset ?? getenv("OBS_LOCAL_CLOCK_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
         let secret = secretKey ?? getenv("OBS_LOCAL_SECRET_KEY").map { String(cString: $0) }

@@ -117,7 +117,7 @@ struct BenchUploadCommand: AsyncParsableCommand {
         } else {
             throw ValidationError("no secret key: set OBSMOUNT_SECRET_KEY or --secret-key-file")
         }
-        let transport = TransportConfiguration(maxConcurrentTransfers: parallel)
+        let transport = TransportConfiguration(maxConcurrentTransfers: parallel, reservedControlTransfers: 0)  // parts only while they run
         return try OBSClient(configuration: OBSClientConfiguration(endpoint: endpoint, addressing: addressing, region: region, dialect: dialect,
                                                                    credentials: Credentials(accessKey: accessKey, secretKey: secret),
                                                                    transport: transport))

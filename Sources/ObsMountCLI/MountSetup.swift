@@ -21,6 +21,9 @@ struct MountSetup {
     /// The embedded server (without url=), started by this process or joined. Released by
     /// `stopEmbeddedServer`.
     let embeddedServer: EmbeddedServer?
+    /// Upload counters and open uploads, for `obsmount status`, STATUS= and metrics.
+    let statistics: MountStatistics
+    let pool: PartBufferPool
 
     /// Once the session has ended (unmounted, uploads finished): stops the embedded server this
     /// process started, after the mounts that joined it are gone, or leaves the one it joined.
@@ -61,16 +64,18 @@ struct MountSetup {
         transport.maxConcurrentTransfers = max(16, options.parallel * 4)
         var clientLogger = logger
         clientLogger.logLevel = debug ? .debug : .warning
-        let configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
+        let statistics = MountStatistics()
+        var configuration = OBSClientConfiguration(endpoint: endpoint, addressing: options.virtualHostAddressing ? .virtualHost : .pathStyle,
                                                    region: options.region, dialect: options.dialect, credentials: credentials,
                                                    transport: transport, keyEncoding: options.upload.keyEncoding, logger: clientLogger)
+        configuration.observer = statistics
         let client: OBSClient
         do {
             client = try OBSClient(configuration: configuration)
         } catch {
             throw Failure(message: "cannot start the HTTP client: \(error)", exitCode: 1)
         }
-        let store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
+        var store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
                                    checksum: options.integrity.checksumAlgorithm)
         do {
             // A joined server was started for another mount's bucket: this one's is created, as
@@ -82,10 +87,16 @@ struct MountSetup {
         } catch {
             throw Failure(message: diagnose(error, bucket: source.bucket, endpoint: endpointURL), exitCode: 1)
         }
+        do {
+            store.isFileSystemBucket = try await client.isFileSystemBucket(source.bucket)
+        } catch {
+            logger.warning("HEAD bucket \(source.bucket) failed (\(error)): taken for an ordinary bucket, not a parallel file system")
+        }
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
-        let settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1),
+        var settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1),
                                       integrity: options.integrity)
+        settings.statistics = statistics
         let fileSystem = ObsFileSystem(
             configuration: FileSystemConfiguration(bucket: source.bucket, prefix: source.prefix, upload: settings, uploadOptions: options.upload,
                                                    readOnly: options.readOnly,
@@ -96,15 +107,16 @@ struct MountSetup {
         var fuseOptions = ["fsname=obs:\(source.bucket)", "subtype=obsmount", "default_permissions"]
         if options.allowOther { fuseOptions.append("allow_other") }
         if options.readOnly { fuseOptions.append("ro") }
+        fuseOptions += options.kernelFlags
         let session: FuseSession
         do {
             session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint, options: fuseOptions, debug: debug, logger: logger)
         } catch {
             throw Failure(message: "\(error)", exitCode: 1)
         }
-        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
+        logger.notice("mounted \(source) of \(endpointURL) (\(options.dialect)) on \(mountpoint)\(store.isFileSystemBucket ? " (a parallel file system bucket: native rename, modify, truncate)" : ""): part_size \(options.partSize), parallel \(options.parallel), memory_budget \(options.memoryBudget), checksum \(options.integrity), largest file \(schedule.reach) bytes")
         mounted = true
-        return MountSetup(session: session, embeddedServer: embeddedServer)
+        return MountSetup(session: session, embeddedServer: embeddedServer, statistics: statistics, pool: settings.pool)
     }
 
     /// `AK:SK[:TOKEN]` from passwd_file= (mode must deny group and others), else the environment.
@@ -150,7 +162,7 @@ struct MountSetup {
         return String(decoding: bytes[0..<count], as: UTF8.self)
     }
 
-    /// One line for a failed bucket check.
+    /// One line for a failed bucket check: what is wrong and what to do next.
     static func diagnose(_ error: any Error, bucket: BucketName, endpoint: String) -> String {
         let prefix = "cannot use bucket \(bucket) at \(endpoint): "
         guard let error = error as? OBSClientError else { return prefix + "\(error)" }
@@ -158,15 +170,16 @@ struct MountSetup {
         case .service(let service):
             let detail = "(\(service.code), request-id \(service.requestID ?? "none"))"
             switch service.code {
-            case .noSuchBucket: return prefix + "the bucket does not exist \(detail)"
-            case .invalidAccessKeyId: return prefix + "the access key is not known \(detail)"
-            case .signatureDoesNotMatch: return prefix + "the secret key is wrong \(detail)"
-            case .accessDenied: return prefix + "access denied for these credentials \(detail)"
-            case .requestTimeTooSkewed: return prefix + "this machine's clock is off by more than 15 minutes \(detail)"
+            case .noSuchBucket: return prefix + "the bucket does not exist: create it, or check the name and url= \(detail)"
+            case .invalidAccessKeyId: return prefix + "the access key is not known: check the AK in passwd_file= or OBS_ACCESS_KEY_ID \(detail)"
+            case .signatureDoesNotMatch:
+                return prefix + "the secret key is wrong (or dialect= does not match the endpoint): check the SK in passwd_file= or OBS_SECRET_ACCESS_KEY \(detail)"
+            case .accessDenied: return prefix + "access denied: grant these credentials access to the bucket \(detail)"
+            case .requestTimeTooSkewed: return prefix + "this machine's clock is off by more than 15 minutes: sync it (NTP) \(detail)"
             default: return prefix + service.description
             }
         case .transport(let transport):
-            return prefix + "endpoint unreachable: \(transport.message)"
+            return prefix + "endpoint unreachable: check url=, DNS and the network (\(transport.message))"
         default:
             return prefix + error.description
         }

@@ -3,6 +3,7 @@
 // Exit status: 0 mounted (and, in the foreground, unmounted cleanly); 1 the bucket, credentials,
 // endpoint or mountpoint cannot be used (one line says which); 2 a bad option or argument.
 import ArgumentParser
+import BuildInfo
 import FuseAdapter
 import Logging
 import OBSClient
@@ -28,7 +29,8 @@ struct ObsMountCommand: AsyncParsableCommand {
 
             Exit status: 0 mounted; 1 bucket, credentials, endpoint or mountpoint unusable; 2 bad option.
             """,
-        subcommands: [BenchUploadCommand.self])
+        version: "obsmount \(BuildInfo.versionLine)",
+        subcommands: [BenchUploadCommand.self, StatusCommand.self])
 
     @Argument(help: "BUCKET or BUCKET:/PREFIX") var source: String
     @Argument(help: "Directory to mount on") var mountpoint: String
@@ -78,10 +80,22 @@ struct ObsMountCommand: AsyncParsableCommand {
             throw ExitCode(Daemon.spawnAndWaitForReady())
         }
         let logger = LogSetup.makeLogger(debug: debug)
+        let metrics = mountOptions.metrics.map { ($0, MetricsServer.bootstrap()) }
         do {
             let mount = try await MountSetup.prepare(source: mountSource, options: mountOptions, mountpoint: mountpoint, debug: debug, logger: logger)
+            let service: MountService
+            do {
+                service = try MountService(mount: mount, source: mountSource, mountpoint: mountpoint, metrics: metrics, logger: logger)
+            } catch {
+                // The session, never run, unmounts when it goes.
+                mount.stopEmbeddedServer(logger: logger)
+                throw error
+            }
+            let reopenedLog = Daemon.isChild ? mountOptions.logFile : nil
             Daemon.reportReady(logFile: mountOptions.logFile)
-            await mount.session.run()
+            service.started(reopening: reopenedLog)
+            await mount.session.run(stopping: service.stopping)
+            service.stopped()
             mount.stopEmbeddedServer(logger: logger)
         } catch let failure as MountSetup.Failure {
             FileHandleOutput.standardError("obsmount: \(failure.message)")
@@ -92,15 +106,21 @@ struct ObsMountCommand: AsyncParsableCommand {
 
 /// Writing a line to stderr without Foundation.
 enum FileHandleOutput {
-    static func standardError(_ line: String) {
+    static func standardError(_ line: String) { writeLine(line, to: 2) }
+
+    static func standardOutput(_ line: String) { writeLine(line, to: 1) }
+
+    private static func writeLine(_ line: String, to descriptor: Int32) {
         let text = line.hasSuffix("\n") ? line : line + "\n"
-        _ = text.withCString { write(2, $0, strlen($0)) }
+        _ = text.withCString { write(descriptor, $0, strlen($0)) }
     }
 }
 
 enum LogSetup {
     static func makeLogger(debug: Bool) -> Logger {
+        let journal = JournalLogHandler.stderrIsJournal
         LoggingSystem.bootstrap { label in
+            if journal { return JournalLogHandler(label: label, logLevel: debug ? .debug : .info) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = debug ? .debug : .info
             return handler

@@ -162,6 +162,40 @@ struct CurlTransportTests {
         #expect(response.status == 200)
     }
 
+    /// Two data slots held by transfers that never finish, one more data transfer waiting: a
+    /// control request (no memory body or destination) still starts at once in the reserved slot.
+    /// Without the reservation the same request waits until a data transfer ends.
+    @Test(.timeLimit(.minutes(1)), arguments: [1, 0])
+    func controlRequestsNeverWaitBehindDataTransfers(reserved: Int) async throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let transport = try CurlTransport(configuration: TransportConfiguration(maxConcurrentTransfers: 2 + reserved, lowSpeedTime: .seconds(60),
+                                                                                reservedControlTransfers: reserved))
+        let memory = AlignedMemory(byteCount: 1024)
+        let stuck = (0..<3).map { index in
+            let request = HTTPRequest(method: "GET", url: server.baseURL + "/silent?\(index)", destination: .memory(MemoryRegion(owner: memory)))
+            #expect(request.lane == .data)
+            return Task { try await transport.perform(request) }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let head = HTTPRequest(method: "HEAD", url: server.baseURL + "/echo")
+        #expect(head.lane == .control)
+        let control = Task { try await transport.perform(head) }
+        let clock = ContinuousClock()
+        let start = clock.now
+        if reserved > 0 {
+            #expect(try await control.value.status == 200)
+            #expect(clock.now - start < .seconds(5))
+        } else {
+            try await Task.sleep(for: .seconds(1))
+            stuck[0].cancel()
+            #expect(try await control.value.status == 200)
+            #expect(clock.now - start >= .seconds(1))
+        }
+        for task in stuck { task.cancel() }
+        for task in stuck { _ = await task.result }
+    }
+
     @Test func serverClosingKeptAliveConnectionsCostsNoRequest() async throws {
         // The server closes every connection after its reply without `Connection: close`: each
         // next request must go out intact on a fresh connection.

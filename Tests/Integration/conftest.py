@@ -5,9 +5,11 @@ Environment (exported by scripts/test):
   OBSMOUNT_TEST_S3_URL, OBSMOUNT_TEST_S3_BUCKET, OBSMOUNT_TEST_S3_ACCESS_KEY,
   OBSMOUNT_TEST_S3_SECRET_KEY, OBSMOUNT_TEST_S3_REGION
                           a SeaweedFS S3 endpoint (V4); tests on it are skipped when unset.
-obs-local is started here, once per session, on a free loopback port. Every mount is unmounted
-when its test ends, whether it passed or not.
+obs-local is started here, once per session, on a free loopback port, with bucket `itest` and the
+parallel file system bucket `itest-pfs` (fixture `obs_local_pfs`). Every mount is unmounted when its
+test ends, whether it passed or not.
 """
+import dataclasses
 import hashlib
 import os
 import re
@@ -33,6 +35,7 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 MAX_OBJECT = 48_800_000_000_000
 MAX_PART = 5 * GiB
+PFS_BUCKET = "itest-pfs"
 
 
 @dataclass
@@ -61,14 +64,15 @@ def s3_client(url, access_key, secret_key, region):
 
 
 def start_obs_local(directory):
-    """An obs-local process on a free loopback port with bucket `itest`; stop it with `stop_server`."""
+    """An obs-local process on a free loopback port with bucket `itest` and parallel file system bucket
+    `itest-pfs`; stop it with `stop_server`."""
     if not OBS_LOCAL.exists():
         pytest.fail(f"obs-local not built at {OBS_LOCAL}")
     log_path = directory / "obs-local.log"
     request_log = directory / "requests.jsonl"
     log = open(log_path, "w")
     process = subprocess.Popen([str(OBS_LOCAL), "--listen", "127.0.0.1:0", "--data-dir", str(directory / "data"),
-                                "--bucket", "itest", "--request-log", str(request_log)],
+                                "--bucket", "itest", "--pfs-bucket", PFS_BUCKET, "--request-log", str(request_log)],
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = None
     deadline = time.monotonic() + 30
@@ -103,6 +107,12 @@ def obs_local(tmp_path_factory):
     stop_server(server)
 
 
+@pytest.fixture(scope="session")
+def obs_local_pfs(obs_local):
+    """The session's obs-local, through its parallel file system bucket (native rename, modify, truncate)."""
+    return dataclasses.replace(obs_local, name="obs-local-pfs", bucket=PFS_BUCKET)
+
+
 @pytest.fixture
 def private_obs_local(tmp_path):
     """An obs-local of this test alone (it may be killed)."""
@@ -127,6 +137,12 @@ def seaweedfs():
 def server(request):
     """Each test using it runs against obs-local (OBS dialect) and SeaweedFS (V4)."""
     return request.getfixturevalue("obs_local" if request.param == "obs-local" else "seaweedfs")
+
+
+@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
+def every_server(request):
+    """Like `server`, and obs-local's parallel file system bucket too."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
 
 
 def is_mounted(path):
@@ -268,6 +284,15 @@ def server_md5(server, key):
 
 def head(server, key):
     return server.s3.head_object(Bucket=server.bucket, Key=key)
+
+
+# The POSIX metadata every object obsmount writes carries (s3fs's names; mount-options/semantics.md).
+POSIX_METADATA = {"mode", "uid", "gid", "mtime", "atime", "ctime", "xattr"}
+
+
+def user_metadata(head_reply):
+    """A HEAD reply's metadata without the POSIX names."""
+    return {name: value for name, value in head_reply["Metadata"].items() if name not in POSIX_METADATA}
 
 
 def uploads_in_progress(server, prefix=""):

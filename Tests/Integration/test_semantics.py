@@ -2,6 +2,7 @@
 import errno
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -61,12 +62,15 @@ def test_write_before_the_unsent_part_fails_and_aborts(mount):
     assert "random writes are not supported" in mount.log_text()
 
 
-def test_append_to_existing_object_is_refused(mount):
+def test_writing_into_an_existing_object_without_o_trunc_is_refused(mount):
     key = name("existing")
     mount.server.s3.put_object(Bucket=mount.server.bucket, Key=key, Body=b"old")
+    fd = os.open(mount.path / key, os.O_WRONLY | os.O_APPEND)  # the open succeeds (touch, futimens)
     with pytest.raises(OSError) as raised:
-        open(mount.path / key, "ab")
+        os.write(fd, b"more")
     assert raised.value.errno == errno.EOPNOTSUPP
+    os.close(fd)
+    assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == b"old"
     with open(mount.path / key, "wb") as out:  # O_TRUNC replaces it
         out.write(b"new")
     assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == b"new"
@@ -80,15 +84,21 @@ def test_fsync_then_close(mount):
     assert head(mount.server, key)["ContentLength"] == 13 * MiB
 
 
-def test_unlink_of_a_file_being_written_is_ebusy(mount):
+def test_unlink_of_a_file_being_written_leaves_nothing(mount):
     key = name("unlink")
     with open(mount.path / key, "wb") as out:
-        out.write(b"1")
-        with pytest.raises(OSError) as raised:
-            os.unlink(mount.path / key)
-        assert raised.value.errno == errno.EBUSY
-    os.unlink(mount.path / key)
+        out.write(b"1" * (6 * MiB))
+        out.flush()
+        os.unlink(mount.path / key)  # as on a local filesystem: the name goes at once
+        assert key not in os.listdir(mount.path)
+        out.write(b"2")
     assert key not in os.listdir(mount.path)
+    assert mount.server.s3.list_objects(Bucket=mount.server.bucket, Prefix=key).get("Contents", []) == []
+    deadline = time.monotonic() + 15  # the kernel does not wait for the release that aborts
+    while uploads_in_progress(mount.server, key) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert uploads_in_progress(mount.server, key) == []
+    assert "unlinked while open for writing" in mount.log_text()
 
 
 def test_sigterm_aborts_open_uploads(server, mount_factory):

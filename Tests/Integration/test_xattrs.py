@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from obs import ObsClient, SseCHeader
 
-from conftest import MiB, Mount, uploads_in_progress
+from conftest import MiB, Mount, uploads_in_progress, user_metadata
 
 SSE_C_KEY = hashlib.sha256(b"obsmount xattr test key").digest()
 FILE_SIZE = 2 * MiB + 300 * 1024  # three parts of the 1 MiB parts every mount here uses
@@ -93,7 +94,7 @@ PARAMETERS = [
               lambda s, k: s.s3.head_object(Bucket=s.bucket, Key=k)["StorageClass"] == "STANDARD_IA"),
     Parameter("meta", [("meta.color", "blue")],
               lambda s, k: sdk_headers(s, k)["color"] == "blue",
-              lambda s, k: s.s3.head_object(Bucket=s.bucket, Key=k)["Metadata"] == {"color": "blue"}),
+              lambda s, k: user_metadata(s.s3.head_object(Bucket=s.bucket, Key=k)) == {"color": "blue"}),
     Parameter("meta-non-ascii", [("meta.owner", "Zoë 50%")],
               lambda s, k: sdk_headers(s, k)["owner"] in ("Zoë 50%", "Zo%C3%AB 50%25")),
     Parameter("content-type", [("content-type", "text/x-obsmount")],
@@ -308,7 +309,7 @@ def test_set_after_parts_applies_after_completion_and_refuses_initiation_only(an
     reply = server.s3.head_object(Bucket=server.bucket, Key=key)
     assert reply["ContentLength"] == len(data)
     assert server_md5(server, key) == hashlib.md5(data).hexdigest()  # a copy onto itself keeps the bytes
-    assert reply["Metadata"] == {"state": "done"}
+    assert user_metadata(reply) == {"state": "done"}
     assert reply["ContentType"] == "text/x-late"
     assert reply["StorageClass"] == "STANDARD_IA"
     assert server.s3.get_object_tagging(Bucket=server.bucket, Key=key)["TagSet"] == [{"Key": "phase", "Value": "late"}]
@@ -333,7 +334,7 @@ def test_closed_object_get_set_remove_list(any_mount):
     os.setxattr(path, "user.obs.tagging", b"k=v")
     os.removexattr(path, "user.obs.meta.drop")
     reply = server.s3.head_object(Bucket=server.bucket, Key=key)
-    assert reply["Metadata"] == {"keep": "yes", "added": "%C3%A9"}
+    assert user_metadata(reply) == {"keep": "yes", "added": "%C3%A9"}
     assert reply["StorageClass"] == "GLACIER"
     assert server.s3.get_object_tagging(Bucket=server.bucket, Key=key)["TagSet"] == [{"Key": "k", "Value": "v"}]
     assert server_md5(server, key) == server_md5(server, key) and reply["ContentLength"] == file_size(server)
@@ -402,15 +403,20 @@ def test_validation_errnos(obs_mount, name, value, expected):
     assert f"user.obs.{name}" in obs_mount.log_text()
 
 
-def test_names_outside_the_namespace_are_not_kept(obs_mount):
-    path = obs_mount.path / unique("foreign")
+def test_other_user_names_are_kept_in_s3fs_format_and_other_namespaces_refused(obs_mount):
+    key = unique("foreign")
+    path = obs_mount.path / key
     path.write_bytes(b"x")
-    with pytest.raises(OSError) as refused:
-        os.setxattr(path, "user.other", b"1")
-    assert refused.value.errno == errno.ENOTSUP
     with pytest.raises(OSError) as missing:
         os.getxattr(path, "user.other")
     assert missing.value.errno == errno.ENODATA
+    os.setxattr(path, "user.other", b"1")
+    assert os.getxattr(path, "user.other") == b"1"
+    reply = obs_mount.server.s3.head_object(Bucket=obs_mount.server.bucket, Key=f"{obs_mount.prefix}/{key}")
+    assert json.loads(urllib.parse.unquote(reply["Metadata"]["xattr"])) == {"user.other": base64.b64encode(b"1").decode()}
+    with pytest.raises(OSError) as refused:
+        os.setxattr(path, "trusted.other", b"1")
+    assert refused.value.errno == errno.ENOTSUP
 
 
 def test_sse_c_needs_the_key_file(obs_local, mount_factory):
@@ -574,7 +580,7 @@ def test_rsync_inplace_applies_attributes(obs_mount, tmp_path):
 def check_copied(server, key, source, expires):
     reply = server.s3.head_object(Bucket=server.bucket, Key=key)
     assert server_md5(server, key) == hashlib.md5(source.read_bytes()).hexdigest()
-    assert reply["Metadata"] == {"origin": "copied"}
+    assert user_metadata(reply) == {"origin": "copied"}
     assert reply["ContentType"] == "text/x-copied"
     metadata = sdk_call(server, "getObjectMetadata", key).body
     assert metadata["storageClass"] == "COLD"

@@ -64,6 +64,9 @@ struct IntegrityTests {
         let (client, _) = client([Reply.headers(200, [("ETag", someETag)])], dialect: .v4)
         let receipt = try await client.uploadPart(bucket: bucket, key: key, uploadID: UploadID("U"), partNumber: .first, body: body, integrity: .checksum(crc32c))
         #expect(receipt.verdict == .acceptedByService)
+        let (composite, _) = self.client([Reply.headers(200, [("ETag", someETag), ("x-amz-checksum-crc32c", "AAAAAA==-2")])], dialect: .v4)
+        #expect(try await composite.uploadPart(bucket: bucket, key: key, uploadID: UploadID("U"), partNumber: .first, body: body,
+                                               integrity: .checksum(crc32c)).verdict == .acceptedByService)
         let (unchecked, _) = self.client([Reply.headers(200, [("ETag", someETag)])], dialect: .v4)
         #expect(try await unchecked.uploadPart(bucket: bucket, key: key, uploadID: UploadID("U"), partNumber: .first, body: body, integrity: .none).verdict == .unchecked)
     }

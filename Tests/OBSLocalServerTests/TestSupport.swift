@@ -50,12 +50,14 @@ final class TestServer {
     /// Removed by `stop()` when the server made it.
     private let ownsDirectory: Bool
 
-    init(memory: Bool = false, directory: String? = nil, buckets: [String] = ["bkt"], requestLog: String? = nil) throws {
+    init(memory: Bool = false, directory: String? = nil, buckets: [String] = ["bkt"], fileSystemBuckets: [String] = [],
+         requestLog: String? = nil) throws {
         let dir = memory ? nil : (directory ?? TestServer.makeTemporaryDirectory())
         ownsDirectory = !memory && directory == nil
         var configuration = ServerConfiguration(storage: dir.map { .directory($0) } ?? .memory,
                                                 buckets: buckets.map(BucketName.init), credentials: [testCredentials])
         configuration.requestLogPath = requestLog
+        configuration.fileSystemBuckets = fileSystemBuckets.map(BucketName.init)
         self.configuration = configuration
         self.directory = dir
         server = try OBSLocalServer.start(configuration)

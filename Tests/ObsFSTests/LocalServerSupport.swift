@@ -14,13 +14,15 @@ final class LocalOBS {
     let store: OBSClientStore
     let logPath: String
 
-    init(dialect: Dialect = .obs) throws {
+    /// `fileSystemBucket`: `bkt` is a parallel file system bucket (native rename, modify, truncate).
+    init(dialect: Dialect = .obs, fileSystemBucket: Bool = false) throws {
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("obsfs-requests-\(UUID().uuidString).jsonl").path
-        server = try OBSLocalServer.start(ServerConfiguration(storage: .memory, buckets: [bucket], credentials: [Self.credentials],
-                                                              requestLogPath: logPath))
+        server = try OBSLocalServer.start(ServerConfiguration(storage: .memory, buckets: fileSystemBucket ? [] : [bucket],
+                                                              fileSystemBuckets: fileSystemBucket ? [bucket] : [],
+                                                              credentials: [Self.credentials], requestLogPath: logPath))
         client = try OBSClient(configuration: OBSClientConfiguration(endpoint: Endpoint(server.endpoint)!, dialect: dialect,
                                                                      credentials: Self.credentials))
-        store = OBSClientStore(client: client, bucket: bucket)
+        store = OBSClientStore(client: client, bucket: bucket, isFileSystemBucket: fileSystemBucket)
     }
 
     func stop() {

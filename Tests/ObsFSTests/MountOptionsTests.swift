@@ -53,6 +53,25 @@ struct MountOptionsTests {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["storage_class=ICE"]) }
     }
 
+    @Test func optionsMountAndFstabAddAreIgnoredOrHandedToTheKernel() throws {
+        let options = try MountOptions(parsing: ["rw,nodev,nosuid,noexec,noatime,_netdev,defaults,auto,nouser,nofail,x-systemd.automount,x-systemd.idle-timeout=60,comment=backup"])
+        #expect(options.kernelFlags == ["nodev", "nosuid", "noexec", "noatime"])
+        #expect(!options.readOnly)
+        #expect(options.upload.defaults == MountOptions().upload.defaults)
+        #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["nodev=1"]) }
+    }
+
+    @Test func metricsEndpointIsLoopbackOrUnixSocket() throws {
+        #expect(try MountOptions(parsing: ["metrics=127.0.0.1:9464"]).metrics == .loopback(host: "127.0.0.1", port: 9464))
+        #expect(try MountOptions(parsing: ["metrics=localhost:0"]).metrics == .loopback(host: "127.0.0.1", port: 0))
+        #expect(try MountOptions(parsing: ["metrics=[::1]:9464"]).metrics == .loopback(host: "::1", port: 9464))
+        #expect(try MountOptions(parsing: ["metrics=unix:/run/obsmount/m.sock"]).metrics == .unixSocket(path: "/run/obsmount/m.sock"))
+        #expect(try MountOptions(parsing: []).metrics == nil)
+        for bad in ["metrics=0.0.0.0:9464", "metrics=10.0.0.1:80", "metrics=127.0.0.1", "metrics=unix:relative", "metrics=127.0.0.1:99999"] {
+            #expect(throws: MountOptionError.self) { try MountOptions(parsing: [bad]) }
+        }
+    }
+
     @Test func memoryBudgetMustHoldTwoParts() {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["part_size=64M,memory_budget=100M"]) }
     }

@@ -148,7 +148,8 @@ struct NamespaceTreeTests {
         #expect(link.kind == .symlink)
         #expect(link.mode == UInt32(S_IFLNK) | 0o777)
         #expect(store.object("l") == Array("../somewhere/else".utf8))
-        #expect(store.contents.withLock { $0.written[ObjectKey("l")]?.metadata["mode"] } == String(UInt32(S_IFLNK) | 0o777))
+        let linkMode: String? = store.contents.withLock { $0.written[ObjectKey("l")]?.metadata["mode"] }
+        #expect(linkMode == String(UInt32(S_IFLNK) | 0o777))
         let remounted = mount()
         let found = try await remounted.lookup(parent: .root, name: "l")
         #expect(found.kind == .symlink)
@@ -249,5 +250,45 @@ struct NamespaceTreeTests {
         #expect(try await fs.getattr(known.inode).inode == known.inode)
         fs.forget(known.inode, count: 1)
         #expect(await errno { _ = try await fs.getattr(known.inode) } == .noEntry)
+    }
+
+    @Test func aParallelFileSystemBucketRenamesInOneRequest() async throws {
+        let pfs = InMemoryStore(isFileSystemBucket: true)
+        pfs.seed("dir/", contentType: "application/x-directory")
+        for index in 0..<20 { pfs.seed("dir/f\(index)", [UInt8(index)]) }
+        pfs.seed("file", [7])
+        pfs.seed("empty/", contentType: "application/x-directory")
+        let fs = makeFileSystem(pfs)
+        try await fs.rename(parent: .root, name: "dir", newParent: .root, newName: "moved", flags: 0)
+        try await fs.rename(parent: .root, name: "file", newParent: .root, newName: "renamed", flags: 0)
+        #expect(pfs.contents.withLock { ($0.renameCalls, $0.copyCalls) } == (2, 0))
+        #expect(pfs.object("moved/f19") == [19])
+        #expect(pfs.object("renamed") == [7])
+        #expect(pfs.contents.withLock { $0.objects.keys.filter { $0.rawValue.hasPrefix("dir") }.isEmpty })
+        // An empty directory is replaced; a non-empty one is not.
+        try await fs.rename(parent: .root, name: "moved", newParent: .root, newName: "empty", flags: 0)
+        #expect(pfs.object("empty/f3") == [3])
+        pfs.seed("other/x", [1])
+        #expect(await errno { try await fs.rename(parent: .root, name: "other", newParent: .root, newName: "empty", flags: 0) } == .notEmpty)
+    }
+
+    @Test func readdirplusFetchesUnknownNamesWithParallelHeads() async throws {
+        for index in 0..<10 { store.seed("f\(index)", [1], metadata: ["mode": "33216", "uid": "42"]) }
+        store.seed("d/", metadata: ["mode": "448"], contentType: "application/x-directory")
+        store.seed("d/inside", [1])
+        let fs = mount()
+        let handle = try fs.openDirectory(.root)
+        let heads = store.contents.withLock { $0.headCalls }
+        let entries = try await fs.readDirectory(handle, directory: .root, from: 2, plus: true)
+        fs.releaseDirectory(handle)
+        #expect(store.contents.withLock { $0.headCalls } - heads == 11)
+        let attributes = entries.compactMap { fs.entryAttributes($0, in: .root) }
+        #expect(attributes.count == 11)
+        #expect(attributes.filter { $0.kind == .regular }.allSatisfy { $0.mode == UInt32(S_IFREG) | 0o700 && $0.uid == 42 })
+        #expect(attributes.first { $0.kind == .directory }?.mode == UInt32(S_IFDIR) | 0o700)
+        // The names are known now: a lookup asks nothing.
+        let before = store.contents.withLock { ($0.headCalls, $0.listCalls) }
+        _ = try await fs.lookup(parent: .root, name: "f3")
+        #expect(store.contents.withLock { ($0.headCalls, $0.listCalls) } == before)
     }
 }

@@ -14,7 +14,10 @@ import Synchronization
 final class InMemoryStore: ObjectStore {
     let defaultKMS: Bool
 
-    init(defaultKMS: Bool = false) { self.defaultKMS = defaultKMS }
+    init(defaultKMS: Bool = false, isFileSystemBucket: Bool = false) {
+        self.defaultKMS = defaultKMS
+        self.isFileSystemBucket = isFileSystemBucket
+    }
 
     struct Upload {
         let key: ObjectKey
@@ -40,10 +43,13 @@ final class InMemoryStore: ObjectStore {
         var listCalls = 0
         var headCalls = 0
         var copyCalls = 0
+        var renameCalls = 0
     }
 
     /// Everything stored; tests read it directly.
     let contents = Mutex(Contents())
+    /// Serves the parallel file system calls (FileSystemBucketStore) when true.
+    let isFileSystemBucket: Bool
 
     func serviceError(_ code: ObsErrorCode, _ message: String) -> ServiceError {
         ServiceError(status: code.httpStatus, code: code, message: message, requestID: "REQ-\(code)")
@@ -368,5 +374,43 @@ extension InMemoryStore: ObjectReader {
         let slice = bytes[Int(range.lowerBound)..<min(Int(range.upperBound), bytes.count)]
         slice.withUnsafeBytes { destination.mutableBytes.copyMemory(from: $0) }
         return slice.count
+    }
+}
+
+/// A parallel file system bucket in memory: native rename of files and directories.
+extension InMemoryStore: FileSystemBucketStore {
+    func renameNatively(_ source: ObjectKey, to destination: ObjectKey) async throws {
+        try contents.withLock { contents in
+            let moved = contents.objects.keys.filter { source.rawValue.hasSuffix("/") ? $0.rawValue.hasPrefix(source.rawValue) : $0 == source }
+            guard !moved.isEmpty else { throw serviceError(.noSuchKey, "no \(source)") }
+            contents.renameCalls += 1
+            for key in moved {
+                let target = ObjectKey(destination.rawValue + key.rawValue.dropFirst(source.rawValue.count))
+                contents.objects[target] = contents.objects.removeValue(forKey: key)
+                contents.etags[target] = contents.etags.removeValue(forKey: key)
+                contents.written[target] = contents.written.removeValue(forKey: key)
+            }
+        }
+    }
+
+    func modifyNatively(_ key: ObjectKey, position: Int64, bytes: MemoryRegion) async throws -> ETag? {
+        try contents.withLock { contents in
+            guard var object = contents.objects[key], position <= object.count else { throw serviceError(.invalidArgument, "position") }
+            let end = Int(position) + bytes.count
+            if end > object.count { object += [UInt8](repeating: 0, count: end - object.count) }
+            object.replaceSubrange(Int(position)..<end, with: Array(bytes.bytes))
+            contents.objects[key] = object
+            contents.etags[key] = ETag(md5: Hash.md5(object))
+            return contents.etags[key]
+        }
+    }
+
+    func truncateNatively(_ key: ObjectKey, length: Int64) async throws {
+        try contents.withLock { contents in
+            guard var object = contents.objects[key] else { throw serviceError(.noSuchKey, "no \(key)") }
+            if Int(length) < object.count { object.removeSubrange(Int(length)...) } else { object += [UInt8](repeating: 0, count: Int(length) - object.count) }
+            contents.objects[key] = object
+            contents.etags[key] = ETag(md5: Hash.md5(object))
+        }
     }
 }

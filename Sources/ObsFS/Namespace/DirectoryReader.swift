@@ -20,6 +20,8 @@ public struct DirectoryEntry: Sendable, Equatable {
     public var inode: InodeNumber?
     /// Size, ETag and date from the listing (files only).
     var listed: ObjectAttributes?
+    /// What a HEAD found for readdirplus (Namespace/FileSystem+Directories.swift).
+    var fetched: ObsFileSystem.RemoteEntry?
 }
 
 actor DirectoryReader {
@@ -69,6 +71,14 @@ actor DirectoryReader {
             try await nextPage()
         }
         return Array(page[Int(offset - pageBase)...])
+    }
+
+    /// Keeps what HEADs found for entries of the current page (by cookie), so the next
+    /// readdirplus of the same page does not ask again.
+    func attach(_ fetched: [Int64: ObsFileSystem.RemoteEntry]) {
+        for index in page.indices {
+            if let remote = fetched[page[index].cookie] { page[index].fetched = remote }
+        }
     }
 
     private func restart() {

@@ -1,9 +1,11 @@
 // Directories and removal: mkdir writes a zero-byte marker `d/` (Content-Type
 // application/x-directory, POSIX metadata as s3fs writes it); rmdir removes the marker (and
 // s3fs's older `d_$folder$` / `d` forms) once nothing is beneath; unlink deletes the object.
-// readdir lists a page at a time (DirectoryReader.swift); readdirplus entries carry the
+// readdir lists a page at a time (DirectoryReader.swift). readdirplus entries carry the
 // attributes the table holds, so `ls -l` of a directory looked at within `attr_timeout=`
-// sends no request at all.
+// sends no request at all; for names it does not hold, readdirplus sends their HEADs in
+// parallel (`listingHeads` at a time, the next `listingPrefetch` entries of each reply) instead
+// of the kernel's one lookup (HEAD and LIST) after another.
 import OBSProtocol
 
 extension ObsFileSystem {
@@ -127,7 +129,11 @@ extension ObsFileSystem {
     /// Entries after `offset` (0, or the cookie of the last entry the caller consumed): at
     /// least one page when there are more, empty at the end. Names the table knows carry their
     /// inode number and kind; the listing's sizes and dates refresh their facts.
-    public func readDirectory(_ handle: DirectoryHandleID, directory: InodeNumber, from offset: Int64) async throws -> [DirectoryEntry] {
+    /// Entries of one readdirplus reply whose attributes are fetched ahead, and HEADs in flight.
+    static let listingPrefetch = 64
+    static let listingHeads = 16
+
+    public func readDirectory(_ handle: DirectoryHandleID, directory: InodeNumber, from offset: Int64, plus: Bool = false) async throws -> [DirectoryEntry] {
         guard let reader = openFiles.withLock({ $0.directories[handle] }) else { throw FileSystemError(.badFileHandle, "unknown \(handle)") }
         var entries: [DirectoryEntry]
         do {
@@ -142,7 +148,50 @@ extension ObsFileSystem {
             entries[index].kind = inode.kind
             if let listed = entries[index].listed { refresh(inode, from: listed) }
         }
+        if plus { try await fetchAttributes(of: &entries, in: directory, reader: reader) }
         return entries
+    }
+
+    /// HEADs the first `listingPrefetch` entries the table does not know, in parallel: a file's
+    /// object, a directory's marker.
+    private func fetchAttributes(of entries: inout [DirectoryEntry], in directory: InodeNumber, reader: DirectoryReader) async throws {
+        guard let directoryPath = table.path(of: directory) else { return }
+        let wanted = entries.prefix(ObsFileSystem.listingPrefetch).filter { $0.inode == nil && $0.fetched == nil && $0.name != "." && $0.name != ".." }
+        guard !wanted.isEmpty else { return }
+        let fetched = try await withThrowingTaskGroup(of: (Int64, RemoteEntry?).self) { group in
+            var next = wanted.startIndex
+            func addNext() {
+                guard next < wanted.endIndex else { return }
+                let entry = wanted[next]
+                next += 1
+                let key = objectKey(childPath(directoryPath, entry.name))
+                group.addTask {
+                    switch entry.kind {
+                    case .directory:
+                        let markerKey = ObjectKey(key.rawValue + "/")
+                        let marker = try await self.store.headObject(markerKey)
+                        return (entry.cookie, .directory(marker: marker, markerKey: marker == nil ? nil : markerKey))
+                    case .regular, .symlink:
+                        guard let object = try await self.store.headObject(key) else { return (entry.cookie, nil) }
+                        if object.contentType == KeyNaming.directoryContentType { return (entry.cookie, .directory(marker: object, markerKey: key)) }
+                        return (entry.cookie, .file(object))
+                    }
+                }
+            }
+            for _ in 0..<ObsFileSystem.listingHeads { addNext() }
+            var found: [Int64: RemoteEntry] = [:]
+            while let (cookie, remote) = try await group.next() {
+                if let remote { found[cookie] = remote }
+                addNext()
+            }
+            return found
+        }
+        await reader.attach(fetched)
+        for index in entries.indices {
+            guard let remote = fetched[entries[index].cookie] else { continue }
+            entries[index].fetched = remote
+            entries[index].kind = facts(of: remote).0
+        }
     }
 
     /// Feeds a listing's size, ETag and date into a known file; a different ETag (replaced by
@@ -160,11 +209,15 @@ extension ObsFileSystem {
     }
 
     /// A readdirplus entry: the attributes of a listed name whose metadata the table holds
-    /// fresh, counted as one kernel lookup; nil when the kernel should look it up itself (the
-    /// listing carries no POSIX metadata). The adapter calls `forget(_:count: 1)` for an entry
-    /// it could not fit into the reply.
+    /// fresh or a HEAD just fetched, counted as one kernel lookup; nil when the kernel should
+    /// look it up itself. The adapter calls `forget(_:count: 1)` for an entry it could not fit
+    /// into the reply.
     public func entryAttributes(_ entry: DirectoryEntry, in directory: InodeNumber) -> FileAttributes? {
-        guard entry.name != ".", entry.name != "..", let known = table.child(directory, entry.name),
+        guard entry.name != ".", entry.name != ".." else { return nil }
+        if let fetched = entry.fetched, table.child(directory, entry.name) == nil {
+            return try? remember(fetched, parent: directory, name: entry.name)
+        }
+        guard let known = table.child(directory, entry.name),
               known.facts.posixLoaded, known.facts.expiry > .now || upload(of: known.number) != nil,
               let (inode, _) = table.entry(parent: directory, name: entry.name, kind: known.kind, facts: known.facts, isCurrent: { $0 === known })
         else { return nil }

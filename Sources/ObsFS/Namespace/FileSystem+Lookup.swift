@@ -11,7 +11,7 @@ import OBSProtocol
 
 extension ObsFileSystem {
     /// What the store holds under one name.
-    enum RemoteEntry {
+    enum RemoteEntry: Sendable, Equatable {
         case file(ObjectAttributes)
         /// A directory; `marker` is its own object (`d/`, `d` of Content-Type
         /// application/x-directory, or `d_$folder$`) when it has one.

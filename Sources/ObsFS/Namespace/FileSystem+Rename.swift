@@ -15,6 +15,9 @@
 // the name it was created with. SSE-C objects answer EOPNOTSUPP (the copy would need the key
 // on both sides, which this mount does not send yet). RENAME_NOREPLACE is honoured;
 // RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped atomically).
+//
+// On an OBS parallel file system bucket (HEAD bucket says `x-obs-fs-file-interface: Enabled`)
+// files and directories are renamed natively instead: one atomic request, nothing copied.
 import OBSClient
 import OBSProtocol
 
@@ -51,6 +54,8 @@ extension ObsFileSystem {
         case (.file, .directory?): throw FileSystemError(.isDirectory, "\(targetPath) is a directory")
         case (.directory, _) where targetPath.hasPrefix(sourcePath + "/"):
             throw FileSystemError(.invalidArgument, "cannot move \(sourcePath) into itself")
+        case (_, _) where store.fileSystemBucket != nil:
+            try await renameNatively(source, sourcePath, to: targetPath, replacing: target)
         case (.file(let object), _):
             try await moveObject(objectKey(sourcePath), to: objectKey(targetPath), size: object.size)
         case (.directory(_, let markerKey), let target):
@@ -61,6 +66,33 @@ extension ObsFileSystem {
         _ = table.move(parent, name, to: newParent, newName)
         negativeCache.remove(newParent, newName)
         negativeCache.insert(parent, name)
+    }
+
+    /// A parallel file system bucket renames a file or a whole directory in one atomic request.
+    /// An empty target directory is removed first (POSIX replaces it); a non-empty one is ENOTEMPTY.
+    private func renameNatively(_ source: RemoteEntry, _ sourcePath: String, to targetPath: String, replacing target: RemoteEntry?) async throws {
+        guard let bucket = store.fileSystemBucket else { return }
+        var from = objectKey(sourcePath)
+        var to = objectKey(targetPath)
+        if case .directory = source {
+            from = ObjectKey(listPrefix(ofDirectory: sourcePath))
+            to = ObjectKey(listPrefix(ofDirectory: targetPath))
+            if target != nil {
+                let below = try await allKeys(below: to.rawValue)
+                guard below.allSatisfy({ $0.relative.isEmpty }) else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
+                do {
+                    try await store.deleteObject(to)
+                } catch {
+                    throw storeFailure("removing the empty directory \(to)", error)
+                }
+            }
+        }
+        do {
+            try await bucket.renameNatively(from, to: to)
+        } catch {
+            throw storeFailure("renaming \(from) to \(to) (parallel file system)", error)
+        }
+        logger.info("renamed \(from) to \(to) (parallel file system: one request)")
     }
 
     /// Whether `number` is being written, or (a directory) holds a file being written.
@@ -105,6 +137,23 @@ extension ObsFileSystem {
             throw error
         } catch {
             throw storeFailure("renaming \(source) to \(target)", error)
+        }
+    }
+
+    /// A directory marker (`d/`) is written again under its new name with its metadata rather
+    /// than copied: some S3 servers (SeaweedFS) keep markers as directories and answer a copy
+    /// of one with NoSuchKey.
+    private func copyMarker(_ source: ObjectKey, to target: ObjectKey) async throws {
+        do {
+            var options = ObjectOptions()
+            options.contentType = KeyNaming.directoryContentType
+            if let marker = try await store.headObject(source) {
+                options.metadata = marker.metadata
+                options.contentType = marker.contentType ?? KeyNaming.directoryContentType
+            }
+            _ = try await store.putObject(target, bytes: [], options: options)
+        } catch {
+            throw storeFailure("renaming directory marker \(source) to \(target)", error)
         }
     }
 
@@ -204,7 +253,12 @@ extension ObsFileSystem {
                 let entry = keys[next]
                 next += 1
                 group.addTask {
-                    try await self.moveObject(entry.key, to: ObjectKey(targetPrefix + entry.relative), size: entry.size, deleteSource: false)
+                    let target = ObjectKey(targetPrefix + entry.relative)
+                    if entry.key.rawValue.hasSuffix("/") {
+                        try await self.copyMarker(entry.key, to: target)
+                    } else {
+                        try await self.moveObject(entry.key, to: target, size: entry.size, deleteSource: false)
+                    }
                 }
             }
             for _ in 0..<configuration.renameParallel { addNext() }

@@ -37,6 +37,9 @@ public enum UploadIntegrity: String, Sendable, CaseIterable, CustomStringConvert
     /// The proof of a sealed part's bytes: one pass over them (none for `.none`).
     func proof(of bytes: UnsafeRawBufferPointer) -> PartIntegrity {
         if let algorithm = checksumAlgorithm { return .checksum(Checksum(algorithm, of: bytes)) }
-        return self == .md5 ? .md5(Hash.md5(bytes)) : .none
+        guard self == .md5 else { return .none }
+        let digest = StreamingDigest(.md5)
+        digest.update(bytes)
+        return .md5(digest.finalize())
     }
 }

@@ -58,6 +58,8 @@ public struct UploadSettings: Sendable {
     public var pool: PartBufferPool
     /// What each part carries to prove its bytes (`checksum=`).
     public var integrity: UploadIntegrity
+    /// status: the mount's upload counters (Status/MountStatistics.swift).
+    public var statistics = MountStatistics()
 
     public init(schedule: PartSizeSchedule, parallel: Int, pool: PartBufferPool, integrity: UploadIntegrity = .md5) {
         precondition(parallel >= 1)
@@ -88,6 +90,8 @@ public final class UploadSession: Sendable {
     private let state: Mutex<State>
     /// The file's size (`PartAssembly.size`), stored under `state`'s lock, read without it.
     private let publishedSize = Atomic<Int64>(0)
+    /// status: live counters for `obsmount status` and metrics (Status/UploadProgress.swift).
+    let progress: UploadProgress
 
     private enum Phase {
         /// Accepting writes.
@@ -166,6 +170,8 @@ public final class UploadSession: Sendable {
         self.logger = logger
         heldBuffers = AsyncBudget(units: Int64(settings.parallel + 1))
         state = Mutex(State(assembly: PartAssembly(schedule: settings.schedule), window: UploadWindow(parallel: settings.parallel)))
+        progress = UploadProgress(statistics: settings.statistics)  // status:
+        settings.statistics.opened(self)  // status:
     }
 
     /// The multipart upload's ID (a new one after `reinitiate`).
@@ -314,6 +320,7 @@ public final class UploadSession: Sendable {
         let result: Result<PartReceipt, FileSystemError>
         let bytes = UnsafeRawBufferPointer(rebasing: part.buffer.rawBytes[0..<part.size])
         let proof = settings.integrity.proof(of: bytes)
+        progress.partStarted()  // status:
         do {
             result = .success(try await store.uploadPart(key, uploadID: uploadID, number: part.number,
                                                          body: MemoryRegion(owner: part.buffer, range: 0..<part.size), integrity: proof,
@@ -321,6 +328,7 @@ public final class UploadSession: Sendable {
         } catch {
             result = .failure(FileSystemError(doing: "uploading part \(part.number) (\(part.size) bytes)", error))
         }
+        progress.partEnded(bytes: (try? result.get()).map { _ in part.size })  // status:
         settings.pool.giveBack(part.buffer)
         heldBuffers.release(1)
         var effects: [Effect] = []
@@ -432,6 +440,7 @@ public final class UploadSession: Sendable {
     private func abort(because reason: FileSystemError) async {
         do {
             try await store.abortUpload(key, uploadID: uploadID)
+            settings.statistics.aborted()  // status:
             logger.error("aborted upload of \(key) (upload ID \(uploadID)): \(reason.reason)")
         } catch {
             logger.error("upload of \(key) (upload ID \(uploadID)) failed (\(reason.reason)) and aborting it failed too: \(error)")
@@ -445,6 +454,7 @@ public final class UploadSession: Sendable {
             return (state.writeRequests, state.largestWrite)
         }
         logger.info("\(key): \(requests) write requests, largest \(largest) bytes")
+        settings.statistics.finished(self, succeeded: (try? result.get()) != nil)  // status:
         outcome.fulfill(result)
     }
 
@@ -620,6 +630,7 @@ public final class UploadSession: Sendable {
             } catch {
                 logger.warning("\(key): the empty object is written, but aborting the unused upload \(uploadID) failed: \(error)")
             }
+            settings.statistics.finished(self, succeeded: (try? result.get()) != nil)  // status:
             outcome.fulfill(result)
         }
         return await outcome.value

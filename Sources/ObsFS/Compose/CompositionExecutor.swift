@@ -1,0 +1,138 @@
+// Runs a CompositionPlan as one multipart upload: copies of base ranges pinned to the base's
+// ETag, uploads assembled from changed bytes, zeros and pinned ranged reads of the base, at most
+// `parallel` parts in flight. Any failure aborts the upload, so the object keeps its previous
+// version until the new one is complete; completion replaces it in one step.
+import Logging
+import OBSClient
+import OBSProtocol
+
+/// What a composition sent, for the log line and the tests.
+public struct CompositionResult: Sendable, Equatable {
+    /// The new object's ETag.
+    public let etag: ETag
+    /// The parts completed, in order.
+    public let parts: [PartReceipt]
+}
+
+/// Composes new objects from a base and changed bytes.
+public struct CompositionExecutor: Sendable {
+    let store: any ObjectComposer
+    /// Memory for uploaded parts: the mount's part buffers.
+    let pool: PartBufferPool
+    let parallel: Int
+    /// What uploaded parts carry (the mount's `checksum=`, as the store declares it on
+    /// initiation); copied parts carry what the store computes.
+    let integrity: UploadIntegrity
+    let logger: Logger
+
+    public init(store: any ObjectComposer, pool: PartBufferPool, parallel: Int, integrity: UploadIntegrity = .md5, logger: Logger) {
+        precondition(parallel > 0, "at least one part in flight")
+        self.store = store
+        self.pool = pool
+        self.parallel = parallel
+        self.integrity = integrity
+        self.logger = logger
+    }
+
+    /// Writes `key` as `plan` says: base ranges from `base` at `baseETag` (a changed base fails
+    /// with `ObjectChangedError`), changed ranges from `changes`, with `options` (their SSE-C key
+    /// also reads and copies the base). An empty plan writes an empty object.
+    public func compose(_ plan: CompositionPlan, into key: ObjectKey, base: ObjectKey, baseETag: ETag?, changes: any ChangedBytes,
+                        options: ObjectOptions) async throws -> CompositionResult {
+        guard !plan.parts.isEmpty else {
+            return CompositionResult(etag: try await store.putEmptyObject(key, options: options), parts: [])
+        }
+        let uploadID = try await store.initiateUpload(key, options: options)
+        let parts: [PartReceipt]
+        let etag: ETag
+        do {
+            parts = try await send(plan, key: key, uploadID: uploadID, base: base, baseETag: baseETag, changes: changes, options: options)
+            etag = try await store.completeUpload(key, uploadID: uploadID, parts: parts).etag
+        } catch {
+            do {
+                try await store.abortUpload(key, uploadID: uploadID)
+            } catch let abortError {
+                logger.warning("\(key): composing failed and the abort of upload \(uploadID) failed too (\(abortError)); the store's lifecycle rules remove it")
+            }
+            throw error
+        }
+        // The composite ETag of the part ETags the store answered (copied parts included), when
+        // they are MD5s: a completed object that differs from them was assembled wrongly. (The
+        // client checks it only when it verified every part's MD5 itself, which copies are not.)
+        let md5s = parts.compactMap(\.etag.md5Bytes)
+        if options.partETagsAreMD5s, md5s.count == parts.count {
+            let expected = ETag.composite(partMD5s: md5s)
+            guard etag.value.lowercased() == expected.value else {
+                throw FileSystemError(.io, "\(key): composed, but the store's ETag \(etag) differs from the composite ETag \(expected) of its parts")
+            }
+        }
+        return CompositionResult(etag: etag, parts: parts)
+    }
+
+    /// Sends every part, `parallel` at a time; the first failure cancels the others.
+    private func send(_ plan: CompositionPlan, key: ObjectKey, uploadID: UploadID, base: ObjectKey, baseETag: ETag?,
+                      changes: any ChangedBytes, options: ObjectOptions) async throws -> [PartReceipt] {
+        try await withThrowingTaskGroup(of: PartReceipt.self) { group in
+            var done: [PartReceipt] = []
+            for (index, part) in plan.parts.enumerated() {
+                if index >= parallel, let finished = try await group.next() { done.append(finished) }
+                let number = PartNumber(index + 1)!
+                group.addTask {
+                    switch part.content {
+                    case .copy:
+                        let etag = try await store.copyPart(key, uploadID: uploadID, number: number, source: base, range: part.range,
+                                                            sourceETag: baseETag, customerKey: options.customerKey)
+                        // The store copied bytes the client never saw: it vouches for them.
+                        return PartReceipt(number: number, etag: etag, size: Int64(part.range.count), verdict: .acceptedByService)
+                    case .upload(let pieces):
+                        return try await upload(pieces, of: part.range, number: number, key: key, uploadID: uploadID,
+                                                base: base, baseETag: baseETag, changes: changes, options: options)
+                    }
+                }
+            }
+            for try await finished in group { done.append(finished) }
+            return done.sorted { $0.number < $1.number }
+        }
+    }
+
+    /// Assembles one part in a pool buffer (changed bytes, zeros, pinned reads of the base) and
+    /// uploads it with its proof (the client decides what the answer proved).
+    private func upload(_ pieces: [PartPiece], of range: Range<Int64>, number: PartNumber, key: ObjectKey, uploadID: UploadID,
+                        base: ObjectKey, baseETag: ETag?, changes: any ChangedBytes, options: ObjectOptions) async throws -> PartReceipt {
+        let buffer = await pool.take(size: Int64(range.count))
+        defer { pool.giveBack(buffer) }
+        let body = MemoryRegion(owner: buffer, range: 0..<range.count)
+        for piece in pieces {
+            let region = MemoryRegion(owner: buffer, range: Int(piece.range.lowerBound - range.lowerBound)..<Int(piece.range.upperBound - range.lowerBound))
+            switch piece.source {
+            case .changed:
+                changes.copyBytes(piece.range, into: region.mutableBytes)
+            case .zeros:
+                region.mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
+            case .base:
+                let count = try await store.readRange(base, range: piece.range, ifMatch: baseETag, customerKey: options.customerKey, into: region)
+                guard count == piece.range.count else {
+                    throw FileSystemError(.io, "\(base): GET of bytes \(piece.range.lowerBound)-\(piece.range.upperBound - 1) returned \(count) bytes")
+                }
+            }
+        }
+        return try await store.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity.proof(of: body.bytes),
+                                          customerKey: options.customerKey)
+    }
+}
+
+extension ObjectOptions {
+    /// The SSE-C key of an object encrypted with one.
+    var customerKey: CustomerKey? {
+        if case .customer(let key)? = encryption { return key }
+        return nil
+    }
+
+    /// Whether the store answers MD5s of the bytes as part ETags (not with SSE-KMS or SSE-C).
+    var partETagsAreMD5s: Bool {
+        switch encryption {
+        case .kms?, .customer?: false
+        case .obs?, nil: true
+        }
+    }
+}
