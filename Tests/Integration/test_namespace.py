@@ -1,6 +1,7 @@
 """The namespace of issue 8 through a real mount, as ordinary programs use it (mkdir -p, rmdir,
 rm -r, cp -r, rsync -a, tar xf, git, mv, chmod/chown/touch, ln -s, setfattr, unlink of an open
-file, mknod, ln), on obs-local (OBS dialect) and SeaweedFS (V4). Every result is checked on the
+file, mknod, ln), on obs-local (OBS dialect) and SeaweedFS (V4); the mv tests on obs-local's
+parallel file system bucket too (native rename). Every result is checked on the
 server (keys, sizes, MD5 of the bodies, the s3fs-format metadata), and what must persist is
 checked again through a fresh mount. File contents are checked on the server, not read back through
 the mount (git alone reads through it)."""
@@ -23,19 +24,13 @@ BUG_BUSY_AFTER_CLOSE = ("BUG: a rename (or unlink) right after close() can answe
                         "(seen with git init: 'unable to write symref for HEAD: Device or resource busy')")
 BUG_SEAWEEDFS_MARKER_METADATA = ("BUG: SeaweedFS keeps no user metadata on `d/` markers (HEAD shows none), so a directory's "
                                  "mode, owner, times and xattrs are lost, while mkdir/chmod/chown/utimens/setxattr answer success")
-BUG_SEAWEEDFS_MARKER_COPY = ("BUG: on SeaweedFS, CopyObject of a `d/` marker answers 404 NoSuchKey, so renaming a directory "
-                             "fails with ENOENT after its files were copied")
-
-
-def xfail_on_seaweedfs(request, server, reason):
-    if server.name == "seaweedfs":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 @pytest.fixture
 def directory_metadata(request, server):
     """The test checks metadata of directories, which SeaweedFS loses."""
-    xfail_on_seaweedfs(request, server, BUG_SEAWEEDFS_MARKER_METADATA)
+    if server.name == "seaweedfs":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=BUG_SEAWEEDFS_MARKER_METADATA))
 
 
 def run(*command, cwd=None):
@@ -47,13 +42,29 @@ def run(*command, cwd=None):
     return result.stdout
 
 
+def make_base(mount):
+    path = mount.path / unique("ns")
+    path.mkdir()
+    return path
+
+
 @pytest.fixture
 def base(mount):
     """A fresh directory of the test at the mount's root (made through the mount: its marker
     exists); its key prefix is `base.name + '/'`."""
-    path = mount.path / unique("ns")
-    path.mkdir()
-    return path
+    return make_base(mount)
+
+
+@pytest.fixture
+def any_mount(every_server, mount_factory):
+    """Like `mount`, and on obs-local's parallel file system bucket too (native rename)."""
+    return mount_factory(every_server, [f"part_size={every_server.part_size}", "parallel=4", "memory_budget=64M"])
+
+
+@pytest.fixture
+def any_base(any_mount):
+    """`base` in `any_mount`."""
+    return make_base(any_mount)
 
 
 def remount(mount, mount_factory):
@@ -175,7 +186,8 @@ def test_git_init_add_commit(mount, base):
 
 # Rename ----------------------------------------------------------------------------------------
 
-def test_mv_file_keeps_body_and_metadata(mount, base):
+def test_mv_file_keeps_body_and_metadata(any_mount, any_base):
+    mount, base = any_mount, any_base
     server, prefix = mount.server, base.name + "/"
     body = os.urandom(3 * MiB)
     (base / "a").write_bytes(body)
@@ -190,7 +202,8 @@ def test_mv_file_keeps_body_and_metadata(mount, base):
     assert stat.S_IMODE((base / "dir" / "b").stat().st_mode) == 0o640
 
 
-def test_mv_onto_existing_file_replaces_it(mount, base):
+def test_mv_onto_existing_file_replaces_it(any_mount, any_base):
+    mount, base = any_mount, any_base
     server, prefix = mount.server, base.name + "/"
     (base / "new").write_bytes(b"new contents, longer than the old ones\n")
     (base / "old").write_bytes(b"old\n")
@@ -201,9 +214,9 @@ def test_mv_onto_existing_file_replaces_it(mount, base):
     assert not (base / "new").exists()
 
 
-def test_mv_directory_of_200_files(request, mount, base):
+def test_mv_directory_of_200_files(any_mount, any_base):
+    mount, base = any_mount, any_base
     server, prefix = mount.server, base.name + "/"
-    xfail_on_seaweedfs(request, server, BUG_SEAWEEDFS_MARKER_COPY)
     (base / "d" / "sub").mkdir(parents=True)
     bodies = {f"d/f{index:03}": f"file {index}\n".encode() * (index + 1) for index in range(200)}
     bodies["d/sub/inner"] = b"inner\n"
