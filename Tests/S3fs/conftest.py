@@ -88,7 +88,7 @@ def obs_local(tmp_path_factory):
 class S3fsMount:
     """s3fs in the foreground (-f), so that it is our child and dies with us."""
 
-    def __init__(self, endpoint, mount_point, work_dir):
+    def __init__(self, endpoint, mount_point, work_dir, extra_options=()):
         self.mount_point = mount_point
         self.log_path = work_dir / f"s3fs-{mount_point.name}.log"
         passwd = work_dir / "s3fs-passwd"
@@ -97,7 +97,7 @@ class S3fsMount:
         options = ",".join([
             f"url={endpoint.url}", "use_path_request_style", "sigv4", f"endpoint={endpoint.region}",
             f"passwd_file={passwd}", "enable_content_md5", "multipart_size=10", "parallel_count=5",
-            "dbglevel=warn",
+            "dbglevel=warn", *extra_options,
         ])
         mount_point.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
