@@ -223,6 +223,13 @@ public final class ObsFileSystem: Sendable {
         openFiles.withLock { $0.uploads[inode] }
     }
 
+    /// Inodes whose upload is being initiated or still open (a completed upload whose release has
+    /// not arrived yet is not "being written": close() already returned).
+    func inodesBeingWritten() -> Set<InodeNumber> {
+        let (uploads, initiating) = openFiles.withLock { ($0.uploads, $0.initiating) }
+        return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating)
+    }
+
     /// The changes an open file holds for an existing object, if any (Compose/).
     func changes(of inode: InodeNumber) -> ModifySession? {
         openFiles.withLock { files in files.files.values.first { $0.inode.number == inode && $0.modify != nil }?.modify }

@@ -62,18 +62,44 @@ def test_write_before_the_unsent_part_fails_and_aborts(mount):
     assert "random writes are not supported" in mount.log_text()
 
 
-def test_writing_into_an_existing_object_without_o_trunc_is_refused(mount):
+def test_appending_to_an_existing_object_composes_it_on_the_server(mount):
     key = name("existing")
     mount.server.s3.put_object(Bucket=mount.server.bucket, Key=key, Body=b"old")
-    fd = os.open(mount.path / key, os.O_WRONLY | os.O_APPEND)  # the open succeeds (touch, futimens)
-    with pytest.raises(OSError) as raised:
-        os.write(fd, b"more")
-    assert raised.value.errno == errno.EOPNOTSUPP
+    fd = os.open(mount.path / key, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"more")
     os.close(fd)
-    assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == b"old"
+    assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == b"oldmore"
     with open(mount.path / key, "wb") as out:  # O_TRUNC replaces it
         out.write(b"new")
     assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == b"new"
+
+
+def test_shell_redirections_keep_every_byte(mount):
+    key = name("shell")
+    script = f"""
+set -e
+cd {mount.path}
+{{ echo one; echo two; }} > {key}
+exec 3>>{key}; echo three >&3; echo four >&3; exec 3>&-
+(echo five; sh -c 'echo six') >> {key} 2>&1
+"""
+    subprocess.run(["bash", "-c", script], check=True)
+    body = mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read()
+    assert body == b"one\ntwo\nthree\nfour\nfive\nsix\n"
+
+
+def test_dd_conv_notrunc_sends_only_the_change(mount):
+    key = name("notrunc")
+    data = os.urandom(12 * MiB)
+    mount.server.s3.put_object(Bucket=mount.server.bucket, Key=key, Body=data)
+    patch = os.urandom(MiB)
+    subprocess.run(["dd", f"of={mount.path / key}", "bs=1M", "seek=5", "conv=notrunc", "status=none"], input=patch, check=True)
+    expected = data[:5 * MiB] + patch + data[6 * MiB:]
+    assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == expected
+    with open(mount.path / key, "rb") as back:
+        assert back.read() == expected
+    subprocess.run(["truncate", "-s", str(3 * MiB), str(mount.path / key)], check=True)
+    assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == expected[:3 * MiB]
 
 
 def test_fsync_then_close(mount):

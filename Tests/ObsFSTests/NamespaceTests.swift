@@ -83,13 +83,15 @@ struct NamespaceTests {
         #expect(try await fs.getattr(attributes.inode).size == 12345)
     }
 
-    @Test func openForWritingNeedsTruncOnNonEmptyObjects() async throws {
-        let fs = makeFileSystem(storeWith(["full"]))
+    @Test func openForWritingWithoutTruncChangesInPlace() async throws {
+        let store = storeWith(["full"])
+        let fs = makeFileSystem(store)
         let file = try await fs.lookup(parent: .root, name: "full")
-        let unchanged = try await fs.open(file.inode, flags: O_WRONLY).handle
-        guard case .failure(let refused) = await write(fs, unchanged, at: 0, [1]) else { Issue.record("the write was accepted"); return }
-        #expect(refused.errno == .notSupported)
-        await fs.release(unchanged)
+        // Without O_TRUNC the object is changed in place (Compose/); with it, replaced.
+        let changed = try await fs.open(file.inode, flags: O_WRONLY).handle
+        #expect(try await write(fs, changed, at: 0, [70]).get() == 1)
+        await fs.release(changed)
+        #expect(store.object("full") == Array("Full".utf8))
         let handle = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC).handle
         #expect(try await fs.getattr(file.inode).size == 0)
         await fs.release(handle)

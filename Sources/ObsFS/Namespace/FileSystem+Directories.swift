@@ -60,7 +60,7 @@ extension ObsFileSystem {
             let below = try await store.listObjects(prefix: prefix, delimiter: nil, marker: nil, maxKeys: 3)
             let others = below.objects.filter { $0.key.rawValue != prefix && $0.key.rawValue != prefix + DirectoryAttributes.objectName }
             if !others.isEmpty || !below.commonPrefixes.isEmpty { throw FileSystemError(.notEmpty, "\(path) is not empty") }
-            let writing = openFiles.withLock { Array($0.uploads.keys) }
+            let writing = inodesBeingWritten()
             if writing.contains(where: { table.path(of: $0)?.hasPrefix(path + "/") == true }) {
                 throw FileSystemError(.notEmpty, "\(path) has files being written")
             }
@@ -87,7 +87,7 @@ extension ObsFileSystem {
         let known = table.child(parent, name)
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         let writing = known.flatMap { inode in openFiles.withLock { files -> Bool in
-            guard files.uploads[inode.number] != nil || files.initiating.contains(inode.number) else { return false }
+            guard files.uploads[inode.number]?.isUploading == true || files.initiating.contains(inode.number) else { return false }
             files.discarded.insert(inode.number)
             return true
         } } ?? false

@@ -27,6 +27,7 @@ extension ObsFileSystem {
             }
         }
         if negativeCache.contains(parent, name) { throw FileSystemError(.noEntry, "\(objectKey(path)): missing (cached)") }
+        let generation = negativeCache.generation
         let remote: RemoteEntry?
         do {
             remote = try await remoteEntry(path)
@@ -34,7 +35,12 @@ extension ObsFileSystem {
             throw storeFailure("looking up \(objectKey(path))", error)
         }
         guard let remote else {
-            negativeCache.insert(parent, name)
+            // A create, mkdir or rename here may have made the name while the requests were out.
+            if let made = table.child(parent, name), isChangingHere(made.number) || made.facts.expiry > .now,
+               let (inode, _) = table.entry(parent: parent, name: name, kind: made.kind, facts: made.facts, isCurrent: { $0 === made }) {
+                return attributes(of: inode)
+            }
+            negativeCache.insert(parent, name, seenAt: generation)
             throw FileSystemError(.noEntry, "no object \(objectKey(path)) and no keys under \(objectKey(path))/")
         }
         return try remember(remote, parent: parent, name: name)

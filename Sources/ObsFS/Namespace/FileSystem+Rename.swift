@@ -97,7 +97,7 @@ extension ObsFileSystem {
 
     /// Whether `number` is being written, or (a directory) holds a file being written.
     private func isBusy(_ number: InodeNumber, path: String) -> Bool {
-        let writing = openFiles.withLock { Set($0.uploads.keys).union($0.initiating) }
+        let writing = inodesBeingWritten()
         return writing.contains(number) || writing.contains { table.path(of: $0)?.hasPrefix(path + "/") == true }
     }
 

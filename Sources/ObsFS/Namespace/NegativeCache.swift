@@ -14,34 +14,52 @@ final class NegativeCache: Sendable {
     static let capacity = 65_536
 
     private let timeout: Duration
-    /// Missing names and when they stop being trusted.
-    private let entries = Mutex<[Key: ContinuousClock.Instant]>([:])
+    private struct Entries {
+        var expiries: [Key: ContinuousClock.Instant] = [:]
+        /// Counts this mount's creates: a miss seen by a lookup that started before one of them
+        /// may be stale and is not remembered.
+        var generation: UInt64 = 0
+    }
+
+    /// Missing names, when they stop being trusted, and the create generation.
+    private let entries = Mutex(Entries())
+
+    /// Taken before a lookup asks the store; `insert` compares it.
+    var generation: UInt64 { entries.withLock { $0.generation } }
 
     init(timeout: Duration) { self.timeout = timeout }
 
     func contains(_ parent: InodeNumber, _ name: String) -> Bool {
         let now = ContinuousClock.now
         return entries.withLock { entries in
-            guard let expiry = entries[Key(parent: parent, name: name)] else { return false }
+            guard let expiry = entries.expiries[Key(parent: parent, name: name)] else { return false }
             if expiry > now { return true }
-            entries[Key(parent: parent, name: name)] = nil
+            entries.expiries[Key(parent: parent, name: name)] = nil
             return false
         }
     }
 
-    func insert(_ parent: InodeNumber, _ name: String) {
+    /// Remembers a miss, unless this mount created something since `generation` (nil: always).
+    func insert(_ parent: InodeNumber, _ name: String, seenAt generation: UInt64? = nil) {
         guard timeout > .zero else { return }
         let now = ContinuousClock.now
         entries.withLock { entries in
-            if entries.count >= NegativeCache.capacity {
-                entries = entries.filter { $0.value > now }
-                if entries.count >= NegativeCache.capacity, let oldest = entries.min(by: { $0.value < $1.value })?.key { entries[oldest] = nil }
+            if let generation, generation != entries.generation { return }
+            if entries.expiries.count >= NegativeCache.capacity {
+                entries.expiries = entries.expiries.filter { $0.value > now }
+                if entries.expiries.count >= NegativeCache.capacity, let oldest = entries.expiries.min(by: { $0.value < $1.value })?.key {
+                    entries.expiries[oldest] = nil
+                }
             }
-            entries[Key(parent: parent, name: name)] = now + timeout
+            entries.expiries[Key(parent: parent, name: name)] = now + timeout
         }
     }
 
+    /// This mount made `name`: forget its miss.
     func remove(_ parent: InodeNumber, _ name: String) {
-        _ = entries.withLock { $0.removeValue(forKey: Key(parent: parent, name: name)) }
+        entries.withLock { entries in
+            entries.expiries[Key(parent: parent, name: name)] = nil
+            entries.generation &+= 1
+        }
     }
 }

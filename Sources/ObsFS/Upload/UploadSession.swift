@@ -128,6 +128,8 @@ public final class UploadSession: Sendable {
         /// The lock owner (descriptor table) of the opener, once a write or flush from the
         /// opening process showed it: the opener's other threads complete the file too.
         var openerOwner: WriterIdentity?
+        /// Ended on purpose (unmount, unlinked while open): logged as a notice, not an error.
+        var deliberate = false
         /// ETag of the zero-byte object a flush of the still-empty file created.
         var emptyObjectETag: ETag?
         var writeRequests = 0
@@ -365,7 +367,7 @@ public final class UploadSession: Sendable {
         case .failing, .done: return
         }
         state.phase = .failing(error)
-        logger.error("upload of \(key) (upload ID \(uploadID)) failed: \(error.reason)")
+        logger.log(level: state.deliberate ? .notice : .error, "upload of \(key) (upload ID \(uploadID)) ended: \(error.reason)")
         if let filling = state.assembly.dropFilling() { effects.append(.giveBack(filling)) }
         // Parts in flight are cancelled; sealed parts not yet sending are dropped, their buffers go back.
         for sealed in state.window.cancel() { effects.append(.giveBack(sealed)) }
@@ -441,7 +443,7 @@ public final class UploadSession: Sendable {
         do {
             try await store.abortUpload(key, uploadID: uploadID)
             settings.statistics.aborted()  // status:
-            logger.error("aborted upload of \(key) (upload ID \(uploadID)): \(reason.reason)")
+            logger.log(level: state.withLock { $0.deliberate } ? .notice : .error, "aborted upload of \(key) (upload ID \(uploadID)): \(reason.reason)")
         } catch {
             logger.error("upload of \(key) (upload ID \(uploadID)) failed (\(reason.reason)) and aborting it failed too: \(error)")
         }
@@ -642,6 +644,7 @@ public final class UploadSession: Sendable {
         var effects: [Effect] = []
         let wasEmpty = state.withLock { state -> Bool in
             guard case .open = state.phase else { return false }
+            state.deliberate = true
             if state.assembly.size == 0 && state.queued.isEmpty {
                 state.phase = .done
                 return true
