@@ -83,4 +83,26 @@ struct ModifyTests {
         #expect(store.object("f") == Array("a\nb\n".utf8))
         await fs.release(handle)
     }
+
+    @Test func theWriterOfANewFileReadsItBackAndGoesOn() async throws {
+        // A database creating its file: write, read back, write more, close.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let process = ProcessID(31)
+        let (_, handle) = try await fs.create(parent: .root, name: "db", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
+        #expect(try await fs.read(handle, at: 0, count: 100) == [])  // nothing written yet: end of file
+        let page = pattern(4096)
+        #expect(await fs.write(handle, at: 0, bytes: page, writer: WriterIdentity(3), process: process).count == 4096)
+        #expect(try await fs.read(handle, at: 0, count: 4096) == page)
+        let second = pattern(4096, seed: 5)
+        #expect(await fs.write(handle, at: 8192, bytes: second, writer: WriterIdentity(3), process: process).count == 4096)
+        #expect(await fs.write(handle, at: 0, bytes: [9], writer: WriterIdentity(3), process: process).count == 1)
+        try await fs.fsync(handle)
+        try await fs.flush(handle, writer: WriterIdentity(3), process: process)
+        await fs.release(handle)
+        var expected = page + [UInt8](repeating: 0, count: 4096) + second
+        expected[0] = 9
+        #expect(store.object("db") == expected)
+        #expect(store.uploadsInProgress == 0)
+    }
 }

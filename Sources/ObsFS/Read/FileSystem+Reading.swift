@@ -1,7 +1,9 @@
 // Opening and reading files: every open of an object gets an ObjectReadStream pinned to the
 // ETag the open saw (Read/ObjectReadStream.swift has the prefetch design). The kernel's page
-// cache is kept between opens while the ETag is unchanged. A file this mount is still writing
-// is not readable until it is closed: its reads answer EBUSY (mount-options/write-semantics.md).
+// cache is kept between opens while the ETag is unchanged. A file being streamed is readable
+// through the descriptor that writes it (a database creating its file): the first read of what
+// was written completes the upload and the descriptor goes on as changes to that object
+// (Compose/); other descriptors get EBUSY until it is closed (mount-options/write-semantics.md).
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -38,7 +40,12 @@ extension ObsFileSystem {
 
     /// Up to `count` bytes at `offset` of the version the handle opened.
     public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> [UInt8] {
-        let file = try openFile(handle)
+        var file = try openFile(handle)
+        if file.modify == nil, let session = file.session, session.isUploading {
+            guard session.size > 0 else { return [] }
+            try await session.flush(writer: .unknown, process: session.opener).get()
+            if let modify = continueAfterCompletion(handle, file, session) { file.modify = modify }
+        }
         if let modify = file.modify {
             do {
                 return try await modify.read(at: offset, count: count)

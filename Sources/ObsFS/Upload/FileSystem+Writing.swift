@@ -156,7 +156,7 @@ extension ObsFileSystem {
 
     /// A write after an earlier close() completed the file (`exec 3>f; echo a >&3; echo b >&3`):
     /// the handle goes on as changes to the completed object.
-    private func continueAfterCompletion(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession) -> ModifySession? {
+    func continueAfterCompletion(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession) -> ModifySession? {
         guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
               let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
                                                   written: session.intendedOptions) else { return nil }
