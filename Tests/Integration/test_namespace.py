@@ -9,6 +9,7 @@ import errno
 import os
 import stat
 import subprocess
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -362,3 +363,18 @@ def test_hard_link_refused(mount, base):
     assert errno_of(os.link, base / "file", base / "second") == errno.EPERM
     assert sorted(server_objects(server, prefix)) == ["file"]
     assert "hard links are not supported" in mount.log_text()
+
+
+def test_mv_of_a_6_gib_object_is_a_multipart_copy(obs_local, mount_factory):
+    """Above 5 GiB a single CopyObject is refused by the stores: the rename copies ranges in parallel."""
+    mount = mount_factory(obs_local, ["part_size=64M", "memory_budget=512M"])
+    size = 6 * 1024 * MiB
+    stem = f"six-gib-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["dd", "if=/dev/zero", f"of={mount.path / stem}", "bs=4M", f"count={size // (4 * MiB)}", "status=none"], check=True)
+    os.rename(mount.path / stem, mount.path / (stem + "-moved"))
+    assert head(obs_local, stem + "-moved")["ContentLength"] == size
+    assert obs_local.s3.list_objects_v2(Bucket=obs_local.bucket, Prefix=stem).get("KeyCount") == 1
+    with open(obs_local.request_log) as log:
+        copies = [line for line in log if '"UploadPartCopy"' in line and stem + "-moved" in line]
+    assert len(copies) == 12  # 512 MiB ranges
+    assert uploads_in_progress(obs_local, stem) == []
