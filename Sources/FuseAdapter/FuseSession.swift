@@ -106,8 +106,12 @@ private final class Dispatcher: Sendable {
         return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: context.pointee.umask, process: ProcessID(context.pointee.pid))
     }
 
-    /// Replies with an entry (lookup, mkdir, symlink, mknod); a reply the kernel did not take
-    /// gives the lookup back.
+    /// Answers an operation whose reply is an entry (lookup, mkdir, symlink, mknod, link).
+    func answerEntry(_ request: fuse_req_t, isLookup: Bool = false, _ body: @escaping @Sendable () async throws -> FileAttributes) {
+        answer(request, isLookup: isLookup) { request in await self.replyEntry(request, body) }
+    }
+
+    /// Replies with an entry; a reply the kernel did not take gives the lookup back.
     func replyEntry(_ request: Request, _ body: () async throws -> FileAttributes) async {
         do {
             let attributes = try await body()
@@ -173,9 +177,7 @@ private let operations: fuse_lowlevel_ops = {
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let childName = name(namePointer)
-        dispatcher.answer(request, isLookup: true) { request in
-            await dispatcher.replyEntry(request) { try await dispatcher.fileSystem.lookup(parent: InodeNumber(parent), name: childName) }
-        }
+        dispatcher.answerEntry(request, isLookup: true) { try await dispatcher.fileSystem.lookup(parent: InodeNumber(parent), name: childName) }
     }
 
     ops.forget = { request, inode, count in
@@ -339,10 +341,8 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let childName = name(namePointer)
         let caller = Dispatcher.caller(request)
-        dispatcher.answer(request) { request in
-            await dispatcher.replyEntry(request) {
-                try await dispatcher.fileSystem.mkdir(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
-            }
+        dispatcher.answerEntry(request) {
+            try await dispatcher.fileSystem.mkdir(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
         }
     }
 
@@ -359,10 +359,8 @@ private let operations: fuse_lowlevel_ops = {
         let childName = name(namePointer)
         let target = name(targetPointer)
         let caller = Dispatcher.caller(request)
-        dispatcher.answer(request) { request in
-            await dispatcher.replyEntry(request) {
-                try await dispatcher.fileSystem.symlink(parent: InodeNumber(parent), name: childName, target: target, caller: caller)
-            }
+        dispatcher.answerEntry(request) {
+            try await dispatcher.fileSystem.symlink(parent: InodeNumber(parent), name: childName, target: target, caller: caller)
         }
     }
 
@@ -384,10 +382,8 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let childName = name(namePointer)
         let caller = Dispatcher.caller(request)
-        dispatcher.answer(request) { request in
-            await dispatcher.replyEntry(request) {
-                try await dispatcher.fileSystem.mknod(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
-            }
+        dispatcher.answerEntry(request) {
+            try await dispatcher.fileSystem.mknod(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
         }
     }
 
@@ -395,10 +391,8 @@ private let operations: fuse_lowlevel_ops = {
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let childName = name(namePointer)
-        dispatcher.answer(request) { request in
-            await dispatcher.replyEntry(request) {
-                try dispatcher.fileSystem.link(InodeNumber(inode), parent: InodeNumber(newParent), name: childName)
-            }
+        dispatcher.answerEntry(request) {
+            try dispatcher.fileSystem.link(InodeNumber(inode), parent: InodeNumber(newParent), name: childName)
         }
     }
 
