@@ -44,11 +44,12 @@ func write(_ fs: ObsFileSystem, _ handle: FileHandleID, at offset: Int64, _ byte
 }
 
 /// Writes `bytes` sequentially in `chunk`-sized writes from offset 0.
-func writeAll(_ fs: ObsFileSystem, _ handle: FileHandleID, _ bytes: [UInt8], chunk: Int, writer: WriterIdentity = WriterIdentity(7)) async throws {
+func writeAll(_ fs: ObsFileSystem, _ handle: FileHandleID, _ bytes: [UInt8], chunk: Int, from start: Int64 = 0,
+              writer: WriterIdentity = WriterIdentity(7)) async throws {
     var offset = 0
     while offset < bytes.count {
         let end = min(offset + chunk, bytes.count)
-        let count = try await write(fs, handle, at: Int64(offset), Array(bytes[offset..<end]), writer: writer).get()
+        let count = try await write(fs, handle, at: start + Int64(offset), Array(bytes[offset..<end]), writer: writer).get()
         offset += count
     }
 }

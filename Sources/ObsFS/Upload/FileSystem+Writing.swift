@@ -142,6 +142,9 @@ extension ObsFileSystem {
             if let session = file.session, let continued = continueAfterCompletion(handle, file, session) {
                 return write(continued, file.inode, at: offset, bytes: bytes)
             }
+            if let session = file.session, session.isUploading, offset < session.unsentStart {
+                return writeBehindTheUpload(handle, file, session, at: offset, bytes: bytes)
+            }
             guard let session = file.session else {
                 guard file.refusesWrites else { return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing")) }
                 let failure = FileSystemError(.notSupported, "\(file.inode.number): writing into an existing object without O_TRUNC (in-place changes) is not supported yet")
@@ -168,6 +171,33 @@ extension ObsFileSystem {
             logger.info("\(session.key): written again after close() completed it; continuing by composition")
             return modify
         }
+    }
+
+    /// A write before the part being filled (zip patching its header, `pwrite` backwards): the
+    /// upload is completed as it stands, and the handle goes on as changes to that object, so the
+    /// write becomes one more server-side composition at close. The write's reply waits for that.
+    private func writeBehindTheUpload(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession, at offset: Int64,
+                                      bytes: UnsafeRawBufferPointer) -> WriteAdmission {
+        let pending = PendingWrite()
+        let copy = Array(bytes)
+        logger.info("\(session.key): write at \(offset), before the part being filled; completing the upload and continuing by composition")
+        Task {
+            do {
+                try await session.flush(writer: .unknown, process: session.opener).get()
+                guard let modify = self.continueAfterCompletion(handle, file, session) else {
+                    throw FileSystemError(.io, "\(session.key): the upload could not be continued")
+                }
+                let admission = copy.withUnsafeBytes { self.write(modify, file.inode, at: offset, bytes: $0) }
+                switch admission {
+                case .accepted(let count): _ = pending.result.fulfill(.success(count))
+                case .refused(let error): _ = pending.result.fulfill(.failure(error))
+                case .waiting(let inner): _ = pending.result.fulfill(await inner.outcome)
+                }
+            } catch {
+                _ = pending.result.fulfill(.failure(FileSystemError(doing: "continuing \(session.key) by composition", error)))
+            }
+        }
+        return .waiting(pending)
     }
 
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }

@@ -55,9 +55,12 @@ struct PartAssembly {
 
     /// Copies `bytes` (written at `offset`) into part buffers. A new part takes its buffer from
     /// `buffer(size)` (nil: none free now); each full part goes to `sealed`.
+    /// Where the bytes not yet handed to the window start: writes before it cannot be taken.
+    var unsentStart: Int64 { filling?.start ?? nextPartStart }
+
     mutating func apply(offset: Int64, bytes: UnsafeRawBufferPointer, buffer: (Int64) -> AlignedMemory?,
                         sealed: (SealedPart) -> Void) -> Applied {
-        let unsentStart = filling?.start ?? nextPartStart
+        let unsentStart = self.unsentStart
         guard offset >= unsentStart else {
             return .failed(FileSystemError(.illegalSeek, "write at offset \(offset), but the bytes before \(unsentStart) are already uploaded (random writes are not supported)"))
         }

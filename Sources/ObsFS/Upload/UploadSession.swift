@@ -19,7 +19,8 @@
 //   waits for that: backpressure without a blocked thread and with memory bounded by the pool
 //   plus the writes the kernel has outstanding.
 // - Non-sequential writes are accepted while they fall in the part not yet sent (a forward gap is
-//   zero-filled). A write before that part fails with ESPIPE and aborts the upload.
+//   zero-filled). A write before that part fails with ESPIPE and aborts the upload; FileSystem
+//   never sends one (it checks `unsentStart` and continues the file by composition instead).
 // - Completion, failure and the close rules are in mount-options/write-semantics.md. In short:
 //   the flush from the writer that wrote last completes (waits for parts in flight, sends the
 //   last part, checks sizes; the store checks the object's checksum or composite ETag); any
@@ -181,6 +182,10 @@ public final class UploadSession: Sendable {
 
     /// The options the upload was initiated with.
     public var options: ObjectOptions { identity.withLock { $0.options } }
+
+    /// Where the bytes not yet sent start: a write before it (zip patching its header, `pwrite`
+    /// backwards) cannot go into this upload (FileSystem continues the file by composition).
+    public var unsentStart: Int64 { state.withLock { $0.assembly.unsentStart } }
 
     /// Bytes written so far (the size `stat` shows while the file is being written).
     public var size: Int64 { publishedSize.load(ordering: .acquiring) }
