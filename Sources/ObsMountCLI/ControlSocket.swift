@@ -21,6 +21,7 @@ struct StatusReply: Codable, Equatable {
     var source: String
     var pid: Int32
     var uploads: [StatusSnapshot.Upload]
+    var operations: [StatusSnapshot.Operation]
     var totals: StatusSnapshot.Totals
 
     static let encoder: JSONEncoder = {

@@ -31,7 +31,7 @@ final class MountService: Sendable {
         let (statistics, pool, prefix) = (mount.statistics, mount.pool, source.prefix)
         let reply: @Sendable () -> StatusReply = { [mountpoint = self.mountpoint, source = source.description] in
             let snapshot = statistics.snapshot(pool: pool, prefix: prefix)
-            return StatusReply(mountpoint: mountpoint, source: source, pid: getpid(), uploads: snapshot.uploads, totals: snapshot.totals)
+            return StatusReply(mountpoint: mountpoint, source: source, pid: getpid(), uploads: snapshot.uploads, operations: snapshot.operations, totals: snapshot.totals)
         }
         do {
             controlSocket = try ControlSocketServer(mountpoint: mountpoint, reply: reply)

@@ -118,6 +118,9 @@ enum StatusTable {
                          + "\(ByteFormat.binary(Int64(upload.bytesPerSecond)))/s, \(upload.partsInFlight) parts in flight, "
                          + "\(upload.partsUploaded) uploaded, \(upload.partsRetried) retried, upload ID \(upload.uploadID)")
         }
+        for operation in reply.operations {
+            lines.append("  \(operation.description): \(operation.done) of \(operation.total) \(operation.unit), \(Int(operation.seconds)) s")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -106,3 +106,19 @@ struct ModifyTests {
         #expect(store.uploadsInProgress == 0)
     }
 }
+
+struct LongOperationTests {
+    @Test func runningOperationsAppearInTheStatusUntilFinished() {
+        let statistics = MountStatistics()
+        let operation = statistics.operations.begin("renaming directory a/ to b/", total: 10, unit: "keys")
+        operation.advance(by: 4)
+        let pool = PartBufferPool(capacity: 4 * MiB)
+        let running = statistics.snapshot(pool: pool, prefix: "").operations
+        #expect(running.map(\.description) == ["renaming directory a/ to b/"])
+        #expect(running.first?.done == 4)
+        #expect(running.first?.total == 10)
+        #expect(running.first?.unit == "keys")
+        statistics.operations.finished(operation)
+        #expect(statistics.snapshot(pool: pool, prefix: "").operations.isEmpty)
+    }
+}

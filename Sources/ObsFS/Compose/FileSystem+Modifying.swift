@@ -49,6 +49,9 @@ extension ObsFileSystem {
 
     /// Composes what `modify` holds and records the new object in the inode.
     func commit(_ modify: ModifySession, _ inode: Inode) async throws {
+        let operations = configuration.upload.statistics.operations
+        let progress = operations.begin("composing \(modify.key)", total: modify.size, unit: "bytes")
+        defer { operations.finished(progress) }
         let (etag, size): (ETag?, Int64)
         do {
             (etag, size) = try await modify.commit()

@@ -245,6 +245,9 @@ extension ObsFileSystem {
             }
         }
         logger.notice("renaming directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys to copy\(resuming ? " (completing an earlier rename)" : "")")
+        let operations = configuration.upload.statistics.operations
+        let progress = operations.begin("renaming directory \(sourcePrefix) to \(targetPrefix)", total: Int64(keys.count), unit: "keys")
+        defer { operations.finished(progress) }
         var copied = 0
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
@@ -264,6 +267,7 @@ extension ObsFileSystem {
             for _ in 0..<configuration.renameParallel { addNext() }
             while try await group.next() != nil {
                 copied += 1
+                progress.advance()
                 if copied % 1000 == 0 { logger.notice("renaming directory \(sourcePrefix): \(copied) of \(keys.count) keys copied") }
                 addNext()
             }

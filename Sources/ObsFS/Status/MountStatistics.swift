@@ -24,6 +24,8 @@ public final class MountStatistics: RequestObserver {
     private let open = Mutex<[ObjectIdentifier: UploadSession]>([:])
     /// The same events for the metrics endpoint (no-ops without a metrics backend).
     private let metrics = MountMetrics()
+    /// Directory renames and compositions running now.
+    let operations = LongOperations()
 
     public init() {}
 
@@ -85,7 +87,7 @@ public final class MountStatistics: RequestObserver {
                                          bytesPerSecond: progress.rate(written: written, now: now),
                                          seconds: (now - progress.opened).seconds)
         }.sorted { $0.path < $1.path }
-        return StatusSnapshot(uploads: uploads, totals: StatusSnapshot.Totals(
+        return StatusSnapshot(uploads: uploads, operations: operations.snapshot(now: now), totals: StatusSnapshot.Totals(
             bytesUploaded: bytesUploaded.load(ordering: .relaxed), partsUploaded: partsUploaded.load(ordering: .relaxed),
             objectsCompleted: objectsCompleted.load(ordering: .relaxed), uploadsFailed: uploadsFailed.load(ordering: .relaxed),
             uploadsAborted: uploadsAborted.load(ordering: .relaxed), retries: retries.load(ordering: .relaxed),
@@ -124,6 +126,17 @@ public struct StatusSnapshot: Sendable, Codable, Equatable {
         public var memoryBudget: Int64
     }
 
+    /// A long operation that is not an upload.
+    public struct Operation: Sendable, Codable, Equatable {
+        public var description: String
+        public var done: Int64
+        public var total: Int64
+        /// What `done` and `total` count: `keys`, `bytes`.
+        public var unit: String
+        public var seconds: Double
+    }
+
     public var uploads: [Upload]
+    public var operations: [Operation]
     public var totals: Totals
 }
