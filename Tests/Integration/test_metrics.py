@@ -6,7 +6,9 @@ import socket
 import threading
 import time
 import urllib.request
+import tempfile
 import uuid
+from pathlib import Path
 
 from conftest import MiB, head
 
@@ -86,7 +88,9 @@ def test_metrics_during_and_after_an_upload_match_the_server(private_obs_local, 
 
 
 def test_metrics_on_a_unix_socket(obs_local, mount_factory, tmp_path):
-    path = tmp_path / "metrics.sock"
+    # Under /tmp: a Unix socket's path has at most 107 bytes, and the test's directory may be deeper.
+    directory = tempfile.mkdtemp(prefix="obsm-", dir="/tmp")
+    path = Path(directory) / "metrics.sock"
     mount = mount_factory(obs_local, ["part_size=1M", f"metrics=unix:{path}"])
     (mount.path / f"small-{uuid.uuid4().hex[:6]}").write_bytes(b"z" * 3000)
     assert os.stat(path).st_mode & 0o777 == 0o600
@@ -103,6 +107,7 @@ def test_metrics_on_a_unix_socket(obs_local, mount_factory, tmp_path):
     assert values["obsmount_uploaded_bytes_total"] == 3000
     mount.unmount()
     assert not path.exists()
+    os.rmdir(directory)
 
 
 def test_metrics_endpoint_must_be_loopback(obs_local, tmp_path):

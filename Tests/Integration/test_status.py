@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -21,11 +22,15 @@ from conftest import MiB, OBSMOUNT, head, is_mounted
 
 
 @pytest.fixture
-def runtime_dir(tmp_path, monkeypatch):
-    """The control sockets of this test's mounts (OBSMOUNT_RUNTIME_DIR, inherited by obsmount)."""
-    path = tmp_path / "run"
+def runtime_dir(monkeypatch):
+    """The control sockets of this test's mounts (OBSMOUNT_RUNTIME_DIR, inherited by obsmount).
+    Under /tmp, not the test's own directory: a Unix socket's path has at most 107 bytes, and a
+    checkout's test directory can be deeper than that."""
+    parent = tempfile.mkdtemp(prefix="obsm-", dir="/tmp")
+    path = Path(parent) / "run"
     monkeypatch.setenv("OBSMOUNT_RUNTIME_DIR", str(path))
-    return path
+    yield path
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 def status(mountpoint, *args, user=None):

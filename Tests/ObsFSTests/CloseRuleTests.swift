@@ -57,6 +57,19 @@ struct CloseRuleTests {
     }
 }
 
+struct EmptyFileFailureTests {
+    @Test func aFailedEmptyObjectReportedByCloseIsNotWrittenAtRelease() async throws {
+        let store = FaultInjectingStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "empty")
+        store.fail(.putEmpty, nth: 1)
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .io)
+        await fs.release(handle)
+        #expect(store.inner.object("empty") == nil)
+        #expect(store.inner.uploadsInProgress == 0)
+    }
+}
+
 extension ObsFileSystem {
     /// A write as the kernel delivers it, from `process`.
     func write(_ handle: FileHandleID, at offset: Int64, bytes: [UInt8], writer: WriterIdentity, process: ProcessID) -> WriteAdmission {

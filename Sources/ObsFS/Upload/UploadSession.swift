@@ -133,6 +133,9 @@ public final class UploadSession: Sendable {
         var deliberate = false
         /// ETag of the zero-byte object a flush of the still-empty file created.
         var emptyObjectETag: ETag?
+        /// Why the last flush of the still-empty file could not write its zero-byte object: a
+        /// close() reported it, so release must not write the object after all.
+        var emptyObjectFailure: FileSystemError?
         var writeRequests = 0
         var largestWrite = 0
         /// Attribute changes to send once the upload is complete (see `recordAfterCompletion`).
@@ -631,7 +634,10 @@ public final class UploadSession: Sendable {
         }
         run(effects)
         if emptyFile == true {
-            let result = await writeEmptyObject()
+            // A close() that already reported the empty object's failure stands: nothing is written now.
+            let reported = state.withLock { $0.emptyObjectFailure }
+            let result: Result<ETag, FileSystemError>
+            if let reported { result = .failure(reported) } else { result = await writeEmptyObject() }
             do {
                 try await store.abortUpload(key, uploadID: uploadID)
             } catch {
@@ -668,11 +674,15 @@ public final class UploadSession: Sendable {
         if let etag = state.withLock({ $0.emptyObjectETag }) { return .success(etag) }
         do {
             let etag = try await store.putEmptyObject(key, options: options)
-            state.withLock { $0.emptyObjectETag = etag }
+            state.withLock { state in
+                state.emptyObjectETag = etag
+                state.emptyObjectFailure = nil
+            }
             return .success(etag)
         } catch {
             let failure = FileSystemError(doing: "writing the empty object", error)
             logger.error("\(key): \(failure.reason)")
+            state.withLock { $0.emptyObjectFailure = failure }
             return .failure(failure)
         }
     }
