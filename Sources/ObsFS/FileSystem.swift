@@ -1,8 +1,9 @@
 // The filesystem core: the mount's configuration, the inode table, open files and their upload
 // sessions. Knows nothing of FUSE; FuseAdapter calls it and turns thrown `FileSystemError`s (and
 // any other error, through ErrnoMapping) into replies. The operations live in extensions by
-// concern: Namespace/ (lookup, attributes, directories, links, rename), Attributes/ (xattrs),
-// and the upload sessions (UploadSession.swift) that writes feed.
+// concern: Namespace/ (lookup, attributes, directories, links, rename), Upload/ (new files
+// streamed as multipart uploads), Read/ (prefetching reads), Compose/ (changes to existing
+// objects composed on the server), Attributes/ (`user.obs.*` xattrs), Status/ (counters).
 //
 // Lock order (see Namespace/InodeTable.swift): the inode tree, then one inode's state; the
 // open-file registry (`openFiles`) is never held together with either, nor across an await;
@@ -146,8 +147,6 @@ public final class ObsFileSystem: Sendable {
         var reads: ObjectReadStream? = nil
         /// Changes to an existing object (Compose/ModifySession.swift).
         var modify: ModifySession? = nil
-        /// Opened for writing an existing non-empty object without O_TRUNC: writes are refused.
-        var refusesWrites = false
     }
 
     struct OpenFiles {

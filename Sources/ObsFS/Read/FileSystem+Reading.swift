@@ -22,7 +22,7 @@ public struct OpenedFile: Sendable {
 extension ObsFileSystem {
     /// Opens a file for reading: the version is the one `getattr` sees now (asked again when
     /// the cached facts expired).
-    func openForReading(_ inode: Inode, _ path: String, refusesWrites: Bool = false) async throws -> OpenedFile {
+    func openForReading(_ inode: Inode, _ path: String) async throws -> OpenedFile {
         if inode.facts.expiry <= .now, upload(of: inode.number) == nil { _ = try await getattr(inode.number) }
         let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
         guard let reader = store as? any ObjectReader else {
@@ -34,7 +34,7 @@ extension ObsFileSystem {
                                       pool: readPool, settings: configuration.read.settings)
         let keepCache = facts.etag != nil && facts.etag == previous
         inode.state.withLock { $0.cachedETag = facts.etag }
-        let handle = register(OpenFile(inode: inode, session: nil, reads: stream, refusesWrites: refusesWrites))
+        let handle = register(OpenFile(inode: inode, session: nil, reads: stream))
         return OpenedFile(handle: handle, keepCache: keepCache, directIO: false)
     }
 

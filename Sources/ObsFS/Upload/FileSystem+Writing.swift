@@ -146,10 +146,7 @@ extension ObsFileSystem {
                 return writeBehindTheUpload(handle, file, session, at: offset, bytes: bytes)
             }
             guard let session = file.session else {
-                guard file.refusesWrites else { return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing")) }
-                let failure = FileSystemError(.notSupported, "\(file.inode.number): writing into an existing object without O_TRUNC (in-place changes) is not supported yet")
-                logger.warning("\(failure.reason)")
-                return .refused(failure)
+                return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }
             return session.admit(at: offset, bytes: bytes, writer: writer, process: process)
         } catch {
