@@ -67,6 +67,12 @@ struct ModifyTests {
         #expect(store.object("t") == Array(base[0..<100]))
         #expect(try await fs.setattr(file.inode, AttributeChanges(size: 300)).size == 300)
         #expect(store.object("t") == Array(base[0..<100]) + [UInt8](repeating: 0, count: 200))
+        // To 0: an empty object that keeps the metadata.
+        store.seed("m", [1, 2, 3], metadata: ["mode": "33216"])
+        let kept = try await fs.lookup(parent: .root, name: "m")
+        #expect(try await fs.setattr(kept.inode, AttributeChanges(size: 0)).size == 0)
+        #expect(store.object("m") == [])
+        #expect(store.contents.withLock { $0.written[ObjectKey("m")]?.metadata["mode"] } == "33216")
     }
 
     @Test func writesAfterTheOpenersCloseContinueTheFile() async throws {

@@ -175,6 +175,7 @@ final class InMemoryStore: ObjectStore {
             contents.objects[key] = []
             let etag = ETag(md5: Hash.md5([UInt8]()))
             contents.etags[key] = etag
+            contents.written[key] = options
             return etag
         }
     }

@@ -57,8 +57,8 @@ extension ObsFileSystem {
     }
 
     /// The current size changes nothing; a file open for changes is cut there; a closed object
-    /// is cut to 0 by an empty object with the same metadata, to other sizes by composition
-    /// (Compose/); a file being streamed cannot change its size (EOPNOTSUPP).
+    /// gets its new length by composition (Compose/: a prefix copy, zeros appended, or an empty
+    /// object with the same metadata); a file being streamed cannot change its size (EOPNOTSUPP).
     private func truncate(_ inode: Inode, _ path: String, to size: Int64) async throws {
         guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path)") }
         if let modify = changes(of: inode.number) {
@@ -69,29 +69,12 @@ extension ObsFileSystem {
         let current = attributes(of: inode).size
         if size == current { return }
         try checkWritable()
-        let key = objectKey(path)
-        guard upload(of: inode.number) == nil else {
-            let failure = FileSystemError(.notSupported, "\(key): changing the size of a file being written (from \(current) to \(size) bytes) is not supported")
+        guard upload(of: inode.number)?.isUploading != true else {
+            let failure = FileSystemError(.notSupported, "\(objectKey(path)): changing the size of a file being written (from \(current) to \(size) bytes) is not supported")
             logger.warning("\(failure.reason)")
             throw failure
         }
-        guard size == 0 else { return try await truncateExisting(inode, path, to: size) }
-        do {
-            var options = ObjectOptions()
-            if let head = try await store.headObject(key) {
-                options.metadata = head.metadata
-                options.contentType = head.contentType
-            }
-            let etag = try await store.putObject(key, bytes: [], options: options)
-            inode.state.withLock { state in
-                state.facts.size = 0
-                state.facts.etag = etag
-                state.facts.lastModified = .now()
-            }
-            logger.info("\(key): truncated to 0 bytes")
-        } catch {
-            throw storeFailure("truncating \(key)", error)
-        }
+        try await truncateExisting(inode, path, to: size)
     }
 
     /// Changes the POSIX metadata of `inode` with `edit`, completing a record the object lacked
