@@ -608,8 +608,12 @@ public final class UploadSession: Sendable {
     /// `fsync`: waits until every full part is on the store (the tail stays in memory until close).
     public func fsync() async -> Result<Void, FileSystemError> {
         await waitUntilIdle()
-        return state.withLock { state in
-            if case .failing(let error) = state.phase { return .failure(error) }
+        let phase = state.withLock { $0.phase }
+        switch phase {
+        case .failing(let error): return .failure(error)
+        // `finish` marks the phase done just before it fulfils the outcome: wait for it.
+        case .done: return await outcome.value.map { _ in () }
+        case .open, .completing:
             if case .failure(let error)? = outcome.current { return .failure(error) }
             return .success(())
         }
