@@ -148,7 +148,10 @@ extension ObsFileSystem {
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }
-            return session.admit(at: offset, bytes: bytes, writer: writer, process: process)
+            switch session.admit(at: offset, bytes: bytes, writer: writer, process: process) {
+            case .admitted(let admission): return admission
+            case .behindTheUpload: return writeBehindTheUpload(handle, file, session, at: offset, bytes: bytes)
+            }
         } catch {
             return .refused(FileSystemError(doing: "write", error))
         }
