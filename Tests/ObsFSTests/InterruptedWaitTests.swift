@@ -1,6 +1,8 @@
 // Waits that end early (a FUSE interrupt cancels them) and writes that arrive out of order (the
 // multi-threaded session loop delivers a file's writes on several threads).
+import Dispatch
 import OBSProtocol
+import Synchronization
 import Testing
 @testable import ObsFS
 
@@ -117,6 +119,34 @@ struct InterruptedWaitTests {
         let early = 1000
         #expect(try await write(fs, handle, at: Int64(early), Array(data[early...])).get() == data.count - early)
         #expect(try await write(fs, handle, at: 0, Array(data[..<early])).get() == early)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("f") == data)
+    }
+
+    /// Many threads deliver one file's writes at once, as the multi-threaded session loop does:
+    /// neighbouring writes overtake each other, also across part boundaries. Every write succeeds
+    /// and the object holds every byte in place.
+    @Test func writesOfOneFileFromManyThreadsStoreEveryByte() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store, parallel: 2, budget: 64 * MiB)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(Int(minimumPart) * 6 + 1234)
+        let chunk = 8 * 1024
+        let count = (data.count + chunk - 1) / chunk
+        let admissions = Mutex<[WriteAdmission]>([])
+        DispatchQueue.concurrentPerform(iterations: count) { index in
+            let range = index * chunk..<min(data.count, (index + 1) * chunk)
+            let admission = data[range].withUnsafeBytes { fs.write(handle, at: Int64(range.lowerBound), bytes: $0, writer: WriterIdentity(7)) }
+            admissions.withLock { $0.append(admission) }
+        }
+        for admission in admissions.withLock({ $0 }) {
+            switch admission {
+            case .accepted: break
+            case .refused(let error): Issue.record("refused: \(error)")
+            case .waiting(let pending): _ = try await pending.outcome.get()
+            }
+        }
         try await fs.flush(handle, writer: WriterIdentity(7))
         await fs.release(handle)
         #expect(store.object("f") == data)

@@ -24,8 +24,9 @@
 // - Writes arrive on several FUSE threads: the state lock orders them. Non-sequential writes are
 //   accepted while they fall in the part not yet sent (a forward gap is zero-filled, and the write
 //   that arrives late fills it). A write before that part is handed back to FileSystem under the
-//   same lock (`behindTheUpload`), which continues the file by composition; only a queued write
-//   overtaken that way fails with ESPIPE and aborts the upload.
+//   same lock (`continuesByComposition`, also for a write racing the completing flush), which
+//   continues the file by composition; only a queued write overtaken that way fails with ESPIPE
+//   and aborts the upload.
 // - Completion, failure and the close rules are in mount-options/write-semantics.md. In short:
 //   the flush from the writer that wrote last completes (waits for parts in flight, sends the
 //   last part, checks sizes; the store checks the object's checksum or composite ETag); any
@@ -70,9 +71,10 @@ public final class PendingWrite: Sendable {
 /// What a session made of a write.
 enum SessionAdmission {
     case admitted(WriteAdmission)
-    /// The write falls before the part being filled (another write sealed it first): it cannot
-    /// go into this upload; FileSystem continues the file by composition.
-    case behindTheUpload
+    /// The write cannot go into this upload: it falls before the part being filled (another
+    /// write sealed it first), or a flush racing it is completing (or has completed) the upload.
+    /// FileSystem continues the file by composition once the upload is complete.
+    case continuesByComposition
 }
 
 /// What a session needs from its mount.
@@ -241,11 +243,18 @@ public final class UploadSession: Sendable {
     /// Takes a write the kernel delivered. Called synchronously while `bytes` is valid; copies
     /// what fits into part buffers and queues the rest. Never blocks. Writes may arrive on several
     /// threads at once and in any order: the state lock orders them, and one that finds its
-    /// offset already sealed by another is handed back (`behindTheUpload`), never refused.
+    /// offset already sealed by another, or the upload completing, is handed back
+    /// (`continuesByComposition`), never refused.
     func admit(at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity, process: ProcessID = .unknown) -> SessionAdmission {
         var effects: [Effect] = []
         let admission = state.withLock { state -> SessionAdmission in
-            if case .open = state.phase, offset < state.assembly.unsentStart { return .behindTheUpload }
+            switch state.phase {
+            case .open where offset < state.assembly.unsentStart: return .continuesByComposition
+            case .completing, .done:
+                if case .failure? = outcome.current { break }
+                return .continuesByComposition
+            case .open, .failing: break
+            }
             state.writeRequests += 1
             state.largestWrite = max(state.largestWrite, bytes.count)
             guard case .open = state.phase else { return .admitted(.refused(refusal(state))) }
@@ -310,16 +319,18 @@ public final class UploadSession: Sendable {
     /// any more, the drainer stops waiting for a buffer.
     private func withdraw(_ pending: PendingWrite) {
         var effects: [Effect] = []
-        state.withLock { state in
-            guard let index = state.queued.firstIndex(where: { $0.pending === pending }) else { return }
+        let withdrawn = state.withLock { state -> (count: Int, applied: Int)? in
+            guard let index = state.queued.firstIndex(where: { $0.pending === pending }) else { return nil }
             let write = state.queued.remove(at: index)
             let applied = write.reportedCount - (write.data.rawBytes.count - write.consumed)
-            let interrupted = FileSystemError(.interrupted, "write of \(write.reportedCount) bytes to \(key) interrupted while waiting for a part buffer")
-            logger.info("\(interrupted.reason)\(applied > 0 ? "; \(applied) bytes were already taken (a short write)" : "")")
-            effects.append(.answer(pending, applied > 0 ? .success(applied) : .failure(interrupted)))
             if state.queued.isEmpty, let drainer = state.drainer { effects.append(.stopDrainer(drainer)) }
             effects += idleEffects(&state)
+            return (write.reportedCount, applied)
         }
+        guard let withdrawn else { return }
+        let interrupted = FileSystemError(.interrupted, "write of \(withdrawn.count) bytes to \(key) interrupted while waiting for a part buffer")
+        logger.info("\(interrupted.reason)\(withdrawn.applied > 0 ? "; \(withdrawn.applied) bytes were already taken (a short write)" : "")")
+        effects.append(.answer(pending, withdrawn.applied > 0 ? .success(withdrawn.applied) : .failure(interrupted)))
         run(effects)
     }
 
