@@ -113,6 +113,34 @@ struct ModifyTests {
     }
 }
 
+extension ModifyTests {
+    @Test func aFailedCompositionIsFinal() async throws {
+        // close() reported the failure: nothing composes the changes later (release, a retry).
+        let inner = InMemoryStore()
+        let base = pattern(2 * Int(minimumPart) + 5)
+        inner.seed("g", base)
+        let store = FaultInjectingStore(inner)
+        store.fail(.complete, nth: 1)  // the first composition fails; a second one would succeed
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "g")
+        let opener = ProcessID(60)
+        let handle = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: opener).handle
+        #expect(await fs.write(handle, at: Int64(base.count), bytes: [1, 2, 3], writer: WriterIdentity(6), process: opener).count == 3)
+        #expect(await errno(of: { try await fs.flush(handle, writer: WriterIdentity(6), process: opener) }) == .io)
+        #expect(await fs.write(handle, at: Int64(base.count) + 3, bytes: [4], writer: WriterIdentity(6), process: opener).count == -1)
+        await #expect(throws: (any Error).self) { try await fs.fsync(handle) }
+        await fs.release(handle)
+        #expect(inner.object("g") == base)
+        #expect(inner.uploadsInProgress == 0)
+        // A new open of the same file works from the intact base.
+        let again = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: opener).handle
+        #expect(await fs.write(again, at: Int64(base.count), bytes: [7], writer: WriterIdentity(6), process: opener).count == 1)
+        try await fs.flush(again, writer: WriterIdentity(6), process: opener)
+        await fs.release(again)
+        #expect(inner.object("g") == base + [7])
+    }
+}
+
 struct LongOperationTests {
     @Test func runningOperationsAppearInTheStatusUntilFinished() {
         let statistics = MountStatistics()

@@ -100,13 +100,22 @@ struct NamespaceTests {
         #expect(await errno { _ = try await fs.open(.root, flags: O_RDONLY) } == .isDirectory)
     }
 
-    @Test func truncateOnlyToTheCurrentSize() async throws {
-        let fs = makeFileSystem(InMemoryStore())
+    @Test func truncateOfAFileBeingStreamed() async throws {
+        // `cp` of a file ending in a hole: writes, then ftruncate beyond them; then more writes.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
         let (attributes, handle) = try await fs.create(parent: .root, name: "f")
-        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 0)).size == 0)
-        _ = try await write(fs, handle, at: 0, [1, 2]).get()
-        #expect(await errno { _ = try await fs.setattr(attributes.inode, AttributeChanges(size: 0)) } == .notSupported)
+        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 0)).size == 0)  // nothing to do
+        #expect(store.uploadsInProgress == 1)
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 10)).size == 10)
+        #expect(try await fs.getattr(attributes.inode).size == 10)
+        _ = try await write(fs, handle, at: 10, [4]).get()
+        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 9)).size == 9)
+        try await fs.flush(handle, writer: WriterIdentity(7))
         await fs.release(handle)
+        #expect(store.object("f") == [1, 2, 3] + [UInt8](repeating: 0, count: 6))
+        #expect(store.uploadsInProgress == 0)
     }
 
     @Test func errnoMapping() {

@@ -73,6 +73,7 @@ extension ObsFileSystem {
     /// A write to a changing file; beyond the memory budget the changes held are composed
     /// first and the write waits for that.
     func write(_ modify: ModifySession, _ inode: Inode, at offset: Int64, bytes: UnsafeRawBufferPointer) -> WriteAdmission {
+        if modify.failure != nil { return .refused(FileSystemError(.io, "\(modify.key): an earlier composition failed; this file takes no more writes")) }
         if modify.write(bytes, at: offset) { return .accepted(bytes.count) }
         let pending = PendingWrite()
         let copy = Array(bytes)

@@ -12,6 +12,10 @@
 //
 // Memory: the changed ranges of one file may hold at most `changeBudget` bytes; a write beyond
 // it composes what is held first (the write waits for that) and continues from the new base.
+//
+// Failure is final: once a composition failed (after the client's retries), the session holds
+// that error and every later write, flush, fsync and release answers it; nothing is composed
+// later, so a close() that reported the failure never turns into a stored object after all.
 import Logging
 import OBSProtocol
 import Synchronization
@@ -107,6 +111,8 @@ final class ModifySession: Sendable {
         /// A truncate or extension since the base, even with no bytes written.
         var resized = false
         var baseReads: ObjectReadStream
+        /// The error of a failed composition; the changes are abandoned from then on.
+        var failure: (any Error)?
     }
 
     /// The base, the changes and the size; never held across an await.
@@ -135,6 +141,8 @@ final class ModifySession: Sendable {
 
     var size: Int64 { state.withLock { $0.size } }
     var etag: ETag? { state.withLock { $0.changes.isEmpty && !$0.resized ? $0.baseETag : nil } }
+    /// Why an earlier composition failed, if one did.
+    var failure: (any Error)? { state.withLock { $0.failure } }
 
     /// Takes a write; false when the changes held would outgrow the budget (compose first).
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> Bool {
@@ -176,18 +184,24 @@ final class ModifySession: Sendable {
     func commit() async throws -> (etag: ETag?, size: Int64) {
         await composing.acquire(1)
         defer { composing.release(1) }
-        let (baseETag, baseSize, baseVisible, size, changes, resized) = state.withLock {
-            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized)
+        let (baseETag, baseSize, baseVisible, size, changes, resized, failure) = state.withLock {
+            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.failure)
         }
+        if let failure { throw failure }
         guard !changes.isEmpty || resized else { return (baseETag, size) }
         let etag: ETag?
-        if let bucket = store.fileSystemBucket {
-            etag = try await commitNatively(bucket, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
-        } else {
-            let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
-            let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: options)
-            logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
-            etag = result.etag
+        do {
+            if let bucket = store.fileSystemBucket {
+                etag = try await commitNatively(bucket, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
+            } else {
+                let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
+                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: options)
+                logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
+                etag = result.etag
+            }
+        } catch {
+            state.withLock { $0.failure = error }
+            throw error
         }
         guard let reader = store as? any ObjectReader else { return (etag, size) }
         let reads = ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)

@@ -200,7 +200,7 @@ extension ObsFileSystem {
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }
 
     /// Records what the upload wrote as the inode's facts.
-    private func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
+    func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
         let size = session.size
         let written = session.intendedOptions
         inode.state.withLock { state in
@@ -252,6 +252,10 @@ extension ObsFileSystem {
                 openFiles.withLock { files in
                     if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
                 }
+            }
+            guard modify.failure == nil else {
+                logger.info("\(modify.key): released after a failed composition (reported then); nothing more is stored")
+                return
             }
             do {
                 try await commit(modify, file.inode)
