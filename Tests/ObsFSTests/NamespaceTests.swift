@@ -118,6 +118,25 @@ struct NamespaceTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    @Test func newNamesFollowNameMaxAndTheKeyLimit() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let longest = String(repeating: "n", count: 255)
+        let (_, handle) = try await fs.create(parent: .root, name: longest)
+        await fs.release(handle)
+        #expect(await errno { _ = try await fs.create(parent: .root, name: longest + "x") } == .nameTooLong)
+        #expect(await errno { _ = try await fs.mkdir(parent: .root, name: longest + "x", mode: 0o755, caller: testCaller) } == .nameTooLong)
+        #expect(await errno { try await fs.rename(parent: .root, name: longest, newParent: .root, newName: longest + "x", flags: 0) } == .nameTooLong)
+        // Deep enough that the key passes 1,024 bytes: refused although each name is short.
+        var parent = InodeNumber.root
+        for _ in 0..<4 { parent = try await fs.mkdir(parent: parent, name: String(repeating: "d", count: 250), mode: 0o755, caller: testCaller).inode }
+        #expect(await errno { _ = try await fs.create(parent: parent, name: String(repeating: "f", count: 30)) } == .nameTooLong)
+        // A longer name stored by another tool is still found.
+        store.seed(String(repeating: "s", count: 300), [1])
+        #expect(try await fs.lookup(parent: .root, name: String(repeating: "s", count: 300)).size == 1)
+        #expect(fs.statistics().maximumNameLength == 255)
+    }
+
     @Test func errnoMapping() {
         func mapped(_ code: ObsErrorCode) -> Errno { ErrnoMapping.errno(for: ServiceError(status: code.httpStatus, code: code, message: "")) }
         #expect(mapped(.accessDenied) == .accessDenied)

@@ -52,9 +52,9 @@ extension ObsFileSystem {
         let operations = configuration.upload.statistics.operations
         let progress = operations.begin("composing \(modify.key)", total: modify.size, unit: "bytes")
         defer { operations.finished(progress) }
-        let (etag, size): (ETag?, Int64)
+        let (etag, size, stored): (ETag?, Int64, Bool)
         do {
-            (etag, size) = try await modify.commit()
+            (etag, size, stored) = try await modify.commit()
         } catch let error as ObjectChangedError {
             let failure = FileSystemError(.io, "\(modify.key): \(error.description); the changes were not stored")
             logger.error("\(failure.reason)")
@@ -62,10 +62,14 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("composing \(modify.key)", error)
         }
+        guard stored else { return }
+        let now = FileTime.now()
         inode.state.withLock { state in
             state.facts.etag = etag
             state.facts.size = size
-            state.facts.lastModified = .now()
+            state.facts.lastModified = now
+            state.facts.posix.modified = now
+            state.facts.posix.changed = now
             state.facts.expiry = freshExpiry()
         }
     }

@@ -179,23 +179,23 @@ final class ModifySession: Sendable {
     }
 
     /// Makes what was written durable: composes the new object (or sends the native calls) and
-    /// makes it the base. Returns the new ETag and size; nothing to do returns the current ones.
-    @discardableResult
-    func commit() async throws -> (etag: ETag?, size: Int64) {
+    /// makes it the base. Returns the new ETag and size, and whether anything was stored (nothing
+    /// to do returns the current ones).
+    func commit() async throws -> (etag: ETag?, size: Int64, stored: Bool) {
         await composing.acquire(1)
         defer { composing.release(1) }
         let (baseETag, baseSize, baseVisible, size, changes, resized, failure) = state.withLock {
             ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.failure)
         }
         if let failure { throw failure }
-        guard !changes.isEmpty || resized else { return (baseETag, size) }
+        guard !changes.isEmpty || resized else { return (baseETag, size, false) }
         let etag: ETag?
         do {
             if let bucket = store.fileSystemBucket {
                 etag = try await commitNatively(bucket, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
             } else {
                 let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
-                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: options)
+                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options))
                 logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
                 etag = result.etag
             }
@@ -203,7 +203,7 @@ final class ModifySession: Sendable {
             state.withLock { $0.failure = error }
             throw error
         }
-        guard let reader = store as? any ObjectReader else { return (etag, size) }
+        guard let reader = store as? any ObjectReader else { return (etag, size, true) }
         let reads = ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
         let old = state.withLock { state -> ObjectReadStream in
             let old = state.baseReads
@@ -219,7 +219,17 @@ final class ModifySession: Sendable {
             return old
         }
         old.close()
-        return (etag, size)
+        return (etag, size, true)
+    }
+
+    /// `options` with the POSIX modification and change times (s3fs's `mtime`, `ctime`) set to now:
+    /// the new object is what was written now.
+    private func touched(_ options: ObjectOptions) -> ObjectOptions {
+        var touched = options
+        let now = FileTime.now().description
+        touched.metadata["mtime"] = now
+        touched.metadata["ctime"] = now
+        return touched
     }
 
     /// The same change with the native calls: cut the base where a truncate cut it, write each

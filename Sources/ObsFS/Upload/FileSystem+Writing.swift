@@ -25,7 +25,7 @@ extension ObsFileSystem {
     /// returns once the upload ID is known. Counts as one kernel lookup.
     public func create(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name)
+        let (_, path) = try resolveChild(parent, name, creating: true)
         if let existing = table.child(parent, name) {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
             if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
