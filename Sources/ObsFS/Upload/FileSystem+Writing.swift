@@ -25,7 +25,7 @@ extension ObsFileSystem {
     /// returns once the upload ID is known. Counts as one kernel lookup.
     public func create(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name)
+        let (_, path) = try resolveChild(parent, name, creating: true)
         if let existing = table.child(parent, name) {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
             if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
@@ -205,7 +205,7 @@ extension ObsFileSystem {
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }
 
     /// Records what the upload wrote as the inode's facts.
-    private func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
+    func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
         let size = session.size
         let written = session.intendedOptions
         inode.state.withLock { state in
@@ -257,6 +257,10 @@ extension ObsFileSystem {
                 openFiles.withLock { files in
                     if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
                 }
+            }
+            guard modify.failure == nil else {
+                logger.info("\(modify.key): released after a failed composition (reported then); nothing more is stored")
+                return
             }
             do {
                 try await commit(modify, file.inode)
