@@ -686,7 +686,7 @@ private let idleLoopWorkers: UInt32 = 4
 /// once, and nothing touches the session after it is destroyed.
 private final class SessionControl: @unchecked Sendable {
     // @unchecked: `raw` is immutable; every use after the loop started goes through `state`,
-    // except fuse_session_loop itself, which ends before `destroy` is called.
+    // except the session loop itself (and its workers), which ends before `destroy` is called.
     let raw: OpaquePointer
 
     private struct Lifecycle {
@@ -696,7 +696,7 @@ private final class SessionControl: @unchecked Sendable {
         var destroyed = false
     }
 
-    /// Orders unmount (from the watcher or from `run`) and destroy, and knows the loop's thread.
+    /// Orders unmount (from the watcher or from `run`) and destroy, and knows the loop's main thread.
     private let state = Mutex(Lifecycle())
 
     init(_ raw: OpaquePointer) { self.raw = raw }
