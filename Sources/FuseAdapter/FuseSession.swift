@@ -678,10 +678,11 @@ nonisolated(unsafe) private var terminationPipeWriteEnd: Int32 = -1
 /// without SA_RESTART; it does nothing else).
 private let loopWakeSignal = SIGUSR1
 
-/// Idle worker threads the multi-threaded loop keeps: all (libfuse's -1). It starts one more
-/// whenever none is idle (up to its limit, 10); ending idle ones instead made every burst start
-/// and end threads: `dd bs=4k` fell from 170 to 40 MB/s with a limit of 1.
-private let idleLoopWorkers = UInt32.max
+/// Idle worker threads the multi-threaded loop keeps: as many as it may start (libfuse's default
+/// limit, 10), so none ever ends. It starts one more whenever none is idle; ending idle ones made
+/// every burst start and end threads: `dd bs=4k` fell from 170 to 40 MB/s with a limit of 1.
+/// (libfuse 3.14 cannot be given its own "-1" through this struct: it logs the value as invalid.)
+private let idleLoopWorkers: UInt32 = 10
 
 /// The session as the loop thread, the signal watcher and `run` share it: unmounting happens
 /// once, and nothing touches the session after it is destroyed.
