@@ -142,6 +142,24 @@ extension ModifyTests {
 }
 
 extension ModifyTests {
+    @Test func aFileCompletedByReadingItBackKeepsItsSizeAfterClose() async throws {
+        // Write, read back (completes the upload), close without writing more, open again.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let process = ProcessID(12)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "r", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
+        let bytes = pattern(5000)
+        #expect(await fs.write(handle, at: 0, bytes: bytes, writer: WriterIdentity(2), process: process).count == 5000)
+        #expect(try await fs.read(handle, at: 0, count: 10) == Array(bytes[0..<10]))
+        try await fs.flush(handle, writer: WriterIdentity(2), process: process)
+        await fs.release(handle)
+        #expect(try await fs.getattr(attributes.inode).size == 5000)
+        let again = try await fs.open(attributes.inode, flags: O_RDWR, opener: process).handle
+        try await fs.flush(again, writer: WriterIdentity(2), process: process)
+        await fs.release(again)
+        #expect(store.object("r") == bytes)
+    }
+
     @Test func aComposedObjectHasANewModificationTime() async throws {
         let store = InMemoryStore()
         store.seed("old", pattern(1000), metadata: ["mode": "33188", "mtime": "1000000000", "ctime": "1000000000"])

@@ -158,19 +158,24 @@ extension ObsFileSystem {
     }
 
     /// A write after an earlier close() completed the file (`exec 3>f; echo a >&3; echo b >&3`):
-    /// the handle goes on as changes to the completed object.
+    /// the handle goes on as changes to the completed object, which the inode records first
+    /// (the completion may not have come from a flush: a read back, a truncate).
     func continueAfterCompletion(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession) -> ModifySession? {
         guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
               let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
                                                   written: session.intendedOptions) else { return nil }
-        return openFiles.withLock { files -> ModifySession? in
+        let continued = openFiles.withLock { files -> ModifySession? in
             guard var open = files.files[handle] else { return nil }
             if let existing = open.modify { return existing }
             open.modify = modify
             files.files[handle] = open
-            logger.info("\(session.key): written again after close() completed it; continuing by composition")
             return modify
         }
+        if continued === modify {
+            recordWritten(file.inode, session, etag: etag)
+            logger.info("\(session.key): written again after its upload completed; continuing by composition")
+        }
+        return continued
     }
 
     /// A write before the part being filled (zip patching its header, `pwrite` backwards, or a
