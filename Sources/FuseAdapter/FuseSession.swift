@@ -10,7 +10,11 @@
 // are ordered under its session's lock, UploadSession.swift). A write whose bytes all went into
 // part buffers is answered inline on its worker thread, without a task; the others are answered
 // from a task when their answer is ready. The loop's own thread only waits for the end (see
-// `SessionControl`).
+// `SessionControl`). Measured (release builds, obs-local, a busy 2-core machine): answering
+// accepted writes inline doubled `dd bs=4k` (80 to 170 MB/s, obsmount CPU 5 to 2 s per GiB) and
+// took `bs=1M` from 160 to 220 MB/s; the multi-threaded loop costs one sequential writer about 40%
+// more CPU per 4 KiB request (its requests alternate between two workers) and no throughput
+// within the noise, and gains with several writers.
 //
 // Interrupts: a request whose answer waits (a write queued for a part buffer, a read waiting for
 // its GET, a flush or fsync waiting for the upload) registers `fuse_req_interrupt_func` while it
