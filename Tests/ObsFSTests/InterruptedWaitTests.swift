@@ -151,4 +151,56 @@ struct InterruptedWaitTests {
         await fs.release(handle)
         #expect(store.object("f") == data)
     }
+
+    /// A write part of whose bytes went into a buffer before the rest had to wait answers the
+    /// bytes taken (a short write) when interrupted; the object holds exactly those.
+    @Test func anInterruptedWritePartlyTakenAnswersAShortCount() async throws {
+        let store = FaultInjectingStore()
+        store.holdParts()
+        let part = Int(minimumPart)
+        let fs = makeFileSystem(store, parallel: 1, budget: 2 * minimumPart)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(5 * part / 2)
+        #expect(try await write(fs, handle, at: 0, Array(data[..<part])).get() == part)
+        // The second part fits the pool's last buffer; the half part after it must wait.
+        let admission = data[part...].withUnsafeBytes { fs.write(handle, at: Int64(part), bytes: $0, writer: WriterIdentity(7)) }
+        guard case .waiting(let pending) = admission else {
+            Issue.record("the write did not wait: \(admission)")
+            return
+        }
+        pending.cancel()
+        #expect(try await pending.outcome.get() == part)
+        store.releaseParts()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.inner.object("f") == Array(data[..<(2 * part)]))
+    }
+
+    /// Two writes wait for a buffer; the one that arrived second ends where the first begins (two
+    /// FUSE threads delivered them out of order). It is applied first, so the first, which ends a
+    /// part, does not seal the part before the second's bytes are in it.
+    @Test func queuedWritesDeliveredOutOfOrderAreAppliedInFileOrder() async throws {
+        let store = FaultInjectingStore()
+        store.holdParts()
+        let part = Int(minimumPart)
+        let fs = makeFileSystem(store, parallel: 1, budget: 2 * minimumPart)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(3 * part)
+        // Two parts fill the pool (one uploading and held, one sealed behind it).
+        #expect(try await write(fs, handle, at: 0, Array(data[..<(2 * part)])).get() == 2 * part)
+        let split = 2 * part + 1000
+        let later = data[split...].withUnsafeBytes { fs.write(handle, at: Int64(split), bytes: $0, writer: WriterIdentity(7)) }
+        let earlier = data[(2 * part)..<split].withUnsafeBytes { fs.write(handle, at: Int64(2 * part), bytes: $0, writer: WriterIdentity(7)) }
+        guard case .waiting(let laterPending) = later, case .waiting(let earlierPending) = earlier else {
+            Issue.record("the writes did not wait: \(later), \(earlier)")
+            return
+        }
+        store.releaseParts()
+        #expect(try await earlierPending.outcome.get() == 1000)
+        #expect(try await laterPending.outcome.get() == data.count - split)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.inner.object("f") == data)
+        #expect(store.inner.completeCalls == 1)  // one upload: nothing went the composition way
+    }
 }
