@@ -708,7 +708,8 @@ private final class SessionControl: @unchecked Sendable {
     init(_ raw: OpaquePointer) { self.raw = raw }
 
     /// Runs the multi-threaded session loop with the calling thread as its main thread until it
-    /// ends. libfuse's workers (started with every signal blocked) read /dev/fuse and run the
+    /// ends. libfuse's workers (this thread's signal mask plus SIGTERM, SIGINT, SIGHUP and SIGQUIT
+    /// blocked; `loopWakeSignal` is sent to this thread only) read /dev/fuse and run the
     /// callbacks; this thread only waits on a semaphore that a worker posts when its read finds
     /// the session ended (`fusermount3 -u`: ENODEV), then cancels the other workers in their
     /// reads and joins them.
