@@ -156,6 +156,9 @@ public final class ObsFileSystem: Sendable {
         var uploads: [InodeNumber: UploadSession] = [:]
         /// Inodes whose upload is being initiated.
         var initiating: Set<InodeNumber> = []
+        /// Files being renamed (source and replaced target): no upload may start on them, as it
+        /// would write the key the name had before.
+        var renaming: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release.
         var discarded: Set<InodeNumber> = []
         var directories: [DirectoryHandleID: DirectoryReader] = [:]

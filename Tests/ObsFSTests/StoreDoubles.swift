@@ -87,7 +87,7 @@ final class InMemoryStore: ObjectStore {
             let truncated = items.count > maxKeys
             return ObjectListing(
                 objects: page.filter { !$0.isPrefix }.map { item in
-                    ObjectListing.Entry(key: ObjectKey(item.name), attributes: ObjectAttributes(size: Int64(contents.objects[ObjectKey(item.name)]!.count), etag: nil, lastModified: nil))
+                    ObjectListing.Entry(key: ObjectKey(item.name), attributes: ObjectAttributes(size: Int64(contents.objects[ObjectKey(item.name)]!.count), etag: contents.etags[ObjectKey(item.name)], lastModified: nil))
                 },
                 commonPrefixes: page.filter(\.isPrefix).map(\.name),
                 nextMarker: truncated ? page.last?.name : nil)
