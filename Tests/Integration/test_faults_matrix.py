@@ -41,10 +41,11 @@ DELAY_MS = (STALL_TIMEOUT + 3) * 1000
 SHORT_OUTAGE = 4
 LONG_OUTAGE = RETRY_TIMEOUT + 6
 KILL_RETRY_TIMEOUT = 20  # retry_timeout= of the mounts whose server is killed and restarted
-# close() fails at most retry_timeout + one attempt + the abort's quick attempts after the store
-# went bad, a complete retried itself counting once more; 8 s of slack for a loaded machine.
-BOUND = 2 * (RETRY_TIMEOUT + STALL_TIMEOUT) + 2 + 8
-KILL_BOUND = 2 * (KILL_RETRY_TIMEOUT + STALL_TIMEOUT) + 2 + 8
+# close() fails at most retry_timeout + 2 s + two attempts (each at most stall_timeout here) after
+# the store went bad; 8 s of slack for writing the file and for a loaded machine.
+SLACK = 8
+BOUND = RETRY_TIMEOUT + 2 + 2 * STALL_TIMEOUT + SLACK
+KILL_BOUND = KILL_RETRY_TIMEOUT + 2 + 2 * STALL_TIMEOUT + SLACK
 CLEANUP = 30  # the background abort's retries (1 s, 2 s, 4 s, …) after the server answers again
 
 # dialect → (part_size, file size): two full parts and a tail (S3 dialects: 5 MiB parts at least)
