@@ -635,15 +635,14 @@ private final class SessionControl: @unchecked Sendable {
         return status
     }
 
-    /// Ends the session loop: marks the session exited, unmounts, and interrupts the loop's
-    /// read (blocked for as long as a file on the lazily detached mount stays open) with
-    /// `loopWakeSignal` until the loop has returned.
+    /// Ends the session loop: marks the session exited and interrupts the loop's read with
+    /// `loopWakeSignal` until the loop has returned. It does not unmount: `run` does, once the
+    /// requests in flight are answered.
     func exitLoop() {
         state.withLock { state in
             guard !state.destroyed else { return }
             fuse_session_exit(raw)
         }
-        unmount()
         while let thread = state.withLock({ $0.loopEnded ? nil : $0.loopThread }) {
             pthread_kill(thread, loopWakeSignal)
             usleep(100_000)
@@ -711,8 +710,8 @@ public final class FuseSession {
     }
 
     /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM or SIGINT; then calls
-    /// `stopping`, unmounts, finishes or aborts open uploads (a log line each) and tears the
-    /// session down. (SIGHUP is the executable's: obsmount reopens its log file.)
+    /// `stopping`, finishes or aborts open uploads (a log line each), answers the requests in
+    /// flight, unmounts and tears the session down. (SIGHUP is the executable's: obsmount reopens its log file.)
     ///
     /// Signals: any thread may take them (libdispatch's main thread unblocks everything in
     /// sigsuspend), so the handler only writes a byte to a pipe; a watcher thread reads it and
@@ -728,10 +727,12 @@ public final class FuseSession {
         }
         stopping()
         logger.notice("unmounting \(mountpoint) (session loop ended with \(status))")
-        control.unmount()
+        // Uploads finish or are aborted, and every started request is answered, while the device
+        // is open: unmounting closes it, and a reply after that is lost (a close() whose upload
+        // completed during a SIGTERM would fail with ENOTCONN).
         await dispatcher.fileSystem.shutdown()
-        // Every started request must be answered before the session's memory goes.
         while dispatcher.outstanding.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        control.unmount()
         control.destroy()
         Unmanaged<Dispatcher>.fromOpaque(userdata).release()
         logger.notice("unmounted \(mountpoint)")

@@ -2,11 +2,15 @@
 it and the next mount of the bucket and prefix aborts it. `obsmount uploads --abort --older-than`
 aborts only uploads older than asked, whoever started them."""
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
+
+import pytest
 
 from conftest import OBSMOUNT, MiB, uploads_in_progress
 
@@ -121,13 +125,57 @@ def test_sigterm_of_the_mount_mid_write_leaves_no_upload(obs_local, mount_factor
     wait_until(lambda: uploads_in_progress(obs_local, key), 30, "no upload started")
     mount.process.send_signal(signal.SIGTERM)
     mount.process.wait(60)
-    try:
+    with pytest.raises(OSError):  # the mount is gone and the file was not written
         out.close()
-    except OSError:
-        pass  # the mount is gone
     mount.unmount()
     assert uploads_in_progress(obs_local, key) == []
     assert not obs_local.s3.list_objects_v2(Bucket=obs_local.bucket, Prefix=key).get("Contents")
     assert "not written" in mount.log_text()
     # A clean end with nothing left open removes the mount's journal file.
     assert not list(mount.state_dir.glob("journal/*/*.journal"))
+
+
+def fault_rules(server, method="GET", body=None, path=""):
+    request = urllib.request.Request(server.admin() + path, method=method, headers={"Content-Type": "application/json"},
+                                     data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(request) as reply:
+        text = reply.read()
+        return json.loads(text) if text else None
+
+
+def test_sigterm_of_the_mount_during_close_finishes_or_fails_the_file_cleanly(obs_local, mount_factory):
+    """SIGTERM while a close() is completing (its complete held for 2 s by the server): the
+    completion goes on, and the close() gets its answer, before the mount ends (the device was
+    closed first, and a close() failed with ENOTCONN for an object that was written). The
+    invariants: close() returned 0 ⇒ the object is exact; close() failed ⇒ no object; no upload
+    left; the mount gone within 30 s."""
+    prefix = "sigterm-close-" + uuid.uuid4().hex[:8]
+    mount = mount_factory(obs_local, ["part_size=1M", "parallel=2", "memory_budget=32M"], prefix=prefix)
+    key = f"{prefix}/closing.bin"
+    rule = fault_rules(obs_local, "POST", {"operation": "CompleteMultipartUpload", "key": key, "action": "delay", "delayMs": 2000})["ids"][0]
+    data = os.urandom(3 * MiB + 11)
+    out = open(mount.path / "closing.bin", "wb")
+    out.write(data)
+    closed = []
+
+    def close():
+        try:
+            out.close()
+            closed.append(True)
+        except OSError:
+            closed.append(False)
+    closer = threading.Thread(target=close)
+    closer.start()
+    wait_until(lambda: next(r for r in fault_rules(obs_local) if r["id"] == rule)["matched"] == 1, 30, "no complete was sent")
+    mount.process.send_signal(signal.SIGTERM)
+    mount.process.wait(30)
+    closer.join(30)
+    assert not closer.is_alive(), "close() hangs after the mount ended"
+    mount.unmount()
+    fault_rules(obs_local, "DELETE", path=f"/{rule}")
+    if closed == [True]:
+        assert obs_local.s3.get_object(Bucket=obs_local.bucket, Key=key)["Body"].read() == data
+    else:
+        assert not obs_local.s3.list_objects_v2(Bucket=obs_local.bucket, Prefix=key).get("Contents"), "close() failed but the object exists"
+    assert uploads_in_progress(obs_local, key) == []
+    assert closed == [True], "the completing upload's close() got no answer"
