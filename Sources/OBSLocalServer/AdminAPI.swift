@@ -1,8 +1,8 @@
 // The admin interface on the reserved path `/_obs-local/` (fault rules; see FaultInjector.swift
 // for the JSON). Answered without a signature, to loopback peers only.
 //
-//   DELETE /_obs-local/faults/ID        removes that one rule (and closes its refuse window):
-//                                       the fault of one key ends while others go on
+//   DELETE /_obs-local/faults/ID        removes that one rule (a triggered refusal's window
+//                                       closes with it): one key's fault ends, others go on
 //   POST /_obs-local/uploads/backdate   body {"bucket": "b", "uploadId": "…", "seconds": 7200}:
 //                                       the upload's initiation moves that far into the past
 //                                       (for tests of tools that pick old uploads)

@@ -8,17 +8,21 @@ close() failed ⇒ no object was created and, once the server answers again, no 
 remains within the bounded background retry (CLEANUP); close() answers within BOUND, the
 documented bound (mount-options/README.md, Outages) with slack for a loaded machine.
 
-"Connections refused for longer than retry_timeout": the issue says 2 minutes, i.e. longer than
-the default retry_timeout=60s; here the mounts use retry_timeout=8s, so LONG_OUTAGE (14 s) is the
-same case in proportion: close() fails, and the upload is aborted once the outage ends.
-"Delay beyond the timeout": stall_timeout=3s, replies held for 6 s. The mounts whose server is
-killed retry for 20 s (a restart on a loaded machine can take a few seconds).
+"Connections refused": obs-local resets every connection of the case's key as soon as its request
+head arrives (a "refuse" rule triggered by the operation); the kill cases add real refused
+connections until the restart. "For longer than retry_timeout": the issue says 2 minutes, i.e.
+longer than the default retry_timeout=60s; here the mounts use retry_timeout=8s, so LONG_OUTAGE
+(14 s) is the same case in proportion: close() fails, and the upload is aborted once the outage
+ends. "Delay beyond the timeout": stall_timeout=3s, replies held for 6 s. The mounts whose server
+is killed retry for 20 s (a restart on a loaded machine can take a few seconds).
 SIGKILL and SIGTERM of the mount mid-write are in test_orphans.py (the orphan listed by
-`obsmount uploads` and aborted by the next mount; SIGTERM leaves no upload and no object).
+`obsmount uploads` and aborted by the next mount; SIGTERM mid-write leaves no upload and no
+object; SIGTERM during a close() lets it complete and answer).
 
-The cases run concurrently (a module fixture, one mount per dialect; faults are scoped to one
-key, so they do not meet), the server kills one after the other on a private obs-local per
-dialect; each test then asserts its case's recorded outcome."""
+The cases run concurrently (a module fixture): per dialect one mount of the session's obs-local
+for the faults scoped to a key, each case in a directory of its own, and one mount of a private
+obs-local for the kills, one after the other; each test then asserts its case's recorded
+outcome. Nothing forks while the cases' files are open (see `outcomes`)."""
 import dataclasses
 import hashlib
 import json
