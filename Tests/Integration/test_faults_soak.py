@@ -16,8 +16,11 @@ import urllib.request
 from conftest import MiB, uploads_in_progress
 
 SOAK_SECONDS = 300
-RETRY_TIMEOUT = 3  # retry_timeout= (s): a persistent fault fails its file quickly
-STALL_TIMEOUT = 2  # stall_timeout= (s)
+RETRY_TIMEOUT = 5  # retry_timeout= (s): a persistent fault fails its file quickly
+# stall_timeout= (s). A stalled attempt is retried well within RETRY_TIMEOUT: obs-local still
+# carries out a held request whose client gave up, and a PUT that lands after its close() failed
+# would be an object the write did not make (the complete of an upload is settled by its abort).
+STALL_TIMEOUT = 2
 FILE_BOUND = 60  # s from open to close() answered, whatever the faults
 WRITERS = 8
 SIZES = [0, 1, 700_000, 1 * MiB, 2 * MiB + 1, 3 * MiB + 777]
