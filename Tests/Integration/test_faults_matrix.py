@@ -88,6 +88,7 @@ class Outcome:
     uploads_left: list
     abort_refused_seen: bool = False  # a persistent abort fault kept the upload until removed
     restarted: bool = False  # the server was killed and restarted during the case
+    all_rules_fired: bool = False  # every fault rule of the case acted on a request
     error: str = ""
 
 
@@ -174,8 +175,10 @@ def run_case(server, mount, prefix, dialect, operation, kind):
     if operation == "AbortMultipartUpload" and persistent:
         time.sleep(1)
         abort_refused_seen = [upload["Key"] for upload in uploads_in_progress(server, key)] == [key]
-    for rule_id in ids:  # the server answers again
-        if kind != "killed-restarted":  # a restarted server has no rules left
+    all_rules_fired = kind == "killed-restarted"  # a restarted server has no rules left: see `restarted`
+    if kind != "killed-restarted":
+        all_rules_fired = all(rule["fired"] > 0 for rule in admin(server, "GET") if rule["id"] in ids)
+        for rule_id in ids:  # the server answers again
             admin(server, "DELETE", path=f"/{rule_id}")
     deadline = time.monotonic() + CLEANUP
     while uploads_in_progress(server, key) and time.monotonic() < deadline:
@@ -183,7 +186,7 @@ def run_case(server, mount, prefix, dialect, operation, kind):
     listed = server.s3.list_objects_v2(Bucket=server.bucket, Prefix=key).get("Contents")
     body = server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() if listed else None
     return Outcome(key, closed_ok, seconds, hashlib.md5(data).hexdigest(), body and hashlib.md5(body).hexdigest(),
-                   uploads_in_progress(server, key), abort_refused_seen, error)
+                   uploads_in_progress(server, key), abort_refused_seen, all_rules_fired=all_rules_fired, error=error)
 
 
 def mount_options(part_size, retry_timeout=RETRY_TIMEOUT):
@@ -257,6 +260,7 @@ def test_fault_matrix(outcomes, dialect, operation, kind):
         assert outcome.server_md5 is None, f"{outcome.key}: close() failed ({outcome.error}) but an object was created"
     assert outcome.uploads_left == [], f"{outcome.key}: the upload remains {CLEANUP} s after the server answered again"
     assert outcome.closed_ok == succeeds, f"{outcome.key}: close() {'returned 0' if outcome.closed_ok else 'failed: ' + outcome.error}"
+    assert outcome.all_rules_fired, "a fault rule of the case never fired: the case proves nothing"
     if kind == "killed-restarted":
         assert outcome.restarted, "the server was not killed and restarted once: the case proves nothing"
     if operation == "AbortMultipartUpload" and persistent:
