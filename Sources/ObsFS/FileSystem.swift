@@ -269,7 +269,7 @@ public final class ObsFileSystem: Sendable {
         let modified = facts.posix.modified ?? facts.lastModified
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
                               mode: UInt32(typeBits) | permissions,
-                              linkCount: inode.kind == .directory ? 2 : 1,
+                              linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,
                               uid: facts.posix.uid ?? configuration.ownerUID, gid: facts.posix.gid ?? configuration.ownerGID,
                               modified: modified, accessed: facts.posix.accessed ?? modified, changed: facts.posix.changed ?? modified)
     }
