@@ -157,6 +157,7 @@ final class ModifySession: Sendable {
     /// Sets the length: shorter cuts the base and the changes, longer reads as zeros.
     func truncate(to size: Int64) {
         state.withLock { state in
+            guard size != state.size else { return }  // nothing to cut or extend: nothing to compose
             state.changes.cut(at: size)
             state.baseVisible = min(state.baseVisible, size)
             state.size = size
