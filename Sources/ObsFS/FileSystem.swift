@@ -240,9 +240,12 @@ public final class ObsFileSystem: Sendable {
         return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating)
     }
 
-    /// The changes an open file holds for an existing object, if any (Compose/).
+    /// The changes of the newest descriptor changing `inode` (an older one may only await its
+    /// release after its opener closed it: `truncate` and `stat` are about the newer).
     func changes(of inode: InodeNumber) -> ModifySession? {
-        openFiles.withLock { files in files.files.values.first { $0.inode.number == inode && $0.modify != nil }?.modify }
+        openFiles.withLock { files in
+            files.files.filter { $0.value.inode.number == inode && $0.value.modify != nil }.max { $0.key.rawValue < $1.key.rawValue }?.value.modify
+        }
     }
 
     /// Whether this mount holds the truth about the inode's size (written or changed here now).
