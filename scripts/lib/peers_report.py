@@ -5,9 +5,10 @@
 
 RESULTS has one tab-separated line per measurement: server, client, workload, outcome ("ok" or
 why not), seconds, bytes, daemon CPU s, server CPU s, daemon peak RSS MiB, requests, bytes
-received, requests by operation ("-" where not known). Prints, per server, the throughput table
+received, bytes sent (by the server), requests by operation ("-" where not known), detail (what the workload printed:
+the count of reads for "random"; "MAX_MS MEDIAN_MS PROBES" for "busy"). Prints, per server, the throughput table
 (write-1M, write-4k, read), the small-file table (creates, ls, ls-warm), the read extras of issue 9
-(random 4 KiB reads per second, 1 MiB append), then one table of the goals of issues 8, 9 and 10
+(random 4 KiB reads per second, 1 MiB append) and the stat/ls latency while writing, then one table of the goals of issues 8, 9 and 10
 as ratios measured in this run, each marked met or missed.
 """
 import argparse
@@ -22,7 +23,7 @@ CLIENT_LABELS = {
     "curl": "curl (one PUT / GET)", "awscli": "awscli `s3 cp`",
 }
 FIELDS = ["server", "client", "workload", "outcome", "seconds", "bytes", "daemon_cpu", "server_cpu", "rss",
-          "requests", "bytes_in", "operations"]
+          "requests", "bytes_in", "bytes_out", "operations", "detail"]
 
 
 def load(path):
@@ -56,6 +57,10 @@ def requests(row, breakdown=False):
     return text
 
 
+def mib(count, digits=0):
+    return "-" if count == "-" else f"{int(count) / (1 << 20):.{digits}f}"
+
+
 def outcome_cell(row, value):
     return value if row["ok"] else f"{row['outcome']}"
 
@@ -78,14 +83,14 @@ def workload_table(rows, server, labels, headers, cells):
 
 def throughput_table(rows, server, size_mib, small_mib):
     def cells(row):
-        received = "-" if row["bytes_in"] == "-" else f"{requests(row)}, {int(row['bytes_in']) / (1 << 20):.0f}"
+        received = "-" if row["bytes_in"] == "-" else f"{requests(row)}, {mib(row['bytes_in'])}/{mib(row['bytes_out'])}"
         return [number(mbps(row), 0), number(per_gib(row, "daemon_cpu")), number(per_gib(row, "server_cpu")),
                 row["rss"], received]
 
     labels = {"write-1M": f"write {size_mib} MiB, `dd bs=1M`", "write-4k": f"write {small_mib} MiB, `dd bs=4k`",
               "read": f"read {size_mib} MiB, `dd bs=1M`"}
     return workload_table(rows, server, labels, ["MB/s", "daemon CPU s/GiB", "server CPU s/GiB",
-                                                 "daemon peak RSS MiB", "requests, MiB received"], cells)
+                                                 "daemon peak RSS MiB", "requests, MiB in/out"], cells)
 
 
 def small_files_table(rows, server, files):
@@ -100,27 +105,31 @@ def small_files_table(rows, server, files):
                                                  "requests (by operation)"], cells)
 
 
-def read_extras_table(rows, server):
-    randoms = {row["client"]: row for row in ordered(rows, server, "random")}
-    appends = {row["client"]: row for row in ordered(rows, server, "append")}
-    lines = ["| client | random 4 KiB reads/s | daemon peak RSS MiB (random) | append 1 MiB: seconds "
-             "| append: MiB received by the server | append: requests (by operation) |",
-             "|---|---|---|---|---|---|"]
+def extras_table(rows, server):
+    by_workload = {workload: {row["client"]: row for row in ordered(rows, server, workload)}
+                   for workload in ("random", "append", "busy")}
+    lines = ["| client | random 4 KiB reads/s | random: requests, MiB sent by the server | append 1 MiB: seconds | append: MiB received by the server "
+             "| append: requests (by operation) | busy: slowest stat/ls ms (median, count) | busy: daemon peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|"]
     for client in CLIENTS:
-        if client not in randoms and client not in appends:
+        random_row, append_row, busy_row = (by_workload[workload].get(client) for workload in ("random", "append", "busy"))
+        if not (random_row or append_row or busy_row):
             continue
-        random_row, append_row = randoms.get(client), appends.get(client)
-        rate = "-"
+        rate = random_traffic = seconds = received = count = busy = "-"
         if random_row:
-            rate = outcome_cell(random_row, number(random_row["bytes"] / 4096 / random_row["seconds"], 0))
-        seconds = received = count = "-"
+            rate = outcome_cell(random_row, number(int(random_row["detail"]) / random_row["seconds"], 0)
+                                if random_row["ok"] else None)
+            if random_row["bytes_out"] != "-":
+                random_traffic = f"{requests(random_row)}, {mib(random_row['bytes_out'])}"
         if append_row:
             seconds = outcome_cell(append_row, number(append_row["seconds"]))
-            if append_row["bytes_in"] != "-":
-                received = f"{int(append_row['bytes_in']) / (1 << 20):.2f}"
+            received = mib(append_row["bytes_in"], 2)
             count = requests(append_row, breakdown=True)
-        lines.append(f"| {CLIENT_LABELS[client]} | {rate} | {random_row['rss'] if random_row else '-'} | {seconds} "
-                     f"| {received} | {count} |")
+        if busy_row:
+            slowest, median, probes = busy_row["detail"].split() if busy_row["ok"] else ("", "", "")
+            busy = outcome_cell(busy_row, f"{slowest} ({median}, {probes})")
+        lines.append(f"| {CLIENT_LABELS[client]} | {rate} | {random_traffic} | {seconds} | {received} | {count} | {busy} "
+                     f"| {busy_row['rss'] if busy_row else '-'} |")
     return lines
 
 
@@ -166,6 +175,9 @@ def goals_table(rows, servers, files):
         ours, theirs = get(server, "obsmount", "ls-warm"), get(server, "s3fs", "ls-warm")
         add(server, "`ls -l` warm: s3fs time / obsmount time (8)",
             theirs["seconds"] / ours["seconds"] if ours and theirs else None, 1.0)
+        busy = get(server, "obsmount", "busy")
+        add(server, "busy: obsmount's slowest `stat`/`ls` while 4 files are written, ms (10)",
+            float(busy["detail"].split()[0]) if busy else None, 50, at_least=False, unit=" ms")
         listed = get(server, "obsmount", "ls")
         if listed and listed["operations"] != "-":
             heads = re.search(r"\bHeadObject (\d+)", listed["operations"])
@@ -189,7 +201,7 @@ def main():
         print()
         print("\n".join(small_files_table(rows, server, options.files)))
         print()
-        print("\n".join(read_extras_table(rows, server)))
+        print("\n".join(extras_table(rows, server)))
     print("\n#### Goals (ratios of MB/s in this run unless said otherwise)\n")
     print("\n".join(goals_table(rows, servers, options.files)))
 
