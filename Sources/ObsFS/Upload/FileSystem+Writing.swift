@@ -25,7 +25,7 @@ extension ObsFileSystem {
     /// returns once the upload ID is known. Counts as one kernel lookup.
     public func create(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name)
+        let (_, path) = try resolveChild(parent, name, creating: true)
         if let existing = table.child(parent, name) {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
             if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
@@ -155,19 +155,24 @@ extension ObsFileSystem {
     }
 
     /// A write after an earlier close() completed the file (`exec 3>f; echo a >&3; echo b >&3`):
-    /// the handle goes on as changes to the completed object.
+    /// the handle goes on as changes to the completed object, which the inode records first
+    /// (the completion may not have come from a flush: a read back, a truncate).
     func continueAfterCompletion(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession) -> ModifySession? {
         guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
               let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
                                                   written: session.intendedOptions) else { return nil }
-        return openFiles.withLock { files -> ModifySession? in
+        let continued = openFiles.withLock { files -> ModifySession? in
             guard var open = files.files[handle] else { return nil }
             if let existing = open.modify { return existing }
             open.modify = modify
             files.files[handle] = open
-            logger.info("\(session.key): written again after close() completed it; continuing by composition")
             return modify
         }
+        if continued === modify {
+            recordWritten(file.inode, session, etag: etag)
+            logger.info("\(session.key): written again after its upload completed; continuing by composition")
+        }
+        return continued
     }
 
     /// A write before the part being filled (zip patching its header, `pwrite` backwards): the
@@ -200,7 +205,7 @@ extension ObsFileSystem {
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }
 
     /// Records what the upload wrote as the inode's facts.
-    private func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
+    func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
         let size = session.size
         let written = session.intendedOptions
         inode.state.withLock { state in
@@ -252,6 +257,10 @@ extension ObsFileSystem {
                 openFiles.withLock { files in
                     if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
                 }
+            }
+            guard modify.failure == nil else {
+                logger.info("\(modify.key): released after a failed composition (reported then); nothing more is stored")
+                return
             }
             do {
                 try await commit(modify, file.inode)
