@@ -115,7 +115,7 @@ extension ObsFileSystem {
             let attribute = ObjectAttributeName.metadata("mode")
             var done = false
             if let session = upload(of: inode.number), session.isUploading {
-                done = try await changeWhileWriting(session, path, attribute, metadataEdit)
+                done = try await changeWhileWriting(session, path, attribute, metadataEdit, batched: true)
             }
             if !done {
                 try await changeObject(path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })

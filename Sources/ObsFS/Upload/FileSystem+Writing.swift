@@ -126,6 +126,18 @@ extension ObsFileSystem {
         throw failure
     }
 
+    /// Gives the open file `value` as its `field` unless it has one already; the one it keeps
+    /// (nil: the handle was released meanwhile).
+    func attach<Value: AnyObject & Sendable>(_ value: Value, to handle: FileHandleID, as field: WritableKeyPath<OpenFile, Value?>) -> Value? {
+        openFiles.withLock { files in
+            guard var open = files.files[handle] else { return nil }
+            if let existing = open[keyPath: field] { return existing }
+            open[keyPath: field] = value
+            files.files[handle] = open
+            return value
+        }
+    }
+
     func openFile(_ handle: FileHandleID) throws -> OpenFile {
         try openFiles.withLock { files in
             guard let file = files.files[handle] else { throw FileSystemError(.badFileHandle, "unknown \(handle)") }
@@ -148,7 +160,10 @@ extension ObsFileSystem {
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }
-            return session.admit(at: offset, bytes: bytes, writer: writer, process: process)
+            switch session.admit(at: offset, bytes: bytes, writer: writer, process: process) {
+            case .admitted(let admission): return admission
+            case .continuesByComposition: return writeBehindTheUpload(handle, file, session, at: offset, bytes: bytes)
+            }
         } catch {
             return .refused(FileSystemError(doing: "write", error))
         }
@@ -161,13 +176,7 @@ extension ObsFileSystem {
         guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
               let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
                                                   written: session.intendedOptions) else { return nil }
-        let continued = openFiles.withLock { files -> ModifySession? in
-            guard var open = files.files[handle] else { return nil }
-            if let existing = open.modify { return existing }
-            open.modify = modify
-            files.files[handle] = open
-            return modify
-        }
+        let continued = attach(modify, to: handle, as: \.modify)
         if continued === modify {
             recordWritten(file.inode, session, etag: etag)
             logger.info("\(session.key): written again after its upload completed; continuing by composition")
@@ -175,14 +184,16 @@ extension ObsFileSystem {
         return continued
     }
 
-    /// A write before the part being filled (zip patching its header, `pwrite` backwards): the
-    /// upload is completed as it stands, and the handle goes on as changes to that object, so the
-    /// write becomes one more server-side composition at close. The write's reply waits for that.
+    /// A write before the part being filled (zip patching its header, `pwrite` backwards, or a
+    /// write that a later one overtook on another FUSE thread), or one racing the flush that
+    /// completes the upload: the upload is completed as it stands, and the handle goes on as
+    /// changes to that object, so the write becomes one more server-side composition at close.
+    /// The write's reply waits for that.
     private func writeBehindTheUpload(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession, at offset: Int64,
                                       bytes: UnsafeRawBufferPointer) -> WriteAdmission {
         let pending = PendingWrite()
         let copy = Array(bytes)
-        logger.info("\(session.key): write at \(offset), before the part being filled; completing the upload and continuing by composition")
+        logger.info("\(session.key): write at \(offset) cannot go into the upload (before the part being filled, or completing); completing it and continuing by composition")
         Task {
             do {
                 try await session.flush(writer: .unknown, process: session.opener).get()
