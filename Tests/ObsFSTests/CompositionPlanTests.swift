@@ -94,6 +94,17 @@ struct CompositionPlanTests {
         #expect(s3.uploadedBytes == 5 * MiB && s3.baseBytesRead == 4 * MiB)
     }
 
+    @Test func aGigabyteBaseIsCopiedInPiecesThatRunInParallel() throws {
+        let base = 1024 * MiB
+        let plan = try CompositionPlan(baseSize: base, changes: [base..<base + MiB], newSize: base + MiB,
+                                       limits: CompositionLimits(dialect: .obs, maximumUploadPartSize: 64 * MiB, objectSize: base))
+        #expect(plan.parts.filter { $0.content == .copy }.map(\.range.count) == Array(repeating: Int(128 * MiB), count: 8))
+        #expect(plan.uploadedBytes == MiB && plan.copiedBytes == base)
+        // An object so large that 128 MiB copies would use up the parts copies 1/5,000 of it each.
+        let huge = CompositionLimits(dialect: .obs, maximumUploadPartSize: 64 * MiB, objectSize: 5_000 * 1024 * MiB)
+        #expect(huge.maximumCopyPartSize == 1024 * MiB)
+    }
+
     @Test func appendCopiesTheBaseOrReadsOneSmallerThanAPart() throws {
         let limits = CompositionLimits(dialect: .obs, maximumUploadPartSize: 8 * MiB)
         let large = try CompositionPlan(baseSize: 20 * MiB, changes: [20 * MiB..<21 * MiB], newSize: 21 * MiB, limits: limits)

@@ -42,9 +42,16 @@ public struct CompositionLimits: Sendable, Equatable {
         self.maximumParts = maximumParts
     }
 
-    /// The limits of a dialect: OBS takes 100 KiB parts, S3 servers (V2, V4) 5 MiB ones.
-    public init(dialect: Dialect, maximumUploadPartSize: Int64) {
-        self.init(minimumPartSize: dialect == .obs ? ProtocolLimits.minimumPartSize : 5 << 20,
+    /// Unchanged ranges are copied in pieces of about this size, in parallel (one copy of a whole
+    /// gigabyte is as slow as the server's single copy stream), unless the object is so large
+    /// that its parts would run out: then in 1/5,000 of it.
+    public static let preferredCopyPartSize: Int64 = 128 << 20
+
+    /// The limits of a dialect: OBS takes 100 KiB parts, S3 servers (V2, V4) 5 MiB ones. Copies
+    /// of an object of `objectSize` bytes are cut to `preferredCopyPartSize`.
+    public init(dialect: Dialect, maximumUploadPartSize: Int64, objectSize: Int64 = 0) {
+        let copyPartSize = min(ProtocolLimits.maximumPartSize, max(CompositionLimits.preferredCopyPartSize, objectSize / 5_000))
+        self.init(minimumPartSize: dialect == .obs ? ProtocolLimits.minimumPartSize : 5 << 20, maximumCopyPartSize: copyPartSize,
                   maximumUploadPartSize: max(maximumUploadPartSize, dialect == .obs ? ProtocolLimits.minimumPartSize : 5 << 20))
     }
 }

@@ -15,7 +15,7 @@ extension ObsFileSystem {
         let options = written ?? ObjectOptions()
         var customerKey: CustomerKey?
         if case .customer(let key)? = options.encryption { customerKey = key }
-        let limits = CompositionLimits(dialect: configuration.dialect, maximumUploadPartSize: configuration.upload.pool.capacity / 4)
+        let limits = CompositionLimits(dialect: configuration.dialect, maximumUploadPartSize: configuration.upload.pool.capacity / 4, objectSize: size)
         return try ModifySession(key: key, baseETag: etag, baseSize: size, opener: opener, options: options, customerKey: customerKey,
                                  store: store, executor: executor, limits: limits, readPool: readPool, readSettings: configuration.read.settings,
                                  changeBudget: changeBudget, logger: logger)
