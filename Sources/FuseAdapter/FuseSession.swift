@@ -106,6 +106,24 @@ private final class Dispatcher: Sendable {
         return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: context.pointee.umask, process: ProcessID(context.pointee.pid))
     }
 
+    /// The process (thread group) of a kernel thread ID, read from /proc/TID/status; the thread's
+    /// own ID when /proc cannot say (the thread is gone). Opens and flushes name processes, so the
+    /// close rule sees every thread of the opener as the opener (with writeback_cache, no write
+    /// shows the opener's lock owner). A few microseconds: called from the request's Task.
+    static func threadGroup(of thread: ProcessID) -> ProcessID {
+        guard thread != .unknown else { return thread }
+        let descriptor = Glibc.open("/proc/\(thread.rawValue)/status", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return thread }
+        defer { Glibc.close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return thread }
+        let status = String(decoding: buffer[..<count], as: UTF8.self)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
+              let group = Int32(line.dropFirst(5).drop(while: { $0 == "\t" || $0 == " " })) else { return thread }
+        return ProcessID(group)
+    }
+
     /// Answers an operation whose reply is an entry (lookup, mkdir, symlink, mknod, link).
     func answerEntry(_ request: fuse_req_t, isLookup: Bool = false, _ body: @escaping @Sendable () async throws -> FileAttributes) {
         answer(request, isLookup: isLookup) { request in await self.replyEntry(request, body) }
@@ -164,8 +182,15 @@ private let operations: fuse_lowlevel_ops = {
         if connection.pointee.capable & UInt32(FUSE_CAP_ATOMIC_O_TRUNC) != 0 {
             connection.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
         }
-        // Writes go straight to part buffers: no page cache write-back.
-        connection.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        // writeback_cache: the kernel gathers writes in its page cache and sends them in batches
+        // (mount-options/write-semantics.md); otherwise writes go straight to part buffers.
+        let writeback = UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        if dispatcher.fileSystem.configuration.writebackCache && connection.pointee.capable & writeback != 0 {
+            connection.pointee.want |= writeback
+        } else {
+            if dispatcher.fileSystem.configuration.writebackCache { dispatcher.logger.warning("writeback_cache: the kernel does not offer it; writes are not cached") }
+            connection.pointee.want &= ~writeback
+        }
         // readdirplus: listings hand the kernel the attributes the inode table holds.
         if connection.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 {
             connection.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) | UInt32(FUSE_CAP_READDIRPLUS_AUTO)
@@ -231,11 +256,13 @@ private let operations: fuse_lowlevel_ops = {
         let template = info.pointee  // libfuse's copy lives on its stack; reply with ours
         dispatcher.answer(request) { request in
             var reply = template
+            var caller = caller
+            caller.process = Dispatcher.threadGroup(of: caller.process)
             do {
                 let (attributes, handle) = try await dispatcher.fileSystem.create(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
                 var entry = dispatcher.entry(attributes)
                 reply.fh = handle.rawValue
-                reply.direct_io = 1
+                reply.direct_io = dispatcher.fileSystem.configuration.writebackCache ? 0 : 1
                 if fuse_reply_create(request.raw, &entry, &reply) != 0 {
                     // The opener went away (interrupted): the kernel will not release this handle.
                     dispatcher.fileSystem.forget(attributes.inode, count: 1)
@@ -252,10 +279,11 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let template = info.pointee
         let flags = template.flags
-        let opener = Dispatcher.caller(request).process
+        let thread = Dispatcher.caller(request).process
         dispatcher.answer(request) { request in
             var reply = template
             do {
+                let opener = Dispatcher.threadGroup(of: thread)
                 let opened = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags, opener: opener)
                 reply.fh = opened.handle.rawValue
                 reply.direct_io = opened.directIO ? 1 : 0
@@ -308,8 +336,10 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
         let writer = WriterIdentity(info.pointee.lock_owner)
-        let process = Dispatcher.caller(request).process
-        dispatcher.answerStatus(request) { try await dispatcher.fileSystem.flush(handle, writer: writer, process: process) }
+        let thread = Dispatcher.caller(request).process
+        dispatcher.answerStatus(request) {
+            try await dispatcher.fileSystem.flush(handle, writer: writer, process: Dispatcher.threadGroup(of: thread))
+        }
     }
 
     ops.fsync = { request, _, _, info in
@@ -473,6 +503,8 @@ private let operations: fuse_lowlevel_ops = {
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let attributeName = name(namePointer)
+        // Answered here (no store involved): writeback_cache asks security.capability per write.
+        if let refusal = ObsFileSystem.unkeptAttributeName(attributeName) { return dispatcher.fail(Request(raw: request), refusal) }
         dispatcher.answer(request) { request in
             do {
                 replyXattr(request, try await dispatcher.fileSystem.getxattr(InodeNumber(inode), name: attributeName), size: size)

@@ -46,12 +46,15 @@ public struct FileSystemConfiguration: Sendable {
     public var read: ReadMountOptions
     /// The endpoint's dialect: its smallest part decides how changes are composed.
     public var dialect: Dialect
+    /// Writes go through the kernel's page cache (`writeback_cache`): files open for writing are
+    /// not opened with direct I/O, and the kernel sends their bytes in batches of pages.
+    public var writebackCache: Bool
 
     public init(bucket: BucketName, prefix: String, upload: UploadSettings, uploadOptions: UploadMountOptions = UploadMountOptions(),
                 readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32 = 0o022, listPageSize: Int = 1000,
                 attributeTimeout: Duration = .seconds(10), negativeTimeout: Duration = .seconds(5),
                 copyPartSize: Int64 = 512 << 20, singleCopyLimit: Int64 = 5 << 30, renameParallel: Int = 8,
-                read: ReadMountOptions = ReadMountOptions(), dialect: Dialect = .obs) {
+                read: ReadMountOptions = ReadMountOptions(), dialect: Dialect = .obs, writebackCache: Bool = false) {
         precondition(prefix.isEmpty || prefix.hasSuffix("/"), "prefix must be empty or end with /")
         self.bucket = bucket
         self.prefix = prefix
@@ -69,6 +72,7 @@ public struct FileSystemConfiguration: Sendable {
         self.renameParallel = renameParallel
         self.read = read
         self.dialect = dialect
+        self.writebackCache = writebackCache
     }
 }
 

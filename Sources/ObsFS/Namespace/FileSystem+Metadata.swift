@@ -141,10 +141,18 @@ extension ObsFileSystem {
 
     // MARK: Extended attributes outside user.obs.
 
-    private func checkPlainName(_ name: String) throws {
+    /// Why `name` is not kept (it is outside `user.*`), or nil. Decided without the store, so the
+    /// FUSE adapter answers it on its own thread: with `writeback_cache` the kernel asks for
+    /// `security.capability` before every write into its page cache.
+    public static func unkeptAttributeName(_ name: String) -> FileSystemError? {
         guard name.hasPrefix("user."), name.count > 5 else {
-            throw FileSystemError(.notSupported, "\(name): only user.* extended attributes are kept")
+            return FileSystemError(.notSupported, "\(name): only user.* extended attributes are kept")
         }
+        return nil
+    }
+
+    private func checkPlainName(_ name: String) throws {
+        if let refusal = Self.unkeptAttributeName(name) { throw refusal }
     }
 
     /// The POSIX metadata as the object (or the upload writing it) holds it now.

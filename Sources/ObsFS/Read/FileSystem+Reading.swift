@@ -15,7 +15,7 @@ public struct OpenedFile: Sendable {
     public let handle: FileHandleID
     /// The kernel may keep its cached pages of the file (same version as at the last open).
     public let keepCache: Bool
-    /// Bypass the page cache (files being written).
+    /// Bypass the page cache (files being written, unless `writeback_cache`).
     public let directIO: Bool
 }
 

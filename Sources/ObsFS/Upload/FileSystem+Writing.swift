@@ -69,7 +69,7 @@ extension ObsFileSystem {
             state.facts.size = 0
             state.facts.etag = nil
         }
-        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: true)
+        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: !configuration.writebackCache)
     }
 
     func register(_ file: OpenFile) -> FileHandleID {
