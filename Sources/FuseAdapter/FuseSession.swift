@@ -224,9 +224,17 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
-    ops.setattr = { request, inode, attributes, toSet, _ in
+    ops.setattr = { request, inode, attributes, toSet, info in
         guard let request, let attributes else { return }
         let dispatcher = Dispatcher.from(request)
+        // writeback_cache: the kernel's own mtime and ctime of a file it writes, sent with the handle.
+        let kernelTimes = FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME
+        if toSet & ~kernelTimes == 0, toSet & FUSE_SET_ATTR_CTIME != 0, let info,
+           let shown = dispatcher.fileSystem.timesOfCachedWrites(InodeNumber(inode), handle: FileHandleID(info.pointee.fh)) {
+            var result = dispatcher.stat(shown)
+            fuse_reply_attr(request, &result, dispatcher.cacheSeconds)
+            return
+        }
         let given = attributes.pointee
         func time(_ set: Int32, _ now: Int32, _ value: Glibc.timespec) -> FileTime? {
             toSet & now != 0 ? .now() : toSet & set != 0 ? Dispatcher.fileTime(value) : nil

@@ -11,6 +11,14 @@ import uuid
 import pytest
 
 from conftest import MiB, head, uploads_in_progress
+# The close rules and in-place changes of the suites without the option, run on this module's
+# `mount` (with writeback_cache).
+from test_semantics import (test_appending_to_an_existing_object_composes_it_on_the_server,  # noqa: F401
+                            test_dd_conv_notrunc_sends_only_the_change, test_dup_and_fork_complete_exactly_once,
+                            test_fsync_then_close, test_pwrite_backwards_into_a_new_file_is_composed_at_close,
+                            test_second_writer_gets_ebusy, test_shell_redirections_keep_every_byte,
+                            test_unlink_of_a_file_being_written_leaves_nothing)
+from test_write import test_cat_redirect, test_shell_redirect_of_a_command, test_stat_shows_growing_size_and_upload_id  # noqa: F401
 
 
 def name(stem):
@@ -18,7 +26,7 @@ def name(stem):
 
 
 @pytest.fixture
-def cached(server, mount_factory):
+def mount(server, mount_factory):
     """A mount with writeback_cache and parts small enough that modest files have several."""
     return mount_factory(server, [f"part_size={server.part_size}", "parallel=4", "memory_budget=64M", "writeback_cache"])
 
@@ -34,15 +42,15 @@ def write_requests(mount, key):
     return int(match.group(1)), int(match.group(2))
 
 
-def test_dd_bs_4k_reaches_the_daemon_in_large_writes(cached, tmp_path):
+def test_dd_bs_4k_reaches_the_daemon_in_large_writes(mount, tmp_path):
     source = tmp_path / "source"
     source.write_bytes(os.urandom(8 * MiB + 1000))
     key = name("dd4k")
-    subprocess.run(["dd", f"if={source}", f"of={cached.path / key}", "bs=4k", "status=none"], check=True)
+    subprocess.run(["dd", f"if={source}", f"of={mount.path / key}", "bs=4k", "status=none"], check=True)
     # close() returned: the object is complete, no upload left.
-    assert stored(cached, key) == source.read_bytes()
-    assert uploads_in_progress(cached.server, key) == []
-    requests, largest = write_requests(cached, key)
+    assert stored(mount, key) == source.read_bytes()
+    assert uploads_in_progress(mount.server, key) == []
+    requests, largest = write_requests(mount, key)
     assert largest >= 128 * 1024
     assert requests <= (8 * MiB) // (128 * 1024) + 2  # 2,049 write(2) calls of 4 KiB
 
@@ -54,130 +62,117 @@ def test_without_the_option_each_small_write_is_a_request(server, mount_factory)
     assert write_requests(mount, key) == (256, 4096)
 
 
-def test_appends_onto_existing_objects_and_new_files(cached):
-    server = cached.server
+def test_appends_onto_existing_objects_and_new_files(mount):
+    server = mount.server
     existing = name("existing")
     server.s3.put_object(Bucket=server.bucket, Key=existing, Body=b"old\n")
     fresh = name("fresh")
     script = f"""
 set -e
-cd {cached.path}
+cd {mount.path}
 echo more >> {existing}
 printf abc >> {existing}
 printf 1 >> {fresh}
 printf 2 >> {fresh}
 """
     subprocess.run(["bash", "-c", script], check=True)
-    assert stored(cached, existing) == b"old\nmore\nabc"
-    assert stored(cached, fresh) == b"12"
-    assert os.stat(cached.path / existing).st_size == len(b"old\nmore\nabc")
+    assert stored(mount, existing) == b"old\nmore\nabc"
+    assert stored(mount, fresh) == b"12"
+    assert os.stat(mount.path / existing).st_size == len(b"old\nmore\nabc")
     # O_APPEND honoured by the kernel from its own size, even after a seek.
-    fd = os.open(cached.path / fresh, os.O_WRONLY | os.O_APPEND)
+    fd = os.open(mount.path / fresh, os.O_WRONLY | os.O_APPEND)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, b"3")
     os.close(fd)
-    assert stored(cached, fresh) == b"123"
+    assert stored(mount, fresh) == b"123"
 
 
-def test_shell_redirections_keep_every_byte(cached):
-    key = name("shell")
-    script = f"""
-set -e
-cd {cached.path}
-{{ echo one; echo two; }} > {key}
-exec 3>>{key}; echo three >&3; echo four >&3; exec 3>&-
-(echo five; sh -c 'echo six') >> {key} 2>&1
-"""
-    subprocess.run(["bash", "-c", script], check=True)
-    assert stored(cached, key) == b"one\ntwo\nthree\nfour\nfive\nsix\n"
-
-
-def test_children_writing_through_an_inherited_descriptor(cached):
+def test_children_writing_through_an_inherited_descriptor(mount):
     key = name("children")
-    script = f"cd {cached.path}; {{ for i in $(seq 1 200); do echo line $i; done; sh -c 'head -c 300000 /dev/zero'; }} > {key}"
+    script = f"cd {mount.path}; {{ for i in $(seq 1 200); do echo line $i; done; sh -c 'head -c 300000 /dev/zero'; }} > {key}"
     subprocess.run(["bash", "-c", script], check=True)
     expected = b"".join(f"line {i}\n".encode() for i in range(1, 201)) + bytes(300000)
-    assert stored(cached, key) == expected
+    assert stored(mount, key) == expected
 
 
-def test_size_while_writing_and_after_close(cached):
+def test_size_while_writing_and_after_close(mount):
     key = name("size")
-    path = cached.path / key
+    path = mount.path / key
     with open(path, "wb") as out:
         out.write(b"x" * (3 * MiB + 5))
         out.flush()
         assert os.stat(path).st_size == 3 * MiB + 5
         assert os.fstat(out.fileno()).st_size == 3 * MiB + 5
-        assert uploads_in_progress(cached.server, key) != []
+        assert uploads_in_progress(mount.server, key) != []
     assert os.stat(path).st_size == 3 * MiB + 5
-    assert head(cached.server, key)["ContentLength"] == 3 * MiB + 5
+    assert head(mount.server, key)["ContentLength"] == 3 * MiB + 5
 
 
-def test_read_back_through_the_writing_descriptor(cached):
+def test_read_back_through_the_writing_descriptor(mount):
     key = name("rw")
     data = os.urandom(3 * MiB + 100)
-    with open(cached.path / key, "w+b") as file:
+    with open(mount.path / key, "w+b") as file:
         file.write(data)
         file.seek(1000)
         assert file.read(5000) == data[1000:6000]
         file.seek(0, os.SEEK_END)
         file.write(b"tail")
-    assert stored(cached, key) == data + b"tail"
+    assert stored(mount, key) == data + b"tail"
 
 
-def test_close_from_another_thread_of_the_opener(cached):
+def test_close_from_another_thread_of_the_opener(mount):
     key = name("thread")
-    fd = os.open(cached.path / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    fd = os.open(mount.path / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.write(fd, b"t" * (2 * MiB))
     closer = threading.Thread(target=os.close, args=(fd,))
     closer.start()
     closer.join()
-    assert stored(cached, key) == b"t" * (2 * MiB)
+    assert stored(mount, key) == b"t" * (2 * MiB)
 
 
-def test_truncate_and_dd_conv_notrunc_on_existing_objects(cached):
+def test_truncate_and_dd_conv_notrunc_on_existing_objects(mount):
     key = name("notrunc")
     data = os.urandom(6 * MiB)
-    cached.server.s3.put_object(Bucket=cached.server.bucket, Key=key, Body=data)
+    mount.server.s3.put_object(Bucket=mount.server.bucket, Key=key, Body=data)
     patch = os.urandom(10000)
-    subprocess.run(["dd", f"of={cached.path / key}", "bs=4k", "seek=5", "conv=notrunc", "status=none"], input=patch, check=True)
+    subprocess.run(["dd", f"of={mount.path / key}", "bs=4k", "seek=5", "conv=notrunc", "status=none"], input=patch, check=True)
     expected = data[:5 * 4096] + patch + data[5 * 4096 + len(patch):]
-    assert stored(cached, key) == expected
-    with open(cached.path / key, "rb") as back:
+    assert stored(mount, key) == expected
+    with open(mount.path / key, "rb") as back:
         assert back.read() == expected
-    subprocess.run(["truncate", "-s", str(MiB + 3), str(cached.path / key)], check=True)
-    assert stored(cached, key) == expected[:MiB + 3]
-    assert os.stat(cached.path / key).st_size == MiB + 3
-    with open(cached.path / key, "r+b") as file:
+    subprocess.run(["truncate", "-s", str(MiB + 3), str(mount.path / key)], check=True)
+    assert stored(mount, key) == expected[:MiB + 3]
+    assert os.stat(mount.path / key).st_size == MiB + 3
+    with open(mount.path / key, "r+b") as file:
         file.truncate(100)
         file.seek(0, os.SEEK_END)
         file.write(b"end")
-    assert stored(cached, key) == expected[:100] + b"end"
+    assert stored(mount, key) == expected[:100] + b"end"
 
 
-def test_mmap_writes_reach_the_object(cached):
+def test_mmap_writes_reach_the_object(mount):
     key = name("mmap")
     base = os.urandom(3 * 4096)
-    cached.server.s3.put_object(Bucket=cached.server.bucket, Key=key, Body=base)
-    with open(cached.path / key, "r+b") as file:
+    mount.server.s3.put_object(Bucket=mount.server.bucket, Key=key, Body=base)
+    with open(mount.path / key, "r+b") as file:
         mapped = mmap.mmap(file.fileno(), len(base))
         mapped[4096:4101] = b"hello"
         mapped.flush()
         mapped.close()
-    assert stored(cached, key) == base[:4096] + b"hello" + base[4101:]
+    assert stored(mount, key) == base[:4096] + b"hello" + base[4101:]
 
 
-def test_sqlite_and_zip(cached, tmp_path):
+def test_sqlite_and_zip(mount, tmp_path):
     key = name("db") + ".sqlite"
     statements = ["create table t(x integer, y text);"]
     for batch in range(3):
         statements += ["begin;"] + [f"insert into t values({batch * 1000 + row}, 'row {row}');" for row in range(1000)] + ["commit;"]
-    subprocess.run(["sqlite3", str(cached.path / key)], input="\n".join(statements), text=True, check=True)
-    result = subprocess.run(["sqlite3", str(cached.path / key), "select count(*), sum(x) from t; pragma integrity_check;"],
+    subprocess.run(["sqlite3", str(mount.path / key)], input="\n".join(statements), text=True, check=True)
+    result = subprocess.run(["sqlite3", str(mount.path / key), "select count(*), sum(x) from t; pragma integrity_check;"],
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["3000|4498500", "ok"]
     database = tmp_path / "copy.sqlite"
-    database.write_bytes(stored(cached, key))
+    database.write_bytes(stored(mount, key))
     result = subprocess.run(["sqlite3", str(database), "select count(*) from t;"], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["3000"]
     tree = tmp_path / "tree"
@@ -185,7 +180,7 @@ def test_sqlite_and_zip(cached, tmp_path):
     for index in range(10):
         (tree / f"f{index}.bin").write_bytes(os.urandom(index * 7000 + 1))
     archive = name("archive") + ".zip"
-    subprocess.run(["zip", "-qr", str(cached.path / archive), "tree"], cwd=tmp_path, check=True)
+    subprocess.run(["zip", "-qr", str(mount.path / archive), "tree"], cwd=tmp_path, check=True)
     local = tmp_path / "local.zip"
-    local.write_bytes(stored(cached, archive))
+    local.write_bytes(stored(mount, archive))
     subprocess.run(["unzip", "-tq", str(local)], check=True)

@@ -56,6 +56,17 @@ extension ObsFileSystem {
         return attributes(of: inode)
     }
 
+    /// The kernel's own times of a file open for writing: with `writeback_cache` it keeps mtime
+    /// and ctime itself and sends them with the writing handle at close and at writeback. They are
+    /// not stored: the object keeps the time of its open, as without the cache
+    /// (mount-options/write-semantics.md); storing them would cost a second initiation or a copy
+    /// per file. Nil when `handle` is not the writing handle of that file (an ordinary setattr).
+    public func timesOfCachedWrites(_ number: InodeNumber, handle: FileHandleID) -> FileAttributes? {
+        guard configuration.writebackCache, let file = try? openFile(handle), file.inode.number == number,
+              file.session != nil || file.modify != nil else { return nil }
+        return attributes(of: file.inode)
+    }
+
     /// The current size changes nothing; a file open for changes is cut there; a closed object
     /// gets its new length by composition (Compose/: a prefix copy, zeros appended, or an empty
     /// object with the same metadata); a file being streamed cannot change its size (EOPNOTSUPP).
