@@ -1,11 +1,13 @@
 """`writeback_cache` (mount-options/write-semantics.md): the kernel gathers small writes in its page
 cache and sends them in large batches; the close rule, appends, sizes, in-place changes and the
 programs that read back what they write behave as without it."""
+import errno
 import mmap
 import os
 import re
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -184,3 +186,40 @@ def test_sqlite_and_zip(mount, tmp_path):
     local = tmp_path / "local.zip"
     local.write_bytes(stored(mount, archive))
     subprocess.run(["unzip", "-tq", str(local)], check=True)
+
+
+def test_another_clients_replacement_is_seen_after_attr_timeout(server, mount_factory):
+    # The kernel trusts its own size of a cached file; a replaced object is a new inode for it.
+    mount = mount_factory(server, [f"part_size={server.part_size}", "writeback_cache", "attr_timeout=0.5"])
+    key = name("replaced")
+    with open(mount.path / key, "wb") as out:
+        out.write(b"written here")
+    assert os.stat(mount.path / key).st_size == 12
+    server.s3.put_object(Bucket=server.bucket, Key=key, Body=b"replaced by another client")
+    time.sleep(1.5)
+    assert os.stat(mount.path / key).st_size == 26
+    assert (mount.path / key).read_bytes() == b"replaced by another client"
+
+
+def test_a_reader_does_not_spoil_the_writers_pages(mount):
+    # Another descriptor's read goes through the page cache the writer fills: it must never cache
+    # zeros (a short read) that the writer's next write of the same page would send back.
+    key = name("reader")
+    path = mount.path / key
+    with open(path, "wb") as out:
+        out.write(b"1" * (3 * MiB) + b"abc")
+        out.flush()
+        with pytest.raises(OSError) as refused, open(path, "rb") as reader:
+            reader.read()
+        assert refused.value.errno == errno.EBUSY
+        out.write(b"more")
+    assert stored(mount, key) == b"1" * (3 * MiB) + b"abcmore"
+    existing = name("changed")
+    mount.server.s3.put_object(Bucket=mount.server.bucket, Key=existing, Body=b"old")
+    with open(mount.path / existing, "ab") as out:
+        out.write(b"new")
+        out.flush()
+        with open(mount.path / existing, "rb") as reader:
+            assert reader.read() == b"oldnew"
+        out.write(b"!")
+    assert stored(mount, existing) == b"oldnew!"
