@@ -162,6 +162,9 @@ public final class ObsFileSystem: Sendable {
         var initiating: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release.
         var discarded: Set<InodeNumber> = []
+        /// `writeback_cache`: the size a truncate gave a file being streamed while the kernel still
+        /// held pages of it (it sends a truncate before them); zeros fill up to it at the next flush.
+        var pendingSizes: [InodeNumber: Int64] = [:]
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
@@ -250,7 +253,7 @@ public final class ObsFileSystem: Sendable {
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
         } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
-            size = session.size
+            size = max(session.size, openFiles.withLock { $0.pendingSizes[inode.number] } ?? 0)
         }
         let (typeBits, defaultPermissions): (mode_t, UInt32) = switch inode.kind {
         case .regular: (S_IFREG, 0o666 & ~configuration.umask)

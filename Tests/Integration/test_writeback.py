@@ -223,3 +223,26 @@ def test_a_reader_does_not_spoil_the_writers_pages(mount):
             assert reader.read() == b"oldnew"
         out.write(b"!")
     assert stored(mount, existing) == b"oldnew!"
+
+
+def test_rsync_inplace_and_ftruncate_ahead_of_the_cached_pages(mount, tmp_path):
+    # The kernel sends ftruncate(size) before the pages it caches: the size holds, the bytes too.
+    source = tmp_path / "src"
+    source.mkdir()
+    files = {"big.bin": os.urandom(3 * MiB + 7), "small.txt": b"small\n"}
+    for file_name, body in files.items():
+        (source / file_name).write_bytes(body)
+    target = name("rsync")
+    subprocess.run(["rsync", "-r", "--inplace", f"{source}/", f"{mount.path / target}/"], check=True)
+    for file_name, body in files.items():
+        assert stored(mount, f"{target}/{file_name}") == body
+    (source / "small.txt").write_bytes(b"changed, and longer\n")
+    subprocess.run(["rsync", "-r", "--inplace", "--no-whole-file", f"{source}/", f"{mount.path / target}/"], check=True)
+    assert stored(mount, f"{target}/small.txt") == b"changed, and longer\n"
+    key = name("ftruncate")
+    fd = os.open(mount.path / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, b"z" * 5000)
+    os.ftruncate(fd, 20000)
+    assert os.fstat(fd).st_size == 20000
+    os.close(fd)
+    assert stored(mount, key) == b"z" * 5000 + bytes(15000)

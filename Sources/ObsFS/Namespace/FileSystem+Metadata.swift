@@ -80,6 +80,11 @@ extension ObsFileSystem {
         let current = attributes(of: inode).size
         if size == current { return }
         try checkWritable()
+        if configuration.writebackCache, let session = upload(of: inode.number), session.isUploading, size >= session.size {
+            // The kernel's size (pages it has not sent yet); `rsync --inplace` cuts a file to it.
+            openFiles.withLock { $0.pendingSizes[inode.number] = size }
+            return
+        }
         guard upload(of: inode.number)?.isUploading != true else {
             let failure = FileSystemError(.notSupported, "\(objectKey(path)): changing the size of a file being written (from \(current) to \(size) bytes) is not supported")
             logger.warning("\(failure.reason)")
