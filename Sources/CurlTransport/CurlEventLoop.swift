@@ -318,7 +318,8 @@ final class CurlEventLoop: @unchecked Sendable {
         set(obs_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
         set(obs_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, configuration.connectTimeout.milliseconds))
         set(obs_curl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, configuration.lowSpeedLimit))
-        set(obs_curl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, max(1, configuration.lowSpeedTime.milliseconds / 1000)))
+        let quietTime = request.awaitsServerWork ? max(configuration.lowSpeedTime, configuration.serverWorkTime) : configuration.lowSpeedTime
+        set(obs_curl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, max(1, quietTime.milliseconds / 1000)))
         if let timeout = request.timeout {
             set(obs_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeout.milliseconds)))
         }

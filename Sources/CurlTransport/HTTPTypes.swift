@@ -49,6 +49,10 @@ public struct HTTPRequest: Sendable {
     public var destination: ResponseDestination
     /// Upper bound on the whole transfer, nil for none (the low-speed limit still applies).
     public var timeout: Duration?
+    /// The server works before it answers (a server-side copy of gigabytes, the completion of
+    /// thousands of parts), so no byte moves for a while: the low-speed limit allows
+    /// `TransportConfiguration.serverWorkTime` instead of `lowSpeedTime`.
+    public var awaitsServerWork = false
 
     /// Bulk data (a body from or into caller memory: part uploads, ranged reads) or control (HEAD,
     /// LIST, initiate, complete, abort: small or no bodies), which never waits behind data.
@@ -167,6 +171,9 @@ public struct TransportConfiguration: Sendable {
     public var lowSpeedLimit: Int
     /// How long a transfer may stay under `lowSpeedLimit` (whole seconds).
     public var lowSpeedTime: Duration
+    /// How long a request that awaits server work (`HTTPRequest.awaitsServerWork`) may stay
+    /// under `lowSpeedLimit`.
+    public var serverWorkTime: Duration = .seconds(600)
     /// Verify the server's TLS certificate and host name (on by default).
     public var verifyTLS: Bool
     /// PEM file of CA certificates to trust instead of the system's.

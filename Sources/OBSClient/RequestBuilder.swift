@@ -17,6 +17,10 @@ struct OperationRequest: Sendable {
     var destination: ResponseDestination = .smallDocument
     var timeout: Duration?
 
+    /// Operations whose answer comes only after the server copied or assembled the data (up to
+    /// 5 GiB per copied part): they may stay silent far longer than a stalled connection would.
+    static let serverWorkOperations: Set<String> = ["UploadPartCopy", "CopyObject", "CompleteMultipartUpload", "RenameObject"]
+
     /// Neither the body nor the response is bulk data in caller memory.
     var movesNoBulkData: Bool {
         if case .memory = body { return false }
@@ -68,7 +72,9 @@ struct RequestBuilder: Sendable {
         }
         signer.sign(&wire, at: date, virtualHostBucket: virtualHostBucket, payloadHash: payloadHash)
         let url = endpoint.scheme.rawValue + "://" + host + wire.target
-        return HTTPRequest(method: call.method, url: url, headers: wire.headers, body: call.body,
-                           destination: call.destination, timeout: call.timeout)
+        var request = HTTPRequest(method: call.method, url: url, headers: wire.headers, body: call.body,
+                                  destination: call.destination, timeout: call.timeout)
+        request.awaitsServerWork = OperationRequest.serverWorkOperations.contains(call.operation)
+        return request
     }
 }

@@ -118,7 +118,7 @@ public struct FileSystemStatistics: Sendable {
     public var freeBlocks: UInt64 = 1 << 40
     public var totalFiles: UInt64 = 1 << 32
     public var freeFiles: UInt64 = 1 << 32
-    public var maximumNameLength: UInt64 = UInt64(KeyNaming.maximumNameLength)
+    public var maximumNameLength: UInt64 = UInt64(KeyNaming.maximumNewNameLength)
 }
 
 /// Read-only extended attributes of every written file (all names: ObjectAttributeName).
@@ -162,9 +162,6 @@ public final class ObsFileSystem: Sendable {
         var initiating: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release.
         var discarded: Set<InodeNumber> = []
-        /// `writeback_cache`: the size a truncate gave a file being streamed while the kernel still
-        /// held pages of it (it sends a truncate before them); zeros fill up to it at the next flush.
-        var pendingSizes: [InodeNumber: Int64] = [:]
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
@@ -203,15 +200,26 @@ public final class ObsFileSystem: Sendable {
         return (inode, path)
     }
 
-    /// The parent directory and the checked name of a new or looked-up child.
-    func resolveChild(_ parent: InodeNumber, _ name: String) throws -> (parent: Inode, path: String) {
+    /// The parent directory and the checked name of a looked-up child, or of a new one
+    /// (`creating`: NAME_MAX and the store's key length apply, see KeyNaming).
+    func resolveChild(_ parent: InodeNumber, _ name: String, creating: Bool = false) throws -> (parent: Inode, path: String) {
         if let problem = KeyNaming.problem(with: name) {
             throw FileSystemError(name.utf8.count > KeyNaming.maximumNameLength ? .nameTooLong : .invalidArgument, problem)
         }
         guard name != DirectoryAttributes.objectName else { throw FileSystemError(.noEntry, "\(name) holds directory attributes (hidden)") }
         let (directory, parentPath) = try resolve(parent)
         guard directory.kind == .directory else { throw FileSystemError(.notDirectory, "\(parentPath) is not a directory") }
-        return (directory, childPath(parentPath, name))
+        let path = childPath(parentPath, name)
+        if creating {
+            if name.utf8.count > KeyNaming.maximumNewNameLength {
+                throw FileSystemError(.nameTooLong, "name longer than \(KeyNaming.maximumNewNameLength) bytes")
+            }
+            // A directory's marker key has one byte more ("d/").
+            if objectKey(path).rawValue.utf8.count + 1 > KeyNaming.maximumNameLength {
+                throw FileSystemError(.nameTooLong, "\(path): the object key would be longer than \(KeyNaming.maximumNameLength) bytes")
+            }
+        }
+        return (directory, path)
     }
 
     func checkWritable() throws {
@@ -253,7 +261,7 @@ public final class ObsFileSystem: Sendable {
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
         } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
-            size = max(session.size, openFiles.withLock { $0.pendingSizes[inode.number] } ?? 0)
+            size = session.size
         }
         let (typeBits, defaultPermissions): (mode_t, UInt32) = switch inode.kind {
         case .regular: (S_IFREG, 0o666 & ~configuration.umask)

@@ -128,6 +128,23 @@ struct CurlTransportTests {
         #expect(clock.now - start < .seconds(10))
     }
 
+    @Test(.timeLimit(.minutes(1))) func aRequestAwaitingServerWorkMayStaySilentLonger() async throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        var configuration = TransportConfiguration(lowSpeedTime: .seconds(1))
+        configuration.serverWorkTime = .seconds(20)
+        let transport = try CurlTransport(configuration: configuration)
+        var copy = HTTPRequest(method: "PUT", url: server.baseURL + "/answer-after?ms=3000")
+        do {
+            _ = try await transport.perform(copy)
+            Issue.record("silent for 3 s beyond a 1 s low-speed window: must time out")
+        } catch {
+            #expect(error.isTimeout)
+        }
+        copy.awaitsServerWork = true
+        #expect(try await transport.perform(copy).status == 200)
+    }
+
     @Test func connectionRefusedIsATransportError() async throws {
         let server = try TestHTTPServer()
         let url = server.baseURL + "/echo"

@@ -100,6 +100,11 @@ final class TestHTTPServer: Sendable {
                 let code = Int(path.dropFirst(8)) ?? 500
                 respond(socket, status: code, headers: ["Content-Type": "application/xml"],
                         body: Array("<Error><Code>Test</Code><Message>status \(code)</Message></Error>".utf8))
+            case ("PUT", "/answer-after"):
+                // Works silently for `ms` milliseconds (a server-side copy), then answers.
+                let milliseconds = Int(query.replacingOccurrences(of: "ms=", with: "")) ?? 0
+                usleep(UInt32(milliseconds) * 1000)
+                respond(socket, status: 200, headers: [:], body: Array("<CopyPartResult/>".utf8))
             case ("GET", "/silent"):
                 // Hold the connection open without answering until the client gives up.
                 var byte: UInt8 = 0

@@ -19,10 +19,6 @@ from namespace_checks import (assert_no_upload_left, assert_same_tree, check_tre
                               metadata, server_body, server_objects, stored_mode, stored_xattrs, tree_stat, unique)
 
 
-# Open bugs, for the lead (see the report of the ns-tests branch).
-BUG_BUSY_AFTER_CLOSE = ("BUG: a rename (or unlink) right after close() can answer EBUSY: the file counts as being written "
-                        "until the kernel's asynchronous RELEASE is handled, not until its upload completed at flush "
-                        "(seen with git init: 'unable to write symref for HEAD: Device or resource busy')")
 BUG_SEAWEEDFS_MARKER_METADATA = ("BUG: SeaweedFS keeps no user metadata on `d/` markers (HEAD shows none), so a directory's "
                                  "mode, owner, times and xattrs are lost, while mkdir/chmod/chown/utimens/setxattr answer success")
 
@@ -37,8 +33,6 @@ def directory_metadata(request, server):
 def run(*command, cwd=None):
     """Runs a command; fails the test with its output (and nothing else) when it fails."""
     result = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0 and os.strerror(errno.EBUSY) in result.stderr:
-        pytest.xfail(f"{BUG_BUSY_AFTER_CLOSE}: {result.stderr.strip()}")
     assert result.returncode == 0, f"{' '.join(map(str, command))} exited {result.returncode}: {result.stderr}{result.stdout}"
     return result.stdout
 

@@ -9,8 +9,6 @@ import random
 import re
 import time
 
-import pytest
-
 from namespace_checks import assert_no_upload_left, server_body, server_objects, unique
 
 WORKERS = 4
@@ -18,12 +16,7 @@ SECONDS = 15
 NAMES = [f"n{index:02}" for index in range(24)]
 # What a race between the workers may answer; anything else is a failure.
 EXPECTED_ERRNOS = {errno.ENOENT, errno.EBUSY, errno.EEXIST}
-NEGATIVE_TIMEOUT = 5  # seconds, obsmount's default negative_timeout=
 LISTED_MISSING = "listed, but stat answers ENOENT"
-BUG_STALE_NEGATIVE_ENTRY = ("BUG: after concurrent lookup/create/rename/unlink, a name the mount created (and the server "
-                            "holds) answers ENOENT to stat until negative_timeout= passes; likely a lookup's miss, answered "
-                            "while a create or rename onto that name was in flight, cached after it (seen in most runs "
-                            "by default, never in 6 runs with negative_timeout=0)")
 BODY_LINE = re.compile(rb"(n\d\d) (\d) (\d{6})\n")
 
 
@@ -98,19 +91,13 @@ def test_hammering_one_directory_leaves_listing_equal_to_server(mount, mount_fac
         assert first, (name, body[:100])
         assert body == body_of(first[1].decode(), int(first[2]), int(first[3])), (name, body[:100])
     assert_no_upload_left(server, prefix)
-    through_hammered = sizes_listed(directory)
-    stale = sorted(name for name, size in through_hammered.items() if size == LISTED_MISSING)
-    if stale:  # once the kernel's negative entries expired, stat must find them
-        time.sleep(NEGATIVE_TIMEOUT + 1)
-        through_hammered = sizes_listed(directory)
-    assert through_hammered == on_server
+    # No stale negative entry: a name the mount created is found by stat at once (a lookup's miss
+    # racing a create or rename onto the name is not cached after it).
+    assert sizes_listed(directory) == on_server
 
     mount.unmount()
     fresh = mount_factory(server)
     assert sizes_listed(fresh.path / directory.name) == on_server
-    if stale:
-        pytest.xfail(f"{BUG_STALE_NEGATIVE_ENTRY}: {stale} listed by readdir, on the server, but stat answered ENOENT "
-                     f"until the negative timeout passed")
 
 
 def sizes_listed(directory):

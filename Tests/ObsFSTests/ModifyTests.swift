@@ -113,6 +113,73 @@ struct ModifyTests {
     }
 }
 
+extension ModifyTests {
+    @Test func aFailedCompositionIsFinal() async throws {
+        // close() reported the failure: nothing composes the changes later (release, a retry).
+        let inner = InMemoryStore()
+        let base = pattern(2 * Int(minimumPart) + 5)
+        inner.seed("g", base)
+        let store = FaultInjectingStore(inner)
+        store.fail(.complete, nth: 1)  // the first composition fails; a second one would succeed
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "g")
+        let opener = ProcessID(60)
+        let handle = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: opener).handle
+        #expect(await fs.write(handle, at: Int64(base.count), bytes: [1, 2, 3], writer: WriterIdentity(6), process: opener).count == 3)
+        #expect(await errno(of: { try await fs.flush(handle, writer: WriterIdentity(6), process: opener) }) == .io)
+        #expect(await fs.write(handle, at: Int64(base.count) + 3, bytes: [4], writer: WriterIdentity(6), process: opener).count == -1)
+        await #expect(throws: (any Error).self) { try await fs.fsync(handle) }
+        await fs.release(handle)
+        #expect(inner.object("g") == base)
+        #expect(inner.uploadsInProgress == 0)
+        // A new open of the same file works from the intact base.
+        let again = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: opener).handle
+        #expect(await fs.write(again, at: Int64(base.count), bytes: [7], writer: WriterIdentity(6), process: opener).count == 1)
+        try await fs.flush(again, writer: WriterIdentity(6), process: opener)
+        await fs.release(again)
+        #expect(inner.object("g") == base + [7])
+    }
+}
+
+extension ModifyTests {
+    @Test func aFileCompletedByReadingItBackKeepsItsSizeAfterClose() async throws {
+        // Write, read back (completes the upload), close without writing more, open again.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let process = ProcessID(12)
+        let (attributes, handle) = try await fs.create(parent: .root, name: "r", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
+        let bytes = pattern(5000)
+        #expect(await fs.write(handle, at: 0, bytes: bytes, writer: WriterIdentity(2), process: process).count == 5000)
+        #expect(try await fs.read(handle, at: 0, count: 10) == Array(bytes[0..<10]))
+        try await fs.flush(handle, writer: WriterIdentity(2), process: process)
+        await fs.release(handle)
+        #expect(try await fs.getattr(attributes.inode).size == 5000)
+        let again = try await fs.open(attributes.inode, flags: O_RDWR, opener: process).handle
+        try await fs.flush(again, writer: WriterIdentity(2), process: process)
+        await fs.release(again)
+        #expect(store.object("r") == bytes)
+    }
+
+    @Test func aComposedObjectHasANewModificationTime() async throws {
+        let store = InMemoryStore()
+        store.seed("old", pattern(1000), metadata: ["mode": "33188", "mtime": "1000000000", "ctime": "1000000000"])
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "old")
+        #expect(try await fs.getattr(file.inode).modified.seconds == 1_000_000_000)
+        let handle = try await fs.open(file.inode, flags: O_RDWR, opener: ProcessID(8)).handle
+        try await fs.flush(handle, writer: WriterIdentity(8), process: ProcessID(8))  // nothing written: nothing changes
+        #expect(try await fs.getattr(file.inode).modified.seconds == 1_000_000_000)
+        let before = FileTime.now().seconds
+        #expect(await fs.write(handle, at: 1000, bytes: [1], writer: WriterIdentity(8), process: ProcessID(8)).count == 1)
+        try await fs.flush(handle, writer: WriterIdentity(8), process: ProcessID(8))
+        await fs.release(handle)
+        #expect(try await fs.getattr(file.inode).modified.seconds >= before)
+        let stored = store.contents.withLock { $0.written[ObjectKey("old")]?.metadata }
+        #expect(stored?["mode"] == "33188")
+        #expect((stored?["mtime"]).flatMap(FileTime.init(metadataValue:)).map { $0.seconds >= before } == true)
+    }
+}
+
 struct LongOperationTests {
     @Test func runningOperationsAppearInTheStatusUntilFinished() {
         let statistics = MountStatistics()

@@ -100,13 +100,41 @@ struct NamespaceTests {
         #expect(await errno { _ = try await fs.open(.root, flags: O_RDONLY) } == .isDirectory)
     }
 
-    @Test func truncateOnlyToTheCurrentSize() async throws {
-        let fs = makeFileSystem(InMemoryStore())
+    @Test func truncateOfAFileBeingStreamed() async throws {
+        // `cp` of a file ending in a hole: writes, then ftruncate beyond them; then more writes.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
         let (attributes, handle) = try await fs.create(parent: .root, name: "f")
-        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 0)).size == 0)
-        _ = try await write(fs, handle, at: 0, [1, 2]).get()
-        #expect(await errno { _ = try await fs.setattr(attributes.inode, AttributeChanges(size: 0)) } == .notSupported)
+        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 0)).size == 0)  // nothing to do
+        #expect(store.uploadsInProgress == 1)
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 10)).size == 10)
+        #expect(try await fs.getattr(attributes.inode).size == 10)
+        _ = try await write(fs, handle, at: 10, [4]).get()
+        #expect(try await fs.setattr(attributes.inode, AttributeChanges(size: 9)).size == 9)
+        try await fs.flush(handle, writer: WriterIdentity(7))
         await fs.release(handle)
+        #expect(store.object("f") == [1, 2, 3] + [UInt8](repeating: 0, count: 6))
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func newNamesFollowNameMaxAndTheKeyLimit() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let longest = String(repeating: "n", count: 255)
+        let (_, handle) = try await fs.create(parent: .root, name: longest)
+        await fs.release(handle)
+        #expect(await errno { _ = try await fs.create(parent: .root, name: longest + "x") } == .nameTooLong)
+        #expect(await errno { _ = try await fs.mkdir(parent: .root, name: longest + "x", mode: 0o755, caller: testCaller) } == .nameTooLong)
+        #expect(await errno { try await fs.rename(parent: .root, name: longest, newParent: .root, newName: longest + "x", flags: 0) } == .nameTooLong)
+        // Deep enough that the key passes 1,024 bytes: refused although each name is short.
+        var parent = InodeNumber.root
+        for _ in 0..<4 { parent = try await fs.mkdir(parent: parent, name: String(repeating: "d", count: 250), mode: 0o755, caller: testCaller).inode }
+        #expect(await errno { _ = try await fs.create(parent: parent, name: String(repeating: "f", count: 30)) } == .nameTooLong)
+        // A longer name stored by another tool is still found.
+        store.seed(String(repeating: "s", count: 300), [1])
+        #expect(try await fs.lookup(parent: .root, name: String(repeating: "s", count: 300)).size == 1)
+        #expect(fs.statistics().maximumNameLength == 255)
     }
 
     @Test func errnoMapping() {

@@ -123,6 +123,28 @@ struct NamespaceTreeTests {
         #expect(again.modified == time)
     }
 
+    @Test func posixChangesBeforeTheFirstPartWaitForCompletion() async throws {
+        // tar, rsync and cp -a: write, then chown, chmod, utimens, then close. One request after
+        // completion applies all three; the upload is not initiated again for each.
+        let attributeStore = AttributeKeepingStore()
+        let fs = makeFileSystem(attributeStore)
+        let (created, handle) = try await fs.create(parent: .root, name: "t")
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        let time = FileTime(seconds: 1_000_000_000, nanoseconds: 0)
+        _ = try await fs.setattr(created.inode, AttributeChanges(uid: 12, gid: 34))
+        _ = try await fs.setattr(created.inode, AttributeChanges(permissions: 0o600))
+        _ = try await fs.setattr(created.inode, AttributeChanges(accessed: time, modified: time))
+        #expect(attributeStore.inner.contents.withLock { ($0.nextUpload, $0.abortCalls) } == (2, 0))
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        let metadata = attributeStore.options("t")?.metadata
+        #expect(metadata?["mode"] == String(UInt32(S_IFREG) | 0o600))
+        #expect((metadata?["uid"], metadata?["gid"]) == ("12", "34"))
+        #expect(metadata?["mtime"] == "1000000000")
+        #expect(attributeStore.inner.contents.withLock { ($0.nextUpload, $0.abortCalls) } == (2, 0))
+        #expect(try await fs.getattr(created.inode).modified == time)
+    }
+
     @Test func otherUserAttributesLiveInTheXattrMetadata() async throws {
         let attributeStore = AttributeKeepingStore()
         let fs = makeFileSystem(attributeStore)

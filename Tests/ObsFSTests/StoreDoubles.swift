@@ -426,3 +426,18 @@ extension InMemoryStore: ObjectComposer {
         return try await copyPart(key, uploadID: uploadID, number: number, source: source, range: range.lowerBound...(range.upperBound - 1))
     }
 }
+
+/// Compositions through the wrapper: copies count as `.copy`, reads pass through unchecked.
+extension FaultInjectingStore: ObjectComposer {
+    func readRange(_ key: ObjectKey, range: Range<Int64>, ifMatch: ETag?, customerKey: CustomerKey?,
+                   into destination: MemoryRegion) async throws -> Int {
+        try await inner.readRange(key, range: range, ifMatch: ifMatch, customerKey: customerKey, into: destination)
+    }
+
+    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>,
+                  sourceETag: ETag?, customerKey: CustomerKey?) async throws -> ETag {
+        try check(.copy)
+        return try await inner.copyPart(key, uploadID: uploadID, number: number, source: source, range: range,
+                                        sourceETag: sourceETag, customerKey: customerKey)
+    }
+}

@@ -219,8 +219,12 @@ extension ObsFileSystem {
     }
 
     /// A change to a file being written; false when its upload finished meanwhile (the change
-    /// then goes to the object).
-    func changeWhileWriting(_ session: UploadSession, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit) async throws -> Bool {
+    /// then goes to the object). `batched`: a change that may wait for completion even before
+    /// the first part (POSIX metadata: `tar`, `rsync` and `cp -a` set owner, mode and times one
+    /// after the other before closing; one request after completion applies them all, instead of
+    /// initiating the upload again for each).
+    func changeWhileWriting(_ session: UploadSession, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit,
+                            batched: Bool = false) async throws -> Bool {
         while true {
             let stage = session.attributeStage
             guard stage != .complete else {
@@ -237,6 +241,14 @@ extension ObsFileSystem {
                 update = try attribute.update(at: stage, from: current, to: proposed)
             } catch {
                 throw refusal(error, path)
+            }
+            if batched, case .reinitiate = update, let request = attribute.updateRequest {
+                _ = try attributeStore(for: path)
+                if session.recordAfterCompletion(request, options: proposed) { return true }
+                // Completing meanwhile: once complete, the change goes to the object.
+                if session.attributeStage == .complete { continue }
+                _ = await session.finished()
+                return false
             }
             switch update {
             case .unchanged:

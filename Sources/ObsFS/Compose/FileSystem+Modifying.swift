@@ -52,9 +52,9 @@ extension ObsFileSystem {
         let operations = configuration.upload.statistics.operations
         let progress = operations.begin("composing \(modify.key)", total: modify.size, unit: "bytes")
         defer { operations.finished(progress) }
-        let (etag, size): (ETag?, Int64)
+        let (etag, size, stored): (ETag?, Int64, Bool)
         do {
-            (etag, size) = try await modify.commit()
+            (etag, size, stored) = try await modify.commit()
         } catch let error as ObjectChangedError {
             let failure = FileSystemError(.io, "\(modify.key): \(error.description); the changes were not stored")
             logger.error("\(failure.reason)")
@@ -62,10 +62,14 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("composing \(modify.key)", error)
         }
+        guard stored else { return }
+        let now = FileTime.now()
         inode.state.withLock { state in
             state.facts.etag = etag
             state.facts.size = size
-            state.facts.lastModified = .now()
+            state.facts.lastModified = now
+            state.facts.posix.modified = now
+            state.facts.posix.changed = now
             state.facts.expiry = freshExpiry()
         }
     }
@@ -73,6 +77,7 @@ extension ObsFileSystem {
     /// A write to a changing file; beyond the memory budget the changes held are composed
     /// first and the write waits for that.
     func write(_ modify: ModifySession, _ inode: Inode, at offset: Int64, bytes: UnsafeRawBufferPointer) -> WriteAdmission {
+        if modify.failure != nil { return .refused(FileSystemError(.io, "\(modify.key): an earlier composition failed; this file takes no more writes")) }
         if modify.write(bytes, at: offset) { return .accepted(bytes.count) }
         let pending = PendingWrite()
         let copy = Array(bytes)

@@ -12,6 +12,10 @@
 //
 // Memory: the changed ranges of one file may hold at most `changeBudget` bytes; a write beyond
 // it composes what is held first (the write waits for that) and continues from the new base.
+//
+// Failure is final: once a composition failed (after the client's retries), the session holds
+// that error and every later write, flush, fsync and release answers it; nothing is composed
+// later, so a close() that reported the failure never turns into a stored object after all.
 import Logging
 import OBSProtocol
 import Synchronization
@@ -107,6 +111,8 @@ final class ModifySession: Sendable {
         /// A truncate or extension since the base, even with no bytes written.
         var resized = false
         var baseReads: ObjectReadStream
+        /// The error of a failed composition; the changes are abandoned from then on.
+        var failure: (any Error)?
     }
 
     /// The base, the changes and the size; never held across an await.
@@ -135,6 +141,8 @@ final class ModifySession: Sendable {
 
     var size: Int64 { state.withLock { $0.size } }
     var etag: ETag? { state.withLock { $0.changes.isEmpty && !$0.resized ? $0.baseETag : nil } }
+    /// Why an earlier composition failed, if one did.
+    var failure: (any Error)? { state.withLock { $0.failure } }
 
     /// Takes a write; false when the changes held would outgrow the budget (compose first).
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> Bool {
@@ -171,25 +179,31 @@ final class ModifySession: Sendable {
     }
 
     /// Makes what was written durable: composes the new object (or sends the native calls) and
-    /// makes it the base. Returns the new ETag and size; nothing to do returns the current ones.
-    @discardableResult
-    func commit() async throws -> (etag: ETag?, size: Int64) {
+    /// makes it the base. Returns the new ETag and size, and whether anything was stored (nothing
+    /// to do returns the current ones).
+    func commit() async throws -> (etag: ETag?, size: Int64, stored: Bool) {
         await composing.acquire(1)
         defer { composing.release(1) }
-        let (baseETag, baseSize, baseVisible, size, changes, resized) = state.withLock {
-            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized)
+        let (baseETag, baseSize, baseVisible, size, changes, resized, failure) = state.withLock {
+            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.failure)
         }
-        guard !changes.isEmpty || resized else { return (baseETag, size) }
+        if let failure { throw failure }
+        guard !changes.isEmpty || resized else { return (baseETag, size, false) }
         let etag: ETag?
-        if let bucket = store.fileSystemBucket {
-            etag = try await commitNatively(bucket, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
-        } else {
-            let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
-            let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: options)
-            logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
-            etag = result.etag
+        do {
+            if let bucket = store.fileSystemBucket {
+                etag = try await commitNatively(bucket, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
+            } else {
+                let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
+                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options))
+                logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
+                etag = result.etag
+            }
+        } catch {
+            state.withLock { $0.failure = error }
+            throw error
         }
-        guard let reader = store as? any ObjectReader else { return (etag, size) }
+        guard let reader = store as? any ObjectReader else { return (etag, size, true) }
         let reads = ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
         let old = state.withLock { state -> ObjectReadStream in
             let old = state.baseReads
@@ -205,7 +219,17 @@ final class ModifySession: Sendable {
             return old
         }
         old.close()
-        return (etag, size)
+        return (etag, size, true)
+    }
+
+    /// `options` with the POSIX modification and change times (s3fs's `mtime`, `ctime`) set to now:
+    /// the new object is what was written now.
+    private func touched(_ options: ObjectOptions) -> ObjectOptions {
+        var touched = options
+        let now = FileTime.now().description
+        touched.metadata["mtime"] = now
+        touched.metadata["ctime"] = now
+        return touched
     }
 
     /// The same change with the native calls: cut the base where a truncate cut it, write each

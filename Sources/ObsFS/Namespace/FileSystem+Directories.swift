@@ -11,7 +11,7 @@ import OBSProtocol
 extension ObsFileSystem {
     public func mkdir(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> FileAttributes {
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name)
+        let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
         let posix = newPosixMetadata(mode: mode, caller: caller)

@@ -10,7 +10,7 @@ import Glibc
 extension ObsFileSystem {
     public func symlink(parent: InodeNumber, name: String, target: String, caller: Caller) async throws -> FileAttributes {
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name)
+        let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
         var posix = newPosixMetadata(mode: 0o777, caller: Caller(uid: caller.uid, gid: caller.gid, umask: 0))
@@ -40,7 +40,7 @@ extension ObsFileSystem {
     /// Regular files only: a zero-byte object with the caller's mode and owner.
     public func mknod(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> FileAttributes {
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name)
+        let (_, path) = try resolveChild(parent, name, creating: true)
         guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 else {
             let failure = FileSystemError(.notPermitted, "\(path): FIFOs, sockets and device nodes cannot be stored as objects")
             logger.warning("\(failure.reason)")

@@ -69,28 +69,33 @@ extension ObsFileSystem {
 
     /// The current size changes nothing; a file open for changes is cut there; a closed object
     /// gets its new length by composition (Compose/: a prefix copy, zeros appended, or an empty
-    /// object with the same metadata); a file being streamed cannot change its size (EOPNOTSUPP).
+    /// object with the same metadata); a file being streamed is completed as it stands and its
+    /// descriptor goes on as changes to that object, cut or extended (`cp` of a file ending in a
+    /// hole, `truncate -s` of a new file).
     private func truncate(_ inode: Inode, _ path: String, to size: Int64) async throws {
         guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path)") }
-        if let modify = changes(of: inode.number) {
-            modify.truncate(to: size)
-            inode.state.withLock { $0.facts.size = size }
-            return
-        }
         let current = attributes(of: inode).size
-        if size == current { return }
+        if changes(of: inode.number) == nil, size == current { return }
         try checkWritable()
-        if configuration.writebackCache, let session = upload(of: inode.number), session.isUploading, size >= session.size {
-            // The kernel's size (pages it has not sent yet); `rsync --inplace` cuts a file to it.
-            openFiles.withLock { $0.pendingSizes[inode.number] = size }
-            return
-        }
-        guard upload(of: inode.number)?.isUploading != true else {
-            let failure = FileSystemError(.notSupported, "\(objectKey(path)): changing the size of a file being written (from \(current) to \(size) bytes) is not supported")
-            logger.warning("\(failure.reason)")
-            throw failure
-        }
-        try await truncateExisting(inode, path, to: size)
+        guard let modify = try await changesForTruncate(inode) else { return try await truncateExisting(inode, path, to: size) }
+        modify.truncate(to: size)
+        inode.state.withLock { $0.facts.size = size }
+    }
+
+    /// The changes a truncate of an open file cuts: those of a descriptor changing the object,
+    /// or, for a file being streamed, those its writing descriptor continues with once its
+    /// upload is completed as it stands. Nil for a file nobody writes (a closed object).
+    private func changesForTruncate(_ inode: Inode) async throws -> ModifySession? {
+        if let modify = changes(of: inode.number) { return modify }
+        guard let session = upload(of: inode.number), session.isUploading else { return nil }
+        logger.info("\(session.key): length changed while being written; completing the upload and continuing by composition")
+        try await session.flush(writer: .unknown, process: session.opener).get()
+        let writers = openFiles.withLock { files in files.files.filter { $0.value.session === session } }
+        for (handle, file) in writers { _ = continueAfterCompletion(handle, file, session) }
+        if let modify = changes(of: inode.number) { return modify }
+        // Its descriptors were released meanwhile: the object just completed is changed closed.
+        if let etag = session.etag { recordWritten(inode, session, etag: etag) }
+        return nil
     }
 
     /// Changes the POSIX metadata of `inode` with `edit`, completing a record the object lacked
@@ -121,7 +126,7 @@ extension ObsFileSystem {
             let attribute = ObjectAttributeName.metadata("mode")
             var done = false
             if let session = upload(of: inode.number), session.isUploading {
-                done = try await changeWhileWriting(session, path, attribute, metadataEdit)
+                done = try await changeWhileWriting(session, path, attribute, metadataEdit, batched: true)
             }
             if !done {
                 try await changeObject(path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })

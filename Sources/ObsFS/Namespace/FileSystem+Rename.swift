@@ -38,7 +38,7 @@ extension ObsFileSystem {
             throw failure
         }
         let (_, sourcePath) = try resolveChild(parent, name)
-        let (_, targetPath) = try resolveChild(newParent, newName)
+        let (_, targetPath) = try resolveChild(newParent, newName, creating: true)
         guard sourcePath != targetPath else { return }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
             throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")

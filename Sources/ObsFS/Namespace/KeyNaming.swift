@@ -10,12 +10,18 @@
 // - Keys that cannot be names are skipped with one log line: empty segments (`a//b`), `.`, `..`,
 //   names with NUL, names over 1,024 bytes. The hidden object of directory attributes
 //   (`.obsmount-dir-attrs`) is never shown.
+// - New names (create, mkdir, symlink, mknod, rename's target) follow Linux's NAME_MAX: at most
+//   255 bytes (what statfs reports), and the whole key at most 1,024 bytes (the store's limit);
+//   longer ones answer ENAMETOOLONG. Longer names that other tools stored stay reachable.
 
 /// The naming rules; no state.
 enum KeyNaming {
     static let directoryContentType = "application/x-directory"
     static let folderSuffix = "_$folder$"
+    /// The longest key the stores take, and the longest stored name this mount shows.
     static let maximumNameLength = 1024
+    /// The longest name this mount creates (Linux's NAME_MAX).
+    static let maximumNewNameLength = 255
 
     /// Why a name cannot be used, or nil.
     static func problem(with name: String) -> String? {

@@ -3,9 +3,10 @@
 // cache is kept between opens while the ETag is unchanged. A file being streamed is readable
 // through the descriptor that writes it (a database creating its file): the first read of what
 // was written completes the upload and the descriptor goes on as changes to that object
-// (Compose/); other descriptors get EBUSY until it is closed (mount-options/write-semantics.md).
-// With `writeback_cache` the kernel's page cache is shared by the writer and the readers, so a
-// reader of a file being changed reads the changes, and one of a file being streamed gets EBUSY.
+// (Compose/); other descriptors opened meanwhile get EBUSY until it is closed, then read the
+// object it became (mount-options/write-semantics.md). With `writeback_cache` the kernel's page
+// cache is shared by the writer and the readers, so a reader of a file being changed reads the
+// changes, and any reader of a file being streamed gets EBUSY.
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -23,21 +24,49 @@ public struct OpenedFile: Sendable {
 
 extension ObsFileSystem {
     /// Opens a file for reading: the version is the one `getattr` sees now (asked again when
-    /// the cached facts expired).
+    /// the cached facts expired). A file another descriptor is streaming has no version yet: the
+    /// handle gets its stream at its first read after that descriptor closed the file.
     func openForReading(_ inode: Inode, _ path: String) async throws -> OpenedFile {
+        guard store is any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
+        if inodesBeingWritten().contains(inode.number) {
+            return OpenedFile(handle: register(OpenFile(inode: inode, session: nil)), keepCache: false, directIO: true)
+        }
+        let (stream, keepCache) = try await readStream(inode, path)
+        let handle = register(OpenFile(inode: inode, session: nil, reads: stream))
+        return OpenedFile(handle: handle, keepCache: keepCache, directIO: false)
+    }
+
+    /// A stream of the version of `inode` the store holds now, and whether the kernel may keep
+    /// its cached pages (the same version as at the last open).
+    private func readStream(_ inode: Inode, _ path: String) async throws -> (ObjectReadStream, keepCache: Bool) {
         if inode.facts.expiry <= .now, upload(of: inode.number) == nil { _ = try await getattr(inode.number) }
         let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
-        guard let reader = store as? any ObjectReader else {
-            throw FileSystemError(.notSupported, "this store cannot read objects")
-        }
+        guard let reader = store as? any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
         var customerKey: CustomerKey?
         if case .customer(let key)? = written?.encryption { customerKey = key }
         let stream = ObjectReadStream(key: objectKey(path), etag: facts.etag, size: facts.size, customerKey: customerKey, reader: reader,
                                       pool: readPool, settings: configuration.read.settings)
-        let keepCache = facts.etag != nil && facts.etag == previous
         inode.state.withLock { $0.cachedETag = facts.etag }
-        let handle = register(OpenFile(inode: inode, session: nil, reads: stream))
-        return OpenedFile(handle: handle, keepCache: keepCache, directIO: false)
+        return (stream, facts.etag != nil && facts.etag == previous)
+    }
+
+    /// The stream of a handle opened while another descriptor was streaming the file: EBUSY
+    /// while it still is, else the object it became (opened once, kept in the handle).
+    private func streamOpenedLate(_ handle: FileHandleID, _ file: OpenFile) async throws -> ObjectReadStream {
+        guard !inodesBeingWritten().contains(file.inode.number), let path = table.path(of: file.inode.number) else {
+            throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
+        }
+        let (stream, _) = try await readStream(file.inode, path)
+        let kept = openFiles.withLock { files -> ObjectReadStream? in
+            guard var open = files.files[handle] else { return nil }
+            if let existing = open.reads { return existing }
+            open.reads = stream
+            files.files[handle] = open
+            return stream
+        }
+        if kept !== stream { stream.close() }
+        guard let kept else { throw FileSystemError(.badFileHandle, "\(handle) was released") }
+        return kept
     }
 
     /// Up to `count` bytes at `offset` of the version the handle opened.
@@ -65,9 +94,8 @@ extension ObsFileSystem {
                 throw storeFailure("reading \(modify.key) at \(offset)", error)
             }
         }
-        guard let stream = file.reads else {
-            throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
-        }
+        let stream: ObjectReadStream
+        if let opened = file.reads { stream = opened } else { stream = try await streamOpenedLate(handle, file) }
         do {
             return try await stream.read(at: offset, count: count)
         } catch let error as ObjectChangedError {

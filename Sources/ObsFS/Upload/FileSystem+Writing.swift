@@ -25,7 +25,7 @@ extension ObsFileSystem {
     /// returns once the upload ID is known. Counts as one kernel lookup.
     public func create(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name)
+        let (_, path) = try resolveChild(parent, name, creating: true)
         if let existing = table.child(parent, name) {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
             if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
@@ -155,19 +155,24 @@ extension ObsFileSystem {
     }
 
     /// A write after an earlier close() completed the file (`exec 3>f; echo a >&3; echo b >&3`):
-    /// the handle goes on as changes to the completed object.
+    /// the handle goes on as changes to the completed object, which the inode records first
+    /// (the completion may not have come from a flush: a read back, a truncate).
     func continueAfterCompletion(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession) -> ModifySession? {
         guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
               let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
                                                   written: session.intendedOptions) else { return nil }
-        return openFiles.withLock { files -> ModifySession? in
+        let continued = openFiles.withLock { files -> ModifySession? in
             guard var open = files.files[handle] else { return nil }
             if let existing = open.modify { return existing }
             open.modify = modify
             files.files[handle] = open
-            logger.info("\(session.key): written again after close() completed it; continuing by composition")
             return modify
         }
+        if continued === modify {
+            recordWritten(file.inode, session, etag: etag)
+            logger.info("\(session.key): written again after its upload completed; continuing by composition")
+        }
+        return continued
     }
 
     /// A write before the part being filled (zip patching its header, `pwrite` backwards): the
@@ -200,7 +205,7 @@ extension ObsFileSystem {
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }
 
     /// Records what the upload wrote as the inode's facts.
-    private func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
+    func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
         let size = session.size
         let written = session.intendedOptions
         inode.state.withLock { state in
@@ -217,7 +222,6 @@ extension ObsFileSystem {
     /// One `close()` of a descriptor of the file (see mount-options/write-semantics.md). A file
     /// unlinked while open is not completed: its upload is aborted at release.
     public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown) async throws {
-        try await fillToPendingSize(handle)
         let file = try openFile(handle)
         if let modify = file.modify {
             guard modify.opener == .unknown || process == .unknown || process == modify.opener else { return }
@@ -234,24 +238,6 @@ extension ObsFileSystem {
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
     }
 
-    /// Zeros up to the size a truncate gave the file while the kernel still held pages of it
-    /// (`writeback_cache`): by a flush every page written before has arrived (the kernel writes
-    /// them back first), so what is missing up to that size is a hole.
-    private func fillToPendingSize(_ handle: FileHandleID) async throws {
-        let file = try openFile(handle)
-        guard !isDiscarded(file.inode), let size = openFiles.withLock({ $0.pendingSizes.removeValue(forKey: file.inode.number) }) else { return }
-        var offset = file.modify?.size ?? file.session?.size ?? size
-        while offset < size {
-            let zeros = [UInt8](repeating: 0, count: Int(min(size - offset, 1 << 20)))
-            let admission = zeros.withUnsafeBytes { write(handle, at: offset, bytes: $0, writer: .unknown) }
-            switch admission {
-            case .accepted(let count): offset += Int64(count)
-            case .refused(let error): throw error
-            case .waiting(let pending): offset += Int64(try await pending.outcome.get())
-            }
-        }
-    }
-
     public func fsync(_ handle: FileHandleID) async throws {
         let file = try openFile(handle)
         if let modify = file.modify { return try await commit(modify, file.inode) }
@@ -262,11 +248,6 @@ extension ObsFileSystem {
     /// The last reference to the open file is gone. Errors can only be logged (the kernel does not
     /// wait for release).
     public func release(_ handle: FileHandleID) async {
-        do {
-            try await fillToPendingSize(handle)  // no flush applied it
-        } catch {
-            logger.error("\(handle): the size a truncate set could not be written: \(error)")
-        }
         guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
         file.reads?.close()
         if let modify = file.modify {
@@ -276,6 +257,10 @@ extension ObsFileSystem {
                 openFiles.withLock { files in
                     if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
                 }
+            }
+            guard modify.failure == nil else {
+                logger.info("\(modify.key): released after a failed composition (reported then); nothing more is stored")
+                return
             }
             do {
                 try await commit(modify, file.inode)
@@ -289,10 +274,7 @@ extension ObsFileSystem {
         let result = discarded ? await session.shutdown(because: "unlinked while open for writing") : await session.release()
         openFiles.withLock { files in
             if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
-            if discarded {
-                files.discarded.remove(file.inode.number)
-                files.pendingSizes[file.inode.number] = nil
-            }
+            if discarded { files.discarded.remove(file.inode.number) }
         }
         if case .success(let etag) = result, !discarded { recordWritten(file.inode, session, etag: etag) }
     }

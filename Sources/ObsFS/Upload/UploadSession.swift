@@ -553,7 +553,8 @@ public final class UploadSession: Sendable {
     /// The options the object will have (the initiated ones plus the recorded changes).
     public var intendedOptions: ObjectOptions { state.withLock { $0.pendingOptions } ?? options }
 
-    /// Hands the recorded changes to `afterCompletion` (once); later changes are not recorded.
+    /// Hands the recorded changes to `afterCompletion` or to the empty object's PUT; later
+    /// changes are not recorded.
     public func takePendingUpdates() -> (requests: [ObjectUpdateRequest], options: ObjectOptions?) {
         state.withLock { state in
             state.updatesTaken = true
@@ -676,8 +677,10 @@ public final class UploadSession: Sendable {
 
     private func writeEmptyObject() async -> Result<ETag, FileSystemError> {
         if let etag = state.withLock({ $0.emptyObjectETag }) { return .success(etag) }
+        // The one request carries the changes recorded for after completion (owner, mode, times).
+        let intended = takePendingUpdates().options ?? options
         do {
-            let etag = try await store.putEmptyObject(key, options: options)
+            let etag = try await store.putEmptyObject(key, options: intended)
             state.withLock { state in
                 state.emptyObjectETag = etag
                 state.emptyObjectFailure = nil
