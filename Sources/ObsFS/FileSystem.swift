@@ -162,6 +162,10 @@ public final class ObsFileSystem: Sendable {
         var initiating: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release.
         var discarded: Set<InodeNumber> = []
+        /// The size a truncate gave a file being streamed without cutting what it received (a new
+        /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size
+        /// ahead of the pages it has not sent yet): zeros fill up to it at the next flush.
+        var pendingSizes: [InodeNumber: Int64] = [:]
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
@@ -261,7 +265,7 @@ public final class ObsFileSystem: Sendable {
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
         } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
-            size = session.size
+            size = max(session.size, openFiles.withLock { $0.pendingSizes[inode.number] } ?? 0)
         }
         let (typeBits, defaultPermissions): (mode_t, UInt32) = switch inode.kind {
         case .regular: (S_IFREG, 0o666 & ~configuration.umask)

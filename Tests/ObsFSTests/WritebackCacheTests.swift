@@ -96,3 +96,18 @@ struct WritebackTruncateTests {
         await fs.release(handle)
     }
 }
+
+struct StreamedTruncateTests {
+    @Test func aNewFileExtendedBeforeItsFirstWriteKeepsItsSize() async throws {
+        // ftruncate(fd, 100); write(fd, "abc"); close(fd): 100 bytes, "abc" and zeros.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let process = ProcessID(13)
+        let (created, handle) = try await fs.create(parent: .root, name: "e", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
+        #expect(try await fs.setattr(created.inode, AttributeChanges(size: 100)).size == 100)
+        #expect(await fs.write(handle, at: 0, bytes: Array("abc".utf8), writer: WriterIdentity(1), process: process).count == 3)
+        try await fs.flush(handle, writer: WriterIdentity(1), process: process)
+        #expect(store.object("e") == Array("abc".utf8) + [UInt8](repeating: 0, count: 97))
+        await fs.release(handle)
+    }
+}

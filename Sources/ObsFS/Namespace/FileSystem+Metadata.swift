@@ -69,14 +69,20 @@ extension ObsFileSystem {
 
     /// The current size changes nothing; a file open for changes is cut there; a closed object
     /// gets its new length by composition (Compose/: a prefix copy, zeros appended, or an empty
-    /// object with the same metadata); a file being streamed is completed as it stands and its
-    /// descriptor goes on as changes to that object, cut or extended (`cp` of a file ending in a
-    /// hole, `truncate -s` of a new file).
+    /// object with the same metadata). A file being streamed keeps a size that cuts nothing it
+    /// received until its next flush, which fills zeros up to it (`cp` of a file ending in a hole,
+    /// `truncate -s` of a new file, the kernel's size ahead of its cached pages); cut, it is
+    /// completed as it stands and its descriptor goes on as changes to that object.
     private func truncate(_ inode: Inode, _ path: String, to size: Int64) async throws {
         guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path)") }
         let current = attributes(of: inode).size
         if changes(of: inode.number) == nil, size == current { return }
         try checkWritable()
+        if changes(of: inode.number) == nil, let session = upload(of: inode.number), session.isUploading, size >= session.size {
+            openFiles.withLock { $0.pendingSizes[inode.number] = size }  // nothing received is cut
+            return
+        }
+        openFiles.withLock { $0.pendingSizes[inode.number] = nil }
         guard let modify = try await changesForTruncate(inode) else { return try await truncateExisting(inode, path, to: size) }
         modify.truncate(to: size)
         inode.state.withLock { $0.facts.size = size }
