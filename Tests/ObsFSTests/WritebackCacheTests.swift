@@ -79,35 +79,22 @@ struct WritebackCacheTests {
     }
 }
 
-struct WritebackTruncateTests {
-    @Test func aTruncateAheadOfTheCachedPagesIsTheirSize() async throws {
-        // `rsync --inplace`: the kernel sends ftruncate(size) before the pages it caches; they
-        // follow as changes to the object the truncate completed.
+struct StreamedTruncateTests {
+    /// A truncate of a file being streamed that cuts nothing it received: the size holds and the
+    /// bytes written after it land in place. With the cache this is `rsync --inplace` (the kernel
+    /// sends ftruncate(size) before its pages), without it `ftruncate(fd, 100); write("abc")`.
+    @Test(arguments: [(true, 1000), (false, 1000), (true, 0), (false, 0)])
+    func aTruncateThatCutsNothingKeepsTheSize(writeback: Bool, before: Int) async throws {
         let store = InMemoryStore()
-        let fs = makeFileSystem(store, writebackCache: true)
+        let fs = makeFileSystem(store, writebackCache: writeback)
         let process = ProcessID(12)
         let (created, handle) = try await fs.create(parent: .root, name: "r", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
-        #expect(await fs.write(handle, at: 0, bytes: pattern(1000), writer: .unknown, process: .unknown).count == 1000)
-        // The reply carries the new size: the kernel takes it and would drop its pages beyond.
+        #expect(await fs.write(handle, at: 0, bytes: pattern(before), writer: .unknown, process: .unknown).count == before)
+        // The reply carries the new size: the kernel takes it (and would drop its pages beyond).
         #expect(try await fs.setattr(created.inode, AttributeChanges(size: 9000)).size == 9000)
-        #expect(await fs.write(handle, at: 1000, bytes: pattern(3000, seed: 3), writer: .unknown, process: .unknown).count == 3000)
+        #expect(await fs.write(handle, at: Int64(before), bytes: pattern(3000, seed: 3), writer: .unknown, process: .unknown).count == 3000)
         try await fs.flush(handle, writer: WriterIdentity(2), process: process)
-        #expect(store.object("r") == pattern(1000) + pattern(3000, seed: 3) + [UInt8](repeating: 0, count: 5000))
-        await fs.release(handle)
-    }
-}
-
-struct StreamedTruncateTests {
-    @Test func aNewFileExtendedBeforeItsFirstWriteKeepsItsSize() async throws {
-        // ftruncate(fd, 100); write(fd, "abc"); close(fd): 100 bytes, "abc" and zeros.
-        let store = InMemoryStore()
-        let fs = makeFileSystem(store)
-        let process = ProcessID(13)
-        let (created, handle) = try await fs.create(parent: .root, name: "e", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
-        #expect(try await fs.setattr(created.inode, AttributeChanges(size: 100)).size == 100)
-        #expect(await fs.write(handle, at: 0, bytes: Array("abc".utf8), writer: WriterIdentity(1), process: process).count == 3)
-        try await fs.flush(handle, writer: WriterIdentity(1), process: process)
-        #expect(store.object("e") == Array("abc".utf8) + [UInt8](repeating: 0, count: 97))
+        #expect(store.object("r") == pattern(before) + pattern(3000, seed: 3) + [UInt8](repeating: 0, count: 6000 - before))
         await fs.release(handle)
     }
 }
