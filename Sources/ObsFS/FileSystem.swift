@@ -248,9 +248,12 @@ public final class ObsFileSystem: Sendable {
         return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating)
     }
 
-    /// The changes an open file holds for an existing object, if any (Compose/).
+    /// The changes of the newest descriptor changing `inode` (an older one may only await its
+    /// release after its opener closed it: `truncate` and `stat` are about the newer).
     func changes(of inode: InodeNumber) -> ModifySession? {
-        openFiles.withLock { files in files.files.values.first { $0.inode.number == inode && $0.modify != nil }?.modify }
+        openFiles.withLock { files in
+            files.files.filter { $0.value.inode.number == inode && $0.value.modify != nil }.max { $0.key.rawValue < $1.key.rawValue }?.value.modify
+        }
     }
 
     /// Whether this mount holds the truth about the inode's size (written or changed here now).
@@ -277,7 +280,7 @@ public final class ObsFileSystem: Sendable {
         let modified = facts.posix.modified ?? facts.lastModified
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
                               mode: UInt32(typeBits) | permissions,
-                              linkCount: inode.kind == .directory ? 2 : 1,
+                              linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,
                               uid: facts.posix.uid ?? configuration.ownerUID, gid: facts.posix.gid ?? configuration.ownerGID,
                               modified: modified, accessed: facts.posix.accessed ?? modified, changed: facts.posix.changed ?? modified)
     }

@@ -23,6 +23,13 @@ BUG_SEAWEEDFS_MARKER_METADATA = ("BUG: SeaweedFS keeps no user metadata on `d/` 
                                  "mode, owner, times and xattrs are lost, while mkdir/chmod/chown/utimens/setxattr answer success")
 
 
+@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
+def server(request):
+    """Every test of this file on obs-local (OBS dialect), its parallel file system bucket and
+    SeaweedFS (V4)."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
 @pytest.fixture
 def directory_metadata(request, server):
     """The test checks metadata of directories, which SeaweedFS loses."""

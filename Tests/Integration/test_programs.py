@@ -4,6 +4,15 @@ import hashlib
 import subprocess
 import uuid
 
+import pytest
+
+
+@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
+def server(request):
+    """Every test of this file on obs-local (OBS dialect), its parallel file system bucket and
+    SeaweedFS (V4)."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
 
 def name(stem):
     return f"{stem}-{uuid.uuid4().hex[:8]}"

@@ -13,6 +13,13 @@ from conftest import MiB
 OPERATIONS = 150
 
 
+@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
+def server(request):
+    """On obs-local (OBS dialect: composition), its parallel file system bucket (native modify and
+    truncate) and SeaweedFS (V4: composition with 5 MiB parts)."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
 def run_random_operations(path, seed, new_file):
     generator = random.Random(seed)
     model = bytearray(generator.randbytes(generator.randrange(0, 3 * MiB)))

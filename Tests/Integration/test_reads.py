@@ -13,6 +13,13 @@ import pytest
 from conftest import MiB
 
 
+@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
+def server(request):
+    """Every test of this file on obs-local (OBS dialect), its parallel file system bucket and
+    SeaweedFS (V4)."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
 def random_bytes(size, seed):
     generator = random.Random(seed)
     return generator.randbytes(size)

@@ -160,6 +160,21 @@ extension ModifyTests {
         #expect(store.object("r") == bytes)
     }
 
+    @Test func nativeChangesWritePastATruncatedEnd() async throws {
+        // A parallel file system bucket: truncate, then a write past the new end (a hole).
+        let local = try LocalOBS(fileSystemBucket: true)
+        defer { local.stop() }
+        _ = try await local.store.putObject(ObjectKey("h"), bytes: Array("0123456789ABCDEF".utf8), options: ObjectOptions())
+        let fs = makeFileSystem(local.store)
+        let file = try await fs.lookup(parent: .root, name: "h")
+        let handle = try await fs.open(file.inode, flags: O_RDWR, opener: ProcessID(3)).handle
+        _ = try await fs.setattr(file.inode, AttributeChanges(size: 4))
+        #expect(await fs.write(handle, at: 8, bytes: Array("end".utf8), writer: WriterIdentity(3), process: ProcessID(3)).count == 3)
+        try await fs.flush(handle, writer: WriterIdentity(3), process: ProcessID(3))
+        await fs.release(handle)
+        #expect(try await local.store.objectBytes(ObjectKey("h")) == Array("0123".utf8) + [0, 0, 0, 0] + Array("end".utf8))
+    }
+
     @Test func aComposedObjectHasANewModificationTime() async throws {
         let store = InMemoryStore()
         store.seed("old", pattern(1000), metadata: ["mode": "33188", "mtime": "1000000000", "ctime": "1000000000"])

@@ -157,6 +157,7 @@ final class ModifySession: Sendable {
     /// Sets the length: shorter cuts the base and the changes, longer reads as zeros.
     func truncate(to size: Int64) {
         state.withLock { state in
+            guard size != state.size else { return }  // nothing to cut or extend: nothing to compose
             state.changes.cut(at: size)
             state.baseVisible = min(state.baseVisible, size)
             state.size = size
@@ -233,15 +234,23 @@ final class ModifySession: Sendable {
     }
 
     /// The same change with the native calls: cut the base where a truncate cut it, write each
-    /// changed range in place, then extend to the new size (zeros) when it is longer.
+    /// changed range in place (extending with zeros first to a range that starts past the end),
+    /// then extend to the new size (zeros) when it is longer.
     private func commitNatively(_ bucket: any FileSystemBucketStore, baseSize: Int64, baseVisible: Int64, size: Int64,
                                 changes: ChangedRanges) async throws -> ETag? {
-        if baseVisible < baseSize { try await bucket.truncateNatively(key, length: baseVisible) }
+        var length = baseSize
+        if baseVisible < baseSize {
+            try await bucket.truncateNatively(key, length: baseVisible)
+            length = baseVisible
+        }
         var etag: ETag?
         for run in changes.runs {
+            // A write past the end leaves a hole: the native write starts at most at the end.
+            if run.offset > length { try await bucket.truncateNatively(key, length: run.offset) }
             etag = try await bucket.modifyNatively(key, position: run.offset, bytes: MemoryRegion(owner: AlignedMemory(copying: run.bytes)))
+            length = max(length, run.end)
         }
-        if size > max(baseVisible, changes.runs.last?.end ?? 0) {
+        if size > length {
             try await bucket.truncateNatively(key, length: size)
             etag = nil
         }

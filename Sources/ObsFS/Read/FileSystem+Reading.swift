@@ -57,13 +57,7 @@ extension ObsFileSystem {
             throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
         }
         let (stream, _) = try await readStream(file.inode, path)
-        let kept = openFiles.withLock { files -> ObjectReadStream? in
-            guard var open = files.files[handle] else { return nil }
-            if let existing = open.reads { return existing }
-            open.reads = stream
-            files.files[handle] = open
-            return stream
-        }
+        let kept = attach(stream, to: handle, as: \.reads)
         if kept !== stream { stream.close() }
         guard let kept else { throw FileSystemError(.badFileHandle, "\(handle) was released") }
         return kept

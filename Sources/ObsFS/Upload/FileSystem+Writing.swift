@@ -126,6 +126,18 @@ extension ObsFileSystem {
         throw failure
     }
 
+    /// Gives the open file `value` as its `field` unless it has one already; the one it keeps
+    /// (nil: the handle was released meanwhile).
+    func attach<Value: AnyObject & Sendable>(_ value: Value, to handle: FileHandleID, as field: WritableKeyPath<OpenFile, Value?>) -> Value? {
+        openFiles.withLock { files in
+            guard var open = files.files[handle] else { return nil }
+            if let existing = open[keyPath: field] { return existing }
+            open[keyPath: field] = value
+            files.files[handle] = open
+            return value
+        }
+    }
+
     func openFile(_ handle: FileHandleID) throws -> OpenFile {
         try openFiles.withLock { files in
             guard let file = files.files[handle] else { throw FileSystemError(.badFileHandle, "unknown \(handle)") }
@@ -161,13 +173,7 @@ extension ObsFileSystem {
         guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
               let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
                                                   written: session.intendedOptions) else { return nil }
-        let continued = openFiles.withLock { files -> ModifySession? in
-            guard var open = files.files[handle] else { return nil }
-            if let existing = open.modify { return existing }
-            open.modify = modify
-            files.files[handle] = open
-            return modify
-        }
+        let continued = attach(modify, to: handle, as: \.modify)
         if continued === modify {
             recordWritten(file.inode, session, etag: etag)
             logger.info("\(session.key): written again after its upload completed; continuing by composition")
