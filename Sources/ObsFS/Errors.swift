@@ -39,6 +39,8 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
     public static let crossDevice = Errno(EXDEV)
     /// A writable open beyond what `memory_budget=` holds part buffers for.
     public static let outOfMemory = Errno(ENOMEM)
+    /// A FUSE interrupt ended the wait (the calling process got a signal).
+    public static let interrupted = Errno(EINTR)
 
     /// `EIO (5)`.
     public var description: String {
@@ -47,6 +49,7 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
             ESPIPE: "ESPIPE", EOPNOTSUPP: "EOPNOTSUPP", EROFS: "EROFS", ENODATA: "ENODATA", ERANGE: "ERANGE",
             EINVAL: "EINVAL", EBADF: "EBADF", ENAMETOOLONG: "ENAMETOOLONG", EISDIR: "EISDIR", ENOTDIR: "ENOTDIR",
             EEXIST: "EEXIST", EPERM: "EPERM", ENOTEMPTY: "ENOTEMPTY", E2BIG: "E2BIG", EXDEV: "EXDEV", ENOMEM: "ENOMEM",
+            EINTR: "EINTR",
         ]
         return "\(names[rawValue] ?? "errno") (\(rawValue))"
     }

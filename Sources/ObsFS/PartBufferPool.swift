@@ -32,10 +32,18 @@ public final class PartBufferPool: Sendable {
         var idleBytes: Int64 = 0
         /// Buffers that exist (handed out plus idle), by size.
         var countBySize: [Int64: Int] = [:]
-        var waiters: [(size: Int64, continuation: CheckedContinuation<AlignedMemory, Never>)] = []
+        var waiters: [Waiter] = []
+        var lastWaiterID: UInt64 = 0
         /// Bytes reserved by files open for writing, and how many such files.
         var reservedBytes: Int64 = 0
         var writers = 0
+    }
+
+    /// A task suspended in `take`: resumed with its buffer, or with nil when it stopped waiting.
+    private struct Waiter {
+        let id: UInt64
+        let size: Int64
+        let continuation: CheckedContinuation<AlignedMemory?, Never>
     }
 
     public let capacity: Int64
@@ -86,41 +94,80 @@ public final class PartBufferPool: Sendable {
 
     /// A buffer of exactly `size` bytes, waiting as long as the budget is used up.
     public func take(size: Int64) async -> AlignedMemory {
+        await wait(size: size, cancellable: false)!
+    }
+
+    /// Like `take`, but a cancelled task stops waiting (nil): its place in the queue is gone at
+    /// once, it never takes a buffer later, and the waiters behind it are served if it was
+    /// holding them up (an interrupted write, UploadSession.swift).
+    public func takeUnlessCancelled(size: Int64) async -> AlignedMemory? {
+        await wait(size: size, cancellable: true)
+    }
+
+    private func wait(size: Int64, cancellable: Bool) async -> AlignedMemory? {
         precondition(size <= capacity, "part larger than the memory budget")
         if let buffer = tryTake(size: size) { return buffer }
-        return await withCheckedContinuation { continuation in
-            let (granted, evicted) = state.withLock { state -> (AlignedMemory?, [AlignedMemory]) in
-                if state.waiters.isEmpty {
-                    let result = grant(size, &state)
-                    if result.0 != nil { return result }
-                }
-                state.waiters.append((size, continuation))
-                return (nil, [])
-            }
-            _ = evicted
-            if let granted { continuation.resume(returning: granted) }
+        let id = state.withLock { state in
+            state.lastWaiterID += 1
+            return state.lastWaiterID
         }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let (granted, evicted) = state.withLock { state -> (AlignedMemory??, [AlignedMemory]) in
+                    // Checked under the lock: a cancellation after this finds the waiter queued.
+                    if cancellable && Task.isCancelled { return (.some(nil), []) }
+                    if state.waiters.isEmpty {
+                        let (buffer, evicted) = grant(size, &state)
+                        if let buffer { return (buffer, evicted) }
+                    }
+                    state.waiters.append(Waiter(id: id, size: size, continuation: continuation))
+                    return (nil, [])
+                }
+                _ = evicted
+                if let granted { continuation.resume(returning: granted) }
+            }
+        } onCancel: {
+            if cancellable { withdraw(id) }
+        }
+    }
+
+    /// Removes the waiter `id` (it gets nil) and serves the waiters behind it that now fit.
+    private func withdraw(_ id: UInt64) {
+        let (withdrawn, served, evicted) = state.withLock { state -> (CheckedContinuation<AlignedMemory?, Never>?, [(CheckedContinuation<AlignedMemory?, Never>, AlignedMemory)], [AlignedMemory]) in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return (nil, [], []) }
+            let withdrawn = state.waiters.remove(at: index).continuation
+            let (served, evicted) = serve(&state)
+            return (withdrawn, served, evicted)
+        }
+        _ = evicted
+        withdrawn?.resume(returning: nil)
+        for (continuation, buffer) in served { continuation.resume(returning: buffer) }
     }
 
     /// Returns a buffer taken from this pool; wakes the waiters it can now serve.
     public func giveBack(_ buffer: AlignedMemory) {
-        let (served, evicted) = state.withLock { state -> ([(CheckedContinuation<AlignedMemory, Never>, AlignedMemory)], [AlignedMemory]) in
+        let (served, evicted) = state.withLock { state in
             let size = Int64(buffer.rawBytes.count)
             state.idle[size, default: []].append(buffer)
             state.idleBytes += size
-            var served: [(CheckedContinuation<AlignedMemory, Never>, AlignedMemory)] = []
-            var evicted: [AlignedMemory] = []
-            while let first = state.waiters.first {
-                let (grant, freed) = self.grant(first.size, &state)
-                evicted += freed
-                guard let grant else { break }
-                served.append((first.continuation, grant))
-                state.waiters.removeFirst()
-            }
-            return (served, evicted)
+            return serve(&state)
         }
         _ = evicted
         for (continuation, buffer) in served { continuation.resume(returning: buffer) }
+    }
+
+    /// Grants buffers to the waiters at the head of the queue, in order, while they fit.
+    private func serve(_ state: inout State) -> ([(CheckedContinuation<AlignedMemory?, Never>, AlignedMemory)], [AlignedMemory]) {
+        var served: [(CheckedContinuation<AlignedMemory?, Never>, AlignedMemory)] = []
+        var evicted: [AlignedMemory] = []
+        while let first = state.waiters.first {
+            let (grant, freed) = self.grant(first.size, &state)
+            evicted += freed
+            guard let grant else { break }
+            served.append((first.continuation, grant))
+            state.waiters.removeFirst()
+        }
+        return (served, evicted)
     }
 
     /// Allocates while fewer than `warmBuffersPerSize` buffers of this size exist and the budget

@@ -11,11 +11,13 @@ test ends, whether it passed or not.
 """
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,6 +307,15 @@ def user_metadata(head_reply):
 def uploads_in_progress(server, prefix=""):
     reply = server.s3.list_multipart_uploads(Bucket=server.bucket, Prefix=prefix)
     return reply.get("Uploads", [])
+
+
+def fault_admin(server, method, rule=None):
+    """obs-local's fault admin (Sources/OBSLocalServer/FaultInjector.swift): POST a rule, GET the
+    rules, DELETE them all."""
+    data = json.dumps(rule).encode() if rule is not None else None
+    request = urllib.request.Request(server.admin(), data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as reply:
+        return reply.read()
 
 
 def write_random(path, size, seed=0):

@@ -160,7 +160,10 @@ extension ObsFileSystem {
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }
-            return session.admit(at: offset, bytes: bytes, writer: writer, process: process)
+            switch session.admit(at: offset, bytes: bytes, writer: writer, process: process) {
+            case .admitted(let admission): return admission
+            case .continuesByComposition: return writeBehindTheUpload(handle, file, session, at: offset, bytes: bytes)
+            }
         } catch {
             return .refused(FileSystemError(doing: "write", error))
         }
@@ -181,14 +184,16 @@ extension ObsFileSystem {
         return continued
     }
 
-    /// A write before the part being filled (zip patching its header, `pwrite` backwards): the
-    /// upload is completed as it stands, and the handle goes on as changes to that object, so the
-    /// write becomes one more server-side composition at close. The write's reply waits for that.
+    /// A write before the part being filled (zip patching its header, `pwrite` backwards, or a
+    /// write that a later one overtook on another FUSE thread), or one racing the flush that
+    /// completes the upload: the upload is completed as it stands, and the handle goes on as
+    /// changes to that object, so the write becomes one more server-side composition at close.
+    /// The write's reply waits for that.
     private func writeBehindTheUpload(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession, at offset: Int64,
                                       bytes: UnsafeRawBufferPointer) -> WriteAdmission {
         let pending = PendingWrite()
         let copy = Array(bytes)
-        logger.info("\(session.key): write at \(offset), before the part being filled; completing the upload and continuing by composition")
+        logger.info("\(session.key): write at \(offset) cannot go into the upload (before the part being filled, or completing); completing it and continuing by composition")
         Task {
             do {
                 try await session.flush(writer: .unknown, process: session.opener).get()

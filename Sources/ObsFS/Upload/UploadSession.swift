@@ -17,10 +17,16 @@
 //   holds `parallel + 1` buffers) the rest of the write is copied aside and queued, and one drain
 //   task per session awaits a buffer and applies queued writes in arrival order. The write's reply
 //   waits for that: backpressure without a blocked thread and with memory bounded by the pool
-//   plus the writes the kernel has outstanding.
-// - Non-sequential writes are accepted while they fall in the part not yet sent (a forward gap is
-//   zero-filled). A write before that part fails with ESPIPE and aborts the upload; FileSystem
-//   never sends one (it checks `unsentStart` and continues the file by composition instead).
+//   plus the writes the kernel has outstanding. A waiting write can be withdrawn (a FUSE
+//   interrupt: `PendingWrite.cancel`): it leaves the queue and is answered EINTR (or short) at
+//   once; when nothing is queued any more the drainer's wait is cancelled, so its place in the
+//   pool's queue goes to the next waiter and it never takes a buffer later.
+// - Writes arrive on several FUSE threads: the state lock orders them. Non-sequential writes are
+//   accepted while they fall in the part not yet sent (a forward gap is zero-filled, and the write
+//   that arrives late fills it). A write before that part is handed back to FileSystem under the
+//   same lock (`continuesByComposition`, also for a write racing the completing flush), which
+//   continues the file by composition; only a queued write overtaken that way fails with ESPIPE
+//   and aborts the upload.
 // - Completion, failure and the close rules are in mount-options/write-semantics.md. In short:
 //   the flush from the writer that wrote last completes (waits for parts in flight, sends the
 //   last part, checks sizes; the store checks the object's checksum or composite ETag); any
@@ -47,8 +53,28 @@ public enum WriteAdmission: Sendable {
 /// A write that waits for a part buffer.
 public final class PendingWrite: Sendable {
     let result = OneShot<Result<Int, FileSystemError>>()
+    /// Takes the write out of the queue it waits in; nil for waits that cannot be abandoned
+    /// (a write that waits for a composition is applied once it is done).
+    private let withdrawal: (@Sendable (PendingWrite) -> Void)?
+
+    init(withdrawal: (@Sendable (PendingWrite) -> Void)? = nil) { self.withdrawal = withdrawal }
+
     /// The byte count written, once the bytes are in part buffers, or why it failed.
     public var outcome: Result<Int, FileSystemError> { get async { await result.value } }
+
+    /// The caller stops waiting (a FUSE interrupt). A write still queued for a part buffer leaves
+    /// the queue at once and is answered: EINTR, or the bytes already in part buffers (a short
+    /// write). A write already applied, or one whose wait cannot be abandoned, answers as usual.
+    public func cancel() { withdrawal?(self) }
+}
+
+/// What a session made of a write.
+enum SessionAdmission {
+    case admitted(WriteAdmission)
+    /// The write cannot go into this upload: it falls before the part being filled (another
+    /// write sealed it first), or a flush racing it is completing (or has completed) the upload.
+    /// FileSystem continues the file by composition once the upload is complete.
+    case continuesByComposition
 }
 
 /// What a session needs from its mount.
@@ -121,7 +147,8 @@ public final class UploadSession: Sendable {
         /// Sealed parts until the store's receipt; paused while re-initiating.
         var window: UploadWindow
         var queued: [QueuedWrite] = []
-        var drainerRunning = false
+        /// The task applying queued writes (`drain`), while there are any.
+        var drainer: Task<Void, Never>?
         /// Tasks waiting until nothing is queued, sealed or in flight.
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
         var finalizing = false
@@ -149,7 +176,8 @@ public final class UploadSession: Sendable {
     private enum Effect {
         case complete
         case abort(FileSystemError)
-        case drain
+        /// Stops the drainer's wait for a buffer: nothing is queued any more.
+        case stopDrainer(Task<Void, Never>)
         case giveBack(AlignedMemory)
         case answer(PendingWrite, Result<Int, FileSystemError>)
         case resumeIdle([CheckedContinuation<Void, Never>])
@@ -213,35 +241,46 @@ public final class UploadSession: Sendable {
     // MARK: Writes
 
     /// Takes a write the kernel delivered. Called synchronously while `bytes` is valid; copies
-    /// what fits into part buffers and queues the rest. Never blocks.
-    public func admit(at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity, process: ProcessID = .unknown) -> WriteAdmission {
+    /// what fits into part buffers and queues the rest. Never blocks. Writes may arrive on several
+    /// threads at once and in any order: the state lock orders them, and one that finds its
+    /// offset already sealed by another, or the upload completing, is handed back
+    /// (`continuesByComposition`), never refused.
+    func admit(at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity, process: ProcessID = .unknown) -> SessionAdmission {
         var effects: [Effect] = []
-        let admission = state.withLock { state -> WriteAdmission in
+        let admission = state.withLock { state -> SessionAdmission in
+            switch state.phase {
+            case .open where offset < state.assembly.unsentStart: return .continuesByComposition
+            case .completing, .done:
+                if case .failure? = outcome.current { break }
+                return .continuesByComposition
+            case .open, .failing: break
+            }
             state.writeRequests += 1
             state.largestWrite = max(state.largestWrite, bytes.count)
-            guard case .open = state.phase else { return .refused(refusal(state)) }
+            guard case .open = state.phase else { return .admitted(.refused(refusal(state))) }
             state.lastWriter = writer
             if process == opener && process != .unknown && writer != .unknown { state.openerOwner = writer }
             var consumed = 0
             if state.queued.isEmpty {
                 switch apply(&state, offset: offset, bytes: bytes) {
-                case .done: return .accepted(bytes.count)
+                case .done: return .admitted(.accepted(bytes.count))
                 case .failed(let error):
                     fail(&state, error, &effects)
-                    return .refused(error)
+                    return .admitted(.refused(error))
                 case .needsBuffer(let count): consumed = count
                 }
             }
             let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
             let copy = AlignedMemory(byteCount: rest.count)
             copy.rawBytes.copyMemory(from: rest)
-            let pending = PendingWrite()
-            state.queued.append(QueuedWrite(offset: offset + Int64(consumed), data: copy, reportedCount: bytes.count, pending: pending))
-            if !state.drainerRunning {
-                state.drainerRunning = true
-                effects.append(.drain)
-            }
-            return .waiting(pending)
+            let pending = PendingWrite(withdrawal: { [weak self] in self?.withdraw($0) })
+            let start = offset + Int64(consumed)
+            // Arrival order, except that a write ending before a queued one that has not started
+            // goes ahead of it (two callback threads can deliver a file's writes out of order).
+            let position = state.queued.firstIndex { $0.consumed == 0 && $0.offset >= start + Int64(rest.count) } ?? state.queued.endIndex
+            state.queued.insert(QueuedWrite(offset: start, data: copy, reportedCount: bytes.count, pending: pending), at: position)
+            if state.drainer == nil { startDrainer(&state) }
+            return .admitted(.waiting(pending))
         }
         run(effects)
         return admission
@@ -272,7 +311,31 @@ public final class UploadSession: Sendable {
         if let unused = state.assembly.dropFilling() { effects.append(.giveBack(unused)) }
     }
 
-    /// Applies queued writes in order, waiting for buffers as needed. One per session at a time.
+    private func startDrainer(_ state: inout State) {
+        state.drainer = Task { await self.drain() }
+    }
+
+    /// An interrupted write leaves the queue (see `PendingWrite.cancel`); when nothing is queued
+    /// any more, the drainer stops waiting for a buffer.
+    private func withdraw(_ pending: PendingWrite) {
+        var effects: [Effect] = []
+        let withdrawn = state.withLock { state -> (count: Int, applied: Int)? in
+            guard let index = state.queued.firstIndex(where: { $0.pending === pending }) else { return nil }
+            let write = state.queued.remove(at: index)
+            let applied = write.reportedCount - (write.data.rawBytes.count - write.consumed)
+            if state.queued.isEmpty, let drainer = state.drainer { effects.append(.stopDrainer(drainer)) }
+            effects += idleEffects(&state)
+            return (write.reportedCount, applied)
+        }
+        guard let withdrawn else { return }
+        let interrupted = FileSystemError(.interrupted, "write of \(withdrawn.count) bytes to \(key) interrupted while waiting for a part buffer")
+        logger.info("\(interrupted.reason)\(withdrawn.applied > 0 ? "; \(withdrawn.applied) bytes were already taken (a short write)" : "")")
+        effects.append(.answer(pending, withdrawn.applied > 0 ? .success(withdrawn.applied) : .failure(interrupted)))
+        run(effects)
+    }
+
+    /// Applies queued writes in order, waiting for buffers as needed. One per session at a time;
+    /// cancelled (`withdraw`) when nothing is queued any more.
     private func drain() async {
         while true {
             var effects: [Effect] = []
@@ -298,16 +361,20 @@ public final class UploadSession: Sendable {
                         fail(&state, error, &effects)
                     }
                 }
-                state.drainerRunning = false
+                state.drainer = nil
                 effects += idleEffects(&state)
                 return nil
             }
             run(effects)
             guard let wanted else { return }
-            await heldBuffers.acquire(1)
-            let buffer = await settings.pool.take(size: wanted)
+            guard await heldBuffers.acquireUnlessCancelled(1) else { return drainerStopped() }
+            guard let buffer = await settings.pool.takeUnlessCancelled(size: wanted) else {
+                heldBuffers.release(1)
+                return drainerStopped()
+            }
+            // A buffer that came after every queued write was withdrawn goes straight back.
             let unused = state.withLock { state -> AlignedMemory? in
-                guard case .open = state.phase, state.assembly.start(in: buffer, ofSize: wanted) else { return buffer }
+                guard case .open = state.phase, !state.queued.isEmpty, state.assembly.start(in: buffer, ofSize: wanted) else { return buffer }
                 return nil
             }
             if let unused {
@@ -315,6 +382,17 @@ public final class UploadSession: Sendable {
                 heldBuffers.release(1)
             }
         }
+    }
+
+    /// The drainer was cancelled while waiting: a write queued since then gets a new one.
+    private func drainerStopped() {
+        var effects: [Effect] = []
+        state.withLock { state in
+            state.drainer = nil
+            if !state.queued.isEmpty { startDrainer(&state) }
+            effects += idleEffects(&state)
+        }
+        run(effects)
     }
 
     // MARK: Parts
@@ -699,7 +777,7 @@ public final class UploadSession: Sendable {
             switch effect {
             case .complete: Task { await self.complete() }
             case .abort(let reason): Task { await self.abort(because: reason) }
-            case .drain: Task { await self.drain() }
+            case .stopDrainer(let drainer): drainer.cancel()
             case .giveBack(let buffer):
                 settings.pool.giveBack(buffer)
                 heldBuffers.release(1)
