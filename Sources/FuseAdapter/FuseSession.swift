@@ -15,6 +15,9 @@
 // took `bs=1M` from 160 to 220 MB/s; the multi-threaded loop costs one sequential writer about 40%
 // more CPU per 4 KiB request (its requests alternate between two workers; 10% at 1 MiB) with no
 // throughput change beyond the noise, and four writers at once gained 10-25%.
+// With `writeback_cache` the loop is single-threaded: the kernel's writeback sends a file's pages
+// as many requests at once, in file order, and workers would admit them out of order (a write
+// ahead zero-fills the gap and sends the part; the earlier one then has to be composed).
 //
 // Interrupts: a request whose answer waits (a write queued for a part buffer, a read waiting for
 // its GET, a flush or fsync waiting for the upload) registers `fuse_req_interrupt_func` while it
@@ -745,7 +748,13 @@ private final class SessionControl: @unchecked Sendable {
     /// Orders unmount (from the watcher or from `run`) and destroy, and knows the loop's main thread.
     private let state = Mutex(Lifecycle())
 
-    init(_ raw: OpaquePointer) { self.raw = raw }
+    /// libfuse's worker threads, or the calling thread alone (`writeback_cache`).
+    let multiThreaded: Bool
+
+    init(_ raw: OpaquePointer, multiThreaded: Bool) {
+        self.raw = raw
+        self.multiThreaded = multiThreaded
+    }
 
     /// Runs the multi-threaded session loop with the calling thread as its main thread until it
     /// ends. libfuse's workers (this thread's signal mask plus SIGTERM, SIGINT, SIGHUP and SIGQUIT
@@ -763,7 +772,7 @@ private final class SessionControl: @unchecked Sendable {
         state.withLock { $0.loopThread = pthread_self() }
         var config = fuse_loop_config(clone_fd: 0, max_idle_threads: idleLoopWorkers)
         // What the header's `fuse_session_loop_mt` macro names for FUSE_USE_VERSION 35.
-        let status = fuse_session_loop_mt_32(raw, &config)
+        let status = multiThreaded ? fuse_session_loop_mt_32(raw, &config) : fuse_session_loop(raw)
         state.withLock { $0.loopEnded = true }
         return status
     }
@@ -854,7 +863,7 @@ public final class FuseSession {
     /// ends the loop by exiting the session and unmounting, which makes the loop's read return.
     public func run(stopping: () -> Void = {}) async {
         guard let session else { return }
-        let control = SessionControl(session)
+        let control = SessionControl(session, multiThreaded: !dispatcher.fileSystem.configuration.writebackCache)
         self.session = nil  // from here on `control` owns it
         installTerminationWatcher(control)
         let status: Int32 = await withCheckedContinuation { continuation in

@@ -54,6 +54,7 @@ def test_dd_bs_4k_reaches_the_daemon_in_large_writes(mount, tmp_path):
     assert uploads_in_progress(mount.server, key) == []
     requests, largest = write_requests(mount, key)
     assert largest >= 128 * 1024
+    assert f"{key}: write at" not in mount.log_text()  # pages admitted in order: nothing composed
     assert requests <= (8 * MiB) // (128 * 1024) + 2  # 2,049 write(2) calls of 4 KiB
 
 
