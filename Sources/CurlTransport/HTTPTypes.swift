@@ -173,7 +173,7 @@ public struct TransportConfiguration: Sendable {
     public var lowSpeedTime: Duration
     /// How long a request that awaits server work (`HTTPRequest.awaitsServerWork`) may stay
     /// under `lowSpeedLimit`.
-    public var serverWorkTime: Duration = .seconds(600)
+    public var serverWorkTime: Duration = .seconds(120)
     /// Verify the server's TLS certificate and host name (on by default).
     public var verifyTLS: Bool
     /// PEM file of CA certificates to trust instead of the system's.

@@ -745,7 +745,7 @@ private final class SessionControl: @unchecked Sendable {
         var destroyed = false
     }
 
-    /// Orders unmount (from the watcher or from `run`) and destroy, and knows the loop's main thread.
+    /// Orders unmount and destroy (from `run`), and knows the loop's main thread.
     private let state = Mutex(Lifecycle())
 
     /// libfuse's worker threads, or the calling thread alone (`writeback_cache`).
@@ -777,17 +777,15 @@ private final class SessionControl: @unchecked Sendable {
         return status
     }
 
-    /// Ends the session loop: marks the session exited, unmounts, and wakes the loop's main
-    /// thread with `loopWakeSignal` until the loop has returned. Unmounting alone does not end
-    /// it while a file on the lazily detached mount stays open (the workers' reads do not
-    /// return); the main thread's `sem_wait` returns EINTR, it sees the session exited, and
-    /// cancels the workers in their reads.
+    /// Ends the session loop: marks the session exited and wakes the loop's main thread with
+    /// `loopWakeSignal` until the loop has returned (its `sem_wait` returns EINTR, it sees the
+    /// session exited, and cancels the workers in their reads). It does not unmount: `run`
+    /// does, once the requests in flight are answered.
     func exitLoop() {
         state.withLock { state in
             guard !state.destroyed else { return }
             fuse_session_exit(raw)
         }
-        unmount()
         while let thread = state.withLock({ $0.loopEnded ? nil : $0.loopThread }) {
             pthread_kill(thread, loopWakeSignal)
             usleep(100_000)
@@ -855,12 +853,13 @@ public final class FuseSession {
     }
 
     /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM or SIGINT; then calls
-    /// `stopping`, unmounts, finishes or aborts open uploads (a log line each) and tears the
-    /// session down. (SIGHUP is the executable's: obsmount reopens its log file.)
+    /// `stopping`, finishes or aborts open uploads (a log line each), answers the requests in
+    /// flight, unmounts and tears the session down. (SIGHUP is the executable's: obsmount
+    /// reopens its log file.)
     ///
     /// Signals: any thread may take them (libdispatch's main thread unblocks everything in
     /// sigsuspend), so the handler only writes a byte to a pipe; a watcher thread reads it and
-    /// ends the loop by exiting the session and unmounting, which makes the loop's read return.
+    /// ends the loop by exiting the session and waking the loop's main thread (`exitLoop`).
     public func run(stopping: () -> Void = {}) async {
         guard let session else { return }
         let control = SessionControl(session, multiThreaded: !dispatcher.fileSystem.configuration.writebackCache)
@@ -872,10 +871,12 @@ public final class FuseSession {
         }
         stopping()
         logger.notice("unmounting \(mountpoint) (session loop ended with \(status))")
-        control.unmount()
+        // Uploads finish or are aborted, and every started request is answered, while the device
+        // is open: unmounting closes it, and a reply after that is lost (a close() whose upload
+        // completed during a SIGTERM would fail with ENOTCONN).
         await dispatcher.fileSystem.shutdown()
-        // Every started request must be answered before the session's memory goes.
         while dispatcher.outstanding.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        control.unmount()
         control.destroy()
         Unmanaged<Dispatcher>.fromOpaque(userdata).release()
         logger.notice("unmounted \(mountpoint)")

@@ -1,6 +1,8 @@
 // The admin interface on the reserved path `/_obs-local/` (fault rules; see FaultInjector.swift
 // for the JSON). Answered without a signature, to loopback peers only.
 //
+//   DELETE /_obs-local/faults/ID        removes that one rule (a triggered refusal's window
+//                                       closes with it): one key's fault ends, others go on
 //   POST /_obs-local/uploads/backdate   body {"bucket": "b", "uploadId": "…", "seconds": 7200}:
 //                                       the upload's initiation moves that far into the past
 //                                       (for tests of tools that pick old uploads)
@@ -22,6 +24,13 @@ enum AdminAPI {
 
     static func handle(method: String, path: String, body: [UInt8], faults: FaultInjector, store: ObjectStore) -> ServerResponse {
         if path == backdatePath { return backdate(method: method, body: body, store: store) }
+        if path.hasPrefix(faultsPath + "/") {
+            guard method == "DELETE" else { return json(Problem(error: "method \(method) not allowed"), status: 405) }
+            guard let id = Int(path.dropFirst(faultsPath.count + 1)), faults.remove(id: id) else {
+                return json(Problem(error: "no fault rule \(path.dropFirst(faultsPath.count + 1))"), status: 404)
+            }
+            return ServerResponse(status: 204)
+        }
         guard path == faultsPath else { return json(Problem(error: "unknown admin path \(path)"), status: 404) }
         switch method {
         case "GET":

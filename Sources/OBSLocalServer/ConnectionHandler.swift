@@ -222,6 +222,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             exchange.identity = identity
             exchange.dialect = identity.dialect
             if let decision = core.faults.decide(operation: routed.operation.rawValue, bucket: routed.bucket, key: routed.key) {
+                if decision.kill { kill(getpid(), SIGKILL) }
                 exchange.delayMilliseconds = decision.delayMilliseconds
                 if let error = decision.error { throw error }
                 if let cut = decision.cutAfterBytes {

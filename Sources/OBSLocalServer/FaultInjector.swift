@@ -7,13 +7,14 @@
 //                               fires wins
 //   GET    /_obs-local/faults   reply: the rules with their "matched" and "fired" counters
 //   DELETE /_obs-local/faults   removes every rule and ends a "refuse" window
+//   DELETE /_obs-local/faults/ID removes one rule (AdminAPI.swift)
 //
 // A rule:
 //   {"operation": "UploadPart",      // operation name as in the request log ("*" or absent: any)
 //    "bucket": "b", "key": "dir/*.bin", // optional; key is a glob (* any run, ? one character)
 //    "nth": 3,                        // the 3rd matching request is the first to fire (default 1)
 //    "times": 2,                      // it fires for this many matching requests (default 1; 0: forever)
-//    "action": "error",               // "error" | "delay" | "cut" | "refuse"
+//    "action": "error",               // "error" | "delay" | "cut" | "refuse" | "kill"
 //    "status": 503, "code": "SlowDown", "message": "…",  // error (status defaults from the code)
 //    "delayMs": 1500,                 // delay: wait, then handle normally (also delays an error)
 //    "afterBytes": 65536,             // cut: close the connection (RST) after this many body bytes
@@ -21,8 +22,13 @@
 //                                     // admin ones has its connection reset (RST) as soon as its
 //                                     // head arrives, on new and kept-alive connections alike
 //
-// "refuse" takes effect when posted (no request matching; DELETE ends it early); the others are
-// checked once per request, after routing and the signature check and before the body is read.
+// "refuse" without "operation" and "key" takes effect when posted (no request matching; DELETE
+// ends it early). With either, it is a trigger: the first request it fires for opens the window,
+// and the window resets only the requests whose bucket and key the rule matches, whatever their
+// operation (an outage of one file's requests, so that tests of other keys can run meanwhile).
+// "kill" ends obs-local with SIGKILL when it fires (a server crash at a chosen request; the test
+// restarts it on the same port and data directory). The others are checked once per request,
+// after routing and the signature check and before the body is read.
 // Values are clamped: delays to one hour, refuse windows to one day, statuses to 200...599.
 import FoundationEssentials
 import OBSProtocol
@@ -34,7 +40,7 @@ import Glibc
 /// One fault rule (see the file comment for the JSON form).
 struct FaultRule: Codable, Sendable {
     enum Action: String, Codable, Sendable {
-        case error, delay, cut, refuse
+        case error, delay, cut, refuse, kill
     }
 
     var id: Int?
@@ -55,8 +61,15 @@ struct FaultRule: Codable, Sendable {
     /// Requests the rule acted on so far.
     var fired: Int?
 
+    /// A "refuse" rule that waits for a matching request to open its window (see the file comment).
+    var isTriggeredRefusal: Bool { action == .refuse && (operation != nil || key != nil) }
+
     func matches(operation name: String, bucket: BucketName?, key: ObjectKey?) -> Bool {
         if let operation, operation != "*", operation != name { return false }
+        return matches(bucket: bucket, key: key)
+    }
+
+    func matches(bucket: BucketName?, key: ObjectKey?) -> Bool {
         if let wanted = self.bucket, wanted != bucket?.rawValue { return false }
         if let pattern = self.key {
             guard let key, Glob.matches(pattern, key.rawValue) else { return false }
@@ -69,8 +82,10 @@ struct FaultRule: Codable, Sendable {
 struct FaultDecision: Sendable {
     var delayMilliseconds: Int = 0
     var error: OBSLocalError?
-    /// Close the connection after this many body bytes.
+    /// Close the connection after this many body bytes (0: at once, a refused request).
     var cutAfterBytes: Int?
+    /// End the server with SIGKILL.
+    var kill = false
 }
 
 /// The active rules. Thread-safe.
@@ -80,6 +95,8 @@ final class FaultInjector: Sendable {
         var nextID = 1
         /// Requests are refused (connection reset) until this time (monotonic nanoseconds).
         var refuseUntil: UInt64 = 0
+        /// The open windows of triggered "refuse" rules: rule ID → end (monotonic nanoseconds).
+        var triggeredWindows: [Int: UInt64] = [:]
     }
 
     /// Bounds on rule values (beyond them a rule is clamped, never trusted into an overflow).
@@ -97,14 +114,23 @@ final class FaultInjector: Sendable {
                 rule.matched = 0
                 rule.fired = 0
                 state.nextID += 1
-                if rule.action == .refuse {
-                    let nanoseconds = UInt64(min(max(0, rule.seconds ?? 1), FaultInjector.longestWindowSeconds) * 1e9)
-                    state.refuseUntil = Self.monotonicNow() + nanoseconds
+                if rule.action == .refuse, !rule.isTriggeredRefusal {
+                    state.refuseUntil = Self.monotonicNow() + Self.windowNanoseconds(rule)
                     rule.fired = 1
                 }
                 state.rules.append(rule)
                 return rule.id!
             }
+        }
+    }
+
+    /// Removes one rule (and its triggered window); false when there is no such rule.
+    func remove(id: Int) -> Bool {
+        state.withLock { state in
+            guard let index = state.rules.firstIndex(where: { $0.id == id }) else { return false }
+            state.rules.remove(at: index)
+            state.triggeredWindows[id] = nil
+            return true
         }
     }
 
@@ -118,8 +144,12 @@ final class FaultInjector: Sendable {
     /// Counts the request against every matching rule and returns what the first firing rule says.
     func decide(operation: String, bucket: BucketName?, key: ObjectKey?) -> FaultDecision? {
         state.withLock { state in
+            let now = Self.monotonicNow()
+            for rule in state.rules where rule.isTriggeredRefusal && state.triggeredWindows[rule.id!, default: 0] > now {
+                if rule.matches(bucket: bucket, key: key) { return FaultDecision(cutAfterBytes: 0) }
+            }
             var decision: FaultDecision?
-            for index in state.rules.indices where state.rules[index].action != .refuse {
+            for index in state.rules.indices where state.rules[index].action != .refuse || state.rules[index].isTriggeredRefusal {
                 guard state.rules[index].matches(operation: operation, bucket: bucket, key: key) else { continue }
                 let rule = state.rules[index]
                 let matched = (rule.matched ?? 0) + 1
@@ -136,13 +166,22 @@ final class FaultInjector: Sendable {
                     result.error = OBSLocalError(code, rule.message ?? "Injected fault.", status: status)
                 case .cut:
                     result.cutAfterBytes = max(0, rule.afterBytes ?? 0)
-                case .delay, .refuse:
+                case .refuse:
+                    state.triggeredWindows[rule.id!] = now + Self.windowNanoseconds(rule)
+                    result.cutAfterBytes = 0
+                case .kill:
+                    result.kill = true
+                case .delay:
                     break
                 }
                 decision = result
             }
             return decision
         }
+    }
+
+    private static func windowNanoseconds(_ rule: FaultRule) -> UInt64 {
+        UInt64(min(max(0, rule.seconds ?? 1), longestWindowSeconds) * 1e9)
     }
 
     static func monotonicNow() -> UInt64 {

@@ -160,6 +160,9 @@ public final class ObsFileSystem: Sendable {
         var uploads: [InodeNumber: UploadSession] = [:]
         /// Inodes whose upload is being initiated.
         var initiating: Set<InodeNumber> = []
+        /// Files being renamed (source and replaced target): no upload may start on them, as it
+        /// would write the key the name had before.
+        var renaming: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release.
         var discarded: Set<InodeNumber> = []
         /// The size a truncate gave a file being streamed without cutting what it received (a new

@@ -79,6 +79,9 @@ public struct MountOptions: Sendable {
     /// `retry_timeout=`: how long a failed request is retried (connection refused or reset,
     /// timeouts, 5xx, SlowDown) before the file's upload fails; zero: never retried.
     public var retryTimeout: Duration = .seconds(60)
+    /// `stall_timeout=` (whole seconds): an attempt that moves under 1 KiB/s for this long (a
+    /// server that accepts and does not answer, a stalled connection) is abandoned, and retried.
+    public var stallTimeout: Duration = .seconds(30)
     /// `state_dir=`: where the upload journal lives (nil: the default, see MountSetup+Journal).
     public var stateDirectory: String?
     /// `checksum=crc64|crc32c|md5|none`; nil: the strongest the dialect supports (`integrity`).
@@ -204,6 +207,12 @@ public struct MountOptions: Sendable {
             let timeout = try MountOptions.duration(try required(), option)
             guard timeout <= .seconds(86_400) else { throw MountOptionError(option: option, reason: "must be at most 24h") }
             retryTimeout = timeout
+        case "stall_timeout":
+            let timeout = try MountOptions.duration(try required(), option)
+            guard timeout >= .seconds(1), timeout <= .seconds(3600), timeout.components.attoseconds == 0 else {
+                throw MountOptionError(option: option, reason: "must be whole seconds from 1s to 1h")
+            }
+            stallTimeout = timeout
         case "state_dir":
             let directory = try required()
             guard directory.hasPrefix("/") else { throw MountOptionError(option: option, reason: "must be an absolute path") }

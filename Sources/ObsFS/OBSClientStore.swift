@@ -112,7 +112,9 @@ public struct OBSClientStore: ObjectStore {
             return try await client.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
         }
         do {
-            try await client.retrying(RetryPolicy()).abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
+            // The quick attempts a failing close() waits for: no retry starts after 2 s, however
+            // long each attempt stalls (the background aborts retry the rest).
+            try await client.retrying(RetryPolicy(timeLimit: .seconds(2))).abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
             uploadJournal.recordFinished(uploadID)
         } catch {
             if error.serviceCode == .noSuchUpload {

@@ -121,6 +121,7 @@ struct MountSetup {
                            observer: (any RequestObserver)? = nil) throws -> OBSClient {
         var transport = TransportConfiguration()
         transport.caFile = options.caFile
+        transport.lowSpeedTime = options.stallTimeout
         transport.maxConcurrentTransfers = max(16, options.parallel * 4)
         var clientLogger = logger
         clientLogger.logLevel = debug ? .debug : .warning

@@ -103,6 +103,15 @@ struct MountOptionsTests {
         }
     }
 
+    @Test func stallTimeoutIsWholeSeconds() throws {
+        #expect(try MountOptions(parsing: []).stallTimeout == .seconds(30))
+        #expect(try MountOptions(parsing: ["stall_timeout=3"]).stallTimeout == .seconds(3))
+        #expect(try MountOptions(parsing: ["stall_timeout=2m"]).stallTimeout == .seconds(120))
+        for bad in ["stall_timeout=0", "stall_timeout=500ms", "stall_timeout=1500ms", "stall_timeout=2h", "stall_timeout="] {
+            #expect(throws: MountOptionError.self) { try MountOptions(parsing: [bad]) }
+        }
+    }
+
     @Test func memoryBudgetMustHoldTwoParts() {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: ["part_size=64M,memory_budget=100M"]) }
     }

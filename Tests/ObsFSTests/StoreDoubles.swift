@@ -87,7 +87,7 @@ final class InMemoryStore: ObjectStore {
             let truncated = items.count > maxKeys
             return ObjectListing(
                 objects: page.filter { !$0.isPrefix }.map { item in
-                    ObjectListing.Entry(key: ObjectKey(item.name), attributes: ObjectAttributes(size: Int64(contents.objects[ObjectKey(item.name)]!.count), etag: nil, lastModified: nil))
+                    ObjectListing.Entry(key: ObjectKey(item.name), attributes: ObjectAttributes(size: Int64(contents.objects[ObjectKey(item.name)]!.count), etag: contents.etags[ObjectKey(item.name)], lastModified: nil))
                 },
                 commonPrefixes: page.filter(\.isPrefix).map(\.name),
                 nextMarker: truncated ? page.last?.name : nil)
@@ -251,6 +251,8 @@ final class FaultInjectingStore: ObjectStore {
         var rules: [Rule] = []
         var counts: [Operation: Int] = [:]
         var holdingParts = false
+        /// Completes are carried out, and then answered with an error.
+        var losingCompleteAnswers = false
         var heldParts: [CheckedContinuation<Void, Never>] = []
         var partsInFlight = 0
         var maxPartsInFlight = 0
@@ -266,6 +268,9 @@ final class FaultInjectingStore: ObjectStore {
         let error = ServiceError(status: status ?? code.httpStatus, code: code, message: "injected", requestID: "INJECTED-\(code)")
         state.withLock { $0.rules.append(Rule(operation: operation, nth: nth, error: error)) }
     }
+
+    /// Completes are carried out, but their answers are lost (an error is thrown instead).
+    func loseCompleteAnswers() { state.withLock { $0.losingCompleteAnswers = true } }
 
     /// Part uploads wait (asynchronously) until `releaseParts`.
     func holdParts() { state.withLock { $0.holdingParts = true } }
@@ -329,7 +334,11 @@ final class FaultInjectingStore: ObjectStore {
 
     func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try check(.complete)
-        return try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
+        let stored = try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
+        if state.withLock({ $0.losingCompleteAnswers }) {
+            throw ServiceError(status: 500, code: .internalError, message: "injected: the answer was lost", requestID: "LOST")
+        }
+        return stored
     }
 
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws {

@@ -166,6 +166,21 @@ struct UploadTests {
         await fs.release(handle)
     }
 
+    @Test func aCompleteWhoseAnswerWasLostIsFoundDoneByTheAbort() async throws {
+        // The server completed the upload but its answer was lost (no retry left): the abort
+        // answers NoSuchUpload and the object is the parts' composite, so close() returns 0.
+        let store = FaultInjectingStore()
+        store.loseCompleteAnswers()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        let data = pattern(Int(minimumPart) * 2 + 77)
+        try await writeAll(fs, handle, data, chunk: 50_000)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.inner.object("f") == data)
+        #expect(store.inner.uploadsInProgress == 0)
+    }
+
     @Test func failedCompleteAbortsAndCloseFails() async throws {
         let store = FaultInjectingStore()
         store.fail(.complete, code: .internalError)

@@ -194,12 +194,14 @@ extension ObsFileSystem {
         }
     }
 
-    /// Feeds a listing's size, ETag and date into a known file; a different ETag (replaced by
-    /// another client, not being written here) makes its facts stale, so it is looked up again.
+    /// Feeds a listing's size and date into a known file of the same ETag. Another ETag, or an
+    /// ETag unknown here (a rename or a metadata change of this mount since), makes its facts
+    /// stale, so it is looked up again: the listing may predate this mount's own change (a page
+    /// is kept between `readdir` calls), and its size must not overwrite what the mount knows.
     private func refresh(_ inode: Inode, from listed: ObjectAttributes) {
-        guard inode.kind == .regular, upload(of: inode.number) == nil else { return }
+        guard inode.kind == .regular, !isChangingHere(inode.number) else { return }
         inode.state.withLock { state in
-            if let etag = listed.etag, let known = state.facts.etag, etag != known {
+            guard let etag = listed.etag, let known = state.facts.etag, etag == known else {
                 state.facts.expiry = .now
                 return
             }

@@ -40,6 +40,9 @@ extension ObsFileSystem {
         let (_, sourcePath) = try resolveChild(parent, name)
         let (_, targetPath) = try resolveChild(newParent, newName, creating: true)
         guard sourcePath != targetPath else { return }
+        let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
+        try beginRenaming(files, sourcePath)
+        defer { endRenaming(files) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
             throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")
         }
@@ -93,6 +96,21 @@ extension ObsFileSystem {
             throw storeFailure("renaming \(from) to \(to) (parallel file system)", error)
         }
         logger.info("renamed \(from) to \(to) (parallel file system: one request)")
+    }
+
+    /// Marks the known source and target of a rename so that no upload starts on them until it
+    /// ends (an open racing the rename would write the old key); EBUSY when one is written now.
+    private func beginRenaming(_ numbers: [InodeNumber], _ sourcePath: String) throws {
+        try openFiles.withLock { files in
+            for number in numbers where files.initiating.contains(number) || files.uploads[number]?.isUploading == true || files.renaming.contains(number) {
+                throw FileSystemError(.busy, "\(sourcePath): a file of this rename is being written or renamed")
+            }
+            files.renaming.formUnion(numbers)
+        }
+    }
+
+    private func endRenaming(_ numbers: [InodeNumber]) {
+        openFiles.withLock { files in files.renaming.subtract(numbers) }
     }
 
     /// Whether `number` is being written, or (a directory) holds a file being written.

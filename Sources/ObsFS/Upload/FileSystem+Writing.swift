@@ -88,9 +88,12 @@ extension ObsFileSystem {
             if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating.contains(inode.number) {
                 throw FileSystemError(.busy, "\(key) is already open for writing")
             }
+            if files.renaming.contains(inode.number) { throw FileSystemError(.busy, "\(key) is being renamed") }
             files.initiating.insert(inode.number)
         }
         defer { _ = openFiles.withLock { $0.initiating.remove(inode.number) } }
+        // Renamed between the caller's resolve and the registration above: the key is stale.
+        guard table.path(of: inode.number) == path else { throw FileSystemError(.busy, "\(key) was renamed while being opened") }
         // Writers are bounded here, not in a write (PartBufferPool.swift): held until the outcome.
         let reservation = try reservePartBuffer(for: key)
         var options: ObjectOptions

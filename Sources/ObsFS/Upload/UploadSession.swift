@@ -31,7 +31,9 @@
 //   the flush from the writer that wrote last completes (waits for parts in flight, sends the
 //   last part, checks sizes; the store checks the object's checksum or composite ETag); any
 //   failure cancels the parts in flight and aborts the upload once they have ended, and every
-//   later flush/close reports the failure.
+//   later flush/close reports the failure. A complete whose last answer was lost may have
+//   completed on the server: when the abort then answers NoSuchUpload and the object's ETag is
+//   the parts' composite, the file is completed after all (close() returns 0, the bytes are there).
 import Logging
 import OBSClient
 import OBSProtocol
@@ -512,8 +514,9 @@ public final class UploadSession: Sendable {
         do {
             stored = try await store.completeUpload(key, uploadID: uploadID, parts: parts)
         } catch {
-            await abort(because: FileSystemError(doing: "completing \(parts.count) parts", error))
-            return
+            let failure = FileSystemError(doing: "completing \(parts.count) parts", error)
+            guard let etag = await abort(because: failure, unlessCompletedWith: parts) else { return }
+            stored = StoredObject(etag: etag, versionID: nil, checksum: nil, verdict: .etagMatchesMD5)
         }
         logger.info("\(key): complete, \(size) bytes in \(parts.count) parts, ETag \(stored.etag), integrity \(settings.integrity): \(stored.verdict)\(stored.checksum.map { " \($0)" } ?? "")")
         do {
@@ -525,15 +528,36 @@ public final class UploadSession: Sendable {
         finish(.success(stored.etag))
     }
 
-    private func abort(because reason: FileSystemError) async {
+    /// Aborts the upload and fails the file with `reason`. After a failed complete (`parts`), an
+    /// abort answering NoSuchUpload may mean that the server completed the upload after all (the
+    /// complete's answer was lost when no retry was left): when the object's ETag is the parts'
+    /// composite ETag, that is returned and nothing is finished (the caller completes).
+    @discardableResult
+    private func abort(because reason: FileSystemError, unlessCompletedWith parts: [PartReceipt]? = nil) async -> ETag? {
         do {
             try await store.abortUpload(key, uploadID: uploadID)
             settings.statistics.aborted()  // status:
             logger.log(level: state.withLock { $0.deliberate } ? .notice : .error, "aborted upload of \(key) (upload ID \(uploadID)): \(reason.reason)")
         } catch {
+            let code = (error as? OBSClientError)?.serviceCode ?? (error as? ServiceError)?.code
+            if code == .noSuchUpload, let parts, let etag = await completedObject(of: parts) {
+                logger.warning("\(key): the complete's answer was lost (\(reason.reason)), but the server completed upload \(uploadID): ETag \(etag)")
+                return etag
+            }
             logger.error("upload of \(key) (upload ID \(uploadID)) failed (\(reason.reason)) and aborting it failed too: \(error)")
         }
         finish(.failure(reason))
+        return nil
+    }
+
+    /// The ETag of the object under the key when it is the composite of these parts (their ETags
+    /// being MD5s), else nil.
+    private func completedObject(of parts: [PartReceipt]) async -> ETag? {
+        let md5s = parts.compactMap(\.etag.md5Bytes)
+        guard md5s.count == parts.count, !parts.isEmpty else { return nil }
+        let expected = ETag.composite(partMD5s: md5s)
+        guard let attributes = try? await store.headObject(key), attributes.etag == expected else { return nil }
+        return expected
     }
 
     private func finish(_ result: Result<ETag, FileSystemError>) {
