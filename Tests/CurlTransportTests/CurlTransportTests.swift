@@ -201,8 +201,9 @@ struct CurlTransportTests {
         let clock = ContinuousClock()
         let start = clock.now
         if reserved > 0 {
+            // The data transfers never end before they are cancelled below: answering at all
+            // proves the request did not wait behind them (however loaded the machine is).
             #expect(try await control.value.status == 200)
-            #expect(clock.now - start < .seconds(5))
         } else {
             try await Task.sleep(for: .seconds(1))
             stuck[0].cancel()
