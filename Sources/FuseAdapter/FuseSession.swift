@@ -15,6 +15,9 @@
 // took `bs=1M` from 160 to 220 MB/s; the multi-threaded loop costs one sequential writer about 40%
 // more CPU per 4 KiB request (its requests alternate between two workers; 10% at 1 MiB) with no
 // throughput change beyond the noise, and four writers at once gained 10-25%.
+// With `writeback_cache` the loop is single-threaded: the kernel's writeback sends a file's pages
+// as many requests at once, in file order, and workers would admit them out of order (a write
+// ahead zero-fills the gap and sends the part; the earlier one then has to be composed).
 //
 // Interrupts: a request whose answer waits (a write queued for a part buffer, a read waiting for
 // its GET, a flush or fsync waiting for the upload) registers `fuse_req_interrupt_func` while it
@@ -156,6 +159,24 @@ private final class Dispatcher: Sendable {
         return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: context.pointee.umask, process: ProcessID(context.pointee.pid))
     }
 
+    /// The process (thread group) of a kernel thread ID, read from /proc/TID/status; the thread's
+    /// own ID when /proc cannot say (the thread is gone). Opens and flushes name processes, so the
+    /// close rule sees every thread of the opener as the opener (with writeback_cache, no write
+    /// shows the opener's lock owner). A few microseconds: called from the request's Task.
+    static func threadGroup(of thread: ProcessID) -> ProcessID {
+        guard thread != .unknown else { return thread }
+        let descriptor = Glibc.open("/proc/\(thread.rawValue)/status", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return thread }
+        defer { Glibc.close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return thread }
+        let status = String(decoding: buffer[..<count], as: UTF8.self)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
+              let group = Int32(line.dropFirst(5).drop(while: { $0 == "\t" || $0 == " " })) else { return thread }
+        return ProcessID(group)
+    }
+
     /// Answers an operation whose reply is an entry (lookup, mkdir, symlink, mknod, link).
     func answerEntry(_ request: fuse_req_t, isLookup: Bool = false, _ body: @escaping @Sendable () async throws -> FileAttributes) {
         answer(request, isLookup: isLookup) { request in await self.replyEntry(request, body) }
@@ -235,8 +256,15 @@ private let operations: fuse_lowlevel_ops = {
         if connection.pointee.capable & UInt32(FUSE_CAP_ATOMIC_O_TRUNC) != 0 {
             connection.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
         }
-        // Writes go straight to part buffers: no page cache write-back.
-        connection.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        // writeback_cache: the kernel gathers writes in its page cache and sends them in batches
+        // (mount-options/write-semantics.md); otherwise writes go straight to part buffers.
+        let writeback = UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        if dispatcher.fileSystem.configuration.writebackCache && connection.pointee.capable & writeback != 0 {
+            connection.pointee.want |= writeback
+        } else {
+            if dispatcher.fileSystem.configuration.writebackCache { dispatcher.logger.warning("writeback_cache: the kernel does not offer it; writes are not cached") }
+            connection.pointee.want &= ~writeback
+        }
         // readdirplus: listings hand the kernel the attributes the inode table holds.
         if connection.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 {
             connection.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) | UInt32(FUSE_CAP_READDIRPLUS_AUTO)
@@ -270,9 +298,17 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
-    ops.setattr = { request, inode, attributes, toSet, _ in
+    ops.setattr = { request, inode, attributes, toSet, info in
         guard let request, let attributes else { return }
         let dispatcher = Dispatcher.from(request)
+        // writeback_cache: the kernel's own mtime and ctime of a file it writes, sent with the handle.
+        let kernelTimes = FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME
+        if toSet & ~kernelTimes == 0, toSet & FUSE_SET_ATTR_CTIME != 0, let info,
+           let shown = dispatcher.fileSystem.timesOfCachedWrites(InodeNumber(inode), handle: FileHandleID(info.pointee.fh)) {
+            var result = dispatcher.stat(shown)
+            fuse_reply_attr(request, &result, dispatcher.cacheSeconds)
+            return
+        }
         let given = attributes.pointee
         func time(_ set: Int32, _ now: Int32, _ value: Glibc.timespec) -> FileTime? {
             toSet & now != 0 ? .now() : toSet & set != 0 ? Dispatcher.fileTime(value) : nil
@@ -302,11 +338,13 @@ private let operations: fuse_lowlevel_ops = {
         let template = info.pointee  // libfuse's copy lives on its stack; reply with ours
         dispatcher.answer(request) { request in
             var reply = template
+            var caller = caller
+            caller.process = Dispatcher.threadGroup(of: caller.process)
             do {
                 let (attributes, handle) = try await dispatcher.fileSystem.create(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
                 var entry = dispatcher.entry(attributes)
                 reply.fh = handle.rawValue
-                reply.direct_io = 1
+                reply.direct_io = dispatcher.fileSystem.configuration.writebackCache ? 0 : 1
                 if fuse_reply_create(request.raw, &entry, &reply) != 0 {
                     // The opener went away (interrupted): the kernel will not release this handle.
                     dispatcher.fileSystem.forget(attributes.inode, count: 1)
@@ -323,10 +361,11 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let template = info.pointee
         let flags = template.flags
-        let opener = Dispatcher.caller(request).process
+        let thread = Dispatcher.caller(request).process
         dispatcher.answer(request) { request in
             var reply = template
             do {
+                let opener = Dispatcher.threadGroup(of: thread)
                 let opened = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags, opener: opener)
                 reply.fh = opened.handle.rawValue
                 reply.direct_io = opened.directIO ? 1 : 0
@@ -382,10 +421,12 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
         let writer = WriterIdentity(info.pointee.lock_owner)
-        let process = Dispatcher.caller(request).process
+        let thread = Dispatcher.caller(request).process
         dispatcher.answer(request) { request in
             await dispatcher.replyStatus(request) {
-                try await dispatcher.stoppable(request, doing: "flush") { try await dispatcher.fileSystem.flush(handle, writer: writer, process: process) }
+                try await dispatcher.stoppable(request, doing: "flush") {
+                    try await dispatcher.fileSystem.flush(handle, writer: writer, process: Dispatcher.threadGroup(of: thread))
+                }
             }
         }
     }
@@ -553,6 +594,8 @@ private let operations: fuse_lowlevel_ops = {
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         let attributeName = name(namePointer)
+        // Answered here (no store involved): writeback_cache asks security.capability per write.
+        if let refusal = ObsFileSystem.unkeptAttributeName(attributeName) { return dispatcher.fail(Request(raw: request), refusal) }
         dispatcher.answer(request) { request in
             do {
                 replyXattr(request, try await dispatcher.fileSystem.getxattr(InodeNumber(inode), name: attributeName), size: size)
@@ -705,7 +748,13 @@ private final class SessionControl: @unchecked Sendable {
     /// Orders unmount and destroy (from `run`), and knows the loop's main thread.
     private let state = Mutex(Lifecycle())
 
-    init(_ raw: OpaquePointer) { self.raw = raw }
+    /// libfuse's worker threads, or the calling thread alone (`writeback_cache`).
+    let multiThreaded: Bool
+
+    init(_ raw: OpaquePointer, multiThreaded: Bool) {
+        self.raw = raw
+        self.multiThreaded = multiThreaded
+    }
 
     /// Runs the multi-threaded session loop with the calling thread as its main thread until it
     /// ends. libfuse's workers (this thread's signal mask plus SIGTERM, SIGINT, SIGHUP and SIGQUIT
@@ -723,7 +772,7 @@ private final class SessionControl: @unchecked Sendable {
         state.withLock { $0.loopThread = pthread_self() }
         var config = fuse_loop_config(clone_fd: 0, max_idle_threads: idleLoopWorkers)
         // What the header's `fuse_session_loop_mt` macro names for FUSE_USE_VERSION 35.
-        let status = fuse_session_loop_mt_32(raw, &config)
+        let status = multiThreaded ? fuse_session_loop_mt_32(raw, &config) : fuse_session_loop(raw)
         state.withLock { $0.loopEnded = true }
         return status
     }
@@ -813,7 +862,7 @@ public final class FuseSession {
     /// ends the loop by exiting the session and waking the loop's main thread (`exitLoop`).
     public func run(stopping: () -> Void = {}) async {
         guard let session else { return }
-        let control = SessionControl(session)
+        let control = SessionControl(session, multiThreaded: !dispatcher.fileSystem.configuration.writebackCache)
         self.session = nil  // from here on `control` owns it
         installTerminationWatcher(control)
         let status: Int32 = await withCheckedContinuation { continuation in

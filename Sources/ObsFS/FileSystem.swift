@@ -46,12 +46,15 @@ public struct FileSystemConfiguration: Sendable {
     public var read: ReadMountOptions
     /// The endpoint's dialect: its smallest part decides how changes are composed.
     public var dialect: Dialect
+    /// Writes go through the kernel's page cache (`writeback_cache`): files open for writing are
+    /// not opened with direct I/O, and the kernel sends their bytes in batches of pages.
+    public var writebackCache: Bool
 
     public init(bucket: BucketName, prefix: String, upload: UploadSettings, uploadOptions: UploadMountOptions = UploadMountOptions(),
                 readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32 = 0o022, listPageSize: Int = 1000,
                 attributeTimeout: Duration = .seconds(10), negativeTimeout: Duration = .seconds(5),
                 copyPartSize: Int64 = 512 << 20, singleCopyLimit: Int64 = 5 << 30, renameParallel: Int = 8,
-                read: ReadMountOptions = ReadMountOptions(), dialect: Dialect = .obs) {
+                read: ReadMountOptions = ReadMountOptions(), dialect: Dialect = .obs, writebackCache: Bool = false) {
         precondition(prefix.isEmpty || prefix.hasSuffix("/"), "prefix must be empty or end with /")
         self.bucket = bucket
         self.prefix = prefix
@@ -69,6 +72,7 @@ public struct FileSystemConfiguration: Sendable {
         self.renameParallel = renameParallel
         self.read = read
         self.dialect = dialect
+        self.writebackCache = writebackCache
     }
 }
 
@@ -161,6 +165,10 @@ public final class ObsFileSystem: Sendable {
         var renaming: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release.
         var discarded: Set<InodeNumber> = []
+        /// The size a truncate gave a file being streamed without cutting what it received (a new
+        /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size
+        /// ahead of the pages it has not sent yet): zeros fill up to it at the next flush.
+        var pendingSizes: [InodeNumber: Int64] = [:]
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
@@ -263,7 +271,7 @@ public final class ObsFileSystem: Sendable {
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
         } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
-            size = session.size
+            size = max(session.size, openFiles.withLock { $0.pendingSizes[inode.number] } ?? 0)
         }
         let (typeBits, defaultPermissions): (mode_t, UInt32) = switch inode.kind {
         case .regular: (S_IFREG, 0o666 & ~configuration.umask)

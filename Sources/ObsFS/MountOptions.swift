@@ -111,6 +111,9 @@ public struct MountOptions: Sendable {
     public var attributeTimeout: Duration = .seconds(10)
     /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
     public var negativeTimeout: Duration = .seconds(5)
+    /// `writeback_cache`: writes go through the kernel's page cache, which hands them over in
+    /// large batches (mount-options/write-semantics.md, "writeback_cache").
+    public var writebackCache = false
     /// `read_ahead=`, `read_memory_budget=` (Read/ReadMountOptions.swift).
     public var read = ReadMountOptions()
 
@@ -252,6 +255,12 @@ public struct MountOptions: Sendable {
             break
         case "attr_timeout": attributeTimeout = try Self.seconds(option, try required())
         case "negative_timeout": negativeTimeout = try Self.seconds(option, try required())
+        case "writeback_cache":
+            try flag()
+            writebackCache = true
+        case "no_writeback_cache":
+            try flag()
+            writebackCache = false
         default:
             if try read.apply(name: name, value: value, option: option) { return }
             try upload.apply(name: name, value: value, now: now)

@@ -96,7 +96,7 @@ struct MountSetup {
                                                    readOnly: options.readOnly,
                                                    ownerUID: options.uid ?? getuid(), ownerGID: options.gid ?? getgid(), umask: options.umask,
                                                    attributeTimeout: options.attributeTimeout, negativeTimeout: options.negativeTimeout,
-                                                   read: options.read, dialect: options.dialect),
+                                                   read: options.read, dialect: options.dialect, writebackCache: options.writebackCache),
             store: store, logger: logger)
         var fuseOptions = ["fsname=obs:\(source.bucket)", "subtype=obsmount", "default_permissions"]
         if options.allowOther { fuseOptions.append("allow_other") }

@@ -28,6 +28,9 @@ from botocore.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("OBSMOUNT_BIN_DIR", REPO / ".build" / "debug"))
+# Mount options added to every test mount (`OBSMOUNT_TEST_MOUNT_OPTIONS=writeback_cache` runs the
+# suites with the kernel's writeback cache).
+EXTRA_MOUNT_OPTIONS = [option for option in os.environ.get("OBSMOUNT_TEST_MOUNT_OPTIONS", "").split(",") if option]
 OBSMOUNT = BIN_DIR / "obsmount"
 OBS_LOCAL = BIN_DIR / "obs-local"
 OBS_LOCAL_KEYS = ("obs-local-dev-ak", "obs-local-dev-sk")
@@ -169,7 +172,7 @@ class Mount:
         # The upload journal under the test's directory (shared by the test's mounts), not /var/lib.
         self.state_dir = workdir / "state"
         opts = [f"url={server.url}", f"dialect={server.dialect}", f"region={server.region}", f"passwd_file={password}",
-                f"state_dir={self.state_dir}", *options]
+                f"state_dir={self.state_dir}", *EXTRA_MOUNT_OPTIONS, *options]
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen([str(OBSMOUNT), source, str(self.path), "-f", "-o", ",".join(opts)],
                                         stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -44,7 +44,7 @@ extension ObsFileSystem {
         let options = try await optionsOfExisting(inode, path)
         let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, opener: opener, written: options)
         inode.state.withLock { $0.cachedETag = nil }
-        return OpenedFile(handle: register(OpenFile(inode: inode, session: nil, modify: modify)), keepCache: false, directIO: true)
+        return OpenedFile(handle: register(OpenFile(inode: inode, session: nil, modify: modify)), keepCache: false, directIO: !configuration.writebackCache)
     }
 
     /// Composes what `modify` holds and records the new object in the inode.

@@ -56,16 +56,33 @@ extension ObsFileSystem {
         return attributes(of: inode)
     }
 
+    /// The kernel's own times of a file open for writing: with `writeback_cache` it keeps mtime
+    /// and ctime itself and sends them with the writing handle at close and at writeback. They are
+    /// not stored: the object keeps the time of its open, as without the cache
+    /// (mount-options/write-semantics.md); storing them would cost a second initiation or a copy
+    /// per file. Nil when `handle` is not the writing handle of that file (an ordinary setattr).
+    public func timesOfCachedWrites(_ number: InodeNumber, handle: FileHandleID) -> FileAttributes? {
+        guard configuration.writebackCache, let file = try? openFile(handle), file.inode.number == number,
+              file.session != nil || file.modify != nil else { return nil }
+        return attributes(of: file.inode)
+    }
+
     /// The current size changes nothing; a file open for changes is cut there; a closed object
     /// gets its new length by composition (Compose/: a prefix copy, zeros appended, or an empty
-    /// object with the same metadata); a file being streamed is completed as it stands and its
-    /// descriptor goes on as changes to that object, cut or extended (`cp` of a file ending in a
-    /// hole, `truncate -s` of a new file).
+    /// object with the same metadata). A file being streamed keeps a size that cuts nothing it
+    /// received until its next flush, which fills zeros up to it (`cp` of a file ending in a hole,
+    /// `truncate -s` of a new file, the kernel's size ahead of its cached pages); cut, it is
+    /// completed as it stands and its descriptor goes on as changes to that object.
     private func truncate(_ inode: Inode, _ path: String, to size: Int64) async throws {
         guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path)") }
         let current = attributes(of: inode).size
         if changes(of: inode.number) == nil, size == current { return }
         try checkWritable()
+        if changes(of: inode.number) == nil, let session = upload(of: inode.number), session.isUploading, size >= session.size {
+            openFiles.withLock { $0.pendingSizes[inode.number] = size }  // nothing received is cut
+            return
+        }
+        openFiles.withLock { $0.pendingSizes[inode.number] = nil }
         guard let modify = try await changesForTruncate(inode) else { return try await truncateExisting(inode, path, to: size) }
         modify.truncate(to: size)
         inode.state.withLock { $0.facts.size = size }
@@ -151,10 +168,18 @@ extension ObsFileSystem {
 
     // MARK: Extended attributes outside user.obs.
 
-    private func checkPlainName(_ name: String) throws {
+    /// Why `name` is not kept (it is outside `user.*`), or nil. Decided without the store, so the
+    /// FUSE adapter answers it on its own thread: with `writeback_cache` the kernel asks for
+    /// `security.capability` before every write into its page cache.
+    public static func unkeptAttributeName(_ name: String) -> FileSystemError? {
         guard name.hasPrefix("user."), name.count > 5 else {
-            throw FileSystemError(.notSupported, "\(name): only user.* extended attributes are kept")
+            return FileSystemError(.notSupported, "\(name): only user.* extended attributes are kept")
         }
+        return nil
+    }
+
+    private func checkPlainName(_ name: String) throws {
+        if let refusal = Self.unkeptAttributeName(name) { throw refusal }
     }
 
     /// The POSIX metadata as the object (or the upload writing it) holds it now.

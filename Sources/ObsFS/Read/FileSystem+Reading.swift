@@ -4,7 +4,9 @@
 // through the descriptor that writes it (a database creating its file): the first read of what
 // was written completes the upload and the descriptor goes on as changes to that object
 // (Compose/); other descriptors opened meanwhile get EBUSY until it is closed, then read the
-// object it became (mount-options/write-semantics.md).
+// object it became (mount-options/write-semantics.md). With `writeback_cache` the kernel's page
+// cache is shared by the writer and the readers, so a reader of a file being changed reads the
+// changes, and any reader of a file being streamed gets EBUSY.
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -16,7 +18,7 @@ public struct OpenedFile: Sendable {
     public let handle: FileHandleID
     /// The kernel may keep its cached pages of the file (same version as at the last open).
     public let keepCache: Bool
-    /// Bypass the page cache (files being written).
+    /// Bypass the page cache (files being written, unless `writeback_cache`).
     public let directIO: Bool
 }
 
@@ -64,6 +66,16 @@ extension ObsFileSystem {
     /// Up to `count` bytes at `offset` of the version the handle opened.
     public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> [UInt8] {
         var file = try openFile(handle)
+        if configuration.writebackCache, file.session == nil, file.modify == nil {
+            // One page cache for every descriptor of the file: a read-only descriptor reads what
+            // the writer holds, or a short read would be cached as zeros and written back over the
+            // writer's bytes.
+            if let changes = changes(of: file.inode.number) {
+                file.modify = changes
+            } else if upload(of: file.inode.number)?.isUploading == true {
+                throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
+            }
+        }
         if file.modify == nil, let session = file.session, session.isUploading {
             guard session.size > 0 else { return [] }
             try await session.flush(writer: .unknown, process: session.opener).get()

@@ -69,7 +69,7 @@ extension ObsFileSystem {
             state.facts.size = 0
             state.facts.etag = nil
         }
-        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: true)
+        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: !configuration.writebackCache)
     }
 
     func register(_ file: OpenFile) -> FileHandleID {
@@ -236,6 +236,7 @@ extension ObsFileSystem {
     /// One `close()` of a descriptor of the file (see mount-options/write-semantics.md). A file
     /// unlinked while open is not completed: its upload is aborted at release.
     public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown) async throws {
+        try await fillToPendingSize(handle)
         let file = try openFile(handle)
         if let modify = file.modify {
             guard modify.opener == .unknown || process == .unknown || process == modify.opener else { return }
@@ -252,6 +253,24 @@ extension ObsFileSystem {
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
     }
 
+    /// Zeros up to the size a truncate gave the file while it was streamed (`pendingSizes`). With
+    /// `writeback_cache` every page written before a flush has arrived by then (the kernel writes
+    /// them back first), so what is missing up to that size is a hole.
+    private func fillToPendingSize(_ handle: FileHandleID) async throws {
+        let file = try openFile(handle)
+        guard !isDiscarded(file.inode), let size = openFiles.withLock({ $0.pendingSizes.removeValue(forKey: file.inode.number) }) else { return }
+        var offset = file.modify?.size ?? file.session?.size ?? size
+        while offset < size {
+            let zeros = [UInt8](repeating: 0, count: Int(min(size - offset, 1 << 20)))
+            let admission = zeros.withUnsafeBytes { write(handle, at: offset, bytes: $0, writer: .unknown) }
+            switch admission {
+            case .accepted(let count): offset += Int64(count)
+            case .refused(let error): throw error
+            case .waiting(let pending): offset += Int64(try await pending.outcome.get())
+            }
+        }
+    }
+
     public func fsync(_ handle: FileHandleID) async throws {
         let file = try openFile(handle)
         if let modify = file.modify { return try await commit(modify, file.inode) }
@@ -262,6 +281,11 @@ extension ObsFileSystem {
     /// The last reference to the open file is gone. Errors can only be logged (the kernel does not
     /// wait for release).
     public func release(_ handle: FileHandleID) async {
+        do {
+            try await fillToPendingSize(handle)  // no flush applied it
+        } catch {
+            logger.error("\(handle): the size a truncate set could not be written: \(error)")
+        }
         guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
         file.reads?.close()
         if let modify = file.modify {
@@ -288,7 +312,10 @@ extension ObsFileSystem {
         let result = discarded ? await session.shutdown(because: "unlinked while open for writing") : await session.release()
         openFiles.withLock { files in
             if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
-            if discarded { files.discarded.remove(file.inode.number) }
+            if discarded {
+                files.discarded.remove(file.inode.number)
+                files.pendingSizes[file.inode.number] = nil
+            }
         }
         if case .success(let etag) = result, !discarded { recordWritten(file.inode, session, etag: etag) }
     }
