@@ -250,10 +250,11 @@ final class FaultInjectingStore: ObjectStore {
     private struct State {
         var rules: [Rule] = []
         var counts: [Operation: Int] = [:]
-        var holdingParts = false
+        /// Operations whose requests wait until released, and the requests waiting.
+        var holding: Set<Operation> = []
         /// Completes are carried out, and then answered with an error.
         var losingCompleteAnswers = false
-        var heldParts: [CheckedContinuation<Void, Never>] = []
+        var held: [Operation: [CheckedContinuation<Void, Never>]] = [:]
         var partsInFlight = 0
         var maxPartsInFlight = 0
     }
@@ -272,19 +273,35 @@ final class FaultInjectingStore: ObjectStore {
     /// Completes are carried out, but their answers are lost (an error is thrown instead).
     func loseCompleteAnswers() { state.withLock { $0.losingCompleteAnswers = true } }
 
-    /// Part uploads wait (asynchronously) until `releaseParts`.
-    func holdParts() { state.withLock { $0.holdingParts = true } }
+    /// Requests of `operation` wait (asynchronously) until `release`.
+    func hold(_ operation: Operation) { _ = state.withLock { $0.holding.insert(operation) } }
 
-    func releaseParts() {
+    func release(_ operation: Operation) {
         let held = state.withLock { state in
-            state.holdingParts = false
-            defer { state.heldParts = [] }
-            return state.heldParts
+            state.holding.remove(operation)
+            defer { state.held[operation] = [] }
+            return state.held[operation] ?? []
         }
         for continuation in held { continuation.resume() }
     }
 
-    var heldPartCount: Int { state.withLock { $0.heldParts.count } }
+    func heldCount(_ operation: Operation) -> Int { state.withLock { $0.held[operation]?.count ?? 0 } }
+
+    /// Part uploads wait (asynchronously) until `releaseParts`.
+    func holdParts() { hold(.uploadPart) }
+    func releaseParts() { release(.uploadPart) }
+    var heldPartCount: Int { heldCount(.uploadPart) }
+
+    private func waitIfHeld(_ operation: Operation) async {
+        await withCheckedContinuation { continuation in
+            let hold = state.withLock { state -> Bool in
+                guard state.holding.contains(operation) else { return false }
+                state.held[operation, default: []].append(continuation)
+                return true
+            }
+            if !hold { continuation.resume() }
+        }
+    }
     var maxPartsInFlight: Int { state.withLock { $0.maxPartsInFlight } }
 
     private func check(_ operation: Operation) throws {
@@ -309,6 +326,7 @@ final class FaultInjectingStore: ObjectStore {
     }
 
     func initiateUpload(_ key: ObjectKey, options: ObjectOptions) async throws -> UploadID {
+        await waitIfHeld(.initiate)
         try check(.initiate)
         return try await inner.initiateUpload(key, options: options)
     }
@@ -320,14 +338,7 @@ final class FaultInjectingStore: ObjectStore {
             state.maxPartsInFlight = max(state.maxPartsInFlight, state.partsInFlight)
         }
         defer { state.withLock { $0.partsInFlight -= 1 } }
-        await withCheckedContinuation { continuation in
-            let hold = state.withLock { state -> Bool in
-                guard state.holdingParts else { return false }
-                state.heldParts.append(continuation)
-                return true
-            }
-            if !hold { continuation.resume() }
-        }
+        await waitIfHeld(.uploadPart)
         try check(.uploadPart)
         return try await inner.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity, customerKey: customerKey)
     }

@@ -349,6 +349,21 @@ struct UploadTests {
         await fs.release(empty)
     }
 
+    @Test func aCreateWhoseInitiateIsInFlightAtUnmountIsAbortedToo() async throws {
+        let store = FaultInjectingStore()
+        store.hold(.initiate)
+        let fs = makeFileSystem(store)
+        let creating = Task { try await fs.create(parent: .root, name: "late") }
+        while store.heldCount(.initiate) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let shutdown = Task { await fs.shutdown() }
+        try await Task.sleep(for: .milliseconds(50))  // shutdown has begun and waits for the initiate
+        store.release(.initiate)
+        await shutdown.value
+        if case .success(let (_, handle)) = await creating.result { await fs.release(handle) }
+        #expect(store.inner.contents.withLock { $0.nextUpload } == 2)  // it was initiated…
+        #expect(store.inner.uploadsInProgress == 0)  // …and is not left behind
+    }
+
     @Test func growingPartsFollowTheSchedule() async throws {
         let store = InMemoryStore()
         let fs = makeFileSystem(store, budget: 64 * MiB)
