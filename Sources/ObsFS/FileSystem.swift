@@ -140,7 +140,10 @@ public final class ObsFileSystem: Sendable {
     /// options, then changes them).
     let fileAttributeChanges = AsyncBudget(units: 1)
     let table: InodeTable
-    let negativeCache: NegativeCache
+    /// Names found missing (`negative_timeout=`).
+    let negativeCache: NameCache
+    /// Names a listing showed as files, with no directory of the same name (`attr_timeout=`).
+    let listedFiles: NameCache
     /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
     let readPool: ReadBufferPool
 
@@ -186,7 +189,8 @@ public final class ObsFileSystem: Sendable {
         var rootFacts = InodeFacts.unknown(expiry: .now + configuration.attributeTimeout)
         rootFacts.posixLoaded = true
         table = InodeTable(rootFacts: rootFacts)
-        negativeCache = NegativeCache(timeout: configuration.negativeTimeout)
+        negativeCache = NameCache(timeout: configuration.negativeTimeout)
+        listedFiles = NameCache(timeout: configuration.attributeTimeout)
         readPool = configuration.read.makePool()
     }
 

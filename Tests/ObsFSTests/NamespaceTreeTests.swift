@@ -276,6 +276,25 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.getattr(known.inode) } == .noEntry)
     }
 
+    @Test func aNameListedAsOnlyAFileIsLookedUpWithOneHead() async throws {
+        store.seed("d/a", [1])
+        store.seed("d/b", [2])
+        store.seed("d/c", [3])
+        store.seed("d/c-1", [4])
+        store.seed("d/c/x", [5])
+        // Two names per page: [a, b] (its end proves there is no `a/`), [c, c-1] (ends before
+        // where `c/` is listed), [c/].
+        let fs = makeFileSystem(store, listPageSize: 2)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        _ = try await names(fs, directory.inode)
+        let (lists, heads) = store.contents.withLock { ($0.listCalls, $0.headCalls) }
+        #expect(try await fs.lookup(parent: directory.inode, name: "a").size == 1)
+        #expect(store.contents.withLock { ($0.listCalls, $0.headCalls) } == (lists, heads + 1))
+        // `c` was listed as a file on a page that could not prove there is no `c/`: the full
+        // lookup finds the directory, which wins.
+        #expect(try await fs.lookup(parent: directory.inode, name: "c").kind == .directory)
+    }
+
     @Test func aParallelFileSystemBucketRenamesInOneRequest() async throws {
         let pfs = InMemoryStore(isFileSystemBucket: true)
         pfs.seed("dir/", contentType: "application/x-directory")

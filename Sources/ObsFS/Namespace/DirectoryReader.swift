@@ -22,6 +22,9 @@ public struct DirectoryEntry: Sendable, Equatable {
     var listed: ObjectAttributes?
     /// What a HEAD found for readdirplus (Namespace/FileSystem+Directories.swift).
     var fetched: ObsFileSystem.RemoteEntry?
+    /// A file, and its page proves no directory of the same name exists (the page reaches
+    /// past where `name/` would be listed).
+    var isOnlyAFile = false
 }
 
 actor DirectoryReader {
@@ -93,10 +96,12 @@ actor DirectoryReader {
     private func nextPage() async throws {
         let nextBase = pageBase + Int64(page.count)
         var names: [(String, FileKind, ObjectAttributes?)] = []
+        var listedUpTo: String?  // the last key this page covers; nil: the listing's end
         switch phase {
         case .store(let marker):
             let listing = try await store.listObjects(prefix: listPrefix, delimiter: "/", marker: marker, maxKeys: pageSize)
             names = entries(of: listing)
+            listedUpTo = listing.nextMarker
             phase = listing.nextMarker.map { .store(marker: $0) } ?? .localNames
         case .localNames:
             names = pendingLocal.filter { !localNamesListed.contains($0.key) }.map { ($0.key, $0.value, nil) }.sorted { $0.0 < $1.0 }
@@ -105,7 +110,9 @@ actor DirectoryReader {
             break
         }
         page = names.enumerated().map { index, entry in
-            DirectoryEntry(name: entry.0, kind: entry.1, cookie: nextBase + Int64(index) + 1, listed: entry.2)
+            var listed = DirectoryEntry(name: entry.0, kind: entry.1, cookie: nextBase + Int64(index) + 1, listed: entry.2)
+            listed.isOnlyAFile = entry.2 != nil && listedUpTo.map { $0 >= listPrefix + entry.0 + "/" } ?? true
+            return listed
         }
         pageBase = nextBase
     }

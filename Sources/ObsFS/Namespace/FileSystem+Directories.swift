@@ -26,6 +26,7 @@ extension ObsFileSystem {
             throw storeFailure("creating directory \(markerKey)", error)
         }
         negativeCache.remove(parent, name)
+        listedFiles.remove(parent, name)
         let facts = InodeFacts(size: 0, etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .directory, facts: facts, isCurrent: { _ in false }) else {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
@@ -143,7 +144,10 @@ extension ObsFileSystem {
         }
         let known = table.knownChildren(directory)
         for index in entries.indices where entries[index].inode == nil {
-            guard let inode = known[entries[index].name] else { continue }
+            guard let inode = known[entries[index].name] else {
+                if entries[index].isOnlyAFile { listedFiles.insert(directory, entries[index].name) }
+                continue
+            }
             entries[index].inode = inode.number
             entries[index].kind = inode.kind
             if let listed = entries[index].listed { refresh(inode, from: listed) }

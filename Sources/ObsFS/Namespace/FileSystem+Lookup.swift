@@ -3,8 +3,10 @@
 // `negative_timeout=`.
 //
 // A lookup the caches cannot answer sends HEAD `key` and a one-key LIST of `key/` at once
-// (one round trip); a directory with its own marker (`key/`, the first key that LIST returns)
-// costs one more HEAD for its POSIX metadata; when neither request finds anything, HEAD
+// (one round trip), or the HEAD alone for a name a listing showed as a file within
+// `attr_timeout=` with no directory of that name (`ls -l` after `readdir`); a directory with
+// its own marker (`key/`, the first key that LIST returns) costs one more HEAD for its POSIX
+// metadata; when neither request finds anything, HEAD
 // `key_$folder$` (s3fs's oldest directory format). A file being written by this mount is
 // answered from memory.
 import OBSProtocol
@@ -30,7 +32,11 @@ extension ObsFileSystem {
         let generation = negativeCache.generation
         let remote: RemoteEntry?
         do {
-            remote = try await remoteEntry(path)
+            if listedFiles.contains(parent, name), let file = try await listedFile(path) {
+                remote = file
+            } else {
+                remote = try await remoteEntry(path)
+            }
         } catch {
             throw storeFailure("looking up \(objectKey(path))", error)
         }
@@ -86,6 +92,13 @@ extension ObsFileSystem {
     }
 
     /// HEAD and LIST at once; the directory wins over a file of the same name.
+    /// A name a listing just showed as a file and nothing else: HEAD alone (nil when it is
+    /// gone or is no plain file any more: the full lookup decides).
+    private func listedFile(_ path: String) async throws -> RemoteEntry? {
+        guard let object = try await store.headObject(objectKey(path)), object.contentType != KeyNaming.directoryContentType else { return nil }
+        return .file(object)
+    }
+
     func remoteEntry(_ path: String) async throws -> RemoteEntry? {
         let key = objectKey(path)
         async let head = store.headObject(key)

@@ -1,10 +1,13 @@
-// Names found missing, remembered for `negative_timeout=` so that repeated misses (a shell's
-// PATH search, `git`'s probes, a build's include search) cost no request. This mount's own
-// creates, mkdirs, symlinks and renames remove their names at once; a name created by another
-// client is seen when its entry expires.
+// Names remembered for a while, in two uses (FileSystem.swift):
+// - the negative cache: names found missing, for `negative_timeout=`, so that repeated misses (a
+//   shell's PATH search, `git`'s probes, a build's include search) cost no request. This mount's
+//   own creates, mkdirs, symlinks and renames remove their names at once; a name created by
+//   another client is seen when its entry expires;
+// - listed files: names a listing showed as files with no directory of the same name, for
+//   `attr_timeout=`, so that looking one up (`ls -l`) sends a HEAD without the one-key LIST.
 import Synchronization
 
-final class NegativeCache: Sendable {
+final class NameCache: Sendable {
     private struct Key: Hashable {
         let parent: InodeNumber
         let name: String
@@ -21,7 +24,7 @@ final class NegativeCache: Sendable {
         var generation: UInt64 = 0
     }
 
-    /// Missing names, when they stop being trusted, and the create generation.
+    /// The names, when they stop being trusted, and the create generation.
     private let entries = Mutex(Entries())
 
     /// Taken before a lookup asks the store; `insert` compares it.
@@ -39,15 +42,15 @@ final class NegativeCache: Sendable {
         }
     }
 
-    /// Remembers a miss, unless this mount created something since `generation` (nil: always).
+    /// Remembers a name, unless this mount created something since `generation` (nil: always).
     func insert(_ parent: InodeNumber, _ name: String, seenAt generation: UInt64? = nil) {
         guard timeout > .zero else { return }
         let now = ContinuousClock.now
         entries.withLock { entries in
             if let generation, generation != entries.generation { return }
-            if entries.expiries.count >= NegativeCache.capacity {
+            if entries.expiries.count >= NameCache.capacity {
                 entries.expiries = entries.expiries.filter { $0.value > now }
-                if entries.expiries.count >= NegativeCache.capacity, let oldest = entries.expiries.min(by: { $0.value < $1.value })?.key {
+                if entries.expiries.count >= NameCache.capacity, let oldest = entries.expiries.min(by: { $0.value < $1.value })?.key {
                     entries.expiries[oldest] = nil
                 }
             }
@@ -55,7 +58,7 @@ final class NegativeCache: Sendable {
         }
     }
 
-    /// This mount made `name`: forget its miss.
+    /// This mount made `name`: forget what was remembered of it.
     func remove(_ parent: InodeNumber, _ name: String) {
         entries.withLock { entries in
             entries.expiries[Key(parent: parent, name: name)] = nil
