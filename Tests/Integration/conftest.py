@@ -145,10 +145,20 @@ def server(request):
     return request.getfixturevalue("obs_local" if request.param == "obs-local" else "seaweedfs")
 
 
-@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
+EVERY_SERVER = ["obs-local", "obs-local-pfs", "seaweedfs"]
+
+
+def named_server(request):
+    """The server fixture `request.param` names (one of EVERY_SERVER). A test module whose every
+    test runs on all of them defines `server` as
+    `pytest.fixture(name="server", params=EVERY_SERVER)(named_server)`."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
+@pytest.fixture(params=EVERY_SERVER)
 def every_server(request):
     """Like `server`, and obs-local's parallel file system bucket too."""
-    return request.getfixturevalue(request.param.replace("-", "_"))
+    return named_server(request)
 
 
 def is_mounted(path):

@@ -3,7 +3,6 @@ match the object on the server; request latencies per operation and retries by e
 import json
 import os
 import socket
-import threading
 import time
 import urllib.request
 import tempfile

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import MiB, head, uploads_in_progress
+from conftest import EVERY_SERVER, MiB, head, uploads_in_progress, named_server
 from namespace_checks import (assert_no_upload_left, assert_same_tree, check_tree_on_server, make_reference_tree, md5,
                               metadata, server_body, server_objects, stored_mode, stored_xattrs, tree_stat, unique)
 
@@ -23,11 +23,8 @@ BUG_SEAWEEDFS_MARKER_METADATA = ("BUG: SeaweedFS keeps no user metadata on `d/` 
                                  "mode, owner, times and xattrs are lost, while mkdir/chmod/chown/utimens/setxattr answer success")
 
 
-@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
-def server(request):
-    """Every test of this file on obs-local (OBS dialect), its parallel file system bucket and
-    SeaweedFS (V4)."""
-    return request.getfixturevalue(request.param.replace("-", "_"))
+# Every test of this file runs on obs-local (OBS dialect), its parallel file system bucket and SeaweedFS (V4).
+server = pytest.fixture(name="server", params=EVERY_SERVER)(named_server)
 
 
 @pytest.fixture

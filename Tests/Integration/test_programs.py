@@ -6,12 +6,11 @@ import uuid
 
 import pytest
 
+from conftest import EVERY_SERVER, named_server
 
-@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
-def server(request):
-    """Every test of this file on obs-local (OBS dialect), its parallel file system bucket and
-    SeaweedFS (V4)."""
-    return request.getfixturevalue(request.param.replace("-", "_"))
+
+# Every test of this file runs on obs-local (OBS dialect), its parallel file system bucket and SeaweedFS (V4).
+server = pytest.fixture(name="server", params=EVERY_SERVER)(named_server)
 
 
 def name(stem):

@@ -7,17 +7,14 @@ import random
 
 import pytest
 
-from conftest import MiB
+from conftest import EVERY_SERVER, MiB, named_server
 
 
 OPERATIONS = 150
 
 
-@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
-def server(request):
-    """On obs-local (OBS dialect: composition), its parallel file system bucket (native modify and
-    truncate) and SeaweedFS (V4: composition with 5 MiB parts)."""
-    return request.getfixturevalue(request.param.replace("-", "_"))
+# Every test of this file runs on obs-local (OBS dialect), its parallel file system bucket and SeaweedFS (V4).
+server = pytest.fixture(name="server", params=EVERY_SERVER)(named_server)
 
 
 def run_random_operations(path, seed, new_file):

@@ -10,14 +10,11 @@ import uuid
 
 import pytest
 
-from conftest import MiB
+from conftest import EVERY_SERVER, MiB, named_server
 
 
-@pytest.fixture(params=["obs-local", "obs-local-pfs", "seaweedfs"])
-def server(request):
-    """Every test of this file on obs-local (OBS dialect), its parallel file system bucket and
-    SeaweedFS (V4)."""
-    return request.getfixturevalue(request.param.replace("-", "_"))
+# Every test of this file runs on obs-local (OBS dialect), its parallel file system bucket and SeaweedFS (V4).
+server = pytest.fixture(name="server", params=EVERY_SERVER)(named_server)
 
 
 def random_bytes(size, seed):

@@ -10,8 +10,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from conftest import BIN_DIR, OBS_LOCAL, OBS_LOCAL_KEYS, OBSMOUNT, REPO, is_mounted, s3_client, start_obs_local, stop_server
 
 
