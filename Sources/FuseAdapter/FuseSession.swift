@@ -21,8 +21,9 @@
 //
 // Interrupts: a request whose answer waits (a write queued for a part buffer, a read waiting for
 // its GET, a flush or fsync waiting for the upload) registers `fuse_req_interrupt_func` while it
-// waits (the kernel interrupts only the requests it sends synchronously: not read-ahead). When the calling process gets a signal the kernel sends INTERRUPT and the callback, on
-// another libfuse thread, only withdraws the write from its queue (`PendingWrite.cancel`) or
+// waits (the kernel interrupts only the requests it sends synchronously: not read-ahead). When
+// the calling process gets a signal the kernel sends INTERRUPT and the callback, on another
+// libfuse thread, only withdraws the write from its queue (`PendingWrite.cancel`) or
 // stops the wait (`Dispatcher.stoppable`); the request is answered EINTR at once. A read or an
 // upload goes on without its caller (mount-options/write-semantics.md, "Interrupted calls").
 //
