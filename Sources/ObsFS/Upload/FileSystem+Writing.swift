@@ -157,9 +157,6 @@ extension ObsFileSystem {
             if let session = file.session, let continued = continueAfterCompletion(handle, file, session) {
                 return write(continued, file.inode, at: offset, bytes: bytes)
             }
-            if let session = file.session, session.isUploading, offset < session.unsentStart {
-                return writeBehindTheUpload(handle, file, session, at: offset, bytes: bytes)
-            }
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }

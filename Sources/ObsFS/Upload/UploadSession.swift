@@ -216,10 +216,6 @@ public final class UploadSession: Sendable {
     /// The options the upload was initiated with.
     public var options: ObjectOptions { identity.withLock { $0.options } }
 
-    /// Where the bytes not yet sent start: a write before it (zip patching its header, `pwrite`
-    /// backwards) cannot go into this upload (FileSystem continues the file by composition).
-    public var unsentStart: Int64 { state.withLock { $0.assembly.unsentStart } }
-
     /// Bytes written so far (the size `stat` shows while the file is being written).
     public var size: Int64 { publishedSize.load(ordering: .acquiring) }
 
