@@ -64,6 +64,28 @@ struct NamespaceTreeTests {
         #expect(try await fs.lookup(parent: .root, name: "ghost").kind == .directory)
     }
 
+    @Test func aDirectoryMadeHereAnswersMissingNamesWithoutRequestsUntilAChildIsForgotten() async throws {
+        let fs = mount()
+        let dir = try await fs.mkdir(parent: .root, name: "new", mode: 0o755, caller: testCaller)
+        func requests() -> Int { store.contents.withLock { $0.headCalls + $0.listCalls } }
+        let before = requests()
+        #expect(await errno { _ = try await fs.lookup(parent: dir.inode, name: "a") } == .noEntry)
+        let (created, handle) = try await fs.create(parent: dir.inode, name: "a")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(try await fs.lookup(parent: dir.inode, name: "a").inode == created.inode)
+        #expect(await errno { _ = try await fs.mkdir(parent: dir.inode, name: "a", mode: 0o755, caller: testCaller) } == .exists)
+        #expect(await errno { _ = try await fs.lookup(parent: dir.inode, name: "b") } == .noEntry)
+        #expect(requests() == before)
+        // Another client's key is not seen meanwhile; once the kernel forgets "a" (the table no
+        // longer holds every name), lookups ask the store again and find it.
+        store.seed("new/other", [1])
+        #expect(await errno { _ = try await fs.lookup(parent: dir.inode, name: "other") } == .noEntry)
+        fs.forget(created.inode, count: 2)
+        #expect(try await fs.lookup(parent: dir.inode, name: "other").kind == .regular)
+        #expect(requests() > before)
+    }
+
     @Test func attributesAreCachedForTheTimeoutAndAReplacedObjectGetsANewInode() async throws {
         store.seed("f", [1, 2, 3])
         let fs = mount(attributeTimeout: .zero)

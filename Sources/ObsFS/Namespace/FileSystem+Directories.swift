@@ -13,7 +13,7 @@ extension ObsFileSystem {
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
         let posix = newPosixMetadata(mode: mode, caller: caller)
         var options = ObjectOptions()
         options.contentType = KeyNaming.directoryContentType
@@ -32,6 +32,9 @@ extension ObsFileSystem {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
         inode.state.withLock { $0.hasMarker = true }
+        // Nothing is beneath a directory made just now: names looked up in it are missing
+        // unless this mount makes them, for negative_timeout=.
+        table.holdEveryChild(of: inode.number, for: configuration.negativeTimeout)
         logger.info("\(markerKey): directory created")
         return attributes(of: inode)
     }

@@ -12,7 +12,7 @@ extension ObsFileSystem {
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
         var posix = newPosixMetadata(mode: 0o777, caller: Caller(uid: caller.uid, gid: caller.gid, umask: 0))
         posix.permissions = 0o777
         return try await putNewObject(parent: parent, name: name, path: path, kind: .symlink, bytes: Array(target.utf8), posix: posix) { state in
@@ -47,7 +47,7 @@ extension ObsFileSystem {
             throw failure
         }
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        if !negativeCache.contains(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
         return try await putNewObject(parent: parent, name: name, path: path, kind: .regular, bytes: [], posix: newPosixMetadata(mode: mode, caller: caller))
     }
 

@@ -1,6 +1,9 @@
 // Lookup, getattr, forget: names resolved against the store (KeyNaming.swift has the rules),
 // remembered in the inode table until `attr_timeout=`, misses in the negative cache until
-// `negative_timeout=`.
+// `negative_timeout=`. In a directory this mount made (mkdir) less than `negative_timeout=` ago
+// the table holds every name there is, so a name it does not hold is missing without a request
+// (a program filling a new directory sends no lookup per file); the kernel forgetting one of
+// its children ends that.
 //
 // A lookup the caches cannot answer sends HEAD `key` and a one-key LIST of `key/` at once
 // (one round trip), or the HEAD alone for a name a listing showed as a file within
@@ -28,7 +31,7 @@ extension ObsFileSystem {
                 return attributes(of: inode)
             }
         }
-        if negativeCache.contains(parent, name) { throw FileSystemError(.noEntry, "\(objectKey(path)): missing (cached)") }
+        if isKnownMissing(parent, name) { throw FileSystemError(.noEntry, "\(objectKey(path)): missing (cached)") }
         let generation = negativeCache.generation
         let remote: RemoteEntry?
         do {
@@ -50,6 +53,13 @@ extension ObsFileSystem {
             throw FileSystemError(.noEntry, "no object \(objectKey(path)) and no keys under \(objectKey(path))/")
         }
         return try remember(remote, parent: parent, name: name)
+    }
+
+    /// Whether `name` is known to be missing from `parent` without asking the store: found
+    /// missing within `negative_timeout=`, or not among the children of a directory this mount
+    /// made within `negative_timeout=` (callers have checked the table's child first).
+    func isKnownMissing(_ parent: InodeNumber, _ name: String) -> Bool {
+        negativeCache.contains(parent, name) || (table.holdsEveryChild(of: parent) && table.child(parent, name) == nil)
     }
 
     /// Enters what the store holds under `name` into the table (one kernel lookup).

@@ -81,6 +81,9 @@ final class InodeTable: Sendable {
         var linked: Bool
         /// A directory's children known to this mount (looked up, listed or created here).
         var children: [String: InodeNumber] = [:]
+        /// Until when `children` are all a directory has: set when this mount made it (mkdir),
+        /// lost as soon as a child still linked leaves the table (the kernel forgot it).
+        var childrenCompleteUntil: ContinuousClock.Instant?
     }
 
     private struct Tree {
@@ -140,6 +143,19 @@ final class InodeTable: Sendable {
             guard let node = tree.nodes[directory] else { return [:] }
             return node.children.compactMapValues { number in tree.nodes[number].flatMap { $0.linked ? $0.inode : nil } }
         }
+    }
+
+    /// Records that the children of `directory` in the table are all it has, for `duration`
+    /// (it was just made by this mount).
+    func holdEveryChild(of directory: InodeNumber, for duration: Duration) {
+        guard duration > .zero else { return }
+        tree.withLock { $0.nodes[directory]?.childrenCompleteUntil = .now + duration }
+    }
+
+    /// Whether the table's children of `directory` are all it has: a name not among them is
+    /// missing without asking the store.
+    func holdsEveryChild(of directory: InodeNumber) -> Bool {
+        tree.withLock { tree in tree.nodes[directory]?.childrenCompleteUntil.map { $0 > .now } ?? false }
     }
 
     /// The inode for `name` in `parent` as an entry reply gives it to the kernel (lookup count
@@ -207,6 +223,7 @@ final class InodeTable: Sendable {
     func detachChildren(_ directory: InodeNumber) {
         tree.withLock { tree in
             for number in tree.nodes[directory]?.children.values.map({ $0 }) ?? [] { Self.detach(number, in: &tree) }
+            tree.nodes[directory]?.childrenCompleteUntil = nil
         }
     }
 
@@ -227,7 +244,11 @@ final class InodeTable: Sendable {
     /// An inode leaves the table when the kernel holds no reference to it.
     private static func dropIfUnused(_ number: InodeNumber, in tree: inout Tree) {
         guard number != .root, let node = tree.nodes[number], node.lookups == 0 else { return }
-        if tree.nodes[node.parent]?.children[node.name] == number { tree.nodes[node.parent]?.children[node.name] = nil }
+        if tree.nodes[node.parent]?.children[node.name] == number {
+            // A name that still exists leaves the children: they are no longer all there is.
+            tree.nodes[node.parent]?.children[node.name] = nil
+            tree.nodes[node.parent]?.childrenCompleteUntil = nil
+        }
         tree.nodes[number] = nil
     }
 }
