@@ -83,6 +83,7 @@ let package = Package(
         .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer"]),
         .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"]),
         .testTarget(name: "ObsFSTests", dependencies: ["ObsFS", "OBSClient", "OBSLocalServer"]),
+        .testTarget(name: "FuseAdapterTests", dependencies: ["FuseAdapter", "CFuse3", "ObsFS", "OBSClient", "OBSLocalServer"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,8 +1,15 @@
-// The only file that touches libfuse3's pointers. It builds the `fuse_lowlevel_ops` table, owns
-// the `fuse_session`, runs the session loop, and turns each callback into a call to the core
-// whose reply (`fuse_reply_*`, exactly one per request) is sent from a Swift Task. No callback
-// blocks its thread: the only synchronous work is converting arguments and, for `write`, copying
-// the kernel's bytes into part buffers (the buffer is only valid during the callback).
+// With Replies.swift, the only file that touches libfuse3's pointers. It builds the
+// `fuse_lowlevel_ops` table, owns the `fuse_session`, runs the session loop, and turns each
+// callback into a call to the core whose reply (exactly one per request, through the
+// Dispatcher's `Replies`: libfuse's `fuse_reply_*` when mounted) is sent from a Swift Task. No
+// callback blocks its thread: the only synchronous work is converting arguments and, for `write`,
+// copying the kernel's bytes into part buffers (the buffer is only valid during the callback).
+//
+// Lookups and handles: a reply that hands the kernel an inode (entry, create, readdirplus entries)
+// counts one lookup per inode in the core, and create and open hand it a file handle. When the
+// kernel does not take such a reply (libfuse returns an error: the request was interrupted) it
+// will never forget or release them, so the Dispatcher gives them back itself (`replyEntry`,
+// `replyCreate`, `replyDirectory`, open and opendir).
 //
 // Threads: libfuse's multi-threaded loop (`fuse_session_loop_mt`): several worker threads read
 // /dev/fuse and run the callbacks, so two requests' synchronous parts (a write's copy into part
@@ -43,18 +50,12 @@ import Synchronization
 /// `max_write` asked for in `init`.
 let requestedMaxWrite: UInt32 = 1 << 20
 
-/// One request from the kernel, to be answered exactly once.
-private struct Request: @unchecked Sendable {
-    // @unchecked: a fuse_req_t may be answered from any thread; each Request is answered once.
-    let raw: fuse_req_t
-    /// A lookup, whose ENOENT is answered as a negative entry.
-    var isLookup = false
-}
-
 /// The state callbacks reach through the session's userdata.
-private final class Dispatcher: Sendable {
+final class Dispatcher: Sendable {
     let fileSystem: ObsFileSystem
     let logger: Logger
+    /// Where every reply goes (libfuse's functions in a mounted session; Replies.swift).
+    let replies: any Replies
     /// Requests started and not yet answered; destroy waits for 0.
     let outstanding = Mutex(0)
 
@@ -64,9 +65,10 @@ private final class Dispatcher: Sendable {
     /// How long the kernel may remember a missing name (`negative_timeout=`).
     let negativeSeconds: Double
 
-    init(fileSystem: ObsFileSystem, logger: Logger) {
+    init(fileSystem: ObsFileSystem, logger: Logger, replies: any Replies) {
         self.fileSystem = fileSystem
         self.logger = logger
+        self.replies = replies
         cacheSeconds = Dispatcher.seconds(fileSystem.configuration.attributeTimeout)
         negativeSeconds = Dispatcher.seconds(fileSystem.configuration.negativeTimeout)
     }
@@ -98,7 +100,7 @@ private final class Dispatcher: Sendable {
     func replyStatus(_ request: Request, _ body: () async throws -> Void) async {
         do {
             try await body()
-            fuse_reply_err(request.raw, 0)
+            replies.error(request, 0)
         } catch {
             fail(request, error)
         }
@@ -187,8 +189,7 @@ private final class Dispatcher: Sendable {
     func replyEntry(_ request: Request, _ body: () async throws -> FileAttributes) async {
         do {
             let attributes = try await body()
-            var entry = entry(attributes)
-            if fuse_reply_entry(request.raw, &entry) != 0 { fileSystem.forget(attributes.inode, count: 1) }
+            if !replies.entry(request, entry(attributes)) { fileSystem.forget(attributes.inode, count: 1) }
         } catch {
             fail(request, error)
         }
@@ -211,10 +212,10 @@ private final class Dispatcher: Sendable {
             // A negative entry: the kernel remembers the missing name for negative_timeout=.
             var entry = fuse_entry_param()
             entry.entry_timeout = negativeSeconds
-            fuse_reply_entry(request.raw, &entry)
+            replies.entry(request, entry)
             return
         }
-        fuse_reply_err(request.raw, errno.rawValue)
+        replies.error(request, errno.rawValue)
     }
 
     private func isLookup(_ request: Request) -> Bool { request.isLookup }
@@ -282,8 +283,9 @@ private let operations: fuse_lowlevel_ops = {
 
     ops.forget = { request, inode, count in
         guard let request else { return }
-        Dispatcher.from(request).fileSystem.forget(InodeNumber(inode), count: count)
-        fuse_reply_none(request)
+        let dispatcher = Dispatcher.from(request)
+        dispatcher.fileSystem.forget(InodeNumber(inode), count: count)
+        dispatcher.replies.none(Request(raw: request))
     }
 
     ops.getattr = { request, inode, _ in
@@ -291,8 +293,8 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         dispatcher.answer(request) { request in
             do {
-                var attributes = dispatcher.stat(try await dispatcher.fileSystem.getattr(InodeNumber(inode)))
-                fuse_reply_attr(request.raw, &attributes, dispatcher.cacheSeconds)
+                let attributes = dispatcher.stat(try await dispatcher.fileSystem.getattr(InodeNumber(inode)))
+                dispatcher.replies.attributes(request, attributes, timeout: dispatcher.cacheSeconds)
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -306,9 +308,7 @@ private let operations: fuse_lowlevel_ops = {
         let kernelTimes = FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME
         if toSet & ~kernelTimes == 0, toSet & FUSE_SET_ATTR_CTIME != 0, let info,
            let shown = dispatcher.fileSystem.timesOfCachedWrites(InodeNumber(inode), handle: FileHandleID(info.pointee.fh)) {
-            var result = dispatcher.stat(shown)
-            fuse_reply_attr(request, &result, dispatcher.cacheSeconds)
-            return
+            return dispatcher.replies.attributes(Request(raw: request), dispatcher.stat(shown), timeout: dispatcher.cacheSeconds)
         }
         let given = attributes.pointee
         func time(_ set: Int32, _ now: Int32, _ value: Glibc.timespec) -> FileTime? {
@@ -323,8 +323,8 @@ private let operations: fuse_lowlevel_ops = {
             modified: time(FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, given.st_mtim))
         dispatcher.answer(request) { request in
             do {
-                var result = dispatcher.stat(try await dispatcher.fileSystem.setattr(InodeNumber(inode), changes))
-                fuse_reply_attr(request.raw, &result, dispatcher.cacheSeconds)
+                let result = dispatcher.stat(try await dispatcher.fileSystem.setattr(InodeNumber(inode), changes))
+                dispatcher.replies.attributes(request, result, timeout: dispatcher.cacheSeconds)
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -338,22 +338,9 @@ private let operations: fuse_lowlevel_ops = {
         let caller = Dispatcher.caller(request)
         let template = info.pointee  // libfuse's copy lives on its stack; reply with ours
         dispatcher.answer(request) { request in
-            var reply = template
             var caller = caller
             caller.process = Dispatcher.threadGroup(of: caller.process)
-            do {
-                let (attributes, handle) = try await dispatcher.fileSystem.create(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
-                var entry = dispatcher.entry(attributes)
-                reply.fh = handle.rawValue
-                reply.direct_io = dispatcher.fileSystem.configuration.writebackCache ? 0 : 1
-                if fuse_reply_create(request.raw, &entry, &reply) != 0 {
-                    // The opener went away (interrupted): the kernel will not release this handle.
-                    dispatcher.fileSystem.forget(attributes.inode, count: 1)
-                    await dispatcher.fileSystem.release(handle)
-                }
-            } catch {
-                dispatcher.fail(request, error)
-            }
+            await dispatcher.replyCreate(request, parent: InodeNumber(parent), name: childName, mode: mode, caller: caller, template: template)
         }
     }
 
@@ -371,7 +358,7 @@ private let operations: fuse_lowlevel_ops = {
                 reply.fh = opened.handle.rawValue
                 reply.direct_io = opened.directIO ? 1 : 0
                 reply.keep_cache = opened.keepCache ? 1 : 0
-                if fuse_reply_open(request.raw, &reply) != 0 { await dispatcher.fileSystem.release(opened.handle) }
+                if !dispatcher.replies.open(request, reply) { await dispatcher.fileSystem.release(opened.handle) }
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -388,13 +375,13 @@ private let operations: fuse_lowlevel_ops = {
                                                     process: Dispatcher.caller(request).process)
         switch admission {
         // Answered here, on the callback's thread: no task for the common case.
-        case .accepted(let count): fuse_reply_write(request, count)
+        case .accepted(let count): dispatcher.replies.written(Request(raw: request), count: count)
         case .refused(let error): dispatcher.fail(Request(raw: request), error)
         case .waiting(let pending):
             dispatcher.answer(request) { request in
                 // An interrupt withdraws the write from its queue: EINTR (or short) at once.
                 switch await dispatcher.interruptibly(request, onInterrupt: { pending.cancel() }, { await pending.outcome }) {
-                case .success(let count): fuse_reply_write(request.raw, count)
+                case .success(let count): dispatcher.replies.written(request, count: count)
                 case .failure(let error): dispatcher.fail(request, error)
                 }
             }
@@ -410,7 +397,7 @@ private let operations: fuse_lowlevel_ops = {
                 let bytes = try await dispatcher.stoppable(request, doing: "read of \(size) bytes at \(offset)") {
                     try await dispatcher.fileSystem.read(handle, at: Int64(offset), count: size)
                 }
-                _ = bytes.withUnsafeBytes { fuse_reply_buf(request.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
+                _ = bytes.withUnsafeBytes { dispatcher.replies.buffer(request, $0) }
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -447,7 +434,7 @@ private let operations: fuse_lowlevel_ops = {
         let handle = FileHandleID(info.pointee.fh)
         dispatcher.answer(request) { request in
             await dispatcher.fileSystem.release(handle)
-            fuse_reply_err(request.raw, 0)
+            dispatcher.replies.error(request, 0)
         }
     }
 
@@ -492,7 +479,7 @@ private let operations: fuse_lowlevel_ops = {
         dispatcher.answer(request) { request in
             do {
                 let target = try await dispatcher.fileSystem.readlink(InodeNumber(inode))
-                fuse_reply_readlink(request.raw, target)
+                dispatcher.replies.symlinkTarget(request, target)
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -537,7 +524,7 @@ private let operations: fuse_lowlevel_ops = {
             var reply = template
             do {
                 reply.fh = try dispatcher.fileSystem.openDirectory(InodeNumber(inode)).rawValue
-                if fuse_reply_open(request.raw, &reply) != 0 { dispatcher.fileSystem.releaseDirectory(DirectoryHandleID(reply.fh)) }
+                if !dispatcher.replies.open(request, reply) { dispatcher.fileSystem.releaseDirectory(DirectoryHandleID(reply.fh)) }
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -568,7 +555,7 @@ private let operations: fuse_lowlevel_ops = {
         let handle = DirectoryHandleID(info.pointee.fh)
         dispatcher.answer(request) { request in
             dispatcher.fileSystem.releaseDirectory(handle)
-            fuse_reply_err(request.raw, 0)
+            dispatcher.replies.error(request, 0)
         }
     }
 
@@ -587,7 +574,7 @@ private let operations: fuse_lowlevel_ops = {
             result.f_ffree = UInt(numbers.freeFiles)
             result.f_favail = UInt(numbers.freeFiles)
             result.f_namemax = UInt(numbers.maximumNameLength)
-            fuse_reply_statfs(request.raw, &result)
+            dispatcher.replies.statistics(request, result)
         }
     }
 
@@ -599,7 +586,7 @@ private let operations: fuse_lowlevel_ops = {
         if let refusal = ObsFileSystem.unkeptAttributeName(attributeName) { return dispatcher.fail(Request(raw: request), refusal) }
         dispatcher.answer(request) { request in
             do {
-                replyXattr(request, try await dispatcher.fileSystem.getxattr(InodeNumber(inode), name: attributeName), size: size)
+                dispatcher.replyXattr(request, try await dispatcher.fileSystem.getxattr(InodeNumber(inode), name: attributeName), size: size)
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -612,7 +599,7 @@ private let operations: fuse_lowlevel_ops = {
         dispatcher.answer(request) { request in
             do {
                 let names = try await dispatcher.fileSystem.listxattr(InodeNumber(inode))
-                replyXattr(request, names.flatMap { Array($0.utf8) + [0] }, size: size)
+                dispatcher.replyXattr(request, names.flatMap { Array($0.utf8) + [0] }, size: size)
             } catch {
                 dispatcher.fail(request, error)
             }
@@ -643,9 +630,9 @@ extension Dispatcher {
     static let unknownInode: UInt = 0xffff_ffff
 
     /// One readdir/readdirplus reply: as many entries after `offset` as fit in `size` bytes.
-    /// readdirplus entries whose attributes the table holds count one lookup each (given back
-    /// when the entry does not fit); the others are sent without attributes (ino 0), so the
-    /// kernel looks them up itself.
+    /// readdirplus entries whose attributes the table holds count one lookup each, given back
+    /// when the entry does not fit or the kernel does not take the reply; the others are sent
+    /// without attributes (ino 0), so the kernel looks them up itself.
     func replyDirectory(_ request: Request, _ handle: DirectoryHandleID, _ directory: InodeNumber, size: Int, offset: off_t, plus: Bool) async {
         let entries: [DirectoryEntry]
         do {
@@ -654,10 +641,13 @@ extension Dispatcher {
             fail(request, error)
             return
         }
-        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(size, 1))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: MemoryLayout<UInt64>.alignment)
         defer { buffer.deallocate() }
         var used = 0
+        // The lookups the packed entries carry: given back when the kernel does not take the reply.
+        var counted: [InodeNumber] = []
         for entry in entries {
+            let room = UnsafeMutableRawBufferPointer(rebasing: buffer[used..<size])
             var attributes = Glibc.stat()
             attributes.st_ino = entry.inode.map { UInt($0.rawValue) } ?? Dispatcher.unknownInode
             attributes.st_mode = switch entry.kind {
@@ -670,26 +660,48 @@ extension Dispatcher {
                 let known = fileSystem.entryAttributes(entry, in: directory)
                 var param = known.map { self.entry($0) } ?? fuse_entry_param()
                 if known == nil { param.attr = attributes }
-                needed = fuse_add_direntry_plus(request.raw, buffer + used, size - used, entry.name, &param, off_t(entry.cookie))
-                if needed > size - used, let known { fileSystem.forget(known.inode, count: 1) }
+                needed = replies.packEntryPlus(request, into: room, name: entry.name, entry: param, cookie: off_t(entry.cookie))
+                if let known {
+                    if needed > room.count { fileSystem.forget(known.inode, count: 1) } else { counted.append(known.inode) }
+                }
             } else {
-                needed = fuse_add_direntry(request.raw, buffer + used, size - used, entry.name, &attributes, off_t(entry.cookie))
+                needed = replies.packEntry(request, into: room, name: entry.name, attributes: attributes, cookie: off_t(entry.cookie))
             }
-            if needed > size - used { break }
+            if needed > room.count { break }
             used += needed
         }
-        fuse_reply_buf(request.raw, buffer, used)
+        if !replies.buffer(request, UnsafeRawBufferPointer(rebasing: buffer[..<used])) {
+            for inode in counted { fileSystem.forget(inode, count: 1) }
+        }
     }
-}
 
-/// getxattr/listxattr protocol: size 0 asks for the length; a too-small buffer is ERANGE.
-private func replyXattr(_ request: Request, _ value: [UInt8], size: Int) {
-    if size == 0 {
-        fuse_reply_xattr(request.raw, value.count)
-    } else if size < value.count {
-        fuse_reply_err(request.raw, ERANGE)
-    } else {
-        _ = value.withUnsafeBytes { fuse_reply_buf(request.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), value.count) }
+    /// Creates and opens a file (one lookup and a handle). When the kernel does not take the
+    /// reply (the opener was interrupted) it will neither forget the inode nor release the handle:
+    /// both are given back here.
+    func replyCreate(_ request: Request, parent: InodeNumber, name: String, mode: UInt32, caller: Caller, template: fuse_file_info) async {
+        do {
+            let (attributes, handle) = try await fileSystem.create(parent: parent, name: name, mode: mode, caller: caller)
+            var reply = template
+            reply.fh = handle.rawValue
+            reply.direct_io = fileSystem.configuration.writebackCache ? 0 : 1
+            if !replies.create(request, entry(attributes), reply) {
+                fileSystem.forget(attributes.inode, count: 1)
+                await fileSystem.release(handle)
+            }
+        } catch {
+            fail(request, error)
+        }
+    }
+
+    /// getxattr/listxattr protocol: size 0 asks for the length; a too-small buffer is ERANGE.
+    func replyXattr(_ request: Request, _ value: [UInt8], size: Int) {
+        if size == 0 {
+            replies.extendedAttributeSize(request, value.count)
+        } else if size < value.count {
+            replies.error(request, ERANGE)
+        } else {
+            _ = value.withUnsafeBytes { replies.buffer(request, $0) }
+        }
     }
 }
 
@@ -829,7 +841,7 @@ public final class FuseSession {
     public init(fileSystem: ObsFileSystem, mountpoint: String, options: [String], debug: Bool, logger: Logger) throws {
         self.mountpoint = mountpoint
         self.logger = logger
-        dispatcher = Dispatcher(fileSystem: fileSystem, logger: logger)
+        dispatcher = Dispatcher(fileSystem: fileSystem, logger: logger, replies: LibfuseReplies())
         let arguments = ["obsmount"] + (debug ? ["-d"] : []) + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
         var cArguments = arguments.map { strdup($0) }
         defer { cArguments.forEach { free($0) } }
