@@ -64,6 +64,9 @@ final class Dispatcher: Sendable {
     let cacheSeconds: Double
     /// How long the kernel may remember a missing name (`negative_timeout=`).
     let negativeSeconds: Double
+    /// This mount's ID in /proc/self/mountinfo, once mounted (nil: unknown, so flushes never
+    /// ask /proc whether their process holds the file through another descriptor).
+    let mountID = Mutex<Int?>(nil)
 
     init(fileSystem: ObsFileSystem, logger: Logger, replies: any Replies) {
         self.fileSystem = fileSystem
@@ -160,24 +163,6 @@ final class Dispatcher: Sendable {
     static func caller(_ request: fuse_req_t) -> Caller {
         guard let context = fuse_req_ctx(request) else { return Caller(uid: getuid(), gid: getgid(), umask: 0o022) }
         return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: context.pointee.umask, process: ProcessID(context.pointee.pid))
-    }
-
-    /// The process (thread group) of a kernel thread ID, read from /proc/TID/status; the thread's
-    /// own ID when /proc cannot say (the thread is gone). Opens and flushes name processes, so the
-    /// close rule sees every thread of the opener as the opener (with writeback_cache, no write
-    /// shows the opener's lock owner). A few microseconds: called from the request's Task.
-    static func threadGroup(of thread: ProcessID) -> ProcessID {
-        guard thread != .unknown else { return thread }
-        let descriptor = Glibc.open("/proc/\(thread.rawValue)/status", O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return thread }
-        defer { Glibc.close(descriptor) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-        guard count > 0 else { return thread }
-        let status = String(decoding: buffer[..<count], as: UTF8.self)
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
-              let group = Int32(line.dropFirst(5).drop(while: { $0 == "\t" || $0 == " " })) else { return thread }
-        return ProcessID(group)
     }
 
     /// Answers an operation whose reply is an entry (lookup, mkdir, symlink, mknod, link).
@@ -339,7 +324,7 @@ private let operations: fuse_lowlevel_ops = {
         let template = info.pointee  // libfuse's copy lives on its stack; reply with ours
         dispatcher.answer(request) { request in
             var caller = caller
-            caller.process = Dispatcher.threadGroup(of: caller.process)
+            caller.process = ProcessFiles.threadGroup(of: caller.process)
             await dispatcher.replyCreate(request, parent: InodeNumber(parent), name: childName, mode: mode, caller: caller, template: template)
         }
     }
@@ -353,7 +338,7 @@ private let operations: fuse_lowlevel_ops = {
         dispatcher.answer(request) { request in
             var reply = template
             do {
-                let opener = Dispatcher.threadGroup(of: thread)
+                let opener = ProcessFiles.threadGroup(of: thread)
                 let opened = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags, opener: opener)
                 reply.fh = opened.handle.rawValue
                 reply.direct_io = opened.directIO ? 1 : 0
@@ -404,7 +389,7 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
-    ops.flush = { request, _, info in
+    ops.flush = { request, inode, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
@@ -413,7 +398,9 @@ private let operations: fuse_lowlevel_ops = {
         dispatcher.answer(request) { request in
             await dispatcher.replyStatus(request) {
                 try await dispatcher.stoppable(request, doing: "flush") {
-                    try await dispatcher.fileSystem.flush(handle, writer: writer, process: Dispatcher.threadGroup(of: thread))
+                    let process = ProcessFiles.threadGroup(of: thread)
+                    let heldElsewhere = dispatcher.mountID.withLock { $0 }.map { ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode), mountID: $0) } ?? false
+                    try await dispatcher.fileSystem.flush(handle, writer: writer, process: process, stillHeldWritable: heldElsewhere)
                 }
             }
         }
@@ -857,12 +844,18 @@ public final class FuseSession {
             Unmanaged<Dispatcher>.fromOpaque(userdata).release()
             throw FuseMountError(description: "fuse_session_new failed (bad FUSE options: \(options.joined(separator: ",")))")
         }
+        // Resolved before mounting: once mounted, looking at the path asks this (not yet
+        // serving) session.
+        let absolute = realpath(mountpoint, nil).map { path in defer { free(path) }; return String(cString: path) } ?? mountpoint
         guard fuse_session_mount(created, mountpoint) == 0 else {
             fuse_session_destroy(created)
             Unmanaged<Dispatcher>.fromOpaque(userdata).release()
             throw FuseMountError(description: "cannot mount on \(mountpoint) (does it exist, and may this user mount there?)")
         }
         session = created
+        let mountID = ProcessFiles.read("/proc/self/mountinfo").flatMap { ProcessFiles.mountID(of: absolute, in: $0) }
+        if mountID == nil { logger.warning("\(absolute) is not in /proc/self/mountinfo: every flush of a file's opener completes it, also one of a duplicated descriptor") }
+        dispatcher.mountID.withLock { $0 = mountID }
     }
 
     /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM or SIGINT; then calls

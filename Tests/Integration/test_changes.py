@@ -221,6 +221,34 @@ def test_parallel_file_system_bucket_modifies_and_truncates_natively(obs_local_p
     assert not {"InitiateMultipartUpload", "UploadPartCopy", "CopyObject"} & set(operations), operations
 
 
+def test_closing_a_duplicated_descriptor_neither_stores_nor_composes(server, mount_factory):
+    """A close whose process still holds the file writable through another descriptor (a dup)
+    does nothing; the last one completes the file: `printf > f` stores no empty object first, and
+    `exec 3>f; echo a >&3; ...; exec 3>&-` is one upload, nothing composed. A close of the
+    original while a dup stays open (`exec 4>&3; exec 3>&-`) does not complete either."""
+    mount = standard_mount(server, mount_factory)
+    redirected, sequence, moved = name("printf"), name("exec"), name("moved")
+    after = log_length(server)
+    script = f"""
+set -e
+cd {mount.path}
+printf abc > {redirected}
+exec 3>{sequence}; echo a >&3; echo b >&3; echo c >&3; exec 3>&-
+exec 3>{moved}; echo one >&3; exec 4>&3; exec 3>&-; echo two >&4; exec 4>&-
+"""
+    subprocess.run(["bash", "-c", script], check=True)
+    assert body(server, redirected) == b"abc"
+    assert body(server, sequence) == b"a\nb\nc\n"
+    assert body(server, moved) == b"one\ntwo\n"
+    if server.request_log:
+        for key in (redirected, sequence, moved):
+            operations = [entry["operation"] for entry in requests_for(server, key, after)
+                          if entry["operation"] not in ("HeadObject", "ListObjects", "GetObject")]
+            assert operations == ["InitiateMultipartUpload", "UploadPart", "CompleteMultipartUpload"], key
+    for key in (redirected, sequence, moved):
+        assert uploads_in_progress(server, key) == []
+
+
 def test_reading_a_file_another_descriptor_is_streaming(server, mount_factory):
     """EBUSY while the other descriptor streams it; once that one closed the file, the same
     read-only descriptor reads the object it became."""

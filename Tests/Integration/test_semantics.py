@@ -28,9 +28,10 @@ def test_dup_and_fork_complete_exactly_once(mount):
     assert os.waitpid(child, 0)[1] == 0
     assert uploads_in_progress(mount.server, key) != []  # the child's flushes completed nothing
     os.write(duplicate, b"b" * MiB)
-    os.close(duplicate)  # flush from the last writer: completes
+    os.close(duplicate)  # fd still holds the file writable: this close completes nothing
+    assert uploads_in_progress(mount.server, key) != []
+    os.close(fd)  # the opener's last descriptor: completes
     assert head(mount.server, key)["ContentLength"] == 7 * MiB
-    os.close(fd)  # a later flush: nothing more, no error
     assert uploads_in_progress(mount.server, key) == []
     body = mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read()
     assert body == b"a" * (6 * MiB) + b"b" * MiB

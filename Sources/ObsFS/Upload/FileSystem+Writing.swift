@@ -231,8 +231,12 @@ extension ObsFileSystem {
     }
 
     /// One `close()` of a descriptor of the file (see mount-options/write-semantics.md). A file
-    /// unlinked while open is not completed: its upload is aborted at release.
-    public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown) async throws {
+    /// unlinked while open is not completed: its upload is aborted at release. When the closing
+    /// process still holds the file open for writing through another descriptor
+    /// (`stillHeldWritable`: a `dup`, as a shell redirection makes), nothing happens: the close
+    /// of that descriptor completes it.
+    public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown, stillHeldWritable: Bool = false) async throws {
+        guard !stillHeldWritable else { return }
         try await fillToPendingSize(handle)
         let file = try openFile(handle)
         if let modify = file.modify {

@@ -1,0 +1,92 @@
+// What /proc says about the processes that call the mount: the thread group of a thread, and
+// whether a process still holds one of the mount's files open for writing through another
+// descriptor. The close rule (mount-options/write-semantics.md) uses both: a flush names the
+// thread that closed, and a flush whose process still holds the same file writable (a shell
+// redirection opens the file, `dup2`s it onto 1 and closes the original before anything is
+// written) does not complete it: the last of those descriptors' flush does.
+//
+// Only procfs reads, from a request's Task, never on a libfuse thread; reading /proc/PID/fdinfo
+// sends no request to this mount (stat of /proc/PID/fd/N would, and could wait for itself).
+import Glibc
+import ObsFS
+
+enum ProcessFiles {
+    /// The whole of a small /proc file, nil when it cannot be read (the process is gone).
+    static func read(_ path: String) -> String? {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { Glibc.close(descriptor) }
+        var contents: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            contents += buffer[..<count]
+        }
+        return String(decoding: contents, as: UTF8.self)
+    }
+
+    /// The value of `field:` in a /proc file of `field:\tvalue` lines.
+    static func field(_ field: String, in contents: String) -> Substring? {
+        guard let line = contents.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return nil }
+        return line.dropFirst(field.count + 1).drop(while: { $0 == "\t" || $0 == " " })
+    }
+
+    /// The process (thread group) of a kernel thread ID, read from /proc/TID/status; the thread's
+    /// own ID when /proc cannot say (the thread is gone). Opens and flushes name processes, so the
+    /// close rule sees every thread of the opener as the opener (with writeback_cache, no write
+    /// shows the opener's lock owner).
+    static func threadGroup(of thread: ProcessID) -> ProcessID {
+        guard thread != .unknown, let status = read("/proc/\(thread.rawValue)/status"),
+              let group = field("Tgid", in: status).flatMap({ Int32($0) }) else { return thread }
+        return ProcessID(group)
+    }
+
+    /// The ID (/proc/self/mountinfo's first field, fdinfo's `mnt_id`) of the mount on
+    /// `mountpoint`, an absolute path without symlinks; the last one when several are stacked.
+    static func mountID(of mountpoint: String, in mountinfo: String) -> Int? {
+        var found: Int?
+        for line in mountinfo.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, unescape(fields[4]) == mountpoint, let id = Int(fields[0]) else { continue }
+            found = id
+        }
+        return found
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+    private static func unescape(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        var index = field.utf8.startIndex
+        let utf8 = field.utf8
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: "\\"), let end = utf8.index(index, offsetBy: 4, limitedBy: utf8.endIndex),
+               let value = UInt8(String(decoding: utf8[utf8.index(after: index)..<end], as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                index = end
+            } else {
+                bytes.append(byte)
+                index = utf8.index(after: index)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Whether `process` holds a descriptor open for writing (O_WRONLY or O_RDWR) on the inode
+    /// `inode` of the mount `mountID` (its fdinfo's `mnt_id`, `ino` and `flags`).
+    static func holdsWritable(process: ProcessID, inode: InodeNumber, mountID: Int) -> Bool {
+        guard process != .unknown, let directory = opendir("/proc/\(process.rawValue)/fdinfo") else { return false }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard name.first?.isNumber == true, let info = read("/proc/\(process.rawValue)/fdinfo/\(name)"),
+                  field("mnt_id", in: info).flatMap({ Int($0) }) == mountID,
+                  field("ino", in: info).flatMap({ UInt64($0) }) == inode.rawValue,
+                  let flags = field("flags", in: info).flatMap({ Int32($0, radix: 8) }) else { continue }
+            if flags & O_ACCMODE != O_RDONLY { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,64 @@
+// What the close rule reads from /proc: the mount's ID from mountinfo (escaped paths, stacked
+// mounts) and whether a process holds an inode open for writing (this test process's own
+// descriptors, read-only and writable).
+import Glibc
+import ObsFS
+import Testing
+@testable import FuseAdapter
+
+@Suite("What /proc says about callers")
+struct ProcessFilesTests {
+    @Test func theMountIDIsTheLastMountOnThePathWithEscapesUndone() {
+        let mountinfo = """
+        22 1 0:21 / /proc rw,nosuid - proc proc rw
+        45 27 0:40 / /tmp/a\\040b rw,nosuid,nodev - fuse.obsmount obs:bench rw
+        46 27 0:41 / /tmp/a rw - fuse.obsmount obs:other rw
+        47 45 0:42 / /tmp/a\\040b rw - fuse.obsmount obs:top rw
+        """
+        #expect(ProcessFiles.mountID(of: "/tmp/a b", in: mountinfo) == 47)
+        #expect(ProcessFiles.mountID(of: "/tmp/a", in: mountinfo) == 46)
+        #expect(ProcessFiles.mountID(of: "/tmp/none", in: mountinfo) == nil)
+    }
+
+    @Test func aThreadGroupIsReadFromStatusAndAGoneThreadStandsForItself() throws {
+        // Every thread of this process lists the process as its thread group.
+        let threads = try #require(opendir("/proc/self/task"))
+        defer { closedir(threads) }
+        var seen = 0
+        while let entry = readdir(threads) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard let thread = Int32(name) else { continue }
+            #expect(ProcessFiles.threadGroup(of: ProcessID(thread)) == ProcessID(getpid()))
+            seen += 1
+        }
+        #expect(seen > 1)
+        #expect(ProcessFiles.threadGroup(of: ProcessID(Int32.max)) == ProcessID(Int32.max))
+    }
+
+    /// The `mnt_id` and `ino` of one of this process's descriptors, as fdinfo shows them.
+    func identity(of descriptor: Int32) throws -> (mountID: Int, inode: InodeNumber) {
+        let info = try #require(ProcessFiles.read("/proc/self/fdinfo/\(descriptor)"))
+        let mountID = try #require(ProcessFiles.field("mnt_id", in: info).flatMap { Int($0) })
+        var status = stat()
+        #expect(fstat(descriptor, &status) == 0)
+        return (mountID, InodeNumber(UInt64(status.st_ino)))
+    }
+
+    @Test func aDescriptorOpenForWritingIsFoundAndAReadOnlyOneIsNot() throws {
+        let path = "/tmp/obsmount-process-files-\(getpid())"
+        let reader = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(reader >= 0)
+        defer { unlink(path) }
+        let (mountID, inode) = try identity(of: reader)
+        let process = ProcessID(getpid())
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID))
+        let writer = open(path, O_WRONLY | O_CLOEXEC)
+        #expect(writer >= 0)
+        #expect(ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID))
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID + 1))
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode.rawValue + 1), mountID: mountID))
+        close(writer)
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID))
+        close(reader)
+    }
+}
