@@ -166,6 +166,30 @@ struct ReadStreamTests {
         #expect(try await eventually { pool.allocatedBytes == 0 })
     }
 
+    @Test func freedBuffersAreReusedAndGiveWayToLiveOnes() async throws {
+        let pool = ReadBufferPool(capacity: Int(8 * MiB), demandReserve: Int(4 * MiB))
+        var first: ReadBuffer? = try await pool.take(size: Int(MiB))
+        let address = first?.rawBytes.baseAddress
+        first = nil
+        #expect(pool.allocatedBytes == 0)
+        #expect(pool.spareBytes == Int(MiB))
+        // The next buffer of that size is the same memory, not a new mapping.
+        var second: ReadBuffer? = try await pool.take(size: Int(MiB))
+        #expect(second?.rawBytes.baseAddress == address)
+        #expect(pool.spareBytes == 0)
+        second = nil
+        // At most an eighth of the budget is kept.
+        var large: ReadBuffer? = try await pool.take(size: Int(2 * MiB))
+        large = nil
+        #expect(pool.spareBytes == Int(MiB))
+        // Live buffers may use the whole budget: the spare memory is freed for them.
+        let demand = try await pool.take(size: Int(4 * MiB))
+        let retained = try #require(pool.tryTakeRetained(size: Int(4 * MiB)))
+        #expect(pool.allocatedBytes == Int(8 * MiB))
+        #expect(pool.spareBytes == 0)
+        _ = (demand, retained, large, second)
+    }
+
     @Test func aReadWaitingForMemoryEndsWhenCancelled() async throws {
         let reader = InMemoryObjectReader()
         reader.put("f", pattern(Int(MiB)))

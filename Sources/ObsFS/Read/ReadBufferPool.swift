@@ -6,6 +6,12 @@
 // for, released when that read has copied its bytes out — may wait (FIFO, cancellable) for any
 // free byte. Retained memory can never take the reserve, and demand buffers always come back, so
 // a waiting read always gets memory eventually, however many files sit idle with full windows.
+//
+// Freed buffers are kept for reuse (`spare`, at most `capacity / 8` bytes, and never more than
+// the budget leaves beside the live buffers): a sequential reader frees a chunk and takes one of
+// the same size for the next prefetch, and a fresh allocation of megabytes costs the kernel a
+// mapping, a page fault and a page zeroed per 4 KiB (measured: about a sixth of the CPU of a
+// 1 GiB read).
 import OBSProtocol
 import Synchronization
 
@@ -21,18 +27,38 @@ public final class ReadBufferPool: Sendable {
         var peakBytes = 0
         /// Demand reads waiting for memory, served in order.
         var waiters = WaitQueue<ReadBuffer>()
+        /// Memory of freed buffers, by size, for the next buffers of that size.
+        var spare: [Int: [SpareMemory]] = [:]
+        /// Bytes in `spare`.
+        var spareBytes = 0
+
+        /// Live and spare bytes together stay within this (the pool's capacity).
+        let capacity: Int
 
         mutating func account(_ size: Int) {
             allocatedBytes += size
             peakBytes = max(peakBytes, allocatedBytes)
+            trimSpare()
+        }
+
+        /// Frees spare memory while live and spare bytes together exceed the budget.
+        mutating func trimSpare() {
+            while allocatedBytes + spareBytes > capacity, let size = spare.first(where: { !$0.value.isEmpty })?.key,
+                  let memory = spare[size]?.popLast() {
+                memory.bytes.deallocate()
+                spareBytes -= size
+            }
         }
     }
 
     public let capacity: Int
+    /// The most bytes of freed buffers kept for reuse.
+    let spareLimit: Int
     /// Bytes that only demand reads may use.
     public let demandReserve: Int
-    /// Guards the byte accounting and the queue of waiting reads.
-    private let state = Mutex(State())
+    /// Guards the byte accounting, the queue of waiting reads and the spare memory (freed under
+    /// it only when live buffers need the room back).
+    private let state: Mutex<State>
 
     /// - Parameters:
     ///   - capacity: bytes of read buffers for the whole mount.
@@ -43,6 +69,8 @@ public final class ReadBufferPool: Sendable {
         precondition(capacity > 0 && reserve > 0 && reserve <= capacity, "read pool needs a positive capacity and reserve")
         self.capacity = capacity
         self.demandReserve = reserve
+        spareLimit = capacity / 8
+        state = Mutex(State(capacity: capacity))
     }
 
     /// Bytes of live buffers now; never above `capacity`.
@@ -51,6 +79,8 @@ public final class ReadBufferPool: Sendable {
     public var peakBytes: Int { state.withLock { $0.peakBytes } }
     /// Demand reads waiting for memory.
     public var waitingReads: Int { state.withLock { $0.waiters.entries.count } }
+    /// Bytes of freed buffers kept for reuse.
+    public var spareBytes: Int { state.withLock { $0.spareBytes } }
 
     /// A buffer to keep between reads (a prefetch), if the retained share has room now and no
     /// demand read is waiting.
@@ -104,14 +134,38 @@ public final class ReadBufferPool: Sendable {
         }
     }
 
-    /// Called by a buffer's deinit: its bytes are free; wakes the waiters that now fit.
-    fileprivate func release(_ buffer: ReadBuffer) {
-        let served = state.withLock { state in
+    /// Memory for a new buffer of `size` bytes (already granted): a spare one of that size, or
+    /// new memory.
+    fileprivate func memory(_ size: Int) -> UnsafeMutableRawBufferPointer {
+        let reused = state.withLock { state -> SpareMemory? in
+            guard let memory = state.spare[size]?.popLast() else { return nil }
+            state.spareBytes -= size
+            return memory
+        }
+        return reused?.bytes ?? UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
+    }
+
+    /// Called by a buffer's deinit: its bytes are free (kept as spare memory when there is room);
+    /// wakes the waiters that now fit.
+    fileprivate func release(_ buffer: ReadBuffer, memory: UnsafeMutableRawBufferPointer) {
+        let (served, kept) = state.withLock { state in
             state.allocatedBytes -= buffer.byteCount
             if buffer.isRetained.load(ordering: .relaxed) { state.retainedBytes -= buffer.byteCount }
-            return serveWaiters(&state)
+            let kept = state.spareBytes + memory.count <= min(spareLimit, capacity - state.allocatedBytes)
+            if kept {
+                state.spare[memory.count, default: []].append(SpareMemory(bytes: memory))
+                state.spareBytes += memory.count
+            }
+            return (serveWaiters(&state), kept)
         }
+        if !kept { memory.deallocate() }
         resume(served)
+    }
+
+    deinit {
+        state.withLock { state in
+            for memory in state.spare.values.joined() { memory.bytes.deallocate() }
+        }
     }
 
     /// Grants memory to the waiters at the head of the queue that fit, in order.
@@ -143,7 +197,7 @@ public final class ReadBuffer: RawMemoryOwner, @unchecked Sendable {
     fileprivate let isRetained: Atomic<Bool>
 
     fileprivate init(byteCount: Int, pool: ReadBufferPool, retained: Bool) {
-        rawBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 4096)
+        rawBytes = pool.memory(byteCount)
         self.pool = pool
         isRetained = Atomic(retained)
     }
@@ -151,7 +205,12 @@ public final class ReadBuffer: RawMemoryOwner, @unchecked Sendable {
     public var byteCount: Int { rawBytes.count }
 
     deinit {
-        rawBytes.deallocate()
-        pool.release(self)
+        pool.release(self, memory: rawBytes)
     }
+}
+
+/// The memory of a freed buffer, kept by the pool (under its lock) until reused or freed.
+private struct SpareMemory: @unchecked Sendable {
+    // @unchecked: owned by the pool's state alone; no buffer refers to it any more.
+    let bytes: UnsafeMutableRawBufferPointer
 }
