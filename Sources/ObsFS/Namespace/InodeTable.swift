@@ -164,8 +164,11 @@ final class InodeTable: Sendable {
     func entry(parent: InodeNumber, name: String, kind: FileKind, facts: InodeFacts,
                isCurrent: (Inode) -> Bool = { _ in true }) -> (inode: Inode, isNew: Bool)? {
         tree.withLock { tree -> (Inode, Bool)? in
-            guard let parentNode = tree.nodes[parent], parentNode.linked, parentNode.inode.kind == .directory else { return nil }
-            if let existing = parentNode.children[name], var node = tree.nodes[existing], node.linked {
+            // Reads the parent in place: a copy of its node kept alive here would make the write
+            // to its children below copy the whole dictionary (quadratic over a listing).
+            let parentState = tree.nodes[parent].map { (usable: $0.linked && $0.inode.kind == .directory, child: $0.children[name]) }
+            guard let parentState, parentState.usable else { return nil }
+            if let existing = parentState.child, var node = tree.nodes[existing], node.linked {
                 if node.inode.kind == kind && isCurrent(node.inode) {
                     node.lookups += 1
                     tree.nodes[existing] = node
