@@ -161,13 +161,15 @@ final class CurlEventLoop: @unchecked Sendable {
     /// Queues a transfer; its continuation is resumed exactly once by the event thread.
     func submit(_ transfer: CurlTransfer, _ continuation: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) {
         transfer.continuation = continuation
-        let accepted = inbox.withLock { inbox in
-            guard !inbox.shuttingDown else { return false }
+        let (accepted, first) = inbox.withLock { inbox in
+            guard !inbox.shuttingDown else { return (false, false) }
             inbox.submitted.append(transfer)
-            return true
+            return (true, inbox.submitted.count == 1)
         }
         if accepted {
-            wakeUp()
+            // Only the first transfer of an undrained inbox wakes the loop: its wake-up comes after
+            // its append, and the drain that follows takes everything submitted until then.
+            if first { wakeUp() }
         } else {
             transfer.resume(.failure(transfer.error(.unavailable, "transport shut down")))
         }
@@ -372,18 +374,37 @@ private let headerCallback: curl_write_callback = { buffer, size, count, userdat
     let length = size * count
     guard let buffer, let userdata else { return length }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-    let line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
-    if line.hasPrefix("HTTP/") {
-        // A new response starts (after a 100 Continue or a redirect): forget the previous one.
-        let parts = line.split(separator: " ", maxSplits: 2)
-        transfer.status = parts.count >= 2 ? Int(parts[1]) ?? 0 : 0
-        transfer.headers = HeaderFields()
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = String(line[..<colon])
-        let value = String(line[line.index(after: colon)...]).trimmingLineEnd.trimmingSpaces
-        transfer.headers.add(name: name, value: value)
-    }
+    transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: buffer, count: length))
     return length
+}
+
+extension CurlTransfer {
+    /// Takes one header line as curl delivers it (with its line end), read in place: only the
+    /// name and the value become Strings.
+    fileprivate func receiveHeaderLine(_ line: UnsafeRawBufferPointer) {
+        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        if line.starts(with: "HTTP/".utf8) {
+            // A new response starts (after a 100 Continue or a redirect): forget the previous one.
+            // The status is the second space-separated word.
+            var index = line.firstIndex(of: space) ?? line.endIndex
+            while index < line.endIndex, line[index] == space { index += 1 }
+            var code = 0, digits = 0
+            while index < line.endIndex, line[index] >= UInt8(ascii: "0"), line[index] <= UInt8(ascii: "9"), digits < 3 {
+                code = code * 10 + Int(line[index] - UInt8(ascii: "0"))
+                digits += 1
+                index += 1
+            }
+            status = digits == 3 ? code : 0
+            headers = HeaderFields()
+            headers.reserveCapacity(16)
+        } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            var start = colon + 1, end = line.endIndex
+            while end > start, line[end - 1] == cr || line[end - 1] == lf { end -= 1 }
+            while end > start, line[end - 1] == space || line[end - 1] == tab { end -= 1 }
+            while start < end, line[start] == space || line[start] == tab { start += 1 }
+            headers.add(name: String(decoding: line[..<colon], as: UTF8.self), value: String(decoding: line[start..<end], as: UTF8.self))
+        }
+    }
 }
 
 private let writeCallback: curl_write_callback = { buffer, size, count, userdata in
@@ -442,13 +463,4 @@ private let seekCallback: curl_seek_callback = { userdata, offset, origin in
     guard origin == SEEK_SET, offset >= 0, Int(offset) <= transfer.request.body.count else { return CURL_SEEKFUNC_CANTSEEK }
     transfer.readOffset = Int(offset)
     return CURL_SEEKFUNC_OK
-}
-
-extension String {
-    /// The string without trailing CR and LF.
-    fileprivate var trimmingLineEnd: String {
-        var slice = Substring(self)
-        while let last = slice.last, last == "\r" || last == "\n" || last == "\r\n" { slice = slice.dropLast() }
-        return String(slice)
-    }
 }

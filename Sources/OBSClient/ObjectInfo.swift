@@ -35,19 +35,22 @@ public struct ObjectInfo: Sendable {
     /// Reads the headers of a reply in `dialect`.
     public init(headers: HeaderFields, dialect: Dialect) {
         self.headers = headers
+        let names = DialectHeaderNames.of(dialect)
         contentLength = headers["Content-Length"].flatMap { Int64($0) } ?? 0
         etag = headers["ETag"].map(ETag.init)
         contentType = headers["Content-Type"]
         lastModified = headers["Last-Modified"].flatMap { Timestamp(rfc1123: $0) }
-        storageClass = headers[dialect.header("storage-class")].map(StorageClass.init(wireName:)) ?? .standard
+        storageClass = headers[names.storageClass].map(StorageClass.init(wireName:)) ?? .standard
         var metadata: [String: String] = [:]
-        for field in headers where field.name.lowercasedASCII.hasPrefix(dialect.metadataPrefix) {
-            metadata[String(field.name.lowercasedASCII.dropFirst(dialect.metadataPrefix.count))] = PercentEncoding.decode(field.value) ?? field.value
+        let prefix = names.metadataPrefix
+        for field in headers where field.name.hasPrefixIgnoringASCIICase(prefix) {
+            let name = String(decoding: field.name.utf8.dropFirst(prefix.utf8.count), as: UTF8.self).lowercasedASCII
+            metadata[name] = PercentEncoding.decode(field.value) ?? field.value
         }
         self.metadata = metadata
-        expiration = headers[dialect.header("expiration")]
-        versionID = headers[dialect.header("version-id")].map(VersionID.init)
-        websiteRedirectLocation = headers[dialect.header("website-redirect-location")]
+        expiration = headers[names.expiration]
+        versionID = headers[names.versionID].map(VersionID.init)
+        websiteRedirectLocation = headers[names.websiteRedirectLocation]
         contentRange = headers["Content-Range"]
         // These two stay x-obs- in every dialect.
         objectType = headers["x-obs-object-type"]
@@ -61,4 +64,23 @@ public struct ObjectInfo: Sendable {
         }
         return contentLength
     }
+}
+
+/// The dialect's names of the headers `ObjectInfo` reads, built once per dialect rather than on
+/// every HEAD.
+private struct DialectHeaderNames {
+    let metadataPrefix, storageClass, expiration, versionID, websiteRedirectLocation: String
+
+    init(_ dialect: Dialect) {
+        metadataPrefix = dialect.metadataPrefix
+        storageClass = dialect.header("storage-class")
+        expiration = dialect.header("expiration")
+        versionID = dialect.header("version-id")
+        websiteRedirectLocation = dialect.header("website-redirect-location")
+    }
+
+    private static let obs = DialectHeaderNames(.obs)
+    private static let amz = DialectHeaderNames(.v4)
+
+    static func of(_ dialect: Dialect) -> DialectHeaderNames { dialect == .obs ? obs : amz }
 }

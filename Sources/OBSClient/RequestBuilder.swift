@@ -37,6 +37,9 @@ struct RequestBuilder: Sendable {
 
     var dialect: Dialect { signer.dialect }
 
+    /// Hex SHA-256 of the empty body, which V4 signs for every request without one.
+    static let emptyPayloadHash = Hash.sha256([UInt8]()).hexString
+
     /// The unsigned wire form (path, query, headers with Host) and the bucket named by the Host
     /// header under virtual-host addressing.
     func wireRequest(for call: OperationRequest) -> (request: WireRequest, host: String, virtualHostBucket: BucketName?) {
@@ -65,10 +68,12 @@ struct RequestBuilder: Sendable {
     /// The signed request for the transport, dated `date`.
     func signedRequest(for call: OperationRequest, at date: Timestamp) -> HTTPRequest {
         var (wire, host, virtualHostBucket) = wireRequest(for: call)
-        let payloadHash: String? = switch call.body {
-        case .none: Hash.sha256([UInt8]()).hexString
-        case .bytes(let bytes): Hash.sha256(bytes).hexString
-        case .memory: nil // part and object bodies: UNSIGNED-PAYLOAD, never hashed twice
+        // Only V4 signs the payload's hash; OBS and V2 never read it.
+        let payloadHash: String? = switch (dialect, call.body) {
+        case (.obs, _), (.v2, _): nil
+        case (.v4, .none): RequestBuilder.emptyPayloadHash
+        case (.v4, .bytes(let bytes)): Hash.sha256(bytes).hexString
+        case (.v4, .memory): nil // part and object bodies: UNSIGNED-PAYLOAD, never hashed twice
         }
         signer.sign(&wire, at: date, virtualHostBucket: virtualHostBucket, payloadHash: payloadHash)
         let url = endpoint.scheme.rawValue + "://" + host + wire.target

@@ -1,9 +1,12 @@
 // Base64 (RFC 4648, with padding) for Content-MD5, signatures and SSE-C keys; no Foundation.
 
 public enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    @usableFromInline static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
+    /// Inlinable, so it is specialised where it is called (signatures and Content-MD5 on every request).
+    @inlinable
     public static func encode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let alphabet = Self.alphabet
         var out = [UInt8]()
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var iterator = bytes.makeIterator()

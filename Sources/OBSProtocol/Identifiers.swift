@@ -40,12 +40,14 @@ public struct ETag: Hashable, Sendable, CustomStringConvertible {
 
     /// Accepts the tag quoted (as in headers and XML) or bare.
     public init(_ text: String) {
-        var text = Substring(text)
-        if text.hasPrefix("&quot;") { text = text.dropFirst(6) }
-        if text.hasSuffix("&quot;") { text = text.dropLast(6) }
-        if text.hasPrefix("\"") { text = text.dropFirst() }
-        if text.hasSuffix("\"") { text = text.dropLast() }
-        value = String(text)
+        // On UTF-8 bytes (only ASCII ones are dropped): tags are read from every HEAD reply.
+        let entity = "&quot;".utf8, quote = UInt8(ascii: "\"")
+        var bytes = Substring(text).utf8
+        if bytes.starts(with: entity) { bytes = bytes.dropFirst(entity.count) }
+        if bytes.count >= entity.count, bytes.suffix(entity.count).elementsEqual(entity) { bytes = bytes.dropLast(entity.count) }
+        if bytes.first == quote { bytes = bytes.dropFirst() }
+        if bytes.last == quote { bytes = bytes.dropLast() }
+        value = String(Substring(bytes))
     }
 
     /// The tag with its quotes, as sent in headers and in CompleteMultipartUpload.

@@ -47,9 +47,8 @@ public enum Canonical {
     public static func stringToSign(for request: WireRequest, dialect: Dialect, virtualHostBucket: BucketName?) -> String {
         let prefix = dialect == .obs ? "x-obs-" : "x-amz-"
         var grouped: [String: [String]] = [:]
-        for field in request.headers {
+        for field in request.headers where field.name.hasPrefixIgnoringASCIICase(prefix) {
             let name = field.name.lowercasedASCII
-            guard name.hasPrefix(prefix) else { continue }
             let value = name.hasPrefix(prefix + "meta-") ? field.value.trimmingSpaces : field.value
             grouped[name, default: []].append(value)
         }

@@ -3,7 +3,9 @@
 // form, so they canonicalise exactly the same bytes.
 import OBSHashing
 
-/// Ordered HTTP header fields with case-insensitive lookup.
+/// Ordered HTTP header fields with case-insensitive lookup. Names are compared in place, ASCII
+/// case folded byte by byte: a lookup allocates nothing (a HEAD reply is read with a dozen of
+/// them, on every metadata request).
 public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     public typealias Field = (name: String, value: String)
     public private(set) var fields: [Field] = []
@@ -14,19 +16,21 @@ public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
 
     /// The first value of `name`; setting replaces every field of that name (nil removes them).
     public subscript(name: String) -> String? {
-        get { fields.first { $0.name.lowercasedASCII == name.lowercasedASCII }?.value }
+        get {
+            for field in fields where field.name.equalsIgnoringASCIICase(name) { return field.value }
+            return nil
+        }
         set {
-            let lower = name.lowercasedASCII
-            if let newValue, let index = fields.firstIndex(where: { $0.name.lowercasedASCII == lower }) {
+            if let newValue, let index = fields.firstIndex(where: { $0.name.equalsIgnoringASCIICase(name) }) {
                 fields[index].value = newValue
                 var next = index + 1
                 while next < fields.count {
-                    if fields[next].name.lowercasedASCII == lower { fields.remove(at: next) } else { next += 1 }
+                    if fields[next].name.equalsIgnoringASCIICase(name) { fields.remove(at: next) } else { next += 1 }
                 }
             } else if let newValue {
                 fields.append((name: name, value: newValue))
             } else {
-                fields.removeAll { $0.name.lowercasedASCII == lower }
+                fields.removeAll { $0.name.equalsIgnoringASCIICase(name) }
             }
         }
     }
@@ -34,9 +38,11 @@ public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     /// Appends a field, keeping any earlier one of the same name.
     public mutating func add(name: String, value: String) { fields.append((name: name, value: value)) }
 
+    /// Makes room for `count` fields (a reply's headers are collected one by one).
+    public mutating func reserveCapacity(_ count: Int) { fields.reserveCapacity(count) }
+
     public func values(_ name: String) -> [String] {
-        let lower = name.lowercasedASCII
-        return fields.filter { $0.name.lowercasedASCII == lower }.map(\.value)
+        fields.filter { $0.name.equalsIgnoringASCIICase(name) }.map(\.value)
     }
 
     public func makeIterator() -> IndexingIterator<[Field]> { fields.makeIterator() }
@@ -107,8 +113,10 @@ public struct WireRequest: Sendable {
 /// Percent-encoding as S3 and OBS use it: unreserved characters (`A-Z a-z 0-9 - _ . ~`) kept,
 /// everything else as `%XX` of its UTF-8 bytes; `/` kept in paths.
 public enum PercentEncoding {
+    private static let hex = Array("0123456789ABCDEF".utf8)
+
     public static func encode(_ text: String, keepSlash: Bool) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
+        let hex = Self.hex
         var out = [UInt8]()
         out.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
@@ -133,8 +141,8 @@ public enum PercentEncoding {
 
     /// Decodes `%XX` escapes (`+` stays `+`). Nil for a malformed escape or invalid UTF-8.
     public static func decode(_ text: String) -> String? {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
         let bytes = Array(text.utf8)
-        guard bytes.contains(UInt8(ascii: "%")) else { return text }
         var out = [UInt8]()
         out.reserveCapacity(bytes.count)
         var index = 0
@@ -166,7 +174,22 @@ extension String {
     /// ASCII-only lower-casing (header names and query keys are ASCII).
     public var lowercasedASCII: String {
         guard utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return self }
-        return String(decoding: utf8.map { ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) ? $0 + 32 : $0 }, as: UTF8.self)
+        return String(decoding: utf8.map(lowercasedASCIIByte), as: UTF8.self)
+    }
+
+    /// Whether the string equals `other` with ASCII letters compared case-insensitively; compares
+    /// in place, without building lower-cased copies.
+    public func equalsIgnoringASCIICase(_ other: String) -> Bool {
+        let mine = utf8, theirs = other.utf8
+        guard mine.count == theirs.count else { return false }
+        return mine.elementsEqual(theirs) { lowercasedASCIIByte($0) == lowercasedASCIIByte($1) }
+    }
+
+    /// Whether the string starts with `prefix`, ASCII letters compared case-insensitively, in place.
+    public func hasPrefixIgnoringASCIICase(_ prefix: String) -> Bool {
+        let mine = utf8, theirs = prefix.utf8
+        guard mine.count >= theirs.count else { return false }
+        return mine.prefix(theirs.count).elementsEqual(theirs) { lowercasedASCIIByte($0) == lowercasedASCIIByte($1) }
     }
 
     /// The string without leading and trailing spaces and tabs.
@@ -176,4 +199,10 @@ extension String {
         while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
         return String(slice)
     }
+}
+
+/// `A`-`Z` lower-cased, every other byte as it is.
+@inline(__always)
+func lowercasedASCIIByte(_ byte: UInt8) -> UInt8 {
+    byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
 }

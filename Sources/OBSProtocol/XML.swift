@@ -57,13 +57,16 @@ public enum XML {
 
         /// The first child with this local name.
         public func child(_ localName: String) -> Element? {
-            children.first { $0.localName == localName }
+            children.first { $0.hasLocalName(localName) }
         }
 
         /// Every child with this local name, in document order.
         public func children(_ localName: String) -> [Element] {
-            children.filter { $0.localName == localName }
+            children.filter { $0.hasLocalName(localName) }
         }
+
+        /// Whether the local name is `localName`, compared code unit by code unit as XML names are.
+        func hasLocalName(_ localName: String) -> Bool { self.localName.utf8.elementsEqual(localName.utf8) }
 
         /// The text of the first child with this local name, nil when there is none.
         public func childText(_ localName: String) -> String? { child(localName)?.text }
@@ -156,8 +159,8 @@ public enum XML {
     }
 
     static func localName(_ name: String) -> Substring {
-        guard let colon = name.lastIndex(of: ":") else { return Substring(name) }
-        return name[name.index(after: colon)...]
+        guard let colon = name.utf8.lastIndex(of: UInt8(ascii: ":")) else { return Substring(name) }
+        return name[name.utf8.index(after: colon)...]
     }
 
     /// Appends `text` escaped for element content or a double-quoted attribute value.

@@ -92,6 +92,21 @@ struct CurlTransportTests {
         #expect(response.headers["content-type"] == "application/xml")
     }
 
+    @Test func replyHeadersAreTrimmedKeptInOrderAndFoundWhateverTheirCase() async throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let transport = try CurlTransport()
+        let response = try await transport.perform(HTTPRequest(method: "GET", url: server.baseURL + "/odd-headers"))
+        #expect(response.status == 200)
+        #expect(response.headers["x-padded"] == "a  b")
+        #expect(response.headers["X-EMPTY"] == "")
+        #expect(response.headers["X-Colon"] == "a:b")
+        #expect(response.headers.values("X-Twice") == ["1", "2"])
+        #expect(response.headers["x-twice"] == "1")
+        #expect(response.headers["content-length"] == "0")
+        #expect(response.headers["X-Absent"] == nil)
+    }
+
     @Test func methodsSendNoExpectAndExplicitLengths() async throws {
         let server = try TestHTTPServer()
         defer { server.stop() }

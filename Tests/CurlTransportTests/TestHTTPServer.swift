@@ -6,6 +6,7 @@
 //   GET /status/CODE       → CODE with a small XML body
 //   GET /silent            → reads the request and never answers
 //   any /echo              → 200, headers X-Method, X-Expect, X-Content-Length echo the request
+//   GET /odd-headers       → 200 with padded, empty and repeated (differently cased) header lines
 import Foundation
 import OBSHashing
 import Synchronization
@@ -116,6 +117,9 @@ final class TestHTTPServer: Sendable {
                     "X-Expect": request.headers["expect"] ?? "absent",
                     "X-Content-Length": request.headers["content-length"] ?? "absent",
                 ], body: [], isHead: request.method == "HEAD")
+            case ("GET", "/odd-headers"):
+                respond(socket, status: 200, headers: [:], body: [],
+                        extraLines: ["X-Padded: \t a  b \t", "X-Empty:", "x-twice: 1", "X-TWICE: 2", "X-Colon: a:b"])
             default:
                 respond(socket, status: 404, headers: [:], body: [])
             }
@@ -156,9 +160,11 @@ final class TestHTTPServer: Sendable {
         return true
     }
 
-    private static func respond(_ socket: Int32, status: Int, headers: [String: String], body: [UInt8], isHead: Bool = false) {
+    private static func respond(_ socket: Int32, status: Int, headers: [String: String], body: [UInt8], isHead: Bool = false,
+                                extraLines: [String] = []) {
         var head = "HTTP/1.1 \(status) Status\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        for line in extraLines { head += line + "\r\n" }
         head += "\r\n"
         var bytes = Array(head.utf8)
         if !isHead { bytes += body }
