@@ -1,6 +1,7 @@
 // Request signing for the three dialects, and the canonical forms behind them. The client signs
 // with `RequestSigner`; the server recomputes the same canonical strings in `SignatureVerifier`.
 import OBSHashing
+import Synchronization
 
 /// The canonical strings of each dialect. Pure functions of the wire request.
 public enum Canonical {
@@ -91,14 +92,24 @@ public enum Canonical {
 
     /// Hex V4 signature; the derived keys are zeroed after use.
     public static func v4Signature(secret: SecretBytes, dateStamp: String, region: String, stringToSign: String) -> String {
+        v4Signature(signingKey: v4SigningKey(secret: secret, dateStamp: dateStamp, region: region), stringToSign: stringToSign)
+    }
+
+    /// The V4 signing key of one day and region (the HMAC chain over `AWS4`+secret, the date,
+    /// the region, `s3`, `aws4_request`); intermediate keys are zeroed.
+    public static func v4SigningKey(secret: SecretBytes, dateStamp: String, region: String) -> SecretBytes {
         var key = secret.withBytes { Array("AWS4".utf8) + $0 }
         for step in [dateStamp, region, "s3", "aws4_request"] {
             var next = Hash.hmac(.sha256, key: key, message: step)
             zeroize(&key)
             swap(&key, &next)
         }
-        defer { zeroize(&key) }
-        return Hash.hmac(.sha256, key: key, message: stringToSign).hexString
+        return SecretBytes(key)
+    }
+
+    /// Hex V4 signature with a key from `v4SigningKey`.
+    public static func v4Signature(signingKey: SecretBytes, stringToSign: String) -> String {
+        signingKey.withBytes { Hash.hmac(.sha256, key: $0, message: stringToSign).hexString }
     }
 
     /// Base64 HMAC-SHA1 signature of OBS and V2.
@@ -131,6 +142,9 @@ public struct RequestSigner: Sendable {
     public let dialect: Dialect
     public let credentials: Credentials
     public let region: String
+    /// V4: the signing key of the day last signed for, derived once a day instead of with four
+    /// HMACs per request.
+    private let signingKeys = DailySigningKey()
 
     public init(dialect: Dialect, credentials: Credentials, region: String) {
         self.dialect = dialect
@@ -158,8 +172,25 @@ public struct RequestSigner: Sendable {
             let canonical = Canonical.v4CanonicalRequest(for: request, signedHeaders: signedHeaders, payloadHash: hash)
             let scope = Canonical.v4Scope(date: date, region: region)
             let text = Canonical.v4StringToSign(canonicalRequest: canonical, date: date, scope: scope)
-            let signature = Canonical.v4Signature(secret: credentials.secretKey, dateStamp: date.yyyymmdd, region: region, stringToSign: text)
+            let dateStamp = date.yyyymmdd
+            let signingKey = signingKeys.key(for: dateStamp) {
+                Canonical.v4SigningKey(secret: credentials.secretKey, dateStamp: dateStamp, region: region)
+            }
+            let signature = Canonical.v4Signature(signingKey: signingKey, stringToSign: text)
             request.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders.joined(separator: ";")), Signature=\(signature)"
         }
+    }
+}
+
+/// One signer's V4 signing key and the day it is for; requests of another day derive their own.
+private final class DailySigningKey: Sendable {
+    /// The last derived key, replaced when a request of another day derives one.
+    private let current = Mutex<(dateStamp: String, key: SecretBytes)?>(nil)
+
+    func key(for dateStamp: String, derive: () -> SecretBytes) -> SecretBytes {
+        if let key = current.withLock({ $0?.dateStamp == dateStamp ? $0?.key : nil }) { return key }
+        let key = derive() // outside the lock: four HMACs
+        current.withLock { $0 = (dateStamp, key) }
+        return key
     }
 }

@@ -105,12 +105,13 @@ public struct Timestamp: Hashable, Sendable, Comparable {
 
     /// Parses RFC 1123 (`Sat, 21 Nov 2026 10:21:04 GMT`).
     public init?(rfc1123 text: String) {
-        let parts = text.split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT" || parts[5] == "UTC",
-              let day = Int64(parts[1]), let monthIndex = Timestamp.months.firstIndex(of: String(parts[2])),
-              let year = Int64(parts[3]) else { return nil }
-        let clock = parts[4].split(separator: ":")
-        guard clock.count == 3, let h = Int64(clock[0]), let m = Int64(clock[1]), let s = Int64(clock[2]) else { return nil }
+        // On UTF-8 bytes: every HEAD reply carries one (Last-Modified).
+        let parts = text.utf8.split(separator: UInt8(ascii: " "))
+        guard parts.count == 6, parts[5].elementsEqual("GMT".utf8) || parts[5].elementsEqual("UTC".utf8),
+              let day = signedDecimal(parts[1]), let monthIndex = Timestamp.months.firstIndex(where: { $0.utf8.elementsEqual(parts[2]) }),
+              let year = signedDecimal(parts[3]) else { return nil }
+        let clock = parts[4].split(separator: UInt8(ascii: ":"))
+        guard clock.count == 3, let h = signedDecimal(clock[0]), let m = signedDecimal(clock[1]), let s = signedDecimal(clock[2]) else { return nil }
         self.init(Civil(year: year, month: Int64(monthIndex + 1), day: day, hour: h, minute: m, second: s, millisecond: 0))
     }
 
@@ -148,6 +149,23 @@ public typealias Clock = @Sendable () -> Timestamp
 private func pad(_ value: Int64, _ width: Int) -> String {
     let text = String(value)
     return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+}
+
+/// A decimal number as `Int64(_:)` reads it (an optional sign, then digits), from UTF-8 bytes.
+private func signedDecimal<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int64? {
+    var rest = bytes[...]
+    let negative = rest.first == UInt8(ascii: "-")
+    if negative || rest.first == UInt8(ascii: "+") { rest = rest.dropFirst() }
+    guard !rest.isEmpty else { return nil }
+    var value: Int64 = 0
+    for byte in rest {
+        guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+        let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
+        let (sum, overflowedAgain) = shifted.addingReportingOverflow((negative ? -1 : 1) * Int64(byte - UInt8(ascii: "0")))
+        guard !overflowed, !overflowedAgain else { return nil }
+        value = sum
+    }
+    return value
 }
 
 private func digits(_ u: [UInt8], _ start: Int, _ count: Int) -> Int64? {

@@ -35,6 +35,7 @@ struct TimestampTests {
     func leapYears() {
         #expect(Timestamp(iso8601: "2100-02-29T00:00:00Z") == nil)
         #expect(Timestamp(rfc1123: "Mon, 29 Feb 2100 00:00:00 GMT") == nil)
+        #expect(Timestamp(rfc1123: "Tue, 29 Feb 2000 00:00:00 UTC") == Timestamp(iso8601: "2000-02-29T00:00:00Z"))
         #expect(Timestamp(iso8601Basic: "21000229T000000Z") == nil)
         #expect(Timestamp(iso8601: "2000-02-29T00:00:00Z") != nil)
         #expect(Timestamp(iso8601: "2024-02-29T00:00:00Z") != nil)
@@ -64,6 +65,8 @@ struct TimestampTests {
         "2026-00-10T00:00:00Z", "2026-11-00T00:00:00Z", "2026-11-21T24:00:00Z", "2026-11-21T10:60:00Z", "2026-11-21T10:21:61Z",
         "2026-11-21 10:21:04Z", "2026/11/21T10:21:04Z", "2026-11-21T10:21:04+01:00", "20261121T102104", "2026112T102104Z",
         "Sat, 21 Nov 2026 10:21:04", "Sat, 21 Foo 2026 10:21:04 GMT", "Sat, 21 Nov 2026 10:21 GMT", "Sat, 32 Nov 2026 10:21:04 GMT",
+        "Sat, 21 Nov 2026 10:2x:04 GMT", "Sat, 21 nov 2026 10:21:04 GMT", "Sat, 99999999999999999999 Nov 2026 10:21:04 GMT",
+        "Sat, 21 Nov 2026 10:21:04 CET",
     ])
     func malformed(_ text: String) {
         #expect(Timestamp(iso8601: text) == nil)

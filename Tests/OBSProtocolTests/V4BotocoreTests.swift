@@ -101,6 +101,23 @@ struct V4BotocoreTests {
         #expect(signature == vector.signature)
     }
 
+    @Test("A V4 signer used across days signs each day as a new signer would (its cached signing key follows the day)")
+    func signingKeyFollowsTheDay() {
+        let credentials = Credentials(accessKey: BotocoreVector.accessKey, secretKey: BotocoreVector.secretKey)
+        let signer = RequestSigner(dialect: .v4, credentials: credentials, region: BotocoreVector.region)
+        var signatures: [String] = []
+        for day in [0, 0, 1, 0, 2] {
+            let date = BotocoreVector.date.adding(seconds: Int64(day) * 86_400)
+            var reused = WireRequest(method: "GET", path: "/bucket/key", headers: ["Host": "example.com"])
+            var fresh = reused
+            signer.sign(&reused, at: date)
+            RequestSigner(dialect: .v4, credentials: credentials, region: BotocoreVector.region).sign(&fresh, at: date)
+            #expect(reused.headers["Authorization"] == fresh.headers["Authorization"], "day \(day)")
+            signatures.append(reused.headers["Authorization"] ?? "")
+        }
+        #expect(Set(signatures).count == 3)
+    }
+
     @Test("SignatureVerifier accepts every botocore request", arguments: BotocoreVector.all)
     func verifierAccepts(_ vector: BotocoreVector) throws {
         let verifier = SignatureVerifier(secrets: [BotocoreVector.accessKey: SecretBytes(BotocoreVector.secretKey)])
