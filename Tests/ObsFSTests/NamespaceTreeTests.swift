@@ -84,6 +84,12 @@ struct NamespaceTreeTests {
         fs.forget(created.inode, count: 2)
         #expect(try await fs.lookup(parent: dir.inode, name: "other").kind == .regular)
         #expect(requests() > before)
+        // A listing that shows a name the mount did not make ends it too.
+        let second = try await fs.mkdir(parent: .root, name: "second", mode: 0o755, caller: testCaller)
+        store.seed("second/elsewhere", [2])
+        #expect(await errno { _ = try await fs.lookup(parent: second.inode, name: "elsewhere") } == .noEntry)
+        #expect(try await names(fs, second.inode) == ["elsewhere": .regular])
+        #expect(try await fs.lookup(parent: second.inode, name: "elsewhere").kind == .regular)
     }
 
     @Test func attributesAreCachedForTheTimeoutAndAReplacedObjectGetsANewInode() async throws {
