@@ -382,7 +382,7 @@ private let operations: fuse_lowlevel_ops = {
                 let bytes = try await dispatcher.stoppable(request, doing: "read of \(size) bytes at \(offset)") {
                     try await dispatcher.fileSystem.read(handle, at: Int64(offset), count: size)
                 }
-                _ = bytes.withUnsafeBytes { dispatcher.replies.buffer(request, $0) }
+                bytes.withPieces { dispatcher.replies.gathered(request, $0) }
             } catch {
                 dispatcher.fail(request, error)
             }

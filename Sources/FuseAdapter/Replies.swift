@@ -30,6 +30,8 @@ protocol Replies: Sendable {
     func written(_ request: Request, count: Int)
     @discardableResult
     func buffer(_ request: Request, _ bytes: UnsafeRawBufferPointer) -> Bool
+    /// One reply gathered from `pieces`, in order (a read answered from its buffers).
+    func gathered(_ request: Request, _ pieces: [UnsafeRawBufferPointer])
     func symlinkTarget(_ request: Request, _ target: String)
     func statistics(_ request: Request, _ numbers: statvfs)
     func extendedAttributeSize(_ request: Request, _ size: Int)
@@ -72,6 +74,11 @@ struct LibfuseReplies: Replies {
 
     func buffer(_ request: Request, _ bytes: UnsafeRawBufferPointer) -> Bool {
         fuse_reply_buf(request.raw, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) == 0
+    }
+
+    func gathered(_ request: Request, _ pieces: [UnsafeRawBufferPointer]) {
+        var vectors = pieces.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        fuse_reply_iov(request.raw, &vectors, Int32(vectors.count))
     }
 
     func symlinkTarget(_ request: Request, _ target: String) { fuse_reply_readlink(request.raw, target) }

@@ -84,6 +84,7 @@ final class RecordingReplies: Replies {
     func attributes(_ request: Request, _ attributes: stat, timeout: Double) { send(.attributes(inode: UInt64(attributes.st_ino))) }
     func written(_ request: Request, count: Int) { send(.written(count)) }
     func buffer(_ request: Request, _ bytes: UnsafeRawBufferPointer) -> Bool { send(.buffer(count: bytes.count)) }
+    func gathered(_ request: Request, _ pieces: [UnsafeRawBufferPointer]) { _ = send(.buffer(count: pieces.reduce(0) { $0 + $1.count })) }
     func symlinkTarget(_ request: Request, _ target: String) { send(.symlinkTarget(target)) }
     func statistics(_ request: Request, _ numbers: statvfs) { send(.statistics) }
     func extendedAttributeSize(_ request: Request, _ size: Int) { send(.extendedAttributeSize(size)) }

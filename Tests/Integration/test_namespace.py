@@ -99,6 +99,9 @@ def test_mkdir_p_writes_markers_with_mode_and_owner(mount, base, directory_metad
 def test_rmdir_removes_empty_directory_and_refuses_non_empty(mount, base):
     server, prefix = mount.server, base.name + "/"
     server.s3.put_object(Bucket=server.bucket, Key=prefix + "implied/only-key", Body=b"x")  # no marker
+    # base was made by this mount moments ago: another client's name in it is seen once a listing
+    # shows it (or after negative_timeout=), mount-options/semantics.md.
+    assert "implied" in os.listdir(base)
     (base / "empty").mkdir()
     (base / "full").mkdir()
     (base / "full" / "file").write_bytes(b"content")

@@ -45,7 +45,7 @@ struct ModifyTests {
         expected.replaceSubrange(Int(middle)..<Int(middle) + 3, with: [1, 2, 3])
         expected += tail
         // Read-your-writes before anything is stored; stat shows the new size.
-        #expect(try await fs.read(handle, at: middle - 2, count: 7) == Array(expected[Int(middle) - 2..<Int(middle) + 5]))
+        #expect(try await fs.read(handle, at: middle - 2, count: 7).gathered() == Array(expected[Int(middle) - 2..<Int(middle) + 5]))
         #expect(try await fs.getattr(file.inode).size == Int64(expected.count))
         #expect(store.object("f") == base)
         try await fs.flush(handle, writer: WriterIdentity(9), process: ProcessID(77))  // a child's close: nothing yet
@@ -96,10 +96,10 @@ struct ModifyTests {
         let fs = makeFileSystem(store)
         let process = ProcessID(31)
         let (_, handle) = try await fs.create(parent: .root, name: "db", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
-        #expect(try await fs.read(handle, at: 0, count: 100) == [])  // nothing written yet: end of file
+        #expect(try await fs.read(handle, at: 0, count: 100).gathered() == [])  // nothing written yet: end of file
         let page = pattern(4096)
         #expect(await fs.write(handle, at: 0, bytes: page, writer: WriterIdentity(3), process: process).count == 4096)
-        #expect(try await fs.read(handle, at: 0, count: 4096) == page)
+        #expect(try await fs.read(handle, at: 0, count: 4096).gathered() == page)
         let second = pattern(4096, seed: 5)
         #expect(await fs.write(handle, at: 8192, bytes: second, writer: WriterIdentity(3), process: process).count == 4096)
         #expect(await fs.write(handle, at: 0, bytes: [9], writer: WriterIdentity(3), process: process).count == 1)
@@ -150,7 +150,7 @@ extension ModifyTests {
         let (attributes, handle) = try await fs.create(parent: .root, name: "r", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
         let bytes = pattern(5000)
         #expect(await fs.write(handle, at: 0, bytes: bytes, writer: WriterIdentity(2), process: process).count == 5000)
-        #expect(try await fs.read(handle, at: 0, count: 10) == Array(bytes[0..<10]))
+        #expect(try await fs.read(handle, at: 0, count: 10).gathered() == Array(bytes[0..<10]))
         try await fs.flush(handle, writer: WriterIdentity(2), process: process)
         await fs.release(handle)
         #expect(try await fs.getattr(attributes.inode).size == 5000)

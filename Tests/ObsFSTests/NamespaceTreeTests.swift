@@ -84,6 +84,12 @@ struct NamespaceTreeTests {
         fs.forget(created.inode, count: 2)
         #expect(try await fs.lookup(parent: dir.inode, name: "other").kind == .regular)
         #expect(requests() > before)
+        // A listing that shows a name the mount did not make ends it too.
+        let second = try await fs.mkdir(parent: .root, name: "second", mode: 0o755, caller: testCaller)
+        store.seed("second/elsewhere", [2])
+        #expect(await errno { _ = try await fs.lookup(parent: second.inode, name: "elsewhere") } == .noEntry)
+        #expect(try await names(fs, second.inode) == ["elsewhere": .regular])
+        #expect(try await fs.lookup(parent: second.inode, name: "elsewhere").kind == .regular)
     }
 
     @Test func attributesAreCachedForTheTimeoutAndAReplacedObjectGetsANewInode() async throws {
@@ -268,6 +274,28 @@ struct NamespaceTreeTests {
         try await fs.flush(handle, writer: WriterIdentity(7))
         await fs.release(handle)
         #expect(store.object("tmp") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func aFileUnlinkedWhileCompletingDeletesOnlyItsOwnObject() async throws {
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let (_, handle) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, handle, at: 0, pattern(1000)).get()
+        faults.hold(.complete)
+        let flush = Task { try await fs.flush(handle, writer: WriterIdentity(7)) }
+        #expect(try await eventually { faults.heldCount(.complete) == 1 })
+        try await fs.unlink(parent: .root, name: "f")
+        // The complete goes on; before the flush looks at what it completed, the name is made
+        // again (another file's object).
+        faults.hold(.head)
+        faults.release(.complete)
+        #expect(try await eventually { faults.heldCount(.head) == 1 })
+        store.seed("f", Array("the new file".utf8))
+        faults.release(.head)
+        try await flush.value
+        await fs.release(handle)
+        #expect(store.object("f") == Array("the new file".utf8))
         #expect(store.uploadsInProgress == 0)
     }
 

@@ -21,7 +21,7 @@ struct ReadAgainstObsLocalTests {
         // Sequential, as the kernel sends it (128 KiB reads): 1, 2, 4, 8 MiB GETs, then the rest.
         var bytes: [UInt8] = []
         while bytes.count < source.count {
-            bytes += try await stream.read(at: Int64(bytes.count), count: 128 * 1024)
+            bytes += try await stream.read(at: Int64(bytes.count), count: 128 * 1024).gathered()
         }
         #expect(bytes == source)
         let gets = try local.requests().filter { $0["operation"] as? String == "GetObject" }
@@ -34,7 +34,7 @@ struct ReadAgainstObsLocalTests {
         for _ in 0..<1000 {
             let offset = Int.random(in: 0..<source.count, using: &generator)
             let count = Int.random(in: 1...65_536, using: &generator)
-            #expect(try await stream.read(at: Int64(offset), count: count) == Array(source[offset..<min(source.count, offset + count)]))
+            #expect(try await stream.read(at: Int64(offset), count: count).gathered() == Array(source[offset..<min(source.count, offset + count)]))
         }
 
         // Another client replaces the object: the next GET is refused with 412, the read fails with EIO.
@@ -42,7 +42,7 @@ struct ReadAgainstObsLocalTests {
         var failure: (any Error)?
         do {
             for offset in stride(from: 0, to: source.count, by: 3 * Int(MiB) + 12345) {
-                _ = try await stream.read(at: Int64(offset), count: 4096)
+                _ = try await stream.read(at: Int64(offset), count: 4096).gathered()
             }
         } catch {
             failure = error

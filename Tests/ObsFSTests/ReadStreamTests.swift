@@ -20,7 +20,7 @@ func openStream(_ reader: InMemoryObjectReader, _ key: String, pool: ReadBufferP
 func readSequentially(_ stream: ObjectReadStream, chunk: Int) async throws -> [UInt8] {
     var bytes: [UInt8] = []
     while true {
-        let piece = try await stream.read(at: Int64(bytes.count), count: chunk)
+        let piece = try await stream.read(at: Int64(bytes.count), count: chunk).gathered()
         if piece.isEmpty { return bytes }
         bytes += piece
     }
@@ -76,7 +76,7 @@ struct ReadStreamTests {
         for _ in 0..<1000 {
             let offset = Int.random(in: 0..<(source.count + 100), using: &generator)
             let count = Int.random(in: 1...20_000, using: &generator)
-            let bytes = try await stream.read(at: Int64(offset), count: count)
+            let bytes = try await stream.read(at: Int64(offset), count: count).gathered()
             let expected = offset < source.count ? Array(source[offset..<min(source.count, offset + count)]) : []
             #expect(bytes == expected, "read at \(offset), \(count) bytes")
             if offset < source.count {
@@ -97,16 +97,16 @@ struct ReadStreamTests {
         reader.put("empty", [])
         let pool = ReadBufferPool(capacity: Int(8 * MiB))
         let stream = openStream(reader, "small", pool: pool)
-        #expect(try await stream.read(at: 99_000, count: 4096) == Array(source[99_000...]))
-        #expect(try await stream.read(at: 100_000, count: 4096).isEmpty)
-        #expect(try await stream.read(at: 5_000_000, count: 4096).isEmpty)
+        #expect(try await stream.read(at: 99_000, count: 4096).gathered() == Array(source[99_000...]))
+        #expect(try await stream.read(at: 100_000, count: 4096).gathered().isEmpty)
+        #expect(try await stream.read(at: 5_000_000, count: 4096).gathered().isEmpty)
         #expect(try await readSequentially(stream, chunk: 4096) == source)
         let empty = openStream(reader, "empty", pool: pool)
-        #expect(try await empty.read(at: 0, count: 4096).isEmpty)
+        #expect(try await empty.read(at: 0, count: 4096).gathered().isEmpty)
         #expect(empty.statistics.gets == 0)
-        #expect(await errno { _ = try await stream.read(at: -1, count: 1) } == .invalidArgument)
+        #expect(await errno { _ = try await stream.read(at: -1, count: 1).gathered() } == .invalidArgument)
         stream.close()
-        #expect(await errno { _ = try await stream.read(at: 0, count: 1) } == .badFileHandle)
+        #expect(await errno { _ = try await stream.read(at: 0, count: 1).gathered() } == .badFileHandle)
     }
 
     /// Another client replaces the object while a sequential reader is half-way: every byte
@@ -122,7 +122,7 @@ struct ReadStreamTests {
         do {
             while returned.count < old.count {
                 if returned.count == Int(MiB) { reader.put("f", pattern(4 * Int(MiB), seed: 6)) }
-                returned += try await stream.read(at: Int64(returned.count), count: 32 * 1024)
+                returned += try await stream.read(at: Int64(returned.count), count: 32 * 1024).gathered()
             }
         } catch {
             failure = error
@@ -133,7 +133,7 @@ struct ReadStreamTests {
         #expect(returned == Array(old.prefix(returned.count)))
         // A fresh open sees the new version.
         let reopened = openStream(reader, "f", pool: pool)
-        #expect(try await reopened.read(at: 0, count: 10) == Array(pattern(4 * Int(MiB), seed: 6).prefix(10)))
+        #expect(try await reopened.read(at: 0, count: 10).gathered() == Array(pattern(4 * Int(MiB), seed: 6).prefix(10)))
         stream.close()
         reopened.close()
     }
@@ -153,7 +153,7 @@ struct ReadStreamTests {
                     var generator = SeededGenerator(seed: UInt64(index))
                     for _ in 0..<50 {
                         let offset = Int.random(in: 0..<source.count, using: &generator)
-                        let bytes = try await stream.read(at: Int64(offset), count: 4096)
+                        let bytes = try await stream.read(at: Int64(offset), count: 4096).gathered()
                         #expect(bytes == Array(source[offset..<min(source.count, offset + 4096)]))
                     }
                 }
@@ -196,7 +196,7 @@ struct ReadStreamTests {
         let pool = ReadBufferPool(capacity: Int(256 * KiB), demandReserve: Int(256 * KiB))
         let stream = openStream(reader, "f", pool: pool)
         var hog: ReadBuffer? = try await pool.take(size: Int(256 * KiB))
-        let read = Task { try await stream.read(at: 500_000, count: 4096) }
+        let read = Task { try await stream.read(at: 500_000, count: 4096).gathered() }
         #expect(try await eventually { pool.waitingReads == 1 })
         read.cancel()
         await #expect(throws: CancellationError.self) { try await read.value }
@@ -206,7 +206,7 @@ struct ReadStreamTests {
         hog = nil
         #expect(try await eventually { pool.allocatedBytes == 0 })
         // The pool serves the next read normally.
-        #expect(try await stream.read(at: 0, count: 10) == Array(pattern(Int(MiB)).prefix(10)))
+        #expect(try await stream.read(at: 0, count: 10).gathered() == Array(pattern(Int(MiB)).prefix(10)))
         stream.close()
     }
 
@@ -216,13 +216,13 @@ struct ReadStreamTests {
         let pool = ReadBufferPool(capacity: Int(8 * MiB))
         let stream = openStream(reader, "f", pool: pool)
         reader.hold()
-        let read = Task { try await stream.read(at: 0, count: 4096) }
+        let read = Task { try await stream.read(at: 0, count: 4096).gathered() }
         #expect(try await eventually { reader.heldCount == 1 })
         read.cancel()
         await #expect(throws: CancellationError.self) { try await read.value }
         reader.release()
         // The prefetched chunk is still good for the next read.
-        #expect(try await stream.read(at: 0, count: 4096) == Array(pattern(Int(MiB)).prefix(4096)))
+        #expect(try await stream.read(at: 0, count: 4096).gathered() == Array(pattern(Int(MiB)).prefix(4096)))
         #expect(reader.gets.count == 1)
         stream.close()
     }
@@ -242,7 +242,7 @@ struct ReadStreamTests {
                         // Mostly runs of sequential reads, with a jump now and then.
                         if Int.random(in: 0..<8, using: &generator) == 0 { offset = Int.random(in: 0..<source.count, using: &generator) }
                         let count = Int.random(in: 1...40_000, using: &generator)
-                        let bytes = try await stream.read(at: Int64(offset), count: count)
+                        let bytes = try await stream.read(at: Int64(offset), count: count).gathered()
                         #expect(bytes == Array(source[min(offset, source.count)..<min(source.count, offset + count)]))
                         offset = min(source.count, offset + count)
                     }

@@ -42,7 +42,7 @@ struct WritebackCacheTests {
         let writer = try await fs.open(file, flags: O_WRONLY | O_APPEND, opener: process).handle
         #expect(await fs.write(writer, at: 3, bytes: Array("new".utf8), writer: WriterIdentity(4), process: .unknown).count == 3)
         let reader = try await fs.open(file, flags: O_RDONLY).handle
-        #expect(try await fs.read(reader, at: 0, count: 4096) == Array("oldnew".utf8))
+        #expect(try await fs.read(reader, at: 0, count: 4096).gathered() == Array("oldnew".utf8))
         try await fs.flush(writer, writer: WriterIdentity(4), process: process)
         #expect(store.object("f") == Array("oldnew".utf8))
         await fs.release(reader)
@@ -54,7 +54,7 @@ struct WritebackCacheTests {
         let early = try await fs.open(replaced, flags: O_RDONLY).handle
         let streaming = try await fs.open(replaced, flags: O_WRONLY | O_TRUNC, opener: process).handle
         #expect(await fs.write(streaming, at: 0, bytes: pattern(5000), writer: WriterIdentity(4), process: .unknown).count == 5000)
-        await #expect { _ = try await fs.read(early, at: 0, count: 4096) } throws: { error in
+        await #expect { _ = try await fs.read(early, at: 0, count: 4096).gathered() } throws: { error in
             (error as? FileSystemError)?.errno == .busy
         }
         try await fs.flush(streaming, writer: WriterIdentity(4), process: process)

@@ -172,7 +172,7 @@ final class ModifySession: Sendable {
         let range = offset..<min(offset + Int64(count), size)
         var bytes = [UInt8](repeating: 0, count: range.count)
         if offset < baseVisible {
-            let base = try await reads.read(at: offset, count: Int(min(range.upperBound, baseVisible) - offset))
+            let base = try await reads.read(at: offset, count: Int(min(range.upperBound, baseVisible) - offset)).gathered()
             bytes.replaceSubrange(0..<base.count, with: base)
         }
         changes.overlay(range, on: &bytes)

@@ -149,6 +149,8 @@ extension ObsFileSystem {
         for index in entries.indices where entries[index].inode == nil {
             guard let inode = known[entries[index].name] else {
                 if entries[index].isOnlyAFile { listedFiles.insert(directory, entries[index].name) }
+                // Another client put it there: the table no longer holds every name (mkdir).
+                table.forgetEveryChild(of: directory)
                 continue
             }
             entries[index].inode = inode.number

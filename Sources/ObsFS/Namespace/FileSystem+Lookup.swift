@@ -3,7 +3,7 @@
 // `negative_timeout=`. In a directory this mount made (mkdir) less than `negative_timeout=` ago
 // the table holds every name there is, so a name it does not hold is missing without a request
 // (a program filling a new directory sends no lookup per file); the kernel forgetting one of
-// its children ends that.
+// its children, or a listing showing a name it does not hold (another client's), ends that.
 //
 // A lookup the caches cannot answer sends HEAD `key` and a one-key LIST of `key/` at once
 // (one round trip), or the HEAD alone for a name a listing showed as a file within

@@ -152,6 +152,11 @@ final class InodeTable: Sendable {
         tree.withLock { $0.nodes[directory]?.childrenCompleteUntil = .now + duration }
     }
 
+    /// Ends what `holdEveryChild` recorded: a listing showed a name the table does not hold.
+    func forgetEveryChild(of directory: InodeNumber) {
+        tree.withLock { $0.nodes[directory]?.childrenCompleteUntil = nil }
+    }
+
     /// Whether the table's children of `directory` are all it has: a name not among them is
     /// missing without asking the store.
     func holdsEveryChild(of directory: InodeNumber) -> Bool {

@@ -64,7 +64,7 @@ extension ObsFileSystem {
     }
 
     /// Up to `count` bytes at `offset` of the version the handle opened.
-    public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> [UInt8] {
+    public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> ReadBytes {
         var file = try openFile(handle)
         if configuration.writebackCache, file.session == nil, file.modify == nil {
             // One page cache for every descriptor of the file: a read-only descriptor reads what
@@ -77,13 +77,13 @@ extension ObsFileSystem {
             }
         }
         if file.modify == nil, let session = file.session, session.isUploading {
-            guard session.size > 0 else { return [] }
+            guard session.size > 0 else { return ReadBytes() }
             try await session.flush(writer: .unknown, process: session.opener).get()
             if let modify = continueAfterCompletion(handle, file, session) { file.modify = modify }
         }
         if let modify = file.modify {
             do {
-                return try await modify.read(at: offset, count: count)
+                return ReadBytes(try await modify.read(at: offset, count: count))
             } catch {
                 throw storeFailure("reading \(modify.key) at \(offset)", error)
             }

@@ -7,8 +7,9 @@
 //   answers 412, the read fails with `ObjectChangedError` (EIO), and no read ever returns bytes
 //   of two versions.
 // - The stream keeps chunks: disjoint byte ranges of the object, each one GET into one pool
-//   buffer, in flight or done. A read copies out of the chunks covering it and fetches what no
-//   chunk covers ("demand" GETs, in the reading task, whose buffer may wait for pool memory).
+//   buffer, in flight or done. A read returns slices of the chunks covering it (`ReadBytes`: the
+//   FUSE reply is written from them, no copy) and fetches what no chunk covers ("demand" GETs,
+//   in the reading task, whose buffer may wait for pool memory).
 // - Access pattern. The first read at offset 0, or a read that continues the previous one
 //   (within one `randomRequestGranularity`), starts a sequential run. While a run lasts, reads
 //   may land up to `backwardTolerance` behind the furthest read (the kernel's concurrent
@@ -151,14 +152,13 @@ public final class ObjectReadStream: Sendable {
     /// Up to `count` bytes from `offset`: fewer only at the end of the object, none at or past it.
     /// Throws `ObjectChangedError` when the object was replaced since open, the store's error
     /// when a GET fails, `CancellationError` when the task is cancelled while waiting.
-    public func read(at offset: Int64, count: Int) async throws -> [UInt8] {
+    public func read(at offset: Int64, count: Int) async throws -> ReadBytes {
         guard offset >= 0, count >= 0 else { throw FileSystemError(.invalidArgument, "read of \(key): \(count) bytes at \(offset)") }
-        guard offset < size, count > 0 else { return [] }
+        guard offset < size, count > 0 else { return ReadBytes() }
         let wanted = offset..<(offset + min(Int64(count), size - offset))
         let (sources, dropped) = try state.withLock { state in try plan(wanted, &state) }
         for chunk in dropped { chunk.task?.cancel() }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(wanted.count)
+        var bytes = ReadBytes()
         for source in sources {
             switch source {
             case .chunk(let chunk):
@@ -320,7 +320,7 @@ public final class ObjectReadStream: Sendable {
 
     /// A GET in the reading task (its buffer may wait for memory), then kept as a random-read
     /// chunk when the stream and the pool have room.
-    private func demandRead(_ range: Range<Int64>, of wanted: Range<Int64>, into bytes: inout [UInt8]) async throws {
+    private func demandRead(_ range: Range<Int64>, of wanted: Range<Int64>, into bytes: inout ReadBytes) async throws {
         let buffer = try await pool.take(size: Int(range.count))
         try await getRange(range, into: buffer)
         append(buffer, holding: range, of: wanted, to: &bytes)
@@ -347,10 +347,10 @@ public final class ObjectReadStream: Sendable {
     }
 
     /// Appends the part of `wanted` that `buffer` (holding the object's bytes `range`) covers.
-    private func append(_ buffer: ReadBuffer, holding range: Range<Int64>, of wanted: Range<Int64>, to bytes: inout [UInt8]) {
+    private func append(_ buffer: ReadBuffer, holding range: Range<Int64>, of wanted: Range<Int64>, to bytes: inout ReadBytes) {
         let overlap = range.clamped(to: wanted)
         guard !overlap.isEmpty else { return }
         let start = Int(overlap.lowerBound - range.lowerBound)
-        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.rawBytes[start..<(start + overlap.count)]))
+        bytes.append(buffer, start..<(start + overlap.count))
     }
 }
