@@ -33,10 +33,15 @@ public final class StreamingDigest {
     public let algorithm: DigestAlgorithm
 
     public init(_ algorithm: DigestAlgorithm) {
-        guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
-        self.context = context
+        context = Self.newContext(algorithm)
         self.algorithm = algorithm
-        reset()
+    }
+
+    /// A new context, initialised for `algorithm`.
+    static func newContext(_ algorithm: DigestAlgorithm) -> OpaquePointer {
+        guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
+        guard EVP_DigestInit_ex(context, algorithm.evp, nil) == 1 else { fatalError("EVP_DigestInit_ex failed") }
+        return context
     }
 
     deinit { EVP_MD_CTX_free(context) }
@@ -98,6 +103,58 @@ public enum Hash {
 
     public static func hmac(_ algorithm: DigestAlgorithm, key: [UInt8], message: String) -> [UInt8] {
         hmac(algorithm, key: key, message: Array(message.utf8))
+    }
+}
+
+/// An HMAC key prepared once for many messages (a signer's secret): the digest states after
+/// the inner and the outer padded key, copied for each message. OpenSSL's one-shot `HMAC()`
+/// fetches the algorithm, builds a context and hashes the padded key again on every call.
+/// Safe to share: `authenticate` only reads the prepared states. They are freed (and cleansed by
+/// OpenSSL) with the key; the padded key bytes are zeroed at once.
+public final class HMACKey: @unchecked Sendable {
+    // @unchecked: the two contexts are written in init only; `authenticate` copies them.
+    private let inner: OpaquePointer
+    private let outer: OpaquePointer
+    public let algorithm: DigestAlgorithm
+
+    /// The block size of the three digests (RFC 2104's B).
+    private static let blockSize = 64
+
+    public init(_ algorithm: DigestAlgorithm, key: [UInt8]) {
+        self.algorithm = algorithm
+        var block = key.count > Self.blockSize ? Hash.digest(algorithm, key) : key
+        block += [UInt8](repeating: 0, count: Self.blockSize - block.count)
+        defer { zeroize(&block) }
+        func prepared(_ pad: UInt8) -> OpaquePointer {
+            var padded = block.map { $0 ^ pad }
+            defer { zeroize(&padded) }
+            let context = StreamingDigest.newContext(algorithm)
+            padded.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+            return context
+        }
+        inner = prepared(0x36)
+        outer = prepared(0x5c)
+    }
+
+    deinit {
+        EVP_MD_CTX_free(inner)
+        EVP_MD_CTX_free(outer)
+    }
+
+    /// HMAC of `message` under this key.
+    public func authenticate<Bytes: Sequence>(_ message: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
+        defer { EVP_MD_CTX_free(context) }
+        var out = [UInt8](repeating: 0, count: algorithm.byteCount)
+        var length: UInt32 = 0
+        guard EVP_MD_CTX_copy_ex(context, inner) == 1 else { fatalError("EVP_MD_CTX_copy_ex failed") }
+        let handled: Void? = message.withContiguousStorageIfAvailable { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        if handled == nil { Array(message).withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) } }
+        out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+        guard EVP_MD_CTX_copy_ex(context, outer) == 1 else { fatalError("EVP_MD_CTX_copy_ex failed") }
+        out.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+        return out
     }
 }
 

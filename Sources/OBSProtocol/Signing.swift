@@ -92,7 +92,8 @@ public enum Canonical {
 
     /// Hex V4 signature; the derived keys are zeroed after use.
     public static func v4Signature(secret: SecretBytes, dateStamp: String, region: String, stringToSign: String) -> String {
-        v4Signature(signingKey: v4SigningKey(secret: secret, dateStamp: dateStamp, region: region), stringToSign: stringToSign)
+        let signingKey = v4SigningKey(secret: secret, dateStamp: dateStamp, region: region)
+        return signingKey.withBytes { Hash.hmac(.sha256, key: $0, message: stringToSign).hexString }
     }
 
     /// The V4 signing key of one day and region (the HMAC chain over `AWS4`+secret, the date,
@@ -107,14 +108,19 @@ public enum Canonical {
         return SecretBytes(key)
     }
 
-    /// Hex V4 signature with a key from `v4SigningKey`.
-    public static func v4Signature(signingKey: SecretBytes, stringToSign: String) -> String {
-        signingKey.withBytes { Hash.hmac(.sha256, key: $0, message: stringToSign).hexString }
+    /// Hex V4 signature with a key from `v4SigningKey`, prepared for HMAC-SHA256.
+    public static func v4Signature(signingKey: HMACKey, stringToSign: String) -> String {
+        signingKey.authenticate(stringToSign.utf8).hexString
     }
 
     /// Base64 HMAC-SHA1 signature of OBS and V2.
     public static func hmacSHA1Signature(secret: SecretBytes, stringToSign: String) -> String {
         secret.withBytes { Base64.encode(Hash.hmac(.sha1, key: $0, message: stringToSign)) }
+    }
+
+    /// The same with the secret prepared once for HMAC-SHA1.
+    public static func hmacSHA1Signature(key: HMACKey, stringToSign: String) -> String {
+        Base64.encode(key.authenticate(stringToSign.utf8))
     }
 
     private static func collapseSpaces(_ value: String) -> String {
@@ -142,6 +148,8 @@ public struct RequestSigner: Sendable {
     public let dialect: Dialect
     public let credentials: Credentials
     public let region: String
+    /// OBS and V2: the secret prepared for HMAC-SHA1 once, not on every request.
+    private let secretKey: HMACKey?
     /// V4: the signing key of the day last signed for, derived once a day instead of with four
     /// HMACs per request.
     private let signingKeys = DailySigningKey()
@@ -150,6 +158,7 @@ public struct RequestSigner: Sendable {
         self.dialect = dialect
         self.credentials = credentials
         self.region = region
+        secretKey = dialect == .v4 ? nil : credentials.secretKey.withBytes { HMACKey(.sha1, key: $0) }
     }
 
     /// Adds the date, token and `Authorization` headers. `Host` must already be set for V4.
@@ -160,7 +169,8 @@ public struct RequestSigner: Sendable {
         case .obs, .v2:
             request.headers["Date"] = date.rfc1123
             let text = Canonical.stringToSign(for: request, dialect: dialect, virtualHostBucket: virtualHostBucket)
-            let signature = Canonical.hmacSHA1Signature(secret: credentials.secretKey, stringToSign: text)
+            let signature = secretKey.map { Canonical.hmacSHA1Signature(key: $0, stringToSign: text) }
+                ?? Canonical.hmacSHA1Signature(secret: credentials.secretKey, stringToSign: text)
             request.headers["Authorization"] = "\(dialect == .obs ? "OBS" : "AWS") \(credentials.accessKey):\(signature)"
         case .v4:
             let hash = payloadHash ?? RequestSigner.unsignedPayload
@@ -174,7 +184,7 @@ public struct RequestSigner: Sendable {
             let text = Canonical.v4StringToSign(canonicalRequest: canonical, date: date, scope: scope)
             let dateStamp = date.yyyymmdd
             let signingKey = signingKeys.key(for: dateStamp) {
-                Canonical.v4SigningKey(secret: credentials.secretKey, dateStamp: dateStamp, region: region)
+                Canonical.v4SigningKey(secret: credentials.secretKey, dateStamp: dateStamp, region: region).withBytes { HMACKey(.sha256, key: $0) }
             }
             let signature = Canonical.v4Signature(signingKey: signingKey, stringToSign: text)
             request.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders.joined(separator: ";")), Signature=\(signature)"
@@ -185,9 +195,9 @@ public struct RequestSigner: Sendable {
 /// One signer's V4 signing key and the day it is for; requests of another day derive their own.
 private final class DailySigningKey: Sendable {
     /// The last derived key, replaced when a request of another day derives one.
-    private let current = Mutex<(dateStamp: String, key: SecretBytes)?>(nil)
+    private let current = Mutex<(dateStamp: String, key: HMACKey)?>(nil)
 
-    func key(for dateStamp: String, derive: () -> SecretBytes) -> SecretBytes {
+    func key(for dateStamp: String, derive: () -> HMACKey) -> HMACKey {
         if let key = current.withLock({ $0?.dateStamp == dateStamp ? $0?.key : nil }) { return key }
         let key = derive() // outside the lock: four HMACs
         current.withLock { $0 = (dateStamp, key) }

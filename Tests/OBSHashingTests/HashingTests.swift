@@ -52,6 +52,13 @@ struct HashingTests {
         let testCase = Self.hmacCases[index]
         if let sha1 = testCase.sha1 { #expect(Hash.hmac(.sha1, key: testCase.key, message: testCase.message).hexString == sha1) }
         if let sha256 = testCase.sha256 { #expect(Hash.hmac(.sha256, key: testCase.key, message: testCase.message).hexString == sha256) }
+        // A prepared key gives the same, message after message.
+        let sha1Key = HMACKey(.sha1, key: testCase.key), sha256Key = HMACKey(.sha256, key: testCase.key)
+        for _ in 0..<2 {
+            if let sha1 = testCase.sha1 { #expect(sha1Key.authenticate(testCase.message).hexString == sha1) }
+            if let sha256 = testCase.sha256 { #expect(sha256Key.authenticate(testCase.message).hexString == sha256) }
+        }
+        #expect(HMACKey(.sha1, key: testCase.key).authenticate(testCase.message + [0]) != sha1Key.authenticate(testCase.message))
     }
 
     @Test(arguments: [DigestAlgorithm.md5, .sha1, .sha256])
