@@ -105,7 +105,17 @@ public struct Timestamp: Hashable, Sendable, Comparable {
 
     /// Parses RFC 1123 (`Sat, 21 Nov 2026 10:21:04 GMT`).
     public init?(rfc1123 text: String) {
-        // On UTF-8 bytes: every HEAD reply carries one (Last-Modified).
+        // On UTF-8 bytes: every HEAD reply carries one (Last-Modified). The fixed-width form
+        // servers send is read by position; any other spacing word by word.
+        let u = Array(text.utf8)
+        if u.count == 29, u[3] == UInt8(ascii: ","), u[4] == UInt8(ascii: " "), u[7] == UInt8(ascii: " "), u[11] == UInt8(ascii: " "),
+           u[16] == UInt8(ascii: " "), u[19] == UInt8(ascii: ":"), u[22] == UInt8(ascii: ":"), u[25] == UInt8(ascii: " "),
+           u[26...].elementsEqual("GMT".utf8) || u[26...].elementsEqual("UTC".utf8),
+           let monthIndex = Timestamp.months.firstIndex(where: { $0.utf8.elementsEqual(u[8..<11]) }),
+           let day = digits(u, 5, 2), let year = digits(u, 12, 4), let h = digits(u, 17, 2), let m = digits(u, 20, 2), let s = digits(u, 23, 2) {
+            self.init(Civil(year: year, month: Int64(monthIndex + 1), day: day, hour: h, minute: m, second: s, millisecond: 0))
+            return
+        }
         let parts = text.utf8.split(separator: UInt8(ascii: " "))
         guard parts.count == 6, parts[5].elementsEqual("GMT".utf8) || parts[5].elementsEqual("UTC".utf8),
               let day = signedDecimal(parts[1]), let monthIndex = Timestamp.months.firstIndex(where: { $0.utf8.elementsEqual(parts[2]) }),

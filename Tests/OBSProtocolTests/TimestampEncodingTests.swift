@@ -31,6 +31,16 @@ struct TimestampTests {
         }
     }
 
+    @Test("RFC 1123 dates with other spacing or widths than servers write parse the same")
+    func rfc1123Variants() {
+        let expected = Timestamp(iso8601: "2026-11-01T10:21:04Z")
+        #expect(Timestamp(rfc1123: "Sun, 01 Nov 2026 10:21:04 GMT") == expected)
+        #expect(Timestamp(rfc1123: "Sun, 1 Nov 2026 10:21:04 GMT") == expected)
+        #expect(Timestamp(rfc1123: "Sun,  01 Nov 2026  10:21:04 UTC") == expected)
+        #expect(Timestamp(rfc1123: "Sun, 01 Nov 2026 10:21:4 GMT") == expected)
+        #expect(Timestamp(rfc1123: "Sun, 31 Nov 2026 10:21:04 GMT") == nil)
+    }
+
     @Test("2100 is not a leap year; 2000 and 2024 are; 1 Mar 2100 follows 28 Feb")
     func leapYears() {
         #expect(Timestamp(iso8601: "2100-02-29T00:00:00Z") == nil)
