@@ -5,13 +5,13 @@
 // (a program filling a new directory sends no lookup per file); the kernel forgetting one of
 // its children, or a listing showing a name it does not hold (another client's), ends that.
 //
-// A lookup the caches cannot answer sends HEAD `key` and a one-key LIST of `key/` at once
-// (one round trip), or the HEAD alone for a name a listing showed as a file within
-// `attr_timeout=` with no directory of that name (`ls -l` after `readdir`); a directory with
-// its own marker (`key/`, the first key that LIST returns) costs one more HEAD for its POSIX
-// metadata; when neither request finds anything, HEAD
-// `key_$folder$` (s3fs's oldest directory format). A file being written by this mount is
-// answered from memory.
+// A lookup the caches cannot answer sends HEAD `key`, a one-key LIST of `key/` and HEAD
+// `key_$folder$` (s3fs's oldest directory format, which counts only when the other two find
+// nothing) at once: one round trip, also for a missing name. A name a listing showed as a file
+// within `attr_timeout=` with no directory of that name (`ls -l` after `readdir`) costs the
+// first HEAD alone; a directory with its own marker (`key/`, the first key that LIST returns)
+// one more HEAD for its POSIX metadata. A file being written by this mount is answered from
+// memory.
 import OBSProtocol
 
 extension ObsFileSystem {
@@ -111,6 +111,10 @@ extension ObsFileSystem {
 
     func remoteEntry(_ path: String) async throws -> RemoteEntry? {
         let key = objectKey(path)
+        let folderKey = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
+        // Sent with the other two, so that a missing name costs one round trip, not two; its
+        // answer is only awaited when neither of them found anything.
+        let folder = Task { [store] in try await store.headObject(folderKey) }
         async let head = store.headObject(key)
         async let below = store.listObjects(prefix: key.rawValue + "/", delimiter: "/", marker: nil, maxKeys: 1)
         let (object, listing) = try await (head, below)
@@ -124,8 +128,7 @@ extension ObsFileSystem {
             if object.contentType == KeyNaming.directoryContentType { return .directory(marker: object, markerKey: key) }
             return .file(object)
         }
-        let folderKey = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
-        if let folder = try await store.headObject(folderKey) { return .directory(marker: folder, markerKey: folderKey) }
+        if let folder = try await folder.value { return .directory(marker: folder, markerKey: folderKey) }
         return nil
     }
 
