@@ -6,12 +6,26 @@ import COpenSSL
 public enum DigestAlgorithm: Sendable {
     case md5, sha1, sha256
 
+    /// The algorithm fetched from the default provider once: `EVP_sha256()` and friends make
+    /// every `EVP_DigestInit_ex` fetch it again by name.
     var evp: OpaquePointer {
         switch self {
-        case .md5: EVP_md5()
-        case .sha1: EVP_sha1()
-        case .sha256: EVP_sha256()
+        case .md5: Self.md5Implementation
+        case .sha1: Self.sha1Implementation
+        case .sha256: Self.sha256Implementation
         }
+    }
+
+    // nonisolated(unsafe): set once (lazily, atomically), then only read; an EVP_MD is immutable
+    // and libcrypto allows using one from any thread.
+    private nonisolated(unsafe) static let md5Implementation = fetched("MD5", fallback: EVP_md5())
+    private nonisolated(unsafe) static let sha1Implementation = fetched("SHA1", fallback: EVP_sha1())
+    private nonisolated(unsafe) static let sha256Implementation = fetched("SHA256", fallback: EVP_sha256())
+
+    /// Kept for the life of the process (never freed).
+    private static func fetched(_ name: String, fallback: OpaquePointer?) -> OpaquePointer {
+        guard let implementation = EVP_MD_fetch(nil, name, nil) ?? fallback else { fatalError("no \(name) in libcrypto") }
+        return implementation
     }
 
     /// Length of the digest in bytes.

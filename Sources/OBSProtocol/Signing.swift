@@ -124,6 +124,18 @@ public enum Canonical {
     }
 
     private static func collapseSpaces(_ value: String) -> String {
+        // Most values have nothing to collapse (no tab, no padding, no run of spaces): as they are.
+        var previousWasSpace = true
+        var plain = true
+        for byte in value.utf8 {
+            let isSpace = byte == UInt8(ascii: " ")
+            if byte == UInt8(ascii: "\t") || (isSpace && previousWasSpace) {
+                plain = false
+                break
+            }
+            previousWasSpace = isSpace
+        }
+        if plain && !previousWasSpace { return value }
         var out = ""
         var lastWasSpace = false
         for ch in value.trimmingSpaces {
@@ -176,9 +188,9 @@ public struct RequestSigner: Sendable {
             let hash = payloadHash ?? RequestSigner.unsignedPayload
             request.headers["x-amz-date"] = date.iso8601Basic
             request.headers["x-amz-content-sha256"] = hash
-            let signedHeaders = Set(request.headers.map { $0.name.lowercasedASCII })
-                .subtracting(RequestSigner.v4Unsigned)
-                .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            var signedHeaders = request.headers.map { $0.name.lowercasedASCII }.filter { !RequestSigner.v4Unsigned.contains($0) }
+            signedHeaders.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            signedHeaders.removeAdjacentDuplicates()
             let canonical = Canonical.v4CanonicalRequest(for: request, signedHeaders: signedHeaders, payloadHash: hash)
             let scope = Canonical.v4Scope(date: date, region: region)
             let text = Canonical.v4StringToSign(canonicalRequest: canonical, date: date, scope: scope)
@@ -202,5 +214,18 @@ private final class DailySigningKey: Sendable {
         let key = derive() // outside the lock: four HMACs
         current.withLock { $0 = (dateStamp, key) }
         return key
+    }
+}
+
+extension Array where Element: Equatable {
+    /// Keeps the first of every run of equal elements (sorted: every element once).
+    fileprivate mutating func removeAdjacentDuplicates() {
+        guard count > 1 else { return }
+        var kept = 1
+        for index in 1..<count where self[index] != self[kept - 1] {
+            self[kept] = self[index]
+            kept += 1
+        }
+        removeLast(count - kept)
     }
 }
