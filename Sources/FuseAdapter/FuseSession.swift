@@ -64,9 +64,9 @@ final class Dispatcher: Sendable {
     let cacheSeconds: Double
     /// How long the kernel may remember a missing name (`negative_timeout=`).
     let negativeSeconds: Double
-    /// This mount's ID in /proc/self/mountinfo, once mounted (nil: unknown, so flushes never
-    /// ask /proc whether their process holds the file through another descriptor).
-    let mountID = Mutex<Int?>(nil)
+    /// This mount as /proc shows it, once mounted (nil: unknown, so flushes never ask /proc
+    /// whether their process holds the file through another descriptor).
+    let mount = Mutex<MountIdentity?>(nil)
 
     init(fileSystem: ObsFileSystem, logger: Logger, replies: any Replies) {
         self.fileSystem = fileSystem
@@ -399,7 +399,7 @@ private let operations: fuse_lowlevel_ops = {
             await dispatcher.replyStatus(request) {
                 try await dispatcher.stoppable(request, doing: "flush") {
                     let process = ProcessFiles.threadGroup(of: thread)
-                    let heldElsewhere = dispatcher.mountID.withLock { $0 }.map { ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode), mountID: $0) } ?? false
+                    let heldElsewhere = dispatcher.mount.withLock { $0 }.map { ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode), mount: $0) } ?? false
                     try await dispatcher.fileSystem.flush(handle, writer: writer, process: process, stillHeldWritable: heldElsewhere)
                 }
             }
@@ -855,7 +855,7 @@ public final class FuseSession {
         session = created
         let mountID = ProcessFiles.read("/proc/self/mountinfo").flatMap { ProcessFiles.mountID(of: absolute, in: $0) }
         if mountID == nil { logger.warning("\(absolute) is not in /proc/self/mountinfo: every flush of a file's opener completes it, also one of a duplicated descriptor") }
-        dispatcher.mountID.withLock { $0 = mountID }
+        dispatcher.mount.withLock { $0 = mountID.map { MountIdentity(id: $0, path: absolute) } }
     }
 
     /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM or SIGINT; then calls

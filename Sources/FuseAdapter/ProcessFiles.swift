@@ -5,8 +5,10 @@
 // redirection opens the file, `dup2`s it onto 1 and closes the original before anything is
 // written) does not complete it: the last of those descriptors' flush does.
 //
-// Only procfs reads, from a request's Task, never on a libfuse thread; reading /proc/PID/fdinfo
-// sends no request to this mount (stat of /proc/PID/fd/N would, and could wait for itself).
+// Only procfs reads, from a request's Task, never on a libfuse thread: readlink of
+// /proc/PID/fd/N (the path, to skip descriptors outside the mount) and /proc/PID/fdinfo/N send no
+// request to this mount (stat of /proc/PID/fd/N would, and could wait for itself). A process
+// with thousands of descriptors is not searched (`descriptorsSearched`).
 import Glibc
 import ObsFS
 
@@ -74,19 +76,43 @@ enum ProcessFiles {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// A process with more descriptors than this is not searched (a close would cost a /proc
+    /// read per descriptor): its closes follow the other rules.
+    static let descriptorsSearched = 4096
+
     /// Whether `process` holds a descriptor open for writing (O_WRONLY or O_RDWR) on the inode
-    /// `inode` of the mount `mountID` (its fdinfo's `mnt_id`, `ino` and `flags`).
-    static func holdsWritable(process: ProcessID, inode: InodeNumber, mountID: Int) -> Bool {
-        guard process != .unknown, let directory = opendir("/proc/\(process.rawValue)/fdinfo") else { return false }
+    /// `inode` of `mount`: descriptors whose path lies under the mountpoint (one readlink each)
+    /// are checked by their fdinfo's `mnt_id`, `ino` and `flags`.
+    static func holdsWritable(process: ProcessID, inode: InodeNumber, mount: MountIdentity) -> Bool {
+        guard process != .unknown, let directory = opendir("/proc/\(process.rawValue)/fd") else { return false }
         defer { closedir(directory) }
+        var searched = 0
+        var target = [CChar](repeating: 0, count: 4096)
         while let entry = readdir(directory) {
+            searched += 1
+            guard searched <= descriptorsSearched else { return false }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            guard name.first?.isNumber == true, let info = read("/proc/\(process.rawValue)/fdinfo/\(name)"),
-                  field("mnt_id", in: info).flatMap({ Int($0) }) == mountID,
+            guard name.first?.isNumber == true else { continue }
+            let length = readlink("/proc/\(process.rawValue)/fd/\(name)", &target, target.count)
+            guard length > 0, mount.contains(String(decoding: target[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)),
+                  let info = read("/proc/\(process.rawValue)/fdinfo/\(name)"),
+                  field("mnt_id", in: info).flatMap({ Int($0) }) == mount.id,
                   field("ino", in: info).flatMap({ UInt64($0) }) == inode.rawValue,
                   let flags = field("flags", in: info).flatMap({ Int32($0, radix: 8) }) else { continue }
             if flags & O_ACCMODE != O_RDONLY { return true }
         }
         return false
+    }
+}
+
+/// The mount as /proc shows it: its ID (mountinfo's first field, fdinfo's `mnt_id`) and its
+/// mountpoint (an absolute path without symlinks).
+struct MountIdentity: Sendable {
+    let id: Int
+    let path: String
+
+    /// Whether a descriptor's path (readlink of /proc/PID/fd/N) lies in this mount.
+    func contains(_ descriptorPath: String) -> Bool {
+        descriptorPath == path || descriptorPath.hasPrefix(path == "/" ? "/" : path + "/")
     }
 }

@@ -146,6 +146,9 @@ public final class ObsFileSystem: Sendable {
     let listedFiles: NameCache
     /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
     let readPool: ReadBufferPool
+    /// Whether the store keeps user metadata on directory markers (`d/`): nil until the first
+    /// marker written with metadata was read back (SeaweedFS keeps none).
+    let markersKeepMetadata = Mutex<Bool?>(nil)
 
     struct OpenFile {
         let inode: Inode

@@ -18,6 +18,9 @@ struct ProcessFilesTests {
         #expect(ProcessFiles.mountID(of: "/tmp/a b", in: mountinfo) == 47)
         #expect(ProcessFiles.mountID(of: "/tmp/a", in: mountinfo) == 46)
         #expect(ProcessFiles.mountID(of: "/tmp/none", in: mountinfo) == nil)
+        let mount = MountIdentity(id: 47, path: "/tmp/a b")
+        #expect(mount.contains("/tmp/a b/x") && mount.contains("/tmp/a b") && !mount.contains("/tmp/a bc/x"))
+        #expect(MountIdentity(id: 1, path: "/").contains("/etc/hosts"))
     }
 
     @Test func aThreadGroupIsReadFromStatusAndAGoneThreadStandsForItself() throws {
@@ -35,13 +38,16 @@ struct ProcessFilesTests {
         #expect(ProcessFiles.threadGroup(of: ProcessID(Int32.max)) == ProcessID(Int32.max))
     }
 
-    /// The `mnt_id` and `ino` of one of this process's descriptors, as fdinfo shows them.
-    func identity(of descriptor: Int32) throws -> (mountID: Int, inode: InodeNumber) {
+    /// The mount (`mnt_id`, and its mountpoint: /tmp's, whichever mount holds it) and `ino` of
+    /// one of this process's descriptors on a file in /tmp, as fdinfo shows them.
+    func identity(of descriptor: Int32) throws -> (mount: MountIdentity, inode: InodeNumber) {
         let info = try #require(ProcessFiles.read("/proc/self/fdinfo/\(descriptor)"))
         let mountID = try #require(ProcessFiles.field("mnt_id", in: info).flatMap { Int($0) })
+        let mountinfo = try #require(ProcessFiles.read("/proc/self/mountinfo"))
+        let line = try #require(mountinfo.split(separator: "\n").first { $0.hasPrefix("\(mountID) ") })
         var status = stat()
         #expect(fstat(descriptor, &status) == 0)
-        return (mountID, InodeNumber(UInt64(status.st_ino)))
+        return (MountIdentity(id: mountID, path: String(line.split(separator: " ")[4])), InodeNumber(UInt64(status.st_ino)))
     }
 
     @Test func aDescriptorOpenForWritingIsFoundAndAReadOnlyOneIsNot() throws {
@@ -49,16 +55,16 @@ struct ProcessFilesTests {
         let reader = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
         #expect(reader >= 0)
         defer { unlink(path) }
-        let (mountID, inode) = try identity(of: reader)
+        let (mount, inode) = try identity(of: reader)
         let process = ProcessID(getpid())
-        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID))
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mount: mount))
         let writer = open(path, O_WRONLY | O_CLOEXEC)
         #expect(writer >= 0)
-        #expect(ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID))
-        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID + 1))
-        #expect(!ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode.rawValue + 1), mountID: mountID))
+        #expect(ProcessFiles.holdsWritable(process: process, inode: inode, mount: mount))
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mount: MountIdentity(id: mount.id + 1, path: mount.path)))
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode.rawValue + 1), mount: mount))
         close(writer)
-        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mountID: mountID))
+        #expect(!ProcessFiles.holdsWritable(process: process, inode: inode, mount: mount))
         close(reader)
     }
 }

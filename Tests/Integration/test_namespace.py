@@ -20,7 +20,8 @@ from namespace_checks import (assert_no_upload_left, assert_same_tree, check_tre
 
 
 BUG_SEAWEEDFS_MARKER_METADATA = ("BUG: SeaweedFS keeps no user metadata on `d/` markers (HEAD shows none), so a directory's "
-                                 "mode, owner, times and xattrs are lost, while mkdir/chmod/chown/utimens/setxattr answer success")
+                                 "mode, owner, times and xattrs are lost: mkdir keeps none, and obsmount answers "
+                                 "chmod/chown/utimens/setxattr of a directory with EOPNOTSUPP there")
 
 
 # Every test of this file runs on obs-local (OBS dialect), its parallel file system bucket and SeaweedFS (V4).
@@ -263,6 +264,33 @@ def test_chmod_chown_touch_survive_remount(mount, mount_factory, base, directory
     for name, mode, owner in [("file", 0o640, (1234, 5678)), ("dir", 0o700, (4321, 8765))]:
         info = os.stat(fresh.path / base.name / name)
         assert (stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid), info.st_mtime_ns) == (mode, owner, TOUCH_NS), name
+
+
+def test_directory_metadata_changes_are_refused_where_the_store_drops_them(mount, base):
+    """SeaweedFS drops metadata on `d/` markers: obsmount learns it at the first mkdir and answers
+    chmod, chown, utimens and setxattr of a directory with EOPNOTSUPP, never a success without
+    effect. Elsewhere they work (test_chmod_chown_touch_survive_remount)."""
+    (base / "dir").mkdir(mode=0o700)
+    before = os.stat(base / "dir")
+    changes = [lambda: os.chmod(base / "dir", 0o750), lambda: os.chown(base / "dir", 4321, 8765),
+               lambda: os.utime(base / "dir", ns=(TOUCH_NS, TOUCH_NS)),
+               lambda: os.setxattr(base / "dir", "user.tag", b"v")]
+    if mount.server.name != "seaweedfs":
+        for change in changes:
+            change()
+        after = os.stat(base / "dir")
+        assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid, after.st_mtime_ns) == (0o750, 4321, 8765, TOUCH_NS)
+        assert os.getxattr(base / "dir", "user.tag") == b"v"
+        return
+    for change in changes:
+        with pytest.raises(OSError) as raised:
+            change()
+        assert raised.value.errno == errno.EOPNOTSUPP
+    after = os.stat(base / "dir")
+    assert (after.st_mode, after.st_uid, after.st_mtime_ns) == (before.st_mode, before.st_uid, before.st_mtime_ns)
+    (base / "dir" / "file").write_bytes(b"x")
+    os.chmod(base / "dir" / "file", 0o600)  # files keep their metadata
+    assert stat.S_IMODE(os.stat(base / "dir" / "file").st_mode) == 0o600
 
 
 def test_chmod_of_a_file_being_written_rides_on_the_upload(mount, base):

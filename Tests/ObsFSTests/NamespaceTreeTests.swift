@@ -173,6 +173,21 @@ struct NamespaceTreeTests {
         #expect(try await fs.getattr(created.inode).modified == time)
     }
 
+    @Test func aStoreThatDropsMarkerMetadataMakesDirectoryMetadataChangesEOPNOTSUPP() async throws {
+        let dropping = InMemoryStore(keepsMarkerMetadata: false)
+        let fs = makeFileSystem(dropping)
+        let dir = try await fs.mkdir(parent: .root, name: "d", mode: 0o700, caller: testCaller)
+        #expect(fs.markersKeepMetadata.withLock { $0 } == false)  // learned from the mkdir
+        let chmod = AttributeChanges(permissions: 0o750)
+        #expect(await errno { _ = try await fs.setattr(dir.inode, chmod) } == .notSupported)
+        #expect(await errno { try await fs.setxattr(dir.inode, name: "user.tag", value: Array("v".utf8), flags: 0) } == .notSupported)
+        // A store that keeps them: learned at the first mkdir, and chmod of a directory works.
+        let keeping = mount()
+        let kept = try await keeping.mkdir(parent: .root, name: "k", mode: 0o700, caller: testCaller)
+        #expect(keeping.markersKeepMetadata.withLock { $0 } == true)
+        #expect(try await keeping.setattr(kept.inode, chmod).mode & 0o777 == 0o750)
+    }
+
     @Test func otherUserAttributesLiveInTheXattrMetadata() async throws {
         let attributeStore = AttributeKeepingStore()
         let fs = makeFileSystem(attributeStore)

@@ -14,9 +14,13 @@ import Synchronization
 final class InMemoryStore: ObjectStore {
     let defaultKMS: Bool
 
-    init(defaultKMS: Bool = false, isFileSystemBucket: Bool = false) {
+    /// False: like SeaweedFS, user metadata written on `d/` markers is dropped.
+    let keepsMarkerMetadata: Bool
+
+    init(defaultKMS: Bool = false, isFileSystemBucket: Bool = false, keepsMarkerMetadata: Bool = true) {
         self.defaultKMS = defaultKMS
         self.isFileSystemBucket = isFileSystemBucket
+        self.keepsMarkerMetadata = keepsMarkerMetadata
     }
 
     struct Upload {
@@ -181,7 +185,9 @@ final class InMemoryStore: ObjectStore {
     }
 
     func putObject(_ key: ObjectKey, bytes: [UInt8], options: ObjectOptions) async throws -> ETag {
-        contents.withLock { contents in
+        var options = options
+        if !keepsMarkerMetadata && key.rawValue.hasSuffix("/") { options.metadata = [:] }
+        return contents.withLock { contents in
             contents.objects[key] = bytes
             let etag = ETag(md5: Hash.md5(bytes))
             contents.etags[key] = etag

@@ -27,6 +27,7 @@ extension ObsFileSystem {
         }
         negativeCache.remove(parent, name)
         listedFiles.remove(parent, name)
+        _ = await learnWhetherMarkersKeepMetadata(markerKey, wrote: posix)
         let facts = InodeFacts(size: 0, etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .directory, facts: facts, isCurrent: { _ in false }) else {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")

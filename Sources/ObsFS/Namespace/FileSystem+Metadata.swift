@@ -153,17 +153,36 @@ extension ObsFileSystem {
             throw failure
         }
         let markerKey = ObjectKey(listPrefix(ofDirectory: path))
+        let unkept = FileSystemError(.notSupported, "\(markerKey): this store keeps no metadata on directory markers, so a directory's mode, owner, times and xattrs cannot be changed")
+        if markersKeepMetadata.withLock({ $0 }) == false { throw unkept }
+        var posix: PosixMetadata
         do {
             var options = ObjectOptions()
             options.contentType = KeyNaming.directoryContentType
             if let marker = try await store.headObject(markerKey) { options.metadata = marker.metadata }
-            var posix = PosixMetadata(metadata: options.metadata)
+            posix = PosixMetadata(metadata: options.metadata)
             update(&posix)
             posix.write(into: &options.metadata, kind: .directory)
             _ = try await store.putObject(markerKey, bytes: [], options: options)
         } catch {
             throw storeFailure("changing the metadata of directory \(markerKey)", error)
         }
+        if await learnWhetherMarkersKeepMetadata(markerKey, wrote: posix) == false { throw unkept }
+    }
+
+    /// Reads back, once per mount, a marker just written with `posix`: whether the store keeps
+    /// metadata on directory markers (nil: not known yet). The first time it does not, says so in
+    /// the log; from then on directory metadata changes answer EOPNOTSUPP instead of succeeding
+    /// without effect.
+    func learnWhetherMarkersKeepMetadata(_ markerKey: ObjectKey, wrote posix: PosixMetadata) async -> Bool? {
+        if let known = markersKeepMetadata.withLock({ $0 }) { return known }
+        guard let marker = try? await store.headObject(markerKey) else { return nil }
+        let kept = PosixMetadata(metadata: marker.metadata).permissions == posix.permissions
+        markersKeepMetadata.withLock { $0 = kept }
+        if !kept {
+            logger.warning("\(markerKey) was written with a mode, owner and times and reads back without them: this store keeps no metadata on directory markers (SeaweedFS does this). Directories show the mount's defaults; chmod, chown, touch and setfattr of a directory answer EOPNOTSUPP")
+        }
+        return kept
     }
 
     // MARK: Extended attributes outside user.obs.
