@@ -293,28 +293,6 @@ struct NamespaceTreeTests {
         #expect(store.uploadsInProgress == 0)
     }
 
-    @Test func aFileUnlinkedWhileCompletingDeletesOnlyItsOwnObject() async throws {
-        let faults = FaultInjectingStore(store)
-        let fs = makeFileSystem(faults)
-        let (_, handle) = try await fs.create(parent: .root, name: "f")
-        _ = try await write(fs, handle, at: 0, pattern(1000)).get()
-        faults.hold(.complete)
-        let flush = Task { try await fs.flush(handle, writer: WriterIdentity(7)) }
-        #expect(try await eventually { faults.heldCount(.complete) == 1 })
-        try await fs.unlink(parent: .root, name: "f")
-        // The complete goes on; before the flush looks at what it completed, the name is made
-        // again (another file's object).
-        faults.hold(.head)
-        faults.release(.complete)
-        #expect(try await eventually { faults.heldCount(.head) == 1 })
-        store.seed("f", Array("the new file".utf8))
-        faults.release(.head)
-        try await flush.value
-        await fs.release(handle)
-        #expect(store.object("f") == Array("the new file".utf8))
-        #expect(store.uploadsInProgress == 0)
-    }
-
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")

@@ -322,7 +322,6 @@ final class FaultInjectingStore: ObjectStore {
     func checkBucket() async throws { try await inner.checkBucket() }
 
     func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
-        await waitIfHeld(.head)
         try check(.head)
         return try await inner.headObject(key)
     }
@@ -351,7 +350,6 @@ final class FaultInjectingStore: ObjectStore {
     }
 
     func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
-        await waitIfHeld(.complete)
         try check(.complete)
         let stored = try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
         if state.withLock({ $0.losingCompleteAnswers }) {

@@ -249,11 +249,8 @@ extension ObsFileSystem {
         guard let session = file.session, !isDiscarded(file.inode) else { return }
         try await session.flush(writer: writer, process: process).get()
         if isDiscarded(file.inode) {
-            // Unlinked while this flush was completing: the name is gone, so is the object it
-            // completed; not one made again under the name meanwhile (another file's).
-            if let etag = session.etag, (try? await store.headObject(session.key))??.etag == etag {
-                try? await store.deleteObject(session.key)
-            }
+            // Unlinked while this flush was completing: the name is gone, so is the object.
+            try? await store.deleteObject(session.key)
             return
         }
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
