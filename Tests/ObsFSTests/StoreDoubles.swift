@@ -322,6 +322,7 @@ final class FaultInjectingStore: ObjectStore {
     func checkBucket() async throws { try await inner.checkBucket() }
 
     func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
+        await waitIfHeld(.head)
         try check(.head)
         return try await inner.headObject(key)
     }
