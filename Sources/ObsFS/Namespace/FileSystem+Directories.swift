@@ -151,20 +151,22 @@ extension ObsFileSystem {
         }
         let known = table.knownChildren(directory)
         var listedOnlyAsFiles: [String] = []
+        var listedUnknown = false
         for index in entries.indices where entries[index].inode == nil {
             guard let inode = known[entries[index].name] else {
                 if entries[index].isOnlyAFile {
                     listedFiles.insert(directory, entries[index].name)
                     listedOnlyAsFiles.append(entries[index].name)
                 }
-                // Another client put it there: the table no longer holds every name (mkdir).
-                table.forgetEveryChild(of: directory)
+                listedUnknown = true
                 continue
             }
             entries[index].inode = inode.number
             entries[index].kind = inode.kind
             if let listed = entries[index].listed { refresh(inode, from: listed) }
         }
+        // Another client put names there: the table no longer holds every name (mkdir).
+        if listedUnknown { table.forgetEveryChild(of: directory) }
         listedPrefetch.listed(listedOnlyAsFiles, in: directory)
         if plus { try await fetchAttributes(of: &entries, in: directory, reader: reader) }
         return entries

@@ -157,10 +157,14 @@ final class InodeTable: Sendable {
         tree.withLock { $0.nodes[directory]?.childrenCompleteUntil = nil }
     }
 
-    /// Whether the table's children of `directory` are all it has: a name not among them is
-    /// missing without asking the store.
-    func holdsEveryChild(of directory: InodeNumber) -> Bool {
-        tree.withLock { tree in tree.nodes[directory]?.childrenCompleteUntil.map { $0 > .now } ?? false }
+    /// Whether `name` is missing from `directory` without asking the store: the table's
+    /// children of `directory` are all it has (`holdEveryChild`) and none is linked as `name`.
+    func knowsMissing(_ directory: InodeNumber, _ name: String) -> Bool {
+        tree.withLock { tree in
+            guard let node = tree.nodes[directory], let until = node.childrenCompleteUntil, until > .now else { return false }
+            guard let child = node.children[name] else { return true }
+            return tree.nodes[child]?.linked != true
+        }
     }
 
     /// The inode for `name` in `parent` as an entry reply gives it to the kernel (lookup count
