@@ -138,7 +138,6 @@ extension ObsFileSystem {
                 try await changeObject(path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })
             }
         }
-        forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             update(&state.facts.posix)
             state.facts.posixLoaded = true
