@@ -273,7 +273,7 @@ public final class ObsFileSystem: Sendable {
 
     /// `stat` of an inode, from its cached facts (and the size of its upload while writing).
     func attributes(of inode: Inode) -> FileAttributes {
-        let facts = inode.facts
+        let (facts, changedHere) = inode.state.withLock { ($0.facts, $0.changedHere) }
         var size = facts.size
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
@@ -287,12 +287,17 @@ public final class ObsFileSystem: Sendable {
         }
         var permissions = facts.posix.permissions ?? defaultPermissions
         if configuration.readOnly && inode.kind != .symlink { permissions &= ~0o222 }
-        let modified = facts.posix.modified ?? facts.lastModified
+        var modified = facts.posix.modified ?? facts.lastModified
+        var changed = facts.posix.changed ?? modified
+        if let changedHere {
+            if inode.kind == .directory { modified = max(modified, changedHere) }
+            changed = max(changed, changedHere)
+        }
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
                               mode: UInt32(typeBits) | permissions,
                               linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,
                               uid: facts.posix.uid ?? configuration.ownerUID, gid: facts.posix.gid ?? configuration.ownerGID,
-                              modified: modified, accessed: facts.posix.accessed ?? modified, changed: facts.posix.changed ?? modified)
+                              modified: modified, accessed: facts.posix.accessed ?? modified, changed: changed)
     }
 
     public func statistics() -> FileSystemStatistics { FileSystemStatistics() }

@@ -3,6 +3,7 @@ obs-local: other users and their permissions (a mount made by root is shared, wi
 checking modes), and what a local filesystem does that object storage has no request for."""
 import errno
 import os
+import subprocess
 
 from namespace_checks import unique
 
@@ -61,3 +62,33 @@ def test_noallow_other_keeps_the_mount_to_its_user(server, mount_factory):
     private = mount_factory(server, options=["noallow_other"])
     assert as_nobody(private.path, os.listdir) == errno.EACCES
     assert as_nobody(private.path, read_file(".")) == errno.EACCES
+
+
+def test_names_changed_in_a_directory_advance_its_times_and_tar_keeps_the_archived_ones(obs_local, mount_factory, tmp_path):
+    # obs-local only: SeaweedFS keeps no times on directory markers (test_namespace.py).
+    mount = mount_factory(obs_local)
+    directory = mount.path / unique("times")
+    directory.mkdir()
+    os.utime(directory, (1_000_000_000, 1_000_000_000))
+    for change in (lambda: (directory / "f").write_bytes(b"x"), lambda: os.rename(directory / "f", directory / "g"),
+                   lambda: os.symlink("g", directory / "s"), lambda: os.unlink(directory / "s"),
+                   lambda: os.mkdir(directory / "m"), lambda: os.rmdir(directory / "m")):
+        os.utime(directory, (1_000_000_000, 1_000_000_000))
+        before = os.stat(directory)
+        change()
+        after = os.stat(directory)
+        assert after.st_mtime > before.st_mtime and after.st_ctime > before.st_ctime
+
+    # tar sets each directory's archived times after filling it; those are the ones shown.
+    source = tmp_path / "tree"
+    (source / "inner").mkdir(parents=True)
+    (source / "inner" / "file").write_bytes(b"archived")
+    os.utime(source / "inner", (1_100_000_000, 1_100_000_000))
+    os.utime(source, (1_200_000_000, 1_200_000_000))
+    archive = tmp_path / "tree.tar"
+    subprocess.run(["tar", "cf", str(archive), "-C", str(tmp_path), "tree"], check=True)
+    target = mount.path / unique("untar")
+    target.mkdir()
+    subprocess.run(["tar", "xf", str(archive), "-C", str(target)], check=True)
+    assert os.stat(target / "tree" / "inner").st_mtime == 1_100_000_000
+    assert os.stat(target / "tree").st_mtime == 1_200_000_000

@@ -128,6 +128,37 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
     }
 
+    @Test func namesChangedHereAdvanceTheDirectorysTimesUntilTimesAreSetExplicitly() async throws {
+        let fs = mount()
+        let dir = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller)
+        let other = try await fs.mkdir(parent: .root, name: "e", mode: 0o755, caller: testCaller)
+        let old = FileTime(seconds: 1_000_000_000)
+        for directory in [dir.inode, other.inode] { _ = try await fs.setattr(directory, AttributeChanges(modified: old)) }
+        #expect(try await fs.getattr(dir.inode).modified == old)
+
+        let (created, handle) = try await fs.create(parent: dir.inode, name: "f")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        let afterCreate = try await fs.getattr(dir.inode)
+        #expect(afterCreate.modified > old && afterCreate.changed >= afterCreate.modified)
+
+        // tar and rsync set a directory's times after filling it: those are shown.
+        _ = try await fs.setattr(dir.inode, AttributeChanges(modified: old))
+        #expect(try await fs.getattr(dir.inode).modified == old)
+        let fileBefore = try await fs.getattr(created.inode)
+
+        try await Task.sleep(for: .milliseconds(20))
+        try await fs.rename(parent: dir.inode, name: "f", newParent: other.inode, newName: "g", flags: 0)
+        #expect(try await fs.getattr(dir.inode).modified > old)
+        #expect(try await fs.getattr(other.inode).modified > old)
+        let moved = try await fs.lookup(parent: other.inode, name: "g")
+        #expect(moved.changed > fileBefore.changed && moved.modified == fileBefore.modified)
+
+        _ = try await fs.setattr(other.inode, AttributeChanges(modified: old))
+        try await fs.unlink(parent: other.inode, name: "g")
+        #expect(try await fs.getattr(other.inode).modified > old)
+    }
+
     @Test func chmodChownAndTimesAreStoredAsS3fsWritesThem() async throws {
         let attributeStore = AttributeKeepingStore()
         let fs = makeFileSystem(attributeStore)

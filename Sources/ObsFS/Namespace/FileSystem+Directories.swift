@@ -33,6 +33,7 @@ extension ObsFileSystem {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
         inode.state.withLock { $0.hasMarker = true }
+        table.noteChanged(parent)
         // Nothing is beneath a directory made just now: names looked up in it are missing
         // unless this mount makes them, for negative_timeout=.
         table.holdEveryChild(of: inode.number, for: configuration.negativeTimeout)
@@ -55,6 +56,7 @@ extension ObsFileSystem {
         guard let remote = try await existingEntry(path) else {
             if let local = table.child(parent, name), local.kind == .directory {
                 table.unlink(parent, name)
+                table.noteChanged(parent)
                 return
             }
             throw FileSystemError(.noEntry, "no directory \(path)")
@@ -79,6 +81,7 @@ extension ObsFileSystem {
             throw storeFailure("removing directory \(prefix)", error)
         }
         table.unlink(parent, name)
+        table.noteChanged(parent)
         negativeCache.insert(parent, name)
         logger.info("\(prefix): directory removed")
     }
@@ -102,6 +105,7 @@ extension ObsFileSystem {
             throw storeFailure("deleting \(key)", error)
         }
         table.unlink(parent, name)
+        table.noteChanged(parent)
         negativeCache.insert(parent, name)
         if writing { logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed") }
     }

@@ -140,6 +140,7 @@ extension ObsFileSystem {
         }
         inode.state.withLock { state in
             update(&state.facts.posix)
+            state.changedHere = nil  // the times just set, ctime now, are the ones to show
             state.facts.posixLoaded = true
             if kind != .directory { state.facts.etag = nil }  // a copy onto itself may change it
         }

@@ -67,6 +67,7 @@ extension ObsFileSystem {
             try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
         }
         _ = table.move(parent, name, to: newParent, newName)
+        for changed in [parent, newParent] + (table.child(newParent, newName).map { [$0.number] } ?? []) { table.noteChanged(changed) }
         negativeCache.remove(newParent, newName)
         negativeCache.insert(parent, name)
     }

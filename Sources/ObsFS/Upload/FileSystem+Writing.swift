@@ -37,6 +37,7 @@ extension ObsFileSystem {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
         negativeCache.remove(parent, name)
+        table.noteChanged(parent)
         do {
             let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
