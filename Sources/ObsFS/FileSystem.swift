@@ -159,6 +159,16 @@ public final class ObsFileSystem: Sendable {
         var modify: ModifySession? = nil
     }
 
+    /// Where a file was when it was unlinked while open: its object is deleted later, unless
+    /// this mount made the name again meanwhile (the object then is, or is about to be, the new
+    /// file's).
+    struct UnlinkedName: Sendable {
+        let key: ObjectKey
+        let parent: InodeNumber
+        let name: String
+        var madeAgain = false
+    }
+
     struct OpenFiles {
         var files: [FileHandleID: OpenFile] = [:]
         var nextHandle: UInt64 = 1
@@ -169,8 +179,13 @@ public final class ObsFileSystem: Sendable {
         /// Files being renamed (source and replaced target): no upload may start on them, as it
         /// would write the key the name had before.
         var renaming: Set<InodeNumber> = []
-        /// Files unlinked while open for writing: their upload is aborted at release.
-        var discarded: Set<InodeNumber> = []
+        /// Files unlinked while open for writing: their upload is aborted at release (an object
+        /// a completing flush stored meanwhile is deleted).
+        var discarded: [InodeNumber: UnlinkedName] = [:]
+        /// Files unlinked while open otherwise (reading, or changing an existing object): their
+        /// object stays, hidden from this mount's lookups and listings, so that the descriptors
+        /// go on reading it as on a local filesystem; it is deleted at the last release.
+        var unlinkedWhileOpen: [InodeNumber: UnlinkedName] = [:]
         /// The size a truncate gave a file being streamed without cutting what it received (a new
         /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size
         /// ahead of the pages it has not sent yet): zeros fill up to it at the next flush.
@@ -178,6 +193,20 @@ public final class ObsFileSystem: Sendable {
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
+
+        /// This mount made `name` in `parent` again: an object stored there is not to be deleted.
+        mutating func nameMadeAgain(_ parent: InodeNumber, _ name: String) {
+            for (inode, unlinked) in discarded where unlinked.parent == parent && unlinked.name == name { discarded[inode]?.madeAgain = true }
+            for (inode, unlinked) in unlinkedWhileOpen where unlinked.parent == parent && unlinked.name == name {
+                unlinkedWhileOpen[inode]?.madeAgain = true
+            }
+        }
+
+        /// The unlinked-while-open name of `inode` once none of its handles is left.
+        mutating func takeUnlinkedName(ifLastOf inode: InodeNumber) -> UnlinkedName? {
+            guard unlinkedWhileOpen[inode] != nil, !files.values.contains(where: { $0.inode.number == inode }) else { return nil }
+            return unlinkedWhileOpen.removeValue(forKey: inode)
+        }
     }
 
     /// Open handles and active uploads; held only for short bookkeeping, never across a request
@@ -305,7 +334,8 @@ public final class ObsFileSystem: Sendable {
     // MARK: Shutdown
 
     /// Unmounting: uploads being completed finish, uploads still open are aborted; one log line
-    /// each. Uploads being initiated are waited for (and aborted), so none is left behind.
+    /// each. Uploads being initiated are waited for (and aborted), so none is left behind. The
+    /// objects of files unlinked while open are deleted.
     public func shutdown() async {
         openFiles.withLock { $0.shuttingDown = true }
         while openFiles.withLock({ !$0.initiating.isEmpty }) { try? await Task.sleep(for: .milliseconds(10)) }
@@ -319,6 +349,10 @@ public final class ObsFileSystem: Sendable {
                     }
                 }
             }
+        }
+        // Files unlinked while open, still open: their descriptors end with the mount.
+        for unlinked in openFiles.withLock({ files in defer { files.unlinkedWhileOpen = [:] }; return Array(files.unlinkedWhileOpen.values) }) {
+            await deleteUnlinkedObject(unlinked)
         }
     }
 }

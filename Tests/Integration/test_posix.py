@@ -5,7 +5,7 @@ import errno
 import os
 import subprocess
 
-from namespace_checks import unique
+from namespace_checks import server_body, server_objects, unique
 
 NOBODY = 65534
 
@@ -92,3 +92,18 @@ def test_names_changed_in_a_directory_advance_its_times_and_tar_keeps_the_archiv
     subprocess.run(["tar", "xf", str(archive), "-C", str(target)], check=True)
     assert os.stat(target / "tree" / "inner").st_mtime == 1_100_000_000
     assert os.stat(target / "tree").st_mtime == 1_200_000_000
+
+
+def test_a_file_unlinked_while_open_is_read_to_the_end_and_deleted_at_its_last_close(mount):
+    directory = mount.path / unique("unlinked")
+    directory.mkdir()
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    (directory / "f").write_bytes(body)
+    key = f"{directory.name}/f"
+    with open(directory / "f", "rb") as reader:
+        start = reader.read(1000)
+        os.unlink(directory / "f")
+        assert not os.path.exists(directory / "f") and os.listdir(directory) == []
+        assert server_body(mount.server, key) == body  # kept for the open descriptor
+        assert start + reader.read() == body
+    assert server_objects(mount.server, key) == {}

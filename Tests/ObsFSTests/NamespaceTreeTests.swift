@@ -324,6 +324,56 @@ struct NamespaceTreeTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    @Test func aFileUnlinkedWhileOpenForReadingIsReadUntilItsLastRelease() async throws {
+        store.seed("kept", Array("still here".utf8))
+        let fs = mount()
+        let file = try await fs.lookup(parent: .root, name: "kept")
+        let first = try await fs.open(file.inode, flags: O_RDONLY)
+        let second = try await fs.open(file.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: .root, name: "kept")
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "kept") } == .noEntry)
+        #expect(try await names(fs, .root).isEmpty)
+        #expect(try await fs.read(first.handle, at: 0, count: 100).gathered() == Array("still here".utf8))
+        await fs.release(first.handle)
+        #expect(store.object("kept") != nil)  // the second descriptor still reads it
+        #expect(try await fs.read(second.handle, at: 6, count: 100).gathered() == Array("here".utf8))
+        await fs.release(second.handle)
+        #expect(store.object("kept") == nil)
+    }
+
+    @Test func theObjectOfAFileUnlinkedWhileOpenStaysWhenTheNameIsMadeAgain() async throws {
+        store.seed("name", [1, 2, 3])
+        let fs = mount()
+        let old = try await fs.lookup(parent: .root, name: "name")
+        let reader = try await fs.open(old.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: .root, name: "name")
+        let (_, writer) = try await fs.create(parent: .root, name: "name")
+        _ = try await write(fs, writer, at: 0, [9]).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        await fs.release(reader.handle)
+        #expect(store.object("name") == [9])
+    }
+
+    @Test func aFileUnlinkedWhileItsCloseCompletesLeavesTheNameMadeAgainAlone() async throws {
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let (_, handle) = try await fs.create(parent: .root, name: "tmp")
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        faults.hold(.complete)
+        let closing = Task { try await fs.flush(handle, writer: WriterIdentity(7)) }
+        while faults.heldCount(.complete) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await fs.unlink(parent: .root, name: "tmp")  // the complete stored it; its answer is on its way
+        let (_, again) = try await fs.create(parent: .root, name: "tmp")
+        try await fs.flush(again, writer: WriterIdentity(8))  // an empty file: one PUT
+        await fs.release(again)
+        #expect(store.object("tmp") == [])
+        faults.release(.complete)
+        try await closing.value
+        await fs.release(handle)
+        #expect(store.object("tmp") == [])  // the new file's object, not deleted for the unlinked one
+    }
+
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")

@@ -353,6 +353,7 @@ final class FaultInjectingStore: ObjectStore {
     func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try check(.complete)
         let stored = try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
+        await waitIfHeld(.complete)  // a held complete has stored the object; its answer waits
         if state.withLock({ $0.losingCompleteAnswers }) {
             throw ServiceError(status: 500, code: .internalError, message: "injected: the answer was lost", requestID: "LOST")
         }

@@ -70,8 +70,7 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("creating \(key)", error)
         }
-        negativeCache.remove(parent, name)
-        table.noteChanged(parent)
+        madeName(name, in: parent)
         let facts = InodeFacts(size: Int64(bytes.count), etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: kind, facts: facts, isCurrent: { _ in false }) else {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")

@@ -67,8 +67,8 @@ extension ObsFileSystem {
             try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
         }
         _ = table.move(parent, name, to: newParent, newName)
-        for changed in [parent, newParent] + (table.child(newParent, newName).map { [$0.number] } ?? []) { table.noteChanged(changed) }
-        negativeCache.remove(newParent, newName)
+        madeName(newName, in: newParent)
+        for changed in [parent] + (table.child(newParent, newName).map { [$0.number] } ?? []) { table.noteChanged(changed) }
         negativeCache.insert(parent, name)
     }
 

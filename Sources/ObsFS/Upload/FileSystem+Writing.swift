@@ -36,8 +36,7 @@ extension ObsFileSystem {
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .regular, facts: facts, isCurrent: { _ in false }) else {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
-        negativeCache.remove(parent, name)
-        table.noteChanged(parent)
+        madeName(name, in: parent)
         do {
             let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
@@ -214,7 +213,7 @@ extension ObsFileSystem {
         return .waiting(pending)
     }
 
-    private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }
+    private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded[inode.number] != nil } }
 
     /// Records what the upload wrote as the inode's facts.
     func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
@@ -247,9 +246,9 @@ extension ObsFileSystem {
         }
         guard let session = file.session, !isDiscarded(file.inode) else { return }
         try await session.flush(writer: writer, process: process).get()
-        if isDiscarded(file.inode) {
+        if let unlinked = openFiles.withLock({ $0.discarded[file.inode.number] }) {
             // Unlinked while this flush was completing: the name is gone, so is the object.
-            try? await store.deleteObject(session.key)
+            await deleteUnlinkedObject(unlinked)
             return
         }
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
@@ -289,6 +288,12 @@ extension ObsFileSystem {
             logger.error("\(handle): the size a truncate set could not be written: \(error)")
         }
         guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+        await finishReleasing(file)
+        if let unlinked = openFiles.withLock({ $0.takeUnlinkedName(ifLastOf: file.inode.number) }) { await deleteUnlinkedObject(unlinked) }
+    }
+
+    /// What the release of `file` (no longer among the open handles) completes or aborts.
+    private func finishReleasing(_ file: OpenFile) async {
         file.reads?.close()
         if let modify = file.modify {
             defer { modify.close() }
@@ -315,7 +320,7 @@ extension ObsFileSystem {
         openFiles.withLock { files in
             if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
             if discarded {
-                files.discarded.remove(file.inode.number)
+                files.discarded[file.inode.number] = nil
                 files.pendingSizes[file.inode.number] = nil
             }
         }
