@@ -107,3 +107,18 @@ def test_a_file_unlinked_while_open_is_read_to_the_end_and_deleted_at_its_last_c
         assert server_body(mount.server, key) == body  # kept for the open descriptor
         assert start + reader.read() == body
     assert server_objects(mount.server, key) == {}
+
+
+def test_fallocate_extends_with_zeros_and_refuses_holes(mount):
+    directory = mount.path / unique("fallocate")
+    directory.mkdir()
+    key = f"{directory.name}/f"
+    subprocess.run(["fallocate", "-l", "1M", str(directory / "f")], check=True)
+    assert server_body(mount.server, key) == bytes(1024 * 1024)
+    (directory / "g").write_bytes(b"start")
+    with open(directory / "g", "r+b") as changed:
+        os.posix_fallocate(changed.fileno(), 0, 4096)
+    assert server_body(mount.server, f"{directory.name}/g") == b"start" + bytes(4091)
+    punch = subprocess.run(["fallocate", "-p", "-o", "0", "-l", "4096", str(directory / "g")], capture_output=True, text=True)
+    assert punch.returncode != 0 and "unsupported" in punch.stderr  # EOPNOTSUPP
+    assert server_body(mount.server, f"{directory.name}/g") == b"start" + bytes(4091)

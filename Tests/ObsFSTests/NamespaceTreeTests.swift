@@ -374,6 +374,27 @@ struct NamespaceTreeTests {
         #expect(store.object("tmp") == [])  // the new file's object, not deleted for the unlinked one
     }
 
+    @Test func fallocatePastTheEndExtendsWithZerosAndKeepSizeChangesNothing() async throws {
+        store.seed("old", [1, 2, 3])
+        let fs = mount()
+        let old = try await fs.lookup(parent: .root, name: "old")
+        try await fs.allocate(old.inode, offset: 0, length: 2, mode: 0)  // within the file: nothing to do
+        try await fs.allocate(old.inode, offset: 2, length: 100, mode: 0x01)  // FALLOC_FL_KEEP_SIZE
+        #expect(store.object("old") == [1, 2, 3])
+        try await fs.allocate(old.inode, offset: 1, length: 7, mode: 0)
+        #expect(store.object("old") == [1, 2, 3, 0, 0, 0, 0, 0])
+        #expect(await errno { try await fs.allocate(old.inode, offset: 0, length: 2, mode: 0x01 | 0x02) } == .notSupported)  // PUNCH_HOLE
+        #expect(store.object("old") == [1, 2, 3, 0, 0, 0, 0, 0])
+
+        let (created, handle) = try await fs.create(parent: .root, name: "new")
+        _ = try await write(fs, handle, at: 0, [7, 7]).get()
+        try await fs.allocate(created.inode, offset: 0, length: 5, mode: 0)
+        #expect(try await fs.getattr(created.inode).size == 5)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("new") == [7, 7, 0, 0, 0])
+    }
+
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")
