@@ -395,6 +395,21 @@ struct NamespaceTreeTests {
         #expect(store.object("new") == [7, 7, 0, 0, 0])
     }
 
+    @Test func aSetGroupIDDirectoryGivesItsGroupToNewNames() async throws {
+        let fs = mount()
+        let shared = try await fs.mkdir(parent: .root, name: "shared", mode: 0o775, caller: testCaller)
+        _ = try await fs.setattr(shared.inode, AttributeChanges(permissions: 0o2775, gid: 4321))
+        let (file, handle) = try await fs.create(parent: shared.inode, name: "f")
+        await fs.release(handle)
+        let directory = try await fs.mkdir(parent: shared.inode, name: "d", mode: 0o755, caller: testCaller)
+        let link = try await fs.symlink(parent: shared.inode, name: "s", target: "f", caller: testCaller)
+        #expect(file.gid == 4321 && file.mode & UInt32(S_ISGID) == 0)
+        #expect(directory.gid == 4321 && directory.mode & 0o7777 == 0o2755)
+        #expect(link.gid == 4321)
+        let plain = try await fs.mkdir(parent: .root, name: "plain", mode: 0o755, caller: testCaller)
+        #expect(plain.gid == testCaller.gid && plain.mode & UInt32(S_ISGID) == 0)
+    }
+
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")

@@ -14,7 +14,7 @@ extension ObsFileSystem {
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        let posix = newPosixMetadata(mode: mode, caller: caller)
+        let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .directory)
         var options = ObjectOptions()
         options.contentType = KeyNaming.directoryContentType
         posix.write(into: &options.metadata, kind: .directory)

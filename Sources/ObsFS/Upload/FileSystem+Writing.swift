@@ -8,12 +8,19 @@ import Glibc
 #endif
 
 extension ObsFileSystem {
-    /// POSIX metadata for a new object created by `caller` with `mode`.
-    func newPosixMetadata(mode: UInt32, caller: Caller) -> PosixMetadata {
+    /// POSIX metadata for a new `kind` object created by `caller` with `mode` in `parent`. In a
+    /// set-group-ID directory it gets the directory's group, and a new directory the
+    /// set-group-ID bit too, as on a local filesystem (the kernel leaves this to filesystems).
+    func newPosixMetadata(mode: UInt32, caller: Caller, in parent: InodeNumber, kind: FileKind) -> PosixMetadata {
         var posix = PosixMetadata()
-        posix.permissions = mode & 0o7777 & ~caller.umask
+        var permissions = mode & 0o7777 & ~caller.umask
         posix.uid = caller.uid
         posix.gid = caller.gid
+        if let directory = table.inode(parent).map({ attributes(of: $0) }), directory.mode & UInt32(S_ISGID) != 0 {
+            posix.gid = directory.gid
+            if kind == .directory { permissions |= UInt32(S_ISGID) }
+        }
+        posix.permissions = permissions
         let now = FileTime.now()
         posix.modified = now
         posix.accessed = now
@@ -30,7 +37,7 @@ extension ObsFileSystem {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
             if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
         }
-        let posix = newPosixMetadata(mode: mode, caller: caller)
+        let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .regular)
         let facts = InodeFacts(size: 0, etag: nil, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         // A new inode: whatever was known under this name is replaced by what is being written.
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .regular, facts: facts, isCurrent: { _ in false }) else {
