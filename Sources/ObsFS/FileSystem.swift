@@ -182,9 +182,10 @@ public final class ObsFileSystem: Sendable {
         /// Files unlinked while open for writing: their upload is aborted at release (an object
         /// a completing flush stored meanwhile is deleted).
         var discarded: [InodeNumber: UnlinkedName] = [:]
-        /// Files unlinked while open otherwise (reading, or changing an existing object): their
-        /// object stays, hidden from this mount's lookups and listings, so that the descriptors
-        /// go on reading it as on a local filesystem; it is deleted at the last release.
+        /// Files unlinked while open otherwise (reading, or changing an existing object), and
+        /// files renamed (copied) while open for reading: the object under the old name stays,
+        /// hidden from this mount's lookups and listings, so that the descriptors go on reading
+        /// it as on a local filesystem; it is deleted at the last release.
         var unlinkedWhileOpen: [InodeNumber: UnlinkedName] = [:]
         /// The size a truncate gave a file being streamed without cutting what it received (a new
         /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size

@@ -122,3 +122,18 @@ def test_fallocate_extends_with_zeros_and_refuses_holes(mount):
     punch = subprocess.run(["fallocate", "-p", "-o", "0", "-l", "4096", str(directory / "g")], capture_output=True, text=True)
     assert punch.returncode != 0 and "unsupported" in punch.stderr  # EOPNOTSUPP
     assert server_body(mount.server, f"{directory.name}/g") == b"start" + bytes(4091)
+
+
+def test_a_file_renamed_while_open_is_read_on_and_read_under_its_new_name(mount):
+    directory = mount.path / unique("renamed")
+    directory.mkdir()
+    body = os.urandom(40 * 1024 * 1024)
+    (directory / "old").write_bytes(body)  # several parts: its ETag is not its copy's
+    with open(directory / "old", "rb") as reader:
+        start = reader.read(1000)
+        os.rename(directory / "old", directory / "new")
+        assert os.listdir(directory) == ["new"]
+        assert (directory / "new").read_bytes() == body
+        assert start + reader.read() == body
+    assert set(server_objects(mount.server, directory.name + "/")) == {"new"}
+    assert server_body(mount.server, f"{directory.name}/new") == body

@@ -410,6 +410,25 @@ struct NamespaceTreeTests {
         #expect(plain.gid == testCaller.gid && plain.mode & UInt32(S_ISGID) == 0)
     }
 
+    @Test func aFileRenamedWhileOpenForReadingIsReadOnAndItsNewNameOpensTheCopy() async throws {
+        let fs = mount()
+        let (created, writer) = try await fs.create(parent: .root, name: "r")
+        _ = try await write(fs, writer, at: 0, Array("renamed while read".utf8)).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)  // a multipart ETag; the copy will have another
+        let reader = try await fs.open(created.inode, flags: O_RDONLY)
+        try await fs.rename(parent: .root, name: "r", newParent: .root, newName: "s", flags: 0)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "r") } == .noEntry)
+        #expect(try await fs.read(reader.handle, at: 8, count: 100).gathered() == Array("while read".utf8))
+        let again = try await fs.open(created.inode, flags: O_RDONLY)  // the kernel's inode, now named s
+        #expect(try await fs.read(again.handle, at: 0, count: 7).gathered() == Array("renamed".utf8))
+        await fs.release(again.handle)
+        #expect(try await names(fs, .root) == ["s": .regular])
+        #expect(store.object("r") != nil)
+        await fs.release(reader.handle)
+        #expect(store.object("r") == nil && store.object("s") == Array("renamed while read".utf8))
+    }
+
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")

@@ -203,9 +203,12 @@ final class InMemoryStore: ObjectStore {
             guard let bytes = contents.objects[source] else { throw serviceError(.noSuchKey, "no \(source)") }
             contents.copyCalls += 1
             contents.objects[destination] = bytes
-            contents.etags[destination] = contents.etags[source]
+            // A copy is a new single-part object, as on S3 and OBS: a multipart source's ETag
+            // (`…-N`) becomes the MD5 of the bytes.
+            let copied = etag(of: bytes)
+            contents.etags[destination] = copied
             contents.written[destination] = options
-            return contents.etags[source]!
+            return copied
         }
     }
 
