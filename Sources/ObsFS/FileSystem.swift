@@ -157,6 +157,10 @@ public final class ObsFileSystem: Sendable {
         var reads: ObjectReadStream? = nil
         /// Changes to an existing object (Compose/ModifySession.swift).
         var modify: ModifySession? = nil
+
+        /// Whether the handle may read the stored object later: not a handle that streams a new
+        /// file (whose close stored it; its release may come a moment after `close()`).
+        var readsStoredObject: Bool { session == nil || modify != nil }
     }
 
     /// Where a file was when it was unlinked while open: its object is deleted later, unless
@@ -167,6 +171,10 @@ public final class ObsFileSystem: Sendable {
         let parent: InodeNumber
         let name: String
         var madeAgain = false
+
+        mutating func noteMade(_ name: String, in parent: InodeNumber) {
+            if parent == self.parent && name == self.name { madeAgain = true }
+        }
     }
 
     struct OpenFiles {
@@ -186,7 +194,8 @@ public final class ObsFileSystem: Sendable {
         /// files renamed (copied) while open for reading: the object under the old name stays,
         /// hidden from this mount's lookups and listings, so that the descriptors go on reading
         /// it as on a local filesystem; it is deleted at the last release.
-        var unlinkedWhileOpen: [InodeNumber: UnlinkedName] = [:]
+        /// A file renamed twice while open leaves two names.
+        var unlinkedWhileOpen: [InodeNumber: [UnlinkedName]] = [:]
         /// The size a truncate gave a file being streamed without cutting what it received (a new
         /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size
         /// ahead of the pages it has not sent yet): zeros fill up to it at the next flush.
@@ -197,16 +206,22 @@ public final class ObsFileSystem: Sendable {
 
         /// This mount made `name` in `parent` again: an object stored there is not to be deleted.
         mutating func nameMadeAgain(_ parent: InodeNumber, _ name: String) {
-            for (inode, unlinked) in discarded where unlinked.parent == parent && unlinked.name == name { discarded[inode]?.madeAgain = true }
-            for (inode, unlinked) in unlinkedWhileOpen where unlinked.parent == parent && unlinked.name == name {
-                unlinkedWhileOpen[inode]?.madeAgain = true
+            for inode in discarded.keys { discarded[inode]?.noteMade(name, in: parent) }
+            for inode in unlinkedWhileOpen.keys {
+                for index in unlinkedWhileOpen[inode]!.indices { unlinkedWhileOpen[inode]![index].noteMade(name, in: parent) }
             }
         }
 
-        /// The unlinked-while-open name of `inode` once none of its handles is left.
-        mutating func takeUnlinkedName(ifLastOf inode: InodeNumber) -> UnlinkedName? {
-            guard unlinkedWhileOpen[inode] != nil, !files.values.contains(where: { $0.inode.number == inode }) else { return nil }
-            return unlinkedWhileOpen.removeValue(forKey: inode)
+        /// The unlinked-while-open names of `inode` once none of its handles is left.
+        mutating func takeUnlinkedNames(ifLastOf inode: InodeNumber) -> [UnlinkedName] {
+            guard unlinkedWhileOpen[inode] != nil, !files.values.contains(where: { $0.inode.number == inode }) else { return [] }
+            return unlinkedWhileOpen.removeValue(forKey: inode) ?? []
+        }
+
+        /// The names unlinked (or renamed away) while open whose objects are still stored and
+        /// not made again: hidden from lookups and listings.
+        func hiddenNames(in directory: InodeNumber) -> [String] {
+            unlinkedWhileOpen.values.joined().filter { $0.parent == directory && !$0.madeAgain }.map(\.name)
         }
     }
 
@@ -352,7 +367,7 @@ public final class ObsFileSystem: Sendable {
             }
         }
         // Files unlinked while open, still open: their descriptors end with the mount.
-        for unlinked in openFiles.withLock({ files in defer { files.unlinkedWhileOpen = [:] }; return Array(files.unlinkedWhileOpen.values) }) {
+        for unlinked in openFiles.withLock({ files in defer { files.unlinkedWhileOpen = [:] }; return Array(files.unlinkedWhileOpen.values.joined()) }) {
             await deleteUnlinkedObject(unlinked)
         }
     }

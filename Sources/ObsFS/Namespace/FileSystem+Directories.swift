@@ -99,8 +99,8 @@ extension ObsFileSystem {
                 files.discarded[inode.number] = unlinked
                 return .writing
             }
-            guard files.files.values.contains(where: { $0.inode === inode }) else { return .closed }
-            files.unlinkedWhileOpen[inode.number] = unlinked
+            guard files.files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return .closed }
+            files.unlinkedWhileOpen[inode.number, default: []].append(unlinked)
             return .otherwise
         } } ?? .closed
         if openAs != .otherwise {
@@ -126,7 +126,7 @@ extension ObsFileSystem {
     /// Whether `name` in `parent` was unlinked while its file was open and is still open (its
     /// object is still stored, and hidden).
     func isUnlinkedWhileOpen(_ parent: InodeNumber, _ name: String) -> Bool {
-        openFiles.withLock { $0.unlinkedWhileOpen.values.contains { $0.parent == parent && $0.name == name } }
+        openFiles.withLock { $0.hiddenNames(in: parent).contains(name) }
     }
 
     /// This mount made `name` in `parent`: create, mkdir, symlink, mknod, the target of a rename.
@@ -172,7 +172,7 @@ extension ObsFileSystem {
     /// yet), and files unlinked there while open that no name has replaced (still stored).
     private func localNames(in directory: InodeNumber) -> LocalNames {
         let (writing, unlinked) = openFiles.withLock { files in
-            (Set(files.uploads.keys).union(files.initiating), files.unlinkedWhileOpen.values.filter { $0.parent == directory }.map(\.name))
+            (Set(files.uploads.keys).union(files.initiating), files.hiddenNames(in: directory))
         }
         let known = table.knownChildren(directory)
         var names = LocalNames()

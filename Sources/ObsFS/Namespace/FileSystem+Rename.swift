@@ -127,8 +127,8 @@ extension ObsFileSystem {
     /// release), as they read the object they opened.
     private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String) async throws {
         let keptForReaders = inode.map { inode in openFiles.withLock { files -> Bool in
-            guard files.files.values.contains(where: { $0.inode === inode }) else { return false }
-            files.unlinkedWhileOpen[inode.number] = UnlinkedName(key: source, parent: parent, name: name)
+            guard files.files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return false }
+            files.unlinkedWhileOpen[inode.number, default: []].append(UnlinkedName(key: source, parent: parent, name: name))
             return true
         } } ?? false
         // The copy is a new object: its ETag is learnt again at the next open or stat.

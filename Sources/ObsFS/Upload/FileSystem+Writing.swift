@@ -296,7 +296,7 @@ extension ObsFileSystem {
         }
         guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
         await finishReleasing(file)
-        if let unlinked = openFiles.withLock({ $0.takeUnlinkedName(ifLastOf: file.inode.number) }) { await deleteUnlinkedObject(unlinked) }
+        for unlinked in openFiles.withLock({ $0.takeUnlinkedNames(ifLastOf: file.inode.number) }) { await deleteUnlinkedObject(unlinked) }
     }
 
     /// What the release of `file` (no longer among the open handles) completes or aborts.
