@@ -218,6 +218,13 @@ public final class ObsFileSystem: Sendable {
             return unlinkedWhileOpen.removeValue(forKey: inode) ?? []
         }
 
+        /// The hidden names of `directory`, which is being removed: their objects go with it.
+        mutating func dropHiddenNames(in directory: InodeNumber) -> [UnlinkedName] {
+            let dropped = unlinkedWhileOpen.values.joined().filter { $0.parent == directory && !$0.madeAgain }
+            for inode in unlinkedWhileOpen.keys { unlinkedWhileOpen[inode]?.removeAll { $0.parent == directory && !$0.madeAgain } }
+            return Array(dropped)
+        }
+
         /// The names unlinked (or renamed away) while open whose objects are still stored and
         /// not made again: hidden from lookups and listings.
         func hiddenNames(in directory: InodeNumber) -> [String] {

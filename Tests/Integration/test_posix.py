@@ -151,3 +151,13 @@ def test_a_file_renamed_while_open_is_read_on_and_read_under_its_new_name(mount)
     assert deleted_after_release(mount.server, f"{directory.name}/old")
     assert set(server_objects(mount.server, directory.name + "/")) == {"new"}
     assert server_body(mount.server, f"{directory.name}/new") == body
+
+
+def test_rm_r_removes_a_directory_while_a_file_in_it_is_open(mount):
+    directory = mount.path / unique("held")
+    (directory / "sub").mkdir(parents=True)
+    (directory / "sub" / "log").write_bytes(b"being read")
+    with open(directory / "sub" / "log", "rb"):
+        subprocess.run(["rm", "-r", str(directory)], check=True)
+        assert not directory.exists()
+    assert server_objects(mount.server, directory.name + "/") == {}

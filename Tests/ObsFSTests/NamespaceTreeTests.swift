@@ -341,6 +341,20 @@ struct NamespaceTreeTests {
         #expect(store.object("kept") == nil)
     }
 
+    @Test func aDirectoryHoldingOnlyFilesUnlinkedWhileOpenCanBeRemoved() async throws {
+        store.seed("d/")
+        store.seed("d/f", [1])
+        let fs = mount()
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "f")
+        let reader = try await fs.open(file.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: directory.inode, name: "f")
+        try await fs.rmdir(parent: .root, name: "d")  // rm -r while a reader holds a file
+        #expect(store.object("d/f") == nil && store.object("d/") == nil)
+        await fs.release(reader.handle)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
+    }
+
     @Test func theObjectOfAFileUnlinkedWhileOpenStaysWhenTheNameIsMadeAgain() async throws {
         store.seed("name", [1, 2, 3])
         let fs = mount()

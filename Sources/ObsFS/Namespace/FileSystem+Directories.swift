@@ -62,16 +62,23 @@ extension ObsFileSystem {
         }
         guard case .directory(_, let markerKey) = remote else { throw FileSystemError(.notDirectory, "\(path) is not a directory") }
         let prefix = listPrefix(ofDirectory: path)
+        // Files unlinked in it while open have no name any more: they do not keep it from going.
+        let directory = table.child(parent, name)?.number
+        let hidden = Set((directory.map { number in openFiles.withLock { $0.hiddenNames(in: number) } } ?? []).map { prefix + $0 })
         do {
-            let below = try await store.listObjects(prefix: prefix, delimiter: nil, marker: nil, maxKeys: 3)
-            let others = below.objects.filter { $0.key.rawValue != prefix && $0.key.rawValue != prefix + DirectoryAttributes.objectName }
+            let below = try await store.listObjects(prefix: prefix, delimiter: nil, marker: nil, maxKeys: 3 + hidden.count)
+            let others = below.objects.filter { ![prefix, prefix + DirectoryAttributes.objectName].contains($0.key.rawValue) && !hidden.contains($0.key.rawValue) }
             if !others.isEmpty || !below.commonPrefixes.isEmpty { throw FileSystemError(.notEmpty, "\(path) is not empty") }
             let writing = inodesBeingWritten()
             if writing.contains(where: { table.path(of: $0)?.hasPrefix(path + "/") == true }) {
                 throw FileSystemError(.notEmpty, "\(path) has files being written")
             }
+            let unlinked = directory.map { number in openFiles.withLock { $0.dropHiddenNames(in: number) } } ?? []
+            if !unlinked.isEmpty {
+                logger.info("\(prefix): removed with \(unlinked.count) file(s) unlinked while open; their descriptors can read them no longer")
+            }
             for key in Set([ObjectKey(prefix), ObjectKey(prefix + DirectoryAttributes.objectName), ObjectKey(objectKey(path).rawValue + KeyNaming.folderSuffix)]
-                           + (markerKey.map { [$0] } ?? [])) {
+                           + (markerKey.map { [$0] } ?? []) + unlinked.map(\.key)) {
                 try await store.deleteObject(key)
             }
         } catch let error as FileSystemError {
