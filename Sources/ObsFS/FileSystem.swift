@@ -218,10 +218,11 @@ public final class ObsFileSystem: Sendable {
             return unlinkedWhileOpen.removeValue(forKey: inode) ?? []
         }
 
-        /// The hidden names of `directory`, which is being removed: their objects go with it.
-        mutating func dropHiddenNames(in directory: InodeNumber) -> [UnlinkedName] {
-            let dropped = unlinkedWhileOpen.values.joined().filter { $0.parent == directory && !$0.madeAgain }
-            for inode in unlinkedWhileOpen.keys { unlinkedWhileOpen[inode]?.removeAll { $0.parent == directory && !$0.madeAgain } }
+        /// Hidden names of a directory being removed or renamed: their objects go with it (the
+        /// caller deletes them), and their descriptors can read them no longer.
+        mutating func dropHiddenNames(where chosen: (UnlinkedName) -> Bool) -> [UnlinkedName] {
+            let dropped = unlinkedWhileOpen.values.joined().filter { !$0.madeAgain && chosen($0) }
+            for inode in unlinkedWhileOpen.keys { unlinkedWhileOpen[inode]?.removeAll { !$0.madeAgain && chosen($0) } }
             return Array(dropped)
         }
 

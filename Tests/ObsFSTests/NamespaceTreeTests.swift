@@ -355,6 +355,21 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
     }
 
+    @Test func aDirectoryRenamedWithAFileUnlinkedWhileOpenLeavesThatFileBehind() async throws {
+        store.seed("d/")
+        store.seed("d/f", [1])
+        store.seed("d/g", [2])
+        let fs = mount()
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "f")
+        let reader = try await fs.open(file.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: directory.inode, name: "f")
+        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
+        #expect(store.object("e/g") == [2] && store.object("e/f") == nil)
+        #expect(store.object("d/f") == nil && store.object("d/g") == nil)
+        await fs.release(reader.handle)
+    }
+
     @Test func theObjectOfAFileUnlinkedWhileOpenStaysWhenTheNameIsMadeAgain() async throws {
         store.seed("name", [1, 2, 3])
         let fs = mount()

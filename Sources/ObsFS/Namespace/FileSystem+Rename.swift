@@ -275,6 +275,9 @@ extension ObsFileSystem {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = try await allKeys(below: sourcePrefix)
+        // Files unlinked below while open have no name: not copied, deleted with the sources.
+        let unnamed = Set(openFiles.withLock { $0.dropHiddenNames { $0.key.rawValue.hasPrefix(sourcePrefix) } }.map(\.key))
+        let copies = keys.filter { !unnamed.contains($0.key) }
         if !keys.contains(where: { $0.relative.isEmpty }) {
             // No marker (an implied directory, or s3fs's older forms): the target gets one, so an
             // empty directory survives the rename.
@@ -287,16 +290,16 @@ extension ObsFileSystem {
                 throw storeFailure("creating directory \(targetPrefix)", error)
             }
         }
-        logger.notice("renaming directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys to copy\(resuming ? " (completing an earlier rename)" : "")")
+        logger.notice("renaming directory \(sourcePrefix) to \(targetPrefix): \(copies.count) keys to copy\(resuming ? " (completing an earlier rename)" : "")")
         let operations = configuration.upload.statistics.operations
-        let progress = operations.begin("renaming directory \(sourcePrefix) to \(targetPrefix)", total: Int64(keys.count), unit: "keys")
+        let progress = operations.begin("renaming directory \(sourcePrefix) to \(targetPrefix)", total: Int64(copies.count), unit: "keys")
         defer { operations.finished(progress) }
         var copied = 0
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
             func addNext() {
-                guard next < keys.count else { return }
-                let entry = keys[next]
+                guard next < copies.count else { return }
+                let entry = copies[next]
                 next += 1
                 group.addTask {
                     let target = ObjectKey(targetPrefix + entry.relative)
@@ -311,7 +314,7 @@ extension ObsFileSystem {
             while try await group.next() != nil {
                 copied += 1
                 progress.advance()
-                if copied % 1000 == 0 { logger.notice("renaming directory \(sourcePrefix): \(copied) of \(keys.count) keys copied") }
+                if copied % 1000 == 0 { logger.notice("renaming directory \(sourcePrefix): \(copied) of \(copies.count) keys copied") }
                 addNext()
             }
         }
