@@ -144,6 +144,8 @@ public final class ObsFileSystem: Sendable {
     let negativeCache: NameCache
     /// Names a listing showed as files, with no directory of the same name (`attr_timeout=`).
     let listedFiles: NameCache
+    /// HEADs sent ahead for those names, for the lookups that follow a listing.
+    let listedPrefetch: ListedPrefetch
     /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
     let readPool: ReadBufferPool
     /// Whether the store keeps user metadata on directory markers (`d/`): nil until the first
@@ -194,6 +196,7 @@ public final class ObsFileSystem: Sendable {
         table = InodeTable(rootFacts: rootFacts)
         negativeCache = NameCache(timeout: configuration.negativeTimeout)
         listedFiles = NameCache(timeout: configuration.attributeTimeout)
+        listedPrefetch = ListedPrefetch(lifetime: configuration.attributeTimeout)
         readPool = configuration.read.makePool()
     }
 

@@ -27,6 +27,7 @@ extension ObsFileSystem {
         }
         negativeCache.remove(parent, name)
         listedFiles.remove(parent, name)
+        listedPrefetch.forget(parent)
         _ = await learnWhetherMarkersKeepMetadata(markerKey, wrote: posix)
         let facts = InodeFacts(size: 0, etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .directory, facts: facts, isCurrent: { _ in false }) else {
@@ -80,6 +81,7 @@ extension ObsFileSystem {
         }
         table.unlink(parent, name)
         negativeCache.insert(parent, name)
+        listedPrefetch.forget(parent)
         logger.info("\(prefix): directory removed")
     }
 
@@ -103,6 +105,7 @@ extension ObsFileSystem {
         }
         table.unlink(parent, name)
         negativeCache.insert(parent, name)
+        listedPrefetch.forget(parent)
         if writing { logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed") }
     }
 
@@ -148,9 +151,13 @@ extension ObsFileSystem {
         }
         let known = table.knownChildren(directory)
         var listedUnknown = false
+        var listedOnlyAsFiles: [String] = []
         for index in entries.indices where entries[index].inode == nil {
             guard let inode = known[entries[index].name] else {
-                if entries[index].isOnlyAFile { listedFiles.insert(directory, entries[index].name) }
+                if entries[index].isOnlyAFile {
+                    listedFiles.insert(directory, entries[index].name)
+                    listedOnlyAsFiles.append(entries[index].name)
+                }
                 listedUnknown = true
                 continue
             }
@@ -160,6 +167,7 @@ extension ObsFileSystem {
         }
         // Another client put names there: the table no longer holds every name (mkdir).
         if listedUnknown { table.forgetEveryChild(of: directory) }
+        listedPrefetch.listed(listedOnlyAsFiles, in: directory)
         if plus { try await fetchAttributes(of: &entries, in: directory, reader: reader) }
         return entries
     }

@@ -138,6 +138,7 @@ extension ObsFileSystem {
                 try await changeObject(path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })
             }
         }
+        forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             update(&state.facts.posix)
             state.facts.posixLoaded = true

@@ -69,6 +69,8 @@ extension ObsFileSystem {
         _ = table.move(parent, name, to: newParent, newName)
         negativeCache.remove(newParent, newName)
         negativeCache.insert(parent, name)
+        listedPrefetch.forget(parent)
+        listedPrefetch.forget(newParent)
     }
 
     /// A parallel file system bucket renames a file or a whole directory in one atomic request.

@@ -37,6 +37,7 @@ extension ObsFileSystem {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
         negativeCache.remove(parent, name)
+        listedPrefetch.forget(parent)
         do {
             let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
@@ -219,6 +220,7 @@ extension ObsFileSystem {
     func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
         let size = session.size
         let written = session.intendedOptions
+        forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             state.facts.etag = etag
             state.facts.size = size
