@@ -171,6 +171,9 @@ public final class ObsFileSystem: Sendable {
         /// Files being renamed (source and replaced target): no upload may start on them, as it
         /// would write the key the name had before.
         var renaming: Set<InodeNumber> = []
+        /// Files whose unlink is under way (from before its DELETE until the name has left the
+        /// table): no upload may start on them, as it would write the object again after the DELETE.
+        var unlinking: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release.
         var discarded: Set<InodeNumber> = []
         /// The size a truncate gave a file being streamed without cutting what it received (a new

@@ -293,6 +293,31 @@ struct NamespaceTreeTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    @Test func anOpenForWritingRacingAnUnlinkPutsNoObjectBack() async throws {
+        store.seed("f", [1, 2, 3])
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let file = try await fs.lookup(parent: .root, name: "f")
+        // The unlink has looked for uploads of the file (none) and waits for its DELETE; the open
+        // (O_TRUNC, of the inode the kernel resolved before the unlink) comes now.
+        faults.hold(.delete)
+        let unlink = Task { try await fs.unlink(parent: .root, name: "f") }
+        #expect(try await eventually { faults.heldCount(.delete) == 1 })
+        var handle: FileHandleID?
+        let refused = await errno { handle = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC).handle }
+        faults.release(.delete)
+        try await unlink.value
+        if let handle {  // an upload that started: its close must not write the unlinked name again
+            _ = try await write(fs, handle, at: 0, [7, 7]).get()
+            try? await fs.flush(handle, writer: WriterIdentity(7))
+            await fs.release(handle)
+        }
+        #expect(refused == .noEntry)
+        #expect(store.object("f") == nil)
+        #expect(store.uploadsInProgress == 0)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "f") } == .noEntry)
+    }
+
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")

@@ -93,11 +93,17 @@ extension ObsFileSystem {
         let key = objectKey(path)
         let known = table.child(parent, name)
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
+        // An open for writing racing this unlink (the kernel resolved the name before it) either
+        // started its upload before this, which is then discarded, or starts none until the name
+        // is gone (`unlinking`): an upload started in between would complete after the DELETE and
+        // put back an object the kernel believes removed.
         let writing = known.flatMap { inode in openFiles.withLock { files -> Bool in
+            files.unlinking.insert(inode.number)
             guard files.uploads[inode.number]?.isUploading == true || files.initiating.contains(inode.number) else { return false }
             files.discarded.insert(inode.number)
             return true
         } } ?? false
+        defer { if let known { _ = openFiles.withLock { $0.unlinking.remove(known.number) } } }
         do {
             try await store.deleteObject(key)
         } catch {
