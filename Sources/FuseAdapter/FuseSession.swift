@@ -415,6 +415,16 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
+    ops.fallocate = { request, inode, mode, offset, length, _ in
+        guard let request else { return }
+        let dispatcher = Dispatcher.from(request)
+        dispatcher.answer(request) { request in
+            await dispatcher.replyStatus(request) {
+                try await dispatcher.fileSystem.allocate(InodeNumber(inode), offset: Int64(offset), length: Int64(length), mode: mode)
+            }
+        }
+    }
+
     ops.release = { request, _, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)

@@ -159,6 +159,24 @@ public final class ObsFileSystem: Sendable {
         var reads: ObjectReadStream? = nil
         /// Changes to an existing object (Compose/ModifySession.swift).
         var modify: ModifySession? = nil
+
+        /// Whether the handle may read the stored object later: not a handle that streams a new
+        /// file (whose close stored it; its release may come a moment after `close()`).
+        var readsStoredObject: Bool { session == nil || modify != nil }
+    }
+
+    /// Where a file was when it was unlinked while open: its object is deleted later, unless
+    /// this mount made the name again meanwhile (the object then is, or is about to be, the new
+    /// file's).
+    struct UnlinkedName: Sendable {
+        let key: ObjectKey
+        let parent: InodeNumber
+        let name: String
+        var madeAgain = false
+
+        mutating func noteMade(_ name: String, in parent: InodeNumber) {
+            if parent == self.parent && name == self.name { madeAgain = true }
+        }
     }
 
     struct OpenFiles {
@@ -174,8 +192,15 @@ public final class ObsFileSystem: Sendable {
         /// Files whose unlink is under way (from before its DELETE until the name has left the
         /// table): no upload may start on them, as it would write the object again after the DELETE.
         var unlinking: Set<InodeNumber> = []
-        /// Files unlinked while open for writing: their upload is aborted at release.
-        var discarded: Set<InodeNumber> = []
+        /// Files unlinked while open for writing: their upload is aborted at release (an object
+        /// a completing flush stored meanwhile is deleted).
+        var discarded: [InodeNumber: UnlinkedName] = [:]
+        /// Files unlinked while open otherwise (reading, or changing an existing object), and
+        /// files renamed (copied) while open for reading: the object under the old name stays,
+        /// hidden from this mount's lookups and listings, so that the descriptors go on reading
+        /// it as on a local filesystem; it is deleted at the last release.
+        /// A file renamed twice while open leaves two names.
+        var unlinkedWhileOpen: [InodeNumber: [UnlinkedName]] = [:]
         /// The size a truncate gave a file being streamed without cutting what it received (a new
         /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size
         /// ahead of the pages it has not sent yet): zeros fill up to it at the next flush.
@@ -183,6 +208,26 @@ public final class ObsFileSystem: Sendable {
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
+
+        /// This mount made `name` in `parent` again: an object stored there is not to be deleted.
+        mutating func nameMadeAgain(_ parent: InodeNumber, _ name: String) {
+            for inode in discarded.keys { discarded[inode]?.noteMade(name, in: parent) }
+            for inode in unlinkedWhileOpen.keys {
+                for index in unlinkedWhileOpen[inode]!.indices { unlinkedWhileOpen[inode]![index].noteMade(name, in: parent) }
+            }
+        }
+
+        /// The unlinked-while-open names of `inode` once none of its handles is left.
+        mutating func takeUnlinkedNames(ifLastOf inode: InodeNumber) -> [UnlinkedName] {
+            guard unlinkedWhileOpen[inode] != nil, !files.values.contains(where: { $0.inode.number == inode }) else { return [] }
+            return unlinkedWhileOpen.removeValue(forKey: inode) ?? []
+        }
+
+        /// The names unlinked (or renamed away) while open whose objects are still stored and
+        /// not made again: hidden from lookups and listings.
+        func hiddenNames(in directory: InodeNumber) -> [String] {
+            unlinkedWhileOpen.values.joined().filter { $0.parent == directory && !$0.madeAgain }.map(\.name)
+        }
     }
 
     /// Open handles and active uploads; held only for short bookkeeping, never across a request
@@ -279,7 +324,7 @@ public final class ObsFileSystem: Sendable {
 
     /// `stat` of an inode, from its cached facts (and the size of its upload while writing).
     func attributes(of inode: Inode) -> FileAttributes {
-        let facts = inode.facts
+        let (facts, changedHere) = inode.state.withLock { ($0.facts, $0.changedHere) }
         var size = facts.size
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
@@ -293,12 +338,17 @@ public final class ObsFileSystem: Sendable {
         }
         var permissions = facts.posix.permissions ?? defaultPermissions
         if configuration.readOnly && inode.kind != .symlink { permissions &= ~0o222 }
-        let modified = facts.posix.modified ?? facts.lastModified
+        var modified = facts.posix.modified ?? facts.lastModified
+        var changed = facts.posix.changed ?? modified
+        if let changedHere {
+            if inode.kind == .directory { modified = max(modified, changedHere) }
+            changed = max(changed, changedHere)
+        }
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
                               mode: UInt32(typeBits) | permissions,
                               linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,
                               uid: facts.posix.uid ?? configuration.ownerUID, gid: facts.posix.gid ?? configuration.ownerGID,
-                              modified: modified, accessed: facts.posix.accessed ?? modified, changed: facts.posix.changed ?? modified)
+                              modified: modified, accessed: facts.posix.accessed ?? modified, changed: changed)
     }
 
     public func statistics() -> FileSystemStatistics { FileSystemStatistics() }
@@ -306,7 +356,8 @@ public final class ObsFileSystem: Sendable {
     // MARK: Shutdown
 
     /// Unmounting: uploads being completed finish, uploads still open are aborted; one log line
-    /// each. Uploads being initiated are waited for (and aborted), so none is left behind.
+    /// each. Uploads being initiated are waited for (and aborted), so none is left behind. The
+    /// objects of files unlinked while open are deleted.
     public func shutdown() async {
         openFiles.withLock { $0.shuttingDown = true }
         while openFiles.withLock({ !$0.initiating.isEmpty }) { try? await Task.sleep(for: .milliseconds(10)) }
@@ -320,6 +371,10 @@ public final class ObsFileSystem: Sendable {
                     }
                 }
             }
+        }
+        // Files unlinked while open, still open: their descriptors end with the mount.
+        for unlinked in openFiles.withLock({ files in defer { files.unlinkedWhileOpen = [:] }; return Array(files.unlinkedWhileOpen.values.joined()) }) {
+            await deleteUnlinkedObject(unlinked)
         }
     }
 }

@@ -88,8 +88,10 @@ public struct MountOptions: Sendable {
     public var checksum: UploadIntegrity?
     /// `log_file=`: where a background (daemonized) mount appends its log.
     public var logFile: String?
-    /// `allow_other`: other users may access the mount.
-    public var allowOther = false
+    /// `allow_other` / `noallow_other`: whether other users may use the mount (the kernel checks
+    /// their permissions, `default_permissions`); nil: yes when mounted by root, as a local
+    /// filesystem is, and no otherwise (that needs `user_allow_other` in /etc/fuse.conf).
+    public var allowOther: Bool?
     /// `ro`: read-only.
     public var readOnly = false
     /// `allow_over_mount`: mount even where a FUSE filesystem is mounted already.
@@ -222,9 +224,9 @@ public struct MountOptions: Sendable {
             checksum = parsed
         case "log_file": logFile = try required()
         case "metrics": metrics = try MetricsEndpoint(parsing: try required(), option: option)
-        case "allow_other":
+        case "allow_other", "noallow_other":
             try flag()
-            allowOther = true
+            allowOther = name == "allow_other"
         case "ro":
             try flag()
             readOnly = true

@@ -99,7 +99,7 @@ struct MountSetup {
                                                    read: options.read, dialect: options.dialect, writebackCache: options.writebackCache),
             store: store, logger: logger)
         var fuseOptions = ["fsname=obs:\(source.bucket)", "subtype=obsmount", "default_permissions"]
-        if options.allowOther { fuseOptions.append("allow_other") }
+        if options.allowOther ?? (geteuid() == 0) { fuseOptions.append("allow_other") }
         if options.readOnly { fuseOptions.append("ro") }
         fuseOptions += options.kernelFlags
         let session: FuseSession

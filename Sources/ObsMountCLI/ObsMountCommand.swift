@@ -20,7 +20,7 @@ struct ObsMountCommand: AsyncParsableCommand {
         abstract: "Mount an OBS (or S3-compatible) bucket; files written into it stream up as multipart uploads.",
         discussion: """
             Options (-o, comma-separated): url=, passwd_file=, dialect=obs|v2|v4, region=, addressing=path|virtual, \
-            cafile=, data_dir=, part_size=, parallel=, memory_budget=, retry_timeout=, stall_timeout=, state_dir=, log_file=, allow_other, \
+            cafile=, data_dir=, part_size=, parallel=, memory_budget=, retry_timeout=, stall_timeout=, state_dir=, log_file=, allow_other, noallow_other, \
             allow_over_mount, ro, uid=, gid=, umask= (all described in mount-options/README.md).
 
             Credentials come from passwd_file= (AK:SK[:TOKEN], mode 600) or OBS_ACCESS_KEY_ID, \

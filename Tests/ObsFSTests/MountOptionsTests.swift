@@ -16,7 +16,7 @@ struct MountOptionsTests {
         #expect(options.partSize == 5 << 20)
         #expect(options.parallel == 8)
         #expect(options.memoryBudget == 1 << 30)
-        #expect(options.allowOther && options.readOnly && options.virtualHostAddressing)
+        #expect(options.allowOther == true && options.readOnly && options.virtualHostAddressing)
         #expect(options.uid == 12 && options.gid == 34 && options.umask == 0o027)
         #expect(options.caFile == "/ca.pem")
         #expect(options.logFile == "/var/log/obsmount.log")
@@ -27,6 +27,9 @@ struct MountOptionsTests {
         let options = try MountOptions(parsing: [])
         #expect(options.endpoint == nil && options.dialect == .obs && options.partSize == 8 << 20 && options.parallel == 4)
         #expect(options.dataDirectory == nil && !options.allowOverMount)
+        // Decided at mount: on for root, off for other users.
+        #expect(options.allowOther == nil)
+        #expect(try MountOptions(parsing: ["allow_other,noallow_other"]).allowOther == false)
     }
 
     @Test(arguments: [

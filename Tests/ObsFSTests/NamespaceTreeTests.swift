@@ -128,6 +128,37 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
     }
 
+    @Test func namesChangedHereAdvanceTheDirectorysTimesUntilTimesAreSetExplicitly() async throws {
+        let fs = mount()
+        let dir = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller)
+        let other = try await fs.mkdir(parent: .root, name: "e", mode: 0o755, caller: testCaller)
+        let old = FileTime(seconds: 1_000_000_000)
+        for directory in [dir.inode, other.inode] { _ = try await fs.setattr(directory, AttributeChanges(modified: old)) }
+        #expect(try await fs.getattr(dir.inode).modified == old)
+
+        let (created, handle) = try await fs.create(parent: dir.inode, name: "f")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        let afterCreate = try await fs.getattr(dir.inode)
+        #expect(afterCreate.modified > old && afterCreate.changed >= afterCreate.modified)
+
+        // tar and rsync set a directory's times after filling it: those are shown.
+        _ = try await fs.setattr(dir.inode, AttributeChanges(modified: old))
+        #expect(try await fs.getattr(dir.inode).modified == old)
+        let fileBefore = try await fs.getattr(created.inode)
+
+        try await Task.sleep(for: .milliseconds(20))
+        try await fs.rename(parent: dir.inode, name: "f", newParent: other.inode, newName: "g", flags: 0)
+        #expect(try await fs.getattr(dir.inode).modified > old)
+        #expect(try await fs.getattr(other.inode).modified > old)
+        let moved = try await fs.lookup(parent: other.inode, name: "g")
+        #expect(moved.changed > fileBefore.changed && moved.modified == fileBefore.modified)
+
+        _ = try await fs.setattr(other.inode, AttributeChanges(modified: old))
+        try await fs.unlink(parent: other.inode, name: "g")
+        #expect(try await fs.getattr(other.inode).modified > old)
+    }
+
     @Test func chmodChownAndTimesAreStoredAsS3fsWritesThem() async throws {
         let attributeStore = AttributeKeepingStore()
         let fs = makeFileSystem(attributeStore)
@@ -316,6 +347,111 @@ struct NamespaceTreeTests {
         #expect(store.object("f") == nil)
         #expect(store.uploadsInProgress == 0)
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "f") } == .noEntry)
+    }
+
+    @Test func aFileUnlinkedWhileOpenForReadingIsReadUntilItsLastRelease() async throws {
+        store.seed("kept", Array("still here".utf8))
+        let fs = mount()
+        let file = try await fs.lookup(parent: .root, name: "kept")
+        let first = try await fs.open(file.inode, flags: O_RDONLY)
+        let second = try await fs.open(file.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: .root, name: "kept")
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "kept") } == .noEntry)
+        #expect(try await names(fs, .root).isEmpty)
+        #expect(try await fs.read(first.handle, at: 0, count: 100).gathered() == Array("still here".utf8))
+        await fs.release(first.handle)
+        #expect(store.object("kept") != nil)  // the second descriptor still reads it
+        #expect(try await fs.read(second.handle, at: 6, count: 100).gathered() == Array("here".utf8))
+        await fs.release(second.handle)
+        #expect(store.object("kept") == nil)
+    }
+
+    @Test func theObjectOfAFileUnlinkedWhileOpenStaysWhenTheNameIsMadeAgain() async throws {
+        store.seed("name", [1, 2, 3])
+        let fs = mount()
+        let old = try await fs.lookup(parent: .root, name: "name")
+        let reader = try await fs.open(old.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: .root, name: "name")
+        let (_, writer) = try await fs.create(parent: .root, name: "name")
+        _ = try await write(fs, writer, at: 0, [9]).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        await fs.release(reader.handle)
+        #expect(store.object("name") == [9])
+    }
+
+    @Test func aFileUnlinkedWhileItsCloseCompletesLeavesTheNameMadeAgainAlone() async throws {
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let (_, handle) = try await fs.create(parent: .root, name: "tmp")
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        faults.hold(.complete)
+        let closing = Task { try await fs.flush(handle, writer: WriterIdentity(7)) }
+        while faults.heldCount(.complete) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await fs.unlink(parent: .root, name: "tmp")  // the complete stored it; its answer is on its way
+        let (_, again) = try await fs.create(parent: .root, name: "tmp")
+        try await fs.flush(again, writer: WriterIdentity(8))  // an empty file: one PUT
+        await fs.release(again)
+        #expect(store.object("tmp") == [])
+        faults.release(.complete)
+        try await closing.value
+        await fs.release(handle)
+        #expect(store.object("tmp") == [])  // the new file's object, not deleted for the unlinked one
+    }
+
+    @Test func fallocatePastTheEndExtendsWithZerosAndKeepSizeChangesNothing() async throws {
+        store.seed("old", [1, 2, 3])
+        let fs = mount()
+        let old = try await fs.lookup(parent: .root, name: "old")
+        try await fs.allocate(old.inode, offset: 0, length: 2, mode: 0)  // within the file: nothing to do
+        try await fs.allocate(old.inode, offset: 2, length: 100, mode: 0x01)  // FALLOC_FL_KEEP_SIZE
+        #expect(store.object("old") == [1, 2, 3])
+        try await fs.allocate(old.inode, offset: 1, length: 7, mode: 0)
+        #expect(store.object("old") == [1, 2, 3, 0, 0, 0, 0, 0])
+        #expect(await errno { try await fs.allocate(old.inode, offset: 0, length: 2, mode: 0x01 | 0x02) } == .notSupported)  // PUNCH_HOLE
+        #expect(store.object("old") == [1, 2, 3, 0, 0, 0, 0, 0])
+
+        let (created, handle) = try await fs.create(parent: .root, name: "new")
+        _ = try await write(fs, handle, at: 0, [7, 7]).get()
+        try await fs.allocate(created.inode, offset: 0, length: 5, mode: 0)
+        #expect(try await fs.getattr(created.inode).size == 5)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("new") == [7, 7, 0, 0, 0])
+    }
+
+    @Test func aSetGroupIDDirectoryGivesItsGroupToNewNames() async throws {
+        let fs = mount()
+        let shared = try await fs.mkdir(parent: .root, name: "shared", mode: 0o775, caller: testCaller)
+        _ = try await fs.setattr(shared.inode, AttributeChanges(permissions: 0o2775, gid: 4321))
+        let (file, handle) = try await fs.create(parent: shared.inode, name: "f")
+        await fs.release(handle)
+        let directory = try await fs.mkdir(parent: shared.inode, name: "d", mode: 0o755, caller: testCaller)
+        let link = try await fs.symlink(parent: shared.inode, name: "s", target: "f", caller: testCaller)
+        #expect(file.gid == 4321 && file.mode & UInt32(S_ISGID) == 0)
+        #expect(directory.gid == 4321 && directory.mode & 0o7777 == 0o2755)
+        #expect(link.gid == 4321)
+        let plain = try await fs.mkdir(parent: .root, name: "plain", mode: 0o755, caller: testCaller)
+        #expect(plain.gid == testCaller.gid && plain.mode & UInt32(S_ISGID) == 0)
+    }
+
+    @Test func aFileRenamedWhileOpenForReadingIsReadOnAndItsNewNameOpensTheCopy() async throws {
+        let fs = mount()
+        let (created, writer) = try await fs.create(parent: .root, name: "r")
+        _ = try await write(fs, writer, at: 0, Array("renamed while read".utf8)).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)  // a multipart ETag; the copy will have another
+        let reader = try await fs.open(created.inode, flags: O_RDONLY)
+        try await fs.rename(parent: .root, name: "r", newParent: .root, newName: "s", flags: 0)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "r") } == .noEntry)
+        #expect(try await fs.read(reader.handle, at: 8, count: 100).gathered() == Array("while read".utf8))
+        let again = try await fs.open(created.inode, flags: O_RDONLY)  // the kernel's inode, now named s
+        #expect(try await fs.read(again.handle, at: 0, count: 7).gathered() == Array("renamed".utf8))
+        await fs.release(again.handle)
+        #expect(try await names(fs, .root) == ["s": .regular])
+        #expect(store.object("r") != nil)
+        await fs.release(reader.handle)
+        #expect(store.object("r") == nil && store.object("s") == Array("renamed while read".utf8))
     }
 
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {

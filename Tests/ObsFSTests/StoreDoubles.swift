@@ -203,9 +203,12 @@ final class InMemoryStore: ObjectStore {
             guard let bytes = contents.objects[source] else { throw serviceError(.noSuchKey, "no \(source)") }
             contents.copyCalls += 1
             contents.objects[destination] = bytes
-            contents.etags[destination] = contents.etags[source]
+            // A copy is a new single-part object, as on S3 and OBS: a multipart source's ETag
+            // (`…-N`) becomes the MD5 of the bytes.
+            let copied = etag(of: bytes)
+            contents.etags[destination] = copied
             contents.written[destination] = options
-            return contents.etags[source]!
+            return copied
         }
     }
 
@@ -353,6 +356,7 @@ final class FaultInjectingStore: ObjectStore {
     func completeUpload(_ key: ObjectKey, uploadID: UploadID, parts: [PartReceipt]) async throws -> StoredObject {
         try check(.complete)
         let stored = try await inner.completeUpload(key, uploadID: uploadID, parts: parts)
+        await waitIfHeld(.complete)  // a held complete has stored the object; its answer waits
         if state.withLock({ $0.losingCompleteAnswers }) {
             throw ServiceError(status: 500, code: .internalError, message: "injected: the answer was lost", requestID: "LOST")
         }

@@ -6,7 +6,8 @@
 // directory wins over a file of the same name within a page; unusable keys skipped with one
 // log line; a file and a directory of the same name on two different pages are both listed,
 // and lookup resolves the name to the directory). Files this mount is writing that the store
-// does not list yet come after the last page.
+// does not list yet come after the last page; files unlinked while open, whose objects stay
+// until their last descriptor closes, are not listed.
 import Logging
 import OBSProtocol
 
@@ -27,6 +28,14 @@ public struct DirectoryEntry: Sendable, Equatable {
     var isOnlyAFile = false
 }
 
+/// What this mount knows of a directory that the store's listing may not show yet.
+struct LocalNames: Sendable {
+    /// Files being written (created here, not yet stored), with their kind: listed at the end.
+    var writing: [String: FileKind] = [:]
+    /// Files unlinked while open: still stored until their last descriptor closes, not listed.
+    var unlinked: Set<String> = []
+}
+
 actor DirectoryReader {
     private enum Phase {
         /// Listing the store, after `marker`.
@@ -41,8 +50,8 @@ actor DirectoryReader {
     private let pageSize: Int
     private let logger: Logger
     private let dotEntries: [DirectoryEntry]
-    /// Names this mount is creating in the directory (files being written), with their kind.
-    private let localNames: @Sendable () -> [String: FileKind]
+    /// What this mount knows of the directory that the store may not list yet.
+    private let localNames: @Sendable () -> LocalNames
     private var phase: Phase = .store(marker: nil)
     private var page: [DirectoryEntry] = []
     /// Cookie of the entry before `page`'s first.
@@ -51,9 +60,11 @@ actor DirectoryReader {
     /// Local names the store's listing contained (they are not added again at the end).
     private var localNamesListed: Set<String> = []
     private var pendingLocal: [String: FileKind] = [:]
+    /// Files unlinked while open: still stored, not listed.
+    private var unlinked: Set<String> = []
 
     init(store: any ObjectStore, listPrefix: String, pageSize: Int, selfInode: InodeNumber, parentInode: InodeNumber, logger: Logger,
-         localNames: @escaping @Sendable () -> [String: FileKind]) {
+         localNames: @escaping @Sendable () -> LocalNames) {
         self.store = store
         self.listPrefix = listPrefix
         self.pageSize = pageSize
@@ -89,7 +100,9 @@ actor DirectoryReader {
         phase = .store(marker: nil)
         page = []
         pageBase = 2
-        pendingLocal = localNames()
+        let local = localNames()
+        pendingLocal = local.writing
+        unlinked = local.unlinked
         localNamesListed = []
     }
 
@@ -122,7 +135,7 @@ actor DirectoryReader {
         var byName: [String: (FileKind, ObjectAttributes?)] = [:]
         for object in listing.objects {
             switch KeyNaming.classify(objectKey: object.key.rawValue, under: listPrefix) {
-            case .file(let name): if byName[name] == nil { byName[name] = (.regular, object.attributes) }
+            case .file(let name): if byName[name] == nil && !unlinked.contains(name) { byName[name] = (.regular, object.attributes) }
             case .directory(let name): byName[name] = (.directory, nil)
             case .hidden: break
             case .unusable(let key, let reason): logger.warning("listing \(listPrefix): key '\(key)' skipped: \(reason)")

@@ -14,7 +14,7 @@ extension ObsFileSystem {
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        let posix = newPosixMetadata(mode: mode, caller: caller)
+        let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .directory)
         var options = ObjectOptions()
         options.contentType = KeyNaming.directoryContentType
         posix.write(into: &options.metadata, kind: .directory)
@@ -25,7 +25,7 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("creating directory \(markerKey)", error)
         }
-        negativeCache.remove(parent, name)
+        madeName(name, in: parent)
         listedFiles.remove(parent, name)
         listedPrefetch.forget(parent)
         _ = await learnWhetherMarkersKeepMetadata(markerKey, wrote: posix)
@@ -56,6 +56,7 @@ extension ObsFileSystem {
         guard let remote = try await existingEntry(path) else {
             if let local = table.child(parent, name), local.kind == .directory {
                 table.unlink(parent, name)
+                table.noteChanged(parent)
                 return
             }
             throw FileSystemError(.noEntry, "no directory \(path)")
@@ -80,6 +81,7 @@ extension ObsFileSystem {
             throw storeFailure("removing directory \(prefix)", error)
         }
         table.unlink(parent, name)
+        table.noteChanged(parent)
         negativeCache.insert(parent, name)
         listedPrefetch.forget(parent)
         logger.info("\(prefix): directory removed")
@@ -93,26 +95,69 @@ extension ObsFileSystem {
         let key = objectKey(path)
         let known = table.child(parent, name)
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
+        let unlinked = UnlinkedName(key: key, parent: parent, name: name)
         // An open for writing racing this unlink (the kernel resolved the name before it) either
         // started its upload before this, which is then discarded, or starts none until the name
         // is gone (`unlinking`): an upload started in between would complete after the DELETE and
         // put back an object the kernel believes removed.
-        let writing = known.flatMap { inode in openFiles.withLock { files -> Bool in
+        let openAs = known.map { inode in openFiles.withLock { files -> OpenUse in
             files.unlinking.insert(inode.number)
-            guard files.uploads[inode.number]?.isUploading == true || files.initiating.contains(inode.number) else { return false }
-            files.discarded.insert(inode.number)
-            return true
-        } } ?? false
+            if files.uploads[inode.number]?.isUploading == true || files.initiating.contains(inode.number) {
+                files.discarded[inode.number] = unlinked
+                return .writing
+            }
+            guard files.files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return .closed }
+            files.unlinkedWhileOpen[inode.number, default: []].append(unlinked)
+            return .otherwise
+        } } ?? .closed
         defer { if let known { _ = openFiles.withLock { $0.unlinking.remove(known.number) } } }
-        do {
-            try await store.deleteObject(key)
-        } catch {
-            throw storeFailure("deleting \(key)", error)
+        if openAs != .otherwise {
+            do {
+                try await store.deleteObject(key)
+            } catch {
+                if let known { _ = openFiles.withLock { $0.discarded.removeValue(forKey: known.number) } }
+                throw storeFailure("deleting \(key)", error)
+            }
         }
         table.unlink(parent, name)
+        table.noteChanged(parent)
         negativeCache.insert(parent, name)
         listedPrefetch.forget(parent)
-        if writing { logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed") }
+        switch openAs {
+        case .writing: logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed")
+        case .otherwise: logger.info("\(key): unlinked while open; its descriptors still read it, and the object is deleted when the last is closed")
+        case .closed: break
+        }
+    }
+
+    private enum OpenUse { case closed, writing, otherwise }
+
+    /// Whether `name` in `parent` was unlinked while its file was open and is still open (its
+    /// object is still stored, and hidden).
+    func isUnlinkedWhileOpen(_ parent: InodeNumber, _ name: String) -> Bool {
+        openFiles.withLock { $0.hiddenNames(in: parent).contains(name) }
+    }
+
+    /// This mount made `name` in `parent`: create, mkdir, symlink, mknod, the target of a rename.
+    func madeName(_ name: String, in parent: InodeNumber) {
+        negativeCache.remove(parent, name)
+        table.noteChanged(parent)
+        openFiles.withLock { $0.nameMadeAgain(parent, name) }
+    }
+
+    /// Deletes the object a name had when its file was unlinked while open, unless this mount
+    /// made the name again since.
+    func deleteUnlinkedObject(_ unlinked: UnlinkedName) async {
+        if unlinked.madeAgain {
+            logger.info("\(unlinked.key): unlinked while open, and made again since: the object is the new file's and stays")
+            return
+        }
+        do {
+            try await store.deleteObject(unlinked.key)
+            logger.info("\(unlinked.key): deleted (unlinked while open, now closed)")
+        } catch {
+            logger.error("\(storeFailure("deleting \(unlinked.key), unlinked while open", error).reason)")
+        }
     }
 
     // MARK: Listing
@@ -123,7 +168,7 @@ extension ObsFileSystem {
         let parent = table.location(of: number)?.parent ?? .root
         let reader = DirectoryReader(store: store, listPrefix: listPrefix(ofDirectory: path), pageSize: configuration.listPageSize,
                                      selfInode: number, parentInode: parent, logger: logger,
-                                     localNames: { [weak self] in self?.namesBeingWritten(in: number) ?? [:] })
+                                     localNames: { [weak self] in self?.localNames(in: number) ?? LocalNames() })
         return openFiles.withLock { files in
             let handle = DirectoryHandleID(files.nextHandle)
             files.nextHandle += 1
@@ -132,11 +177,16 @@ extension ObsFileSystem {
         }
     }
 
-    /// Files this mount is writing directly in `directory` (they may not be listed by the store yet).
-    private func namesBeingWritten(in directory: InodeNumber) -> [String: FileKind] {
-        let writing = openFiles.withLock { Set($0.uploads.keys).union($0.initiating) }
-        var names: [String: FileKind] = [:]
-        for (name, inode) in table.knownChildren(directory) where writing.contains(inode.number) { names[name] = inode.kind }
+    /// Files this mount is writing directly in `directory` (they may not be listed by the store
+    /// yet), and files unlinked there while open that no name has replaced (still stored).
+    private func localNames(in directory: InodeNumber) -> LocalNames {
+        let (writing, unlinked) = openFiles.withLock { files in
+            (Set(files.uploads.keys).union(files.initiating), files.hiddenNames(in: directory))
+        }
+        let known = table.knownChildren(directory)
+        var names = LocalNames()
+        for (name, inode) in known where writing.contains(inode.number) { names.writing[name] = inode.kind }
+        names.unlinked = Set(unlinked.filter { known[$0] == nil })
         return names
     }
 

@@ -13,7 +13,7 @@ extension ObsFileSystem {
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        var posix = newPosixMetadata(mode: 0o777, caller: Caller(uid: caller.uid, gid: caller.gid, umask: 0))
+        var posix = newPosixMetadata(mode: 0o777, caller: caller, in: parent, kind: .symlink)
         posix.permissions = 0o777
         return try await putNewObject(parent: parent, name: name, path: path, kind: .symlink, bytes: Array(target.utf8), posix: posix) { state in
             state.symlinkTarget = target
@@ -48,7 +48,7 @@ extension ObsFileSystem {
         }
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        return try await putNewObject(parent: parent, name: name, path: path, kind: .regular, bytes: [], posix: newPosixMetadata(mode: mode, caller: caller))
+        return try await putNewObject(parent: parent, name: name, path: path, kind: .regular, bytes: [], posix: newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .regular))
     }
 
     public func link(_ number: InodeNumber, parent: InodeNumber, name: String) throws -> FileAttributes {
@@ -70,7 +70,7 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("creating \(key)", error)
         }
-        negativeCache.remove(parent, name)
+        madeName(name, in: parent)
         listedPrefetch.forget(parent)
         let facts = InodeFacts(size: Int64(bytes.count), etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: kind, facts: facts, isCurrent: { _ in false }) else {

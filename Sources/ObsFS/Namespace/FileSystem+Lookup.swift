@@ -60,7 +60,7 @@ extension ObsFileSystem {
     /// missing within `negative_timeout=`, or not among the children of a directory this mount
     /// made within `negative_timeout=` (callers have checked the table's child first).
     func isKnownMissing(_ parent: InodeNumber, _ name: String) -> Bool {
-        negativeCache.contains(parent, name) || table.knowsMissing(parent, name)
+        negativeCache.contains(parent, name) || table.knowsMissing(parent, name) || isUnlinkedWhileOpen(parent, name)
     }
 
     /// Enters what the store holds under `name` into the table (one kernel lookup).

@@ -56,6 +56,26 @@ extension ObsFileSystem {
         return attributes(of: inode)
     }
 
+    /// `fallocate`: an object store reserves no space, so allocating within the file
+    /// (`FALLOC_FL_KEEP_SIZE`) has nothing to do, and allocating past its end makes it that long,
+    /// zeros up to there, as `truncate` does. Punching holes and the other modes answer
+    /// `EOPNOTSUPP`.
+    public func allocate(_ number: InodeNumber, offset: Int64, length: Int64, mode: Int32) async throws {
+        guard offset >= 0, length > 0, offset <= Int64.max - length else {
+            throw FileSystemError(.invalidArgument, "fallocate of \(length) bytes at \(offset)")
+        }
+        let keepSize: Int32 = 0x01  // FALLOC_FL_KEEP_SIZE (linux/falloc.h, which Glibc does not bring)
+        guard mode & ~keepSize == 0 else {
+            let (_, path) = try resolve(number)
+            let failure = FileSystemError(.notSupported, "\(objectKey(path)): fallocate mode \(mode) (holes, zeroed or moved ranges) is not supported")
+            logger.warning("\(failure.reason)")
+            throw failure
+        }
+        guard mode & keepSize == 0 else { return }
+        let end = offset + length
+        if end > (try await getattr(number)).size { _ = try await setattr(number, AttributeChanges(size: end)) }
+    }
+
     /// The kernel's own times of a file open for writing: with `writeback_cache` it keeps mtime
     /// and ctime itself and sends them with the writing handle at close and at writeback. They are
     /// not stored: the object keeps the time of its open, as without the cache
@@ -141,6 +161,7 @@ extension ObsFileSystem {
         forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             update(&state.facts.posix)
+            state.changedHere = nil  // the times just set, ctime now, are the ones to show
             state.facts.posixLoaded = true
             if kind != .directory { state.facts.etag = nil }  // a copy onto itself may change it
         }

@@ -60,14 +60,17 @@ extension ObsFileSystem {
         case (_, _) where store.fileSystemBucket != nil:
             try await renameNatively(source, sourcePath, to: targetPath, replacing: target)
         case (.file(let object), _):
-            try await moveObject(objectKey(sourcePath), to: objectKey(targetPath), size: object.size)
+            let sourceKey = objectKey(sourcePath)
+            try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size)
+            try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name)
         case (.directory(_, let markerKey), let target):
             let resuming = target != nil
             if resuming { try await checkResumable(sourcePath, targetPath) }
             try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
         }
         _ = table.move(parent, name, to: newParent, newName)
-        negativeCache.remove(newParent, newName)
+        madeName(newName, in: newParent)
+        for changed in [parent] + (table.child(newParent, newName).map { [$0.number] } ?? []) { table.noteChanged(changed) }
         negativeCache.insert(parent, name)
         listedPrefetch.forget(parent)
         listedPrefetch.forget(newParent)
@@ -121,6 +124,28 @@ extension ObsFileSystem {
         return writing.contains(number) || writing.contains { table.path(of: $0)?.hasPrefix(path + "/") == true }
     }
 
+    /// The copy of a renamed file is stored: its old object is deleted, or, while descriptors
+    /// opened before the rename still read it, kept for them (hidden, deleted at the last
+    /// release), as they read the object they opened.
+    private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String) async throws {
+        let keptForReaders = inode.map { inode in openFiles.withLock { files -> Bool in
+            guard files.files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return false }
+            files.unlinkedWhileOpen[inode.number, default: []].append(UnlinkedName(key: source, parent: parent, name: name))
+            return true
+        } } ?? false
+        // The copy is a new object: its ETag is learnt again at the next open or stat.
+        inode?.state.withLock { state in
+            state.facts.etag = nil
+            state.facts.expiry = .now
+        }
+        guard !keptForReaders else { return }
+        do {
+            try await store.deleteObject(source)
+        } catch {
+            throw storeFailure("deleting \(source), renamed", error)
+        }
+    }
+
     /// The options a copy must send to keep what the source carries.
     private func copyOptions(_ key: ObjectKey) async throws -> ObjectOptions {
         guard let store = store as? any AttributeStore else {
@@ -142,8 +167,9 @@ extension ObsFileSystem {
         return options
     }
 
-    /// Copies one object to `target` with everything it carries, then deletes `source`.
-    func moveObject(_ source: ObjectKey, to target: ObjectKey, size: Int64, deleteSource: Bool = true) async throws {
+    /// Copies one object to `target` with everything it carries (a multipart copy above
+    /// `singleCopyLimit`).
+    func copyRenamed(_ source: ObjectKey, to target: ObjectKey, size: Int64) async throws {
         do {
             let options = try await copyOptions(source)
             if size > configuration.singleCopyLimit {
@@ -151,7 +177,6 @@ extension ObsFileSystem {
             } else {
                 _ = try await store.copyObject(source, to: target, options: options)
             }
-            if deleteSource { try await store.deleteObject(source) }
         } catch let error as FileSystemError {
             logger.error("renaming \(source) to \(target): \(error.reason)")
             throw error
@@ -280,7 +305,7 @@ extension ObsFileSystem {
                     if entry.key.rawValue.hasSuffix("/") {
                         try await self.copyMarker(entry.key, to: target)
                     } else {
-                        try await self.moveObject(entry.key, to: target, size: entry.size, deleteSource: false)
+                        try await self.copyRenamed(entry.key, to: target, size: entry.size)
                     }
                 }
             }

@@ -56,6 +56,11 @@ final class Inode: Sendable {
         /// The ETag of the version the last open for reading saw: while it is unchanged the
         /// kernel may keep the file's page cache between opens.
         var cachedETag: ETag?
+        /// When this mount last changed what the store keeps no time for: the names in a
+        /// directory (create, mkdir, symlink, mknod, unlink, rmdir, rename: its mtime and ctime)
+        /// or a file's own name (rename: its ctime). Kept in memory while the inode lives (a
+        /// request per change would double the cost of a create); a later stored time wins.
+        var changedHere: FileTime?
     }
 
     /// The facts `getattr` answers from; short critical sections only.
@@ -101,6 +106,11 @@ final class InodeTable: Sendable {
     }
 
     func inode(_ number: InodeNumber) -> Inode? { tree.withLock { $0.nodes[number]?.inode } }
+
+    /// This mount changed the names in `number` (a directory) or `number`'s own name, now.
+    func noteChanged(_ number: InodeNumber) {
+        inode(number)?.state.withLock { $0.changedHere = .now() }
+    }
 
     /// The inode if it is still linked into the tree.
     func linkedInode(_ number: InodeNumber) -> Inode? {

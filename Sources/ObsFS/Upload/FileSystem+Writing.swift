@@ -8,12 +8,19 @@ import Glibc
 #endif
 
 extension ObsFileSystem {
-    /// POSIX metadata for a new object created by `caller` with `mode`.
-    func newPosixMetadata(mode: UInt32, caller: Caller) -> PosixMetadata {
+    /// POSIX metadata for a new `kind` object created by `caller` with `mode` in `parent`. In a
+    /// set-group-ID directory it gets the directory's group, and a new directory the
+    /// set-group-ID bit too, as on a local filesystem (the kernel leaves this to filesystems).
+    func newPosixMetadata(mode: UInt32, caller: Caller, in parent: InodeNumber, kind: FileKind) -> PosixMetadata {
         var posix = PosixMetadata()
-        posix.permissions = mode & 0o7777 & ~caller.umask
+        var permissions = mode & 0o7777 & ~caller.umask
         posix.uid = caller.uid
         posix.gid = caller.gid
+        if let directory = table.inode(parent).map({ attributes(of: $0) }), directory.mode & UInt32(S_ISGID) != 0 {
+            posix.gid = directory.gid
+            if kind == .directory { permissions |= UInt32(S_ISGID) }
+        }
+        posix.permissions = permissions
         let now = FileTime.now()
         posix.modified = now
         posix.accessed = now
@@ -30,13 +37,13 @@ extension ObsFileSystem {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
             if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
         }
-        let posix = newPosixMetadata(mode: mode, caller: caller)
+        let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .regular)
         let facts = InodeFacts(size: 0, etag: nil, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         // A new inode: whatever was known under this name is replaced by what is being written.
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .regular, facts: facts, isCurrent: { _ in false }) else {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
-        negativeCache.remove(parent, name)
+        madeName(name, in: parent)
         listedPrefetch.forget(parent)
         do {
             let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
@@ -215,7 +222,7 @@ extension ObsFileSystem {
         return .waiting(pending)
     }
 
-    private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded.contains(inode.number) } }
+    private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded[inode.number] != nil } }
 
     /// Records what the upload wrote as the inode's facts.
     func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
@@ -249,9 +256,9 @@ extension ObsFileSystem {
         }
         guard let session = file.session, !isDiscarded(file.inode) else { return }
         try await session.flush(writer: writer, process: process).get()
-        if isDiscarded(file.inode) {
+        if let unlinked = openFiles.withLock({ $0.discarded[file.inode.number] }) {
             // Unlinked while this flush was completing: the name is gone, so is the object.
-            try? await store.deleteObject(session.key)
+            await deleteUnlinkedObject(unlinked)
             return
         }
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
@@ -291,6 +298,12 @@ extension ObsFileSystem {
             logger.error("\(handle): the size a truncate set could not be written: \(error)")
         }
         guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+        await finishReleasing(file)
+        for unlinked in openFiles.withLock({ $0.takeUnlinkedNames(ifLastOf: file.inode.number) }) { await deleteUnlinkedObject(unlinked) }
+    }
+
+    /// What the release of `file` (no longer among the open handles) completes or aborts.
+    private func finishReleasing(_ file: OpenFile) async {
         file.reads?.close()
         if let modify = file.modify {
             defer { modify.close() }
@@ -317,7 +330,7 @@ extension ObsFileSystem {
         openFiles.withLock { files in
             if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
             if discarded {
-                files.discarded.remove(file.inode.number)
+                files.discarded[file.inode.number] = nil
                 files.pendingSizes[file.inode.number] = nil
             }
         }

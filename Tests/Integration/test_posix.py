@@ -1,0 +1,153 @@
+"""POSIX behaviour that programs and filesystem test suites check, through a real mount on
+obs-local: other users and their permissions (a mount made by root is shared, with the kernel
+checking modes), and what a local filesystem does that object storage has no request for."""
+import errno
+import os
+import subprocess
+import time
+
+from namespace_checks import server_body, server_objects, unique
+
+NOBODY = 65534
+
+
+def as_nobody(directory, action):
+    """Runs `action(descriptor)` in a child process as user and group nobody, with `directory`
+    opened before the switch (the test's own directories above the mount are root's alone);
+    returns the errno it raised, 0 when it succeeded."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(reader)
+        try:
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            action(descriptor)
+            outcome = 0
+        except OSError as error:
+            outcome = error.errno
+        os.write(writer, str(outcome).encode())
+        os._exit(0)
+    os.close(writer)
+    os.close(descriptor)
+    outcome = os.read(reader, 64)
+    os.close(reader)
+    assert os.waitpid(child, 0)[1] == 0
+    return int(outcome)
+
+
+def deleted_after_release(server, key, seconds=10):
+    """Whether `key` is gone from the server within `seconds`: the kernel sends the release of a
+    closed file after `close()` has returned."""
+    directory, name = key.rsplit("/", 1)
+    deadline = time.monotonic() + seconds
+    while name in server_objects(server, directory + "/"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def read_file(name):
+    return lambda directory: os.close(os.open(name, os.O_RDONLY, dir_fd=directory))
+
+
+def test_a_root_mount_is_shared_and_modes_are_checked(mount):
+    directory = mount.path / unique("shared")
+    directory.mkdir()  # 0755 (umask 022); SeaweedFS keeps no directory modes, and shows 0755 too
+    assert os.stat(directory).st_mode & 0o777 == 0o755
+    (directory / "public").write_bytes(b"for everyone")
+    os.chmod(directory / "public", 0o644)
+    (directory / "private").write_bytes(b"for root")
+    os.chmod(directory / "private", 0o600)
+
+    assert as_nobody(directory, read_file("public")) == 0
+    assert as_nobody(directory, read_file("private")) == errno.EACCES
+    assert as_nobody(directory, lambda d: os.open("public", os.O_WRONLY | os.O_APPEND, dir_fd=d)) == errno.EACCES
+    assert as_nobody(directory, lambda d: os.open("new", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d)) == errno.EACCES
+    assert as_nobody(directory, lambda d: os.chmod("public", 0o666, dir_fd=d)) == errno.EPERM
+    assert as_nobody(directory, lambda d: os.unlink("public", dir_fd=d)) == errno.EACCES
+    assert sorted(os.listdir(directory)) == ["private", "public"]
+
+
+def test_noallow_other_keeps_the_mount_to_its_user(server, mount_factory):
+    private = mount_factory(server, options=["noallow_other"])
+    assert as_nobody(private.path, os.listdir) == errno.EACCES
+    assert as_nobody(private.path, read_file(".")) == errno.EACCES
+
+
+def test_names_changed_in_a_directory_advance_its_times_and_tar_keeps_the_archived_ones(obs_local, mount_factory, tmp_path):
+    # obs-local only: SeaweedFS keeps no times on directory markers (test_namespace.py).
+    mount = mount_factory(obs_local)
+    directory = mount.path / unique("times")
+    directory.mkdir()
+    os.utime(directory, (1_000_000_000, 1_000_000_000))
+    for change in (lambda: (directory / "f").write_bytes(b"x"), lambda: os.rename(directory / "f", directory / "g"),
+                   lambda: os.symlink("g", directory / "s"), lambda: os.unlink(directory / "s"),
+                   lambda: os.mkdir(directory / "m"), lambda: os.rmdir(directory / "m")):
+        os.utime(directory, (1_000_000_000, 1_000_000_000))
+        before = os.stat(directory)
+        change()
+        after = os.stat(directory)
+        assert after.st_mtime > before.st_mtime and after.st_ctime > before.st_ctime
+
+    # tar sets each directory's archived times after filling it; those are the ones shown.
+    source = tmp_path / "tree"
+    (source / "inner").mkdir(parents=True)
+    (source / "inner" / "file").write_bytes(b"archived")
+    os.utime(source / "inner", (1_100_000_000, 1_100_000_000))
+    os.utime(source, (1_200_000_000, 1_200_000_000))
+    archive = tmp_path / "tree.tar"
+    subprocess.run(["tar", "cf", str(archive), "-C", str(tmp_path), "tree"], check=True)
+    target = mount.path / unique("untar")
+    target.mkdir()
+    subprocess.run(["tar", "xf", str(archive), "-C", str(target)], check=True)
+    assert os.stat(target / "tree" / "inner").st_mtime == 1_100_000_000
+    assert os.stat(target / "tree").st_mtime == 1_200_000_000
+
+
+def test_a_file_unlinked_while_open_is_read_to_the_end_and_deleted_at_its_last_close(mount):
+    directory = mount.path / unique("unlinked")
+    directory.mkdir()
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    (directory / "f").write_bytes(body)
+    key = f"{directory.name}/f"
+    with open(directory / "f", "rb") as reader:
+        start = reader.read(1000)
+        os.unlink(directory / "f")
+        assert not os.path.exists(directory / "f") and os.listdir(directory) == []
+        assert server_body(mount.server, key) == body  # kept for the open descriptor
+        assert start + reader.read() == body
+    assert deleted_after_release(mount.server, key)
+
+
+def test_fallocate_extends_with_zeros_and_refuses_holes(mount):
+    directory = mount.path / unique("fallocate")
+    directory.mkdir()
+    key = f"{directory.name}/f"
+    subprocess.run(["fallocate", "-l", "1M", str(directory / "f")], check=True)
+    assert server_body(mount.server, key) == bytes(1024 * 1024)
+    (directory / "g").write_bytes(b"start")
+    with open(directory / "g", "r+b") as changed:
+        os.posix_fallocate(changed.fileno(), 0, 4096)
+    assert server_body(mount.server, f"{directory.name}/g") == b"start" + bytes(4091)
+    punch = subprocess.run(["fallocate", "-p", "-o", "0", "-l", "4096", str(directory / "g")], capture_output=True, text=True)
+    assert punch.returncode != 0 and "unsupported" in punch.stderr  # EOPNOTSUPP
+    assert server_body(mount.server, f"{directory.name}/g") == b"start" + bytes(4091)
+
+
+def test_a_file_renamed_while_open_is_read_on_and_read_under_its_new_name(mount):
+    directory = mount.path / unique("renamed")
+    directory.mkdir()
+    body = os.urandom(40 * 1024 * 1024)
+    (directory / "old").write_bytes(body)  # several parts: its ETag is not its copy's
+    with open(directory / "old", "rb") as reader:
+        start = reader.read(1000)
+        os.rename(directory / "old", directory / "new")
+        assert os.listdir(directory) == ["new"]
+        assert (directory / "new").read_bytes() == body
+        assert start + reader.read() == body
+    assert deleted_after_release(mount.server, f"{directory.name}/old")
+    assert set(server_objects(mount.server, directory.name + "/")) == {"new"}
+    assert server_body(mount.server, f"{directory.name}/new") == body
