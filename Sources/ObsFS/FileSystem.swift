@@ -144,6 +144,8 @@ public final class ObsFileSystem: Sendable {
     let negativeCache: NameCache
     /// Names a listing showed as files, with no directory of the same name (`attr_timeout=`).
     let listedFiles: NameCache
+    /// HEADs sent ahead for those names, for the lookups that follow a listing.
+    let listedPrefetch: ListedPrefetch
     /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
     let readPool: ReadBufferPool
     /// Whether the store keeps user metadata on directory markers (`d/`): nil until the first
@@ -187,6 +189,9 @@ public final class ObsFileSystem: Sendable {
         /// Files being renamed (source and replaced target): no upload may start on them, as it
         /// would write the key the name had before.
         var renaming: Set<InodeNumber> = []
+        /// Files whose unlink is under way (from before its DELETE until the name has left the
+        /// table): no upload may start on them, as it would write the object again after the DELETE.
+        var unlinking: Set<InodeNumber> = []
         /// Files unlinked while open for writing: their upload is aborted at release (an object
         /// a completing flush stored meanwhile is deleted).
         var discarded: [InodeNumber: UnlinkedName] = [:]
@@ -247,6 +252,7 @@ public final class ObsFileSystem: Sendable {
         table = InodeTable(rootFacts: rootFacts)
         negativeCache = NameCache(timeout: configuration.negativeTimeout)
         listedFiles = NameCache(timeout: configuration.attributeTimeout)
+        listedPrefetch = ListedPrefetch(lifetime: configuration.attributeTimeout)
         readPool = configuration.read.makePool()
     }
 

@@ -391,6 +391,7 @@ final class FaultInjectingStore: ObjectStore {
     }
 
     func deleteObject(_ key: ObjectKey) async throws {
+        await waitIfHeld(.delete)
         try check(.delete)
         try await inner.deleteObject(key)
     }

@@ -55,6 +55,7 @@ extension ObsFileSystem {
         let (etag, size, stored): (ETag?, Int64, Bool)
         do {
             (etag, size, stored) = try await modify.commit()
+            forgetFetchedAhead(around: inode)
         } catch let error as ObjectChangedError {
             let failure = FileSystemError(.io, "\(modify.key): \(error.description); the changes were not stored")
             logger.error("\(failure.reason)")

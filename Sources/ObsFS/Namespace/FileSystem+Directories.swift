@@ -27,6 +27,7 @@ extension ObsFileSystem {
         }
         madeName(name, in: parent)
         listedFiles.remove(parent, name)
+        listedPrefetch.forget(parent)
         _ = await learnWhetherMarkersKeepMetadata(markerKey, wrote: posix)
         let facts = InodeFacts(size: 0, etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .directory, facts: facts, isCurrent: { _ in false }) else {
@@ -89,6 +90,7 @@ extension ObsFileSystem {
         table.unlink(parent, name)
         table.noteChanged(parent)
         negativeCache.insert(parent, name)
+        listedPrefetch.forget(parent)
         logger.info("\(prefix): directory removed")
     }
 
@@ -101,7 +103,12 @@ extension ObsFileSystem {
         let known = table.child(parent, name)
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         let unlinked = UnlinkedName(key: key, parent: parent, name: name)
+        // An open for writing racing this unlink (the kernel resolved the name before it) either
+        // started its upload before this, which is then discarded, or starts none until the name
+        // is gone (`unlinking`): an upload started in between would complete after the DELETE and
+        // put back an object the kernel believes removed.
         let openAs = known.map { inode in openFiles.withLock { files -> OpenUse in
+            files.unlinking.insert(inode.number)
             if files.uploads[inode.number]?.isUploading == true || files.initiating.contains(inode.number) {
                 files.discarded[inode.number] = unlinked
                 return .writing
@@ -110,6 +117,7 @@ extension ObsFileSystem {
             files.unlinkedWhileOpen[inode.number, default: []].append(unlinked)
             return .otherwise
         } } ?? .closed
+        defer { if let known { _ = openFiles.withLock { $0.unlinking.remove(known.number) } } }
         if openAs != .otherwise {
             do {
                 try await store.deleteObject(key)
@@ -121,6 +129,7 @@ extension ObsFileSystem {
         table.unlink(parent, name)
         table.noteChanged(parent)
         negativeCache.insert(parent, name)
+        listedPrefetch.forget(parent)
         switch openAs {
         case .writing: logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed")
         case .otherwise: logger.info("\(key): unlinked while open; its descriptors still read it, and the object is deleted when the last is closed")
@@ -205,9 +214,13 @@ extension ObsFileSystem {
         }
         let known = table.knownChildren(directory)
         var listedUnknown = false
+        var listedOnlyAsFiles: [String] = []
         for index in entries.indices where entries[index].inode == nil {
             guard let inode = known[entries[index].name] else {
-                if entries[index].isOnlyAFile { listedFiles.insert(directory, entries[index].name) }
+                if entries[index].isOnlyAFile {
+                    listedFiles.insert(directory, entries[index].name)
+                    listedOnlyAsFiles.append(entries[index].name)
+                }
                 listedUnknown = true
                 continue
             }
@@ -217,6 +230,7 @@ extension ObsFileSystem {
         }
         // Another client put names there: the table no longer holds every name (mkdir).
         if listedUnknown { table.forgetEveryChild(of: directory) }
+        listedPrefetch.listed(listedOnlyAsFiles, in: directory)
         if plus { try await fetchAttributes(of: &entries, in: directory, reader: reader) }
         return entries
     }

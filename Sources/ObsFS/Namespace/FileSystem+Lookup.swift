@@ -9,7 +9,8 @@
 // `key_$folder$` (s3fs's oldest directory format, which counts only when the other two find
 // nothing) at once: one round trip, also for a missing name. A name a listing showed as a file
 // within `attr_timeout=` with no directory of that name (`ls -l` after `readdir`) costs the
-// first HEAD alone; a directory with its own marker (`key/`, the first key that LIST returns)
+// first HEAD alone, usually sent ahead by an earlier lookup (ListedPrefetch.swift); a directory
+// with its own marker (`key/`, the first key that LIST returns)
 // one more HEAD for its POSIX metadata. A file being written by this mount is answered from
 // memory.
 import OBSProtocol
@@ -35,7 +36,7 @@ extension ObsFileSystem {
         let generation = negativeCache.generation
         let remote: RemoteEntry?
         do {
-            if listedFiles.contains(parent, name), let file = try await listedFile(path) {
+            if listedFiles.contains(parent, name), let file = try await listedFile(name, in: parent, path) {
                 remote = file
             } else {
                 remote = try await remoteEntry(path)
@@ -104,8 +105,26 @@ extension ObsFileSystem {
     /// HEAD and LIST at once; the directory wins over a file of the same name.
     /// A name a listing just showed as a file and nothing else: HEAD alone (nil when it is
     /// gone or is no plain file any more: the full lookup decides).
-    private func listedFile(_ path: String) async throws -> RemoteEntry? {
-        guard let object = try await store.headObject(objectKey(path)), object.contentType != KeyNaming.directoryContentType else { return nil }
+    /// This mount changed `inode`'s object: HEADs sent ahead in its directory may be stale.
+    func forgetFetchedAhead(around inode: Inode) {
+        if let parent = table.location(of: inode.number)?.parent { listedPrefetch.forget(parent) }
+    }
+
+    private func listedFile(_ name: String, in parent: InodeNumber, _ path: String) async throws -> RemoteEntry? {
+        let fetched = listedPrefetch.take(name, in: parent)
+        if let parentPath = table.path(of: parent) {
+            // The names listed after this one are likely looked up next (`ls -l`).
+            listedPrefetch.fetchAhead(after: name, in: parent) { [self] next in
+                try await store.headObject(objectKey(childPath(parentPath, next)))
+            }
+        }
+        let object: ObjectAttributes?
+        if let fetched, case .success(let answer) = await fetched.value {
+            object = answer
+        } else {
+            object = try await store.headObject(objectKey(path))
+        }
+        guard let object, object.contentType != KeyNaming.directoryContentType else { return nil }
         return .file(object)
     }
 

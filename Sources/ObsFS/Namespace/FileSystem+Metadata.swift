@@ -158,6 +158,7 @@ extension ObsFileSystem {
                 try await changeObject(path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })
             }
         }
+        forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             update(&state.facts.posix)
             state.changedHere = nil  // the times just set, ctime now, are the ones to show

@@ -72,6 +72,8 @@ extension ObsFileSystem {
         madeName(newName, in: newParent)
         for changed in [parent] + (table.child(newParent, newName).map { [$0.number] } ?? []) { table.noteChanged(changed) }
         negativeCache.insert(parent, name)
+        listedPrefetch.forget(parent)
+        listedPrefetch.forget(newParent)
     }
 
     /// A parallel file system bucket renames a file or a whole directory in one atomic request.

@@ -44,6 +44,7 @@ extension ObsFileSystem {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
         madeName(name, in: parent)
+        listedPrefetch.forget(parent)
         do {
             let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
@@ -96,6 +97,7 @@ extension ObsFileSystem {
                 throw FileSystemError(.busy, "\(key) is already open for writing")
             }
             if files.renaming.contains(inode.number) { throw FileSystemError(.busy, "\(key) is being renamed") }
+            if files.unlinking.contains(inode.number) { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
             files.initiating.insert(inode.number)
         }
         defer { _ = openFiles.withLock { $0.initiating.remove(inode.number) } }
@@ -226,6 +228,7 @@ extension ObsFileSystem {
     func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
         let size = session.size
         let written = session.intendedOptions
+        forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             state.facts.etag = etag
             state.facts.size = size
