@@ -209,6 +209,13 @@ public final class ObsFileSystem: Sendable {
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
 
+        mutating func add(_ file: OpenFile) -> FileHandleID {
+            let handle = FileHandleID(nextHandle)
+            nextHandle += 1
+            files[handle] = file
+            return handle
+        }
+
         /// This mount made `name` in `parent` again: an object stored there is not to be deleted.
         mutating func nameMadeAgain(_ parent: InodeNumber, _ name: String) {
             for inode in discarded.keys { discarded[inode]?.noteMade(name, in: parent) }

@@ -324,18 +324,20 @@ struct NamespaceTreeTests {
         #expect(store.uploadsInProgress == 0)
     }
 
-    @Test func anOpenForWritingRacingAnUnlinkPutsNoObjectBack() async throws {
+    /// O_TRUNC starts an upload; without it the open changes the existing object (Compose/).
+    @Test(arguments: [O_WRONLY | O_TRUNC, O_WRONLY])
+    func anOpenForWritingRacingAnUnlinkPutsNoObjectBack(flags: Int32) async throws {
         store.seed("f", [1, 2, 3])
         let faults = FaultInjectingStore(store)
         let fs = makeFileSystem(faults)
         let file = try await fs.lookup(parent: .root, name: "f")
         // The unlink has looked for uploads of the file (none) and waits for its DELETE; the open
-        // (O_TRUNC, of the inode the kernel resolved before the unlink) comes now.
+        // (of the inode the kernel resolved before the unlink) comes now.
         faults.hold(.delete)
         let unlink = Task { try await fs.unlink(parent: .root, name: "f") }
         #expect(try await eventually { faults.heldCount(.delete) == 1 })
         var handle: FileHandleID?
-        let refused = await errno { handle = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC).handle }
+        let refused = await errno { handle = try await fs.open(file.inode, flags: flags).handle }
         faults.release(.delete)
         try await unlink.value
         if let handle {  // an upload that started: its close must not write the unlinked name again

@@ -44,7 +44,18 @@ extension ObsFileSystem {
         let options = try await optionsOfExisting(inode, path)
         let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, opener: opener, written: options)
         inode.state.withLock { $0.cachedETag = nil }
-        return OpenedFile(handle: register(OpenFile(inode: inode, session: nil, modify: modify)), keepCache: false, directIO: !configuration.writebackCache)
+        let handle: FileHandleID
+        do {
+            handle = try openFiles.withLock { files throws(FileSystemError) -> FileHandleID in
+                // An unlink under way deletes the base, and these changes would put the name back.
+                if files.unlinking.contains(inode.number) { throw FileSystemError(.noEntry, "\(modify.key) is being unlinked") }
+                return files.add(OpenFile(inode: inode, session: nil, modify: modify))
+            }
+        } catch {
+            modify.close()
+            throw error
+        }
+        return OpenedFile(handle: handle, keepCache: false, directIO: !configuration.writebackCache)
     }
 
     /// Composes what `modify` holds and records the new object in the inode.

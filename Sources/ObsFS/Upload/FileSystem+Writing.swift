@@ -81,12 +81,7 @@ extension ObsFileSystem {
     }
 
     func register(_ file: OpenFile) -> FileHandleID {
-        openFiles.withLock { files in
-            let handle = FileHandleID(files.nextHandle)
-            files.nextHandle += 1
-            files.files[handle] = file
-            return handle
-        }
+        openFiles.withLock { $0.add(file) }
     }
 
     private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> UploadSession {
