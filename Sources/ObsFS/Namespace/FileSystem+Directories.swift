@@ -27,7 +27,6 @@ extension ObsFileSystem {
         }
         madeName(name, in: parent)
         listedFiles.remove(parent, name)
-        listedPrefetch.forget(parent)
         _ = await learnWhetherMarkersKeepMetadata(markerKey, wrote: posix)
         let facts = InodeFacts(size: 0, etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .directory, facts: facts, isCurrent: { _ in false }) else {
@@ -56,7 +55,7 @@ extension ObsFileSystem {
         guard let remote = try await existingEntry(path) else {
             if let local = table.child(parent, name), local.kind == .directory {
                 table.unlink(parent, name)
-                table.noteChanged(parent)
+                removedName(name, from: parent)
                 return
             }
             throw FileSystemError(.noEntry, "no directory \(path)")
@@ -88,9 +87,7 @@ extension ObsFileSystem {
             throw storeFailure("removing directory \(prefix)", error)
         }
         table.unlink(parent, name)
-        table.noteChanged(parent)
-        negativeCache.insert(parent, name)
-        listedPrefetch.forget(parent)
+        removedName(name, from: parent)
         logger.info("\(prefix): directory removed")
     }
 
@@ -127,9 +124,7 @@ extension ObsFileSystem {
             }
         }
         table.unlink(parent, name)
-        table.noteChanged(parent)
-        negativeCache.insert(parent, name)
-        listedPrefetch.forget(parent)
+        removedName(name, from: parent)
         switch openAs {
         case .writing: logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed")
         case .otherwise: logger.info("\(key): unlinked while open; its descriptors still read it, and the object is deleted when the last is closed")
@@ -149,7 +144,15 @@ extension ObsFileSystem {
     func madeName(_ name: String, in parent: InodeNumber) {
         negativeCache.remove(parent, name)
         table.noteChanged(parent)
+        listedPrefetch.forget(parent)
         openFiles.withLock { $0.nameMadeAgain(parent, name) }
+    }
+
+    /// This mount removed `name` from `parent`: unlink, rmdir, the source of a rename.
+    func removedName(_ name: String, from parent: InodeNumber) {
+        negativeCache.insert(parent, name)
+        table.noteChanged(parent)
+        listedPrefetch.forget(parent)
     }
 
     /// Deletes the object a name had when its file was unlinked while open, unless this mount

@@ -70,10 +70,8 @@ extension ObsFileSystem {
         }
         _ = table.move(parent, name, to: newParent, newName)
         madeName(newName, in: newParent)
-        for changed in [parent] + (table.child(newParent, newName).map { [$0.number] } ?? []) { table.noteChanged(changed) }
-        negativeCache.insert(parent, name)
-        listedPrefetch.forget(parent)
-        listedPrefetch.forget(newParent)
+        removedName(name, from: parent)
+        if let moved = table.child(newParent, newName) { table.noteChanged(moved.number) }  // its ctime
     }
 
     /// A parallel file system bucket renames a file or a whole directory in one atomic request.
