@@ -324,6 +324,12 @@ public final class ObsFileSystem: Sendable {
         return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating)
     }
 
+    /// Inodes open for changes to their existing object (Compose/): what they compose is stored
+    /// under the key they had when opened.
+    func inodesBeingChanged() -> Set<InodeNumber> {
+        openFiles.withLock { files in Set(files.files.values.filter { $0.modify != nil }.map(\.inode.number)) }
+    }
+
     /// The changes of the newest descriptor changing `inode` (an older one may only await its
     /// release after its opener closed it: `truncate` and `stat` are about the newer).
     func changes(of inode: InodeNumber) -> ModifySession? {

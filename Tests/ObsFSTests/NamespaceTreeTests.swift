@@ -485,6 +485,20 @@ struct NamespaceTreeTests {
         #expect(store.object("r") == nil && store.object("s") == Array("renamed while read".utf8))
     }
 
+    @Test func renameOfAFileOpenForChangesIsBusyAndLosesNothing() async throws {
+        store.seed("log", [1, 2, 3])
+        let fs = mount()
+        let file = try await fs.lookup(parent: .root, name: "log")
+        let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
+        _ = try await write(fs, appending.handle, at: 3, [4]).get()
+        #expect(await errno { try await fs.rename(parent: .root, name: "log", newParent: .root, newName: "log.1", flags: 0) } == .busy)
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        await fs.release(appending.handle)
+        #expect(store.object("log") == [1, 2, 3, 4] && store.object("log.1") == nil)
+        try await fs.rename(parent: .root, name: "log", newParent: .root, newName: "log.1", flags: 0)  // once closed
+        #expect(store.object("log.1") == [1, 2, 3, 4])
+    }
+
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")

@@ -116,9 +116,10 @@ extension ObsFileSystem {
         openFiles.withLock { files in files.renaming.subtract(numbers) }
     }
 
-    /// Whether `number` is being written, or (a directory) holds a file being written.
+    /// Whether `number` is being written or changed, or (a directory) holds such a file: its
+    /// upload or composition stores it under the name it had when opened.
     private func isBusy(_ number: InodeNumber, path: String) -> Bool {
-        let writing = inodesBeingWritten()
+        let writing = inodesBeingWritten().union(inodesBeingChanged())
         return writing.contains(number) || writing.contains { table.path(of: $0)?.hasPrefix(path + "/") == true }
     }
 
