@@ -161,3 +161,20 @@ def test_rm_r_removes_a_directory_while_a_file_in_it_is_open(mount):
         subprocess.run(["rm", "-r", str(directory)], check=True)
         assert not directory.exists()
     assert server_objects(mount.server, directory.name + "/") == {}
+
+
+def test_a_file_open_for_appending_is_renamed_only_after_close(mount):
+    directory = mount.path / unique("rotate")
+    directory.mkdir()
+    (directory / "log").write_bytes(b"old\n")
+    with open(directory / "log", "ab") as appending:
+        appending.write(b"new\n")
+        appending.flush()
+        try:
+            os.rename(directory / "log", directory / "log.1")
+            raise AssertionError("renamed while open for appending")
+        except OSError as error:
+            assert error.errno == errno.EBUSY
+    os.rename(directory / "log", directory / "log.1")
+    assert server_body(mount.server, f"{directory.name}/log.1") == b"old\nnew\n"
+    assert set(server_objects(mount.server, directory.name + "/")) == {"log.1"}
