@@ -499,6 +499,22 @@ struct NamespaceTreeTests {
         #expect(store.object("log.1") == [1, 2, 3, 4])
     }
 
+    @Test func changesToAFileUnlinkedWhileOpenAreNotStored() async throws {
+        store.seed("f", [1, 2, 3])
+        let fs = mount()
+        let file = try await fs.lookup(parent: .root, name: "f")
+        let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
+        _ = try await write(fs, appending.handle, at: 3, [4]).get()
+        try await fs.unlink(parent: .root, name: "f")
+        let (_, again) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, again, at: 0, [9]).get()
+        try await fs.flush(again, writer: WriterIdentity(8))
+        await fs.release(again)
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))  // succeeds, as on a local filesystem
+        await fs.release(appending.handle)
+        #expect(store.object("f") == [9])  // the new file, not the unlinked one's changes
+    }
+
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {
         let fs = mount()
         let (_, handle) = try await fs.create(parent: .root, name: "w")

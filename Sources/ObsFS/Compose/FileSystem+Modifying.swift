@@ -59,8 +59,14 @@ extension ObsFileSystem {
         return OpenedFile(handle: handle, keepCache: false, directIO: !configuration.writebackCache)
     }
 
-    /// Composes what `modify` holds and records the new object in the inode.
+    /// Composes what `modify` holds and records the new object in the inode. A file unlinked
+    /// while open for changes has no name: its changes are dropped, as a local filesystem drops
+    /// them at the last close (the name may belong to another file by now).
     func commit(_ modify: ModifySession, _ inode: Inode) async throws {
+        guard table.linkedInode(inode.number) != nil else {
+            logger.info("\(modify.key): unlinked while open for changes; they are not stored")
+            return
+        }
         let operations = configuration.upload.statistics.operations
         let progress = operations.begin("composing \(modify.key)", total: modify.size, unit: "bytes")
         defer { operations.finished(progress) }
