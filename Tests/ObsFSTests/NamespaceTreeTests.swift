@@ -476,6 +476,7 @@ struct NamespaceTreeTests {
         try await fs.rename(parent: .root, name: "r", newParent: .root, newName: "s", flags: 0)
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "r") } == .noEntry)
         #expect(try await fs.read(reader.handle, at: 8, count: 100).gathered() == Array("while read".utf8))
+        #expect(fs.table.inode(created.inode)?.facts.etag == store.contents.withLock { $0.etags[ObjectKey("s")] })  // the copy's
         let again = try await fs.open(created.inode, flags: O_RDONLY)  // the kernel's inode, now named s
         #expect(try await fs.read(again.handle, at: 0, count: 7).gathered() == Array("renamed".utf8))
         await fs.release(again.handle)
@@ -513,6 +514,18 @@ struct NamespaceTreeTests {
         try await fs.flush(appending.handle, writer: WriterIdentity(7))  // succeeds, as on a local filesystem
         await fs.release(appending.handle)
         #expect(store.object("f") == [9])  // the new file, not the unlinked one's changes
+    }
+
+    @Test func anOpenPinsTheVersionItReadsWhenTheETagIsUnknown() async throws {
+        store.seed("f", [1, 2, 3])
+        let fs = mount()
+        let file = try await fs.lookup(parent: .root, name: "f")
+        fs.table.inode(file.inode)?.state.withLock { $0.facts.etag = nil }  // as after a chmod's copy onto itself
+        store.seed("f", [7, 7, 7, 7, 7])  // another client replaces the object
+        let reader = try await fs.open(file.inode, flags: O_RDONLY)
+        #expect(reader.directIO)  // the kernel was told 3 bytes
+        #expect(try await fs.read(reader.handle, at: 0, count: 100).gathered() == [7, 7, 7, 7, 7])  // not 3 of them
+        await fs.release(reader.handle)
     }
 
     @Test func renameOfAFileBeingWrittenIsBusy() async throws {

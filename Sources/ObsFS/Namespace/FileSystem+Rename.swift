@@ -61,8 +61,8 @@ extension ObsFileSystem {
             try await renameNatively(source, sourcePath, to: targetPath, replacing: target)
         case (.file(let object), _):
             let sourceKey = objectKey(sourcePath)
-            try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size)
-            try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name)
+            let copied = try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size)
+            try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name, copied: copied)
         case (.directory(_, let markerKey), let target):
             let resuming = target != nil
             if resuming { try await checkResumable(sourcePath, targetPath) }
@@ -126,17 +126,15 @@ extension ObsFileSystem {
     /// The copy of a renamed file is stored: its old object is deleted, or, while descriptors
     /// opened before the rename still read it, kept for them (hidden, deleted at the last
     /// release), as they read the object they opened.
-    private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String) async throws {
+    private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String, copied: ETag) async throws {
         let keptForReaders = inode.map { inode in openFiles.withLock { files -> Bool in
             guard files.files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return false }
             files.unlinkedWhileOpen[inode.number, default: []].append(UnlinkedName(key: source, parent: parent, name: name))
             return true
         } } ?? false
-        // The copy is a new object: its ETag is learnt again at the next open or stat.
-        inode?.state.withLock { state in
-            state.facts.etag = nil
-            state.facts.expiry = .now
-        }
+        // The copy is a new object, with its own ETag: a version found later with another ETag
+        // is another file (a new inode), not this one grown or shrunk under its readers.
+        inode?.state.withLock { $0.facts.etag = copied }
         guard !keptForReaders else { return }
         do {
             try await store.deleteObject(source)
@@ -167,15 +165,15 @@ extension ObsFileSystem {
     }
 
     /// Copies one object to `target` with everything it carries (a multipart copy above
-    /// `singleCopyLimit`).
-    func copyRenamed(_ source: ObjectKey, to target: ObjectKey, size: Int64) async throws {
+    /// `singleCopyLimit`); the copy's ETag.
+    @discardableResult
+    func copyRenamed(_ source: ObjectKey, to target: ObjectKey, size: Int64) async throws -> ETag {
         do {
             let options = try await copyOptions(source)
             if size > configuration.singleCopyLimit {
-                try await multipartCopy(source, to: target, size: size, options: options)
-            } else {
-                _ = try await store.copyObject(source, to: target, options: options)
+                return try await multipartCopy(source, to: target, size: size, options: options)
             }
+            return try await store.copyObject(source, to: target, options: options)
         } catch let error as FileSystemError {
             logger.error("renaming \(source) to \(target): \(error.reason)")
             throw error
@@ -202,7 +200,7 @@ extension ObsFileSystem {
     }
 
     /// UploadPartCopy of `copyPartSize` ranges, `renameParallel` at a time; aborted on failure.
-    private func multipartCopy(_ source: ObjectKey, to target: ObjectKey, size: Int64, options: ObjectOptions) async throws {
+    private func multipartCopy(_ source: ObjectKey, to target: ObjectKey, size: Int64, options: ObjectOptions) async throws -> ETag {
         let uploadID = try await store.initiateUpload(target, options: options)
         logger.info("\(source) → \(target): multipart copy of \(size) bytes (upload \(uploadID))")
         let partSize = configuration.copyPartSize
@@ -232,7 +230,7 @@ extension ObsFileSystem {
                     addNext()
                 }
             }
-            _ = try await store.completeUpload(target, uploadID: uploadID, parts: parts.sorted { $0.number < $1.number })
+            return try await store.completeUpload(target, uploadID: uploadID, parts: parts.sorted { $0.number < $1.number }).etag
         } catch {
             do {
                 try await store.abortUpload(target, uploadID: uploadID)

@@ -31,15 +31,25 @@ extension ObsFileSystem {
         if inodesBeingWritten().contains(inode.number) {
             return OpenedFile(handle: register(OpenFile(inode: inode, session: nil)), keepCache: false, directIO: true)
         }
-        let (stream, keepCache) = try await readStream(inode, path)
+        let (stream, keepCache, resized) = try await readStream(inode, path)
         let handle = register(OpenFile(inode: inode, session: nil, reads: stream))
-        return OpenedFile(handle: handle, keepCache: keepCache, directIO: false)
+        // The kernel ends reads through its page cache at the size it was last told: a version
+        // of another size, learnt just now, is read past it with direct I/O.
+        return OpenedFile(handle: handle, keepCache: keepCache, directIO: resized)
     }
 
-    /// A stream of the version of `inode` the store holds now, and whether the kernel may keep
-    /// its cached pages (the same version as at the last open).
-    private func readStream(_ inode: Inode, _ path: String) async throws -> (ObjectReadStream, keepCache: Bool) {
-        if inode.facts.expiry <= .now, upload(of: inode.number) == nil { _ = try await getattr(inode.number) }
+    /// A stream of the version of `inode` the store holds now, whether the kernel may keep its
+    /// cached pages (the same version as at the last open), and whether that version's size
+    /// differs from the size known before this open.
+    private func readStream(_ inode: Inode, _ path: String) async throws -> (ObjectReadStream, keepCache: Bool, resized: Bool) {
+        let sizeBefore = inode.facts.size
+        // A version is pinned by its ETag. Facts without one (a file just renamed by copying, a
+        // chmod's copy onto itself, an upload whose completion is being recorded) are asked for
+        // again, so that the size and the ETag read come from the same version.
+        if inode.facts.expiry <= .now || inode.facts.etag == nil, upload(of: inode.number) == nil {
+            inode.state.withLock { $0.facts.expiry = .now }
+            _ = try await getattr(inode.number)
+        }
         let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
         guard let reader = store as? any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
         var customerKey: CustomerKey?
@@ -47,7 +57,7 @@ extension ObsFileSystem {
         let stream = ObjectReadStream(key: objectKey(path), etag: facts.etag, size: facts.size, customerKey: customerKey, reader: reader,
                                       pool: readPool, settings: configuration.read.settings)
         inode.state.withLock { $0.cachedETag = facts.etag }
-        return (stream, facts.etag != nil && facts.etag == previous)
+        return (stream, facts.etag != nil && facts.etag == previous, facts.size != sizeBefore)
     }
 
     /// The stream of a handle opened while another descriptor was streaming the file: EBUSY
@@ -56,7 +66,7 @@ extension ObsFileSystem {
         guard !inodesBeingWritten().contains(file.inode.number), let path = table.path(of: file.inode.number) else {
             throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
         }
-        let (stream, _) = try await readStream(file.inode, path)
+        let (stream, _, _) = try await readStream(file.inode, path)
         let kept = attach(stream, to: handle, as: \.reads)
         if kept !== stream { stream.close() }
         guard let kept else { throw FileSystemError(.badFileHandle, "\(handle) was released") }
