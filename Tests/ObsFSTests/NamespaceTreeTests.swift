@@ -368,14 +368,20 @@ struct NamespaceTreeTests {
         #expect(store.object("kept") == nil)
     }
 
-    @Test func aDirectoryHoldingOnlyFilesUnlinkedWhileOpenCanBeRemoved() async throws {
-        store.seed("d/")
-        store.seed("d/f", [1])
-        let fs = mount()
+    /// Directory `d` with `f` (and whatever else was seeded) in it; `f` opened for reading, then unlinked.
+    func unlinkedWhileRead(_ fs: ObsFileSystem) async throws -> OpenedFile {
         let directory = try await fs.lookup(parent: .root, name: "d")
         let file = try await fs.lookup(parent: directory.inode, name: "f")
         let reader = try await fs.open(file.inode, flags: O_RDONLY)
         try await fs.unlink(parent: directory.inode, name: "f")
+        return reader
+    }
+
+    @Test func aDirectoryHoldingOnlyFilesUnlinkedWhileOpenCanBeRemoved() async throws {
+        store.seed("d/")
+        store.seed("d/f", [1])
+        let fs = mount()
+        let reader = try await unlinkedWhileRead(fs)
         try await fs.rmdir(parent: .root, name: "d")  // rm -r while a reader holds a file
         #expect(store.object("d/f") == nil && store.object("d/") == nil)
         await fs.release(reader.handle)
@@ -387,10 +393,7 @@ struct NamespaceTreeTests {
         store.seed("d/f", [1])
         store.seed("d/g", [2])
         let fs = mount()
-        let directory = try await fs.lookup(parent: .root, name: "d")
-        let file = try await fs.lookup(parent: directory.inode, name: "f")
-        let reader = try await fs.open(file.inode, flags: O_RDONLY)
-        try await fs.unlink(parent: directory.inode, name: "f")
+        let reader = try await unlinkedWhileRead(fs)
         try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
         #expect(store.object("e/g") == [2] && store.object("e/f") == nil)
         #expect(store.object("d/f") == nil && store.object("d/g") == nil)
@@ -486,12 +489,18 @@ struct NamespaceTreeTests {
         #expect(store.object("r") == nil && store.object("s") == Array("renamed while read".utf8))
     }
 
-    @Test func renameOfAFileOpenForChangesIsBusyAndLosesNothing() async throws {
-        store.seed("log", [1, 2, 3])
-        let fs = mount()
-        let file = try await fs.lookup(parent: .root, name: "log")
+    /// `name` seeded with [1, 2, 3], opened for appending, and [4] written.
+    func appendingOne(_ fs: ObsFileSystem, to name: String) async throws -> OpenedFile {
+        store.seed(name, [1, 2, 3])
+        let file = try await fs.lookup(parent: .root, name: name)
         let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
         _ = try await write(fs, appending.handle, at: 3, [4]).get()
+        return appending
+    }
+
+    @Test func renameOfAFileOpenForChangesIsBusyAndLosesNothing() async throws {
+        let fs = mount()
+        let appending = try await appendingOne(fs, to: "log")
         #expect(await errno { try await fs.rename(parent: .root, name: "log", newParent: .root, newName: "log.1", flags: 0) } == .busy)
         try await fs.flush(appending.handle, writer: WriterIdentity(7))
         await fs.release(appending.handle)
@@ -501,11 +510,8 @@ struct NamespaceTreeTests {
     }
 
     @Test func changesToAFileUnlinkedWhileOpenAreNotStored() async throws {
-        store.seed("f", [1, 2, 3])
         let fs = mount()
-        let file = try await fs.lookup(parent: .root, name: "f")
-        let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
-        _ = try await write(fs, appending.handle, at: 3, [4]).get()
+        let appending = try await appendingOne(fs, to: "f")
         try await fs.unlink(parent: .root, name: "f")
         let (_, again) = try await fs.create(parent: .root, name: "f")
         _ = try await write(fs, again, at: 0, [9]).get()
