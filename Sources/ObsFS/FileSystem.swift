@@ -216,6 +216,21 @@ public final class ObsFileSystem: Sendable {
             return handle
         }
 
+        /// An upload or composition started on `inode` now would write `key` while a rename or an
+        /// unlink of it is under way: after the copy, or after the DELETE.
+        func refuseChanges(to inode: InodeNumber, key: ObjectKey) throws(FileSystemError) {
+            if renaming.contains(inode) { throw FileSystemError(.busy, "\(key) is being renamed") }
+            if unlinking.contains(inode) { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
+        }
+
+        /// `inode`'s object is about to lose its name (`unlinked`); descriptors that may still
+        /// read it keep it, hidden and deleted at their last release. Whether any does.
+        mutating func keepForReaders(of inode: Inode, _ unlinked: UnlinkedName) -> Bool {
+            guard files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return false }
+            unlinkedWhileOpen[inode.number, default: []].append(unlinked)
+            return true
+        }
+
         /// This mount made `name` in `parent` again: an object stored there is not to be deleted.
         mutating func nameMadeAgain(_ parent: InodeNumber, _ name: String) {
             for inode in discarded.keys { discarded[inode]?.noteMade(name, in: parent) }

@@ -47,9 +47,7 @@ extension ObsFileSystem {
         let handle: FileHandleID
         do {
             handle = try openFiles.withLock { files throws(FileSystemError) -> FileHandleID in
-                // An unlink under way deletes the base, and these changes would put the name back.
-                if files.unlinking.contains(inode.number) { throw FileSystemError(.noEntry, "\(modify.key) is being unlinked") }
-                if files.renaming.contains(inode.number) { throw FileSystemError(.busy, "\(modify.key) is being renamed") }
+                try files.refuseChanges(to: inode.number, key: modify.key)
                 return files.add(OpenFile(inode: inode, session: nil, modify: modify))
             }
         } catch {

@@ -110,9 +110,7 @@ extension ObsFileSystem {
                 files.discarded[inode.number] = unlinked
                 return .writing
             }
-            guard files.files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return .closed }
-            files.unlinkedWhileOpen[inode.number, default: []].append(unlinked)
-            return .otherwise
+            return files.keepForReaders(of: inode, unlinked) ? .otherwise : .closed
         } } ?? .closed
         defer { if let known { _ = openFiles.withLock { $0.unlinking.remove(known.number) } } }
         if openAs != .otherwise {

@@ -162,6 +162,12 @@ extension ObsFileSystem {
         guard let inode = table.inode(number) else { throw FileSystemError(.noEntry, "unknown \(number)") }
         if number == .root || inode.facts.expiry > .now || isChangingHere(number) { return attributes(of: inode) }
         guard let path = table.path(of: number) else { return attributes(of: inode) }  // unlinked but open: last known
+        try await refresh(inode, at: path)
+        return attributes(of: inode)
+    }
+
+    /// Asks the store what `path` holds now and makes it `inode`'s facts.
+    func refresh(_ inode: Inode, at path: String) async throws {
         let remote: RemoteEntry?
         do {
             remote = try await remoteEntry(path)
@@ -175,6 +181,5 @@ extension ObsFileSystem {
             state.facts = facts
             state.hasMarker = hasMarker
         }
-        return attributes(of: inode)
     }
 }

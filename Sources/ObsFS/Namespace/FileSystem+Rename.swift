@@ -127,11 +127,9 @@ extension ObsFileSystem {
     /// opened before the rename still read it, kept for them (hidden, deleted at the last
     /// release), as they read the object they opened.
     private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String, copied: ETag) async throws {
-        let keptForReaders = inode.map { inode in openFiles.withLock { files -> Bool in
-            guard files.files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return false }
-            files.unlinkedWhileOpen[inode.number, default: []].append(UnlinkedName(key: source, parent: parent, name: name))
-            return true
-        } } ?? false
+        let keptForReaders = inode.map { inode in
+            openFiles.withLock { $0.keepForReaders(of: inode, UnlinkedName(key: source, parent: parent, name: name)) }
+        } ?? false
         // The copy is a new object, with its own ETag: a version found later with another ETag
         // is another file (a new inode), not this one grown or shrunk under its readers.
         inode?.state.withLock { $0.facts.etag = copied }

@@ -46,9 +46,8 @@ extension ObsFileSystem {
         // A version is pinned by its ETag. Facts without one (a file just renamed by copying, a
         // chmod's copy onto itself, an upload whose completion is being recorded) are asked for
         // again, so that the size and the ETag read come from the same version.
-        if inode.facts.expiry <= .now || inode.facts.etag == nil, upload(of: inode.number) == nil {
-            inode.state.withLock { $0.facts.expiry = .now }
-            _ = try await getattr(inode.number)
+        if inode.facts.expiry <= .now || inode.facts.etag == nil, !isChangingHere(inode.number) {
+            try await refresh(inode, at: path)
         }
         let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
         guard let reader = store as? any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }

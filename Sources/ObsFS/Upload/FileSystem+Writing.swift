@@ -90,8 +90,7 @@ extension ObsFileSystem {
             if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating.contains(inode.number) {
                 throw FileSystemError(.busy, "\(key) is already open for writing")
             }
-            if files.renaming.contains(inode.number) { throw FileSystemError(.busy, "\(key) is being renamed") }
-            if files.unlinking.contains(inode.number) { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
+            try files.refuseChanges(to: inode.number, key: key)
             files.initiating.insert(inode.number)
         }
         defer { _ = openFiles.withLock { $0.initiating.remove(inode.number) } }
