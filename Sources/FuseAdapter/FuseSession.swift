@@ -306,9 +306,10 @@ private let operations: fuse_lowlevel_ops = {
             gid: toSet & FUSE_SET_ATTR_GID != 0 ? given.st_gid : nil,
             accessed: time(FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, given.st_atim),
             modified: time(FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, given.st_mtim))
+        let caller = Dispatcher.caller(request)
         dispatcher.answer(request) { request in
             do {
-                let result = dispatcher.stat(try await dispatcher.fileSystem.setattr(InodeNumber(inode), changes))
+                let result = dispatcher.stat(try await dispatcher.fileSystem.setattr(InodeNumber(inode), changes, by: caller))
                 dispatcher.replies.attributes(request, result, timeout: dispatcher.cacheSeconds)
             } catch {
                 dispatcher.fail(request, error)
@@ -334,15 +335,16 @@ private let operations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         let template = info.pointee
         let flags = template.flags
-        let thread = Dispatcher.caller(request).process
+        let caller = Dispatcher.caller(request)
         dispatcher.answer(request) { request in
             var reply = template
             do {
-                let opener = ProcessFiles.threadGroup(of: thread)
-                let opened = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags, opener: opener)
+                let opener = ProcessFiles.threadGroup(of: caller.process)
+                let opened = try await dispatcher.fileSystem.open(InodeNumber(inode), flags: flags, opener: opener, by: caller)
                 reply.fh = opened.handle.rawValue
                 reply.direct_io = opened.directIO ? 1 : 0
                 reply.keep_cache = opened.keepCache ? 1 : 0
+                if opened.changedAttributes { dispatcher.replies.attributesChanged(InodeNumber(inode)) }
                 if !dispatcher.replies.open(request, reply) { await dispatcher.fileSystem.release(opened.handle) }
             } catch {
                 dispatcher.fail(request, error)
@@ -350,24 +352,40 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
-    ops.write = { request, _, buffer, size, offset, info in
+    ops.write = { request, inode, buffer, size, offset, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
         let writer = WriterIdentity(info.pointee.lock_owner)
+        let caller = Dispatcher.caller(request)
+        let dropsSetID = dispatcher.fileSystem.writeDropsSetIDBits(handle, caller: caller)
         // The kernel's bytes are valid only now: admit copies them into part buffers (or aside).
         let admission = dispatcher.fileSystem.write(handle, at: Int64(offset), bytes: UnsafeRawBufferPointer(start: buffer, count: size), writer: writer,
-                                                    process: Dispatcher.caller(request).process)
+                                                    process: caller.process)
         switch admission {
         // Answered here, on the callback's thread: no task for the common case.
-        case .accepted(let count): dispatcher.replies.written(Request(raw: request), count: count)
+        case .accepted(let count) where !dropsSetID: dispatcher.replies.written(Request(raw: request), count: count)
         case .refused(let error): dispatcher.fail(Request(raw: request), error)
-        case .waiting(let pending):
+        default:
             dispatcher.answer(request) { request in
-                // An interrupt withdraws the write from its queue: EINTR (or short) at once.
-                switch await dispatcher.interruptibly(request, onInterrupt: { pending.cancel() }, { await pending.outcome }) {
-                case .success(let count): dispatcher.replies.written(request, count: count)
-                case .failure(let error): dispatcher.fail(request, error)
+                // A write by a caller other than root drops set-ID bits before it is answered.
+                if dropsSetID {
+                    do {
+                        try await dispatcher.fileSystem.dropSetIDBits(writingThrough: handle, caller: caller)
+                        dispatcher.replies.attributesChanged(InodeNumber(inode))
+                    } catch {
+                        dispatcher.logger.error("\(error)")
+                    }
+                }
+                switch admission {
+                case .accepted(let count): dispatcher.replies.written(request, count: count)
+                case .refused(let error): dispatcher.fail(request, error)
+                case .waiting(let pending):
+                    // An interrupt withdraws the write from its queue: EINTR (or short) at once.
+                    switch await dispatcher.interruptibly(request, onInterrupt: { pending.cancel() }, { await pending.outcome }) {
+                    case .success(let count): dispatcher.replies.written(request, count: count)
+                    case .failure(let error): dispatcher.fail(request, error)
+                    }
                 }
             }
         }
@@ -830,6 +848,8 @@ public final class FuseSession {
     private var session: OpaquePointer?
     private let userdata: UnsafeMutableRawPointer
     private let dispatcher: Dispatcher
+    /// The session for notifications to the kernel (LibfuseReplies): set once mounted.
+    private let notifications: SessionForNotifications
     private let logger: Logger
     public let mountpoint: String
 
@@ -838,7 +858,9 @@ public final class FuseSession {
     public init(fileSystem: ObsFileSystem, mountpoint: String, options: [String], debug: Bool, logger: Logger) throws {
         self.mountpoint = mountpoint
         self.logger = logger
-        dispatcher = Dispatcher(fileSystem: fileSystem, logger: logger, replies: LibfuseReplies())
+        let replies = LibfuseReplies()
+        notifications = replies.session
+        dispatcher = Dispatcher(fileSystem: fileSystem, logger: logger, replies: replies)
         let arguments = ["obsmount"] + (debug ? ["-d"] : []) + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
         var cArguments = arguments.map { strdup($0) }
         defer { cArguments.forEach { free($0) } }
@@ -862,7 +884,9 @@ public final class FuseSession {
             Unmanaged<Dispatcher>.fromOpaque(userdata).release()
             throw FuseMountError(description: "cannot mount on \(mountpoint) (does it exist, and may this user mount there?)")
         }
+        if !SessionIO.install(on: created) { logger.warning("libfuse refused the session's I/O: the kernel asks for security.capability before each cached write") }
         session = created
+        notifications.set(created)
         let mountID = ProcessFiles.read("/proc/self/mountinfo").flatMap { ProcessFiles.mountID(of: absolute, in: $0) }
         if mountID == nil { logger.warning("\(absolute) is not in /proc/self/mountinfo: every flush of a file's opener completes it, also one of a duplicated descriptor") }
         dispatcher.mount.withLock { $0 = mountID.map { MountIdentity(id: $0, path: absolute) } }
@@ -893,6 +917,7 @@ public final class FuseSession {
         await dispatcher.fileSystem.shutdown()
         while dispatcher.outstanding.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(10)) }
         control.unmount()
+        notifications.clear()
         control.destroy()
         Unmanaged<Dispatcher>.fromOpaque(userdata).release()
         logger.notice("unmounted \(mountpoint)")
@@ -929,6 +954,7 @@ public final class FuseSession {
 
     deinit {
         if let session {
+            notifications.clear()
             fuse_session_unmount(session)
             fuse_session_destroy(session)
             Unmanaged<Dispatcher>.fromOpaque(userdata).release()

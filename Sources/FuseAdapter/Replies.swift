@@ -6,6 +6,8 @@
 // With FuseSession.swift, this is the only file that hands libfuse a pointer.
 import CFuse3
 import Glibc
+import ObsFS
+import Synchronization
 
 /// One request from the kernel, to be answered exactly once.
 struct Request: @unchecked Sendable {
@@ -41,10 +43,17 @@ protocol Replies: Sendable {
     func packEntry(_ request: Request, into buffer: UnsafeMutableRawBufferPointer, name: String, attributes: stat, cookie: off_t) -> Int
     /// Packs one readdirplus entry (name and attributes) like `packEntry`.
     func packEntryPlus(_ request: Request, into buffer: UnsafeMutableRawBufferPointer, name: String, entry: fuse_entry_param, cookie: off_t) -> Int
+
+    /// Not a reply: tells the kernel to forget the attributes it holds of `inode`, changed by
+    /// something no reply carries attributes of (set-ID bits dropped by a write or an O_TRUNC open).
+    func attributesChanged(_ inode: InodeNumber)
 }
 
 /// The replies of a mounted session: libfuse's functions (each returns 0 when the reply was sent).
 struct LibfuseReplies: Replies {
+    /// The session notifications go to: set once it is mounted, cleared before it is destroyed.
+    let session = SessionForNotifications()
+
     func error(_ request: Request, _ errno: Int32) { fuse_reply_err(request.raw, errno) }
 
     func none(_ request: Request) { fuse_reply_none(request.raw) }
@@ -98,5 +107,25 @@ struct LibfuseReplies: Replies {
     func packEntryPlus(_ request: Request, into buffer: UnsafeMutableRawBufferPointer, name: String, entry: fuse_entry_param, cookie: off_t) -> Int {
         var entry = entry
         return fuse_add_direntry_plus(request.raw, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count, name, &entry, cookie)
+    }
+
+    func attributesChanged(_ inode: InodeNumber) {
+        // A negative offset: the attributes only, not cached pages.
+        session.withSession { fuse_lowlevel_notify_inval_inode($0, fuse_ino_t(inode.rawValue), -1, 0) }
+    }
+}
+
+/// The `struct fuse_session *` notifications are sent on, while it exists.
+final class SessionForNotifications: Sendable {
+    /// The pointer's bits (0: none). Held while a notification is sent, so that `clear` (before
+    /// `fuse_session_destroy`) waits for it.
+    private let bits = Mutex<Int>(0)
+
+    func set(_ session: OpaquePointer) { bits.withLock { $0 = Int(bitPattern: session) } }
+
+    func clear() { bits.withLock { $0 = 0 } }
+
+    func withSession(_ body: (OpaquePointer) -> Void) {
+        bits.withLock { bits in if let session = OpaquePointer(bitPattern: bits) { body(session) } }
     }
 }

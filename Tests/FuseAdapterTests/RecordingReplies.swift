@@ -20,6 +20,8 @@ final class RecordingReplies: Replies {
         case symlinkTarget(String)
         case statistics
         case extendedAttributeSize(Int)
+        /// Not a reply: the kernel told to forget the attributes of an inode.
+        case attributesChanged(inode: UInt64)
 
         /// The inode an entry or create reply handed the kernel.
         var inode: InodeNumber? {
@@ -88,6 +90,8 @@ final class RecordingReplies: Replies {
     func symlinkTarget(_ request: Request, _ target: String) { send(.symlinkTarget(target)) }
     func statistics(_ request: Request, _ numbers: statvfs) { send(.statistics) }
     func extendedAttributeSize(_ request: Request, _ size: Int) { send(.extendedAttributeSize(size)) }
+
+    func attributesChanged(_ inode: InodeNumber) { send(.attributesChanged(inode: inode.rawValue)) }
 
     func packEntry(_ request: Request, into buffer: UnsafeMutableRawBufferPointer, name: String, attributes: stat, cookie: off_t) -> Int {
         pack(name, into: buffer)

@@ -6,7 +6,9 @@ import os
 import subprocess
 import time
 
-from namespace_checks import server_body, server_objects, unique
+import pytest
+
+from namespace_checks import server_body, server_objects, stored_mode, unique
 
 NOBODY = 65534
 
@@ -178,3 +180,64 @@ def test_a_file_open_for_appending_is_renamed_only_after_close(mount):
     os.rename(directory / "log", directory / "log.1")
     assert server_body(mount.server, f"{directory.name}/log.1") == b"old\nnew\n"
     assert set(server_objects(mount.server, directory.name + "/")) == {"log.1"}
+
+
+def append_byte(name):
+    def append(directory):
+        descriptor = os.open(name, os.O_WRONLY | os.O_APPEND, dir_fd=directory)
+        os.write(descriptor, b"+")
+        os.close(descriptor)
+    return append
+
+
+def rewrite(name):
+    def write_anew(directory):
+        descriptor = os.open(name, os.O_WRONLY | os.O_TRUNC, dir_fd=directory)
+        os.write(descriptor, b"new")
+        os.close(descriptor)
+    return write_anew
+
+
+def truncate_to_one(name):
+    def truncate(directory):
+        descriptor = os.open(name, os.O_WRONLY, dir_fd=directory)
+        os.ftruncate(descriptor, 1)
+        os.close(descriptor)
+    return truncate
+
+
+@pytest.mark.parametrize("cache", [[], ["writeback_cache"]], ids=["direct-io", "writeback_cache"])
+def test_writes_truncates_and_chowns_drop_set_id_bits_as_on_a_local_disk(server, mount_factory, cache):
+    """Linux drops S_ISUID (and S_ISGID where the group may execute) when a user other than root
+    writes or truncates a file, and on every chown. obsmount does it itself (it asks the kernel
+    to leave it to the filesystem); before, a write through direct I/O dropped nothing."""
+    mount = mount_factory(server, [f"part_size={server.part_size}"] + cache)
+    directory = mount.path / unique("setid")
+    directory.mkdir()
+    path = directory / "s"
+    path.write_bytes(b"x")
+    os.chown(path, NOBODY, NOBODY)
+    key = f"{directory.name}/s"
+
+    def after(permissions, action, as_root=False):
+        os.chmod(path, permissions)
+        if as_root:
+            descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                action(descriptor)
+            finally:
+                os.close(descriptor)
+        else:
+            assert as_nobody(directory, action) == 0
+        shown = os.stat(path).st_mode & 0o7777
+        assert stored_mode(server, key) & 0o7777 == shown  # the object says the same
+        return shown
+
+    assert after(0o6777, append_byte("s")) == 0o0777
+    assert after(0o6777, rewrite("s")) == 0o0777
+    assert after(0o6777, truncate_to_one("s")) == 0o0777
+    assert after(0o2744, append_byte("s")) == 0o2744  # the group may not execute, and is nobody's
+    assert after(0o6755, append_byte("s"), as_root=True) == 0o6755
+    assert after(0o6755, lambda d: os.chown("s", 1, -1, dir_fd=d), as_root=True) == 0o0755
+    assert after(0o2744, lambda d: os.chown("s", NOBODY, -1, dir_fd=d), as_root=True) == 0o2744
+    assert path.read_bytes() == server_body(server, key)

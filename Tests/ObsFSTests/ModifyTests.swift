@@ -75,6 +75,27 @@ struct ModifyTests {
         #expect(store.contents.withLock { $0.written[ObjectKey("m")]?.metadata["mode"] } == "33216")
     }
 
+    @Test func metadataChangesBeforeAndDuringAnAppendAreKept() async throws {
+        // `chmod 755 x; echo b >> x` stored the mode this mount first wrote (0644): the composed
+        // object took its options from the upload, not from the chmod since. A chmod while the
+        // file was open for changes was lost at its close the same way.
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        let (created, handle) = try await fs.create(parent: .root, name: "x")
+        _ = try await write(fs, handle, at: 0, [1]).get()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        _ = try await fs.setattr(created.inode, AttributeChanges(permissions: 0o755))
+        let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND)
+        _ = try await write(fs, appending.handle, at: 1, [2]).get()
+        _ = try await fs.setattr(created.inode, AttributeChanges(uid: 42))
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        await fs.release(appending.handle)
+        #expect(store.inner.object("x") == [1, 2])
+        #expect(store.options("x")?.metadata["mode"] == String(UInt32(S_IFREG) | 0o755))
+        #expect(store.options("x")?.metadata["uid"] == "42")
+    }
+
     @Test func writesAfterTheOpenersCloseContinueTheFile() async throws {
         // `exec 3>f; echo a >&3; echo b >&3`: the copy's close completes, the next write goes on.
         let store = InMemoryStore()

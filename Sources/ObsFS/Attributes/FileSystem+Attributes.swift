@@ -210,11 +210,11 @@ extension ObsFileSystem {
             await fileAttributeChanges.acquire(1)
             defer { fileAttributeChanges.release(1) }
             if try await changeWhileWriting(session, path, attribute, edit) { return }
-            try await changeObject(path, attribute, edit, written: session.intendedOptions)
+            try await changeObject(inode, path, attribute, edit, written: session.intendedOptions)
         case .object(_, _, _, let written):
             await fileAttributeChanges.acquire(1)
             defer { fileAttributeChanges.release(1) }
-            try await changeObject(path, attribute, edit, written: written)
+            try await changeObject(inode, path, attribute, edit, written: written)
         }
     }
 
@@ -282,7 +282,9 @@ extension ObsFileSystem {
     }
 
     /// A change to an existing object: read its current values, check, send the request.
-    func changeObject(_ path: String, _ attribute: ObjectAttributeName, _ edit: Edit, written: ObjectOptions?) async throws {
+    /// Changes `attribute` of the closed object of `number` at `path`. The options this mount
+    /// wrote it with, which later compositions keep (an append after a chmod), follow the change.
+    func changeObject(_ number: InodeNumber, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit, written: ObjectOptions?) async throws {
         let store = try attributeStore(for: path)
         let stored = try await storedAttributes(path, etag: nil, size: 0, written: written, acl: true, tags: true)
         var proposed = stored.options
@@ -294,8 +296,20 @@ extension ObsFileSystem {
             throw refusal(error, path)
         }
         guard case .immediately(let request) = update else { return }
-        try await send(request, for: objectKey(path), options: proposed, store: store)
-        logger.info("\(objectKey(path)): \(attribute) changed")
+        let key = objectKey(path)
+        if let modify = changes(of: number) {
+            // Open for changes: the object composed at its close keeps this change too.
+            try await modify.changeBase {
+                try await send(request, for: key, options: proposed, store: store)
+                return (proposed, try? await store.headObject(key)?.etag)
+            }
+        } else {
+            try await send(request, for: key, options: proposed, store: store)
+        }
+        table.linkedInode(number)?.state.withLock { state in
+            if state.writtenOptions != nil { state.writtenOptions = proposed }
+        }
+        logger.info("\(key): \(attribute) changed")
     }
 
     /// Sends the request that brings the object's attributes to `options`.

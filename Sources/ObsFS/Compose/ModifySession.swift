@@ -93,7 +93,6 @@ final class ModifySession: Sendable {
     private let store: any ObjectStore
     private let executor: CompositionExecutor
     private let limits: CompositionLimits
-    private let options: ObjectOptions
     private let customerKey: CustomerKey?
     private let readPool: ReadBufferPool
     private let readSettings: ReadSettings
@@ -111,6 +110,9 @@ final class ModifySession: Sendable {
         /// A truncate or extension since the base, even with no bytes written.
         var resized = false
         var baseReads: ObjectReadStream
+        /// What the composed object carries (metadata, class, ACL…): the base's at open, changed
+        /// by metadata changes since (`changeBase`).
+        var options: ObjectOptions
         /// The error of a failed composition; the changes are abandoned from then on.
         var failure: (any Error)?
     }
@@ -129,14 +131,13 @@ final class ModifySession: Sendable {
         self.store = store
         self.executor = executor
         self.limits = limits
-        self.options = options
         self.customerKey = customerKey
         self.readPool = readPool
         self.readSettings = readSettings
         self.changeBudget = changeBudget
         self.logger = logger
         let reads = ObjectReadStream(key: key, etag: baseETag, size: baseSize, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
-        state = Mutex(State(baseETag: baseETag, baseSize: baseSize, baseVisible: baseSize, size: baseSize, baseReads: reads))
+        state = Mutex(State(baseETag: baseETag, baseSize: baseSize, baseVisible: baseSize, size: baseSize, baseReads: reads, options: options))
     }
 
     var size: Int64 { state.withLock { $0.size } }
@@ -185,8 +186,8 @@ final class ModifySession: Sendable {
     func commit() async throws -> (etag: ETag?, size: Int64, stored: Bool) {
         await composing.acquire(1)
         defer { composing.release(1) }
-        let (baseETag, baseSize, baseVisible, size, changes, resized, failure) = state.withLock {
-            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.failure)
+        let (baseETag, baseSize, baseVisible, size, changes, resized, options, failure) = state.withLock {
+            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.options, $0.failure)
         }
         if let failure { throw failure }
         guard !changes.isEmpty || resized else { return (baseETag, size, false) }
@@ -221,6 +222,27 @@ final class ModifySession: Sendable {
         }
         old.close()
         return (etag, size, true)
+    }
+
+    /// Runs `change`, a metadata change of the base (chmod, chown, utimens, an xattr), with no
+    /// composition under way, then takes what it returns: the options the composed object keeps,
+    /// and the base's ETag now (the S3 dialects copy the object onto itself, which may give it a
+    /// new one; the bytes are the same, so the changes written stay valid over it).
+    func changeBase(_ change: () async throws -> (options: ObjectOptions, etag: ETag?)) async throws {
+        await composing.acquire(1)
+        defer { composing.release(1) }
+        let (options, etag) = try await change()
+        guard let reader = store as? any ObjectReader else { return }
+        let old = state.withLock { state -> ObjectReadStream? in
+            state.options = options
+            guard let etag, etag != state.baseETag else { return nil }
+            let old = state.baseReads
+            state.baseETag = etag
+            state.baseReads = ObjectReadStream(key: key, etag: etag, size: state.baseSize, customerKey: customerKey, reader: reader,
+                                               pool: readPool, settings: readSettings)
+            return old
+        }
+        old?.close()
     }
 
     /// `options` with the POSIX modification and change times (s3fs's `mtime`, `ctime`) set to now:

@@ -41,12 +41,19 @@ extension ObsFileSystem {
     /// on S3 for all of it).
     static let maximumPlainAttributeSize = 1024
 
-    public func setattr(_ number: InodeNumber, _ changes: AttributeChanges) async throws -> FileAttributes {
+    /// Changes what `changes` names. With `caller` (the FUSE adapter gives it), a truncate or a
+    /// chown also drops the set-ID bits Linux drops (SetIDBits.swift).
+    public func setattr(_ number: InodeNumber, _ changes: AttributeChanges, by caller: Caller? = nil) async throws -> FileAttributes {
         let (inode, path) = try resolve(number)
-        if let size = changes.size { try await truncate(inode, path, to: size) }
+        if let size = changes.size {
+            try await truncate(inode, path, to: size)
+            if let caller { try await dropSetIDBits(inode, path, .content, by: caller) }
+        }
         if changes.changesMetadata {
+            let ownerChanged = changes.uid != nil || changes.gid != nil
+            let keptByChown = ownerChanged && changes.permissions == nil ? caller.flatMap { permissionsAfterDroppingSetID(inode, .owner, by: $0) } : nil
             try await changePosix(inode, path) { posix in
-                if let permissions = changes.permissions { posix.permissions = permissions & 0o7777 }
+                if let permissions = changes.permissions ?? keptByChown { posix.permissions = permissions & 0o7777 }
                 if let uid = changes.uid { posix.uid = uid }
                 if let gid = changes.gid { posix.gid = gid }
                 if let accessed = changes.accessed { posix.accessed = accessed }
@@ -155,7 +162,7 @@ extension ObsFileSystem {
                 done = try await changeWhileWriting(session, path, attribute, metadataEdit, batched: true)
             }
             if !done {
-                try await changeObject(path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })
+                try await changeObject(inode.number, path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })
             }
         }
         forgetFetchedAhead(around: inode)

@@ -20,6 +20,8 @@ public struct OpenedFile: Sendable {
     public let keepCache: Bool
     /// Bypass the page cache (files being written, unless `writeback_cache`).
     public let directIO: Bool
+    /// The open changed attributes the kernel holds (an O_TRUNC open dropped set-ID bits).
+    public var changedAttributes = false
 }
 
 extension ObsFileSystem {

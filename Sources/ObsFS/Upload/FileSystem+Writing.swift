@@ -56,8 +56,9 @@ extension ObsFileSystem {
 
     /// Opens an existing file. Reading reads the version seen now (Read/FileSystem+Reading.swift).
     /// Writing starts a new upload that replaces the object when it completes; that needs
-    /// O_TRUNC unless the object is empty (no in-place changes yet).
-    public func open(_ number: InodeNumber, flags: Int32, opener: ProcessID = .unknown) async throws -> OpenedFile {
+    /// O_TRUNC unless the object is empty (no in-place changes yet). With `caller` (the FUSE
+    /// adapter gives it), O_TRUNC drops the set-ID bits Linux drops (SetIDBits.swift).
+    public func open(_ number: InodeNumber, flags: Int32, opener: ProcessID = .unknown, by caller: Caller? = nil) async throws -> OpenedFile {
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         guard flags & O_ACCMODE != O_RDONLY else { return try await openForReading(inode, path) }
@@ -71,12 +72,16 @@ extension ObsFileSystem {
         let now = FileTime.now()
         posix.modified = now
         posix.changed = now
+        let keptPermissions = flags & O_TRUNC == 0 ? nil : caller.flatMap { permissionsAfterDroppingSetID(inode, .content, by: $0) }
+        if let keptPermissions { posix.permissions = keptPermissions }
         let session = try await startUpload(inode, path, posix: posix, opener: opener)
         inode.state.withLock { state in
             state.facts.size = 0
             state.facts.etag = nil
+            if let keptPermissions { state.facts.posix.permissions = keptPermissions }
         }
-        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: !configuration.writebackCache)
+        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: !configuration.writebackCache,
+                          changedAttributes: keptPermissions != nil)
     }
 
     func register(_ file: OpenFile) -> FileHandleID {
