@@ -1,9 +1,10 @@
-// With Replies.swift, the only file that touches libfuse3's pointers. It builds the
-// `fuse_lowlevel_ops` table, owns the `fuse_session`, runs the session loop, and turns each
-// callback into a call to the core whose reply (exactly one per request, through the
-// Dispatcher's `Replies`: libfuse's `fuse_reply_*` when mounted) is sent from a Swift Task. No
-// callback blocks its thread: the only synchronous work is converting arguments and, for `write`,
-// copying the kernel's bytes into part buffers (the buffer is only valid during the callback).
+// With Replies.swift and SessionIO.swift (the session's reads and writes of /dev/fuse), the only
+// file that touches libfuse3's pointers. It builds the `fuse_lowlevel_ops` table, owns the
+// `fuse_session`, runs the session loop, and turns each callback into a call to the core whose
+// reply (exactly one per request, through the Dispatcher's `Replies`: libfuse's `fuse_reply_*`
+// when mounted) is sent from a Swift Task. No callback blocks its thread: the only synchronous
+// work is converting arguments and, for `write`, copying the kernel's bytes into part buffers
+// (the buffer is only valid during the callback).
 //
 // Lookups and handles: a reply that hands the kernel an inode (entry, create, readdirplus entries)
 // counts one lookup per inode in the core, and create and open hand it a file handle. When the

@@ -3,7 +3,7 @@
 // `fuse_reply_*` and `fuse_add_direntry*` in the mounted session; tests substitute one that
 // records the replies and can refuse them, so the adapter's bookkeeping (a lookup or a handle
 // given back when the kernel does not take the reply that carried it) runs without a kernel.
-// With FuseSession.swift, this is the only file that hands libfuse a pointer.
+// With FuseSession.swift and SessionIO.swift, this is the only file that hands libfuse a pointer.
 import CFuse3
 import Glibc
 import ObsFS

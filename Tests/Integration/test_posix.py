@@ -182,28 +182,27 @@ def test_a_file_open_for_appending_is_renamed_only_after_close(mount):
     assert set(server_objects(mount.server, directory.name + "/")) == {"log.1"}
 
 
+def through_descriptor(name, flags, act):
+    """An action for `as_nobody`: opens `name` with `flags`, runs `act(descriptor)`, closes."""
+    def action(directory):
+        descriptor = os.open(name, flags, dir_fd=directory)
+        try:
+            act(descriptor)
+        finally:
+            os.close(descriptor)
+    return action
+
+
 def append_byte(name):
-    def append(directory):
-        descriptor = os.open(name, os.O_WRONLY | os.O_APPEND, dir_fd=directory)
-        os.write(descriptor, b"+")
-        os.close(descriptor)
-    return append
+    return through_descriptor(name, os.O_WRONLY | os.O_APPEND, lambda d: os.write(d, b"+"))
 
 
 def rewrite(name):
-    def write_anew(directory):
-        descriptor = os.open(name, os.O_WRONLY | os.O_TRUNC, dir_fd=directory)
-        os.write(descriptor, b"new")
-        os.close(descriptor)
-    return write_anew
+    return through_descriptor(name, os.O_WRONLY | os.O_TRUNC, lambda d: os.write(d, b"new"))
 
 
 def truncate_to_one(name):
-    def truncate(directory):
-        descriptor = os.open(name, os.O_WRONLY, dir_fd=directory)
-        os.ftruncate(descriptor, 1)
-        os.close(descriptor)
-    return truncate
+    return through_descriptor(name, os.O_WRONLY, lambda d: os.ftruncate(d, 1))
 
 
 @pytest.mark.parametrize("cache", [[], ["writeback_cache"]], ids=["direct-io", "writeback_cache"])

@@ -124,18 +124,7 @@ final class AttributeKeepingStore: AttributeStore {
 }
 
 /// Compositions (truncates, appends) through the inner store.
-extension AttributeKeepingStore: ObjectComposer {
-    func readRange(_ key: ObjectKey, range: Range<Int64>, ifMatch: ETag?, customerKey: CustomerKey?,
-                   into destination: MemoryRegion) async throws -> Int {
-        try await inner.readRange(key, range: range, ifMatch: ifMatch, customerKey: customerKey, into: destination)
-    }
-
-    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>,
-                  sourceETag: ETag?, customerKey: CustomerKey?) async throws -> ETag {
-        try await inner.copyPart(key, uploadID: uploadID, number: number, source: source, range: range,
-                                 sourceETag: sourceETag, customerKey: customerKey)
-    }
-}
+extension AttributeKeepingStore: ComposesThroughInner {}
 
 struct AttributeWiringTests {
     /// Sequential 8 KiB writes of `bytes` from `offset`.

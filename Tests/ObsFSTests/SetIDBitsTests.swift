@@ -30,21 +30,27 @@ struct SetIDBitsTests {
         #expect(after(0o0755, .owner, user) == 0o0755)
     }
 
-    /// A closed file `name` owned by `user` with `permissions`, stored.
-    func closedFile(_ fs: ObsFileSystem, _ name: String, _ permissions: UInt32) async throws -> FileAttributes {
+    /// A mount over a fresh store holding a closed file `name` owned by `user` with `permissions`.
+    func closedFile(_ name: String, _ permissions: UInt32) async throws -> (AttributeKeepingStore, ObsFileSystem, FileAttributes) {
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
         let (created, handle) = try await fs.create(parent: .root, name: name)
         _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
-        try await fs.flush(handle, writer: WriterIdentity(7))
-        await fs.release(handle)
-        return try await fs.setattr(created.inode, AttributeChanges(permissions: permissions, uid: user.uid, gid: user.gid))
+        try await close(fs, handle)
+        let file = try await fs.setattr(created.inode, AttributeChanges(permissions: permissions, uid: user.uid, gid: user.gid))
+        return (store, fs, file)
     }
 
     func storedMode(_ store: AttributeKeepingStore, _ name: String) -> String? { store.options(name)?.metadata["mode"] }
 
+    /// close(): the opener's flush, then the release.
+    func close(_ fs: ObsFileSystem, _ handle: FileHandleID) async throws {
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+    }
+
     @Test func truncateAndChownDropThemInTheStoredMetadata() async throws {
-        let store = AttributeKeepingStore()
-        let fs = makeFileSystem(store)
-        let file = try await closedFile(fs, "f", 0o6777)
+        let (store, fs, file) = try await closedFile("f", 0o6777)
         // Root truncates: kept. Another user truncates: dropped, in the object too.
         #expect(try await fs.setattr(file.inode, AttributeChanges(size: 1), by: root).mode & 0o7777 == 0o6777)
         #expect(try await fs.setattr(file.inode, AttributeChanges(size: 2), by: user).mode & 0o7777 == 0o0777)
@@ -59,9 +65,7 @@ struct SetIDBitsTests {
     }
 
     @Test func writesOfOtherUsersDropThemBeforeTheyAreAnswered() async throws {
-        let store = AttributeKeepingStore()
-        let fs = makeFileSystem(store)
-        let file = try await closedFile(fs, "w", 0o4755)
+        let (store, fs, file) = try await closedFile("w", 0o4755)
         let opened = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, by: user)
         #expect(!opened.changedAttributes)
         #expect(!fs.writeDropsSetIDBits(opened.handle, caller: root))
@@ -70,26 +74,21 @@ struct SetIDBitsTests {
         #expect(try await fs.getattr(file.inode).mode & 0o7777 == 0o0755)
         #expect(!fs.writeDropsSetIDBits(opened.handle, caller: user))
         _ = try await write(fs, opened.handle, at: 3, [4]).get()
-        try await fs.flush(opened.handle, writer: WriterIdentity(7))
-        await fs.release(opened.handle)
+        try await close(fs, opened.handle)
         #expect(store.inner.object("w") == [1, 2, 3, 4])
         #expect(storedMode(store, "w") == String(UInt32(S_IFREG) | 0o755))
     }
 
     @Test func anOpenWithOTruncDropsThemInTheNewUpload() async throws {
-        let store = AttributeKeepingStore()
-        let fs = makeFileSystem(store)
-        let file = try await closedFile(fs, "t", 0o6775)
+        let (store, fs, file) = try await closedFile("t", 0o6775)
         let byRoot = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC, by: root)
         #expect(!byRoot.changedAttributes)
-        try await fs.flush(byRoot.handle, writer: WriterIdentity(7))
-        await fs.release(byRoot.handle)
+        try await close(fs, byRoot.handle)
         #expect(storedMode(store, "t") == String(UInt32(S_IFREG) | 0o6775))
         let byUser = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC, by: user)
         #expect(byUser.changedAttributes)
         #expect(try await fs.getattr(file.inode).mode & 0o7777 == 0o0775)
-        try await fs.flush(byUser.handle, writer: WriterIdentity(7))
-        await fs.release(byUser.handle)
+        try await close(fs, byUser.handle)
         #expect(storedMode(store, "t") == String(UInt32(S_IFREG) | 0o775))
     }
 }

@@ -459,13 +459,27 @@ extension InMemoryStore: ObjectComposer {
     }
 }
 
-/// Compositions through the wrapper: copies count as `.copy`, reads pass through unchecked.
-extension FaultInjectingStore: ObjectComposer {
+/// A store double around an InMemoryStore whose compositions go to it: reads and copies pass
+/// through unless the double says otherwise.
+protocol ComposesThroughInner: ObjectComposer {
+    var inner: InMemoryStore { get }
+}
+
+extension ComposesThroughInner {
     func readRange(_ key: ObjectKey, range: Range<Int64>, ifMatch: ETag?, customerKey: CustomerKey?,
                    into destination: MemoryRegion) async throws -> Int {
         try await inner.readRange(key, range: range, ifMatch: ifMatch, customerKey: customerKey, into: destination)
     }
 
+    func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>,
+                  sourceETag: ETag?, customerKey: CustomerKey?) async throws -> ETag {
+        try await inner.copyPart(key, uploadID: uploadID, number: number, source: source, range: range,
+                                 sourceETag: sourceETag, customerKey: customerKey)
+    }
+}
+
+/// Compositions through the wrapper: copies count as `.copy`, reads pass through unchecked.
+extension FaultInjectingStore: ComposesThroughInner {
     func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>,
                   sourceETag: ETag?, customerKey: CustomerKey?) async throws -> ETag {
         try check(.copy)
