@@ -377,6 +377,24 @@ struct NamespaceTreeTests {
         return reader
     }
 
+    @Test func aFileUnlinkedWhileOpenTakesTimesAndModeInMemory() async throws {
+        // writeback_cache: the kernel sends the ctime an unlink gave the file before the close;
+        // answering ENOENT failed the close with EIO. fchmod and futimens of such a file work too.
+        store.seed("d/")
+        store.seed("d/f", [1])
+        let fs = mount()
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "f")
+        let reader = try await unlinkedWhileRead(fs)
+        let time = FileTime(seconds: 1_000, nanoseconds: 5)
+        let changed = try await fs.setattr(file.inode, AttributeChanges(permissions: 0o600, modified: time))
+        #expect(changed.modified == time && changed.mode & 0o7777 == 0o600)
+        #expect(await errno { _ = try await fs.setattr(file.inode, AttributeChanges(size: 0)) } == .noEntry)
+        #expect(store.object("d/f") == [1])  // hidden and unchanged until the last close
+        await fs.release(reader.handle)
+        #expect(await errno { _ = try await fs.setattr(file.inode, AttributeChanges(modified: time)) } == .noEntry)
+    }
+
     @Test func aDirectoryHoldingOnlyFilesUnlinkedWhileOpenCanBeRemoved() async throws {
         store.seed("d/")
         store.seed("d/f", [1])

@@ -34,6 +34,15 @@ public struct AttributeChanges: Sendable, Equatable {
     }
 
     var changesMetadata: Bool { permissions != nil || uid != nil || gid != nil || accessed != nil || modified != nil }
+
+    /// Writes these changes into `posix`; `otherPermissions` when no permissions are given.
+    func apply(to posix: inout PosixMetadata, otherPermissions: UInt32? = nil) {
+        if let permissions = permissions ?? otherPermissions { posix.permissions = permissions & 0o7777 }
+        if let uid { posix.uid = uid }
+        if let gid { posix.gid = gid }
+        if let accessed { posix.accessed = accessed }
+        if let modified { posix.modified = modified }
+    }
 }
 
 extension ObsFileSystem {
@@ -44,7 +53,7 @@ extension ObsFileSystem {
     /// Changes what `changes` names. With `caller` (the FUSE adapter gives it), a truncate or a
     /// chown also drops the set-ID bits Linux drops (SetIDBits.swift).
     public func setattr(_ number: InodeNumber, _ changes: AttributeChanges, by caller: Caller? = nil) async throws -> FileAttributes {
-        let (inode, path) = try resolve(number)
+        guard let (inode, path) = try? resolve(number) else { return try changeUnlinked(number, changes) }
         if let size = changes.size {
             try await truncate(inode, path, to: size)
             if let caller { try await dropSetIDBits(inode, path, .content, by: caller) }
@@ -52,13 +61,23 @@ extension ObsFileSystem {
         if changes.changesMetadata {
             let ownerChanged = changes.uid != nil || changes.gid != nil
             let keptByChown = ownerChanged && changes.permissions == nil ? caller.flatMap { permissionsAfterDroppingSetID(inode, .owner, by: $0) } : nil
-            try await changePosix(inode, path) { posix in
-                if let permissions = changes.permissions ?? keptByChown { posix.permissions = permissions & 0o7777 }
-                if let uid = changes.uid { posix.uid = uid }
-                if let gid = changes.gid { posix.gid = gid }
-                if let accessed = changes.accessed { posix.accessed = accessed }
-                if let modified = changes.modified { posix.modified = modified }
-            }
+            try await changePosix(inode, path) { changes.apply(to: &$0, otherPermissions: keptByChown) }
+        }
+        return attributes(of: inode)
+    }
+
+    /// A file unlinked while open has no object left to change (it is deleted at its last
+    /// close): its times, mode and owner change in memory, for its descriptors' `fstat`. The
+    /// kernel sends such changes itself (with `writeback_cache`, the ctime an unlink gave the
+    /// file, before the close); refusing them failed the close with EIO. Its length cannot change.
+    private func changeUnlinked(_ number: InodeNumber, _ changes: AttributeChanges) throws -> FileAttributes {
+        guard let inode = table.inode(number), openFiles.withLock({ $0.files.values.contains { $0.inode === inode } }),
+              changes.size == nil else {
+            throw FileSystemError(.noEntry, "\(number) is no longer linked")
+        }
+        inode.state.withLock { state in
+            changes.apply(to: &state.facts.posix)
+            state.facts.posix.changed = .now()
         }
         return attributes(of: inode)
     }
