@@ -1,20 +1,31 @@
 // The session's reads and writes of /dev/fuse (libfuse's custom I/O): plain read(2) and
-// writev(2), with one change to the answer to the kernel's INIT. libfuse 3.14 cannot ask for
-// FUSE_HANDLE_KILLPRIV_V2 (it has no capability bit for it), so when the kernel offers it this
-// adds it to INIT's answer. With it the kernel leaves dropping set-user-ID and set-group-ID bits
-// to the filesystem (on write, truncate and chown, ObsFileSystem's `dropSetIDBits`) and stops
-// asking for `security.capability` before every write into its page cache (`writeback_cache`).
+// writev(2), with one change to the answer to the kernel's INIT. libfuse 3.14 (Debian 12) knows
+// the protocol up to 7.31 and cannot ask for two later capabilities obsmount relies on, so when
+// the kernel offers them this adds them to INIT's answer:
+// - FUSE_HANDLE_KILLPRIV_V2 (7.33): the kernel leaves dropping set-user-ID and set-group-ID bits
+//   to the filesystem (on write, truncate and chown: ObsFS's Namespace/SetIDBits.swift) and stops
+//   asking for `security.capability` before every write into its page cache (`writeback_cache`);
+// - FUSE_DIRECT_IO_ALLOW_MMAP (7.39, Linux 6.6): files opened for direct I/O may be mapped shared
+//   and writable (sqlite's WAL mode); the kernel writes the mapped pages back as ordinary writes.
+// The kernel reads the flags of the answer whatever minor version libfuse announces.
 import CFuse3
 import Glibc
 import Synchronization
 
-/// The kernel's INIT request while its answer is not yet written: its ID and the flags it offers.
-private let pendingInit = Mutex<(unique: UInt64, offered: UInt32)?>(nil)
+/// The kernel's INIT request while its answer is not yet written: its ID and the flags it offers
+/// (`flags`, and `flags2` shifted up 32 bits when it sends them).
+private let pendingInit = Mutex<(unique: UInt64, offered: UInt64)?>(nil)
 
 private let headerSize = MemoryLayout<fuse_in_header>.size
-private let initFlagsOffset = MemoryLayout<fuse_init_in>.offset(of: \fuse_init_in.flags)!
+private let offeredFlagsOffset = MemoryLayout<fuse_init_in>.offset(of: \fuse_init_in.flags)!
+private let offeredFlags2Offset = MemoryLayout<fuse_init_in>.offset(of: \fuse_init_in.flags2)!
 private let answerFlagsOffset = MemoryLayout<fuse_init_out>.offset(of: \fuse_init_out.flags)!
-private let killPrivV2 = UInt32(FUSE_HANDLE_KILLPRIV_V2)
+private let answerFlags2Offset = MemoryLayout<fuse_init_out>.offset(of: \fuse_init_out.flags2)!
+private let extendedInit = UInt64(FUSE_INIT_EXT)
+private let killPrivV2 = UInt64(FUSE_HANDLE_KILLPRIV_V2)
+/// Not in Debian 12's linux/fuse.h (7.38): bit 36 of Linux 6.6's `FUSE_DIRECT_IO_ALLOW_MMAP`.
+private let directIOAllowMmap = UInt64(1) << 36
+private let added = killPrivV2 | directIOAllowMmap
 
 enum SessionIO {
     /// Installs the custom I/O on a mounted session (its /dev/fuse descriptor). False if libfuse
@@ -23,12 +34,14 @@ enum SessionIO {
         var io = fuse_custom_io()
         io.read = { descriptor, buffer, length, _ in
             let count = read(descriptor, buffer, length)
-            if let buffer, count >= headerSize + initFlagsOffset + 4 {
+            if let buffer, count >= headerSize + offeredFlagsOffset + 4,
+               buffer.loadUnaligned(as: fuse_in_header.self).opcode == FUSE_INIT.rawValue {
                 let header = buffer.loadUnaligned(as: fuse_in_header.self)
-                if header.opcode == FUSE_INIT.rawValue {
-                    let offered = buffer.loadUnaligned(fromByteOffset: headerSize + initFlagsOffset, as: UInt32.self)
-                    pendingInit.withLock { $0 = (header.unique, offered) }
+                var offered = UInt64(buffer.loadUnaligned(fromByteOffset: headerSize + offeredFlagsOffset, as: UInt32.self))
+                if offered & extendedInit != 0, count >= headerSize + offeredFlags2Offset + 4 {
+                    offered |= UInt64(buffer.loadUnaligned(fromByteOffset: headerSize + offeredFlags2Offset, as: UInt32.self)) << 32
                 }
+                pendingInit.withLock { $0 = (header.unique, offered) }
             }
             return count
         }
@@ -36,9 +49,13 @@ enum SessionIO {
             if let vectors, count >= 2, let pending = pendingInit.withLock({ $0 }),
                let header = vectors[0].iov_base?.loadUnaligned(as: fuse_out_header.self), header.unique == pending.unique {
                 pendingInit.withLock { $0 = nil }
-                if header.error == 0, pending.offered & killPrivV2 != 0, vectors[1].iov_len >= answerFlagsOffset + 4, let answer = vectors[1].iov_base {
-                    let flags = answer.loadUnaligned(fromByteOffset: answerFlagsOffset, as: UInt32.self)
-                    answer.storeBytes(of: flags | killPrivV2, toByteOffset: answerFlagsOffset, as: UInt32.self)
+                if header.error == 0, let answer = vectors[1].iov_base, vectors[1].iov_len >= answerFlagsOffset + 4 {
+                    var flags = UInt64(answer.loadUnaligned(fromByteOffset: answerFlagsOffset, as: UInt32.self))
+                    let hasFlags2 = flags & extendedInit != 0 && vectors[1].iov_len >= answerFlags2Offset + 4
+                    if hasFlags2 { flags |= UInt64(answer.loadUnaligned(fromByteOffset: answerFlags2Offset, as: UInt32.self)) << 32 }
+                    flags |= pending.offered & added & (hasFlags2 ? ~0 : 0xFFFF_FFFF)
+                    answer.storeBytes(of: UInt32(truncatingIfNeeded: flags), toByteOffset: answerFlagsOffset, as: UInt32.self)
+                    if hasFlags2 { answer.storeBytes(of: UInt32(truncatingIfNeeded: flags >> 32), toByteOffset: answerFlags2Offset, as: UInt32.self) }
                 }
             }
             return writev(descriptor, vectors, count)

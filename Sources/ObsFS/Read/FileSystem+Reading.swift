@@ -88,6 +88,9 @@ extension ObsFileSystem {
             }
         }
         if file.modify == nil, let session = file.session, session.isUploading {
+            // A length set ahead of the bytes (`ftruncate` then a shared `mmap`, whose pages the
+            // kernel reads first) is zeros up to there, not an end the reader would stop at.
+            try await fillToPendingSize(handle)
             guard session.size > 0 else { return ReadBytes() }
             try await session.flush(writer: .unknown, process: session.opener).get()
             if let modify = continueAfterCompletion(handle, file, session) { file.modify = modify }

@@ -265,7 +265,7 @@ extension ObsFileSystem {
     /// Zeros up to the size a truncate gave the file while it was streamed (`pendingSizes`). With
     /// `writeback_cache` every page written before a flush has arrived by then (the kernel writes
     /// them back first), so what is missing up to that size is a hole.
-    private func fillToPendingSize(_ handle: FileHandleID) async throws {
+    func fillToPendingSize(_ handle: FileHandleID) async throws {
         let file = try openFile(handle)
         guard !isDiscarded(file.inode), let size = openFiles.withLock({ $0.pendingSizes.removeValue(forKey: file.inode.number) }) else { return }
         var offset = file.modify?.size ?? file.session?.size ?? size
