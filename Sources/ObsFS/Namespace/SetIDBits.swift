@@ -35,7 +35,8 @@ extension PosixMetadata {
 extension ObsFileSystem {
     /// The permissions `change` by `caller` leaves `inode`, or nil when it drops nothing.
     func permissionsAfterDroppingSetID(_ inode: Inode, _ change: SetIDDroppingChange, by caller: Caller) -> UInt32? {
-        guard inode.kind == .regular else { return nil }
+        // Cheap first (a write asks this every time): mode bits without set-ID bits drop nothing.
+        guard inode.kind == .regular, (inode.facts.posix.permissions ?? 0) & (S_ISUID | S_ISGID) != 0 else { return nil }
         let shown = attributes(of: inode)
         let permissions = shown.mode & 0o7777
         guard permissions & (S_ISUID | S_ISGID) != 0 else { return nil }
