@@ -9,6 +9,8 @@ import time
 import pytest
 
 from namespace_checks import server_body, server_objects, stored_mode, unique
+# Shared writable mmap of an existing object, without writeback_cache (FUSE_DIRECT_IO_ALLOW_MMAP).
+from test_writeback import test_mmap_writes_reach_the_object  # noqa: F401
 
 NOBODY = 65534
 
