@@ -34,32 +34,40 @@ enum SessionIO {
         var io = fuse_custom_io()
         io.read = { descriptor, buffer, length, _ in
             let count = read(descriptor, buffer, length)
-            if let buffer, count >= headerSize + offeredFlagsOffset + 4,
-               buffer.loadUnaligned(as: fuse_in_header.self).opcode == FUSE_INIT.rawValue {
-                let header = buffer.loadUnaligned(as: fuse_in_header.self)
-                var offered = UInt64(buffer.loadUnaligned(fromByteOffset: headerSize + offeredFlagsOffset, as: UInt32.self))
-                if offered & extendedInit != 0, count >= headerSize + offeredFlags2Offset + 4 {
-                    offered |= UInt64(buffer.loadUnaligned(fromByteOffset: headerSize + offeredFlags2Offset, as: UInt32.self)) << 32
-                }
-                pendingInit.withLock { $0 = (header.unique, offered) }
-            }
+            if let buffer, count > 0 { SessionIO.noteRequest(UnsafeRawPointer(buffer), count: count) }
             return count
         }
         io.writev = { descriptor, vectors, count, _ in
-            if let vectors, count >= 2, let pending = pendingInit.withLock({ $0 }),
-               let header = vectors[0].iov_base?.loadUnaligned(as: fuse_out_header.self), header.unique == pending.unique {
-                pendingInit.withLock { $0 = nil }
-                if header.error == 0, let answer = vectors[1].iov_base, vectors[1].iov_len >= answerFlagsOffset + 4 {
-                    var flags = UInt64(answer.loadUnaligned(fromByteOffset: answerFlagsOffset, as: UInt32.self))
-                    let hasFlags2 = flags & extendedInit != 0 && vectors[1].iov_len >= answerFlags2Offset + 4
-                    if hasFlags2 { flags |= UInt64(answer.loadUnaligned(fromByteOffset: answerFlags2Offset, as: UInt32.self)) << 32 }
-                    flags |= pending.offered & added & (hasFlags2 ? ~0 : 0xFFFF_FFFF)
-                    answer.storeBytes(of: UInt32(truncatingIfNeeded: flags), toByteOffset: answerFlagsOffset, as: UInt32.self)
-                    if hasFlags2 { answer.storeBytes(of: UInt32(truncatingIfNeeded: flags >> 32), toByteOffset: answerFlags2Offset, as: UInt32.self) }
-                }
-            }
+            if let vectors { SessionIO.amendAnswer(vectors, count: Int(count)) }
             return writev(descriptor, vectors, count)
         }
         return fuse_session_custom_io(session, &io, fuse_session_fd(session)) == 0
+    }
+
+    /// Notes the flags the kernel offers when the request read into `buffer` is its INIT.
+    static func noteRequest(_ buffer: UnsafeRawPointer, count: Int) {
+        guard count >= headerSize + offeredFlagsOffset + 4 else { return }
+        let header = buffer.loadUnaligned(as: fuse_in_header.self)
+        guard header.opcode == FUSE_INIT.rawValue else { return }
+        var offered = UInt64(buffer.loadUnaligned(fromByteOffset: headerSize + offeredFlagsOffset, as: UInt32.self))
+        if offered & extendedInit != 0, count >= headerSize + offeredFlags2Offset + 4 {
+            offered |= UInt64(buffer.loadUnaligned(fromByteOffset: headerSize + offeredFlags2Offset, as: UInt32.self)) << 32
+        }
+        pendingInit.withLock { $0 = (header.unique, offered) }
+    }
+
+    /// Adds the capabilities the kernel offered to the answer in `vectors` when it is the
+    /// successful answer to the INIT noted (header, then `fuse_init_out`).
+    static func amendAnswer(_ vectors: UnsafeMutablePointer<iovec>, count: Int) {
+        guard count >= 2, let pending = pendingInit.withLock({ $0 }),
+              let header = vectors[0].iov_base?.loadUnaligned(as: fuse_out_header.self), header.unique == pending.unique else { return }
+        pendingInit.withLock { $0 = nil }
+        guard header.error == 0, let answer = vectors[1].iov_base, vectors[1].iov_len >= answerFlagsOffset + 4 else { return }
+        var flags = UInt64(answer.loadUnaligned(fromByteOffset: answerFlagsOffset, as: UInt32.self))
+        let hasFlags2 = flags & extendedInit != 0 && vectors[1].iov_len >= answerFlags2Offset + 4
+        if hasFlags2 { flags |= UInt64(answer.loadUnaligned(fromByteOffset: answerFlags2Offset, as: UInt32.self)) << 32 }
+        flags |= pending.offered & added & (hasFlags2 ? ~0 : 0xFFFF_FFFF)
+        answer.storeBytes(of: UInt32(truncatingIfNeeded: flags), toByteOffset: answerFlagsOffset, as: UInt32.self)
+        if hasFlags2 { answer.storeBytes(of: UInt32(truncatingIfNeeded: flags >> 32), toByteOffset: answerFlags2Offset, as: UInt32.self) }
     }
 }
