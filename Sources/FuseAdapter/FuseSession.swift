@@ -375,7 +375,7 @@ private let operations: fuse_lowlevel_ops = {
                         try await dispatcher.fileSystem.dropSetIDBits(writingThrough: handle, caller: caller)
                         dispatcher.replies.attributesChanged(InodeNumber(inode))
                     } catch {
-                        dispatcher.logger.error("\(error)")
+                        dispatcher.logger.error("write to \(InodeNumber(inode)) by uid \(caller.uid): its set-ID bits could not be dropped: \(error)")
                     }
                 }
                 switch admission {

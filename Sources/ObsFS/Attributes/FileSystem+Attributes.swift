@@ -281,9 +281,10 @@ extension ObsFileSystem {
         }
     }
 
-    /// A change to an existing object: read its current values, check, send the request.
-    /// Changes `attribute` of the closed object of `number` at `path`. The options this mount
-    /// wrote it with, which later compositions keep (an append after a chmod), follow the change.
+    /// A change to `attribute` of the existing object of `number` at `path`: read its current
+    /// values, check, send the request. The options this mount wrote it with, which later
+    /// compositions keep (an append after a chmod), follow the change; so do those of a
+    /// descriptor open for changes (`ModifySession.changeBase`).
     func changeObject(_ number: InodeNumber, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit, written: ObjectOptions?) async throws {
         let store = try attributeStore(for: path)
         let stored = try await storedAttributes(path, etag: nil, size: 0, written: written, acl: true, tags: true)
