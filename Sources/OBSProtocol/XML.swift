@@ -65,8 +65,14 @@ public enum XML {
             children.filter { $0.hasLocalName(localName) }
         }
 
-        /// Whether the local name is `localName`, compared code unit by code unit as XML names are.
-        func hasLocalName(_ localName: String) -> Bool { self.localName.utf8.elementsEqual(localName.utf8) }
+        /// Whether the local name is `localName` (which has no prefix), compared code unit by code
+        /// unit as XML names are: the name ends with it, after nothing or after a prefix's colon.
+        /// (Listings look up several children of each of a thousand entries this way.)
+        func hasLocalName(_ localName: String) -> Bool {
+            let name = self.name.utf8, wanted = localName.utf8
+            guard name.count >= wanted.count, name.suffix(wanted.count).elementsEqual(wanted) else { return false }
+            return name.count == wanted.count || name.dropLast(wanted.count).last == UInt8(ascii: ":")
+        }
 
         /// The text of the first child with this local name, nil when there is none.
         public func childText(_ localName: String) -> String? { child(localName)?.text }

@@ -33,6 +33,17 @@ struct XMLReaderWriterTests {
         #expect(root.children.map(\.name) == ["Key", "Data", "Empty", "Empty", "Lines"])
     }
 
+    @Test("children are found by local name, with or without a prefix, and by nothing longer or shorter")
+    func childrenByLocalName() {
+        let names = ["xKey", "Key2", "ey", "s3:Key", "a:b:Key", "Key"]
+        let element = XML.Element("Root", children: names.map { XML.Element($0, text: $0) })
+        #expect(element.child("Key")?.text == "s3:Key")
+        #expect(element.children("Key").map(\.text) == ["s3:Key", "a:b:Key", "Key"])
+        #expect(element.child("ey")?.text == "ey")
+        #expect(element.child("Key2")?.text == "Key2")
+        #expect(element.child("K") == nil && element.child("xKey2") == nil)
+    }
+
     @Test("attribute values: literal whitespace normalised, references kept")
     func attributeNormalisation() throws {
         let root = try XML.parse("<a v=\"x\ty\nz&#9;&#xA;&#xD;\"/>")
