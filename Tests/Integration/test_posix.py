@@ -157,6 +157,26 @@ def test_a_file_renamed_while_open_is_read_on_and_read_under_its_new_name(mount)
     assert server_body(mount.server, f"{directory.name}/new") == body
 
 
+def test_readers_follow_a_native_rename_on_a_parallel_file_system_bucket(obs_local_pfs, mount_factory):
+    """The bucket moves the object in one request, so its old key is gone at once: descriptors
+    opened before go on reading it under the new key (before, they got ENOENT)."""
+    mount = mount_factory(obs_local_pfs, [f"part_size={obs_local_pfs.part_size}"])
+    directory = mount.path / unique("pfs-renamed")
+    directory.mkdir()
+    body = os.urandom(20 * 1024 * 1024)
+    (directory / "f").write_bytes(body)
+    (directory / "sub").mkdir()
+    (directory / "sub" / "g").write_bytes(body)
+    with open(directory / "f", "rb") as reader, open(directory / "sub" / "g", "rb") as inner:
+        starts = reader.read(1000), inner.read(1000)
+        os.rename(directory / "f", directory / "renamed")
+        os.rename(directory / "sub", directory / "moved")
+        assert starts[0] + reader.read() == body
+        assert starts[1] + inner.read() == body
+    assert server_body(obs_local_pfs, f"{directory.name}/renamed") == body
+    assert server_body(obs_local_pfs, f"{directory.name}/moved/g") == body
+
+
 def test_rm_r_removes_a_directory_while_a_file_in_it_is_open(mount):
     directory = mount.path / unique("held")
     (directory / "sub").mkdir(parents=True)

@@ -660,6 +660,34 @@ struct NamespaceTreeTests {
         #expect(await errno { try await fs.rename(parent: .root, name: "other", newParent: .root, newName: "empty", flags: 0) } == .notEmpty)
     }
 
+    @Test func readersFollowANativeRenameOfTheirFileOrItsDirectory() async throws {
+        // The parallel file system bucket moves the object itself: the old key is gone at once,
+        // and a reader's later GETs ask for the new one (before, they failed with ENOENT).
+        let pfs = InMemoryStore(isFileSystemBucket: true)
+        let body = pattern(3 << 20)
+        pfs.seed("file", body)
+        pfs.seed("dir/", contentType: "application/x-directory")
+        pfs.seed("dir/inner", body)
+        let fs = makeFileSystem(pfs)
+        let file = try await fs.lookup(parent: .root, name: "file")
+        let directory = try await fs.lookup(parent: .root, name: "dir")
+        let inner = try await fs.lookup(parent: directory.inode, name: "inner")
+        var readers: [FileHandleID] = []
+        for inode in [file.inode, inner.inode] {
+            let reader = try await fs.open(inode, flags: O_RDONLY).handle
+            #expect(try await fs.read(reader, at: 0, count: 1000).gathered() == Array(body[0..<1000]))
+            readers.append(reader)
+        }
+        try await fs.rename(parent: .root, name: "file", newParent: .root, newName: "renamed", flags: 0)
+        try await fs.rename(parent: .root, name: "dir", newParent: .root, newName: "moved", flags: 0)
+        #expect(pfs.object("file") == nil && pfs.object("dir/inner") == nil)
+        for reader in readers {
+            // Far from what was read: a new GET.
+            #expect(try await fs.read(reader, at: 2 << 20, count: 1000).gathered() == Array(body[(2 << 20)..<((2 << 20) + 1000)]))
+            await fs.release(reader)
+        }
+    }
+
     @Test func readdirplusFetchesUnknownNamesWithParallelHeads() async throws {
         for index in 0..<10 { store.seed("f\(index)", [1], metadata: ["mode": "33216", "uid": "42"]) }
         store.seed("d/", metadata: ["mode": "448"], contentType: "application/x-directory")

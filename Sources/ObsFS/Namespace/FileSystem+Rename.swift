@@ -99,6 +99,17 @@ extension ObsFileSystem {
             throw storeFailure("renaming \(from) to \(to) (parallel file system)", error)
         }
         logger.info("renamed \(from) to \(to) (parallel file system: one request)")
+        followNativeRename(from: sourcePath, to: targetPath)
+    }
+
+    /// Descriptors reading the renamed file, or files below the renamed directory, go on
+    /// reading the same objects under their new keys (called before the table moves the names).
+    private func followNativeRename(from sourcePath: String, to targetPath: String) {
+        let streams = openFiles.withLock { files in files.files.values.compactMap { file in file.reads.map { (file.inode.number, $0) } } }
+        for (number, stream) in streams {
+            guard let path = table.path(of: number), path == sourcePath || path.hasPrefix(sourcePath + "/") else { continue }
+            stream.moved(to: objectKey(targetPath + path.dropFirst(sourcePath.count)))
+        }
     }
 
     /// Marks the known source and target of a rename so that no upload starts on them until it

@@ -5,7 +5,8 @@
 // - A stream is one open file's view of one object version: key, size and ETag from open, the
 //   SSE-C key. Every GET carries `If-Match: <ETag>`; when the object was replaced the store
 //   answers 412, the read fails with `ObjectChangedError` (EIO), and no read ever returns bytes
-//   of two versions.
+//   of two versions. A native rename (parallel file system bucket) moves the same object to
+//   another key: the stream follows it (`moved(to:)`); a GET in flight at that moment fails.
 // - The stream keeps chunks: disjoint byte ranges of the object, each one GET into one pool
 //   buffer, in flight or done. A read returns slices of the chunks covering it (`ReadBytes`: the
 //   FUSE reply is written from them, no copy) and fetches what no chunk covers ("demand" GETs,
@@ -81,7 +82,10 @@ public struct ReadStatistics: Sendable, Equatable {
 /// One open file's reads of one object version. Create it at open with the attributes the open
 /// saw; call `close` at release.
 public final class ObjectReadStream: Sendable {
-    public let key: ObjectKey
+    /// Where the object is: the key opened, until a native rename moves it (`moved(to:)`).
+    public var key: ObjectKey { location.withLock { $0 } }
+    /// Guards the object's key; taken alone, never with `state`.
+    private let location: Mutex<ObjectKey>
     /// The version's ETag, sent as If-Match with every GET (nil: the store gave none, no pinning).
     public let etag: ETag?
     public let size: Int64
@@ -137,7 +141,7 @@ public final class ObjectReadStream: Sendable {
     ///   - pool: the mount's read buffer pool.
     public init(key: ObjectKey, etag: ETag?, size: Int64, customerKey: CustomerKey?, reader: any ObjectReader,
                 pool: ReadBufferPool, settings: ReadSettings) {
-        self.key = key
+        location = Mutex(key)
         self.etag = etag
         self.size = size
         self.customerKey = customerKey
@@ -148,6 +152,10 @@ public final class ObjectReadStream: Sendable {
     }
 
     public var statistics: ReadStatistics { state.withLock { $0.statistics } }
+
+    /// The object was renamed natively (the same object and ETag under another key): later GETs
+    /// ask for it there.
+    func moved(to key: ObjectKey) { location.withLock { $0 = key } }
 
     /// Up to `count` bytes from `offset`: fewer only at the end of the object, none at or past it.
     /// Throws `ObjectChangedError` when the object was replaced since open, the store's error
