@@ -146,6 +146,8 @@ public final class ObsFileSystem: Sendable {
     let listedFiles: NameCache
     /// HEADs sent ahead for those names, for the lookups that follow a listing.
     let listedPrefetch: ListedPrefetch
+    /// Listing pages reused by later readdirs while nothing changed (`attr_timeout=`).
+    let listings: ListingCache
     /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
     let readPool: ReadBufferPool
     /// Whether the store keeps user metadata on directory markers (`d/`): nil until the first
@@ -274,6 +276,7 @@ public final class ObsFileSystem: Sendable {
         table = InodeTable(rootFacts: rootFacts)
         negativeCache = NameCache(timeout: configuration.negativeTimeout)
         listedFiles = NameCache(timeout: configuration.attributeTimeout)
+        listings = ListingCache(lifetime: configuration.attributeTimeout)
         listedPrefetch = ListedPrefetch(lifetime: configuration.attributeTimeout)
         readPool = configuration.read.makePool()
     }

@@ -63,6 +63,44 @@ struct NamespaceTests {
         #expect(store.contents.withLock { $0.listCalls } == 7)
     }
 
+    /// The names of one full readdir of the root, through a new handle (`ls` opens it again).
+    func listRoot(_ fs: ObsFileSystem) async throws -> [String] {
+        let handle = try fs.openDirectory(.root)
+        defer { fs.releaseDirectory(handle) }
+        var names: [String] = []
+        var offset: Int64 = 0
+        while true {
+            let batch = try await fs.readDirectory(handle, from: offset)
+            guard let last = batch.last else { return names.filter { $0 != "." && $0 != ".." } }
+            names += batch.map(\.name)
+            offset = last.cookie
+        }
+    }
+
+    @Test func aRepeatedListingSendsNoListUntilSomethingChanges() async throws {
+        let store = storeWith(["a", "b"])
+        let fs = makeFileSystem(store)
+        let lists = { store.contents.withLock { $0.listCalls } }
+        #expect(try await listRoot(fs) == ["a", "b"])
+        let first = lists()
+        #expect(try await listRoot(fs) == ["a", "b"])
+        #expect(lists() == first)  // within attr_timeout, nothing changed here: the same page
+        // A change through this mount: listed again at once.
+        try await fs.unlink(parent: .root, name: "a")
+        #expect(try await listRoot(fs) == ["b"])
+        #expect(lists() > first)
+        let (_, handle) = try await fs.create(parent: .root, name: "c")
+        _ = try await write(fs, handle, at: 0, [1]).get()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(try await listRoot(fs) == ["b", "c"])
+        // Another client's change shows once attr_timeout has passed; 0 keeps nothing.
+        let uncached = makeFileSystem(store, attributeTimeout: .zero)
+        #expect(try await listRoot(uncached) == ["b", "c"])
+        store.seed("d", [1])
+        #expect(try await listRoot(uncached) == ["b", "c", "d"])
+    }
+
     @Test func filesBeingWrittenAreListedAndGrow() async throws {
         let fs = makeFileSystem(storeWith(["a"]))
         let (attributes, handle) = try await fs.create(parent: .root, name: "new")

@@ -159,6 +159,8 @@ extension ObsFileSystem {
     /// Sets a `user.obs.*` attribute (xattrs.md: when a change takes effect). `flags` may hold
     /// `createOnly` (EEXIST when set) or `replaceOnly` (ENODATA when not set).
     public func setxattr(_ inode: InodeNumber, name: String, value: [UInt8], flags: Int32 = 0) async throws {
+        listings.noteChange()
+        defer { listings.noteChange() }
         guard name.hasPrefix(ObjectAttributeName.namespace) else {
             return try await changePlainAttribute(inode, name: name, value: value, flags: flags)
         }
@@ -177,6 +179,8 @@ extension ObsFileSystem {
 
     /// Removes a `user.obs.*` attribute (`setfattr -x`).
     public func removexattr(_ inode: InodeNumber, name: String) async throws {
+        listings.noteChange()
+        defer { listings.noteChange() }
         guard name.hasPrefix(ObjectAttributeName.namespace) else {
             return try await changePlainAttribute(inode, name: name, value: nil, flags: 0)
         }

@@ -46,6 +46,8 @@ actor DirectoryReader {
     }
 
     private let store: any ObjectStore
+    /// Pages fetched by earlier readers, reused while fresh.
+    private let listings: ListingCache
     private let listPrefix: String
     private let pageSize: Int
     private let logger: Logger
@@ -63,9 +65,10 @@ actor DirectoryReader {
     /// Files unlinked while open: still stored, not listed.
     private var unlinked: Set<String> = []
 
-    init(store: any ObjectStore, listPrefix: String, pageSize: Int, selfInode: InodeNumber, parentInode: InodeNumber, logger: Logger,
-         localNames: @escaping @Sendable () -> LocalNames) {
+    init(store: any ObjectStore, listings: ListingCache, listPrefix: String, pageSize: Int, selfInode: InodeNumber, parentInode: InodeNumber,
+         logger: Logger, localNames: @escaping @Sendable () -> LocalNames) {
         self.store = store
+        self.listings = listings
         self.listPrefix = listPrefix
         self.pageSize = pageSize
         self.logger = logger
@@ -112,7 +115,7 @@ actor DirectoryReader {
         var listedUpTo: String?  // the last key this page covers; nil: the listing's end
         switch phase {
         case .store(let marker):
-            let listing = try await store.listObjects(prefix: listPrefix, delimiter: "/", marker: marker, maxKeys: pageSize)
+            let listing = try await listPage(after: marker)
             names = entries(of: listing)
             listedUpTo = listing.nextMarker
             phase = listing.nextMarker.map { .store(marker: $0) } ?? .localNames
@@ -128,6 +131,17 @@ actor DirectoryReader {
             return listed
         }
         pageBase = nextBase
+    }
+
+    /// The store's page after `marker`: a fresh one from the cache, or a LIST.
+    private func listPage(after marker: String?) async throws -> ObjectListing {
+        let key = ListingCache.PageKey(prefix: listPrefix, marker: marker, maxKeys: pageSize)
+        if let cached = listings.page(key) { return cached }
+        let generation = listings.currentGeneration
+        let fetched = ContinuousClock.now
+        let listing = try await store.listObjects(prefix: listPrefix, delimiter: "/", marker: marker, maxKeys: pageSize)
+        listings.keep(listing, for: key, generation: generation, fetched: fetched)
+        return listing
     }
 
     /// One page's names, sorted; a directory replaces a file of the same name.

@@ -10,6 +10,8 @@ import OBSProtocol
 
 extension ObsFileSystem {
     public func mkdir(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> FileAttributes {
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
@@ -50,6 +52,8 @@ extension ObsFileSystem {
     }
 
     public func rmdir(parent: InodeNumber, name: String) async throws {
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name)
         guard let remote = try await existingEntry(path) else {
@@ -94,6 +98,8 @@ extension ObsFileSystem {
     /// Deletes a file or symlink. A file open for writing disappears at once; its upload is
     /// aborted when its last descriptor closes.
     public func unlink(parent: InodeNumber, name: String) async throws {
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name)
         let key = objectKey(path)
@@ -174,7 +180,7 @@ extension ObsFileSystem {
         let (inode, path) = try resolve(number)
         guard inode.kind == .directory else { throw FileSystemError(.notDirectory, "\(path) is not a directory") }
         let parent = table.location(of: number)?.parent ?? .root
-        let reader = DirectoryReader(store: store, listPrefix: listPrefix(ofDirectory: path), pageSize: configuration.listPageSize,
+        let reader = DirectoryReader(store: store, listings: listings, listPrefix: listPrefix(ofDirectory: path), pageSize: configuration.listPageSize,
                                      selfInode: number, parentInode: parent, logger: logger,
                                      localNames: { [weak self] in self?.localNames(in: number) ?? LocalNames() })
         return openFiles.withLock { files in

@@ -9,6 +9,8 @@ import Glibc
 
 extension ObsFileSystem {
     public func symlink(parent: InodeNumber, name: String, target: String, caller: Caller) async throws -> FileAttributes {
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
@@ -39,6 +41,8 @@ extension ObsFileSystem {
 
     /// Regular files only: a zero-byte object with the caller's mode and owner.
     public func mknod(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> FileAttributes {
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 else {

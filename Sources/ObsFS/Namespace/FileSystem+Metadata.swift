@@ -53,6 +53,8 @@ extension ObsFileSystem {
     /// Changes what `changes` names. With `caller` (the FUSE adapter gives it), a truncate or a
     /// chown also drops the set-ID bits Linux drops (SetIDBits.swift).
     public func setattr(_ number: InodeNumber, _ changes: AttributeChanges, by caller: Caller? = nil) async throws -> FileAttributes {
+        listings.noteChange()
+        defer { listings.noteChange() }
         guard let (inode, path) = try? resolve(number) else { return try changeUnlinked(number, changes) }
         if let size = changes.size {
             try await truncate(inode, path, to: size)

@@ -31,6 +31,8 @@ extension ObsFileSystem {
     public static let renameExchange: UInt32 = 2
 
     public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) async throws {
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         guard flags & ObsFileSystem.renameExchange == 0 else {
             let failure = FileSystemError(.invalidArgument, "RENAME_EXCHANGE is not supported (objects cannot be swapped atomically)")

@@ -92,6 +92,8 @@ extension ObsFileSystem {
             // kernel reads first) is zeros up to there, not an end the reader would stop at.
             try await fillToPendingSize(handle)
             guard session.size > 0 else { return ReadBytes() }
+            listings.noteChange()  // the upload is completed as it stands
+            defer { listings.noteChange() }
             try await session.flush(writer: .unknown, process: session.opener).get()
             if let modify = continueAfterCompletion(handle, file, session) { file.modify = modify }
         }

@@ -31,6 +31,8 @@ extension ObsFileSystem {
     /// Creates `name` in `parent` and opens it for writing: initiates the multipart upload and
     /// returns once the upload ID is known. Counts as one kernel lookup.
     public func create(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if let existing = table.child(parent, name) {
@@ -62,6 +64,8 @@ extension ObsFileSystem {
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         guard flags & O_ACCMODE != O_RDONLY else { return try await openForReading(inode, path) }
+        listings.noteChange()
+        defer { listings.noteChange() }
         try checkWritable()
         let current = attributes(of: inode).size
         guard current == 0 || flags & O_TRUNC != 0 else {
@@ -158,6 +162,8 @@ extension ObsFileSystem {
     /// A write the kernel delivered; see `UploadSession.admit`. Synchronous, never blocks.
     public func write(_ handle: FileHandleID, at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity,
                       process: ProcessID = .unknown) -> WriteAdmission {
+        listings.noteChange()
+        defer { listings.noteChange() }
         do {
             let file = try openFile(handle)
             if let modify = file.modify { return write(modify, file.inode, at: offset, bytes: bytes) }
@@ -244,6 +250,8 @@ extension ObsFileSystem {
     /// (`stillHeldWritable`: a `dup`, as a shell redirection makes), nothing happens: the close
     /// of that descriptor completes it.
     public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown, stillHeldWritable: Bool = false) async throws {
+        listings.noteChange()
+        defer { listings.noteChange() }
         guard !stillHeldWritable else { return }
         try await fillToPendingSize(handle)
         let file = try openFile(handle)
@@ -281,6 +289,8 @@ extension ObsFileSystem {
     }
 
     public func fsync(_ handle: FileHandleID) async throws {
+        listings.noteChange()
+        defer { listings.noteChange() }
         let file = try openFile(handle)
         if let modify = file.modify { return try await commit(modify, file.inode) }
         guard let session = file.session else { return }
@@ -290,6 +300,8 @@ extension ObsFileSystem {
     /// The last reference to the open file is gone. Errors can only be logged (the kernel does not
     /// wait for release).
     public func release(_ handle: FileHandleID) async {
+        listings.noteChange()
+        defer { listings.noteChange() }
         do {
             try await fillToPendingSize(handle)  // no flush applied it
         } catch {
