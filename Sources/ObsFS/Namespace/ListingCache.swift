@@ -3,9 +3,12 @@
 // were fetched. A repeated `ls -l` (or `find`) of an unchanged tree then sends no LIST.
 //
 // Consistency: any call of this mount that may change what a listing shows (create, mkdir,
-// symlink, mknod, unlink, rmdir, rename, write, flush, fsync, release, setattr, xattrs,
-// fallocate, and a read that completes an upload) advances one generation, and a page fetched
-// before the latest change is not reused, so this mount's own changes show at once. Other
+// symlink, mknod, unlink, rmdir, rename, an open for writing, flush, fsync, release, setattr,
+// xattrs, fallocate, and a read that completes an upload) advances one generation, and a page
+// fetched before the latest change is not reused, so this mount's own changes show at once.
+// `write` does not (it is the hot path): a file written is listed from the open until its
+// release (LocalNames), and its size and ETag in a listing count only when the ETag is the one
+// the mount knows (FileSystem+Directories.swift, `refresh`). Other
 // clients' changes show after at most `attr_timeout=`, as their names and attributes do
 // (mount-options/semantics.md, "Caching and other clients"). `attr_timeout=0` keeps nothing.
 import Synchronization

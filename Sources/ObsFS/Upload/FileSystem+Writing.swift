@@ -162,8 +162,6 @@ extension ObsFileSystem {
     /// A write the kernel delivered; see `UploadSession.admit`. Synchronous, never blocks.
     public func write(_ handle: FileHandleID, at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity,
                       process: ProcessID = .unknown) -> WriteAdmission {
-        listings.noteChange()
-        defer { listings.noteChange() }
         do {
             let file = try openFile(handle)
             if let modify = file.modify { return write(modify, file.inode, at: offset, bytes: bytes) }
