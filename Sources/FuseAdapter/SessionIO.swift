@@ -12,9 +12,13 @@ import CFuse3
 import Glibc
 import Synchronization
 
-/// The kernel's INIT request while its answer is not yet written: its ID and the flags it offers
-/// (`flags`, and `flags2` shifted up 32 bits when it sends them).
-private let pendingInit = Mutex<(unique: UInt64, offered: UInt64)?>(nil)
+/// The ID of the kernel's INIT request while its answer is not yet written; 0 otherwise (the
+/// kernel gives no request that ID: it marks notifications). Every answer reads it, so it is
+/// one atomic load, not a lock.
+private let pendingInitUnique = Atomic<UInt64>(0)
+/// The flags that INIT offers (`flags`, and `flags2` shifted up 32 bits when it sends them);
+/// stored before `pendingInitUnique`.
+private let offeredByKernel = Atomic<UInt64>(0)
 
 private let headerSize = MemoryLayout<fuse_in_header>.size
 private let offeredFlagsOffset = MemoryLayout<fuse_init_in>.offset(of: \fuse_init_in.flags)!
@@ -53,20 +57,22 @@ enum SessionIO {
         if offered & extendedInit != 0, count >= headerSize + offeredFlags2Offset + 4 {
             offered |= UInt64(buffer.loadUnaligned(fromByteOffset: headerSize + offeredFlags2Offset, as: UInt32.self)) << 32
         }
-        pendingInit.withLock { $0 = (header.unique, offered) }
+        offeredByKernel.store(offered, ordering: .relaxed)
+        pendingInitUnique.store(header.unique, ordering: .releasing)
     }
 
     /// Adds the capabilities the kernel offered to the answer in `vectors` when it is the
     /// successful answer to the INIT noted (header, then `fuse_init_out`).
     static func amendAnswer(_ vectors: UnsafeMutablePointer<iovec>, count: Int) {
-        guard count >= 2, let pending = pendingInit.withLock({ $0 }),
-              let header = vectors[0].iov_base?.loadUnaligned(as: fuse_out_header.self), header.unique == pending.unique else { return }
-        pendingInit.withLock { $0 = nil }
+        let unique = pendingInitUnique.load(ordering: .acquiring)
+        guard unique != 0, count >= 2, let header = vectors[0].iov_base?.loadUnaligned(as: fuse_out_header.self), header.unique == unique,
+              pendingInitUnique.compareExchange(expected: unique, desired: 0, ordering: .acquiringAndReleasing).exchanged else { return }
+        let offered = offeredByKernel.load(ordering: .relaxed)
         guard header.error == 0, let answer = vectors[1].iov_base, vectors[1].iov_len >= answerFlagsOffset + 4 else { return }
         var flags = UInt64(answer.loadUnaligned(fromByteOffset: answerFlagsOffset, as: UInt32.self))
         let hasFlags2 = flags & extendedInit != 0 && vectors[1].iov_len >= answerFlags2Offset + 4
         if hasFlags2 { flags |= UInt64(answer.loadUnaligned(fromByteOffset: answerFlags2Offset, as: UInt32.self)) << 32 }
-        flags |= pending.offered & added & (hasFlags2 ? ~0 : 0xFFFF_FFFF)
+        flags |= offered & added & (hasFlags2 ? ~0 : 0xFFFF_FFFF)
         answer.storeBytes(of: UInt32(truncatingIfNeeded: flags), toByteOffset: answerFlagsOffset, as: UInt32.self)
         if hasFlags2 { answer.storeBytes(of: UInt32(truncatingIfNeeded: flags >> 32), toByteOffset: answerFlags2Offset, as: UInt32.self) }
     }
