@@ -58,9 +58,10 @@ final class ListingCache: Sendable {
     func keep(_ listing: ObjectListing, for key: PageKey, generation: UInt64, fetched: ContinuousClock.Instant) {
         guard lifetime > .zero, generation == currentGeneration else { return }
         pages.withLock { pages in
-            if pages.byKey.updateValue(Page(listing: listing, generation: generation, fetched: fetched), forKey: key) == nil {
-                pages.order.append(key)
+            if pages.byKey.updateValue(Page(listing: listing, generation: generation, fetched: fetched), forKey: key) != nil {
+                pages.order.removeAll { $0 == key }
             }
+            pages.order.append(key)
             while pages.order.count > Self.capacity { pages.byKey[pages.order.removeFirst()] = nil }
         }
     }
