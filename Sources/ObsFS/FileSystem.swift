@@ -163,8 +163,12 @@ public final class ObsFileSystem: Sendable {
         var modify: ModifySession? = nil
 
         /// Whether the handle may read the stored object later: not a handle that streams a new
-        /// file (whose close stored it; its release may come a moment after `close()`).
-        var readsStoredObject: Bool { session == nil || modify != nil }
+        /// file (whose close stored it; its release may come a moment after `close()`), nor one
+        /// whose changes a rename is moving to the new name (`retireChanges`).
+        var readsStoredObject: Bool {
+            if let modify { return !modify.isRetired }
+            return session == nil
+        }
     }
 
     /// Where a file was when it was unlinked while open: its object is deleted later, unless
@@ -340,12 +344,6 @@ public final class ObsFileSystem: Sendable {
     func inodesBeingWritten() -> Set<InodeNumber> {
         let (uploads, initiating) = openFiles.withLock { ($0.uploads, $0.initiating) }
         return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating)
-    }
-
-    /// Inodes open for changes to their existing object (Compose/): what they compose is stored
-    /// under the key they had when opened.
-    func inodesBeingChanged() -> Set<InodeNumber> {
-        openFiles.withLock { files in Set(files.files.values.filter { $0.modify != nil }.map(\.inode.number)) }
     }
 
     /// The changes of the newest descriptor changing `inode` (an older one may only await its

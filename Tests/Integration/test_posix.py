@@ -204,6 +204,29 @@ def test_a_file_open_for_appending_is_renamed_only_after_close(mount):
     assert set(server_objects(mount.server, directory.name + "/")) == {"log.1"}
 
 
+def test_a_file_closed_by_its_opener_is_renamed_while_a_child_still_holds_it(mount):
+    """close() returned, but a child process keeps the descriptor (no release yet): the rename
+    goes through, and what the child writes later lands under the new name."""
+    directory = mount.path / unique("rotate-held")
+    directory.mkdir()
+    (directory / "log").write_bytes(b"old\n")
+    descriptor = os.open(directory / "log", os.O_WRONLY | os.O_APPEND)
+    os.write(descriptor, b"new\n")
+    child = subprocess.Popen(["bash", "-c", f"read line; echo more >&{descriptor}"], pass_fds=[descriptor],
+                             stdin=subprocess.PIPE)
+    os.close(descriptor)  # the opener's close stores the append
+    assert server_body(mount.server, f"{directory.name}/log") == b"old\nnew\n"
+    os.rename(directory / "log", directory / "log.1")
+    child.communicate(b"go\n", timeout=30)  # its write, then its exit: the release composes
+    assert child.returncode == 0
+    deadline = time.monotonic() + 20
+    while server_body(mount.server, f"{directory.name}/log.1") != b"old\nnew\nmore\n" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server_body(mount.server, f"{directory.name}/log.1") == b"old\nnew\nmore\n"
+    assert set(server_objects(mount.server, directory.name + "/")) == {"log.1"}
+    assert (directory / "log.1").read_bytes() == b"old\nnew\nmore\n"
+
+
 def through_descriptor(name, flags, act):
     """An action for `as_nobody`: opens `name` with `flags`, runs `act(descriptor)`, closes."""
     def action(directory):

@@ -527,6 +527,52 @@ struct NamespaceTreeTests {
         #expect(store.object("log.1") == [1, 2, 3, 4])
     }
 
+    /// `mv log log.1` right after `echo x >> log`: close() returned, the kernel's release has
+    /// not arrived. A write through a descriptor still open (a dup) then changes the new name.
+    @Test func aFileClosedByItsOpenerIsRenamedBeforeItsRelease() async throws {
+        let fs = mount()
+        let appending = try await appendingOne(fs, to: "log")
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        try await fs.rename(parent: .root, name: "log", newParent: .root, newName: "log.1", flags: 0)
+        #expect(store.object("log") == nil && store.object("log.1") == [1, 2, 3, 4])
+        #expect(try await fs.read(appending.handle, at: 0, count: 10).gathered() == [1, 2, 3, 4])
+        _ = try await write(fs, appending.handle, at: 4, [5]).get()
+        #expect(await errno { try await fs.rename(parent: .root, name: "log.1", newParent: .root, newName: "log.2", flags: 0) } == .busy)
+        await fs.release(appending.handle)
+        #expect(store.object("log") == nil && store.object("log.1") == [1, 2, 3, 4, 5])
+    }
+
+    @Test func aDirectoryHoldingAFileClosedByItsOpenerIsRenamedAndTheFileFollows() async throws {
+        store.seed("d/log", [1, 2, 3])
+        let fs = mount()
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "log")
+        let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
+        _ = try await write(fs, appending.handle, at: 3, [4]).get()
+        #expect(await errno { try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0) } == .busy)
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
+        _ = try await write(fs, appending.handle, at: 4, [5]).get()
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        await fs.release(appending.handle)
+        #expect(store.object("d/log") == nil && store.object("e/log") == [1, 2, 3, 4, 5])
+    }
+
+    /// The replaced file loses its name: what its descriptor writes later is dropped at the last
+    /// close, as a local filesystem drops it; the new occupant of the name is untouched.
+    @Test func aReplacedFileClosedByItsOpenerKeepsItsChangesAwayFromTheNewOccupant() async throws {
+        store.seed("new", [9, 9])
+        let fs = mount()
+        let appending = try await appendingOne(fs, to: "old")
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        try await fs.rename(parent: .root, name: "new", newParent: .root, newName: "old", flags: 0)
+        #expect(store.object("old") == [9, 9])
+        _ = try await write(fs, appending.handle, at: 4, [5]).get()
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        await fs.release(appending.handle)
+        #expect(store.object("old") == [9, 9] && store.object("new") == nil)
+    }
+
     @Test func changesToAFileUnlinkedWhileOpenAreNotStored() async throws {
         let fs = mount()
         let appending = try await appendingOne(fs, to: "f")

@@ -95,19 +95,31 @@ extension ObsFileSystem {
     /// first and the write waits for that.
     func write(_ modify: ModifySession, _ inode: Inode, at offset: Int64, bytes: UnsafeRawBufferPointer) -> WriteAdmission {
         if modify.failure != nil { return .refused(FileSystemError(.io, "\(modify.key): an earlier composition failed; this file takes no more writes")) }
-        if modify.write(bytes, at: offset) { return .accepted(bytes.count) }
+        switch modify.write(bytes, at: offset) {
+        case .taken: return .accepted(bytes.count)
+        case .retired: return .refused(beingRenamed(modify))
+        case .overBudget: break
+        }
         let pending = PendingWrite()
         let copy = Array(bytes)
         Task {
             do {
                 try await self.commit(modify, inode)
-                let accepted = copy.withUnsafeBytes { modify.write($0, at: offset) }
-                _ = pending.result.fulfill(accepted ? .success(copy.count) : .failure(FileSystemError(.outOfMemory, "\(modify.key): one write larger than the change budget")))
+                let result: Result<Int, FileSystemError> = switch copy.withUnsafeBytes({ modify.write($0, at: offset) }) {
+                case .taken: .success(copy.count)
+                case .retired: .failure(self.beingRenamed(modify))
+                case .overBudget: .failure(FileSystemError(.outOfMemory, "\(modify.key): one write larger than the change budget"))
+                }
+                _ = pending.result.fulfill(result)
             } catch {
                 _ = pending.result.fulfill(.failure(FileSystemError(doing: "composing before a write", error)))
             }
         }
         return .waiting(pending)
+    }
+
+    private func beingRenamed(_ modify: ModifySession) -> FileSystemError {
+        FileSystemError(.busy, "\(modify.key) is being renamed; write again once the rename ended")
     }
 
     /// Truncate of a closed object: its length changed by one composition (or natively).

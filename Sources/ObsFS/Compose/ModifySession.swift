@@ -13,6 +13,11 @@
 // Memory: the changed ranges of one file may hold at most `changeBudget` bytes; a write beyond
 // it composes what is held first (the write waits for that) and continues from the new base.
 //
+// Rename: a file whose opener's flush stored every change (`settled`) may be renamed while its
+// descriptor still awaits its release; the rename retires the session (writes through it answer
+// EBUSY while the copy runs) and replaces it by one over the object under its new name. A file
+// with changes not yet stored, or not yet closed by its opener, answers EBUSY to a rename.
+//
 // Failure is final: once a composition failed (after the client's retries), the session holds
 // that error and every later write, flush, fsync and release answers it; nothing is composed
 // later, so a close() that reported the failure never turns into a stored object after all.
@@ -115,6 +120,19 @@ final class ModifySession: Sendable {
         var options: ObjectOptions
         /// The error of a failed composition; the changes are abandoned from then on.
         var failure: (any Error)?
+        /// The opener's flush stored every change and nothing was written or cut since.
+        var settled = false
+        /// A rename of the file is under way (writes answer EBUSY); `retireIfSettled`.
+        var retired = false
+    }
+
+    /// What a write to the session came to.
+    enum WriteResult {
+        case taken
+        /// The changes held would outgrow the budget: compose first.
+        case overBudget
+        /// The file is being renamed (`retireIfSettled`).
+        case retired
     }
 
     /// The base, the changes and the size; never held across an await.
@@ -145,13 +163,18 @@ final class ModifySession: Sendable {
     /// Why an earlier composition failed, if one did.
     var failure: (any Error)? { state.withLock { $0.failure } }
 
-    /// Takes a write; false when the changes held would outgrow the budget (compose first).
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> Bool {
+    /// What the composed object carries (the base's options, changed since by metadata changes).
+    var options: ObjectOptions { state.withLock { $0.options } }
+
+    /// Takes a write, unless it would outgrow the budget or a rename retired the session.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> WriteResult {
         state.withLock { state in
-            guard state.changes.byteCount + bytes.count <= changeBudget || state.changes.isEmpty else { return false }
+            guard !state.retired else { return .retired }
+            guard state.changes.byteCount + bytes.count <= changeBudget || state.changes.isEmpty else { return .overBudget }
             state.changes.write(bytes, at: offset)
             state.size = max(state.size, offset + Int64(bytes.count))
-            return true
+            state.settled = false
+            return .taken
         }
     }
 
@@ -163,8 +186,29 @@ final class ModifySession: Sendable {
             state.baseVisible = min(state.baseVisible, size)
             state.size = size
             state.resized = true
+            state.settled = false
         }
     }
+
+    /// After the opener's flush composed: settled when nothing came in since.
+    func settle() {
+        state.withLock { state in state.settled = state.changes.isEmpty && !state.resized && state.failure == nil }
+    }
+
+    /// Marks the session as being renamed when it is settled; false (nothing marked) otherwise.
+    func retireIfSettled() -> Bool {
+        state.withLock { state in
+            guard state.settled else { return false }
+            state.retired = true
+            return true
+        }
+    }
+
+    var isRetired: Bool { state.withLock { $0.retired } }
+
+    /// The rename ended without a new name for this session (it failed, or this file was the
+    /// target it replaced): writes are taken again.
+    func unretire() { state.withLock { $0.retired = false } }
 
     /// Up to `count` bytes at `offset` of the file as written so far.
     func read(at offset: Int64, count: Int) async throws -> [UInt8] {

@@ -12,7 +12,8 @@
 // leftover of an interrupted rename of it) is copied over again instead of answering ENOTEMPTY.
 //
 // A file being written (or a directory holding one) answers EBUSY: its upload completes under
-// the name it was created with. SSE-C objects answer EOPNOTSUPP (the copy would need the key
+// the name it was created with. So does one open for changes not stored yet; once its opener
+// closed it, it is renamed (FileSystem+RenamingChanges.swift). SSE-C objects answer EOPNOTSUPP (the copy would need the key
 // on both sides, which this mount does not send yet). RENAME_NOREPLACE is honoured;
 // RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped atomically).
 //
@@ -54,26 +55,33 @@ extension ObsFileSystem {
         if let known = table.child(newParent, newName), isBusy(known.number, path: targetPath) {
             throw FileSystemError(.busy, "\(targetPath) is being written")
         }
-        switch (source, target) {
-        case (.directory, .file?): throw FileSystemError(.notDirectory, "\(targetPath) is not a directory")
-        case (.file, .directory?): throw FileSystemError(.isDirectory, "\(targetPath) is a directory")
-        case (.directory, _) where targetPath.hasPrefix(sourcePath + "/"):
-            throw FileSystemError(.invalidArgument, "cannot move \(sourcePath) into itself")
-        case (_, _) where store.fileSystemBucket != nil:
-            try await renameNatively(source, sourcePath, to: targetPath, replacing: target)
-        case (.file(let object), _):
-            let sourceKey = objectKey(sourcePath)
-            let copied = try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size)
-            try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name, copied: copied)
-        case (.directory(_, let markerKey), let target):
-            let resuming = target != nil
-            if resuming { try await checkResumable(sourcePath, targetPath) }
-            try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
+        let retired = try retireChanges(moving: sourcePath, replacing: targetPath)
+        do {
+            switch (source, target) {
+            case (.directory, .file?): throw FileSystemError(.notDirectory, "\(targetPath) is not a directory")
+            case (.file, .directory?): throw FileSystemError(.isDirectory, "\(targetPath) is a directory")
+            case (.directory, _) where targetPath.hasPrefix(sourcePath + "/"):
+                throw FileSystemError(.invalidArgument, "cannot move \(sourcePath) into itself")
+            case (_, _) where store.fileSystemBucket != nil:
+                try await renameNatively(source, sourcePath, to: targetPath, replacing: target)
+            case (.file(let object), _):
+                let sourceKey = objectKey(sourcePath)
+                let copied = try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size)
+                try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name, copied: copied)
+            case (.directory(_, let markerKey), let target):
+                let resuming = target != nil
+                if resuming { try await checkResumable(sourcePath, targetPath) }
+                try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
+            }
+        } catch {
+            unretire(retired)
+            throw error
         }
         _ = table.move(parent, name, to: newParent, newName)
         madeName(newName, in: newParent)
         removedName(name, from: parent)
         if let moved = table.child(newParent, newName) { table.noteChanged(moved.number) }  // its ctime
+        await followRename(retired)
     }
 
     /// A parallel file system bucket renames a file or a whole directory in one atomic request.
@@ -129,10 +137,10 @@ extension ObsFileSystem {
         openFiles.withLock { files in files.renaming.subtract(numbers) }
     }
 
-    /// Whether `number` is being written or changed, or (a directory) holds such a file: its
-    /// upload or composition stores it under the name it had when opened.
+    /// Whether `number` is being written, or (a directory) holds such a file: its upload stores
+    /// it under the name it had when opened. (Files open for changes: `retireChanges`.)
     private func isBusy(_ number: InodeNumber, path: String) -> Bool {
-        let writing = inodesBeingWritten().union(inodesBeingChanged())
+        let writing = inodesBeingWritten()
         return writing.contains(number) || writing.contains { table.path(of: $0)?.hasPrefix(path + "/") == true }
     }
 

@@ -229,9 +229,10 @@ final class InodeTable: Sendable {
     /// (it was replaced). False when the source is not linked.
     func move(_ parent: InodeNumber, _ name: String, to newParent: InodeNumber, _ newName: String) -> Bool {
         tree.withLock { tree in
-            guard let number = tree.nodes[parent]?.children[name], tree.nodes[number]?.linked == true,
-                  tree.nodes[newParent]?.linked == true else { return false }
-            if let replaced = tree.nodes[newParent]?.children[newName], replaced != number { Self.detach(replaced, in: &tree) }
+            let moved = tree.nodes[parent]?.children[name]
+            // The replaced file loses its name even when the moved one was never looked up.
+            if let replaced = tree.nodes[newParent]?.children[newName], replaced != moved { Self.detach(replaced, in: &tree) }
+            guard let number = moved, tree.nodes[number]?.linked == true, tree.nodes[newParent]?.linked == true else { return false }
             tree.nodes[parent]?.children[name] = nil
             tree.nodes[number]?.parent = newParent
             tree.nodes[number]?.name = newName

@@ -256,7 +256,9 @@ extension ObsFileSystem {
         if let modify = file.modify {
             guard modify.opener == .unknown || process == .unknown || process == modify.opener else { return }
             try await file.session?.flush(writer: writer, process: process).get()
-            return try await commit(modify, file.inode)
+            try await commit(modify, file.inode)
+            modify.settle()  // close() returns: a rename need not wait for the release
+            return
         }
         guard let session = file.session, !isDiscarded(file.inode) else { return }
         try await session.flush(writer: writer, process: process).get()

@@ -1,0 +1,79 @@
+// A rename of files open for changes (ModifySession.swift). Once the opener's flush stored every
+// change (`close()` returned), the descriptor only awaits its release, which the kernel sends a
+// moment later: a rename then (`echo x >> log; mv log log.1`) must not answer EBUSY. The rename
+// retires every such session below the paths it moves or replaces, so that nothing is composed
+// under the old name while the objects move, then:
+// - a session of the moved file (or of a file below the moved directory) is replaced by one over
+//   the object under its new name, so a later write through the descriptor (a `dup` of it still
+//   open) changes the renamed file;
+// - a session of the replaced target takes writes again; its file lost its name, so its changes
+//   are dropped at the last close, as a local filesystem drops them (`commit`).
+// A session with changes not stored yet, or whose opener has not closed it, answers EBUSY.
+import OBSProtocol
+
+extension ObsFileSystem {
+    /// The sessions a rename retired.
+    struct RetiredChanges {
+        /// Sessions of moved files, with the handles that hold each.
+        var moved: [(session: ModifySession, handles: [FileHandleID])] = []
+        /// Sessions of the file (or files below the directory) the rename replaces.
+        var replaced: [ModifySession] = []
+    }
+
+    /// Retires the sessions changing `sourcePath`, `targetPath` or files below them; EBUSY (and
+    /// none retired) when one has changes not stored yet or was not closed by its opener.
+    func retireChanges(moving sourcePath: String, replacing targetPath: String) throws -> RetiredChanges {
+        let open = openFiles.withLock { files in
+            files.files.compactMap { handle, file in file.modify.map { (handle: handle, number: file.inode.number, session: $0) } }
+        }
+        var retired = RetiredChanges()
+        for (handle, number, session) in open {
+            guard let path = table.path(of: number) else { continue }
+            let moved = path == sourcePath || path.hasPrefix(sourcePath + "/")
+            guard moved || path == targetPath || path.hasPrefix(targetPath + "/") else { continue }
+            if moved, let index = retired.moved.firstIndex(where: { $0.session === session }) {
+                retired.moved[index].handles.append(handle)  // a reader sharing the writer's session
+                continue
+            }
+            guard session.retireIfSettled() else {
+                unretire(retired)
+                throw FileSystemError(.busy, "\(path) is open for changes not stored yet; rename it after it is closed")
+            }
+            if moved { retired.moved.append((session, [handle])) } else { retired.replaced.append(session) }
+        }
+        return retired
+    }
+
+    /// The rename failed: every retired session takes writes again, under the name it kept.
+    func unretire(_ retired: RetiredChanges) {
+        for (session, _) in retired.moved { session.unretire() }
+        for session in retired.replaced { session.unretire() }
+    }
+
+    /// After the table moved the names: each moved session is replaced by one over the object
+    /// under its new name (its ETag as the store answers it now: a copy may have a new one).
+    func followRename(_ retired: RetiredChanges) async {
+        for session in retired.replaced { session.unretire() }
+        for (old, handles) in retired.moved {
+            guard let number = openFiles.withLock({ files in handles.compactMap { files.files[$0]?.inode.number }.first }),
+                  let path = table.path(of: number) else { continue }  // released meanwhile
+            let key = objectKey(path)
+            do {
+                guard let object = try await store.headObject(key) else { throw FileSystemError(.noEntry, "\(key) is gone") }
+                let fresh = try makeModifySession(key: key, etag: object.etag, size: object.size, opener: old.opener, written: old.options)
+                fresh.settle()
+                let swapped = openFiles.withLock { files in
+                    var swapped = false
+                    for handle in handles where files.files[handle]?.modify === old {
+                        files.files[handle]?.modify = fresh
+                        swapped = true
+                    }
+                    return swapped
+                }
+                (swapped ? old : fresh).close()
+            } catch {
+                logger.error("\(key): renamed while its descriptor awaits its release; writes through it answer EBUSY: \(error)")
+            }
+        }
+    }
+}
