@@ -542,6 +542,28 @@ struct NamespaceTreeTests {
         #expect(store.object("log") == nil && store.object("log.1") == [1, 2, 3, 4, 5])
     }
 
+    /// While a rename moves a settled file, its descriptor takes no write and no truncate (they
+    /// would be composed under the old name); afterwards it takes both again.
+    @Test func aSettledFileTakesNoChangeWhileARenameRetiresIt() async throws {
+        let fs = mount()
+        let appending = try await appendingOne(fs, to: "log")
+        let file = try await fs.lookup(parent: .root, name: "log")
+        let session = try #require(fs.changes(of: file.inode))
+        #expect(!session.retireIfSettled())  // not closed by its opener yet
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        #expect(session.retireIfSettled())
+        if case .failure(let error) = await write(fs, appending.handle, at: 4, [5]) {
+            #expect(error.errno == .busy)
+        } else {
+            Issue.record("a write through a retired session was taken")
+        }
+        #expect(await errno { try session.truncate(to: 1) } == .busy)
+        session.unretire()
+        _ = try await write(fs, appending.handle, at: 4, [5]).get()
+        await fs.release(appending.handle)
+        #expect(store.object("log") == [1, 2, 3, 4, 5])
+    }
+
     @Test func aDirectoryHoldingAFileClosedByItsOpenerIsRenamedAndTheFileFollows() async throws {
         store.seed("d/log", [1, 2, 3])
         let fs = mount()

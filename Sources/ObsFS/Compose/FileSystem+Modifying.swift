@@ -97,7 +97,7 @@ extension ObsFileSystem {
         if modify.failure != nil { return .refused(FileSystemError(.io, "\(modify.key): an earlier composition failed; this file takes no more writes")) }
         switch modify.write(bytes, at: offset) {
         case .taken: return .accepted(bytes.count)
-        case .retired: return .refused(beingRenamed(modify))
+        case .retired: return .refused(modify.renameUnderWay)
         case .overBudget: break
         }
         let pending = PendingWrite()
@@ -107,7 +107,7 @@ extension ObsFileSystem {
                 try await self.commit(modify, inode)
                 let result: Result<Int, FileSystemError> = switch copy.withUnsafeBytes({ modify.write($0, at: offset) }) {
                 case .taken: .success(copy.count)
-                case .retired: .failure(self.beingRenamed(modify))
+                case .retired: .failure(modify.renameUnderWay)
                 case .overBudget: .failure(FileSystemError(.outOfMemory, "\(modify.key): one write larger than the change budget"))
                 }
                 _ = pending.result.fulfill(result)
@@ -118,17 +118,13 @@ extension ObsFileSystem {
         return .waiting(pending)
     }
 
-    private func beingRenamed(_ modify: ModifySession) -> FileSystemError {
-        FileSystemError(.busy, "\(modify.key) is being renamed; write again once the rename ended")
-    }
-
     /// Truncate of a closed object: its length changed by one composition (or natively).
     func truncateExisting(_ inode: Inode, _ path: String, to size: Int64) async throws {
         let facts = inode.facts
         let options = try await optionsOfExisting(inode, path)
         let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, opener: .unknown, written: options)
         defer { modify.close() }
-        modify.truncate(to: size)
+        try modify.truncate(to: size)
         try await commit(modify, inode)
         logger.info("\(objectKey(path)): length changed from \(facts.size) to \(size) bytes")
     }

@@ -178,9 +178,11 @@ final class ModifySession: Sendable {
         }
     }
 
-    /// Sets the length: shorter cuts the base and the changes, longer reads as zeros.
-    func truncate(to size: Int64) {
-        state.withLock { state in
+    /// Sets the length: shorter cuts the base and the changes, longer reads as zeros. EBUSY while
+    /// a rename retired the session.
+    func truncate(to size: Int64) throws(FileSystemError) {
+        try state.withLock { state throws(FileSystemError) in
+            guard !state.retired else { throw renameUnderWay }
             guard size != state.size else { return }  // nothing to cut or extend: nothing to compose
             state.changes.cut(at: size)
             state.baseVisible = min(state.baseVisible, size)
@@ -205,6 +207,9 @@ final class ModifySession: Sendable {
     }
 
     var isRetired: Bool { state.withLock { $0.retired } }
+
+    /// What a write or truncate through a retired session answers.
+    var renameUnderWay: FileSystemError { FileSystemError(.busy, "\(key) is being renamed; change it again once the rename ended") }
 
     /// The rename ended without a new name for this session (it failed, or this file was the
     /// target it replaced): writes are taken again.

@@ -132,7 +132,7 @@ extension ObsFileSystem {
         }
         openFiles.withLock { $0.pendingSizes[inode.number] = nil }
         guard let modify = try await changesForTruncate(inode) else { return try await truncateExisting(inode, path, to: size) }
-        modify.truncate(to: size)
+        try modify.truncate(to: size)
         inode.state.withLock { $0.facts.size = size }
     }
 
