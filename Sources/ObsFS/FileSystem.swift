@@ -7,7 +7,8 @@
 //
 // Lock order (see Namespace/InodeTable.swift): the inode tree, then one inode's state; the
 // open-file registry (`openFiles`) is never held together with either, nor across an await;
-// an upload session's own lock is only taken with none of these held.
+// an upload session's own lock is only taken with none of these held; a change session's
+// (ModifySession) may be taken under the open-file registry, never the other way round.
 import Logging
 import OBSProtocol
 import Synchronization
@@ -159,8 +160,16 @@ public final class ObsFileSystem: Sendable {
         let session: UploadSession?
         /// The object version the handle reads (open for reading, or O_RDWR of an object).
         var reads: ObjectReadStream? = nil
-        /// Changes to an existing object (Compose/ModifySession.swift).
+        /// Changes to an existing object (Compose/ModifySession.swift), shared by every handle
+        /// changing the same file (`OpenFiles.shareableChanges`).
         var modify: ModifySession? = nil
+        /// The process that opened the handle for changes (an upload's handle: its session's).
+        var opener: ProcessID = .unknown
+        /// The opener's flush stored the handle's changes: `close()` returned (Compose/FileSystem+RenamingChanges.swift).
+        var openerClosed = false
+
+        /// The process whose flush stores what the handle wrote (the close rule).
+        var closingProcess: ProcessID { session?.opener ?? opener }
 
         /// Whether the handle may read the stored object later: not a handle that streams a new
         /// file (whose close stored it; its release may come a moment after `close()`), nor one
@@ -214,6 +223,13 @@ public final class ObsFileSystem: Sendable {
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
+
+        /// The changes another handle of `inode` holds and shares: its writes and this handle's
+        /// are one set of changes, read by both and stored at either's close, as one file on a
+        /// local disk. Not a session whose composition failed or that a rename retired.
+        func shareableChanges(of inode: InodeNumber) -> ModifySession? {
+            files.values.lazy.compactMap { $0.inode.number == inode ? $0.modify : nil }.first { $0.isShareable }
+        }
 
         mutating func add(_ file: OpenFile) -> FileHandleID {
             let handle = FileHandleID(nextHandle)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -247,6 +248,41 @@ exec 3>{moved}; echo one >&3; exec 4>&3; exec 3>&-; echo two >&4; exec 4>&-
             assert operations == ["InitiateMultipartUpload", "UploadPart", "CompleteMultipartUpload"], key
     for key in (redirected, sequence, moved):
         assert uploads_in_progress(server, key) == []
+
+
+def test_processes_changing_one_file_share_their_changes(server, mount_factory):
+    """Processes that open one object for changes at once (bonnie++'s seekers, a database opened
+    twice) change one file, as on a local disk: each reads what the others wrote, and every close
+    succeeds; before, every close but the first failed (the object had changed since its open)."""
+    mount = standard_mount(server, mount_factory)
+    key = name("shared")
+    data = os.urandom(300 * KiB)
+    server.s3.put_object(Bucket=server.bucket, Key=key, Body=data)
+    path = mount.path / key
+    script = """
+import os, sys
+path, offset, go = sys.argv[1], int(sys.argv[2]), sys.stdin
+descriptor = os.open(path, os.O_RDWR)
+os.pwrite(descriptor, bytes([offset % 251 + 1]) * 4096, offset)
+print("written", flush=True)
+go.readline()  # both have written
+other = int(sys.argv[3])
+print(os.pread(descriptor, 1, other).hex(), flush=True)
+os.close(descriptor)
+"""
+    children = [subprocess.Popen([sys.executable, "-c", script, str(path), str(offset), str(other)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+                for offset, other in ((8192, 200 * KiB), (200 * KiB, 8192))]
+    for child in children:
+        assert child.stdout.readline() == "written\n"
+    outputs = [child.communicate("go\n", timeout=60)[0] for child in children]
+    assert [child.returncode for child in children] == [0, 0]
+    assert outputs == [bytes([200 * KiB % 251 + 1]).hex() + "\n", bytes([8192 % 251 + 1]).hex() + "\n"]
+    expected = bytearray(data)
+    expected[8192:8192 + 4096] = bytes([8192 % 251 + 1]) * 4096
+    expected[200 * KiB:200 * KiB + 4096] = bytes([200 * KiB % 251 + 1]) * 4096
+    assert body(server, key) == bytes(expected)
+    assert uploads_in_progress(server, key) == []
 
 
 def test_reading_a_file_another_descriptor_is_streaming(server, mount_factory):

@@ -24,9 +24,58 @@ struct ModifyTests {
             changes.overlay(0..<400, on: &seen)
             #expect(seen == reference.map { $0 ?? 0 })
             #expect(changes.byteCount == reference.filter { $0 != nil }.count)
-            // Runs are sorted and never touch (touching runs merge).
-            #expect(zip(changes.runs, changes.runs.dropFirst()).allSatisfy { $0.end < $1.offset })
+            #expect(changes.byteCount == changes.runs.reduce(0) { $0 + $1.bytes.count })
+            // Runs are sorted and never overlap; the ranges join the runs that touch.
+            #expect(zip(changes.runs, changes.runs.dropFirst()).allSatisfy { $0.end <= $1.offset })
+            #expect(zip(changes.ranges, changes.ranges.dropFirst()).allSatisfy { $0.upperBound < $1.lowerBound })
+            #expect(changes.ranges.flatMap { Array($0) } == reference.indices.filter { reference[$0] != nil }.map(Int64.init))
         }
+    }
+
+    /// What a composition stored is removed; a range written again while it ran stays, whole.
+    @Test func removingWhatACompositionStoredKeepsWhatWasWrittenSince() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var changes = ChangedRanges()
+            var reference = [UInt8?](repeating: nil, count: 400)
+            func write(_ bytes: [UInt8], at offset: Int) {
+                bytes.withUnsafeBytes { changes.write($0, at: Int64(offset)) }
+                for (index, byte) in bytes.enumerated() { reference[offset + index] = byte }
+            }
+            func randomWrite() {
+                let offset = Int.random(in: 0..<380, using: &generator)
+                write((0..<Int.random(in: 1...20, using: &generator)).map { _ in UInt8.random(in: 1...255, using: &generator) }, at: offset)
+            }
+            for _ in 0..<Int.random(in: 1...12, using: &generator) { randomWrite() }
+            let committed = changes
+            let committedReference = reference
+            for _ in 0..<Int.random(in: 0...4, using: &generator) { randomWrite() }
+            changes.remove(committed)
+            // Kept: every byte of a committed range that changed since, and what lies outside.
+            var expected = [UInt8?](repeating: nil, count: 400)
+            for range in committed.ranges {
+                let span = Int(range.lowerBound)..<Int(range.upperBound)
+                if span.contains(where: { reference[$0] != committedReference[$0] }) {
+                    for index in span { expected[index] = reference[index] }
+                }
+            }
+            for index in reference.indices where committedReference[index] == nil { expected[index] = reference[index] }
+            var seen = [UInt8](repeating: 0, count: 400)
+            changes.overlay(0..<400, on: &seen)
+            #expect(seen == expected.map { $0 ?? 0 })
+            #expect(changes.byteCount == expected.filter { $0 != nil }.count)
+        }
+    }
+
+    /// Sequential writes over a large range (bonnie++'s rewrite, `dd conv=notrunc`) grow runs in
+    /// place: 64 MiB of 8 KiB writes is a few runs, not a union copied at every write.
+    @Test func sequentialWritesGrowRunsInPlace() {
+        var changes = ChangedRanges()
+        let block = [UInt8](repeating: 7, count: 8192)
+        for index in 0..<8192 { block.withUnsafeBytes { changes.write($0, at: Int64(index * 8192)) } }
+        #expect(changes.byteCount == 64 << 20)
+        #expect(changes.runs.count == (64 << 20) / ChangedRanges.runCapacity)
+        #expect(changes.ranges == [0..<Int64(64 << 20)])
     }
 
     @Test func appendAndInPlaceWritesAreComposedAtTheOpenersFlush() async throws {
@@ -55,6 +104,40 @@ struct ModifyTests {
         #expect(store.contents.withLock { $0.copyCalls } >= 1)  // unchanged ranges copied on the server
         await fs.release(handle)
         #expect(store.uploadsInProgress == 0)
+    }
+
+    /// Two processes changing one file (bonnie++'s seekers, a database opened twice): one set of
+    /// changes, each reading the other's writes, each close storing all written so far, nothing
+    /// refused for a changed ETag.
+    @Test func descriptorsChangingOneFileShareTheirChanges() async throws {
+        let store = InMemoryStore()
+        let base = pattern(3 * Int(minimumPart))
+        store.seed("db", base)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "db")
+        let (first, second) = (ProcessID(61), ProcessID(62))
+        let one = try await fs.open(file.inode, flags: O_RDWR, opener: first).handle
+        let other = try await fs.open(file.inode, flags: O_RDWR, opener: second).handle
+        #expect(await fs.write(one, at: 10, bytes: [1, 1], writer: WriterIdentity(1), process: first).count == 2)
+        #expect(await fs.write(other, at: 20, bytes: [2, 2], writer: WriterIdentity(2), process: second).count == 2)
+        #expect(try await fs.read(other, at: 10, count: 2).gathered() == [1, 1])
+        #expect(try await fs.read(one, at: 20, count: 2).gathered() == [2, 2])
+        var expected = base
+        expected.replaceSubrange(10..<12, with: [1, 1])
+        expected.replaceSubrange(20..<22, with: [2, 2])
+        try await fs.flush(one, writer: WriterIdentity(1), process: first)
+        #expect(store.object("db") == expected)
+        await fs.release(one)
+        #expect(await fs.write(other, at: 30, bytes: [3], writer: WriterIdentity(2), process: second).count == 1)
+        #expect(try await fs.read(other, at: 10, count: 2).gathered() == [1, 1])  // the base it shares moved on
+        try await fs.flush(other, writer: WriterIdentity(2), process: second)
+        await fs.release(other)
+        expected[30] = 3
+        #expect(store.object("db") == expected)
+        // A later open starts over the stored object.
+        let again = try await fs.open(file.inode, flags: O_RDWR, opener: first).handle
+        #expect(try await fs.read(again, at: 30, count: 1).gathered() == [3])
+        await fs.release(again)
     }
 
     @Test func truncateOfAClosedObjectUpAndDown() async throws {

@@ -549,9 +549,9 @@ struct NamespaceTreeTests {
         let appending = try await appendingOne(fs, to: "log")
         let file = try await fs.lookup(parent: .root, name: "log")
         let session = try #require(fs.changes(of: file.inode))
-        #expect(!session.retireIfSettled())  // not closed by its opener yet
+        #expect(!session.retireIfClean())  // holds a change not stored yet
         try await fs.flush(appending.handle, writer: WriterIdentity(7))
-        #expect(session.retireIfSettled())
+        #expect(session.retireIfClean())
         if case .failure(let error) = await write(fs, appending.handle, at: 4, [5]) {
             #expect(error.errno == .busy)
         } else {

@@ -8,7 +8,7 @@ extension ObsFileSystem {
     /// The bytes a file's changes may hold in memory before they are composed early.
     var changeBudget: Int { Int(configuration.upload.pool.capacity / 4) }
 
-    func makeModifySession(key: ObjectKey, etag: ETag?, size: Int64, opener: ProcessID, written: ObjectOptions?) throws -> ModifySession {
+    func makeModifySession(key: ObjectKey, etag: ETag?, size: Int64, written: ObjectOptions?) throws -> ModifySession {
         guard let composer = store as? any ObjectComposer else { throw FileSystemError(.notSupported, "this store cannot compose objects") }
         let executor = CompositionExecutor(store: composer, pool: configuration.upload.pool, parallel: configuration.upload.parallel,
                                            integrity: configuration.upload.integrity, logger: logger)
@@ -16,7 +16,7 @@ extension ObsFileSystem {
         var customerKey: CustomerKey?
         if case .customer(let key)? = options.encryption { customerKey = key }
         let limits = CompositionLimits(dialect: configuration.dialect, maximumUploadPartSize: configuration.upload.pool.capacity / 4, objectSize: size)
-        return try ModifySession(key: key, baseETag: etag, baseSize: size, opener: opener, options: options, customerKey: customerKey,
+        return try ModifySession(key: key, baseETag: etag, baseSize: size, options: options, customerKey: customerKey,
                                  store: store, executor: executor, limits: limits, readPool: readPool, readSettings: configuration.read.settings,
                                  changeBudget: changeBudget, logger: logger)
     }
@@ -37,24 +37,51 @@ extension ObsFileSystem {
         return options
     }
 
-    /// Opens an existing object for changes (no O_TRUNC).
+    /// Opens an existing object for changes (no O_TRUNC): joins the changes another descriptor
+    /// of the file holds, or starts them over the version stored now.
     func openForChanges(_ inode: Inode, _ path: String, opener: ProcessID) async throws -> OpenedFile {
-        if inode.facts.expiry <= .now { _ = try await getattr(inode.number) }
-        let facts = inode.facts
-        let options = try await optionsOfExisting(inode, path)
-        let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, opener: opener, written: options)
+        var started: ModifySession?
+        if openFiles.withLock({ $0.shareableChanges(of: inode.number) }) == nil {
+            if inode.facts.expiry <= .now { _ = try await getattr(inode.number) }
+            let facts = inode.facts
+            let options = try await optionsOfExisting(inode, path)
+            started = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, written: options)
+        }
         inode.state.withLock { $0.cachedETag = nil }
-        let handle: FileHandleID
+        let opened: (handle: FileHandleID, joined: Bool)?
         do {
-            handle = try openFiles.withLock { files throws(FileSystemError) -> FileHandleID in
-                try files.refuseChanges(to: inode.number, key: modify.key)
-                return files.add(OpenFile(inode: inode, session: nil, modify: modify))
+            opened = try openFiles.withLock { files throws(FileSystemError) -> (handle: FileHandleID, joined: Bool)? in
+                try files.refuseChanges(to: inode.number, key: objectKey(path))
+                guard let modify = files.shareableChanges(of: inode.number) ?? started else { return nil }
+                return (files.add(OpenFile(inode: inode, session: nil, modify: modify, opener: opener)), modify !== started)
             }
         } catch {
-            modify.close()
+            started?.close()
             throw error
         }
-        return OpenedFile(handle: handle, keepCache: false, directIO: !configuration.writebackCache)
+        // The changes it would have joined ended meanwhile (their last descriptor was released).
+        guard let opened else { return try await openForChanges(inode, path, opener: opener) }
+        if opened.joined { started?.close() }
+        return OpenedFile(handle: opened.handle, keepCache: false, directIO: !configuration.writebackCache)
+    }
+
+    /// Gives `handle` the changes another handle of its file holds, or else `candidate`;
+    /// returns the ones it has (nil when the handle was released).
+    func attachChanges(_ candidate: ModifySession, to handle: FileHandleID) -> ModifySession? {
+        let attached = openFiles.withLock { files -> ModifySession? in
+            guard var file = files.files[handle] else { return nil }
+            if let existing = file.modify { return existing }
+            file.modify = files.shareableChanges(of: file.inode.number) ?? candidate
+            files.files[handle] = file
+            return file.modify
+        }
+        if attached !== candidate { candidate.close() }
+        return attached
+    }
+
+    /// Whether no open handle holds `modify` any more (its last release closes it).
+    func isUnheld(_ modify: ModifySession) -> Bool {
+        openFiles.withLock { files in !files.files.values.contains { $0.modify === modify } }
     }
 
     /// Composes what `modify` holds and records the new object in the inode. A file unlinked
@@ -122,7 +149,7 @@ extension ObsFileSystem {
     func truncateExisting(_ inode: Inode, _ path: String, to size: Int64) async throws {
         let facts = inode.facts
         let options = try await optionsOfExisting(inode, path)
-        let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, opener: .unknown, written: options)
+        let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, written: options)
         defer { modify.close() }
         try modify.truncate(to: size)
         try await commit(modify, inode)

@@ -8,7 +8,8 @@
 //   open) changes the renamed file;
 // - a session of the replaced target takes writes again; its file lost its name, so its changes
 //   are dropped at the last close, as a local filesystem drops them (`commit`).
-// A session with changes not stored yet, or whose opener has not closed it, answers EBUSY.
+// A session with changes not stored yet, or held by a handle whose opener has not closed it,
+// answers EBUSY.
 import OBSProtocol
 
 extension ObsFileSystem {
@@ -21,25 +22,33 @@ extension ObsFileSystem {
     }
 
     /// Retires the sessions changing `sourcePath`, `targetPath` or files below them; EBUSY (and
-    /// none retired) when one has changes not stored yet or was not closed by its opener.
+    /// none retired) when one has changes not stored yet, or a handle whose opener has not
+    /// closed it.
     func retireChanges(moving sourcePath: String, replacing targetPath: String) throws -> RetiredChanges {
         let open = openFiles.withLock { files in
-            files.files.compactMap { handle, file in file.modify.map { (handle: handle, number: file.inode.number, session: $0) } }
+            files.files.compactMap { handle, file in
+                file.modify.map { (handle: handle, number: file.inode.number, session: $0, closed: file.openerClosed) }
+            }
         }
-        var retired = RetiredChanges()
-        for (handle, number, session) in open {
+        var groups: [(session: ModifySession, handles: [FileHandleID], moved: Bool, path: String, closed: Bool)] = []
+        for (handle, number, session, closed) in open {
             guard let path = table.path(of: number) else { continue }
             let moved = path == sourcePath || path.hasPrefix(sourcePath + "/")
             guard moved || path == targetPath || path.hasPrefix(targetPath + "/") else { continue }
-            if moved, let index = retired.moved.firstIndex(where: { $0.session === session }) {
-                retired.moved[index].handles.append(handle)  // a reader sharing the writer's session
-                continue
+            if let index = groups.firstIndex(where: { $0.session === session }) {
+                groups[index].handles.append(handle)
+                groups[index].closed = groups[index].closed && closed
+            } else {
+                groups.append((session, [handle], moved, path, closed))
             }
-            guard session.retireIfSettled() else {
+        }
+        var retired = RetiredChanges()
+        for group in groups {
+            guard group.closed, group.session.retireIfClean() else {
                 unretire(retired)
-                throw FileSystemError(.busy, "\(path) is open for changes not stored yet; rename it after it is closed")
+                throw FileSystemError(.busy, "\(group.path) is open for changes not stored yet; rename it after it is closed")
             }
-            if moved { retired.moved.append((session, [handle])) } else { retired.replaced.append(session) }
+            if group.moved { retired.moved.append((group.session, group.handles)) } else { retired.replaced.append(group.session) }
         }
         return retired
     }
@@ -60,8 +69,7 @@ extension ObsFileSystem {
             let key = objectKey(path)
             do {
                 guard let object = try await store.headObject(key) else { throw FileSystemError(.noEntry, "\(key) is gone") }
-                let fresh = try makeModifySession(key: key, etag: object.etag, size: object.size, opener: old.opener, written: old.options)
-                fresh.settle()
+                let fresh = try makeModifySession(key: key, etag: object.etag, size: object.size, written: old.options)
                 let swapped = openFiles.withLock { files in
                     var swapped = false
                     for handle in handles where files.files[handle]?.modify === old {

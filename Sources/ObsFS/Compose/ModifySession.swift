@@ -13,10 +13,15 @@
 // Memory: the changed ranges of one file may hold at most `changeBudget` bytes; a write beyond
 // it composes what is held first (the write waits for that) and continues from the new base.
 //
-// Rename: a file whose opener's flush stored every change (`settled`) may be renamed while its
-// descriptor still awaits its release; the rename retires the session (writes through it answer
-// EBUSY while the copy runs) and replaces it by one over the object under its new name. A file
-// with changes not yet stored, or not yet closed by its opener, answers EBUSY to a rename.
+// One session per file: every descriptor changing the same file shares it (bonnie++'s seekers,
+// several processes updating one database), so each reads what the others wrote, and each
+// opener's close stores what all wrote so far, as on a local disk. Separate sessions would each
+// compose over the version they opened, and all but the first would fail on its changed ETag.
+//
+// Rename: a file whose openers' flushes stored every change may be renamed while its descriptors
+// still await their release; the rename retires the session (writes through it answer EBUSY
+// while the copy runs) and replaces it by one over the object under its new name
+// (FileSystem+RenamingChanges.swift). A file with changes not yet stored answers EBUSY.
 //
 // Failure is final: once a composition failed (after the client's retries), the session holds
 // that error and every later write, flush, fsync and release answers it; nothing is composed
@@ -25,7 +30,11 @@ import Logging
 import OBSProtocol
 import Synchronization
 
-/// The ranges written since the base, non-overlapping, sorted by offset.
+/// The ranges written since the base: runs of bytes, sorted by offset, never overlapping. A
+/// write that continues a run is appended to it in place (amortized: `bonnie++`'s rewrite,
+/// `dd conv=notrunc`, appends), one inside a run is copied over it, up to `runCapacity` bytes a
+/// run; other writes make new runs (runs may touch) or replace the runs they overlap by their
+/// union. Runs are found by binary search: a write or read costs O(log runs + bytes).
 struct ChangedRanges: Sendable, ChangedBytes {
     struct Run: Sendable {
         var offset: Int64
@@ -33,35 +42,74 @@ struct ChangedRanges: Sendable, ChangedBytes {
         var end: Int64 { offset + Int64(bytes.count) }
     }
 
-    private(set) var runs: [Run] = []
+    /// The largest run a write grows in place: what a copy-on-write or a reallocation of one
+    /// run may copy at most.
+    static let runCapacity = 4 << 20
 
-    var byteCount: Int { runs.reduce(0) { $0 + $1.bytes.count } }
-    var ranges: [Range<Int64>] { runs.map { $0.offset..<$0.end } }
+    private(set) var runs: [Run] = []
+    /// The bytes held (the runs' sizes).
+    private(set) var byteCount = 0
+
+    /// The changed ranges, touching runs joined.
+    var ranges: [Range<Int64>] {
+        var joined: [Range<Int64>] = []
+        for run in runs {
+            if let last = joined.last, last.upperBound == run.offset {
+                joined[joined.count - 1] = last.lowerBound..<run.end
+            } else {
+                joined.append(run.offset..<run.end)
+            }
+        }
+        return joined
+    }
     var isEmpty: Bool { runs.isEmpty }
 
-    /// Lays `bytes` at `offset` over what is held, merging runs that touch.
+    /// The index of the first run ending after `offset`.
+    private func firstRun(endingAfter offset: Int64) -> Int {
+        var low = 0
+        var high = runs.count
+        while low < high {
+            let middle = (low + high) / 2
+            if runs[middle].end <= offset { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// Lays `bytes` at `offset` over what is held, the new bytes winning.
     mutating func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) {
         guard !bytes.isEmpty else { return }
+        let typed = bytes.assumingMemoryBound(to: UInt8.self)
         let end = offset + Int64(bytes.count)
-        var merged = Run(offset: offset, bytes: Array(bytes))
-        var kept: [Run] = []
-        for run in runs {
-            if run.end < offset || run.offset > end {
-                kept.append(run)
-                continue
+        let low = firstRun(endingAfter: offset)
+        var high = low
+        while high < runs.count && runs[high].offset < end { high += 1 }
+        if low == high {
+            // Overlaps nothing: continues the run before it, or is a run of its own.
+            if low > 0, runs[low - 1].end == offset, runs[low - 1].bytes.count + bytes.count <= ChangedRanges.runCapacity {
+                runs[low - 1].bytes.append(contentsOf: typed)
+            } else {
+                runs.insert(Run(offset: offset, bytes: Array(typed)), at: low)
             }
-            // Touching or overlapping: the union, the new bytes winning.
-            let start = min(run.offset, merged.offset)
-            let stop = max(run.end, merged.end)
-            var union = [UInt8](repeating: 0, count: Int(stop - start))
-            union.replaceSubrange(Int(run.offset - start)..<Int(run.end - start), with: run.bytes)
-            union.replaceSubrange(Int(offset - start)..<Int(end - start), with: merged.bytes[Int(offset - merged.offset)..<Int(end - merged.offset)])
-            if merged.offset < offset { union.replaceSubrange(Int(merged.offset - start)..<Int(offset - start), with: merged.bytes[0..<Int(offset - merged.offset)]) }
-            if merged.end > end { union.replaceSubrange(Int(end - start)..<Int(merged.end - start), with: merged.bytes[Int(end - merged.offset)...]) }
-            merged = Run(offset: start, bytes: union)
+            byteCount += bytes.count
+            return
         }
-        kept.append(merged)
-        runs = kept.sorted { $0.offset < $1.offset }
+        if high == low + 1, runs[low].offset <= offset, end <= runs[low].end {
+            // Inside one run: copied over it in place.
+            let start = Int(offset - runs[low].offset)
+            runs[low].bytes.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[start..<start + bytes.count]).copyMemory(from: bytes) }
+            return
+        }
+        // Overlaps runs: they are replaced by their union with the new bytes.
+        let start = min(runs[low].offset, offset)
+        let stop = max(runs[high - 1].end, end)
+        var union = [UInt8](repeating: 0, count: Int(stop - start))
+        for run in runs[low..<high] {
+            union.replaceSubrange(Int(run.offset - start)..<Int(run.end - start), with: run.bytes)
+            byteCount -= run.bytes.count
+        }
+        union.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[Int(offset - start)..<Int(end - start)]).copyMemory(from: bytes) }
+        runs.replaceSubrange(low..<high, with: [Run(offset: start, bytes: union)])
+        byteCount += union.count
     }
 
     /// Drops everything at or past `size`.
@@ -71,15 +119,19 @@ struct ChangedRanges: Sendable, ChangedBytes {
             if run.end <= size { return run }
             return Run(offset: run.offset, bytes: Array(run.bytes[0..<Int(size - run.offset)]))
         }
+        byteCount = runs.reduce(0) { $0 + $1.bytes.count }
     }
 
     /// Lays the held bytes that fall in `range` over `destination` (which holds `range`).
     func overlay(_ range: Range<Int64>, on destination: inout [UInt8]) {
-        for run in runs where run.offset < range.upperBound && run.end > range.lowerBound {
+        var index = firstRun(endingAfter: range.lowerBound)
+        while index < runs.count && runs[index].offset < range.upperBound {
+            let run = runs[index]
             let start = max(run.offset, range.lowerBound)
             let stop = min(run.end, range.upperBound)
             destination.replaceSubrange(Int(start - range.lowerBound)..<Int(stop - range.lowerBound),
                                         with: run.bytes[Int(start - run.offset)..<Int(stop - run.offset)])
+            index += 1
         }
     }
 
@@ -88,13 +140,41 @@ struct ChangedRanges: Sendable, ChangedBytes {
         overlay(range, on: &bytes)
         bytes.withUnsafeBytes { destination.copyMemory(from: $0) }
     }
+
+    /// Removes what a composition stored: each range of `committed` that still holds the bytes
+    /// it held there (a write that came in while composing stays). One pass over both.
+    mutating func remove(_ committed: ChangedRanges) {
+        var remaining: [Run] = []
+        var index = 0
+        for range in committed.ranges {
+            while index < runs.count && runs[index].end <= range.lowerBound {
+                remaining.append(runs[index])
+                index += 1
+            }
+            var expected = [UInt8](repeating: 0, count: range.count)
+            committed.overlay(range, on: &expected)
+            var current = [UInt8](repeating: 0, count: range.count)
+            overlay(range, on: &current)
+            guard expected == current else { continue }
+            while index < runs.count && runs[index].offset < range.upperBound {
+                let run = runs[index]
+                if run.offset < range.lowerBound { remaining.append(Run(offset: run.offset, bytes: Array(run.bytes[0..<Int(range.lowerBound - run.offset)]))) }
+                if run.end > range.upperBound {
+                    runs[index] = Run(offset: range.upperBound, bytes: Array(run.bytes[Int(range.upperBound - run.offset)...]))
+                    break
+                }
+                index += 1
+            }
+        }
+        remaining.append(contentsOf: runs[index...])
+        runs = remaining
+        byteCount = runs.reduce(0) { $0 + $1.bytes.count }
+    }
 }
 
 /// One open file changing an existing object.
 final class ModifySession: Sendable {
     let key: ObjectKey
-    /// The process whose flush composes (the close rule of write-semantics.md).
-    let opener: ProcessID
     private let store: any ObjectStore
     private let executor: CompositionExecutor
     private let limits: CompositionLimits
@@ -120,9 +200,7 @@ final class ModifySession: Sendable {
         var options: ObjectOptions
         /// The error of a failed composition; the changes are abandoned from then on.
         var failure: (any Error)?
-        /// The opener's flush stored every change and nothing was written or cut since.
-        var settled = false
-        /// A rename of the file is under way (writes answer EBUSY); `retireIfSettled`.
+        /// A rename of the file is under way (writes answer EBUSY); `retireIfClean`.
         var retired = false
     }
 
@@ -131,7 +209,7 @@ final class ModifySession: Sendable {
         case taken
         /// The changes held would outgrow the budget: compose first.
         case overBudget
-        /// The file is being renamed (`retireIfSettled`).
+        /// The file is being renamed (`retireIfClean`).
         case retired
     }
 
@@ -140,12 +218,11 @@ final class ModifySession: Sendable {
     /// One composition at a time.
     private let composing = AsyncBudget(units: 1)
 
-    init(key: ObjectKey, baseETag: ETag?, baseSize: Int64, opener: ProcessID, options: ObjectOptions, customerKey: CustomerKey?,
+    init(key: ObjectKey, baseETag: ETag?, baseSize: Int64, options: ObjectOptions, customerKey: CustomerKey?,
          store: any ObjectStore, executor: CompositionExecutor, limits: CompositionLimits, readPool: ReadBufferPool,
          readSettings: ReadSettings, changeBudget: Int, logger: Logger) throws {
         guard let reader = store as? any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
         self.key = key
-        self.opener = opener
         self.store = store
         self.executor = executor
         self.limits = limits
@@ -173,7 +250,6 @@ final class ModifySession: Sendable {
             guard state.changes.byteCount + bytes.count <= changeBudget || state.changes.isEmpty else { return .overBudget }
             state.changes.write(bytes, at: offset)
             state.size = max(state.size, offset + Int64(bytes.count))
-            state.settled = false
             return .taken
         }
     }
@@ -188,25 +264,24 @@ final class ModifySession: Sendable {
             state.baseVisible = min(state.baseVisible, size)
             state.size = size
             state.resized = true
-            state.settled = false
         }
     }
 
-    /// After the opener's flush composed: settled when nothing came in since.
-    func settle() {
-        state.withLock { state in state.settled = state.changes.isEmpty && !state.resized && state.failure == nil }
-    }
-
-    /// Marks the session as being renamed when it is settled; false (nothing marked) otherwise.
-    func retireIfSettled() -> Bool {
+    /// Marks the session as being renamed when it holds no change to store (and no failure);
+    /// false (nothing marked) otherwise.
+    func retireIfClean() -> Bool {
         state.withLock { state in
-            guard state.settled else { return false }
+            guard state.changes.isEmpty, !state.resized, state.failure == nil else { return false }
             state.retired = true
             return true
         }
     }
 
     var isRetired: Bool { state.withLock { $0.retired } }
+
+    /// Whether another descriptor of the file may join the session: no failed composition, no
+    /// rename under way.
+    var isShareable: Bool { state.withLock { $0.failure == nil && !$0.retired } }
 
     /// What a write or truncate through a retired session answers.
     var renameUnderWay: FileSystemError { FileSystemError(.busy, "\(key) is being renamed; change it again once the rename ended") }
@@ -262,9 +337,7 @@ final class ModifySession: Sendable {
             state.baseSize = size
             state.baseVisible = size
             // Writes that arrived while composing stay as changes over the new base.
-            var later = state.changes
-            for range in changes.ranges { later.cutOut(range, matching: changes) }
-            state.changes = later
+            state.changes.remove(changes)
             state.resized = state.size != size
             state.baseReads = reads
             return old
@@ -315,11 +388,13 @@ final class ModifySession: Sendable {
             length = baseVisible
         }
         var etag: ETag?
-        for run in changes.runs {
+        for range in changes.ranges {
             // A write past the end leaves a hole: the native write starts at most at the end.
-            if run.offset > length { try await bucket.truncateNatively(key, length: run.offset) }
-            etag = try await bucket.modifyNatively(key, position: run.offset, bytes: MemoryRegion(owner: AlignedMemory(copying: run.bytes)))
-            length = max(length, run.end)
+            if range.lowerBound > length { try await bucket.truncateNatively(key, length: range.lowerBound) }
+            var bytes = [UInt8](repeating: 0, count: range.count)
+            changes.overlay(range, on: &bytes)
+            etag = try await bucket.modifyNatively(key, position: range.lowerBound, bytes: MemoryRegion(owner: AlignedMemory(copying: bytes)))
+            length = max(length, range.upperBound)
         }
         if size > length {
             try await bucket.truncateNatively(key, length: size)
@@ -330,26 +405,4 @@ final class ModifySession: Sendable {
     }
 
     func close() { state.withLock { $0.baseReads }.close() }
-}
-
-extension ChangedRanges {
-    /// Removes `range` when it still holds the bytes `committed` held there (a write that came
-    /// in while composing stays).
-    mutating func cutOut(_ range: Range<Int64>, matching committed: ChangedRanges) {
-        var expected = [UInt8](repeating: 0, count: range.count)
-        committed.overlay(range, on: &expected)
-        var current = [UInt8](repeating: 0, count: range.count)
-        overlay(range, on: &current)
-        guard expected == current else { return }
-        var remaining: [Run] = []
-        for run in runs {
-            if run.end <= range.lowerBound || run.offset >= range.upperBound {
-                remaining.append(run)
-                continue
-            }
-            if run.offset < range.lowerBound { remaining.append(Run(offset: run.offset, bytes: Array(run.bytes[0..<Int(range.lowerBound - run.offset)]))) }
-            if run.end > range.upperBound { remaining.append(Run(offset: range.upperBound, bytes: Array(run.bytes[Int(range.upperBound - run.offset)...]))) }
-        }
-        runs = remaining
-    }
 }

@@ -185,9 +185,8 @@ extension ObsFileSystem {
     /// (the completion may not have come from a flush: a read back, a truncate).
     func continueAfterCompletion(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession) -> ModifySession? {
         guard !session.isUploading, let etag = session.etag, !isDiscarded(file.inode),
-              let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, opener: session.opener,
-                                                  written: session.intendedOptions) else { return nil }
-        let continued = attach(modify, to: handle, as: \.modify)
+              let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, written: session.intendedOptions) else { return nil }
+        let continued = attachChanges(modify, to: handle)
         if continued === modify {
             recordWritten(file.inode, session, etag: etag)
             logger.info("\(session.key): written again after its upload completed; continuing by composition")
@@ -254,10 +253,11 @@ extension ObsFileSystem {
         try await fillToPendingSize(handle)
         let file = try openFile(handle)
         if let modify = file.modify {
-            guard modify.opener == .unknown || process == .unknown || process == modify.opener else { return }
+            guard file.closingProcess == .unknown || process == .unknown || process == file.closingProcess else { return }
             try await file.session?.flush(writer: writer, process: process).get()
             try await commit(modify, file.inode)
-            modify.settle()  // close() returns: a rename need not wait for the release
+            // close() returns: a rename need not wait for the release.
+            openFiles.withLock { $0.files[handle]?.openerClosed = true }
             return
         }
         guard let session = file.session, !isDiscarded(file.inode) else { return }
@@ -316,7 +316,7 @@ extension ObsFileSystem {
     private func finishReleasing(_ file: OpenFile) async {
         file.reads?.close()
         if let modify = file.modify {
-            defer { modify.close() }
+            defer { if isUnheld(modify) { modify.close() } }
             if let session = file.session {
                 _ = await session.release()
                 openFiles.withLock { files in
