@@ -191,6 +191,16 @@ final class Dispatcher: Sendable {
         return entry
     }
 
+    /// A name the kernel passed (of a file, a link target, an attribute). Keys and metadata are
+    /// UTF-8: a name that is not is answered EILSEQ here (nil returned), never turned into
+    /// another name (a repaired one would name a different key, shared by every such name).
+    func utf8Name(_ pointer: UnsafePointer<CChar>?, answering request: fuse_req_t) -> String? {
+        guard let pointer else { return "" }
+        if let text = String(validatingCString: pointer) { return text }
+        fail(Request(raw: request), FileSystemError(.illegalByteSequence, "a name that is not UTF-8 (keys are UTF-8)"))
+        return nil
+    }
+
     func fail(_ request: Request, _ error: any Error) {
         let errno = ErrnoMapping.errno(for: error)
         logger.debug("request failed: \(error)")
@@ -230,7 +240,6 @@ private let interruptCallback: fuse_interrupt_func_t = { _, hook in
 
 // MARK: Callbacks (C function pointers: no captures; state comes from the userdata)
 
-private func name(_ pointer: UnsafePointer<CChar>?) -> String { pointer.map { String(cString: $0) } ?? "" }
 
 private let operations: fuse_lowlevel_ops = {
     var ops = fuse_lowlevel_ops()
@@ -263,7 +272,7 @@ private let operations: fuse_lowlevel_ops = {
     ops.lookup = { request, parent, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         dispatcher.answerEntry(request, isLookup: true) { try await dispatcher.fileSystem.lookup(parent: InodeNumber(parent), name: childName) }
     }
 
@@ -321,7 +330,7 @@ private let operations: fuse_lowlevel_ops = {
     ops.create = { request, parent, namePointer, mode, info in
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         let caller = Dispatcher.caller(request)
         let template = info.pointee  // libfuse's copy lives on its stack; reply with ours
         dispatcher.answer(request) { request in
@@ -457,14 +466,14 @@ private let operations: fuse_lowlevel_ops = {
     ops.unlink = { request, parent, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         dispatcher.answerStatus(request) { try await dispatcher.fileSystem.unlink(parent: InodeNumber(parent), name: childName) }
     }
 
     ops.mkdir = { request, parent, namePointer, mode in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         let caller = Dispatcher.caller(request)
         dispatcher.answerEntry(request) {
             try await dispatcher.fileSystem.mkdir(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
@@ -474,15 +483,15 @@ private let operations: fuse_lowlevel_ops = {
     ops.rmdir = { request, parent, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         dispatcher.answerStatus(request) { try await dispatcher.fileSystem.rmdir(parent: InodeNumber(parent), name: childName) }
     }
 
     ops.symlink = { request, targetPointer, parent, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
-        let target = name(targetPointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
+        guard let target = dispatcher.utf8Name(targetPointer, answering: request) else { return }
         let caller = Dispatcher.caller(request)
         dispatcher.answerEntry(request) {
             try await dispatcher.fileSystem.symlink(parent: InodeNumber(parent), name: childName, target: target, caller: caller)
@@ -505,7 +514,7 @@ private let operations: fuse_lowlevel_ops = {
     ops.mknod = { request, parent, namePointer, mode, _ in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         let caller = Dispatcher.caller(request)
         dispatcher.answerEntry(request) {
             try await dispatcher.fileSystem.mknod(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
@@ -515,7 +524,7 @@ private let operations: fuse_lowlevel_ops = {
     ops.link = { request, inode, newParent, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         dispatcher.answerEntry(request) {
             try dispatcher.fileSystem.link(InodeNumber(inode), parent: InodeNumber(newParent), name: childName)
         }
@@ -524,8 +533,8 @@ private let operations: fuse_lowlevel_ops = {
     ops.rename = { request, parent, namePointer, newParent, newNamePointer, flags in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let childName = name(namePointer)
-        let newName = name(newNamePointer)
+        guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
+        guard let newName = dispatcher.utf8Name(newNamePointer, answering: request) else { return }
         dispatcher.answerStatus(request) {
             try await dispatcher.fileSystem.rename(parent: InodeNumber(parent), name: childName, newParent: InodeNumber(newParent),
                                                    newName: newName, flags: UInt32(flags))
@@ -597,7 +606,7 @@ private let operations: fuse_lowlevel_ops = {
     ops.getxattr = { request, inode, namePointer, size in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let attributeName = name(namePointer)
+        guard let attributeName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         // Answered here (no store involved): writeback_cache asks security.capability per write.
         if let refusal = ObsFileSystem.unkeptAttributeName(attributeName) { return dispatcher.fail(Request(raw: request), refusal) }
         dispatcher.answer(request) { request in
@@ -625,7 +634,7 @@ private let operations: fuse_lowlevel_ops = {
     ops.setxattr = { request, inode, namePointer, valuePointer, size, flags in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let attributeName = name(namePointer)
+        guard let attributeName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         // The value is valid only during the callback.
         let value = valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
         dispatcher.answerStatus(request) { try await dispatcher.fileSystem.setxattr(InodeNumber(inode), name: attributeName, value: value, flags: flags) }
@@ -634,7 +643,7 @@ private let operations: fuse_lowlevel_ops = {
     ops.removexattr = { request, inode, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        let attributeName = name(namePointer)
+        guard let attributeName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         dispatcher.answerStatus(request) { try await dispatcher.fileSystem.removexattr(InodeNumber(inode), name: attributeName) }
     }
 

@@ -26,6 +26,7 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
     public static let invalidArgument = Errno(EINVAL)
     public static let badFileHandle = Errno(EBADF)
     public static let nameTooLong = Errno(ENAMETOOLONG)
+    public static let illegalByteSequence = Errno(EILSEQ)
     public static let isDirectory = Errno(EISDIR)
     public static let notDirectory = Errno(ENOTDIR)
     /// `setxattr` with XATTR_CREATE on a set attribute.

@@ -9,6 +9,7 @@ import errno
 import os
 import stat
 import subprocess
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -361,6 +362,65 @@ def test_unlink_of_a_file_open_for_writing(mount, base):
         os.close(fd)
     assert server_objects(server, base.name + "/") == {}
     assert_no_upload_left(server, key)
+
+
+def test_a_temporary_file_is_read_back_and_changed_after_its_unlink(mount, base):
+    """mkstemp then unlink (Python's TemporaryFile, sort, compilers): the descriptor reads back
+    and changes what it wrote as on a local disk, and nothing is left on the server."""
+    server, key = mount.server, base.name + "/tmp"
+    data = os.urandom(2 * server.part_size + 10)
+    fd = os.open(base / "tmp", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.unlink(base / "tmp")
+        os.write(fd, data)
+        assert os.pread(fd, len(data), 0) == data
+        os.pwrite(fd, b"XY", 10)  # behind what was streamed
+        os.ftruncate(fd, 1000)
+        os.pwrite(fd, b"Z", 1000)
+        assert os.fstat(fd).st_size == 1001
+        assert os.pread(fd, 2000, 0) == data[:10] + b"XY" + data[12:1000] + b"Z"
+        assert os.listdir(base) == []
+    finally:
+        os.close(fd)
+    wait_until_no_object(server, base.name + "/")
+    assert_no_upload_left(server, key)
+
+
+def wait_until_no_object(server, prefix):
+    """The last release (which deletes a hidden object) comes a moment after close()."""
+    deadline = time.monotonic() + 20
+    while server_objects(server, prefix) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server_objects(server, prefix) == {}
+
+
+def test_a_name_that_is_not_utf8_is_refused_with_eilseq(mount, base):
+    """Keys are UTF-8: such a name is refused, never stored under a repaired name."""
+    server, prefix = mount.server, base.name + "/"
+    bad = os.fsencode(str(base)) + b"/\x80\x81"
+    assert errno_of(os.open, bad, os.O_WRONLY | os.O_CREAT, 0o600) == errno.EILSEQ
+    assert errno_of(os.mkdir, bad) == errno.EILSEQ
+    (base / "good").write_bytes(b"1")
+    assert errno_of(os.rename, base / "good", bad) == errno.EILSEQ
+    assert sorted(server_objects(server, prefix)) == ["good"]
+
+
+def test_a_directory_at_the_key_length_limit_is_removed(mount, base):
+    """Deep trees (stress-ng's dirdeep): rmdir of a directory whose legacy marker key
+    (`d_$folder$`) would be longer than the store takes does not ask for it."""
+    server, prefix = mount.server, base.name + "/"
+    path = base
+    while len(str(path.relative_to(mount.path))) < 1016:
+        path = path / "0"
+        path.mkdir()
+    assert 1024 - len("/f") >= len(str(path.relative_to(mount.path))) > 1024 - len("_$folder$")
+    (path / "f").write_bytes(b"deep")  # its directory is too deep for a hidden attributes object
+    assert server_body(server, str(path.relative_to(mount.path)) + "/f") == b"deep"
+    (path / "f").unlink()
+    while path != base:
+        path.rmdir()
+        path = path.parent
+    assert server_objects(server, prefix) == {}
 
 
 def test_new_file_under_the_name_of_an_unlinked_open_file(mount, base):

@@ -324,6 +324,44 @@ struct NamespaceTreeTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// A temporary file (open, unlink, write, read back, write behind, ftruncate), as mkstemp
+    /// users and Python's TemporaryFile do: it works as on a local disk, and leaves nothing.
+    @Test func aFileUnlinkedWhileBeingWrittenIsReadBackAndChangedThroughItsDescriptor() async throws {
+        let fs = mount()
+        let (created, handle) = try await fs.create(parent: .root, name: "tmp")
+        let data = pattern(2 * Int(minimumPart) + 10)
+        _ = try await write(fs, handle, at: 0, data).get()
+        try await fs.unlink(parent: .root, name: "tmp")
+        #expect(try await fs.read(handle, at: 0, count: 100).gathered() == Array(data[0..<100]))
+        _ = try await write(fs, handle, at: 10, [7, 7]).get()  // behind what was streamed
+        #expect(try await fs.read(handle, at: 8, count: 6).gathered() == [data[8], data[9], 7, 7, data[12], data[13]])
+        _ = try await fs.setattr(created.inode, AttributeChanges(size: 1000))  // ftruncate
+        #expect(try await fs.getattr(created.inode).size == 1000)
+        _ = try await write(fs, handle, at: 1000, [5]).get()
+        #expect(try await fs.read(handle, at: 998, count: 10).gathered() == [data[998], data[999], 5])
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "tmp") } == .noEntry)  // hidden
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("tmp") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    /// Once this mount made the name again, the unlinked file cannot be completed under it.
+    @Test func aFileUnlinkedWhileBeingWrittenWhoseNameWasMadeAgainIsNotReadBack() async throws {
+        let fs = mount()
+        let (_, handle) = try await fs.create(parent: .root, name: "tmp")
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        try await fs.unlink(parent: .root, name: "tmp")
+        let (_, again) = try await fs.create(parent: .root, name: "tmp")
+        _ = try await write(fs, again, at: 0, [9]).get()
+        #expect(await errno { _ = try await fs.read(handle, at: 0, count: 3) } == .busy)
+        try await fs.flush(again, writer: WriterIdentity(8))
+        await fs.release(again)
+        await fs.release(handle)
+        #expect(store.object("tmp") == [9])
+        #expect(store.uploadsInProgress == 0)
+    }
+
     /// O_TRUNC starts an upload; without it the open changes the existing object (Compose/).
     @Test(arguments: [O_WRONLY | O_TRUNC, O_WRONLY])
     func anOpenForWritingRacingAnUnlinkPutsNoObjectBack(flags: Int32) async throws {

@@ -122,7 +122,8 @@ public final class DirectoryAttributes: Sendable {
     /// The directory's own options (empty when it has none).
     public func options(of directory: String) async throws -> ObjectOptions {
         if let cached = cache.withLock({ $0[directory] }) { return cached }
-        guard let store = store as? any AttributeStore else { return ObjectOptions() }
+        // A directory so deep that its hidden object's key would be too long has none.
+        guard let store = store as? any AttributeStore, KeyNaming.fits(objectKey(directory)) else { return ObjectOptions() }
         let options = try await store.objectBytes(objectKey(directory)).map { decode($0, directory: directory) } ?? ObjectOptions()
         return cache.withLock { cache in
             if let raced = cache[directory] { return raced }
@@ -149,6 +150,9 @@ public final class DirectoryAttributes: Sendable {
     /// object when nothing is left).
     public func modify(_ directory: String, _ change: @Sendable (inout ObjectOptions) throws -> Void) async throws {
         let store = try attributeStore()
+        guard KeyNaming.fits(objectKey(directory)) else {
+            throw FileSystemError(.nameTooLong, "directory '\(directory)' is too deep to hold attributes: the key of \(DirectoryAttributes.objectName) in it would be longer than \(KeyNaming.maximumNameLength) bytes")
+        }
         await changes.acquire(1)
         defer { changes.release(1) }
         var options = try await self.options(of: directory)

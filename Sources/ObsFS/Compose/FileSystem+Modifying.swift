@@ -65,6 +65,11 @@ extension ObsFileSystem {
         return OpenedFile(handle: opened.handle, keepCache: false, directIO: !configuration.writebackCache)
     }
 
+    /// Whether `key` is the hidden object of `inode`, unlinked while open and not made again.
+    private func ownsHiddenObject(_ inode: Inode, _ key: ObjectKey) -> Bool {
+        openFiles.withLock { files in files.unlinkedWhileOpen[inode.number]?.contains { $0.key == key && !$0.madeAgain } ?? false }
+    }
+
     /// Gives `handle` the changes another handle of its file holds, or else `candidate`;
     /// returns the ones it has (nil when the handle was released).
     func attachChanges(_ candidate: ModifySession, to handle: FileHandleID) -> ModifySession? {
@@ -85,11 +90,13 @@ extension ObsFileSystem {
     }
 
     /// Composes what `modify` holds and records the new object in the inode. A file unlinked
-    /// while open for changes has no name: its changes are dropped, as a local filesystem drops
-    /// them at the last close (the name may belong to another file by now).
+    /// while open for changes composes into its hidden object (deleted at its last release), so
+    /// its descriptors read back what they wrote however much it is; once this mount made its
+    /// name again, or a rename replaced it, the key is another file's: its changes are dropped,
+    /// as a local filesystem drops them at the last close.
     func commit(_ modify: ModifySession, _ inode: Inode) async throws {
-        guard table.linkedInode(inode.number) != nil else {
-            logger.info("\(modify.key): unlinked while open for changes; they are not stored")
+        guard table.linkedInode(inode.number) != nil || ownsHiddenObject(inode, modify.key) else {
+            logger.info("\(modify.key): unlinked while open for changes, and the name is another file's now; they are not stored")
             return
         }
         let operations = configuration.upload.statistics.operations

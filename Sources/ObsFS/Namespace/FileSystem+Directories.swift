@@ -82,7 +82,7 @@ extension ObsFileSystem {
                 logger.info("\(prefix): removed with \(unlinked.count) file(s) unlinked while open; their descriptors can read them no longer")
             }
             for key in Set([ObjectKey(prefix), ObjectKey(prefix + DirectoryAttributes.objectName), ObjectKey(objectKey(path).rawValue + KeyNaming.folderSuffix)]
-                           + (markerKey.map { [$0] } ?? []) + unlinked.map(\.key)) {
+                           + (markerKey.map { [$0] } ?? []) + unlinked.map(\.key)) where KeyNaming.fits(key) {
                 try await store.deleteObject(key)
             }
         } catch let error as FileSystemError {
@@ -130,7 +130,7 @@ extension ObsFileSystem {
         table.unlink(parent, name)
         removedName(name, from: parent)
         switch openAs {
-        case .writing: logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed")
+        case .writing: logger.info("\(key): unlinked while open for writing; its upload is aborted when the file is closed (read back or changed meanwhile, it is stored hidden and deleted then)")
         case .otherwise: logger.info("\(key): unlinked while open; its descriptors still read it, and the object is deleted when the last is closed")
         case .closed: break
         }

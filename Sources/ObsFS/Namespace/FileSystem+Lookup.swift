@@ -133,7 +133,7 @@ extension ObsFileSystem {
         let folderKey = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
         // Sent with the other two, so that a missing name costs one round trip, not two; its
         // answer is only awaited when neither of them found anything.
-        let folder = Task { [store] in try await store.headObject(folderKey) }
+        let folder = Task { [store] in KeyNaming.fits(folderKey) ? try await store.headObject(folderKey) : nil }
         async let head = store.headObject(key)
         async let below = store.listObjects(prefix: key.rawValue + "/", delimiter: "/", marker: nil, maxKeys: 1)
         let (object, listing) = try await (head, below)

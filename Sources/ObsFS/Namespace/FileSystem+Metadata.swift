@@ -55,7 +55,7 @@ extension ObsFileSystem {
     public func setattr(_ number: InodeNumber, _ changes: AttributeChanges, by caller: Caller? = nil) async throws -> FileAttributes {
         listings.noteChange()
         defer { listings.noteChange() }
-        guard let (inode, path) = try? resolve(number) else { return try changeUnlinked(number, changes) }
+        guard let (inode, path) = try? resolve(number) else { return try await changeUnlinked(number, changes) }
         if let size = changes.size {
             try await truncate(inode, path, to: size)
             if let caller { try await dropSetIDBits(inode, path, .content, by: caller) }
@@ -68,15 +68,16 @@ extension ObsFileSystem {
         return attributes(of: inode)
     }
 
-    /// A file unlinked while open has no object left to change (it is deleted at its last
+    /// A file unlinked while open has no name left to change (its object is deleted at its last
     /// close): its times, mode and owner change in memory, for its descriptors' `fstat`. The
     /// kernel sends such changes itself (with `writeback_cache`, the ctime an unlink gave the
-    /// file, before the close); refusing them failed the close with EIO. Its length cannot change.
-    private func changeUnlinked(_ number: InodeNumber, _ changes: AttributeChanges) throws -> FileAttributes {
-        guard let inode = table.inode(number), openFiles.withLock({ $0.files.values.contains { $0.inode === inode } }),
-              changes.size == nil else {
+    /// file, before the close); refusing them failed the close with EIO. `ftruncate` through a
+    /// descriptor writing it changes its length as for a linked file.
+    private func changeUnlinked(_ number: InodeNumber, _ changes: AttributeChanges) async throws -> FileAttributes {
+        guard let inode = table.inode(number), openFiles.withLock({ $0.files.values.contains { $0.inode === inode } }) else {
             throw FileSystemError(.noEntry, "\(number) is no longer linked")
         }
+        if let size = changes.size { try await truncate(inode, nil, to: size) }
         inode.state.withLock { state in
             changes.apply(to: &state.facts.posix)
             state.facts.posix.changed = .now()
@@ -121,8 +122,9 @@ extension ObsFileSystem {
     /// received until its next flush, which fills zeros up to it (`cp` of a file ending in a hole,
     /// `truncate -s` of a new file, the kernel's size ahead of its cached pages); cut, it is
     /// completed as it stands and its descriptor goes on as changes to that object.
-    private func truncate(_ inode: Inode, _ path: String, to size: Int64) async throws {
-        guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path)") }
+    /// `path` is nil for a file unlinked while open, which only its writing descriptors can cut.
+    private func truncate(_ inode: Inode, _ path: String?, to size: Int64) async throws {
+        guard inode.kind == .regular else { throw FileSystemError(inode.kind == .directory ? .isDirectory : .invalidArgument, "truncate of \(path ?? "\(inode.number)")") }
         let current = attributes(of: inode).size
         if changes(of: inode.number) == nil, size == current { return }
         try checkWritable()
@@ -131,7 +133,10 @@ extension ObsFileSystem {
             return
         }
         openFiles.withLock { $0.pendingSizes[inode.number] = nil }
-        guard let modify = try await changesForTruncate(inode) else { return try await truncateExisting(inode, path, to: size) }
+        guard let modify = try await changesForTruncate(inode) else {
+            guard let path else { throw FileSystemError(.noEntry, "\(inode.number) is no longer linked and not open for writing") }
+            return try await truncateExisting(inode, path, to: size)
+        }
         try modify.truncate(to: size)
         inode.state.withLock { $0.facts.size = size }
     }
@@ -143,7 +148,7 @@ extension ObsFileSystem {
         if let modify = changes(of: inode.number) { return modify }
         guard let session = upload(of: inode.number), session.isUploading else { return nil }
         logger.info("\(session.key): length changed while being written; completing the upload and continuing by composition")
-        try await session.flush(writer: .unknown, process: session.opener).get()
+        try await completeToContinue(session, of: inode)
         let writers = openFiles.withLock { files in files.files.filter { $0.value.session === session } }
         for (handle, file) in writers { _ = continueAfterCompletion(handle, file, session) }
         if let modify = changes(of: inode.number) { return modify }

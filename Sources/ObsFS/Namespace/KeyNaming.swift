@@ -13,6 +13,7 @@
 // - New names (create, mkdir, symlink, mknod, rename's target) follow Linux's NAME_MAX: at most
 //   255 bytes (what statfs reports), and the whole key at most 1,024 bytes (the store's limit);
 //   longer ones answer ENAMETOOLONG. Longer names that other tools stored stay reachable.
+import OBSProtocol
 
 /// The naming rules; no state.
 enum KeyNaming {
@@ -22,6 +23,10 @@ enum KeyNaming {
     static let maximumNameLength = 1024
     /// The longest name this mount creates (Linux's NAME_MAX).
     static let maximumNewNameLength = 255
+
+    /// Whether the stores take `key`: a derived key (`d_$folder$`, a directory's hidden
+    /// attributes object) longer than that cannot exist, and a request for it would be refused.
+    static func fits(_ key: ObjectKey) -> Bool { key.rawValue.utf8.count <= maximumNameLength }
 
     /// Why a name cannot be used, or nil.
     static func problem(with name: String) -> String? {

@@ -94,7 +94,7 @@ extension ObsFileSystem {
             guard session.size > 0 else { return ReadBytes() }
             listings.noteChange()  // the upload is completed as it stands
             defer { listings.noteChange() }
-            try await session.flush(writer: .unknown, process: session.opener).get()
+            try await completeToContinue(session, of: file.inode)
             if let modify = continueAfterCompletion(handle, file, session) { file.modify = modify }
         }
         if let modify = file.modify {

@@ -206,7 +206,7 @@ extension ObsFileSystem {
         logger.info("\(session.key): write at \(offset) cannot go into the upload (before the part being filled, or completing); completing it and continuing by composition")
         Task {
             do {
-                try await session.flush(writer: .unknown, process: session.opener).get()
+                try await self.completeToContinue(session, of: file.inode)
                 guard let modify = self.continueAfterCompletion(handle, file, session) else {
                     throw FileSystemError(.io, "\(session.key): the upload could not be continued")
                 }
@@ -224,6 +224,25 @@ extension ObsFileSystem {
     }
 
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded[inode.number] != nil } }
+
+    /// Completes a file being streamed so that its descriptor goes on as changes to the object
+    /// (read back through it, written behind the part being filled, cut by a truncate). A file
+    /// unlinked while open (a temporary file: open, unlink, write, read back) is completed too,
+    /// under its old name, hidden from this mount and deleted at its last release, as its other
+    /// changes are; unless this mount made that name again meanwhile (it is another file's): EBUSY.
+    func completeToContinue(_ session: UploadSession, of inode: Inode) async throws {
+        let continuable = openFiles.withLock { files -> Bool in
+            guard let unlinked = files.discarded[inode.number] else { return true }
+            guard !unlinked.madeAgain else { return false }
+            files.discarded[inode.number] = nil
+            files.unlinkedWhileOpen[inode.number, default: []].append(unlinked)
+            return true
+        }
+        guard continuable else {
+            throw FileSystemError(.busy, "\(session.key): unlinked while being written and its name made again since; it can no longer be read back or changed")
+        }
+        try await session.flush(writer: .unknown, process: session.opener).get()
+    }
 
     /// Records what the upload wrote as the inode's facts.
     func recordWritten(_ inode: Inode, _ session: UploadSession, etag: ETag) {
@@ -325,6 +344,10 @@ extension ObsFileSystem {
             }
             guard modify.failure == nil else {
                 logger.info("\(modify.key): released after a failed composition (reported then); nothing more is stored")
+                return
+            }
+            guard table.linkedInode(file.inode.number) != nil || !isUnheld(modify) else {
+                logger.info("\(modify.key): unlinked while open; its changes go with it")
                 return
             }
             do {
