@@ -285,6 +285,31 @@ os.close(descriptor)
     assert uploads_in_progress(server, key) == []
 
 
+@pytest.mark.parametrize("truncating", [False, True], ids=["append", "truncate"])
+def test_a_second_writer_of_a_file_being_written_loses_nothing(server, mount_factory, tmp_path, truncating):
+    """Two descriptors writing one new file (the second opened while the first streams it) end
+    with the bytes a local disk keeps; before, the second's close overwrote the first's bytes
+    and both closes succeeded."""
+    mount = standard_mount(server, mount_factory)
+    key = name("two-writers")
+
+    def two_writers(path):
+        first = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(first, b"first-writer\n")
+        second = os.open(path, os.O_WRONLY | (os.O_TRUNC if truncating else 0))
+        os.pwrite(second, b"SECOND", 0)
+        os.write(first, b"more\n")
+        os.close(first)
+        os.close(second)
+        with open(path, "rb") as written:
+            return written.read()
+
+    local = two_writers(tmp_path / key)
+    assert two_writers(mount.path / key) == local
+    assert body(server, key) == local
+    assert uploads_in_progress(server, key) == []
+
+
 def test_reading_a_file_another_descriptor_is_streaming(server, mount_factory):
     """EBUSY while the other descriptor streams it; once that one closed the file, the same
     read-only descriptor reads the object it became."""

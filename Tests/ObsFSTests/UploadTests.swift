@@ -69,14 +69,26 @@ struct UploadTests {
         #expect(store.completeCalls == 0)
     }
 
-    @Test func secondWriterGetsEBUSY() async throws {
-        let fs = makeFileSystem(InMemoryStore())
-        let (attributes, handle) = try await fs.create(parent: .root, name: "f")
-        _ = try await write(fs, handle, at: 0, [1], writer: writerA).get()
+    /// A second open for writing of a file being streamed (two processes writing one new file):
+    /// the upload is completed as it stands and both descriptors go on with one set of changes;
+    /// nothing either wrote is lost. Before, the second open changed an object that did not
+    /// exist yet and its close overwrote the first writer's bytes.
+    @Test(arguments: [false, true])
+    func aSecondWriterJoinsTheFirst(truncating: Bool) async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (attributes, first) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, first, at: 0, [1, 2, 3], writer: writerA).get()
         #expect(await errno { _ = try await fs.create(parent: .root, name: "f") } == .busy)
-        #expect(await errno { _ = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC) } == .busy)
-        try await fs.flush(handle, writer: writerA)
-        await fs.release(handle)
+        let second = try await fs.open(attributes.inode, flags: O_WRONLY | (truncating ? O_TRUNC : 0)).handle
+        _ = try await write(fs, second, at: 0, [9], writer: writerB).get()
+        _ = try await write(fs, first, at: 3, [4], writer: writerA).get()
+        try await fs.flush(second, writer: writerB)
+        await fs.release(second)
+        try await fs.flush(first, writer: writerA)
+        await fs.release(first)
+        #expect(store.object("f") == (truncating ? [9, 0, 0, 4] : [9, 2, 3, 4]))
+        #expect(store.uploadsInProgress == 0)
         // After release the file can be written again (O_TRUNC replaces it).
         let again = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC).handle
         await fs.release(again)

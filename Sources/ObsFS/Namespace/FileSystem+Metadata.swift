@@ -148,10 +148,7 @@ extension ObsFileSystem {
         if let modify = changes(of: inode.number) { return modify }
         guard let session = upload(of: inode.number), session.isUploading else { return nil }
         logger.info("\(session.key): length changed while being written; completing the upload and continuing by composition")
-        try await completeToContinue(session, of: inode)
-        let writers = openFiles.withLock { files in files.files.filter { $0.value.session === session } }
-        for (handle, file) in writers { _ = continueAfterCompletion(handle, file, session) }
-        if let modify = changes(of: inode.number) { return modify }
+        if let modify = try await continueWritersByComposition(session, of: inode) { return modify }
         // Its descriptors were released meanwhile: the object just completed is changed closed.
         if let etag = session.etag { recordWritten(inode, session, etag: etag) }
         return nil

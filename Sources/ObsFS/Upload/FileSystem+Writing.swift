@@ -67,6 +67,21 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
+        if let session = upload(of: inode.number), session.excludesOtherWriters {
+            // Another descriptor is streaming the file: it is completed as it stands, and both go
+            // on with one set of changes (two writers of one file, as on a local disk).
+            logger.info("\(session.key): opened for writing again while being written; completing the upload and continuing by composition")
+            _ = try await continueWritersByComposition(session, of: inode)
+            let opened = try await openForChanges(inode, path, opener: opener)
+            guard flags & O_TRUNC != 0 else { return opened }
+            do {
+                _ = try await setattr(number, AttributeChanges(size: 0), by: caller)
+            } catch {
+                await release(opened.handle)
+                throw error
+            }
+            return opened
+        }
         let current = attributes(of: inode).size
         guard current == 0 || flags & O_TRUNC != 0 else {
             // Appends and in-place changes: composed on the server (Compose/).
@@ -224,6 +239,15 @@ extension ObsFileSystem {
     }
 
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded[inode.number] != nil } }
+
+    /// Completes a file being streamed as it stands; its writing descriptors go on as one set of
+    /// changes to that object, which it returns (nil when they were all released meanwhile).
+    func continueWritersByComposition(_ session: UploadSession, of inode: Inode) async throws -> ModifySession? {
+        try await completeToContinue(session, of: inode)
+        let writers = openFiles.withLock { files in files.files.filter { $0.value.session === session } }
+        for (handle, file) in writers { _ = continueAfterCompletion(handle, file, session) }
+        return changes(of: inode.number)
+    }
 
     /// Completes a file being streamed so that its descriptor goes on as changes to the object
     /// (read back through it, written behind the part being filled, cut by a truncate). A file
