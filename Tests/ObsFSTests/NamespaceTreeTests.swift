@@ -508,6 +508,15 @@ struct NamespaceTreeTests {
         try await fs.flush(handle, writer: WriterIdentity(7))
         await fs.release(handle)
         #expect(store.object("new") == [7, 7, 0, 0, 0])
+
+        // A file unlinked while open: what is not supported says so (not ENOENT), the rest works.
+        let (temporary, open) = try await fs.create(parent: .root, name: "tmp")
+        try await fs.unlink(parent: .root, name: "tmp")
+        #expect(await errno { try await fs.allocate(temporary.inode, offset: 0, length: 8, mode: 0x10) } == .notSupported)  // ZERO_RANGE
+        try await fs.allocate(temporary.inode, offset: 0, length: 8, mode: 0)
+        #expect(try await fs.getattr(temporary.inode).size == 8)
+        await fs.release(open)
+        #expect(store.object("tmp") == nil)
     }
 
     @Test func aSetGroupIDDirectoryGivesItsGroupToNewNames() async throws {

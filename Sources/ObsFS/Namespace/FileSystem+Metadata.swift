@@ -95,8 +95,8 @@ extension ObsFileSystem {
         }
         let keepSize: Int32 = 0x01  // FALLOC_FL_KEEP_SIZE (linux/falloc.h, which Glibc does not bring)
         guard mode & ~keepSize == 0 else {
-            let (_, path) = try resolve(number)
-            let failure = FileSystemError(.notSupported, "\(objectKey(path)): fallocate mode \(mode) (holes, zeroed or moved ranges) is not supported")
+            let file = (try? resolve(number)).map { objectKey($0.1).description } ?? "\(number)"  // unlinked while open: no key
+            let failure = FileSystemError(.notSupported, "\(file): fallocate mode \(mode) (holes, zeroed or moved ranges) is not supported")
             logger.warning("\(failure.reason)")
             throw failure
         }
