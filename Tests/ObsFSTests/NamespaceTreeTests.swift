@@ -234,6 +234,15 @@ struct NamespaceTreeTests {
         #expect(await errno { try await fs.setxattr(created.inode, name: "user.foo", value: [1], flags: ObsFileSystem.createOnly) } == .exists)
         #expect(await errno { try await fs.setxattr(created.inode, name: "security.x", value: [1]) } == .notSupported)
         #expect(await errno { try await fs.setxattr(created.inode, name: "user.big", value: [UInt8](repeating: 1, count: 2000)) } == .tooBig)
+        // Many attributes fill the store's 8 KiB of metadata: then ENOSPC, nothing half-stored.
+        var stored = 0
+        while stored < 100, await errno(of: { try await fs.setxattr(created.inode, name: "user.n\(stored)", value: [UInt8](repeating: 2, count: 1000)) }) == nil {
+            stored += 1
+        }
+        #expect(stored > 3 && stored < 8)
+        #expect(await errno { try await fs.setxattr(created.inode, name: "user.n\(stored)", value: [UInt8](repeating: 2, count: 1000)) } == .noSpace)
+        #expect(try await fs.listxattr(created.inode).filter { $0.hasPrefix("user.n") }.count == stored)
+        for index in 0..<stored { try await fs.removexattr(created.inode, name: "user.n\(index)") }
         try await fs.removexattr(created.inode, name: "user.foo")
         #expect(await errno { _ = try await fs.getxattr(created.inode, name: "user.foo") } == .noAttribute)
         #expect(attributeStore.options("f")?.metadata["xattr"] == nil)

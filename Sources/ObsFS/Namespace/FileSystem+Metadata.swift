@@ -282,10 +282,23 @@ extension ObsFileSystem {
         if let value, value.count > ObsFileSystem.maximumPlainAttributeSize {
             throw FileSystemError(.tooBig, "\(name): values above \(ObsFileSystem.maximumPlainAttributeSize) bytes do not fit in object metadata")
         }
-        let isSet = try await currentPosix(number).extendedAttributes[name] != nil
+        let current = try await currentPosix(number)
+        let isSet = current.extendedAttributes[name] != nil
         if flags & ObsFileSystem.createOnly != 0 && isSet { throw FileSystemError(.exists, "\(name) is already set (XATTR_CREATE)") }
         if (flags & ObsFileSystem.replaceOnly != 0 || value == nil) && !isSet { throw FileSystemError(.noAttribute, "\(name) is not set") }
         let (inode, path) = try resolve(number)
+        if value != nil {
+            // All of a file's metadata shares one budget on the store: full is ENOSPC, as a
+            // local filesystem answers when an inode's attribute space is used up.
+            var changed = current
+            changed.extendedAttributes[name] = value
+            var metadata: [String: String] = [:]
+            changed.write(into: &metadata, kind: inode.kind)
+            let bytes = metadata.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+            guard bytes <= ProtocolLimits.maximumMetadataBytes else {
+                throw FileSystemError(.noSpace, "\(name): the file's metadata would take \(bytes) bytes, more than the store's \(ProtocolLimits.maximumMetadataBytes)")
+            }
+        }
         try await changePosix(inode, path) { posix in posix.extendedAttributes[name] = value }
     }
 }
