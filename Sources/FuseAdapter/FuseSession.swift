@@ -240,7 +240,6 @@ private let interruptCallback: fuse_interrupt_func_t = { _, hook in
 
 // MARK: Callbacks (C function pointers: no captures; state comes from the userdata)
 
-
 private let operations: fuse_lowlevel_ops = {
     var ops = fuse_lowlevel_ops()
 
