@@ -18,7 +18,7 @@ from conftest import MiB, head, uploads_in_progress
 from test_semantics import (test_appending_to_an_existing_object_composes_it_on_the_server,  # noqa: F401
                             test_dd_conv_notrunc_sends_only_the_change, test_dup_and_fork_complete_exactly_once,
                             test_fsync_then_close, test_pwrite_backwards_into_a_new_file_is_composed_at_close,
-                            test_second_writer_gets_ebusy, test_shell_redirections_keep_every_byte,
+                            test_a_second_writer_joins_the_first, test_shell_redirections_keep_every_byte,
                             test_unlink_of_a_file_being_written_leaves_nothing)
 from test_write import test_cat_redirect, test_shell_redirect_of_a_command, test_stat_shows_growing_size_and_upload_id  # noqa: F401
 

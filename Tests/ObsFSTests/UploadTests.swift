@@ -94,6 +94,25 @@ struct UploadTests {
         await fs.release(again)
     }
 
+    /// The same while the first writer has written nothing yet (with `writeback_cache` its bytes
+    /// are still in the kernel's cache): its empty upload ends too, so what it writes afterwards
+    /// joins the shared changes and each close stores all written so far.
+    @Test func aSecondWriterJoinsAnEmptyFile() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (attributes, first) = try await fs.create(parent: .root, name: "f")
+        let second = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC).handle
+        _ = try await write(fs, first, at: 0, [5], writer: writerA).get()
+        _ = try await write(fs, second, at: 1, [6], writer: writerB).get()
+        try await fs.flush(first, writer: writerA)
+        #expect(store.object("f") == [5, 6])
+        try await fs.flush(second, writer: writerB)
+        await fs.release(first)
+        await fs.release(second)
+        #expect(store.object("f") == [5, 6])
+        #expect(store.uploadsInProgress == 0)
+    }
+
     @Test func aClosedEmptyFileDoesNotBlockTheNextWriter() async throws {
         let store = InMemoryStore()
         let fs = makeFileSystem(store)

@@ -266,6 +266,7 @@ extension ObsFileSystem {
             throw FileSystemError(.busy, "\(session.key): unlinked while being written and its name made again since; it can no longer be read back or changed")
         }
         try await session.flush(writer: .unknown, process: session.opener).get()
+        _ = try await session.completeAsItStands().get()  // an empty file's flush left it open
     }
 
     /// Records what the upload wrote as the inode's facts.

@@ -722,6 +722,17 @@ public final class UploadSession: Sendable {
     /// an empty file gets its zero-byte object and the multipart upload is aborted; a file the
     /// last writer never flushed is completed (its failure can only be logged).
     public func release() async -> Result<ETag, FileSystemError> {
+        await finish(unflushed: "released without a flush from the last writer; completing now")
+    }
+
+    /// Ends the upload as it stands, after a flush (which leaves an empty file's upload open for
+    /// a writer to come): the file goes on as changes to the object (Compose/). An empty file
+    /// gets its zero-byte object and the multipart upload is aborted.
+    public func completeAsItStands() async -> Result<ETag, FileSystemError> {
+        await finish(unflushed: "completed as it stands without a flush")
+    }
+
+    private func finish(unflushed: String) async -> Result<ETag, FileSystemError> {
         var effects: [Effect] = []
         let emptyFile = state.withLock { state -> Bool? in
             guard case .open = state.phase else { return nil }
@@ -729,7 +740,7 @@ public final class UploadSession: Sendable {
                 state.phase = .done
                 return true
             }
-            logger.warning("\(key): released without a flush from the last writer; completing now")
+            logger.warning("\(key): \(unflushed)")
             state.phase = .completing
             sealLast(&state, &effects)
             settle(&state, &effects)
