@@ -228,7 +228,8 @@ public final class UploadSession: Sendable {
     /// True until the outcome is decided.
     public var isUploading: Bool { outcome.current == nil }
 
-    /// Whether another open for writing must get EBUSY: while the outcome is open, unless the
+    /// Whether another writer may not start an upload of its own: while the outcome is open
+    /// (an open for writing joins this one by composition, a create answers EBUSY), unless the
     /// file is still empty and its zero-byte object is written (a `touch` whose release has not
     /// arrived yet must not block the next writer).
     public var excludesOtherWriters: Bool {
