@@ -123,8 +123,9 @@ public final class DirectoryAttributes: Sendable {
     public func options(of directory: String) async throws -> ObjectOptions {
         if let cached = cache.withLock({ $0[directory] }) { return cached }
         // A directory so deep that its hidden object's key would be too long has none.
-        guard let store = store as? any AttributeStore, KeyNaming.fits(objectKey(directory)) else { return ObjectOptions() }
-        let options = try await store.objectBytes(objectKey(directory)).map { decode($0, directory: directory) } ?? ObjectOptions()
+        let key = objectKey(directory)
+        guard let store = store as? any AttributeStore, KeyNaming.fits(key) else { return ObjectOptions() }
+        let options = try await store.objectBytes(key).map { decode($0, directory: directory) } ?? ObjectOptions()
         return cache.withLock { cache in
             if let raced = cache[directory] { return raced }
             cache[directory] = options

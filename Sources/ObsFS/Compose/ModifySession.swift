@@ -124,21 +124,27 @@ struct ChangedRanges: Sendable, ChangedBytes {
 
     /// Lays the held bytes that fall in `range` over `destination` (which holds `range`).
     func overlay(_ range: Range<Int64>, on destination: inout [UInt8]) {
+        destination.withUnsafeMutableBytes { overlay(range, into: $0) }
+    }
+
+    private func overlay(_ range: Range<Int64>, into destination: UnsafeMutableRawBufferPointer) {
         var index = firstRun(endingAfter: range.lowerBound)
         while index < runs.count && runs[index].offset < range.upperBound {
             let run = runs[index]
             let start = max(run.offset, range.lowerBound)
             let stop = min(run.end, range.upperBound)
-            destination.replaceSubrange(Int(start - range.lowerBound)..<Int(stop - range.lowerBound),
-                                        with: run.bytes[Int(start - run.offset)..<Int(stop - run.offset)])
+            run.bytes.withUnsafeBytes { source in
+                UnsafeMutableRawBufferPointer(rebasing: destination[Int(start - range.lowerBound)..<Int(stop - range.lowerBound)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[Int(start - run.offset)..<Int(stop - run.offset)]))
+            }
             index += 1
         }
     }
 
+    /// The bytes of `range`, zeros where nothing was written, straight into `destination`.
     func copyBytes(_ range: Range<Int64>, into destination: UnsafeMutableRawBufferPointer) {
-        var bytes = [UInt8](repeating: 0, count: range.count)
-        overlay(range, on: &bytes)
-        bytes.withUnsafeBytes { destination.copyMemory(from: $0) }
+        destination.initializeMemory(as: UInt8.self, repeating: 0)
+        overlay(range, into: destination)
     }
 
     /// Removes what a composition stored: each range of `committed` that still holds the bytes
@@ -391,9 +397,9 @@ final class ModifySession: Sendable {
         for range in changes.ranges {
             // A write past the end leaves a hole: the native write starts at most at the end.
             if range.lowerBound > length { try await bucket.truncateNatively(key, length: range.lowerBound) }
-            var bytes = [UInt8](repeating: 0, count: range.count)
-            changes.overlay(range, on: &bytes)
-            etag = try await bucket.modifyNatively(key, position: range.lowerBound, bytes: MemoryRegion(owner: AlignedMemory(copying: bytes)))
+            let bytes = AlignedMemory(byteCount: range.count)
+            changes.copyBytes(range, into: bytes.rawBytes)
+            etag = try await bucket.modifyNatively(key, position: range.lowerBound, bytes: MemoryRegion(owner: bytes))
             length = max(length, range.upperBound)
         }
         if size > length {

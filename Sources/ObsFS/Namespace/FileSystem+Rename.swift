@@ -13,9 +13,10 @@
 //
 // A file being written (or a directory holding one) answers EBUSY: its upload completes under
 // the name it was created with. So does one open for changes not stored yet; once its opener
-// closed it, it is renamed (FileSystem+RenamingChanges.swift). SSE-C objects answer EOPNOTSUPP (the copy would need the key
-// on both sides, which this mount does not send yet). RENAME_NOREPLACE is honoured;
-// RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped atomically).
+// closed it, it is renamed (FileSystem+RenamingChanges.swift). SSE-C objects answer EOPNOTSUPP
+// (the copy would need the key on both sides, which this mount does not send yet).
+// RENAME_NOREPLACE is honoured; RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped
+// atomically).
 //
 // On an OBS parallel file system bucket (HEAD bucket says `x-obs-fs-file-interface: Enabled`)
 // files and directories are renamed natively instead: one atomic request, nothing copied.
