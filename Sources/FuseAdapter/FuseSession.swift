@@ -203,7 +203,9 @@ final class Dispatcher: Sendable {
 
     func fail(_ request: Request, _ error: any Error) {
         let errno = ErrnoMapping.errno(for: error)
-        logger.debug("request failed: \(error)")
+        // EIO says something went wrong (a store failure, a lost change): the log says what.
+        // The other errnos are what a caller may expect (ENOENT, EEXIST, EBUSY…).
+        if errno == .io { logger.warning("answered EIO: \(error)") } else { logger.debug("request failed: \(error)") }
         if errno == .noEntry && negativeSeconds > 0 && isLookup(request) {
             // A negative entry: the kernel remembers the missing name for negative_timeout=.
             var entry = fuse_entry_param()

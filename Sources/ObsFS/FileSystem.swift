@@ -7,8 +7,8 @@
 //
 // Lock order (see Namespace/InodeTable.swift): the inode tree, then one inode's state; the
 // open-file registry (`openFiles`) is never held together with either, nor across an await;
-// an upload session's own lock is only taken with none of these held; a change session's
-// (ModifySession) may be taken under the open-file registry, never the other way round.
+// an upload session's and a change session's (ModifySession) own locks may be taken under the
+// open-file registry, never the other way round.
 import Logging
 import OBSProtocol
 import Synchronization
@@ -205,10 +205,11 @@ public final class ObsFileSystem: Sendable {
         /// would write the key the name had before.
         var renaming: Set<InodeNumber> = []
         /// Files whose unlink is under way (from before its DELETE until the name has left the
-        /// table): no upload may start on them, as it would write the object again after the DELETE.
-        var unlinking: Set<InodeNumber> = []
-        /// Files unlinked while open for writing: their upload is aborted at release (an object
-        /// a completing flush stored meanwhile is deleted).
+        /// table), with the unlink's end: no upload may start on them, nor a completion be
+        /// decided, as either would write the object again after the DELETE.
+        var unlinking: [InodeNumber: OneShot<Void>] = [:]
+        /// Files unlinked while open for writing: their upload's completion is barred
+        /// (`UploadSession.barCompletion`) and it is aborted at release.
         var discarded: [InodeNumber: UnlinkedName] = [:]
         /// Files unlinked while open otherwise (reading, or changing an existing object), and
         /// files renamed (copied) while open for reading: the object under the old name stays,
@@ -242,7 +243,7 @@ public final class ObsFileSystem: Sendable {
         /// unlink of it is under way: after the copy, or after the DELETE.
         func refuseChanges(to inode: InodeNumber, key: ObjectKey) throws(FileSystemError) {
             if renaming.contains(inode) { throw FileSystemError(.busy, "\(key) is being renamed") }
-            if unlinking.contains(inode) { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
+            if unlinking[inode] != nil { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
         }
 
         /// `inode`'s object is about to lose its name (`unlinked`); descriptors that may still

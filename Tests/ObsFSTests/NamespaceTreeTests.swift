@@ -479,23 +479,89 @@ struct NamespaceTreeTests {
         #expect(store.object("name") == [9])
     }
 
-    @Test func aFileUnlinkedWhileItsCloseCompletesLeavesTheNameMadeAgainAlone() async throws {
+    /// The completion of a close stores the object: an unlink arriving meanwhile waits for it,
+    /// then deletes what it stored (its DELETE first would be undone by the completion).
+    @Test func anUnlinkWaitsForTheCloseCompletingTheFile() async throws {
         let faults = FaultInjectingStore(store)
         let fs = makeFileSystem(faults)
         let (_, handle) = try await fs.create(parent: .root, name: "tmp")
         _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
         faults.hold(.complete)
         let closing = Task { try await fs.flush(handle, writer: WriterIdentity(7)) }
-        while faults.heldCount(.complete) == 0 { try await Task.sleep(for: .milliseconds(1)) }
-        try await fs.unlink(parent: .root, name: "tmp")  // the complete stored it; its answer is on its way
+        #expect(try await eventually { faults.heldCount(.complete) == 1 })
+        let unlinked = OneShot<Void>()
+        let unlinking = Task {
+            try await fs.unlink(parent: .root, name: "tmp")
+            unlinked.fulfill(())
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(unlinked.current == nil)
+        faults.release(.complete)
+        try await closing.value
+        try await unlinking.value
+        #expect(store.object("tmp") == nil)
         let (_, again) = try await fs.create(parent: .root, name: "tmp")
         try await fs.flush(again, writer: WriterIdentity(8))  // an empty file: one PUT
         await fs.release(again)
-        #expect(store.object("tmp") == [])
-        faults.release(.complete)
-        try await closing.value
         await fs.release(handle)
         #expect(store.object("tmp") == [])  // the new file's object, not deleted for the unlinked one
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    /// An unlink that comes first bars the completion: the close stores nothing, and the
+    /// release aborts the upload.
+    @Test func aFileUnlinkedBeforeItsCloseIsNeverStored() async throws {
+        let fs = mount()
+        let (_, handle) = try await fs.create(parent: .root, name: "tmp")
+        _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
+        try await fs.unlink(parent: .root, name: "tmp")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        #expect(store.object("tmp") == nil)
+        await fs.release(handle)
+        #expect(store.object("tmp") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    /// A second writer's open completes the first writer's upload to join it; an unlink
+    /// arriving meanwhile waits for that completion, so its DELETE cannot land before it. Both
+    /// descriptors then write the unlinked file (or the open finds the name gone), as on a
+    /// local disk: never EIO, and nothing stays stored under the name.
+    @Test func anUnlinkRacingASecondWritersOpenLeavesBothWritingTheUnlinkedFile() async throws {
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let (attributes, first) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, first, at: 0, [1, 2, 3], writer: WriterIdentity(7)).get()
+        faults.hold(.complete)
+        faults.hold(.delete)
+        let joining = Task { try await fs.open(attributes.inode, flags: O_WRONLY).handle }
+        #expect(try await eventually { faults.heldCount(.complete) == 1 })
+        let unlinking = Task { try await fs.unlink(parent: .root, name: "f") }
+        try await Task.sleep(for: .milliseconds(20))
+        // The completion lands first; a DELETE sent meanwhile would land after it.
+        faults.release(.complete)
+        _ = try await eventually { faults.heldCount(.delete) == 1 }
+        faults.release(.delete)
+        let second: FileHandleID?
+        do {
+            second = try await joining.value
+        } catch let error as FileSystemError {
+            #expect(error.errno == .noEntry)
+            second = nil
+        }
+        try await unlinking.value
+        _ = try await write(fs, first, at: 3, [4], writer: WriterIdentity(7)).get()
+        try await fs.flush(first, writer: WriterIdentity(7))
+        // Gone, or kept hidden for the descriptors until the last release: never other bytes.
+        #expect([nil, [1, 2, 3, 4]].contains(store.object("f")))
+        if let second {
+            _ = try await write(fs, second, at: 0, [9], writer: WriterIdentity(8)).get()
+            try await fs.flush(second, writer: WriterIdentity(8))
+            await fs.release(second)
+        }
+        await fs.release(first)
+        #expect(store.object("f") == nil)
+        #expect(store.uploadsInProgress == 0)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "f") } == .noEntry)
     }
 
     @Test func fallocatePastTheEndExtendsWithZerosAndKeepSizeChangesNothing() async throws {

@@ -95,6 +95,8 @@ extension ObsFileSystem {
     /// name again, or a rename replaced it, the key is another file's: its changes are dropped,
     /// as a local filesystem drops them at the last close.
     func commit(_ modify: ModifySession, _ inode: Inode) async throws {
+        // An unlink under way decides first: composing while its DELETE is in flight would fail.
+        if let unlink = openFiles.withLock({ $0.unlinking[inode.number] }) { await unlink.value }
         guard table.linkedInode(inode.number) != nil || ownsHiddenObject(inode, modify.key) else {
             logger.info("\(modify.key): unlinked while open for changes, and the name is another file's now; they are not stored")
             return

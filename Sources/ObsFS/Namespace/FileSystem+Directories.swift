@@ -106,24 +106,20 @@ extension ObsFileSystem {
         let known = table.child(parent, name)
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         let unlinked = UnlinkedName(key: key, parent: parent, name: name)
-        // An open for writing racing this unlink (the kernel resolved the name before it) either
-        // started its upload before this, which is then discarded, or starts none until the name
-        // is gone (`unlinking`): an upload started in between would complete after the DELETE and
-        // put back an object the kernel believes removed.
-        let openAs = known.map { inode in openFiles.withLock { files -> OpenUse in
-            files.unlinking.insert(inode.number)
-            if files.uploads[inode.number]?.isUploading == true || files.initiating.contains(inode.number) {
-                files.discarded[inode.number] = unlinked
-                return .writing
-            }
-            return files.keepForReaders(of: inode, unlinked) ? .otherwise : .closed
-        } } ?? .closed
-        defer { if let known { _ = openFiles.withLock { $0.unlinking.remove(known.number) } } }
+        let ended = OneShot<Void>()
+        defer { ended.fulfill(()) }
+        let openAs = if let known { await beginUnlink(known, unlinked, ended: ended) } else { OpenUse.closed }
+        defer { if let known { openFiles.withLock { if $0.unlinking[known.number] === ended { $0.unlinking[known.number] = nil } } } }
         if openAs != .otherwise {
             do {
                 try await store.deleteObject(key)
             } catch {
-                if let known { _ = openFiles.withLock { $0.discarded.removeValue(forKey: known.number) } }
+                if let known {
+                    openFiles.withLock { files in
+                        guard files.discarded.removeValue(forKey: known.number) != nil else { return }
+                        files.uploads[known.number]?.liftCompletionBar()
+                    }
+                }
                 throw storeFailure("deleting \(key)", error)
             }
         }
@@ -137,6 +133,37 @@ extension ObsFileSystem {
     }
 
     private enum OpenUse { case closed, writing, otherwise }
+
+    /// Decides what an unlink of `inode` does with its open descriptors, and marks the unlink as
+    /// under way (`ended` fulfilled when it is over). An upload still being written is discarded:
+    /// its completion barred, it is aborted at release. One completing (a flush, a second writer
+    /// joining) is waited for first: it would otherwise store the object after the DELETE; the
+    /// file is then a stored object, kept for descriptors that read or change it. An open for
+    /// writing racing the unlink (the kernel resolved the name before it) starts no upload until
+    /// the name is gone (`unlinking`).
+    private func beginUnlink(_ inode: Inode, _ unlinked: UnlinkedName, ended: OneShot<Void>) async -> OpenUse {
+        enum Step { case use(OpenUse), waitFor(UploadSession) }
+        while true {
+            let step = openFiles.withLock { files -> Step in
+                if let session = files.uploads[inode.number], session.isUploading {
+                    guard session.barCompletion() else { return .waitFor(session) }
+                    files.discarded[inode.number] = unlinked
+                    files.unlinking[inode.number] = ended
+                    return .use(.writing)
+                }
+                files.unlinking[inode.number] = ended
+                if files.initiating.contains(inode.number) {
+                    files.discarded[inode.number] = unlinked
+                    return .use(.writing)
+                }
+                return .use(files.keepForReaders(of: inode, unlinked) ? .otherwise : .closed)
+            }
+            switch step {
+            case .use(let openAs): return openAs
+            case .waitFor(let session): _ = await session.finished()
+            }
+        }
+    }
 
     /// Whether `name` in `parent` was unlinked while its file was open and is still open (its
     /// object is still stored, and hidden).

@@ -139,7 +139,11 @@ extension ObsFileSystem {
             _ = await session.finished()
             reservation.release()
         }
-        openFiles.withLock { $0.uploads[inode.number] = session }
+        openFiles.withLock { files in
+            files.uploads[inode.number] = session
+            // Unlinked while being initiated: nothing may complete it (see `beginUnlink`).
+            if files.discarded[inode.number] != nil { _ = session.barCompletion() }
+        }
         logger.info("\(key): upload \(uploadID) initiated")
         return session
     }
@@ -244,6 +248,8 @@ extension ObsFileSystem {
     /// changes to that object, which it returns (nil when they were all released meanwhile).
     func continueWritersByComposition(_ session: UploadSession, of inode: Inode) async throws -> ModifySession? {
         try await completeToContinue(session, of: inode)
+        // The joining open starts from this object, whatever became of the writers' handles.
+        if let etag = session.etag { recordWritten(inode, session, etag: etag) }
         let writers = openFiles.withLock { files in files.files.filter { $0.value.session === session } }
         for (handle, file) in writers { _ = continueAfterCompletion(handle, file, session) }
         return changes(of: inode.number)
@@ -252,21 +258,35 @@ extension ObsFileSystem {
     /// Completes a file being streamed so that its descriptor goes on as changes to the object
     /// (read back through it, written behind the part being filled, cut by a truncate). A file
     /// unlinked while open (a temporary file: open, unlink, write, read back) is completed too,
-    /// under its old name, hidden from this mount and deleted at its last release, as its other
-    /// changes are; unless this mount made that name again meanwhile (it is another file's): EBUSY.
+    /// under its old name, once the unlink's DELETE is done; hidden from this mount and deleted
+    /// at its last release, as its other changes are; unless this mount made that name again
+    /// meanwhile (it is another file's): EBUSY.
     func completeToContinue(_ session: UploadSession, of inode: Inode) async throws {
-        let continuable = openFiles.withLock { files -> Bool in
-            guard let unlinked = files.discarded[inode.number] else { return true }
-            guard !unlinked.madeAgain else { return false }
-            files.discarded[inode.number] = nil
-            files.unlinkedWhileOpen[inode.number, default: []].append(unlinked)
-            return true
+        enum Step { case wait(OneShot<Void>), complete, busy }
+        while true {
+            let step = openFiles.withLock { files -> Step in
+                if let unlink = files.unlinking[inode.number] { return .wait(unlink) }
+                guard let unlinked = files.discarded[inode.number] else { return .complete }
+                guard !unlinked.madeAgain else { return .busy }
+                files.discarded[inode.number] = nil
+                files.unlinkedWhileOpen[inode.number, default: []].append(unlinked)
+                session.liftCompletionBar()
+                return .complete
+            }
+            switch step {
+            case .wait(let unlink):
+                await unlink.value
+                continue
+            case .busy:
+                throw FileSystemError(.busy, "\(session.key): unlinked while being written and its name made again since; it can no longer be read back or changed")
+            case .complete:
+                try await session.flush(writer: .unknown, process: session.opener).get()
+                // An empty file's flush left it open; nil: an unlink came in between.
+                guard let completed = await session.completeAsItStands() else { continue }
+                _ = try completed.get()
+                return
+            }
         }
-        guard continuable else {
-            throw FileSystemError(.busy, "\(session.key): unlinked while being written and its name made again since; it can no longer be read back or changed")
-        }
-        try await session.flush(writer: .unknown, process: session.opener).get()
-        _ = try await session.completeAsItStands().get()  // an empty file's flush left it open
     }
 
     /// Records what the upload wrote as the inode's facts.
@@ -305,12 +325,9 @@ extension ObsFileSystem {
             return
         }
         guard let session = file.session, !isDiscarded(file.inode) else { return }
+        // An unlink that came first bars the completion (the flush passes); one that comes
+        // while it completes waits for it (`beginUnlink`).
         try await session.flush(writer: writer, process: process).get()
-        if let unlinked = openFiles.withLock({ $0.discarded[file.inode.number] }) {
-            // Unlinked while this flush was completing: the name is gone, so is the object.
-            await deleteUnlinkedObject(unlinked)
-            return
-        }
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
     }
 

@@ -160,6 +160,9 @@ public final class UploadSession: Sendable {
         var openerOwner: WriterIdentity?
         /// Ended on purpose (unmount, unlinked while open): logged as a notice, not an error.
         var deliberate = false
+        /// Unlinked while open (`barCompletion`): no flush or completion may store the object,
+        /// which would put it back after the unlink's DELETE; its release aborts it.
+        var completionBarred = false
         /// ETag of the zero-byte object a flush of the still-empty file created.
         var emptyObjectETag: ETag?
         /// Why the last flush of the still-empty file could not write its zero-byte object: a
@@ -664,6 +667,25 @@ public final class UploadSession: Sendable {
     /// Waits until the upload's outcome is decided.
     public func finished() async -> Result<ETag, FileSystemError> { await outcome.value }
 
+    // MARK: Unlinked while open
+
+    /// An unlink of the file: from now on nothing completes the upload (a flush passes, and
+    /// `completeAsItStands` answers nil), until `liftCompletionBar`. False when a completion is
+    /// already under way or done: the unlink waits for its outcome and deletes what it stored.
+    public func barCompletion() -> Bool {
+        state.withLock { state in
+            guard case .open = state.phase, outcome.current == nil else { return false }
+            state.completionBarred = true
+            return true
+        }
+    }
+
+    /// The unlink failed, or its name was taken over by descriptors that read the file back
+    /// (a temporary file): the upload may be completed again.
+    public func liftCompletionBar() {
+        state.withLock { $0.completionBarred = false }
+    }
+
     // MARK: Close
 
     /// A `flush` (one per close() of any descriptor of the file). Completes the upload when it
@@ -678,6 +700,7 @@ public final class UploadSession: Sendable {
                 case .done, .failing, .completing: return .outcome
                 case .open: break
                 }
+                if state.completionBarred { return .noop }
                 if !state.queued.isEmpty || state.window.paused { return .waitIdle }
                 if state.assembly.size == 0 { return .empty }
                 guard isCompletingFlush(state, writer: writer, process: process) else { return .noop }
@@ -723,32 +746,39 @@ public final class UploadSession: Sendable {
     /// an empty file gets its zero-byte object and the multipart upload is aborted; a file the
     /// last writer never flushed is completed (its failure can only be logged).
     public func release() async -> Result<ETag, FileSystemError> {
-        await finish(unflushed: "released without a flush from the last writer; completing now")
+        if let outcome = await finish(unflushed: "released without a flush from the last writer; completing now") { return outcome }
+        return await shutdown(because: "unlinked while open for writing")
     }
 
     /// Ends the upload as it stands, after a flush (which leaves an empty file's upload open for
     /// a writer to come): the file goes on as changes to the object (Compose/). An empty file
-    /// gets its zero-byte object and the multipart upload is aborted.
-    public func completeAsItStands() async -> Result<ETag, FileSystemError> {
+    /// gets its zero-byte object and the multipart upload is aborted. Nil, and nothing done,
+    /// while an unlink bars the completion (`barCompletion`).
+    public func completeAsItStands() async -> Result<ETag, FileSystemError>? {
         await finish(unflushed: "completed as it stands without a flush")
     }
 
-    private func finish(unflushed: String) async -> Result<ETag, FileSystemError> {
+    private func finish(unflushed: String) async -> Result<ETag, FileSystemError>? {
+        enum Step { case barred, empty, outcome }
         var effects: [Effect] = []
-        let emptyFile = state.withLock { state -> Bool? in
-            guard case .open = state.phase else { return nil }
+        let step = state.withLock { state -> Step in
+            guard case .open = state.phase else { return .outcome }
+            if state.completionBarred { return .barred }
             if state.assembly.size == 0 {
                 state.phase = .done
-                return true
+                return .empty
             }
             logger.warning("\(key): \(unflushed)")
             state.phase = .completing
             sealLast(&state, &effects)
             settle(&state, &effects)
-            return false
+            return .outcome
         }
         run(effects)
-        if emptyFile == true {
+        switch step {
+        case .barred: return nil
+        case .outcome: break
+        case .empty:
             // A close() that already reported the empty object's failure stands: nothing is written now.
             let reported = state.withLock { $0.emptyObjectFailure }
             let result: Result<ETag, FileSystemError>
