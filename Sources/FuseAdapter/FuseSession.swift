@@ -145,6 +145,7 @@ final class Dispatcher: Sendable {
         result.st_ino = UInt(attributes.inode.rawValue)
         result.st_mode = attributes.mode
         result.st_nlink = UInt(attributes.linkCount)
+        result.st_rdev = UInt(attributes.device)
         result.st_uid = attributes.uid
         result.st_gid = attributes.gid
         result.st_size = Int(attributes.size)
@@ -512,13 +513,13 @@ private let operations: fuse_lowlevel_ops = {
         }
     }
 
-    ops.mknod = { request, parent, namePointer, mode, _ in
+    ops.mknod = { request, parent, namePointer, mode, device in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         let caller = Dispatcher.caller(request)
         dispatcher.answerEntry(request) {
-            try await dispatcher.fileSystem.mknod(parent: InodeNumber(parent), name: childName, mode: mode, caller: caller)
+            try await dispatcher.fileSystem.mknod(parent: InodeNumber(parent), name: childName, mode: mode, device: UInt64(device), caller: caller)
         }
     }
 
@@ -676,11 +677,7 @@ extension Dispatcher {
             let room = UnsafeMutableRawBufferPointer(rebasing: buffer[used..<size])
             var attributes = Glibc.stat()
             attributes.st_ino = entry.inode.map { UInt($0.rawValue) } ?? Dispatcher.unknownInode
-            attributes.st_mode = switch entry.kind {
-            case .directory: S_IFDIR
-            case .symlink: S_IFLNK
-            case .regular: S_IFREG
-            }
+            attributes.st_mode = entry.kind.typeBits
             let needed: Int
             if plus {
                 let known = fileSystem.entryAttributes(entry, in: directory)

@@ -77,8 +77,31 @@ public struct FileSystemConfiguration: Sendable {
     }
 }
 
-public enum FileKind: Sendable, Equatable {
-    case regular, directory, symlink
+/// What a name is. FIFOs, sockets and device nodes are zero-byte objects whose metadata mode
+/// carries their type, as s3fs stores them (the kernel serves their opens; the object only
+/// keeps the name, type, owner, permissions, times and device number).
+public enum FileKind: Sendable, Equatable, CaseIterable {
+    case regular, directory, symlink, fifo, socket, characterDevice, blockDevice
+
+    /// The `S_IFMT` bits of the kind.
+    public var typeBits: UInt32 {
+        let bits: mode_t = switch self {
+        case .regular: S_IFREG
+        case .directory: S_IFDIR
+        case .symlink: S_IFLNK
+        case .fifo: S_IFIFO
+        case .socket: S_IFSOCK
+        case .characterDevice: S_IFCHR
+        case .blockDevice: S_IFBLK
+        }
+        return UInt32(bits)
+    }
+
+    /// The kind a mode's `S_IFMT` bits name; nil when they name none.
+    public init?(mode: UInt32) {
+        guard let kind = FileKind.allCases.first(where: { $0.typeBits == mode & UInt32(S_IFMT) }) else { return nil }
+        self = kind
+    }
 }
 
 /// What `stat` shows.
@@ -89,6 +112,8 @@ public struct FileAttributes: Sendable, Equatable {
     /// Type and permission bits (`S_IFREG | 0644` …).
     public var mode: UInt32
     public var linkCount: UInt32
+    /// `st_rdev` of a device node (0 otherwise).
+    public var device: UInt64
     public var uid: UInt32
     public var gid: UInt32
     public var modified: FileTime
@@ -385,10 +410,10 @@ public final class ObsFileSystem: Sendable {
         } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
             size = max(session.size, openFiles.withLock { $0.pendingSizes[inode.number] } ?? 0)
         }
-        let (typeBits, defaultPermissions): (mode_t, UInt32) = switch inode.kind {
-        case .regular: (S_IFREG, 0o666 & ~configuration.umask)
-        case .directory: (S_IFDIR, 0o777 & ~configuration.umask)
-        case .symlink: (S_IFLNK, 0o777)
+        let defaultPermissions: UInt32 = switch inode.kind {
+        case .directory: 0o777 & ~configuration.umask
+        case .symlink: 0o777
+        case .regular, .fifo, .socket, .characterDevice, .blockDevice: 0o666 & ~configuration.umask
         }
         var permissions = facts.posix.permissions ?? defaultPermissions
         if configuration.readOnly && inode.kind != .symlink { permissions &= ~0o222 }
@@ -399,8 +424,9 @@ public final class ObsFileSystem: Sendable {
             changed = max(changed, changedHere)
         }
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
-                              mode: UInt32(typeBits) | permissions,
+                              mode: inode.kind.typeBits | permissions,
                               linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,
+                              device: facts.posix.device ?? 0,
                               uid: facts.posix.uid ?? configuration.ownerUID, gid: facts.posix.gid ?? configuration.ownerGID,
                               modified: modified, accessed: facts.posix.accessed ?? modified, changed: changed)
     }

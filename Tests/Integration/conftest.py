@@ -306,7 +306,7 @@ def head(server, key):
 
 
 # The POSIX metadata every object obsmount writes carries (s3fs's names; mount-options/semantics.md).
-POSIX_METADATA = {"mode", "uid", "gid", "mtime", "atime", "ctime", "xattr"}
+POSIX_METADATA = {"mode", "rdev", "uid", "gid", "mtime", "atime", "ctime", "xattr"}
 
 
 def user_metadata(head_reply):

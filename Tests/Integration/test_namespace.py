@@ -7,6 +7,7 @@ checked again through a fresh mount. File contents are checked on the server, no
 the mount (git alone reads through it)."""
 import errno
 import os
+import socket
 import stat
 import subprocess
 import time
@@ -436,14 +437,51 @@ def test_new_file_under_the_name_of_an_unlinked_open_file(mount, base):
     assert_no_upload_left(server, key)
 
 
-def test_mknod_of_fifo_refused_regular_allowed(mount, base):
+def test_fifos_sockets_and_device_nodes_are_empty_objects_with_their_type(mount, base, mount_factory):
+    """mkfifo, a bound Unix socket, mknod of devices and of a regular file: each an empty object
+    whose mode names its type (a device's number in rdev), as s3fs stores them; a FIFO works as
+    one (the kernel serves it), and everything survives chmod, rename and a remount."""
     server, prefix = mount.server, base.name + "/"
-    assert errno_of(os.mkfifo, base / "fifo") == errno.EPERM
+    os.mkfifo(base / "fifo", 0o640)
     os.mknod(base / "plain", stat.S_IFREG | 0o600)
-    assert sorted(server_objects(server, prefix)) == ["plain"]
-    assert head(server, prefix + "plain")["ContentLength"] == 0
-    assert stored_mode(server, prefix + "plain") == stat.S_IFREG | 0o600
-    assert "cannot be stored as objects" in mount.log_text()
+    os.mknod(base / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    os.mknod(base / "disk", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    here = os.getcwd()
+    os.chdir(base)  # a relative name: the whole path may pass the 107 bytes a socket address holds
+    try:
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind("sock")
+    finally:
+        os.chdir(here)
+    assert sorted(server_objects(server, prefix)) == ["disk", "fifo", "null", "plain", "sock"]
+    for name, kind in [("fifo", stat.S_IFIFO), ("plain", stat.S_IFREG), ("null", stat.S_IFCHR), ("disk", stat.S_IFBLK), ("sock", stat.S_IFSOCK)]:
+        assert head(server, prefix + name)["ContentLength"] == 0
+        assert stat.S_IFMT(stored_mode(server, prefix + name)) == kind, name
+    assert head(server, prefix + "null")["Metadata"]["rdev"] == str(os.makedev(1, 3))
+    assert stat.S_ISFIFO(os.stat(base / "fifo").st_mode) and stat.S_ISSOCK(os.stat(base / "sock").st_mode)
+    assert os.stat(base / "null").st_rdev == os.makedev(1, 3)
+
+    # The kernel serves the FIFO: what one end writes, the other reads.
+    reader = os.open(base / "fifo", os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(base / "fifo", os.O_WRONLY)
+    os.write(writer, b"through the pipe")
+    assert os.read(reader, 100) == b"through the pipe"
+    os.close(writer)
+    os.close(reader)
+
+    os.chmod(base / "fifo", 0o604)
+    os.rename(base / "null", base / "null2")
+    assert stored_mode(server, prefix + "fifo") == stat.S_IFIFO | 0o604
+    mount.unmount()
+    fresh = mount_factory(server)
+    again = fresh.path / base.name
+    assert stat.S_IMODE(os.stat(again / "fifo").st_mode) == 0o604 and stat.S_ISFIFO(os.stat(again / "fifo").st_mode)
+    moved = os.stat(again / "null2")
+    assert stat.S_ISCHR(moved.st_mode) and moved.st_rdev == os.makedev(1, 3)
+    assert stat.S_ISBLK(os.stat(again / "disk").st_mode)
+    for name in ["fifo", "null2", "disk", "sock", "plain"]:
+        os.unlink(again / name)
+    assert server_objects(server, prefix) == {}
 
 
 def test_hard_link_refused(mount, base):

@@ -260,8 +260,32 @@ struct NamespaceTreeTests {
         let found = try await remounted.lookup(parent: .root, name: "l")
         #expect(found.kind == .symlink)
         #expect(try await remounted.readlink(found.inode) == "../somewhere/else")
-        #expect(await errno { _ = try await fs.mknod(parent: .root, name: "fifo", mode: UInt32(S_IFIFO) | 0o644, caller: testCaller) } == .notPermitted)
         #expect(await errno { _ = try fs.link(link.inode, parent: .root, name: "hard") } == .notPermitted)
+    }
+
+    /// FIFOs, sockets and device nodes are empty objects whose mode names their type, and a
+    /// device's number is `rdev`, as s3fs stores them; a remount finds both.
+    @Test func specialFilesAreEmptyObjectsInS3fsFormat() async throws {
+        let fs = mount()
+        let device: UInt64 = 259  // makedev(1, 3)
+        for (name, kind) in [("fifo", FileKind.fifo), ("socket", .socket), ("char", .characterDevice), ("block", .blockDevice)] {
+            let made = try await fs.mknod(parent: .root, name: name, mode: kind.typeBits | 0o640, device: device, caller: testCaller)
+            #expect(made.kind == kind)
+            #expect(made.mode == kind.typeBits | 0o640)
+            #expect(made.device == (kind == .characterDevice || kind == .blockDevice ? device : 0))
+            #expect(store.object(name) == [])
+            let metadata: [String: String]? = store.contents.withLock { $0.written[ObjectKey(name)]?.metadata }
+            #expect(metadata?["mode"] == String(kind.typeBits | 0o640))
+            #expect(metadata?["rdev"] == (kind == .characterDevice || kind == .blockDevice ? "259" : nil))
+        }
+        let remounted = mount()
+        #expect(try await remounted.lookup(parent: .root, name: "fifo").mode == UInt32(S_IFIFO) | 0o640)
+        let char = try await remounted.lookup(parent: .root, name: "char")
+        #expect(char.kind == .characterDevice && char.device == device)
+        #expect(try await remounted.lookup(parent: .root, name: "socket").kind == .socket)
+        #expect(try await remounted.lookup(parent: .root, name: "block").kind == .blockDevice)
+        #expect(await errno { _ = try await fs.mknod(parent: .root, name: "dir", mode: UInt32(S_IFDIR) | 0o755, caller: testCaller) } == .invalidArgument)
+        #expect(await errno { _ = try await fs.mknod(parent: .root, name: "fifo", mode: UInt32(S_IFIFO) | 0o644, caller: testCaller) } == .exists)
     }
 
     @Test func renameOfAFileCopiesAndDeletesAndReplacesTheTarget() async throws {

@@ -288,7 +288,7 @@ extension ObsFileSystem {
                         let markerKey = ObjectKey(key.rawValue + "/")
                         let marker = try await self.store.headObject(markerKey)
                         return (entry.cookie, .directory(marker: marker, markerKey: marker == nil ? nil : markerKey))
-                    case .regular, .symlink:
+                    case .regular, .symlink, .fifo, .socket, .characterDevice, .blockDevice:
                         guard let object = try await self.store.headObject(key) else { return (entry.cookie, nil) }
                         if object.contentType == KeyNaming.directoryContentType { return (entry.cookie, .directory(marker: object, markerKey: key)) }
                         return (entry.cookie, .file(object))

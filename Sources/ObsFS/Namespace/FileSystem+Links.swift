@@ -1,6 +1,7 @@
 // Symlinks in s3fs's format: an object whose body is the target and whose metadata mode has
-// `S_IFLNK`. mknod makes empty regular files (a zero-byte object); FIFOs, sockets and device
-// nodes have no object form and are refused (EPERM), as are hard links (objects have one name).
+// `S_IFLNK`. mknod makes a zero-byte object: an empty regular file, or a FIFO, socket or device
+// node as s3fs stores them (the type in the metadata mode, a device's number in `rdev`). Hard
+// links are refused (EPERM): an object has one name.
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -39,20 +40,20 @@ extension ObsFileSystem {
         return target
     }
 
-    /// Regular files only: a zero-byte object with the caller's mode and owner.
-    public func mknod(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> FileAttributes {
+    /// A zero-byte object with the caller's mode and owner: an empty regular file (no type bits
+    /// in `mode` mean one), a FIFO, a socket, or a device node numbered `device`.
+    public func mknod(parent: InodeNumber, name: String, mode: UInt32, device: UInt64 = 0, caller: Caller) async throws -> FileAttributes {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
-        guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 else {
-            let failure = FileSystemError(.notPermitted, "\(path): FIFOs, sockets and device nodes cannot be stored as objects")
-            logger.warning("\(failure.reason)")
-            throw failure
-        }
+        let kind = mode & UInt32(S_IFMT) == 0 ? .regular : FileKind(mode: mode)
+        guard let kind, kind != .directory, kind != .symlink else { throw FileSystemError(.invalidArgument, "\(path): mknod of mode \(String(mode, radix: 8))") }
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        return try await putNewObject(parent: parent, name: name, path: path, kind: .regular, bytes: [], posix: newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .regular))
+        var posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: kind)
+        if kind == .characterDevice || kind == .blockDevice { posix.device = device }
+        return try await putNewObject(parent: parent, name: name, path: path, kind: kind, bytes: [], posix: posix)
     }
 
     public func link(_ number: InodeNumber, parent: InodeNumber, name: String) throws -> FileAttributes {

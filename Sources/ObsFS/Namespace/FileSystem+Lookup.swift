@@ -87,7 +87,8 @@ extension ObsFileSystem {
         switch remote {
         case .file(let object):
             let posix = PosixMetadata(metadata: object.metadata)
-            let kind: FileKind = posix.kind == .symlink ? .symlink : .regular
+            // An object is a file, a link or a special file; only a marker or prefix is a directory.
+            let kind = posix.kind.flatMap { $0 == .directory ? nil : $0 } ?? .regular
             return (kind, InodeFacts(size: object.size, etag: object.etag, lastModified: FileTime(object.lastModified ?? .now()),
                                      posix: posix, posixLoaded: true, expiry: expiry), false)
         case .directory(let marker, _):

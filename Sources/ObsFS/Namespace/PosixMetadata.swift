@@ -5,6 +5,7 @@
 // |---|---|---|
 // | `mode` | decimal `st_mode`; s3fs writes the type bits for files and links, not for directories | `33188` (0100644) |
 // | `uid`, `gid` | decimal | `1000` |
+// | `rdev` | decimal `st_rdev` of a device node | `259` (1,3: /dev/null) |
 // | `mtime`, `atime`, `ctime` | seconds since the epoch, optionally `.` and 9 digits of nanoseconds | `1577934245.123000000` |
 // | `xattr` | JSON object name → Base64 of the value (percent-encoded on the wire by the client) | `{"user.foo":"YmFy"}` |
 //
@@ -76,6 +77,8 @@ public struct PosixMetadata: Sendable, Equatable {
     public var permissions: UInt32?
     /// The type the mode's `S_IFMT` bits name, when they name one.
     public var kind: FileKind?
+    /// `st_rdev` of a device node.
+    public var device: UInt64?
     public var uid: UInt32?
     public var gid: UInt32?
     public var modified: FileTime?
@@ -87,19 +90,15 @@ public struct PosixMetadata: Sendable, Equatable {
     public init() {}
 
     /// The metadata names this type reads and writes; `user.obs.meta.*` does not show them.
-    static let names: Set<String> = ["mode", "uid", "gid", "mtime", "atime", "ctime", "xattr"]
+    static let names: Set<String> = ["mode", "rdev", "uid", "gid", "mtime", "atime", "ctime", "xattr"]
 
     /// Reads the s3fs names out of an object's metadata (names without the dialect prefix).
     public init(metadata: [String: String]) {
         if let text = metadata["mode"], let mode = UInt32(text) {
             permissions = mode & 0o7777
-            switch mode & UInt32(S_IFMT) {
-            case UInt32(S_IFREG): kind = .regular
-            case UInt32(S_IFDIR): kind = .directory
-            case UInt32(S_IFLNK): kind = .symlink
-            default: kind = nil
-            }
+            kind = FileKind(mode: mode)
         }
+        device = metadata["rdev"].flatMap { UInt64($0) }
         uid = metadata["uid"].flatMap { UInt32($0) }
         gid = metadata["gid"].flatMap { UInt32($0) }
         modified = metadata["mtime"].flatMap(FileTime.init(metadataValue:))
@@ -114,18 +113,14 @@ public struct PosixMetadata: Sendable, Equatable {
     }
 
     /// Writes these facts into `metadata` for an object of `kind` (type bits as s3fs writes
-    /// them: on files and links, not on directories). Nil facts remove their names.
+    /// them: on everything but directories). Nil facts remove their names.
     public func write(into metadata: inout [String: String], kind: FileKind) {
         if let permissions {
-            let typeBits: UInt32 = switch kind {
-            case .regular: UInt32(S_IFREG)
-            case .symlink: UInt32(S_IFLNK)
-            case .directory: 0
-            }
-            metadata["mode"] = String(typeBits | permissions)
+            metadata["mode"] = String((kind == .directory ? 0 : kind.typeBits) | permissions)
         } else {
             metadata["mode"] = nil
         }
+        metadata["rdev"] = device.map { String($0) }
         metadata["uid"] = uid.map { String($0) }
         metadata["gid"] = gid.map { String($0) }
         metadata["mtime"] = modified?.description
