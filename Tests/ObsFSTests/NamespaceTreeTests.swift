@@ -588,6 +588,28 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "f") } == .noEntry)
     }
 
+    /// A second writer's open waits for an unlink under way; when the first writer's release
+    /// ended the upload meanwhile (unlinked: aborted), the open finds the file gone (ENOENT),
+    /// never EIO.
+    @Test func aSecondWriterOpeningAFileUnlinkedAndReleasedMeanwhileFindsItGone() async throws {
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let (attributes, first) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, first, at: 0, [1, 2, 3]).get()
+        faults.hold(.delete)
+        let unlinking = Task { try await fs.unlink(parent: .root, name: "f") }
+        #expect(try await eventually { faults.heldCount(.delete) == 1 })
+        let joining = Task { try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC) }
+        try await Task.sleep(for: .milliseconds(20))
+        try await fs.flush(first, writer: WriterIdentity(7))
+        await fs.release(first)
+        faults.release(.delete)
+        try await unlinking.value
+        #expect(await errno { _ = try await joining.value } == .noEntry)
+        #expect(store.object("f") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
     @Test func fallocatePastTheEndExtendsWithZerosAndKeepSizeChangesNothing() async throws {
         store.seed("old", [1, 2, 3])
         let fs = mount()

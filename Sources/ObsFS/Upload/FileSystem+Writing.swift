@@ -401,7 +401,7 @@ extension ObsFileSystem {
         }
         guard let session = file.session else { return }
         let discarded = isDiscarded(file.inode)
-        let result = discarded ? await session.shutdown(because: "unlinked while open for writing") : await session.release()
+        let result = discarded ? await session.discard() : await session.release()
         openFiles.withLock { files in
             if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
             if discarded {

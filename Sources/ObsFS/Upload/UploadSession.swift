@@ -747,7 +747,7 @@ public final class UploadSession: Sendable {
     /// last writer never flushed is completed (its failure can only be logged).
     public func release() async -> Result<ETag, FileSystemError> {
         if let outcome = await finish(unflushed: "released without a flush from the last writer; completing now") { return outcome }
-        return await shutdown(because: "unlinked while open for writing")
+        return await discard()
     }
 
     /// Ends the upload as it stands, after a flush (which leaves an empty file's upload open for
@@ -794,9 +794,18 @@ public final class UploadSession: Sendable {
         return await outcome.value
     }
 
-    /// The file is going away (unmount, or unlinked while open): an upload still open is
-    /// aborted, one completing finishes.
-    public func shutdown(because reason: String = "unmounted while the file was open for writing") async -> Result<ETag, FileSystemError> {
+    /// The mount is going away: an upload still open is aborted, one completing finishes.
+    public func shutdown() async -> Result<ETag, FileSystemError> {
+        await end(FileSystemError(.io, "unmounted while the file was open for writing"))
+    }
+
+    /// The file was unlinked while open: ends like `shutdown`. Whoever still awaits the outcome
+    /// (a second writer's open joining the file) finds the name gone: ENOENT.
+    public func discard() async -> Result<ETag, FileSystemError> {
+        await end(FileSystemError(.noEntry, "unlinked while open for writing"))
+    }
+
+    private func end(_ failure: FileSystemError) async -> Result<ETag, FileSystemError> {
         var effects: [Effect] = []
         let wasEmpty = state.withLock { state -> Bool in
             guard case .open = state.phase else { return false }
@@ -805,12 +814,12 @@ public final class UploadSession: Sendable {
                 state.phase = .done
                 return true
             }
-            fail(&state, FileSystemError(.io, reason), &effects)
+            fail(&state, failure, &effects)
             return false
         }
         run(effects)
         if wasEmpty {
-            await abort(because: FileSystemError(.io, "\(reason) (empty)"))
+            await abort(because: FileSystemError(failure.errno, "\(failure.reason) (empty)"))
         }
         return await outcome.value
     }
