@@ -703,7 +703,7 @@ extension Dispatcher {
     /// both are given back here.
     func replyCreate(_ request: Request, parent: InodeNumber, name: String, mode: UInt32, caller: Caller, template: fuse_file_info) async {
         do {
-            let (attributes, handle) = try await fileSystem.create(parent: parent, name: name, mode: mode, caller: caller)
+            let (attributes, handle) = try await fileSystem.create(parent: parent, name: name, mode: mode, flags: template.flags, caller: caller)
             var reply = template
             reply.fh = handle.rawValue
             reply.direct_io = fileSystem.configuration.writebackCache ? 0 : 1

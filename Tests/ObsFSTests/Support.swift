@@ -1,6 +1,10 @@
 // Helpers shared by the ObsFS tests.
 import Logging
 import OBSProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import ObsFS
 
 let KiB: Int64 = 1024
@@ -83,9 +87,9 @@ func userMetadata(_ metadata: [String: String]?) -> [String: String]? {
 let testCaller = Caller(uid: 1000, gid: 1000, umask: 0o022)
 
 extension ObsFileSystem {
-    /// `create` with mode 0644 by `testCaller`.
-    func create(parent: InodeNumber, name: String) async throws -> (FileAttributes, FileHandleID) {
-        try await create(parent: parent, name: name, mode: 0o644, caller: testCaller)
+    /// `create` with mode 0644 by `testCaller` (`creat`'s flags unless told).
+    func create(parent: InodeNumber, name: String, flags: Int32 = O_WRONLY | O_CREAT | O_TRUNC) async throws -> (FileAttributes, FileHandleID) {
+        try await create(parent: parent, name: name, mode: 0o644, flags: flags, caller: testCaller)
     }
 
     /// `readDirectory` of a handle opened on the mount's root.

@@ -79,7 +79,7 @@ struct UploadTests {
         let fs = makeFileSystem(store)
         let (attributes, first) = try await fs.create(parent: .root, name: "f")
         _ = try await write(fs, first, at: 0, [1, 2, 3], writer: writerA).get()
-        #expect(await errno { _ = try await fs.create(parent: .root, name: "f") } == .busy)
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "f", flags: O_WRONLY | O_CREAT | O_EXCL) } == .exists)
         let second = try await fs.open(attributes.inode, flags: O_WRONLY | (truncating ? O_TRUNC : 0)).handle
         _ = try await write(fs, second, at: 0, [9], writer: writerB).get()
         _ = try await write(fs, first, at: 3, [4], writer: writerA).get()
@@ -92,6 +92,32 @@ struct UploadTests {
         // After release the file can be written again (O_TRUNC replaces it).
         let again = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC).handle
         await fs.release(again)
+    }
+
+    /// Two processes create one name at once (both found it missing): the second create opens
+    /// the file the first made, as a local filesystem does, and with O_EXCL answers EEXIST. A
+    /// create without O_TRUNC of a stored file keeps its bytes.
+    @Test func aCreateOfAnExistingNameOpensTheFile() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (made, first) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, first, at: 0, [1, 2, 3], writer: writerA).get()
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "f", flags: O_WRONLY | O_CREAT | O_EXCL) } == .exists)
+        let (joined, second) = try await fs.create(parent: .root, name: "f", flags: O_WRONLY | O_CREAT)
+        #expect(joined.inode == made.inode)
+        _ = try await write(fs, second, at: 3, [4], writer: writerB).get()
+        try await fs.flush(second, writer: writerB)
+        await fs.release(second)
+        try await fs.flush(first, writer: writerA)
+        await fs.release(first)
+        #expect(store.object("f") == [1, 2, 3, 4])
+
+        let (_, again) = try await fs.create(parent: .root, name: "f", flags: O_WRONLY | O_CREAT)
+        _ = try await write(fs, again, at: 0, [7], writer: writerA).get()
+        try await fs.flush(again, writer: writerA)
+        await fs.release(again)
+        #expect(store.object("f") == [7, 2, 3, 4])
+        #expect(store.uploadsInProgress == 0)
     }
 
     /// The same while the first writer has written nothing yet (with `writeback_cache` its bytes

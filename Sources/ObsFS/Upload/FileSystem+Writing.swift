@@ -29,15 +29,20 @@ extension ObsFileSystem {
     }
 
     /// Creates `name` in `parent` and opens it for writing: initiates the multipart upload and
-    /// returns once the upload ID is known. Counts as one kernel lookup.
-    public func create(parent: InodeNumber, name: String, mode: UInt32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
+    /// returns once the upload ID is known. Counts as one kernel lookup. `flags` are the open's:
+    /// when the name exists already (another process created it since the kernel found it
+    /// missing), O_EXCL answers EEXIST and otherwise the file is opened as it is, as a local
+    /// filesystem opens it (joining a writer, truncated with O_TRUNC).
+    public func create(parent: InodeNumber, name: String, mode: UInt32, flags: Int32 = O_WRONLY | O_CREAT | O_TRUNC,
+                       caller: Caller) async throws -> (FileAttributes, FileHandleID) {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if let existing = table.child(parent, name) {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
-            if upload(of: existing.number)?.excludesOtherWriters == true { throw FileSystemError(.busy, "\(objectKey(path)) is already open for writing") }
+            if flags & O_EXCL != 0 || existing.kind != .regular { throw FileSystemError(.exists, "\(path) exists") }
+            return try await openCreated(existing, parent: parent, name: name, flags: flags, caller: caller)
         }
         let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .regular)
         let facts = InodeFacts(size: 0, etag: nil, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
@@ -51,6 +56,22 @@ extension ObsFileSystem {
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
         } catch {
             table.unlink(parent, name)
+            table.forget(inode.number, count: 1)
+            throw error
+        }
+    }
+
+    /// The existing file a create found: opened with the create's flags, with the kernel's
+    /// lookup counted as a create counts it.
+    private func openCreated(_ existing: Inode, parent: InodeNumber, name: String, flags: Int32,
+                             caller: Caller) async throws -> (FileAttributes, FileHandleID) {
+        guard let (inode, _) = table.entry(parent: parent, name: name, kind: .regular, facts: existing.facts, isCurrent: { $0 === existing }) else {
+            throw FileSystemError(.noEntry, "the parent of \(name) is gone")
+        }
+        do {
+            let opened = try await open(inode.number, flags: flags & ~O_CREAT, opener: caller.process, by: caller)
+            return (attributes(of: inode), opened.handle)
+        } catch {
             table.forget(inode.number, count: 1)
             throw error
         }
