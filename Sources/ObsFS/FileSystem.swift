@@ -224,8 +224,9 @@ public final class ObsFileSystem: Sendable {
         var nextHandle: UInt64 = 1
         /// Uploads by inode, from the initiate request until release.
         var uploads: [InodeNumber: UploadSession] = [:]
-        /// Inodes whose upload is being initiated.
-        var initiating: Set<InodeNumber> = []
+        /// Inodes whose upload is being initiated, with the initiation's end (an open for
+        /// writing arriving meanwhile waits for it, then joins that upload).
+        var initiating: [InodeNumber: OneShot<Void>] = [:]
         /// Files being renamed (source and replaced target): no upload may start on them, as it
         /// would write the key the name had before.
         var renaming: Set<InodeNumber> = []
@@ -385,7 +386,7 @@ public final class ObsFileSystem: Sendable {
     /// not arrived yet is not "being written": close() already returned).
     func inodesBeingWritten() -> Set<InodeNumber> {
         let (uploads, initiating) = openFiles.withLock { ($0.uploads, $0.initiating) }
-        return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating)
+        return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating.keys)
     }
 
     /// The changes of the newest descriptor changing `inode` (an older one may only await its

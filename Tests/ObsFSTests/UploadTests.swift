@@ -139,6 +139,31 @@ struct UploadTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// An open for writing while another open's upload is being initiated (stress-ng's lease
+    /// stressor) waits for the upload ID, then joins that upload instead of answering EBUSY.
+    @Test func anOpenRacingAnotherWritersInitiationJoinsItsUpload() async throws {
+        let store = InMemoryStore()
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        faults.hold(.initiate)
+        let creating = Task { try await fs.create(parent: .root, name: "f") }
+        #expect(try await eventually { faults.heldCount(.initiate) == 1 })
+        let found = try await fs.lookup(parent: .root, name: "f")
+        let opening = Task { try await fs.open(found.inode, flags: O_WRONLY).handle }
+        try await Task.sleep(for: .milliseconds(20))
+        faults.release(.initiate)
+        let (_, first) = try await creating.value
+        let second = try await opening.value
+        _ = try await write(fs, first, at: 0, [1, 2], writer: writerA).get()
+        _ = try await write(fs, second, at: 2, [3], writer: writerB).get()
+        try await fs.flush(second, writer: writerB)
+        await fs.release(second)
+        try await fs.flush(first, writer: writerA)
+        await fs.release(first)
+        #expect(store.object("f") == [1, 2, 3])
+        #expect(store.uploadsInProgress == 0)
+    }
+
     @Test func aClosedEmptyFileDoesNotBlockTheNextWriter() async throws {
         let store = InMemoryStore()
         let fs = makeFileSystem(store)

@@ -152,7 +152,7 @@ extension ObsFileSystem {
                     return .use(.writing)
                 }
                 files.unlinking[inode.number] = ended
-                if files.initiating.contains(inode.number) {
+                if files.initiating[inode.number] != nil {
                     files.discarded[inode.number] = unlinked
                     return .use(.writing)
                 }
@@ -222,7 +222,7 @@ extension ObsFileSystem {
     /// yet), and files unlinked there while open that no name has replaced (still stored).
     private func localNames(in directory: InodeNumber) -> LocalNames {
         let (writing, unlinked) = openFiles.withLock { files in
-            (Set(files.uploads.keys).union(files.initiating), files.hiddenNames(in: directory))
+            (Set(files.uploads.keys).union(files.initiating.keys), files.hiddenNames(in: directory))
         }
         let known = table.knownChildren(directory)
         var names = LocalNames()

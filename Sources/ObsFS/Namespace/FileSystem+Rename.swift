@@ -127,7 +127,7 @@ extension ObsFileSystem {
     /// ends (an open racing the rename would write the old key); EBUSY when one is written now.
     private func beginRenaming(_ numbers: [InodeNumber], _ sourcePath: String) throws {
         try openFiles.withLock { files in
-            for number in numbers where files.initiating.contains(number) || files.uploads[number]?.isUploading == true || files.renaming.contains(number) {
+            for number in numbers where files.initiating[number] != nil || files.uploads[number]?.isUploading == true || files.renaming.contains(number) {
                 throw FileSystemError(.busy, "\(sourcePath): a file of this rename is being written or renamed")
             }
             files.renaming.formUnion(numbers)

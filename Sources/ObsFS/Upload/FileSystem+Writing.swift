@@ -88,6 +88,8 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
+        // Another open's initiation under way (a create, an O_TRUNC open): its upload is joined below.
+        while let initiation = openFiles.withLock({ $0.initiating[inode.number] }) { await initiation.value }
         if let session = upload(of: inode.number), session.excludesOtherWriters {
             // Another descriptor is streaming the file: it is completed as it stands, and both go
             // on with one set of changes (two writers of one file, as on a local disk).
@@ -130,15 +132,19 @@ extension ObsFileSystem {
 
     private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> UploadSession {
         let key = objectKey(path)
+        let initiated = OneShot<Void>()
         try openFiles.withLock { files in
             guard !files.shuttingDown else { throw FileSystemError(.io, "unmounting") }
-            if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating.contains(inode.number) {
+            if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating[inode.number] != nil {
                 throw FileSystemError(.busy, "\(key) is already open for writing")
             }
             try files.refuseChanges(to: inode.number, key: key)
-            files.initiating.insert(inode.number)
+            files.initiating[inode.number] = initiated
         }
-        defer { _ = openFiles.withLock { $0.initiating.remove(inode.number) } }
+        defer {
+            _ = openFiles.withLock { $0.initiating.removeValue(forKey: inode.number) }
+            initiated.fulfill(())
+        }
         // Renamed between the caller's resolve and the registration above: the key is stale.
         guard table.path(of: inode.number) == path else { throw FileSystemError(.busy, "\(key) was renamed while being opened") }
         // Writers are bounded here, not in a write (PartBufferPool.swift): held until the outcome.
