@@ -164,6 +164,24 @@ struct UploadTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// Once two descriptors of an empty file share changes, a third writable open joins them
+    /// too, rather than starting an upload of its own (which the others' close would overwrite).
+    @Test func aThirdWriterOfAnEmptyFileJoinsTheSharedChanges() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (attributes, first) = try await fs.create(parent: .root, name: "f")
+        let second = try await fs.open(attributes.inode, flags: O_WRONLY).handle
+        let third = try await fs.open(attributes.inode, flags: O_WRONLY).handle
+        _ = try await write(fs, third, at: 0, [3], writer: writerA).get()
+        _ = try await write(fs, second, at: 1, [2], writer: writerB).get()
+        for handle in [third, second, first] {
+            try await fs.flush(handle, writer: handle == third ? writerA : writerB)
+            await fs.release(handle)
+        }
+        #expect(store.object("f") == [3, 2])
+        #expect(store.uploadsInProgress == 0)
+    }
+
     @Test func aClosedEmptyFileDoesNotBlockTheNextWriter() async throws {
         let store = InMemoryStore()
         let fs = makeFileSystem(store)

@@ -95,15 +95,11 @@ extension ObsFileSystem {
             // on with one set of changes (two writers of one file, as on a local disk).
             logger.info("\(session.key): opened for writing again while being written; completing the upload and continuing by composition")
             _ = try await continueWritersByComposition(session, of: inode)
-            let opened = try await openForChanges(inode, path, opener: opener)
-            guard flags & O_TRUNC != 0 else { return opened }
-            do {
-                _ = try await setattr(number, AttributeChanges(size: 0), by: caller)
-            } catch {
-                await release(opened.handle)
-                throw error
-            }
-            return opened
+            return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
+        }
+        if openFiles.withLock({ $0.shareableChanges(of: inode.number) }) != nil {
+            // Another descriptor is changing the file (even an empty one): one set of changes.
+            return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
         }
         let current = attributes(of: inode).size
         guard current == 0 || flags & O_TRUNC != 0 else {
@@ -124,6 +120,20 @@ extension ObsFileSystem {
         }
         return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: !configuration.writebackCache,
                           changedAttributes: keptPermissions != nil)
+    }
+
+    /// Opens the file for changes, joining those another descriptor holds; O_TRUNC cuts them
+    /// (and the file) to 0 for every descriptor, as on a local disk.
+    private func joinChanges(_ inode: Inode, _ path: String, flags: Int32, opener: ProcessID, by caller: Caller?) async throws -> OpenedFile {
+        let opened = try await openForChanges(inode, path, opener: opener)
+        guard flags & O_TRUNC != 0 else { return opened }
+        do {
+            _ = try await setattr(inode.number, AttributeChanges(size: 0), by: caller)
+        } catch {
+            await release(opened.handle)
+            throw error
+        }
+        return opened
     }
 
     func register(_ file: OpenFile) -> FileHandleID {
