@@ -54,6 +54,9 @@ extension ObsFileSystem {
         do {
             let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
+        } catch is AnotherWriterFirst {
+            // Another create of the name found this inode and started its upload first.
+            return try await openCounted(inode, flags: flags, caller: caller)
         } catch {
             table.unlink(parent, name)
             table.forget(inode.number, count: 1)
@@ -68,6 +71,12 @@ extension ObsFileSystem {
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .regular, facts: existing.facts, isCurrent: { $0 === existing }) else {
             throw FileSystemError(.noEntry, "the parent of \(name) is gone")
         }
+        return try await openCounted(inode, flags: flags, caller: caller)
+    }
+
+    /// Opens `inode`, whose lookup the caller counted for the kernel, with a create's flags; the
+    /// lookup is given back when the open fails.
+    private func openCounted(_ inode: Inode, flags: Int32, caller: Caller) async throws -> (FileAttributes, FileHandleID) {
         do {
             let opened = try await open(inode.number, flags: flags & ~O_CREAT, opener: caller.process, by: caller)
             return (attributes(of: inode), opened.handle)
@@ -88,24 +97,36 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
-        // Another open's initiation under way (a create, an O_TRUNC open): its upload is joined below.
-        while let initiation = openFiles.withLock({ $0.initiating[inode.number] }) { await initiation.value }
-        if let session = upload(of: inode.number), session.excludesOtherWriters {
-            // Another descriptor is streaming the file: it is completed as it stands, and both go
-            // on with one set of changes (two writers of one file, as on a local disk).
-            logger.info("\(session.key): opened for writing again while being written; completing the upload and continuing by composition")
-            _ = try await continueWritersByComposition(session, of: inode)
-            return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
+        while true {
+            // Another open's initiation under way (a create, an O_TRUNC open): its upload is joined below.
+            while let initiation = openFiles.withLock({ $0.initiating[inode.number] }) { await initiation.value }
+            if let session = upload(of: inode.number), session.excludesOtherWriters {
+                // Another descriptor is streaming the file: it is completed as it stands, and both go
+                // on with one set of changes (two writers of one file, as on a local disk).
+                logger.info("\(session.key): opened for writing again while being written; completing the upload and continuing by composition")
+                _ = try await continueWritersByComposition(session, of: inode)
+                return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
+            }
+            if openFiles.withLock({ $0.shareableChanges(of: inode.number) }) != nil {
+                // Another descriptor is changing the file (even an empty one): one set of changes.
+                return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
+            }
+            let current = attributes(of: inode).size
+            guard current == 0 || flags & O_TRUNC != 0 else {
+                // Appends and in-place changes: composed on the server (Compose/).
+                return try await openForChanges(inode, path, opener: opener)
+            }
+            do {
+                return try await openForNewUpload(inode, path, flags: flags, opener: opener, by: caller)
+            } catch is AnotherWriterFirst {
+                continue  // an open racing this one started its upload first: join it
+            }
         }
-        if openFiles.withLock({ $0.shareableChanges(of: inode.number) }) != nil {
-            // Another descriptor is changing the file (even an empty one): one set of changes.
-            return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
-        }
-        let current = attributes(of: inode).size
-        guard current == 0 || flags & O_TRUNC != 0 else {
-            // Appends and in-place changes: composed on the server (Compose/).
-            return try await openForChanges(inode, path, opener: opener)
-        }
+    }
+
+    /// An open for writing that replaces the file's content: a new upload (O_TRUNC, or an
+    /// empty file), its set-ID bits dropped as Linux drops them.
+    private func openForNewUpload(_ inode: Inode, _ path: String, flags: Int32, opener: ProcessID, by caller: Caller?) async throws -> OpenedFile {
         var posix = inode.facts.posix
         let now = FileTime.now()
         posix.modified = now
@@ -140,14 +161,16 @@ extension ObsFileSystem {
         openFiles.withLock { $0.add(file) }
     }
 
+    /// Thrown by `startUpload` when another open of the inode started its upload first (open
+    /// then joins that upload).
+    private struct AnotherWriterFirst: Error {}
+
     private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> UploadSession {
         let key = objectKey(path)
         let initiated = OneShot<Void>()
         try openFiles.withLock { files in
             guard !files.shuttingDown else { throw FileSystemError(.io, "unmounting") }
-            if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating[inode.number] != nil {
-                throw FileSystemError(.busy, "\(key) is already open for writing")
-            }
+            if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating[inode.number] != nil { throw AnotherWriterFirst() }
             try files.refuseChanges(to: inode.number, key: key)
             files.initiating[inode.number] = initiated
         }
