@@ -87,9 +87,10 @@ extension ObsFileSystem {
     }
 
     /// Opens an existing file. Reading reads the version seen now (Read/FileSystem+Reading.swift).
-    /// Writing starts a new upload that replaces the object when it completes; that needs
-    /// O_TRUNC unless the object is empty (no in-place changes yet). With `caller` (the FUSE
-    /// adapter gives it), O_TRUNC drops the set-ID bits Linux drops (SetIDBits.swift).
+    /// Writing joins the upload or the changes other descriptors of the file hold; else it
+    /// starts a new upload that replaces the object when it completes (O_TRUNC, or an empty
+    /// object), or changes the object in place (Compose/). With `caller` (the FUSE adapter gives
+    /// it), O_TRUNC drops the set-ID bits Linux drops (SetIDBits.swift).
     public func open(_ number: InodeNumber, flags: Int32, opener: ProcessID = .unknown, by caller: Caller? = nil) async throws -> OpenedFile {
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
