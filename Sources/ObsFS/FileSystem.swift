@@ -79,7 +79,7 @@ public struct FileSystemConfiguration: Sendable {
 
 /// What a name is. FIFOs, sockets and device nodes are zero-byte objects whose metadata mode
 /// carries their type, as s3fs stores them (the kernel serves their opens; the object only
-/// keeps the name, type, owner, permissions, times and device number).
+/// keeps the name, type, owner, permissions, times and a device's number).
 public enum FileKind: Sendable, Equatable, CaseIterable {
     case regular, directory, symlink, fifo, socket, characterDevice, blockDevice
 

@@ -59,7 +59,7 @@ def make_reference_tree(root, large_size=6 * MiB):
 def tree_stat(root, mtimes=True, owners=True):
     """relative path → what lstat and readlink show: type, permission bits, owner, size (files
     and links), mtime in ns (not for links: their times are not preserved by every tool),
-    link target. `.` is the root itself (its mode only)."""
+    link target, a device's number. `.` is the root itself (its mode only)."""
     seen = {}
     for directory, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
@@ -75,6 +75,8 @@ def tree_stat(root, mtimes=True, owners=True):
                 entry["mtime_ns"] = info.st_mtime_ns
             if kind == stat.S_IFLNK:
                 entry["target"] = os.readlink(path)
+            if kind in (stat.S_IFCHR, stat.S_IFBLK):
+                entry["rdev"] = info.st_rdev
             seen[os.path.relpath(path, root)] = entry
     return seen
 

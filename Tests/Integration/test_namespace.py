@@ -439,7 +439,7 @@ def test_new_file_under_the_name_of_an_unlinked_open_file(mount, base):
 
 def test_fifos_sockets_and_device_nodes_are_empty_objects_with_their_type(mount, base, mount_factory):
     """mkfifo, a bound Unix socket, mknod of devices and of a regular file: each an empty object
-    whose mode names its type (a device's number in rdev), as s3fs stores them; a FIFO works as
+    whose mode names its type, as s3fs stores them (a device's number in rdev); a FIFO works as
     one (the kernel serves it), and everything survives chmod, rename and a remount."""
     server, prefix = mount.server, base.name + "/"
     os.mkfifo(base / "fifo", 0o640)

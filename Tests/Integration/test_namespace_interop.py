@@ -1,6 +1,7 @@
 """Interoperability with Debian's s3fs on one obs-local bucket (issue 8): a tree written through
 one tool is listed and stat'ed identically through the other (types, modes, owners, sizes,
-nanosecond mtimes, symlink targets, user.* xattrs), both tools freshly mounted."""
+nanosecond mtimes, symlink targets, a FIFO and a device node, user.* xattrs), both tools
+freshly mounted."""
 import importlib.util
 import os
 import shutil
@@ -9,7 +10,7 @@ import stat
 import pytest
 
 from conftest import REPO, MiB
-from namespace_checks import assert_same_tree, make_reference_tree, tree_stat, unique
+from namespace_checks import BASE_MTIME_NS, assert_same_tree, make_reference_tree, tree_stat, unique
 
 if shutil.which("s3fs") is None:
     pytest.skip("Debian's s3fs is not installed (scripts/setup installs it)", allow_module_level=True)
@@ -25,8 +26,12 @@ def s3fs_mount(server, path):
 
 
 def write_tree(root):
-    """The reference tree plus user.* xattrs on a file and a directory."""
+    """The reference tree plus a FIFO and a device node, and user.* xattrs on a file and a directory."""
     make_reference_tree(root, large_size=2 * MiB)
+    os.mkfifo(root / "pipe", 0o640)
+    os.mknod(root / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    for offset, name in enumerate(["pipe", "null"]):
+        os.utime(root / name, ns=(BASE_MTIME_NS, BASE_MTIME_NS + (offset + 1) * 5_000_000_011))
     os.setxattr(root / "top.txt", "user.foo", b"bar")
     os.setxattr(root / "top.txt", "user.binary", bytes(range(256)))
     os.setxattr(root / "sub" / "deep", "user.dir-note", b"on a directory")
@@ -37,8 +42,9 @@ def view(root):
     `user.obs.*`, which show the object's upload options: mount-options/xattrs.md)."""
     entries = tree_stat(root)
     for relative, entry in entries.items():
+        entry.pop("rdev", None)  # s3fs keeps no device number (it shows 0); obsmount's own: test_namespace
         path = root / relative
-        if entry["type"] != stat.S_IFLNK:
+        if entry["type"] in (stat.S_IFREG, stat.S_IFDIR):  # user.* xattrs exist on files and directories only
             entry["xattrs"] = {name: os.getxattr(path, name) for name in os.listxattr(path) 
                               if name.startswith("user.") and not name.startswith("user.obs.")}
         if entry["type"] == stat.S_IFDIR:

@@ -263,8 +263,8 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try fs.link(link.inode, parent: .root, name: "hard") } == .notPermitted)
     }
 
-    /// FIFOs, sockets and device nodes are empty objects whose mode names their type, and a
-    /// device's number is `rdev`, as s3fs stores them; a remount finds both.
+    /// FIFOs, sockets and device nodes are empty objects whose mode names their type, as s3fs
+    /// stores them, and a device's number is `rdev`; a remount finds both.
     @Test func specialFilesAreEmptyObjectsInS3fsFormat() async throws {
         let fs = mount()
         let device: UInt64 = 259  // makedev(1, 3)

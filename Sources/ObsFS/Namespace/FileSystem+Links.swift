@@ -1,7 +1,7 @@
 // Symlinks in s3fs's format: an object whose body is the target and whose metadata mode has
 // `S_IFLNK`. mknod makes a zero-byte object: an empty regular file, or a FIFO, socket or device
-// node as s3fs stores them (the type in the metadata mode, a device's number in `rdev`). Hard
-// links are refused (EPERM): an object has one name.
+// node as s3fs stores them (the type in the metadata mode), and a device's number in `rdev`
+// (obsmount's own: s3fs keeps none). Hard links are refused (EPERM): an object has one name.
 import OBSProtocol
 
 #if canImport(Glibc)

@@ -5,7 +5,7 @@
 // |---|---|---|
 // | `mode` | decimal `st_mode`; s3fs writes the type bits for files and links, not for directories | `33188` (0100644) |
 // | `uid`, `gid` | decimal | `1000` |
-// | `rdev` | decimal `st_rdev` of a device node | `259` (1,3: /dev/null) |
+// | `rdev` | decimal `st_rdev` of a device node (obsmount's own; s3fs keeps none) | `259` (1,3: /dev/null) |
 // | `mtime`, `atime`, `ctime` | seconds since the epoch, optionally `.` and 9 digits of nanoseconds | `1577934245.123000000` |
 // | `xattr` | JSON object name → Base64 of the value (percent-encoded on the wire by the client) | `{"user.foo":"YmFy"}` |
 //
