@@ -128,6 +128,10 @@ public enum ProtocolLimits {
     public static let maximumFileSystemObjectSize: Int64 = 54_975_581_388_800
     /// User metadata plus persistent headers.
     public static let maximumMetadataBytes = 8 * 1024
+    /// What `entries` count against `maximumMetadataBytes`: their names and values in UTF-8.
+    public static func metadataBytes(_ entries: [String: String]) -> Int {
+        entries.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+    }
     /// Website redirect location.
     public static let maximumRedirectBytes = 2 * 1024
     /// Grants in one ACL.

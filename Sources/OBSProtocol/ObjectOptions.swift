@@ -418,7 +418,7 @@ public struct ObjectOptions: Sendable, Equatable {
                 reject(.websiteRedirectLocation, "must be at most \(ProtocolLimits.maximumRedirectBytes) bytes (got \(location.utf8.count))")
             }
         }
-        let metadataBytes = (metadata.map { $0.key.utf8.count + $0.value.utf8.count } + persistentHeaders.map { $0.key.utf8.count + $0.value.utf8.count }).reduce(0, +)
+        let metadataBytes = ProtocolLimits.metadataBytes(metadata) + ProtocolLimits.metadataBytes(persistentHeaders)
         if metadataBytes > ProtocolLimits.maximumMetadataBytes {
             reject(.metadata, "user metadata and persistent headers together must be at most \(ProtocolLimits.maximumMetadataBytes) bytes (got \(metadataBytes))",
                    code: .metadataTooLarge)

@@ -107,9 +107,11 @@ extension ObsFileSystem {
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         let unlinked = UnlinkedName(key: key, parent: parent, name: name)
         let ended = OneShot<Void>()
-        defer { ended.fulfill(()) }
         let openAs = if let known { await beginUnlink(known, unlinked, ended: ended) } else { OpenUse.closed }
-        defer { if let known { openFiles.withLock { if $0.unlinking[known.number] === ended { $0.unlinking[known.number] = nil } } } }
+        defer {
+            if let known { openFiles.withLock { if $0.unlinking[known.number] === ended { $0.unlinking[known.number] = nil } } }
+            ended.fulfill(())  // whoever waited for the unlink now sees its outcome
+        }
         if openAs != .otherwise {
             do {
                 try await store.deleteObject(key)

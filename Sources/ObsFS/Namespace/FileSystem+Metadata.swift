@@ -148,10 +148,9 @@ extension ObsFileSystem {
         if let modify = changes(of: inode.number) { return modify }
         guard let session = upload(of: inode.number), session.isUploading else { return nil }
         logger.info("\(session.key): length changed while being written; completing the upload and continuing by composition")
-        if let modify = try await continueWritersByComposition(session, of: inode) { return modify }
-        // Its descriptors were released meanwhile: the object just completed is changed closed.
-        if let etag = session.etag { recordWritten(inode, session, etag: etag) }
-        return nil
+        // Nil when its descriptors were released meanwhile: the object just completed (which
+        // continueWritersByComposition recorded) is changed closed.
+        return try await continueWritersByComposition(session, of: inode)
     }
 
     /// Changes the POSIX metadata of `inode` with `edit`, completing a record the object lacked
@@ -294,7 +293,7 @@ extension ObsFileSystem {
             changed.extendedAttributes[name] = value
             var metadata: [String: String] = [:]
             changed.write(into: &metadata, kind: inode.kind)
-            let bytes = metadata.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+            let bytes = ProtocolLimits.metadataBytes(metadata)
             guard bytes <= ProtocolLimits.maximumMetadataBytes else {
                 throw FileSystemError(.noSpace, "\(name): the file's metadata would take \(bytes) bytes, more than the store's \(ProtocolLimits.maximumMetadataBytes)")
             }

@@ -232,9 +232,9 @@ public final class UploadSession: Sendable {
     public var isUploading: Bool { outcome.current == nil }
 
     /// Whether another writer may not start an upload of its own: while the outcome is open
-    /// (an open for writing joins this one by composition, a create answers EBUSY), unless the
-    /// file is still empty and its zero-byte object is written (a `touch` whose release has not
-    /// arrived yet must not block the next writer).
+    /// (an open for writing, or a create that finds the name, joins this one by composition),
+    /// unless the file is still empty and its zero-byte object is written (a `touch` whose
+    /// release has not arrived yet must not block the next writer).
     public var excludesOtherWriters: Bool {
         guard isUploading else { return false }
         return state.withLock { !($0.assembly.size == 0 && $0.emptyObjectETag != nil && $0.queued.isEmpty) }
