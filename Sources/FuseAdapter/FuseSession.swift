@@ -68,6 +68,9 @@ final class Dispatcher: Sendable {
     /// This mount as /proc shows it, once mounted (nil: unknown, so flushes never ask /proc
     /// whether their process holds the file through another descriptor).
     let mount = Mutex<MountIdentity?>(nil)
+    /// `kernel_read_ahead=`, applied at the first open or create (KernelReadAhead.swift); nil: not asked
+    /// for, or the mount's device is unknown.
+    let kernelReadAhead = Mutex<KernelReadAhead?>(nil)
 
     init(fileSystem: ObsFileSystem, logger: Logger, replies: any Replies) {
         self.fileSystem = fileSystem
@@ -349,6 +352,7 @@ private let operations: fuse_lowlevel_ops = {
         let flags = template.flags
         let caller = Dispatcher.caller(request)
         dispatcher.answer(request) { request in
+            dispatcher.kernelReadAhead.withLock { $0 }?.applyOnce(logger: dispatcher.logger)
             var reply = template
             do {
                 let opener = ProcessFiles.threadGroup(of: caller.process)
@@ -702,6 +706,7 @@ extension Dispatcher {
     /// reply (the opener was interrupted) it will neither forget the inode nor release the handle:
     /// both are given back here.
     func replyCreate(_ request: Request, parent: InodeNumber, name: String, mode: UInt32, caller: Caller, template: fuse_file_info) async {
+        kernelReadAhead.withLock { $0 }?.applyOnce(logger: logger)
         do {
             let (attributes, handle) = try await fileSystem.create(parent: parent, name: name, mode: mode, flags: template.flags, caller: caller)
             var reply = template
@@ -895,9 +900,12 @@ public final class FuseSession {
         if !SessionIO.install(on: created) { logger.warning("libfuse refused the session's I/O: the kernel asks for security.capability before each cached write") }
         session = created
         notifications.set(created)
-        let mountID = ProcessFiles.read("/proc/self/mountinfo").flatMap { ProcessFiles.mountID(of: absolute, in: $0) }
-        if mountID == nil { logger.warning("\(absolute) is not in /proc/self/mountinfo: every flush of a file's opener completes it, also one of a duplicated descriptor") }
-        dispatcher.mount.withLock { $0 = mountID.map { MountIdentity(id: $0, path: absolute) } }
+        let mounted = ProcessFiles.read("/proc/self/mountinfo").flatMap { ProcessFiles.mountEntry(of: absolute, in: $0) }
+        if mounted == nil { logger.warning("\(absolute) is not in /proc/self/mountinfo: every flush of a file's opener completes it, also one of a duplicated descriptor") }
+        dispatcher.mount.withLock { $0 = mounted.map { MountIdentity(id: $0.id, path: absolute) } }
+        if let readAhead = fileSystem.configuration.read.kernelReadAhead, let mounted {
+            dispatcher.kernelReadAhead.withLock { $0 = KernelReadAhead(bytes: readAhead, device: mounted.device) }
+        }
     }
 
     /// Serves requests on a dedicated thread until `fusermount3 -u`, SIGTERM or SIGINT; then calls

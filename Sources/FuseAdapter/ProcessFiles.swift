@@ -45,14 +45,23 @@ enum ProcessFiles {
         return ProcessID(group)
     }
 
-    /// The ID (/proc/self/mountinfo's first field, fdinfo's `mnt_id`) of the mount on
-    /// `mountpoint`, an absolute path without symlinks; the last one when several are stacked.
-    static func mountID(of mountpoint: String, in mountinfo: String) -> Int? {
-        var found: Int?
+    /// A mount as /proc/self/mountinfo lists it.
+    struct MountEntry: Equatable {
+        /// The first field, also fdinfo's `mnt_id`.
+        let id: Int
+        /// The third field, `major:minor`: the device number of the mount's files, and the
+        /// name of its backing device in /sys/class/bdi.
+        let device: String
+    }
+
+    /// The mount on `mountpoint`, an absolute path without symlinks; the last one when several
+    /// are stacked.
+    static func mountEntry(of mountpoint: String, in mountinfo: String) -> MountEntry? {
+        var found: MountEntry?
         for line in mountinfo.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard fields.count > 4, unescape(fields[4]) == mountpoint, let id = Int(fields[0]) else { continue }
-            found = id
+            found = MountEntry(id: id, device: String(fields[2]))
         }
         return found
     }

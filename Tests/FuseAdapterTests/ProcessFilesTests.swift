@@ -1,4 +1,4 @@
-// What the close rule reads from /proc: the mount's ID from mountinfo (escaped paths, stacked
+// What the close rule reads from /proc: the mount's ID and device from mountinfo (escaped paths, stacked
 // mounts) and whether a process holds an inode open for writing (this test process's own
 // descriptors, read-only and writable).
 import Glibc
@@ -8,16 +8,16 @@ import Testing
 
 @Suite("What /proc says about callers")
 struct ProcessFilesTests {
-    @Test func theMountIDIsTheLastMountOnThePathWithEscapesUndone() {
+    @Test func theMountIsTheLastOneOnThePathWithEscapesUndone() {
         let mountinfo = """
         22 1 0:21 / /proc rw,nosuid - proc proc rw
         45 27 0:40 / /tmp/a\\040b rw,nosuid,nodev - fuse.obsmount obs:bench rw
         46 27 0:41 / /tmp/a rw - fuse.obsmount obs:other rw
         47 45 0:42 / /tmp/a\\040b rw - fuse.obsmount obs:top rw
         """
-        #expect(ProcessFiles.mountID(of: "/tmp/a b", in: mountinfo) == 47)
-        #expect(ProcessFiles.mountID(of: "/tmp/a", in: mountinfo) == 46)
-        #expect(ProcessFiles.mountID(of: "/tmp/none", in: mountinfo) == nil)
+        #expect(ProcessFiles.mountEntry(of: "/tmp/a b", in: mountinfo) == ProcessFiles.MountEntry(id: 47, device: "0:42"))
+        #expect(ProcessFiles.mountEntry(of: "/tmp/a", in: mountinfo)?.id == 46)
+        #expect(ProcessFiles.mountEntry(of: "/tmp/none", in: mountinfo) == nil)
         let mount = MountIdentity(id: 47, path: "/tmp/a b")
         #expect(mount.contains("/tmp/a b/x") && mount.contains("/tmp/a b") && !mount.contains("/tmp/a bc/x"))
         #expect(MountIdentity(id: 1, path: "/").contains("/etc/hosts"))

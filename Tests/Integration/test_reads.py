@@ -44,6 +44,10 @@ def test_sequential_and_random_reads_match_the_object(server, mount_factory):
         while chunk := file.read(1 * MiB):
             chunks.append(chunk)
     assert b"".join(chunks) == source
+    # kernel_read_ahead= (default 1M) was applied at the first open: the kernel asked in 1 MiB reads.
+    device = os.stat(mount.path).st_dev
+    bdi = f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
+    assert open(bdi).read().strip() == "1024"
     if server.request_log:
         gets = gets_of(server, key)
         # Prefetch: GETs of 1, 2, 4, then 8 MiB, not one per kernel read (320 of 128 KiB).

@@ -253,6 +253,37 @@ struct ReadStreamTests {
         stream.close()
         #expect(try await eventually { pool.allocatedBytes == 0 })
     }
+
+    /// The kernel's readahead sends a window's requests at once, and several threads answer
+    /// them in any order, the first one included: the stream must still see one sequential run.
+    @Test func readaheadRequestsArrivingOutOfOrderStayOneRunFetchingEachByteOnce() async throws {
+        let reader = InMemoryObjectReader(latency: .milliseconds(1))
+        let source = pattern(8 * Int(MiB), seed: 5)
+        reader.put("ahead", source)
+        let pool = ReadBufferPool(capacity: Int(32 * MiB))
+        let settings = ReadSettings(readAhead: 4 * MiB, initialRequestSize: 256 * KiB, maximumRequestSize: 1 * MiB,
+                                    randomRequestGranularity: 16 * KiB, backwardTolerance: 2 * MiB)
+        let stream = openStream(reader, "ahead", pool: pool, settings: settings)
+        var generator = SeededGenerator(seed: 7)
+        let request = 128 * 1024
+        let window = Int(MiB)
+        var bytes = source.map { _ in UInt8(0) }
+        for windowStart in stride(from: 0, to: source.count, by: window) {
+            for offset in stride(from: windowStart, to: windowStart + window, by: request).shuffled(using: &generator) {
+                let piece = try await stream.read(at: Int64(offset), count: request).gathered()
+                bytes.replaceSubrange(offset..<(offset + piece.count), with: piece)
+            }
+        }
+        #expect(bytes == source)
+        // No seek: the GETs are the run's prefetch (growing to 1 MiB: about 10 of them; reads
+        // taken as random sent 34), disjoint, each byte fetched once.
+        let gets = reader.gets.sorted { $0.lowerBound < $1.lowerBound }
+        #expect(gets.count <= 12)
+        #expect(zip(gets, gets.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+        #expect(stream.statistics.bytesFetched == Int64(source.count))
+        stream.close()
+        #expect(try await eventually { pool.allocatedBytes == 0 })
+    }
 }
 
 @Suite("Read mount options")
@@ -265,12 +296,17 @@ struct ReadMountOptionsTests {
         #expect(options.read.makePool().capacity == Int(1024 * MiB))
         let defaults = try MountOptions(parsing: [])
         #expect(defaults.read == ReadMountOptions())
+        #expect(defaults.read.kernelReadAhead == MiB)
+        #expect(try MountOptions(parsing: ["kernel_read_ahead=4M"]).read.kernelReadAhead == 4 * MiB)
+        #expect(try MountOptions(parsing: ["kernel_read_ahead=0"]).read.kernelReadAhead == nil)
     }
 
     @Test(arguments: [
         ("read_ahead=512K", "must be between 1M and 1G"),
         ("read_ahead=", "needs a value"),
         ("read_memory_budget=2M", "must be between 4M and 1T"),
+        ("kernel_read_ahead=1K", "must be 0 or between 4K and 64M"),
+        ("kernel_read_ahead=128M", "must be 0 or between 4K and 64M"),
         ("read_ahead=64M,read_memory_budget=100M", "must be at least twice read_ahead (67108864 bytes)"),
     ])
     func refusedWithTheReason(option: String, reason: String) {

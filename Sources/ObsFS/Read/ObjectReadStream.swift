@@ -11,10 +11,13 @@
 //   buffer, in flight or done. A read returns slices of the chunks covering it (`ReadBytes`: the
 //   FUSE reply is written from them, no copy) and fetches what no chunk covers ("demand" GETs,
 //   in the reading task, whose buffer may wait for pool memory).
-// - Access pattern. The first read at offset 0, or a read that continues the previous one
-//   (within one `randomRequestGranularity`), starts a sequential run. While a run lasts, reads
-//   may land up to `backwardTolerance` behind the furthest read (the kernel's concurrent
-//   readahead arrives out of order) or anywhere inside the prefetch window ahead; anything else
+// - Access pattern. A first read within `backwardTolerance` of offset 0, or a read that
+//   continues the previous one (within one `randomRequestGranularity`), starts a sequential run.
+//   While a run lasts, reads may land up to `backwardTolerance` behind the furthest read or
+//   anywhere inside the prefetch window ahead. The tolerance (16 MiB) is larger than the kernel's
+//   readahead: its requests for one window (1 MiB each with `kernel_read_ahead=1M`, up to the
+//   whole window in flight) are answered by several threads and arrive in any order; a 1 MiB
+//   tolerance turned a 4 MiB readahead into a seek every few requests. Anything else
 //   is a seek: the run ends, prefetched chunks outside the read are dropped (their GETs
 //   cancelled) and the window starts small again, as mountpoint-s3 resets its prefetcher.
 // - Prefetch. During a run the chunks reach `window` bytes past the read, where
@@ -52,7 +55,7 @@ public struct ReadSettings: Sendable, Equatable {
     public let randomCacheChunks: Int
 
     public init(readAhead: Int64 = 64 << 20, initialRequestSize: Int64 = 1 << 20, maximumRequestSize: Int64 = 8 << 20,
-                randomRequestGranularity: Int64 = 128 << 10, backwardTolerance: Int64 = 1 << 20, randomCacheChunks: Int = 4) {
+                randomRequestGranularity: Int64 = 128 << 10, backwardTolerance: Int64 = 16 << 20, randomCacheChunks: Int = 4) {
         precondition(readAhead > 0 && initialRequestSize > 0 && randomRequestGranularity > 0 && backwardTolerance >= 0 && randomCacheChunks >= 0,
                      "read settings must be positive")
         self.readAhead = readAhead
@@ -227,7 +230,7 @@ public final class ObjectReadStream: Sendable {
     }
 
     private func isSequential(_ offset: Int64, _ state: State) -> Bool {
-        guard let furthest = state.furthestRead else { return offset == 0 }
+        guard let furthest = state.furthestRead else { return offset < settings.backwardTolerance }
         guard state.sequentialRun > 0 else { return abs(offset - furthest) <= settings.randomRequestGranularity }
         return offset >= furthest - settings.backwardTolerance
             && offset <= furthest + settings.window(afterSequentialBytes: state.sequentialRun)

@@ -1,5 +1,5 @@
-// The mount options of the read path (`read_ahead=`, `read_memory_budget=`), documented in
-// mount-options/README.md. MountOptions hands them here.
+// The mount options of the read path (`read_ahead=`, `read_memory_budget=`,
+// `kernel_read_ahead=`), documented in mount-options/README.md. MountOptions hands them here.
 import OBSProtocol
 
 /// The read options of a mount, with their defaults.
@@ -8,6 +8,11 @@ public struct ReadMountOptions: Sendable, Equatable {
     public var readAhead: Int64 = 64 << 20
     /// `read_memory_budget=`: bytes of read buffers for the whole mount.
     public var memoryBudget: Int64 = 256 << 20
+    /// `kernel_read_ahead=`: the kernel's readahead for the mount (its `read_ahead_kb`), which
+    /// is also the size of the read requests it sends; nil (`0`): left as the kernel sets it
+    /// (128 KiB). The default, 1 MiB, is one request of `max_write`'s size: an eighth of the
+    /// requests, each answered with one reply (measured in mount-options/README.md).
+    public var kernelReadAhead: Int64? = 1 << 20
 
     public init() {}
 
@@ -25,6 +30,10 @@ public struct ReadMountOptions: Sendable, Equatable {
             let size = try MountOptions.size(try Self.required(value, option), option)
             guard size >= 4 * Self.minimumReadAhead, size <= 1 << 40 else { throw MountOptionError(option: option, reason: "must be between 4M and 1T") }
             memoryBudget = size
+        case "kernel_read_ahead":
+            let size = try MountOptions.size(try Self.required(value, option), option)
+            guard size == 0 || (size >= 4 << 10 && size <= 64 << 20) else { throw MountOptionError(option: option, reason: "must be 0 or between 4K and 64M") }
+            kernelReadAhead = size == 0 ? nil : size
         default:
             return false
         }
