@@ -68,8 +68,8 @@ final class Dispatcher: Sendable {
     /// This mount as /proc shows it, once mounted (nil: unknown, so flushes never ask /proc
     /// whether their process holds the file through another descriptor).
     let mount = Mutex<MountIdentity?>(nil)
-    /// `kernel_read_ahead=`, applied at the first open or create (KernelReadAhead.swift); nil: not asked
-    /// for, or the mount's device is unknown.
+    /// `kernel_read_ahead=`, applied at the first open or create (KernelReadAhead.swift); nil:
+    /// not asked for, or the mount's device is unknown.
     let kernelReadAhead = Mutex<KernelReadAhead?>(nil)
 
     init(fileSystem: ObsFileSystem, logger: Logger, replies: any Replies) {

@@ -6,8 +6,9 @@
 // ObjectReadStream's backward tolerance).
 //
 // When: after the kernel has taken the INIT reply, which sets the value again (to the smaller of
-// the two). The kernel sends no other request before that, so the first open or create applies it. Only
-// root may write the file; another user's mount keeps the kernel's value, with one log line.
+// the two). The kernel sends no other request before that, so the first open or create applies
+// it. Only root may write the file; another user's mount keeps the kernel's value, with one log
+// line.
 import Glibc
 import Logging
 import Synchronization

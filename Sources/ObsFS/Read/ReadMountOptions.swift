@@ -11,7 +11,7 @@ public struct ReadMountOptions: Sendable, Equatable {
     /// `kernel_read_ahead=`: the kernel's readahead for the mount (its `read_ahead_kb`), which
     /// is also the size of the read requests it sends; nil (`0`): left as the kernel sets it
     /// (128 KiB). The default, 1 MiB, is one request of `max_write`'s size: an eighth of the
-    /// requests, each answered with one reply (measured in mount-options/README.md).
+    /// requests (measured in mount-options/README.md).
     public var kernelReadAhead: Int64? = 1 << 20
 
     public init() {}
