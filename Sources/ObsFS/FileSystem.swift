@@ -247,6 +247,9 @@ public final class ObsFileSystem: Sendable {
         /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size
         /// ahead of the pages it has not sent yet): zeros fill up to it at the next flush.
         var pendingSizes: [InodeNumber: Int64] = [:]
+        /// The changes of handles whose release is under way (no longer in `files`): their last
+        /// composition may still run, and a directory removed or renamed over them drops them.
+        var releasingChanges: [InodeNumber: [ModifySession]] = [:]
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
@@ -288,6 +291,20 @@ public final class ObsFileSystem: Sendable {
             }
         }
 
+        /// Takes `handle` out of the open handles for its release (`endRelease` when done).
+        mutating func beginRelease(_ handle: FileHandleID) -> OpenFile? {
+            guard let file = files.removeValue(forKey: handle) else { return nil }
+            if let modify = file.modify { releasingChanges[file.inode.number, default: []].append(modify) }
+            return file
+        }
+
+        mutating func endRelease(_ file: OpenFile) {
+            guard let modify = file.modify, var releasing = releasingChanges[file.inode.number],
+                  let index = releasing.firstIndex(where: { $0 === modify }) else { return }
+            releasing.remove(at: index)
+            releasingChanges[file.inode.number] = releasing.isEmpty ? nil : releasing
+        }
+
         /// The unlinked-while-open names of `inode` once none of its handles is left.
         mutating func takeUnlinkedNames(ifLastOf inode: InodeNumber) -> [UnlinkedName] {
             guard unlinkedWhileOpen[inode] != nil, !files.values.contains(where: { $0.inode.number == inode }) else { return [] }
@@ -295,11 +312,17 @@ public final class ObsFileSystem: Sendable {
         }
 
         /// Hidden names of a directory being removed or renamed: their objects go with it (the
-        /// caller deletes them), and their descriptors can read them no longer.
-        mutating func dropHiddenNames(where chosen: (UnlinkedName) -> Bool) -> [UnlinkedName] {
-            let dropped = unlinkedWhileOpen.values.joined().filter { !$0.madeAgain && chosen($0) }
-            for inode in unlinkedWhileOpen.keys { unlinkedWhileOpen[inode]?.removeAll { !$0.madeAgain && chosen($0) } }
-            return Array(dropped)
+        /// caller deletes them), and their descriptors can read them no longer. Also returns the
+        /// changes those descriptors hold, which the caller drops first (`dropHiddenFiles`).
+        mutating func dropHiddenNames(where chosen: (UnlinkedName) -> Bool) -> (names: [UnlinkedName], changes: [ModifySession]) {
+            let dropped = unlinkedWhileOpen.filter { $0.value.contains { !$0.madeAgain && chosen($0) } }
+            for inode in dropped.keys { unlinkedWhileOpen[inode]?.removeAll { !$0.madeAgain && chosen($0) } }
+            var changes: [ModifySession] = []
+            let held = files.values.compactMap { dropped[$0.inode.number] != nil ? $0.modify : nil }
+            for modify in held + dropped.keys.flatMap({ releasingChanges[$0] ?? [] }) where !changes.contains(where: { $0 === modify }) {
+                changes.append(modify)
+            }
+            return (dropped.values.joined().filter { !$0.madeAgain && chosen($0) }, changes)
         }
 
         /// The names unlinked (or renamed away) while open whose objects are still stored and
@@ -375,6 +398,15 @@ public final class ObsFileSystem: Sendable {
         let failure = FileSystemError(doing: action, error)
         logger.error("\(failure)")
         return failure
+    }
+
+    /// Drops the hidden names `chosen` picks (a directory removed or renamed over them) and the
+    /// changes their descriptors hold, once no composition of them is under way: nothing
+    /// composed lands after the caller deletes their objects and brings them back.
+    func dropHiddenFiles(where chosen: (UnlinkedName) -> Bool) async -> [UnlinkedName] {
+        let (names, changes) = openFiles.withLock { $0.dropHiddenNames(where: chosen) }
+        for modify in changes { await modify.drop() }
+        return names
     }
 
     /// The upload of a file being written here, if any.

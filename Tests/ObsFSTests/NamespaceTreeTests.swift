@@ -477,6 +477,45 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
     }
 
+    /// `rm -r` of a directory while a close composes a file unlinked there (stress-ng's seek
+    /// stressor: another process's flush, or the release that follows it): the removal waits for
+    /// the composition, which therefore neither fails (ENOENT: the object gone from under it)
+    /// nor lands after the DELETE and brings the file, and with it the directory, back. Later
+    /// flushes store nothing.
+    @Test(arguments: [false, true])
+    func aDirectoryRemovedWhileAFileUnlinkedThereIsComposedStaysRemoved(releaseUnderWay: Bool) async throws {
+        store.seed("d/")
+        store.seed("d/f", [1, 2, 3])
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "f")
+        let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
+        _ = try await write(fs, appending.handle, at: 3, [4]).get()
+        try await fs.unlink(parent: directory.inode, name: "f")
+        faults.holdParts()
+        let flushing = Task { try await fs.flush(appending.handle, writer: WriterIdentity(8)) }
+        #expect(try await eventually { faults.heldPartCount == 1 })
+        // The release waits for the composition, its handle already gone from the open ones.
+        let releasing = releaseUnderWay ? Task { await fs.release(appending.handle) } : nil
+        try await Task.sleep(for: .milliseconds(20))
+        let removing = Task { try await fs.rmdir(parent: .root, name: "d") }
+        try await Task.sleep(for: .milliseconds(20))
+        faults.release(.uploadPart)
+        try await flushing.value
+        try await removing.value
+        if let releasing {
+            await releasing.value
+        } else {
+            _ = try await write(fs, appending.handle, at: 4, [5]).get()
+            try await fs.flush(appending.handle, writer: WriterIdentity(7))
+            await fs.release(appending.handle)
+        }
+        #expect(store.object("d/f") == nil && store.object("d/") == nil)
+        #expect(store.uploadsInProgress == 0)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
+    }
+
     @Test func aDirectoryRenamedWithAFileUnlinkedWhileOpenLeavesThatFileBehind() async throws {
         store.seed("d/")
         store.seed("d/f", [1])
@@ -774,6 +813,28 @@ struct NamespaceTreeTests {
         try await fs.flush(appending.handle, writer: WriterIdentity(7))  // succeeds, as on a local filesystem
         await fs.release(appending.handle)
         #expect(store.object("f") == [9])  // the new file, not the unlinked one's changes
+    }
+
+    /// A forked child's close flushes the descriptor its parent releases at the same moment.
+    /// When the file was unlinked meanwhile, the release waits for the child's composition
+    /// before deleting the hidden object. Before, the DELETE went first: the composition then
+    /// stored the unlinked file again under its name, or (when it still had to copy from the
+    /// object) failed the child's close with ENOENT (stress-ng's seek stressor).
+    @Test func theLastReleaseOfAnUnlinkedFileDeletesItOnlyAfterAFlushComposingIt() async throws {
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let appending = try await appendingOne(fs, to: "f")
+        try await fs.unlink(parent: .root, name: "f")
+        faults.holdParts()
+        let flushing = Task { try await fs.flush(appending.handle, writer: WriterIdentity(8)) }
+        #expect(try await eventually { faults.heldPartCount == 1 })
+        let releasing = Task { await fs.release(appending.handle) }
+        try await Task.sleep(for: .milliseconds(20))
+        faults.release(.uploadPart)
+        try await flushing.value
+        await releasing.value
+        #expect(store.object("f") == nil)
+        #expect(store.uploadsInProgress == 0)
     }
 
     @Test func anOpenPinsTheVersionItReadsWhenTheETagIsUnknown() async throws {

@@ -26,6 +26,11 @@
 // Failure is final: once a composition failed (after the client's retries), the session holds
 // that error and every later write, flush, fsync and release answers it; nothing is composed
 // later, so a close() that reported the failure never turns into a stored object after all.
+//
+// Unlinked while open: the last release drops the changes (`drop`) before the hidden object is
+// deleted. It waits for a composition under way (a flush of the same descriptor from another
+// process, as after fork), and no composition starts after it, so none lands after the DELETE
+// and brings the name back.
 import Logging
 import OBSProtocol
 import Synchronization
@@ -208,6 +213,8 @@ final class ModifySession: Sendable {
         var failure: (any Error)?
         /// A rename of the file is under way (writes answer EBUSY); `retireIfClean`.
         var retired = false
+        /// The changes went with the unlinked file (`drop`): commits store nothing.
+        var dropped = false
     }
 
     /// What a write to the session came to.
@@ -285,6 +292,14 @@ final class ModifySession: Sendable {
 
     var isRetired: Bool { state.withLock { $0.retired } }
 
+    /// The file was unlinked and this is its last release: once no composition is under way,
+    /// the changes are dropped and later commits store nothing.
+    func drop() async {
+        await composing.acquire(1)
+        defer { composing.release(1) }
+        state.withLock { $0.dropped = true }
+    }
+
     /// Whether another descriptor of the file may join the session: no failed composition, no
     /// rename under way.
     var isShareable: Bool { state.withLock { $0.failure == nil && !$0.retired } }
@@ -316,11 +331,11 @@ final class ModifySession: Sendable {
     func commit() async throws -> (etag: ETag?, size: Int64, stored: Bool) {
         await composing.acquire(1)
         defer { composing.release(1) }
-        let (baseETag, baseSize, baseVisible, size, changes, resized, options, failure) = state.withLock {
-            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.options, $0.failure)
+        let (baseETag, baseSize, baseVisible, size, changes, resized, options, failure, dropped) = state.withLock {
+            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.options, $0.failure, $0.dropped)
         }
         if let failure { throw failure }
-        guard !changes.isEmpty || resized else { return (baseETag, size, false) }
+        guard (!changes.isEmpty || resized) && !dropped else { return (baseETag, size, false) }
         let etag: ETag?
         do {
             if let bucket = store.fileSystemBucket {

@@ -77,7 +77,7 @@ extension ObsFileSystem {
             if writing.contains(where: { table.path(of: $0)?.hasPrefix(path + "/") == true }) {
                 throw FileSystemError(.notEmpty, "\(path) has files being written")
             }
-            let unlinked = directory.map { number in openFiles.withLock { $0.dropHiddenNames { $0.parent == number } } } ?? []
+            let unlinked = if let directory { await dropHiddenFiles { $0.parent == directory } } else { [UnlinkedName]() }
             if !unlinked.isEmpty {
                 logger.info("\(prefix): removed with \(unlinked.count) file(s) unlinked while open; their descriptors can read them no longer")
             }

@@ -295,7 +295,7 @@ extension ObsFileSystem {
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = try await allKeys(below: sourcePrefix)
         // Files unlinked below while open have no name: not copied, deleted with the sources.
-        let unnamed = Set(openFiles.withLock { $0.dropHiddenNames { $0.key.rawValue.hasPrefix(sourcePrefix) } }.map(\.key))
+        let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasPrefix(sourcePrefix) }.map(\.key))
         let copies = keys.filter { !unnamed.contains($0.key) }
         if !keys.contains(where: { $0.relative.isEmpty }) {
             // No marker (an implied directory, or s3fs's older forms): the target gets one, so an

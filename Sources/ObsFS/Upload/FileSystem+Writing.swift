@@ -429,8 +429,9 @@ extension ObsFileSystem {
         } catch {
             logger.error("\(handle): the size a truncate set could not be written: \(error)")
         }
-        guard let file = openFiles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+        guard let file = openFiles.withLock({ $0.beginRelease(handle) }) else { return }
         await finishReleasing(file)
+        openFiles.withLock { $0.endRelease(file) }
         for unlinked in openFiles.withLock({ $0.takeUnlinkedNames(ifLastOf: file.inode.number) }) { await deleteUnlinkedObject(unlinked) }
     }
 
@@ -450,6 +451,7 @@ extension ObsFileSystem {
                 return
             }
             guard table.linkedInode(file.inode.number) != nil || !isUnheld(modify) else {
+                await modify.drop()  // before the hidden object's DELETE (release, below)
                 logger.info("\(modify.key): unlinked while open; its changes go with it")
                 return
             }
