@@ -176,6 +176,8 @@ public final class ObsFileSystem: Sendable {
     let listings: ListingCache
     /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
     let readPool: ReadBufferPool
+    /// Lines a program can cause at every call, at most one per kind every 10 s.
+    let repeatedLines = RepeatedLogLines()
     /// Whether the store keeps user metadata on directory markers (`d/`): nil until the first
     /// marker written with metadata was read back (SeaweedFS keeps none).
     let markersKeepMetadata = Mutex<Bool?>(nil)

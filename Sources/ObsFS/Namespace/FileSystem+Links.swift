@@ -58,7 +58,7 @@ extension ObsFileSystem {
 
     public func link(_ number: InodeNumber, parent: InodeNumber, name: String) throws -> FileAttributes {
         let failure = FileSystemError(.notPermitted, "hard links are not supported (an object has one name)")
-        logger.warning("\(failure.reason)")
+        repeatedLines.log(.warning, failure.reason, kind: "link", to: logger)
         throw failure
     }
 

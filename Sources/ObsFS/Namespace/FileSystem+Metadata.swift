@@ -97,7 +97,7 @@ extension ObsFileSystem {
         guard mode & ~keepSize == 0 else {
             let file = (try? resolve(number)).map { objectKey($0.1).description } ?? "\(number)"  // unlinked while open: no key
             let failure = FileSystemError(.notSupported, "\(file): fallocate mode \(mode) (holes, zeroed or moved ranges) is not supported")
-            logger.warning("\(failure.reason)")
+            repeatedLines.log(.warning, failure.reason, kind: "fallocate", to: logger)
             throw failure
         }
         guard mode & keepSize == 0 else { return }

@@ -216,7 +216,7 @@ extension ObsFileSystem {
         if let reservation = pool.reserveWriter(partSize: partSize) { return reservation }
         let (writers, bytes) = pool.reservations
         let failure = FileSystemError(.outOfMemory, "cannot open \(key) for writing: the \(writers) files open for writing hold \(bytes) bytes of memory_budget=\(pool.capacity) (one part_size=\(partSize) each); close one, or raise memory_budget= or lower part_size=")
-        logger.error("\(failure.reason)")
+        repeatedLines.log(.error, failure.reason, kind: "part buffers", to: logger)
         throw failure
     }
 
