@@ -3,7 +3,8 @@
 // descriptor. The close rule (mount-options/write-semantics.md) uses both: a flush names the
 // thread that closed, and a flush whose process still holds the same file writable (a shell
 // redirection opens the file, `dup2`s it onto 1 and closes the original before anything is
-// written) does not complete it: the last of those descriptors' flush does.
+// written) does not complete it: the last of those descriptors' flush does. And the mount's own
+// line of /proc/self/mountinfo: its ID (for the close rule) and its device (KernelReadAhead).
 //
 // Only procfs reads, from a request's Task, never on a libfuse thread: readlink of
 // /proc/PID/fd/N (the path, to skip descriptors outside the mount) and /proc/PID/fdinfo/N send no
