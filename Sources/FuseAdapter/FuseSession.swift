@@ -68,8 +68,8 @@ final class Dispatcher: Sendable {
     /// This mount as /proc shows it, once mounted (nil: unknown, so flushes never ask /proc
     /// whether their process holds the file through another descriptor).
     let mount = Mutex<MountIdentity?>(nil)
-    /// `kernel_read_ahead=`, applied at the first open or create (KernelReadAhead.swift); nil:
-    /// not asked for, or the mount's device is unknown.
+    /// `kernel_read_ahead=` until the first open or create applies it (KernelReadAhead.swift);
+    /// nil: applied, not asked for, or the mount's device is unknown.
     let kernelReadAhead = Mutex<KernelReadAhead?>(nil)
 
     init(fileSystem: ObsFileSystem, logger: Logger, replies: any Replies) {
@@ -352,7 +352,7 @@ private let operations: fuse_lowlevel_ops = {
         let flags = template.flags
         let caller = Dispatcher.caller(request)
         dispatcher.answer(request) { request in
-            dispatcher.kernelReadAhead.withLock { $0 }?.applyOnce(logger: dispatcher.logger)
+            dispatcher.applyKernelReadAhead()
             var reply = template
             do {
                 let opener = ProcessFiles.threadGroup(of: caller.process)
@@ -702,11 +702,16 @@ extension Dispatcher {
         }
     }
 
+    /// Sets `kernel_read_ahead=` at the first call (the kernel has taken the INIT reply by then).
+    func applyKernelReadAhead() {
+        kernelReadAhead.withLock { pending in defer { pending = nil }; return pending }?.apply(logger: logger)
+    }
+
     /// Creates and opens a file (one lookup and a handle). When the kernel does not take the
     /// reply (the opener was interrupted) it will neither forget the inode nor release the handle:
     /// both are given back here.
     func replyCreate(_ request: Request, parent: InodeNumber, name: String, mode: UInt32, caller: Caller, template: fuse_file_info) async {
-        kernelReadAhead.withLock { $0 }?.applyOnce(logger: logger)
+        applyKernelReadAhead()
         do {
             let (attributes, handle) = try await fileSystem.create(parent: parent, name: name, mode: mode, flags: template.flags, caller: caller)
             var reply = template

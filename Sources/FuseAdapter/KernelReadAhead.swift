@@ -11,23 +11,16 @@
 // line.
 import Glibc
 import Logging
-import Synchronization
 
-final class KernelReadAhead: Sendable {
-    private let bytes: Int64
+/// The readahead to set once; the Dispatcher takes it out of its slot at the first open or
+/// create, so it is written once per mount.
+struct KernelReadAhead {
+    let bytes: Int64
     /// The mount's backing device, `major:minor`.
-    private let device: String
-    /// Whether it was applied (or tried) already: once per mount.
-    private let applied = Atomic(false)
+    let device: String
 
-    init(bytes: Int64, device: String) {
-        self.bytes = bytes
-        self.device = device
-    }
-
-    /// Sets `read_ahead_kb` the first time it is called; later calls return at once.
-    func applyOnce(logger: Logger) {
-        guard !applied.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    /// Sets `read_ahead_kb`, with a log line either way.
+    func apply(logger: Logger) {
         if let failure = write() {
             logger.notice("kernel_read_ahead: the kernel's readahead stays as it was (\(failure))")
         } else {

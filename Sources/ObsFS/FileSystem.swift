@@ -317,14 +317,21 @@ public final class ObsFileSystem: Sendable {
         /// caller deletes them), and their descriptors can read them no longer. Also returns the
         /// changes those descriptors hold, which the caller drops first (`dropHiddenFiles`).
         mutating func dropHiddenNames(where chosen: (UnlinkedName) -> Bool) -> (names: [UnlinkedName], changes: [ModifySession]) {
-            let dropped = unlinkedWhileOpen.filter { $0.value.contains { !$0.madeAgain && chosen($0) } }
-            for inode in dropped.keys { unlinkedWhileOpen[inode]?.removeAll { !$0.madeAgain && chosen($0) } }
+            var names: [UnlinkedName] = []
+            var inodes: Set<InodeNumber> = []
+            for (inode, list) in unlinkedWhileOpen {
+                let picked = list.filter { !$0.madeAgain && chosen($0) }
+                guard !picked.isEmpty else { continue }
+                names += picked
+                inodes.insert(inode)
+                unlinkedWhileOpen[inode]?.removeAll { !$0.madeAgain && chosen($0) }
+            }
             var changes: [ModifySession] = []
-            let held = files.values.compactMap { dropped[$0.inode.number] != nil ? $0.modify : nil }
-            for modify in held + dropped.keys.flatMap({ releasingChanges[$0] ?? [] }) where !changes.contains(where: { $0 === modify }) {
+            let held = files.values.compactMap { inodes.contains($0.inode.number) ? $0.modify : nil }
+            for modify in held + inodes.flatMap({ releasingChanges[$0] ?? [] }) where !changes.contains(where: { $0 === modify }) {
                 changes.append(modify)
             }
-            return (dropped.values.joined().filter { !$0.madeAgain && chosen($0) }, changes)
+            return (names, changes)
         }
 
         /// The names unlinked (or renamed away) while open whose objects are still stored and

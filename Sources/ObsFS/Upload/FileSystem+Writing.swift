@@ -431,8 +431,11 @@ extension ObsFileSystem {
         }
         guard let file = openFiles.withLock({ $0.beginRelease(handle) }) else { return }
         await finishReleasing(file)
-        openFiles.withLock { $0.endRelease(file) }
-        for unlinked in openFiles.withLock({ $0.takeUnlinkedNames(ifLastOf: file.inode.number) }) { await deleteUnlinkedObject(unlinked) }
+        let unlinkedNames = openFiles.withLock { files in
+            files.endRelease(file)
+            return files.takeUnlinkedNames(ifLastOf: file.inode.number)
+        }
+        for unlinked in unlinkedNames { await deleteUnlinkedObject(unlinked) }
     }
 
     /// What the release of `file` (no longer among the open handles) completes or aborts.
