@@ -5,6 +5,7 @@
 import Glibc
 #endif
 import OBSProtocol
+import Synchronization
 import Testing
 @testable import ObsFS
 
@@ -312,5 +313,96 @@ struct LongOperationTests {
         #expect(running.first?.unit == "keys")
         statistics.operations.finished(operation)
         #expect(statistics.snapshot(pool: pool, prefix: "").operations.isEmpty)
+    }
+}
+
+extension ModifyTests {
+    /// An `ftruncate` while another descriptor's close composes (the late release of an earlier
+    /// descriptor, as in fsx-like programs that close and reopen): the composed object becomes
+    /// the base, but what the truncate cut stays cut, and growing again reads zeros.
+    @Test func aTruncateWhileComposingStaysCutOverTheComposedObject() async throws {
+        let inner = InMemoryStore()
+        let base = pattern(3 * Int(minimumPart) + 1234)
+        inner.seed("t", base)
+        let store = FaultInjectingStore(inner)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "t")
+        let opener = ProcessID(70)
+        let handle = try await fs.open(file.inode, flags: O_RDWR, opener: opener).handle
+        #expect(await fs.write(handle, at: 10, bytes: [1, 2, 3], writer: WriterIdentity(7), process: opener).count == 3)
+        store.holdParts()
+        let composing = Task { try await fs.flush(handle, writer: WriterIdentity(7), process: opener) }
+        #expect(try await eventually { store.heldPartCount >= 1 })
+        #expect(try await fs.setattr(file.inode, AttributeChanges(size: 100)).size == 100)
+        #expect(try await fs.setattr(file.inode, AttributeChanges(size: 300)).size == 300)
+        store.releaseParts()
+        try await composing.value
+        var expected = Array(base[0..<100]) + [UInt8](repeating: 0, count: 200)
+        expected.replaceSubrange(10..<13, with: [1, 2, 3])
+        #expect(try await fs.read(handle, at: 0, count: 1000).gathered() == expected)
+        try await fs.flush(handle, writer: WriterIdentity(7), process: opener)
+        await fs.release(handle)
+        #expect(inner.object("t") == expected)
+    }
+}
+
+extension ModifyTests {
+    /// A read through one descriptor while another's close composes the file: the composition
+    /// replaces the version the read was fetching (its GET answers 412); the read starts over
+    /// from the new object, which this mount stored, as a reader on a local disk reads on.
+    /// Both for a descriptor sharing the changes (O_RDWR) and one reading its version (O_RDONLY).
+    @Test(arguments: [O_RDWR, O_RDONLY])
+    func aReadRacingAComposeOfTheSameFileStartsOverFromTheNewObject(readerFlags: Int32) async throws {
+        let inner = InMemoryStore()
+        let base = pattern(3 * Int(minimumPart))
+        inner.seed("r", base)
+        let store = FaultInjectingStore(inner)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "r")
+        let (writer, reader) = (ProcessID(81), ProcessID(82))
+        let writing = try await fs.open(file.inode, flags: O_RDWR, opener: writer).handle
+        let reading = try await fs.open(file.inode, flags: readerFlags, opener: reader).handle
+        // A whole first part rewritten: the composition uploads it and copies the rest, reading nothing.
+        let first = pattern(Int(minimumPart), seed: 4)
+        #expect(await fs.write(writing, at: 0, bytes: first, writer: WriterIdentity(8), process: writer).count == first.count)
+        store.hold(.read)
+        let offset = 2 * Int(minimumPart) + 5
+        let read = Task { try await fs.read(reading, at: Int64(offset), count: 100).gathered() }
+        #expect(try await eventually { store.heldCount(.read) >= 1 })
+        try await fs.flush(writing, writer: WriterIdentity(8), process: writer)
+        #expect(inner.object("r") == first + Array(base[Int(minimumPart)...]))
+        store.release(.read)
+        #expect(try await read.value == Array(base[offset..<offset + 100]))
+        await fs.release(writing)
+        await fs.release(reading)
+    }
+
+    /// A commit that waited for another one and found nothing left to store returns only once
+    /// the other recorded what it stored: a descriptor opened after its close() returned starts
+    /// from the new object, never from the version before.
+    @Test func aCommitReturnsAfterTheCompositionItWaitedForWasRecorded() async throws {
+        let inner = InMemoryStore()
+        let base = pattern(2 * Int(minimumPart))
+        inner.seed("c", base)
+        let store = FaultInjectingStore(inner)
+        let fs = makeFileSystem(store)
+        let modify = try fs.makeModifySession(key: ObjectKey("c"), etag: inner.contents.withLock { $0.etags[ObjectKey("c")] }, size: Int64(base.count), written: nil)
+        defer { modify.close() }
+        _ = [UInt8](repeating: 7, count: 10).withUnsafeBytes { modify.write($0, at: 3) }
+        let recorded = Mutex<Int64?>(nil)
+        store.holdParts()
+        let composing = Task {
+            try await modify.commit { _, size in
+                usleep(50_000)  // a slow recording: the waiting commit must not return before it
+                recorded.withLock { $0 = size }
+            }
+        }
+        #expect(try await eventually { store.heldPartCount >= 1 })
+        let waiting = Task { try await modify.commit { _, _ in Issue.record("nothing was left to store") } }
+        try await Task.sleep(for: .milliseconds(20))
+        store.releaseParts()
+        try await waiting.value
+        #expect(recorded.withLock { $0 } == Int64(base.count))
+        try await composing.value
     }
 }

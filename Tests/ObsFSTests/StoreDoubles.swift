@@ -247,7 +247,7 @@ final class InMemoryStore: ObjectStore {
 
 /// Wraps a store: fails chosen requests and can hold part uploads until released.
 final class FaultInjectingStore: ObjectStore {
-    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty, put, copy, delete }
+    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty, put, copy, delete, read }
 
     struct Rule: Sendable {
         var operation: Operation
@@ -301,7 +301,7 @@ final class FaultInjectingStore: ObjectStore {
     func releaseParts() { release(.uploadPart) }
     var heldPartCount: Int { heldCount(.uploadPart) }
 
-    private func waitIfHeld(_ operation: Operation) async {
+    fileprivate func waitIfHeld(_ operation: Operation) async {
         await withCheckedContinuation { continuation in
             let hold = state.withLock { state -> Bool in
                 guard state.holding.contains(operation) else { return false }
@@ -478,8 +478,15 @@ extension ComposesThroughInner {
     }
 }
 
-/// Compositions through the wrapper: copies count as `.copy`, reads pass through unchecked.
+/// Compositions through the wrapper: copies count as `.copy`; reads pass through unchecked, and
+/// wait while `.read` is held.
 extension FaultInjectingStore: ComposesThroughInner {
+    func readRange(_ key: ObjectKey, range: Range<Int64>, ifMatch: ETag?, customerKey: CustomerKey?,
+                   into destination: MemoryRegion) async throws -> Int {
+        await waitIfHeld(.read)
+        return try await inner.readRange(key, range: range, ifMatch: ifMatch, customerKey: customerKey, into: destination)
+    }
+
     func copyPart(_ key: ObjectKey, uploadID: UploadID, number: PartNumber, source: ObjectKey, range: Range<Int64>,
                   sourceETag: ETag?, customerKey: CustomerKey?) async throws -> ETag {
         try check(.copy)

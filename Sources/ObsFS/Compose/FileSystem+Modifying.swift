@@ -104,9 +104,19 @@ extension ObsFileSystem {
         let operations = configuration.upload.statistics.operations
         let progress = operations.begin("composing \(modify.key)", total: modify.size, unit: "bytes")
         defer { operations.finished(progress) }
-        let (etag, size, stored): (ETag?, Int64, Bool)
         do {
-            (etag, size, stored) = try await modify.commit()
+            try await modify.commit { etag, size in
+                let now = FileTime.now()
+                inode.state.withLock { state in
+                    state.facts.etag = etag
+                    state.storedHere = etag
+                    state.facts.size = size
+                    state.facts.lastModified = now
+                    state.facts.posix.modified = now
+                    state.facts.posix.changed = now
+                    state.facts.expiry = freshExpiry()
+                }
+            }
             forgetFetchedAhead(around: inode)
         } catch let error as ObjectChangedError {
             let failure = FileSystemError(.io, "\(modify.key): \(error.description); the changes were not stored")
@@ -114,16 +124,6 @@ extension ObsFileSystem {
             throw failure
         } catch {
             throw storeFailure("composing \(modify.key)", error)
-        }
-        guard stored else { return }
-        let now = FileTime.now()
-        inode.state.withLock { state in
-            state.facts.etag = etag
-            state.facts.size = size
-            state.facts.lastModified = now
-            state.facts.posix.modified = now
-            state.facts.posix.changed = now
-            state.facts.expiry = freshExpiry()
         }
     }
 

@@ -205,6 +205,10 @@ final class ModifySession: Sendable {
         var changes = ChangedRanges()
         /// A truncate or extension since the base, even with no bytes written.
         var resized = false
+        /// The shortest length a truncate set while a composition ran (nil: none did). The
+        /// composed object holds the bytes from before the truncate: past this length they
+        /// stay hidden (`baseVisible`) once it is the base.
+        var cutWhileComposing: Int64?
         var baseReads: ObjectReadStream
         /// What the composed object carries (metadata, class, ACL…): the base's at open, changed
         /// by metadata changes since (`changeBase`).
@@ -275,6 +279,7 @@ final class ModifySession: Sendable {
             guard size != state.size else { return }  // nothing to cut or extend: nothing to compose
             state.changes.cut(at: size)
             state.baseVisible = min(state.baseVisible, size)
+            state.cutWhileComposing = min(state.cutWhileComposing ?? size, size)
             state.size = size
             state.resized = true
         }
@@ -311,31 +316,45 @@ final class ModifySession: Sendable {
     /// target it replaced): writes are taken again.
     func unretire() { state.withLock { $0.retired = false } }
 
-    /// Up to `count` bytes at `offset` of the file as written so far.
+    /// Up to `count` bytes at `offset` of the file as written so far. A composition of another
+    /// descriptor's close that replaces the base meanwhile (its old version is gone: 412, or
+    /// the stream closed) makes the read start over from the new base, which holds the same
+    /// bytes.
     func read(at offset: Int64, count: Int) async throws -> [UInt8] {
-        let (size, baseVisible, reads, changes) = state.withLock { ($0.size, $0.baseVisible, $0.baseReads, $0.changes) }
-        guard offset < size, count > 0 else { return [] }
-        let range = offset..<min(offset + Int64(count), size)
-        var bytes = [UInt8](repeating: 0, count: range.count)
-        if offset < baseVisible {
-            let base = try await reads.read(at: offset, count: Int(min(range.upperBound, baseVisible) - offset)).gathered()
-            bytes.replaceSubrange(0..<base.count, with: base)
+        while true {
+            let (size, baseVisible, reads, changes) = state.withLock { ($0.size, $0.baseVisible, $0.baseReads, $0.changes) }
+            guard offset < size, count > 0 else { return [] }
+            let range = offset..<min(offset + Int64(count), size)
+            var bytes = [UInt8](repeating: 0, count: range.count)
+            if offset < baseVisible {
+                let base: [UInt8]
+                do {
+                    base = try await reads.read(at: offset, count: Int(min(range.upperBound, baseVisible) - offset)).gathered()
+                } catch {
+                    if state.withLock({ $0.baseReads !== reads }) { continue }
+                    throw error
+                }
+                bytes.replaceSubrange(0..<base.count, with: base)
+            }
+            changes.overlay(range, on: &bytes)
+            return bytes
         }
-        changes.overlay(range, on: &bytes)
-        return bytes
     }
 
     /// Makes what was written durable: composes the new object (or sends the native calls) and
-    /// makes it the base. Returns the new ETag and size, and whether anything was stored (nothing
-    /// to do returns the current ones).
-    func commit() async throws -> (etag: ETag?, size: Int64, stored: Bool) {
+    /// makes it the base; nothing to store does nothing. `recordStored` gets the new ETag and
+    /// size before the next composition may start, so a commit that waited for this one and
+    /// found nothing left to store returns after they were recorded (a descriptor opened once
+    /// its close() returned starts from the new object).
+    func commit(recordStored: (ETag?, Int64) -> Void) async throws {
         await composing.acquire(1)
         defer { composing.release(1) }
         let (baseETag, baseSize, baseVisible, size, changes, resized, options, failure, dropped) = state.withLock {
-            ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.options, $0.failure, $0.dropped)
+            $0.cutWhileComposing = nil  // the snapshot holds every truncate so far
+            return ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.options, $0.failure, $0.dropped)
         }
         if let failure { throw failure }
-        guard (!changes.isEmpty || resized) && !dropped else { return (baseETag, size, false) }
+        guard (!changes.isEmpty || resized) && !dropped else { return }
         let etag: ETag?
         do {
             if let bucket = store.fileSystemBucket {
@@ -350,21 +369,23 @@ final class ModifySession: Sendable {
             state.withLock { $0.failure = error }
             throw error
         }
-        guard let reader = store as? any ObjectReader else { return (etag, size, true) }
+        recordStored(etag, size)
+        guard let reader = store as? any ObjectReader else { return }
         let reads = ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
         let old = state.withLock { state -> ObjectReadStream in
             let old = state.baseReads
             state.baseETag = etag
             state.baseSize = size
-            state.baseVisible = size
-            // Writes that arrived while composing stay as changes over the new base.
+            // Writes that arrived while composing stay as changes over the new base; a truncate
+            // that came in while composing still hides what it cut (from the snapshot's changes).
+            state.baseVisible = min(size, state.cutWhileComposing ?? size)
+            state.cutWhileComposing = nil
             state.changes.remove(changes)
-            state.resized = state.size != size
+            state.resized = state.size != size || state.baseVisible < size
             state.baseReads = reads
             return old
         }
         old.close()
-        return (etag, size, true)
     }
 
     /// Runs `change`, a metadata change of the base (chmod, chown, utimens, an xattr), with no

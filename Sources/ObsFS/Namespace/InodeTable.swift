@@ -56,6 +56,10 @@ final class Inode: Sendable {
         /// The ETag of the version the last open for reading saw: while it is unchanged the
         /// kernel may keep the file's page cache between opens.
         var cachedETag: ETag?
+        /// The ETag of the version this mount stored last (an upload completed, a composition):
+        /// a descriptor still reading an older one moves on to it, as readers on a local disk
+        /// read what the others wrote (`ObsFileSystem.read`).
+        var storedHere: ETag?
         /// When this mount last changed what the store keeps no time for: the names in a
         /// directory (create, mkdir, symlink, mknod, unlink, rmdir, rename: its mtime and ctime)
         /// or a file's own name (rename: its ctime). Kept in memory while the inode lives (a

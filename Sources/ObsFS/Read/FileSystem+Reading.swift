@@ -1,6 +1,8 @@
 // Opening and reading files: every open of an object gets an ObjectReadStream pinned to the
-// ETag the open saw (Read/ObjectReadStream.swift has the prefetch design). The kernel's page
-// cache is kept between opens while the ETag is unchanged. A file being streamed is readable
+// ETag the open saw (Read/ObjectReadStream.swift has the prefetch design); when this mount
+// stores a new version (another descriptor's close), the handle moves on to it, while a version
+// from another client fails the read (EIO). The kernel's page cache is kept between opens while
+// the ETag is unchanged. A file being streamed is readable
 // through the descriptor that writes it (a database creating its file): the first read of what
 // was written completes the upload and the descriptor goes on as changes to that object
 // (Compose/); other descriptors opened meanwhile get EBUSY until it is closed, then read the
@@ -52,13 +54,39 @@ extension ObsFileSystem {
             try await refresh(inode, at: path)
         }
         let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
+        let stream = try makeReadStream(objectKey(path), etag: facts.etag, size: facts.size, written: written)
+        inode.state.withLock { $0.cachedETag = facts.etag }
+        return (stream, facts.etag != nil && facts.etag == previous, facts.size != sizeBefore)
+    }
+
+    /// A stream of one version of `key` (with the SSE-C key this mount wrote it with, if any).
+    private func makeReadStream(_ key: ObjectKey, etag: ETag?, size: Int64, written: ObjectOptions?) throws -> ObjectReadStream {
         guard let reader = store as? any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
         var customerKey: CustomerKey?
         if case .customer(let key)? = written?.encryption { customerKey = key }
-        let stream = ObjectReadStream(key: objectKey(path), etag: facts.etag, size: facts.size, customerKey: customerKey, reader: reader,
-                                      pool: readPool, settings: configuration.read.settings)
-        inode.state.withLock { $0.cachedETag = facts.etag }
-        return (stream, facts.etag != nil && facts.etag == previous, facts.size != sizeBefore)
+        return ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool,
+                                settings: configuration.read.settings)
+    }
+
+    /// When the version `stream` reads was replaced by one this mount stored (another
+    /// descriptor's close composed or completed the file), a stream of that version, in the
+    /// handle's place of `stream`; nil otherwise (another client replaced it: EIO).
+    private func streamOfVersionStoredHere(_ handle: FileHandleID, _ file: OpenFile, after stream: ObjectReadStream) throws -> ObjectReadStream? {
+        let (facts, storedHere, written) = file.inode.state.withLock { ($0.facts, $0.storedHere, $0.writtenOptions) }
+        guard let storedHere, storedHere == facts.etag, storedHere != stream.etag else { return nil }
+        let renewed = try makeReadStream(stream.key, etag: storedHere, size: facts.size, written: written)
+        let replaced = openFiles.withLock { files -> Bool in
+            guard files.files[handle]?.reads === stream else { return false }
+            files.files[handle]?.reads = renewed
+            return true
+        }
+        guard replaced else {
+            renewed.close()
+            return nil
+        }
+        stream.close()
+        logger.info("\(stream.key): \(handle) reads on from the version this mount stored (ETag \(storedHere), \(facts.size) bytes)")
+        return renewed
     }
 
     /// The stream of a handle opened while another descriptor was streaming the file: EBUSY
@@ -104,16 +132,23 @@ extension ObsFileSystem {
                 throw storeFailure("reading \(modify.key) at \(offset)", error)
             }
         }
-        let stream: ObjectReadStream
+        var stream: ObjectReadStream
         if let opened = file.reads { stream = opened } else { stream = try await streamOpenedLate(handle, file) }
-        do {
-            return try await stream.read(at: offset, count: count)
-        } catch let error as ObjectChangedError {
-            let failure = FileSystemError(.io, error.description)
-            logger.error("\(failure.reason)")
-            throw failure
-        } catch {
-            throw storeFailure("reading \(stream.key) at \(offset)", error)
+        var renewed = false
+        while true {
+            do {
+                return try await stream.read(at: offset, count: count)
+            } catch let error as ObjectChangedError {
+                if !renewed, let next = try streamOfVersionStoredHere(handle, file, after: stream) {
+                    (stream, renewed) = (next, true)
+                    continue
+                }
+                let failure = FileSystemError(.io, error.description)
+                logger.error("\(failure.reason)")
+                throw failure
+            } catch {
+                throw storeFailure("reading \(stream.key) at \(offset)", error)
+            }
         }
     }
 }

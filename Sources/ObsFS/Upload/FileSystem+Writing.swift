@@ -357,6 +357,7 @@ extension ObsFileSystem {
         forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             state.facts.etag = etag
+            state.storedHere = etag
             state.facts.size = size
             state.facts.lastModified = .now()
             state.facts.posix = PosixMetadata(metadata: written.metadata)
