@@ -258,9 +258,12 @@ public final class ObsFileSystem: Sendable {
 
         /// The changes another handle of `inode` holds and shares: its writes and this handle's
         /// are one set of changes, read by both and stored at either's close, as one file on a
-        /// local disk. Not a session whose composition failed or that a rename retired.
+        /// local disk. Not a session whose composition failed or that a rename retired. Also
+        /// the changes of a handle whose release is under way: its last composition may still
+        /// store them, and a session started from the version stored now would be overtaken.
         func shareableChanges(of inode: InodeNumber) -> ModifySession? {
             files.values.lazy.compactMap { $0.inode.number == inode ? $0.modify : nil }.first { $0.isShareable }
+                ?? releasingChanges[inode]?.last { $0.isShareable }
         }
 
         mutating func add(_ file: OpenFile) -> FileHandleID {
@@ -300,11 +303,15 @@ public final class ObsFileSystem: Sendable {
             return file
         }
 
-        mutating func endRelease(_ file: OpenFile) {
+        /// Ends the release of `file`; returns its changes when nothing holds them any more (the
+        /// caller closes them): decided under this lock, where a new handle joins them.
+        mutating func endRelease(_ file: OpenFile) -> ModifySession? {
             guard let modify = file.modify, var releasing = releasingChanges[file.inode.number],
-                  let index = releasing.firstIndex(where: { $0 === modify }) else { return }
+                  let index = releasing.firstIndex(where: { $0 === modify }) else { return nil }
             releasing.remove(at: index)
             releasingChanges[file.inode.number] = releasing.isEmpty ? nil : releasing
+            let held = files.values.contains { $0.modify === modify } || releasing.contains { $0 === modify }
+            return held ? nil : modify
         }
 
         /// The unlinked-while-open names of `inode` once none of its handles is left.

@@ -406,3 +406,37 @@ extension ModifyTests {
         try await composing.value
     }
 }
+
+extension ModifyTests {
+    /// An open of a file whose last descriptor's release is still composing its changes (a
+    /// close by another process than the opener stored nothing): the new descriptor joins those
+    /// changes instead of starting over from the version stored now, which the release is
+    /// about to replace (its reads would miss the changes, its close would fail on the ETag).
+    @Test func anOpenDuringTheLastReleaseJoinsTheChangesItIsComposing() async throws {
+        let inner = InMemoryStore()
+        let base = pattern(2 * Int(minimumPart))
+        inner.seed("j", base)
+        let store = FaultInjectingStore(inner)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "j")
+        let (opener, child, next) = (ProcessID(91), ProcessID(92), ProcessID(93))
+        let first = try await fs.open(file.inode, flags: O_RDWR, opener: opener).handle
+        #expect(await fs.write(first, at: 5, bytes: [1, 2, 3], writer: WriterIdentity(9), process: child).count == 3)
+        try await fs.flush(first, writer: WriterIdentity(9), process: child)  // not the opener: nothing stored
+        #expect(inner.object("j") == base)
+        store.holdParts()
+        let releasing = Task { await fs.release(first) }
+        #expect(try await eventually { store.heldPartCount >= 1 })
+        let second = try await fs.open(file.inode, flags: O_RDWR, opener: next).handle
+        #expect(try await fs.read(second, at: 5, count: 3).gathered() == [1, 2, 3])
+        store.releaseParts()
+        await releasing.value
+        #expect(await fs.write(second, at: 20, bytes: [4], writer: WriterIdentity(10), process: next).count == 1)
+        try await fs.flush(second, writer: WriterIdentity(10), process: next)
+        await fs.release(second)
+        var expected = base
+        expected.replaceSubrange(5..<8, with: [1, 2, 3])
+        expected[20] = 4
+        #expect(inner.object("j") == expected)
+    }
+}

@@ -306,8 +306,8 @@ final class ModifySession: Sendable {
     }
 
     /// Whether another descriptor of the file may join the session: no failed composition, no
-    /// rename under way.
-    var isShareable: Bool { state.withLock { $0.failure == nil && !$0.retired } }
+    /// rename under way, not dropped with the unlinked file.
+    var isShareable: Bool { state.withLock { $0.failure == nil && !$0.retired && !$0.dropped } }
 
     /// What a write or truncate through a retired session answers.
     var renameUnderWay: FileSystemError { FileSystemError(.busy, "\(key) is being renamed; change it again once the rename ended") }

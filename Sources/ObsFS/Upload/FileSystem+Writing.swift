@@ -432,10 +432,10 @@ extension ObsFileSystem {
         }
         guard let file = openFiles.withLock({ $0.beginRelease(handle) }) else { return }
         await finishReleasing(file)
-        let unlinkedNames = openFiles.withLock { files in
-            files.endRelease(file)
-            return files.takeUnlinkedNames(ifLastOf: file.inode.number)
+        let (unheld, unlinkedNames) = openFiles.withLock { files in
+            (files.endRelease(file), files.takeUnlinkedNames(ifLastOf: file.inode.number))
         }
+        unheld?.close()
         for unlinked in unlinkedNames { await deleteUnlinkedObject(unlinked) }
     }
 
@@ -443,7 +443,6 @@ extension ObsFileSystem {
     private func finishReleasing(_ file: OpenFile) async {
         file.reads?.close()
         if let modify = file.modify {
-            defer { if isUnheld(modify) { modify.close() } }
             if let session = file.session {
                 _ = await session.release()
                 openFiles.withLock { files in
