@@ -440,3 +440,33 @@ extension ModifyTests {
         #expect(inner.object("j") == expected)
     }
 }
+
+extension ModifyTests {
+    /// On a parallel file system bucket the object changes in place while a close writes the
+    /// changes natively: a read of the shared changes in that moment (its GET answers 412)
+    /// waits for the writing to end and reads the new object.
+    @Test func aReadDuringNativeChangesOfTheSameFileReadsTheChangedObject() async throws {
+        let inner = InMemoryStore(isFileSystemBucket: true)
+        let base = pattern(4096)
+        inner.seed("n", base)
+        let store = FaultInjectingStore(inner)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "n")
+        let process = ProcessID(95)
+        let writing = try await fs.open(file.inode, flags: O_RDWR, opener: process).handle
+        let reading = try await fs.open(file.inode, flags: O_RDWR, opener: ProcessID(96)).handle
+        #expect(await fs.write(writing, at: 10, bytes: [1, 2], writer: WriterIdentity(11), process: process).count == 2)
+        store.hold(.modify)
+        let flushing = Task { try await fs.flush(writing, writer: WriterIdentity(11), process: process) }
+        #expect(try await eventually { store.heldCount(.modify) == 1 })  // the object has changed; the flush goes on
+        let read = Task { try await fs.read(reading, at: 0, count: 100).gathered() }
+        try await Task.sleep(for: .milliseconds(20))
+        store.release(.modify)
+        try await flushing.value
+        var expected = Array(base[0..<100])
+        expected.replaceSubrange(10..<12, with: [1, 2])
+        #expect(try await read.value == expected)
+        await fs.release(writing)
+        await fs.release(reading)
+    }
+}

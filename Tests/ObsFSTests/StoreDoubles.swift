@@ -247,7 +247,7 @@ final class InMemoryStore: ObjectStore {
 
 /// Wraps a store: fails chosen requests and can hold part uploads until released.
 final class FaultInjectingStore: ObjectStore {
-    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty, put, copy, delete, read }
+    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty, put, copy, delete, read, modify }
 
     struct Rule: Sendable {
         var operation: Operation
@@ -493,4 +493,17 @@ extension FaultInjectingStore: ComposesThroughInner {
         return try await inner.copyPart(key, uploadID: uploadID, number: number, source: source, range: range,
                                         sourceETag: sourceETag, customerKey: customerKey)
     }
+}
+
+/// The inner store's parallel file system bucket, when it is one; in-place writes wait while
+/// `.modify` is held (after the store changed the object: a native change is seen at once).
+extension FaultInjectingStore: FileSystemBucketStore {
+    var isFileSystemBucket: Bool { inner.isFileSystemBucket }
+    func renameNatively(_ source: ObjectKey, to destination: ObjectKey) async throws { try await inner.renameNatively(source, to: destination) }
+    func modifyNatively(_ key: ObjectKey, position: Int64, bytes: MemoryRegion) async throws -> ETag? {
+        let etag = try await inner.modifyNatively(key, position: position, bytes: bytes)
+        await waitIfHeld(.modify)
+        return etag
+    }
+    func truncateNatively(_ key: ObjectKey, length: Int64) async throws { try await inner.truncateNatively(key, length: length) }
 }

@@ -318,8 +318,8 @@ final class ModifySession: Sendable {
 
     /// Up to `count` bytes at `offset` of the file as written so far. A composition of another
     /// descriptor's close that replaces the base meanwhile (its old version is gone: 412, or
-    /// the stream closed) makes the read start over from the new base, which holds the same
-    /// bytes.
+    /// the stream closed; natively, the object changes before the composition ends) makes the
+    /// read start over from the new base, which holds the same bytes.
     func read(at offset: Int64, count: Int) async throws -> [UInt8] {
         while true {
             let (size, baseVisible, reads, changes) = state.withLock { ($0.size, $0.baseVisible, $0.baseReads, $0.changes) }
@@ -331,6 +331,10 @@ final class ModifySession: Sendable {
                 do {
                     base = try await reads.read(at: offset, count: Int(min(range.upperBound, baseVisible) - offset)).gathered()
                 } catch {
+                    // A composition under way may be replacing the base (on a parallel file
+                    // system bucket, in place): once it ended, the read starts over.
+                    await composing.acquire(1)
+                    composing.release(1)
                     if state.withLock({ $0.baseReads !== reads }) { continue }
                     throw error
                 }
