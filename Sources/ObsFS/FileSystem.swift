@@ -357,9 +357,7 @@ public final class ObsFileSystem: Sendable {
         self.store = store
         self.logger = logger
         directoryAttributes = DirectoryAttributes(store: store, prefix: configuration.prefix, mount: configuration.uploadOptions, logger: logger)
-        var rootFacts = InodeFacts.unknown(expiry: .now + configuration.attributeTimeout)
-        rootFacts.posixLoaded = true
-        table = InodeTable(rootFacts: rootFacts)
+        table = InodeTable(rootFacts: InodeFacts.unknown(expiry: .now + configuration.attributeTimeout))  // posix: `loadRootMetadata`
         negativeCache = NameCache(timeout: configuration.negativeTimeout)
         listedFiles = NameCache(timeout: configuration.attributeTimeout)
         listings = ListingCache(lifetime: configuration.attributeTimeout)
@@ -373,6 +371,12 @@ public final class ObsFileSystem: Sendable {
 
     /// The key a directory's children are listed under (`PREFIX/DIR/`).
     func listPrefix(ofDirectory path: String) -> String { configuration.prefix + (path.isEmpty ? "" : path + "/") }
+
+    /// Where a directory's mode, owner, times and xattrs live: its marker `d/`; the mount
+    /// root's is the prefix's marker, or on a whole bucket the hidden `.obsmount-root`.
+    func markerKey(ofDirectory path: String) -> ObjectKey {
+        path.isEmpty && configuration.prefix.isEmpty ? ObjectKey(KeyNaming.bucketRootMarkerName) : ObjectKey(listPrefix(ofDirectory: path))
+    }
 
     func childPath(_ parentPath: String, _ name: String) -> String { parentPath.isEmpty ? name : parentPath + "/" + name }
 
@@ -390,8 +394,10 @@ public final class ObsFileSystem: Sendable {
         if let problem = KeyNaming.problem(with: name) {
             throw FileSystemError(name.utf8.count > KeyNaming.maximumNameLength ? .nameTooLong : .invalidArgument, problem)
         }
-        guard name != DirectoryAttributes.objectName else { throw FileSystemError(.noEntry, "\(name) holds directory attributes (hidden)") }
         let (directory, parentPath) = try resolve(parent)
+        guard !KeyNaming.isHidden(name, under: listPrefix(ofDirectory: parentPath)) else {
+            throw FileSystemError(.noEntry, "\(name) is kept by obsmount (hidden)")
+        }
         guard directory.kind == .directory else { throw FileSystemError(.notDirectory, "\(parentPath) is not a directory") }
         let path = childPath(parentPath, name)
         if creating {

@@ -288,8 +288,6 @@ struct AttributeWiringTests {
 
     @Test func namesOutsideTheNamespaceAndStoresWithoutAttributes() async throws {
         let fs = makeFileSystem(InMemoryStore())
-        // The bucket's root has no object to keep other user.* names in.
-        #expect(await errno { try await fs.setxattr(.root, name: "user.other", value: [1]) } == .notPermitted)
         #expect(await errno { try await fs.setxattr(.root, name: "trusted.other", value: [1]) } == .notSupported)
         #expect(await errno { try await fs.setxattr(.root, name: "user.obs.bogus", value: [1]) } == .notSupported)
         #expect(await errno { try await fs.setxattr(.root, name: "user.obs.meta.k", value: [1]) } == .notSupported)

@@ -1005,3 +1005,28 @@ struct NamespaceTreeTests {
         #expect(store.contents.withLock { ($0.headCalls, $0.listCalls) } == before)
     }
 }
+
+extension NamespaceTreeTests {
+    /// The mount root's mode, owner, times and xattrs: on a whole bucket in the hidden
+    /// `.obsmount-root` (never listed, never made by a program), on a prefix in its marker; read
+    /// back by the next mount.
+    @Test(arguments: ["", "team/"])
+    func theRootKeepsItsMetadataAcrossMounts(prefix: String) async throws {
+        let first = makeFileSystem(store, prefix: prefix)
+        #expect(try await first.getattr(.root).mode & 0o7777 == 0o755)  // the defaults (umask 022)
+        _ = try await first.setattr(.root, AttributeChanges(permissions: 0o1777, uid: 1234, gid: 5678, modified: FileTime(seconds: 1_000_000_000, nanoseconds: 0)))
+        try await first.setxattr(.root, name: "user.note", value: Array("kept".utf8))
+        let marker = prefix.isEmpty ? ".obsmount-root" : prefix
+        #expect(store.object(marker) == [])
+        let again = makeFileSystem(store, prefix: prefix)
+        let root = try await again.getattr(.root)
+        #expect(root.mode & 0o7777 == 0o1777 && root.uid == 1234 && root.gid == 5678)
+        #expect(root.modified == FileTime(seconds: 1_000_000_000, nanoseconds: 0))
+        #expect(try await again.getxattr(.root, name: "user.note") == Array("kept".utf8))
+        #expect(try await names(again, .root).isEmpty)
+        #expect(await errno { _ = try await again.lookup(parent: .root, name: ".obsmount-root") } == .noEntry)
+        if prefix.isEmpty {
+            #expect(await errno { _ = try await again.create(parent: .root, name: ".obsmount-root") } == .noEntry)
+        }
+    }
+}

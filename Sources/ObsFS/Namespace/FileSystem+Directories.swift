@@ -20,7 +20,7 @@ extension ObsFileSystem {
         var options = ObjectOptions()
         options.contentType = KeyNaming.directoryContentType
         posix.write(into: &options.metadata, kind: .directory)
-        let markerKey = ObjectKey(listPrefix(ofDirectory: path))
+        let markerKey = markerKey(ofDirectory: path)
         let etag: ETag
         do {
             etag = try await store.putObject(markerKey, bytes: [], options: options)

@@ -161,10 +161,28 @@ extension ObsFileSystem {
     /// is always fresh). A name that disappeared from the store answers ENOENT.
     public func getattr(_ number: InodeNumber) async throws -> FileAttributes {
         guard let inode = table.inode(number) else { throw FileSystemError(.noEntry, "unknown \(number)") }
+        if number == .root, !inode.facts.posixLoaded { await loadRootMetadata(inode) }
         if number == .root || inode.facts.expiry > .now || isChangingHere(number) { return attributes(of: inode) }
         guard let path = table.path(of: number) else { return attributes(of: inode) }  // unlinked but open: last known
         try await refresh(inode, at: path)
         return attributes(of: inode)
+    }
+
+    /// The mount root's mode, owner, times and xattrs from its marker, read once per mount (the
+    /// root is never looked up); the mount's defaults when it has none or the store fails.
+    private func loadRootMetadata(_ root: Inode) async {
+        let key = markerKey(ofDirectory: "")
+        var posix = PosixMetadata()
+        do {
+            if let marker = try await store.headObject(key) { posix = PosixMetadata(metadata: marker.metadata) }
+        } catch {
+            logger.warning("reading the mount root's metadata from \(key): \(error); the mount's defaults stand")
+        }
+        root.state.withLock { state in
+            guard !state.facts.posixLoaded else { return }  // a change made meanwhile wins
+            state.facts.posix = posix
+            state.facts.posixLoaded = true
+        }
     }
 
     /// Asks the store what `path` holds now and makes it `inode`'s facts.

@@ -198,18 +198,14 @@ extension ObsFileSystem {
 
     /// Writes the directory's marker `d/` again (or for the first time) with changed metadata.
     private func changeDirectoryMarker(_ path: String, _ update: (inout PosixMetadata) -> Void) async throws {
-        guard !path.isEmpty || !configuration.prefix.isEmpty else {
-            let failure = FileSystemError(.notPermitted, "the bucket's root has no object to keep its metadata in")
-            logger.warning("\(failure.reason)")
-            throw failure
-        }
-        let markerKey = ObjectKey(listPrefix(ofDirectory: path))
+        let markerKey = markerKey(ofDirectory: path)
         let unkept = FileSystemError(.notSupported, "\(markerKey): this store keeps no metadata on directory markers, so a directory's mode, owner, times and xattrs cannot be changed")
         if markersKeepMetadata.withLock({ $0 }) == false { throw unkept }
         var posix: PosixMetadata
         do {
             var options = ObjectOptions()
-            options.contentType = KeyNaming.directoryContentType
+            // Not on `.obsmount-root`: s3fs would show an object of that type as a directory.
+            if markerKey.rawValue.hasSuffix("/") { options.contentType = KeyNaming.directoryContentType }
             if let marker = try await store.headObject(markerKey) { options.metadata = marker.metadata }
             posix = PosixMetadata(metadata: options.metadata)
             update(&posix)

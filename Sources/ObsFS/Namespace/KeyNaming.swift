@@ -9,7 +9,8 @@
 //   (one warning in the log). Lookup and readdir apply the same rule.
 // - Keys that cannot be names are skipped with one log line: empty segments (`a//b`), `.`, `..`,
 //   names with NUL, names over 1,024 bytes. The hidden object of directory attributes
-//   (`.obsmount-dir-attrs`) is never shown.
+//   (`.obsmount-dir-attrs`) and, in the root of a whole bucket, the root's marker
+//   (`.obsmount-root`) are never shown.
 // - New names (create, mkdir, symlink, mknod, rename's target) follow Linux's NAME_MAX: at most
 //   255 bytes (what statfs reports), and the whole key at most 1,024 bytes (the store's limit);
 //   longer ones answer ENAMETOOLONG. Longer names that other tools stored stay reachable.
@@ -19,6 +20,15 @@ import OBSProtocol
 enum KeyNaming {
     static let directoryContentType = "application/x-directory"
     static let folderSuffix = "_$folder$"
+    /// The marker of a whole bucket's root (no key can be the root: its mode, owner and times
+    /// are kept on this hidden object).
+    static let bucketRootMarkerName = ".obsmount-root"
+
+    /// Names of objects obsmount keeps for itself in the directory listed as `listPrefix`:
+    /// never shown, never made by a program.
+    static func isHidden(_ name: String, under listPrefix: String) -> Bool {
+        name == DirectoryAttributes.objectName || (listPrefix.isEmpty && name == bucketRootMarkerName)
+    }
     /// The longest key the stores take, and the longest stored name this mount shows.
     static let maximumNameLength = 1024
     /// The longest name this mount creates (Linux's NAME_MAX).
@@ -42,14 +52,14 @@ enum KeyNaming {
     enum ListedName: Equatable {
         case file(String)
         case directory(String)
-        /// The directory's own marker (`listPrefix` itself) or the hidden attributes object.
+        /// The directory's own marker (`listPrefix` itself) or a hidden object (`isHidden`).
         case hidden
         case unusable(String, reason: String)
     }
 
     static func classify(objectKey key: String, under listPrefix: String, contentType: String? = nil) -> ListedName {
         let name = String(key.dropFirst(listPrefix.count))
-        if name.isEmpty || name == DirectoryAttributes.objectName { return .hidden }
+        if name.isEmpty || isHidden(name, under: listPrefix) { return .hidden }
         if name.hasSuffix(folderSuffix), name.count > folderSuffix.count {
             let directory = String(name.dropLast(folderSuffix.count))
             if let reason = problem(with: directory) { return .unusable(key, reason: reason) }
