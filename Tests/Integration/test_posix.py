@@ -285,3 +285,25 @@ def test_writes_truncates_and_chowns_drop_set_id_bits_as_on_a_local_disk(server,
     assert after(0o6755, lambda d: os.chown("s", 1, -1, dir_fd=d), as_root=True) == 0o0755
     assert after(0o2744, lambda d: os.chown("s", NOBODY, -1, dir_fd=d), as_root=True) == 0o2744
     assert path.read_bytes() == server_body(server, key)
+
+
+@pytest.mark.parametrize("prefix", [None, "rooted"], ids=["bucket", "prefix"])
+def test_the_mount_root_keeps_its_mode_owner_and_times_across_mounts(private_obs_local, mount_factory, prefix):
+    # What test suites and admins do first: open the mount to other users.
+    mount = mount_factory(private_obs_local, prefix=prefix)
+    os.chmod(mount.path, 0o1777)
+    os.chown(mount.path, 1234, 5678)
+    os.utime(mount.path, (1_000_000_000, 1_000_000_000))
+    assert as_nobody(mount.path, lambda d: os.close(os.open("by-nobody", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d))) == 0
+    os.setxattr(mount.path, "user.note", b"kept")
+    mount.unmount()
+    marker = f"{prefix}/" if prefix else ".obsmount-root"
+    assert server_body(private_obs_local, marker) == b""
+    assert stored_mode(private_obs_local, marker) & 0o7777 == 0o1777
+
+    again = mount_factory(private_obs_local, prefix=prefix)
+    root = os.stat(again.path)
+    assert (root.st_mode & 0o7777, root.st_uid, root.st_gid, root.st_mtime) == (0o1777, 1234, 5678, 1_000_000_000)
+    assert os.getxattr(again.path, "user.note") == b"kept"
+    assert os.listdir(again.path) == ["by-nobody"]  # the marker is never listed
+    assert not os.path.exists(again.path / ".obsmount-root")
