@@ -295,6 +295,9 @@ struct NamespaceTreeTests {
         let a = try await fs.lookup(parent: .root, name: "a")
         #expect(await errno { try await fs.rename(parent: .root, name: "a", newParent: .root, newName: "b", flags: ObsFileSystem.renameNoReplace) } == .exists)
         #expect(await errno { try await fs.rename(parent: .root, name: "a", newParent: .root, newName: "b", flags: ObsFileSystem.renameExchange) } == .invalidArgument)
+        // RENAME_WHITEOUT would leave no whiteout behind: refused, nothing renamed.
+        #expect(await errno { try await fs.rename(parent: .root, name: "a", newParent: .root, newName: "w", flags: ObsFileSystem.renameWhiteout) } == .invalidArgument)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "w") } == .noEntry)
         try await fs.rename(parent: .root, name: "a", newParent: .root, newName: "b", flags: 0)
         #expect(store.object("a") == nil)
         #expect(store.object("b") == [1, 2, 3])

@@ -31,13 +31,19 @@ extension ObsFileSystem {
     /// `renameat2` flags.
     public static let renameNoReplace: UInt32 = 1
     public static let renameExchange: UInt32 = 2
+    public static let renameWhiteout: UInt32 = 4
 
     public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) async throws {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
-        guard flags & ObsFileSystem.renameExchange == 0 else {
-            let failure = FileSystemError(.invalidArgument, "RENAME_EXCHANGE is not supported (objects cannot be swapped atomically)")
+        guard flags & ~ObsFileSystem.renameNoReplace == 0 else {
+            let reason = switch flags & ~ObsFileSystem.renameNoReplace {
+            case ObsFileSystem.renameExchange: "RENAME_EXCHANGE is not supported (objects cannot be swapped atomically)"
+            case ObsFileSystem.renameWhiteout: "RENAME_WHITEOUT (overlayfs) is not supported"
+            default: "renameat2 flags \(flags) are not supported"
+            }
+            let failure = FileSystemError(.invalidArgument, reason)
             logger.warning("\(failure.reason)")
             throw failure
         }
