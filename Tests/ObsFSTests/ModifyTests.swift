@@ -221,15 +221,11 @@ struct ModifyTests {
 extension ModifyTests {
     @Test func aFailedCompositionIsFinal() async throws {
         // close() reported the failure: nothing composes the changes later (release, a retry).
-        let inner = InMemoryStore()
-        let base = pattern(2 * Int(minimumPart) + 5)
-        inner.seed("g", base)
-        let store = FaultInjectingStore(inner)
+        let seeded = try await SeededFile("g", size: 2 * Int(minimumPart) + 5)
+        let (inner, store, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
         store.fail(.complete, nth: 1)  // the first composition fails; a second one would succeed
-        let fs = makeFileSystem(store)
-        let file = try await fs.lookup(parent: .root, name: "g")
         let opener = ProcessID(60)
-        let handle = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: opener).handle
+        let handle = try await fs.open(file, flags: O_WRONLY | O_APPEND, opener: opener).handle
         #expect(await fs.write(handle, at: Int64(base.count), bytes: [1, 2, 3], writer: WriterIdentity(6), process: opener).count == 3)
         #expect(await errno(of: { try await fs.flush(handle, writer: WriterIdentity(6), process: opener) }) == .io)
         #expect(await fs.write(handle, at: Int64(base.count) + 3, bytes: [4], writer: WriterIdentity(6), process: opener).count == -1)
@@ -238,7 +234,7 @@ extension ModifyTests {
         #expect(inner.object("g") == base)
         #expect(inner.uploadsInProgress == 0)
         // A new open of the same file works from the intact base.
-        let again = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: opener).handle
+        let again = try await fs.open(file, flags: O_WRONLY | O_APPEND, opener: opener).handle
         #expect(await fs.write(again, at: Int64(base.count), bytes: [7], writer: WriterIdentity(6), process: opener).count == 1)
         try await fs.flush(again, writer: WriterIdentity(6), process: opener)
         await fs.release(again)
@@ -321,20 +317,16 @@ extension ModifyTests {
     /// descriptor, as in fsx-like programs that close and reopen): the composed object becomes
     /// the base, but what the truncate cut stays cut, and growing again reads zeros.
     @Test func aTruncateWhileComposingStaysCutOverTheComposedObject() async throws {
-        let inner = InMemoryStore()
-        let base = pattern(3 * Int(minimumPart) + 1234)
-        inner.seed("t", base)
-        let store = FaultInjectingStore(inner)
-        let fs = makeFileSystem(store)
-        let file = try await fs.lookup(parent: .root, name: "t")
+        let seeded = try await SeededFile("t", size: 3 * Int(minimumPart) + 1234)
+        let (inner, store, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
         let opener = ProcessID(70)
-        let handle = try await fs.open(file.inode, flags: O_RDWR, opener: opener).handle
+        let handle = try await fs.open(file, flags: O_RDWR, opener: opener).handle
         #expect(await fs.write(handle, at: 10, bytes: [1, 2, 3], writer: WriterIdentity(7), process: opener).count == 3)
         store.holdParts()
         let composing = Task { try await fs.flush(handle, writer: WriterIdentity(7), process: opener) }
         #expect(try await eventually { store.heldPartCount >= 1 })
-        #expect(try await fs.setattr(file.inode, AttributeChanges(size: 100)).size == 100)
-        #expect(try await fs.setattr(file.inode, AttributeChanges(size: 300)).size == 300)
+        #expect(try await fs.setattr(file, AttributeChanges(size: 100)).size == 100)
+        #expect(try await fs.setattr(file, AttributeChanges(size: 300)).size == 300)
         store.releaseParts()
         try await composing.value
         var expected = Array(base[0..<100]) + [UInt8](repeating: 0, count: 200)
@@ -353,15 +345,11 @@ extension ModifyTests {
     /// Both for a descriptor sharing the changes (O_RDWR) and one reading its version (O_RDONLY).
     @Test(arguments: [O_RDWR, O_RDONLY])
     func aReadRacingAComposeOfTheSameFileStartsOverFromTheNewObject(readerFlags: Int32) async throws {
-        let inner = InMemoryStore()
-        let base = pattern(3 * Int(minimumPart))
-        inner.seed("r", base)
-        let store = FaultInjectingStore(inner)
-        let fs = makeFileSystem(store)
-        let file = try await fs.lookup(parent: .root, name: "r")
+        let seeded = try await SeededFile("r", size: 3 * Int(minimumPart))
+        let (inner, store, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
         let (writer, reader) = (ProcessID(81), ProcessID(82))
-        let writing = try await fs.open(file.inode, flags: O_RDWR, opener: writer).handle
-        let reading = try await fs.open(file.inode, flags: readerFlags, opener: reader).handle
+        let writing = try await fs.open(file, flags: O_RDWR, opener: writer).handle
+        let reading = try await fs.open(file, flags: readerFlags, opener: reader).handle
         // A whole first part rewritten: the composition uploads it and copies the rest, reading nothing.
         let first = pattern(Int(minimumPart), seed: 4)
         #expect(await fs.write(writing, at: 0, bytes: first, writer: WriterIdentity(8), process: writer).count == first.count)
@@ -413,21 +401,17 @@ extension ModifyTests {
     /// changes instead of starting over from the version stored now, which the release is
     /// about to replace (its reads would miss the changes, its close would fail on the ETag).
     @Test func anOpenDuringTheLastReleaseJoinsTheChangesItIsComposing() async throws {
-        let inner = InMemoryStore()
-        let base = pattern(2 * Int(minimumPart))
-        inner.seed("j", base)
-        let store = FaultInjectingStore(inner)
-        let fs = makeFileSystem(store)
-        let file = try await fs.lookup(parent: .root, name: "j")
+        let seeded = try await SeededFile("j", size: 2 * Int(minimumPart))
+        let (inner, store, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
         let (opener, child, next) = (ProcessID(91), ProcessID(92), ProcessID(93))
-        let first = try await fs.open(file.inode, flags: O_RDWR, opener: opener).handle
+        let first = try await fs.open(file, flags: O_RDWR, opener: opener).handle
         #expect(await fs.write(first, at: 5, bytes: [1, 2, 3], writer: WriterIdentity(9), process: child).count == 3)
         try await fs.flush(first, writer: WriterIdentity(9), process: child)  // not the opener: nothing stored
         #expect(inner.object("j") == base)
         store.holdParts()
         let releasing = Task { await fs.release(first) }
         #expect(try await eventually { store.heldPartCount >= 1 })
-        let second = try await fs.open(file.inode, flags: O_RDWR, opener: next).handle
+        let second = try await fs.open(file, flags: O_RDWR, opener: next).handle
         #expect(try await fs.read(second, at: 5, count: 3).gathered() == [1, 2, 3])
         store.releaseParts()
         await releasing.value
@@ -446,15 +430,11 @@ extension ModifyTests {
     /// changes natively: a read of the shared changes in that moment (its GET answers 412)
     /// waits for the writing to end and reads the new object.
     @Test func aReadDuringNativeChangesOfTheSameFileReadsTheChangedObject() async throws {
-        let inner = InMemoryStore(isFileSystemBucket: true)
-        let base = pattern(4096)
-        inner.seed("n", base)
-        let store = FaultInjectingStore(inner)
-        let fs = makeFileSystem(store)
-        let file = try await fs.lookup(parent: .root, name: "n")
+        let seeded = try await SeededFile("n", size: 4096, fileSystemBucket: true)
+        let (inner, store, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
         let process = ProcessID(95)
-        let writing = try await fs.open(file.inode, flags: O_RDWR, opener: process).handle
-        let reading = try await fs.open(file.inode, flags: O_RDWR, opener: ProcessID(96)).handle
+        let writing = try await fs.open(file, flags: O_RDWR, opener: process).handle
+        let reading = try await fs.open(file, flags: O_RDWR, opener: ProcessID(96)).handle
         #expect(await fs.write(writing, at: 10, bytes: [1, 2], writer: WriterIdentity(11), process: process).count == 2)
         store.hold(.modify)
         let flushing = Task { try await fs.flush(writing, writer: WriterIdentity(11), process: process) }
@@ -463,10 +443,29 @@ extension ModifyTests {
         try await Task.sleep(for: .milliseconds(20))
         store.release(.modify)
         try await flushing.value
-        var expected = Array(base[0..<100])
+        var expected = base
         expected.replaceSubrange(10..<12, with: [1, 2])
-        #expect(try await read.value == expected)
+        #expect(try await read.value == Array(expected[0..<100]))
+        #expect(inner.object("n") == expected)
         await fs.release(writing)
         await fs.release(reading)
+    }
+}
+
+/// A file system over a fault-injecting store that holds `name`: `size` bytes of `pattern`.
+struct SeededFile {
+    let inner: InMemoryStore
+    let store: FaultInjectingStore
+    let fs: ObsFileSystem
+    let inode: InodeNumber
+    let base: [UInt8]
+
+    init(_ name: String, size: Int, fileSystemBucket: Bool = false) async throws {
+        inner = InMemoryStore(isFileSystemBucket: fileSystemBucket)
+        base = pattern(size)
+        inner.seed(name, base)
+        store = FaultInjectingStore(inner)
+        fs = makeFileSystem(store)
+        inode = try await fs.lookup(parent: .root, name: name).inode
     }
 }
