@@ -23,6 +23,15 @@ struct ProcessFilesTests {
         #expect(MountIdentity(id: 1, path: "/").contains("/etc/hosts"))
     }
 
+    @Test func fieldsOfStatusAndFdinfoLines() {
+        let status = "Name:\tbash\nUmask:\t0022\nTgidx:\t9\nTgid:\t1234\nPid:\t1240\nflags:  0100002"
+        #expect(ProcessFiles.field("Tgid", in: status) == "1234")  // not the longer name before it
+        #expect(ProcessFiles.field("Name", in: status) == "bash")
+        #expect(ProcessFiles.field("flags", in: status) == "0100002")  // spaces, and the last line without a newline
+        #expect(ProcessFiles.field("Uid", in: status) == nil)
+        #expect(ProcessFiles.field("Pid", in: "") == nil)
+    }
+
     @Test func aThreadGroupIsReadFromStatusAndAGoneThreadStandsForItself() throws {
         // This thread (from /proc/thread-self: "PID/task/TID") and the main thread (TID = PID)
         // belong to this process.
