@@ -19,6 +19,9 @@ final class AttributeKeepingStore: AttributeStore {
         var requests: [String] = []
         var failMetadataChanges = false
         var heads = 0
+        /// Zero-byte PUTs wait for it while set (`emptyPutsWaiting` counts them).
+        var emptyPutGate: OneShot<Void>?
+        var emptyPutsWaiting = 0
     }
     /// Attributes per key, the requests made, and the injected failure.
     let kept = Mutex(Kept())
@@ -49,6 +52,7 @@ final class AttributeKeepingStore: AttributeStore {
     }
     func abortUpload(_ key: ObjectKey, uploadID: UploadID) async throws { try await inner.abortUpload(key, uploadID: uploadID) }
     func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
+        if let gate = kept.withLock({ kept in kept.emptyPutGate.map { kept.emptyPutsWaiting += 1; return $0 } }) { await gate.value }
         kept.withLock { $0.options[key] = options }
         return try await inner.putEmptyObject(key, options: options)
     }
@@ -292,5 +296,35 @@ struct AttributeWiringTests {
         #expect(await errno { try await fs.setxattr(.root, name: "user.obs.bogus", value: [1]) } == .notSupported)
         #expect(await errno { try await fs.setxattr(.root, name: "user.obs.meta.k", value: [1]) } == .notSupported)
         #expect(await errno { _ = try await fs.getxattr(.root, name: "user.other") } == .noAttribute)
+    }
+}
+
+extension AttributeWiringTests {
+    /// A forked child's exit flushes the still-empty file (its zero-byte object is written) while
+    /// the parent changes the mode through its descriptor (stress-ng's access): the change waits
+    /// for that PUT, not for the file's release, which the parent sends only after the change
+    /// (it hung there, and every chmod of the mount behind it).
+    @Test func aModeChangeWhileTheEmptyObjectIsWrittenWaitsOnlyForThatWrite() async throws {
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        let parent = ProcessID(100)
+        let (created, handle) = try await fs.create(parent: .root, name: "e", mode: 0o600, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: parent))
+        let gate = OneShot<Void>()
+        store.kept.withLock { $0.emptyPutGate = gate }
+        let childExit = Task { try await fs.flush(handle, writer: WriterIdentity(21), process: ProcessID(121)) }
+        #expect(try await eventually { store.kept.withLock { $0.emptyPutsWaiting } == 1 })
+        let changed = Mutex(false)
+        let chmod = Task {
+            defer { changed.withLock { $0 = true } }
+            return try await fs.setattr(created.inode, AttributeChanges(permissions: 0o644))
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        store.kept.withLock { $0.emptyPutGate = nil }
+        gate.fulfill(())
+        try await childExit.value
+        #expect(try await eventually { changed.withLock { $0 } })  // before the release below
+        await fs.release(handle)
+        #expect(try await chmod.value.mode & 0o777 == 0o644)
+        #expect(store.kept.withLock { $0.options[ObjectKey("e")]?.metadata["mode"] }.flatMap { UInt32($0) }.map { $0 & 0o777 } == 0o644)
     }
 }

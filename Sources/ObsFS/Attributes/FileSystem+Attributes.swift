@@ -251,6 +251,7 @@ extension ObsFileSystem {
                 if session.recordAfterCompletion(request, options: proposed) { return true }
                 // Completing meanwhile: once complete, the change goes to the object.
                 if session.attributeStage == .complete { continue }
+                if await session.awaitEmptyObjectWrite() { continue }
                 _ = await session.finished()
                 return false
             }
@@ -277,6 +278,7 @@ extension ObsFileSystem {
                     logger.info("\(session.key): \(attribute) changed while parts are being sent; applied after completion")
                     return true
                 }
+                if await session.awaitEmptyObjectWrite() { continue }
                 _ = await session.finished()
                 return false
             case .immediately:

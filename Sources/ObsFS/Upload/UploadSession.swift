@@ -165,6 +165,9 @@ public final class UploadSession: Sendable {
         var completionBarred = false
         /// ETag of the zero-byte object a flush of the still-empty file created.
         var emptyObjectETag: ETag?
+        /// The end of that object's PUT while it is under way (an attribute change waits for it,
+        /// then changes the object).
+        var emptyObjectWrite: OneShot<Void>?
         /// Why the last flush of the still-empty file could not write its zero-byte object: a
         /// close() reported it, so release must not write the object after all.
         var emptyObjectFailure: FileSystemError?
@@ -587,7 +590,8 @@ public final class UploadSession: Sendable {
     /// meanwhile: the caller then treats the change as one after the first part.
     public func reinitiate(with options: ObjectOptions) async throws(FileSystemError) -> Bool {
         let started = state.withLock { state -> Bool in
-            guard case .open = state.phase, !state.assembly.sealedAnyPart, state.emptyObjectETag == nil, !state.window.paused else { return false }
+            guard case .open = state.phase, !state.assembly.sealedAnyPart, state.emptyObjectETag == nil, !state.updatesTaken,
+                  !state.window.paused else { return false }
             state.window.paused = true
             return true
         }
@@ -666,6 +670,15 @@ public final class UploadSession: Sendable {
 
     /// Waits until the upload's outcome is decided.
     public func finished() async -> Result<ETag, FileSystemError> { await outcome.value }
+
+    /// Waits for the empty object's PUT when one is under way (the flush of the still-empty
+    /// file, by a forked child's exit for instance); false when none is. The upload's outcome
+    /// waits for the release, which the program changing the file may not send for long.
+    public func awaitEmptyObjectWrite() async -> Bool {
+        guard let write = state.withLock({ $0.emptyObjectWrite }) else { return false }
+        await write.value
+        return true
+    }
 
     // MARK: Unlinked while open
 
@@ -826,8 +839,17 @@ public final class UploadSession: Sendable {
 
     private func writeEmptyObject() async -> Result<ETag, FileSystemError> {
         if let etag = state.withLock({ $0.emptyObjectETag }) { return .success(etag) }
+        let written = OneShot<Void>()
         // The one request carries the changes recorded for after completion (owner, mode, times).
-        let intended = takePendingUpdates().options ?? options
+        let intended = state.withLock { state in
+            state.emptyObjectWrite = written
+            state.updatesTaken = true
+            return state.pendingOptions
+        } ?? options
+        defer {
+            state.withLock { state in if state.emptyObjectWrite === written { state.emptyObjectWrite = nil } }
+            written.fulfill(())
+        }
         do {
             let etag = try await store.putEmptyObject(key, options: intended)
             state.withLock { state in
@@ -838,7 +860,10 @@ public final class UploadSession: Sendable {
         } catch {
             let failure = FileSystemError(doing: "writing the empty object", error)
             logger.error("\(key): \(failure.reason)")
-            state.withLock { $0.emptyObjectFailure = failure }
+            state.withLock { state in
+                state.emptyObjectFailure = failure
+                state.updatesTaken = false  // nothing took them: recorded again for the next try
+            }
             return .failure(failure)
         }
     }
