@@ -469,3 +469,28 @@ struct SeededFile {
         inode = try await fs.lookup(parent: .root, name: name).inode
     }
 }
+
+extension ModifyTests {
+    /// `stress-ng --seek` on a parallel file system bucket: hundreds of small writes across the
+    /// file (and one past its end) are written in place as one span, its gaps read from the base
+    /// first, not one request each.
+    @Test func scatteredSmallChangesOnAParallelFileSystemBucketAreWrittenInFewRequests() async throws {
+        let seeded = try await SeededFile("s", size: 1 << 20, fileSystemBucket: true)
+        let (inner, _, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
+        let process = ProcessID(97)
+        let handle = try await fs.open(file, flags: O_RDWR, opener: process).handle
+        var expected = base
+        for index in 0..<500 {
+            let offset = index * 2000 + (index % 7) * 13
+            let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 100)
+            #expect(await fs.write(handle, at: Int64(offset), bytes: bytes, writer: WriterIdentity(12), process: process).count == 100)
+            expected.replaceSubrange(offset..<offset + 100, with: bytes)
+        }
+        #expect(await fs.write(handle, at: Int64(base.count + 5000), bytes: [7, 7], writer: WriterIdentity(12), process: process).count == 2)
+        expected += [UInt8](repeating: 0, count: 5000) + [7, 7]
+        try await fs.flush(handle, writer: WriterIdentity(12), process: process)
+        await fs.release(handle)
+        #expect(inner.object("s") == expected)
+        #expect(inner.contents.withLock { $0.modifyCalls } == 1)
+    }
+}

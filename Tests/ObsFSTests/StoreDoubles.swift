@@ -48,6 +48,7 @@ final class InMemoryStore: ObjectStore {
         var headCalls = 0
         var copyCalls = 0
         var renameCalls = 0
+        var modifyCalls = 0
     }
 
     /// Everything stored; tests read it directly.
@@ -432,6 +433,7 @@ extension InMemoryStore: FileSystemBucketStore {
             let end = Int(position) + bytes.count
             if end > object.count { object += [UInt8](repeating: 0, count: end - object.count) }
             object.replaceSubrange(Int(position)..<end, with: Array(bytes.bytes))
+            contents.modifyCalls += 1
             contents.objects[key] = object
             contents.etags[key] = ETag(md5: Hash.md5(object))
             return contents.etags[key]

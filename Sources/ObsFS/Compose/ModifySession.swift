@@ -132,7 +132,28 @@ struct ChangedRanges: Sendable, ChangedBytes {
         destination.withUnsafeMutableBytes { overlay(range, into: $0) }
     }
 
-    private func overlay(_ range: Range<Int64>, into destination: UnsafeMutableRawBufferPointer) {
+    /// The changed ranges as in-place writes of a parallel file system bucket: ranges closer
+    /// than `maximumGap` are written as one span (its gaps read from the base first), a span at
+    /// most `maximumSpan` long, all the gaps at most `gapBudget` bytes. `merged`: the span holds
+    /// gaps. (1,000 writes of 512 bytes across 16 MiB, as `stress-ng --seek` makes, were 1,000
+    /// requests, each slower as the object's pieces grew; now one read and one write.)
+    func nativeSpans(maximumGap: Int64, maximumSpan: Int64, gapBudget: Int64) -> [(span: Range<Int64>, merged: Bool)] {
+        var spans: [(span: Range<Int64>, merged: Bool)] = []
+        var gapBytes: Int64 = 0
+        for range in ranges {
+            if let last = spans.last, range.lowerBound - last.span.upperBound <= maximumGap,
+               range.upperBound - last.span.lowerBound <= maximumSpan, gapBytes + range.lowerBound - last.span.upperBound <= gapBudget {
+                gapBytes += range.lowerBound - last.span.upperBound
+                spans[spans.count - 1] = (last.span.lowerBound..<range.upperBound, true)
+            } else {
+                spans.append((range, false))
+            }
+        }
+        return spans
+    }
+
+    /// The same, into raw memory.
+    func overlay(_ range: Range<Int64>, into destination: UnsafeMutableRawBufferPointer) {
         var index = firstRun(endingAfter: range.lowerBound)
         while index < runs.count && runs[index].offset < range.upperBound {
             let run = runs[index]
@@ -362,7 +383,7 @@ final class ModifySession: Sendable {
         let etag: ETag?
         do {
             if let bucket = store.fileSystemBucket {
-                etag = try await commitNatively(bucket, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
+                etag = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
             } else {
                 let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
                 let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options))
@@ -424,29 +445,42 @@ final class ModifySession: Sendable {
     }
 
     /// The same change with the native calls: cut the base where a truncate cut it, write each
-    /// changed range in place (extending with zeros first to a range that starts past the end),
-    /// then extend to the new size (zeros) when it is longer.
-    private func commitNatively(_ bucket: any FileSystemBucketStore, baseSize: Int64, baseVisible: Int64, size: Int64,
+    /// span of changed ranges in place (extending with zeros first to a span that starts past
+    /// the end), then extend to the new size (zeros) when it is longer. The base bytes in the
+    /// spans' gaps are read first, pinned to the base's ETag, before anything changes it.
+    private func commitNatively(_ bucket: any FileSystemBucketStore, baseETag: ETag?, baseSize: Int64, baseVisible: Int64, size: Int64,
                                 changes: ChangedRanges) async throws -> ETag? {
+        var writes: [(span: Range<Int64>, bytes: AlignedMemory)] = []
+        for (span, merged) in changes.nativeSpans(maximumGap: 1 << 20, maximumSpan: limits.maximumUploadPartSize, gapBudget: limits.maximumUploadPartSize) {
+            let bytes = AlignedMemory(byteCount: span.count)
+            bytes.rawBytes.initializeMemory(as: UInt8.self, repeating: 0)
+            let base = span.clamped(to: 0..<baseVisible)
+            if merged, !base.isEmpty, let reader = store as? any ObjectReader {
+                let offset = Int(base.lowerBound - span.lowerBound)
+                let count = try await reader.readRange(key, range: base, ifMatch: baseETag, customerKey: customerKey,
+                                                       into: MemoryRegion(owner: bytes, range: offset..<offset + base.count))
+                guard count == base.count else { throw FileSystemError(.io, "\(key): GET of bytes \(base) returned \(count) bytes") }
+            }
+            changes.overlay(span, into: bytes.rawBytes)
+            writes.append((span, bytes))
+        }
         var length = baseSize
         if baseVisible < baseSize {
             try await bucket.truncateNatively(key, length: baseVisible)
             length = baseVisible
         }
         var etag: ETag?
-        for range in changes.ranges {
+        for (span, bytes) in writes {
             // A write past the end leaves a hole: the native write starts at most at the end.
-            if range.lowerBound > length { try await bucket.truncateNatively(key, length: range.lowerBound) }
-            let bytes = AlignedMemory(byteCount: range.count)
-            changes.copyBytes(range, into: bytes.rawBytes)
-            etag = try await bucket.modifyNatively(key, position: range.lowerBound, bytes: MemoryRegion(owner: bytes))
-            length = max(length, range.upperBound)
+            if span.lowerBound > length { try await bucket.truncateNatively(key, length: span.lowerBound) }
+            etag = try await bucket.modifyNatively(key, position: span.lowerBound, bytes: MemoryRegion(owner: bytes))
+            length = max(length, span.upperBound)
         }
         if size > length {
             try await bucket.truncateNatively(key, length: size)
             etag = nil
         }
-        logger.info("\(key): \(changes.byteCount) bytes written in place (parallel file system), length \(size)")
+        logger.info("\(key): \(changes.byteCount) bytes written in place in \(writes.count) requests (parallel file system), length \(size)")
         return etag
     }
 
