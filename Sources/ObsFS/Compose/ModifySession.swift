@@ -455,7 +455,8 @@ final class ModifySession: Sendable {
             let bytes = AlignedMemory(byteCount: span.count)
             bytes.rawBytes.initializeMemory(as: UInt8.self, repeating: 0)
             let base = span.clamped(to: 0..<baseVisible)
-            if merged, !base.isEmpty, let reader = store as? any ObjectReader {
+            if merged, !base.isEmpty {
+                guard let reader = store as? any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
                 let offset = Int(base.lowerBound - span.lowerBound)
                 let count = try await reader.readRange(key, range: base, ifMatch: baseETag, customerKey: customerKey,
                                                        into: MemoryRegion(owner: bytes, range: offset..<offset + base.count))

@@ -659,8 +659,8 @@ public final class UploadSession: Sendable {
     /// The options the object will have (the initiated ones plus the recorded changes).
     public var intendedOptions: ObjectOptions { state.withLock { $0.pendingOptions } ?? options }
 
-    /// Hands the recorded changes to `afterCompletion` or to the empty object's PUT; later
-    /// changes are not recorded.
+    /// Hands the recorded changes to `afterCompletion` (the empty object's PUT takes them in
+    /// `writeEmptyObject`); later changes are not recorded.
     public func takePendingUpdates() -> (requests: [ObjectUpdateRequest], options: ObjectOptions?) {
         state.withLock { state in
             state.updatesTaken = true
