@@ -81,9 +81,13 @@ extension ObsFileSystem {
             if !unlinked.isEmpty {
                 logger.info("\(prefix): removed with \(unlinked.count) file(s) unlinked while open; their descriptors can read them no longer")
             }
-            for key in Set([ObjectKey(prefix), ObjectKey(prefix + DirectoryAttributes.objectName), ObjectKey(objectKey(path).rawValue + KeyNaming.folderSuffix)]
-                           + (markerKey.map { [$0] } ?? []) + unlinked.map(\.key)) where KeyNaming.fits(key) {
-                try await store.deleteObject(key)
+            // Every form the directory may have (its marker, its attributes, s3fs's older
+            // markers) and the hidden files, deleted at once: one round trip, not one per key.
+            let keys = Set([ObjectKey(prefix), ObjectKey(prefix + DirectoryAttributes.objectName), ObjectKey(objectKey(path).rawValue + KeyNaming.folderSuffix)]
+                           + (markerKey.map { [$0] } ?? []) + unlinked.map(\.key)).filter(KeyNaming.fits)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for key in keys { group.addTask { try await self.store.deleteObject(key) } }
+                try await group.waitForAll()
             }
         } catch let error as FileSystemError {
             throw error
