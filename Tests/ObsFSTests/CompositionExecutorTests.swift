@@ -69,6 +69,22 @@ struct CompositionExecutorTests {
         }
     }
 
+    /// `stress-ng --seek` on an ordinary bucket: 300 writes of 512 bytes across 1 MiB. The base
+    /// between them is read in one GET per part, not one per gap.
+    @Test func scatteredSmallChangesReadTheBaseBetweenThemInOneGet() async throws {
+        let changes = (0..<300).map { index -> (Range<Int64>, [UInt8]) in
+            let offset = Int64(index) * 3000 + 17
+            return (offset..<offset + 512, pattern(512, seed: UInt32(index)))
+        }
+        let test = try CompositionCase(InMemoryComposer(minimumPartSize: 512 * KiB), baseSize: Int(MiB), changes: changes, newSize: MiB,
+                                       limits: Self.s3Like)
+        _ = try await test.run()
+        #expect(test.composer.object("f")?.bytes == test.expected)
+        test.composer.state.withLock { state in
+            #expect(state.calls[InMemoryComposer.Operation.readRange] == 1)  // one part of 1 MiB: one GET (was 301)
+        }
+    }
+
     @Test func partsInFlightStayWithinTheParallelism() async throws {
         let changes = (0..<12).map { index -> (Range<Int64>, [UInt8]) in
             let start = Int64(index) * 64 * KiB

@@ -16,6 +16,10 @@ public struct CompositionResult: Sendable, Equatable {
 
 /// Composes new objects from a base and changed bytes.
 public struct CompositionExecutor: Sendable {
+    /// Changed bytes between two base pieces of a part up to this size are read from the base
+    /// too (and then overwritten): one GET instead of two.
+    static let baseGapReadThrough: Int64 = 64 << 10
+
     let store: any ObjectComposer
     /// Memory for uploaded parts: the mount's part buffers.
     let pool: PartBufferPool
@@ -102,18 +106,31 @@ public struct CompositionExecutor: Sendable {
         let buffer = await pool.take(size: Int64(range.count))
         defer { pool.giveBack(buffer) }
         let body = MemoryRegion(owner: buffer, range: 0..<range.count)
+        func region(_ bytes: Range<Int64>) -> MemoryRegion {
+            MemoryRegion(owner: buffer, range: Int(bytes.lowerBound - range.lowerBound)..<Int(bytes.upperBound - range.lowerBound))
+        }
+        // Base pieces less than `baseGapReadThrough` apart come in one GET (the changed pieces
+        // between are laid over it): small writes scattered across a file (`stress-ng --seek`)
+        // made thousands of tiny GETs per part.
+        var spans: [Range<Int64>] = []
+        for piece in pieces where piece.source == .base {
+            if let last = spans.last, piece.range.lowerBound - last.upperBound <= Self.baseGapReadThrough {
+                spans[spans.count - 1] = last.lowerBound..<piece.range.upperBound
+            } else {
+                spans.append(piece.range)
+            }
+        }
+        for span in spans {
+            let count = try await store.readRange(base, range: span, ifMatch: baseETag, customerKey: options.customerKey, into: region(span))
+            guard count == span.count else {
+                throw FileSystemError(.io, "\(base): GET of bytes \(span.lowerBound)-\(span.upperBound - 1) returned \(count) bytes")
+            }
+        }
         for piece in pieces {
-            let region = MemoryRegion(owner: buffer, range: Int(piece.range.lowerBound - range.lowerBound)..<Int(piece.range.upperBound - range.lowerBound))
             switch piece.source {
-            case .changed:
-                changes.copyBytes(piece.range, into: region.mutableBytes)
-            case .zeros:
-                region.mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
-            case .base:
-                let count = try await store.readRange(base, range: piece.range, ifMatch: baseETag, customerKey: options.customerKey, into: region)
-                guard count == piece.range.count else {
-                    throw FileSystemError(.io, "\(base): GET of bytes \(piece.range.lowerBound)-\(piece.range.upperBound - 1) returned \(count) bytes")
-                }
+            case .changed: changes.copyBytes(piece.range, into: region(piece.range).mutableBytes)
+            case .zeros: region(piece.range).mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
+            case .base: break  // read above
             }
         }
         return try await store.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity.proof(of: body.bytes),
