@@ -112,15 +112,7 @@ public struct CompositionExecutor: Sendable {
         // Base pieces less than `baseGapReadThrough` apart come in one GET (the changed pieces
         // between are laid over it): small writes scattered across a file (`stress-ng --seek`)
         // made thousands of tiny GETs per part.
-        var spans: [Range<Int64>] = []
-        for piece in pieces where piece.source == .base {
-            if let last = spans.last, piece.range.lowerBound - last.upperBound <= Self.baseGapReadThrough {
-                spans[spans.count - 1] = last.lowerBound..<piece.range.upperBound
-            } else {
-                spans.append(piece.range)
-            }
-        }
-        for span in spans {
+        for (span, _) in coalesced(pieces.filter { $0.source == .base }.map(\.range), maximumGap: Self.baseGapReadThrough) {
             let count = try await store.readRange(base, range: span, ifMatch: baseETag, customerKey: options.customerKey, into: region(span))
             guard count == span.count else {
                 throw FileSystemError(.io, "\(base): GET of bytes \(span.lowerBound)-\(span.upperBound - 1) returned \(count) bytes")

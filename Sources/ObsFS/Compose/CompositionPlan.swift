@@ -207,3 +207,25 @@ private struct Planner {
         pendingBytes = 0
     }
 }
+
+/// Sorted, non-overlapping ranges joined across gaps of at most `maximumGap` bytes, a join at
+/// most `maximumSpan` long and the gaps of all joins at most `gapBudget` bytes together;
+/// `merged`: the span holds a gap (bytes the caller reads or fills). For reading or writing
+/// scattered small pieces with fewer requests.
+func coalesced(_ ranges: some Sequence<Range<Int64>>, maximumGap: Int64, maximumSpan: Int64 = .max,
+               gapBudget: Int64 = .max) -> [(span: Range<Int64>, merged: Bool)] {
+    var spans: [(span: Range<Int64>, merged: Bool)] = []
+    var gapBytes: Int64 = 0
+    for range in ranges {
+        if let last = spans.last {
+            let gap = range.lowerBound - last.span.upperBound
+            if gap <= maximumGap, range.upperBound - last.span.lowerBound <= maximumSpan, gap <= gapBudget - gapBytes {
+                gapBytes += gap
+                spans[spans.count - 1] = (last.span.lowerBound..<range.upperBound, true)
+                continue
+            }
+        }
+        spans.append((range, false))
+    }
+    return spans
+}
