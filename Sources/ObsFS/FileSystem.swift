@@ -310,9 +310,11 @@ public final class ObsFileSystem: Sendable {
                   let index = releasing.firstIndex(where: { $0 === modify }) else { return nil }
             releasing.remove(at: index)
             releasingChanges[file.inode.number] = releasing.isEmpty ? nil : releasing
-            let held = files.values.contains { $0.modify === modify } || releasing.contains { $0 === modify }
-            return held ? nil : modify
+            return holds(modify) || releasing.contains { $0 === modify } ? nil : modify
         }
+
+        /// Whether an open handle holds `modify`.
+        func holds(_ modify: ModifySession) -> Bool { files.values.contains { $0.modify === modify } }
 
         /// The unlinked-while-open names of `inode` once none of its handles is left.
         mutating func takeUnlinkedNames(ifLastOf inode: InodeNumber) -> [UnlinkedName] {

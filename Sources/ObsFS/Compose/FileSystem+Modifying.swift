@@ -86,7 +86,7 @@ extension ObsFileSystem {
 
     /// Whether no open handle holds `modify` any more (its last release closes it).
     func isUnheld(_ modify: ModifySession) -> Bool {
-        openFiles.withLock { files in !files.files.values.contains { $0.modify === modify } }
+        openFiles.withLock { !$0.holds(modify) }
     }
 
     /// Composes what `modify` holds and records the new object in the inode. A file unlinked

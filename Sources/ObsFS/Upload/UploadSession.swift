@@ -659,8 +659,8 @@ public final class UploadSession: Sendable {
     /// The options the object will have (the initiated ones plus the recorded changes).
     public var intendedOptions: ObjectOptions { state.withLock { $0.pendingOptions } ?? options }
 
-    /// Hands the recorded changes to `afterCompletion` (the empty object's PUT takes them in
-    /// `writeEmptyObject`); later changes are not recorded.
+    /// Hands the recorded changes to `afterCompletion` or to the empty object's PUT; later
+    /// changes are not recorded.
     public func takePendingUpdates() -> (requests: [ObjectUpdateRequest], options: ObjectOptions?) {
         state.withLock { state in
             state.updatesTaken = true
@@ -840,12 +840,9 @@ public final class UploadSession: Sendable {
     private func writeEmptyObject() async -> Result<ETag, FileSystemError> {
         if let etag = state.withLock({ $0.emptyObjectETag }) { return .success(etag) }
         let written = OneShot<Void>()
+        state.withLock { $0.emptyObjectWrite = written }
         // The one request carries the changes recorded for after completion (owner, mode, times).
-        let intended = state.withLock { state in
-            state.emptyObjectWrite = written
-            state.updatesTaken = true
-            return state.pendingOptions
-        } ?? options
+        let intended = takePendingUpdates().options ?? options
         defer {
             state.withLock { state in if state.emptyObjectWrite === written { state.emptyObjectWrite = nil } }
             written.fulfill(())
