@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "OBSProtocolTests", dependencies: ["OBSProtocol", "OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "CurlTransportTests", dependencies: ["CurlTransport"]),
         .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer"]),
-        .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"]),
+        .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"], exclude: ["Fixtures"]),
         .testTarget(name: "ObsFSTests", dependencies: ["ObsFS", "OBSClient", "OBSLocalServer"]),
         .testTarget(name: "FuseAdapterTests", dependencies: ["FuseAdapter", "CFuse3", "ObsFS", "OBSClient", "OBSLocalServer"]),
     ],

@@ -1,5 +1,5 @@
 // The POSIX file operations of the server, in one place: descriptors (open, write all, positioned
-// read, set length, close), directories, listing, whole-file reads, and atomic replacement (write a temporary
+// read, set length, sync, close), directories, listing, whole-file reads, and atomic replacement (write a temporary
 // file, then rename over the target).
 #if canImport(Glibc)
 import Glibc
@@ -39,6 +39,13 @@ enum FileSystem {
     /// filesystems with sparse files).
     static func setLength(_ fd: Int32, _ length: Int64, path: String) throws {
         guard ftruncate(fd, off_t(length)) == 0 else { throw StorageIOError(operation: "ftruncate", path: path, errno: errno) }
+    }
+
+    /// `fsync`.
+    static func synchronize(_ fd: Int32, path: String) throws {
+        while fsync(fd) != 0 {
+            if errno != EINTR { throw StorageIOError(operation: "fsync", path: path, errno: errno) }
+        }
     }
 
     /// Closes a descriptor; throws when the kernel reports a deferred write error.
@@ -83,12 +90,14 @@ enum FileSystem {
         }
     }
 
-    /// Replaces `path` with `bytes` atomically (a crash leaves the old or the new file).
+    /// Replaces `path` with `bytes` atomically (a crash leaves the old or the new file): the
+    /// new file's bytes reach the disk before the rename.
     static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
         let temporary = path + ".tmp"
         let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
         do {
             try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+            try synchronize(fd, path: temporary)
             try close(fd, path: temporary)
         } catch {
             unlink(temporary)
@@ -98,6 +107,8 @@ enum FileSystem {
     }
 
     static func remove(_ path: String) { unlink(path) }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// Removes a directory and the files directly in it.
     static func removeDirectory(_ path: String) {

@@ -1,10 +1,19 @@
-// Persistence of the server's records: one small JSON file per bucket, object, upload and part,
-// each replaced atomically, under `DIR/meta/`. Object files are named by the SHA-256 of the key
-// and upload directories by the upload ID the server issued, so no client-supplied text is ever
-// joined into a path. `--memory` uses `TransientJournal`, which keeps nothing.
+// Persistence of the server's records: one append-only log, `DIR/meta/journal.jsonl`, with
+// one JSON line per change (a bucket, object, upload or part saved or removed). Appending a line
+// creates no file, so a change costs one `write(2)` whatever the filesystem's cost of creating
+// and deleting inodes. At start the log is replayed and replaced by a snapshot of what it
+// describes (a temporary file, synced, renamed over it); while the server runs it is compacted
+// the same way once it holds more than twice the lines of its last snapshot (and at least
+// 10,000), so it stays proportional to what is stored. A crash leaves at worst a torn last line,
+// which the replay skips. Data directories of earlier versions kept one JSON file per record
+// (`LegacyRecordFiles`): they are read once, written into the log, then removed. `--memory` uses
+// `TransientJournal`, which keeps nothing.
 import FoundationEssentials
-import OBSHashing
 import OBSProtocol
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An object key compared by its UTF-8 bytes, as object stores do (Swift's `String` equality
 /// would merge keys that differ only in Unicode normalisation).
@@ -37,6 +46,9 @@ protocol MetadataJournal: Sendable {
     func savePart(_ record: PartRecord, uploadID: String, bucket: String) throws
     func removeUpload(_ uploadID: String, bucket: String)
     func load() throws -> [String: StoredBucket]
+    /// Rewrites the journal as a snapshot of `buckets` (what it describes) when it has grown
+    /// enough since the last one; called after changes, with the store's lock held.
+    func compactIfDue(_ buckets: [String: StoredBucket])
 }
 
 /// Keeps nothing (`--memory`).
@@ -49,88 +61,203 @@ struct TransientJournal: MetadataJournal {
     func savePart(_ record: PartRecord, uploadID: String, bucket: String) throws {}
     func removeUpload(_ uploadID: String, bucket: String) {}
     func load() throws -> [String: StoredBucket] { [:] }
+    func compactIfDue(_ buckets: [String: StoredBucket]) {}
 }
 
-/// JSON files under a directory.
-struct DiskJournal: MetadataJournal {
-    let directory: String
+/// One line of the log: a change of one record.
+enum JournalEntry: Codable {
+    case bucket(BucketRecord)
+    case removeBucket(name: String)
+    case object(bucket: String, record: ObjectRecord)
+    case removeObject(bucket: String, key: String)
+    case upload(bucket: String, record: UploadRecord)
+    case part(bucket: String, uploadID: String, record: PartRecord)
+    case removeUpload(bucket: String, uploadID: String)
 
-    init(directory: String) throws {
+    /// Applies the change to `buckets` (records of a bucket that is gone are ignored).
+    func apply(to buckets: inout [String: StoredBucket]) {
+        switch self {
+        case .bucket(let record):
+            if buckets[record.name] == nil { buckets[record.name] = StoredBucket(record: record) } else { buckets[record.name]?.record = record }
+        case .removeBucket(let name):
+            buckets[name] = nil
+        case .object(let bucket, let record):
+            buckets[bucket]?.objects[StoredKey(record.key)] = record
+        case .removeObject(let bucket, let key):
+            buckets[bucket]?.objects[StoredKey(key)] = nil
+        case .upload(let bucket, let record):
+            if buckets[bucket]?.uploads[record.uploadID] == nil {
+                buckets[bucket]?.uploads[record.uploadID] = StoredUpload(record: record)
+            } else {
+                buckets[bucket]?.uploads[record.uploadID]?.record = record
+            }
+        case .part(let bucket, let uploadID, let record):
+            buckets[bucket]?.uploads[uploadID]?.parts[record.number] = record
+        case .removeUpload(let bucket, let uploadID):
+            buckets[bucket]?.uploads[uploadID] = nil
+        }
+    }
+
+    /// The entries that rebuild `buckets` from nothing.
+    static func snapshot(of buckets: [String: StoredBucket]) -> [JournalEntry] {
+        var entries: [JournalEntry] = []
+        for (name, bucket) in buckets.sorted(by: { $0.key < $1.key }) {
+            entries.append(.bucket(bucket.record))
+            for object in bucket.objects.values { entries.append(.object(bucket: name, record: object)) }
+            for (id, upload) in bucket.uploads {
+                entries.append(.upload(bucket: name, record: upload.record))
+                for part in upload.parts.values { entries.append(.part(bucket: name, uploadID: id, record: part)) }
+            }
+        }
+        return entries
+    }
+}
+
+/// The append-only log under a directory (the design note at the top of this file).
+final class LogJournal: MetadataJournal {
+    let directory: String
+    var path: String { directory + "/journal.jsonl" }
+    /// Compaction waits for at least this many lines after a snapshot.
+    let minimumLinesBeforeCompaction: Int
+
+    private struct State {
+        /// The log, open for appending; -1 until `load`.
+        var descriptor: Int32 = -1
+        /// Bytes in the log: a failed append is cut back to this length, so no torn line is
+        /// followed by good ones.
+        var length: Int64 = 0
+        /// Lines in the last snapshot, and appended since.
+        var snapshotLines = 0
+        var appendedLines = 0
+    }
+    /// The open log and its counters. Calls come one at a time (under the store's lock); the
+    /// lock only makes that explicit.
+    private let state = Mutex(State())
+
+    init(directory: String, minimumLinesBeforeCompaction: Int = 10_000) throws {
         self.directory = directory
+        self.minimumLinesBeforeCompaction = minimumLinesBeforeCompaction
         try FileSystem.makeDirectories(directory)
     }
 
-    private func bucketDirectory(_ bucket: String) -> String { directory + "/" + bucket }
-    private func objectPath(_ key: String, bucket: String) -> String {
-        bucketDirectory(bucket) + "/objects/" + Hash.sha256(key.utf8).hexString + ".json"
-    }
-    private func uploadDirectory(_ uploadID: String, bucket: String) -> String { bucketDirectory(bucket) + "/uploads/" + uploadID }
-
-    private func write(_ value: some Encodable, to path: String) throws {
-        let data = try JSONEncoder().encode(value)
-        try FileSystem.writeAtomically(path, Array(data))
+    deinit {
+        state.withLock { if $0.descriptor >= 0 { try? FileSystem.close($0.descriptor, path: path) } }
     }
 
-    private func read<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
-        try JSONDecoder().decode(type, from: Data(try FileSystem.readFile(path)))
-    }
-
-    func saveBucket(_ record: BucketRecord) throws {
-        let dir = bucketDirectory(record.name)
-        try FileSystem.makeDirectories(dir + "/objects")
-        try FileSystem.makeDirectories(dir + "/uploads")
-        try write(record, to: dir + "/bucket.json")
-    }
-
-    func removeBucket(_ name: String) {
-        let dir = bucketDirectory(name)
-        FileSystem.removeDirectory(dir + "/objects")
-        FileSystem.removeDirectory(dir + "/uploads")
-        FileSystem.removeDirectory(dir)
-    }
-
-    func saveObject(_ record: ObjectRecord, bucket: String) throws {
-        try write(record, to: objectPath(record.key, bucket: bucket))
-    }
-
-    func removeObject(key: String, bucket: String) { FileSystem.remove(objectPath(key, bucket: bucket)) }
-
-    func saveUpload(_ record: UploadRecord, bucket: String) throws {
-        let dir = uploadDirectory(record.uploadID, bucket: bucket)
-        try FileSystem.makeDirectories(dir)
-        try write(record, to: dir + "/upload.json")
-    }
-
+    func saveBucket(_ record: BucketRecord) throws { try append(.bucket(record)) }
+    func removeBucket(_ name: String) { try? append(.removeBucket(name: name)) }
+    func saveObject(_ record: ObjectRecord, bucket: String) throws { try append(.object(bucket: bucket, record: record)) }
+    func removeObject(key: String, bucket: String) { try? append(.removeObject(bucket: bucket, key: key)) }
+    func saveUpload(_ record: UploadRecord, bucket: String) throws { try append(.upload(bucket: bucket, record: record)) }
     func savePart(_ record: PartRecord, uploadID: String, bucket: String) throws {
-        try write(record, to: uploadDirectory(uploadID, bucket: bucket) + "/part-\(record.number).json")
+        try append(.part(bucket: bucket, uploadID: uploadID, record: record))
+    }
+    func removeUpload(_ uploadID: String, bucket: String) { try? append(.removeUpload(bucket: bucket, uploadID: uploadID)) }
+
+    private func append(_ entry: JournalEntry) throws {
+        var line = Array(try JSONEncoder().encode(entry))
+        line.append(UInt8(ascii: "\n"))
+        try state.withLock { state in
+            guard state.descriptor >= 0 else { throw StorageIOError(operation: "append before load", path: path, errno: EBADF) }
+            do {
+                try line.withUnsafeBytes { try FileSystem.writeAll(state.descriptor, $0, path: path) }
+            } catch {
+                try? FileSystem.setLength(state.descriptor, state.length, path: path)
+                throw error
+            }
+            state.length += Int64(line.count)
+            state.appendedLines += 1
+        }
     }
 
-    func removeUpload(_ uploadID: String, bucket: String) {
-        FileSystem.removeDirectory(uploadDirectory(uploadID, bucket: bucket))
-    }
-
+    /// Replays the log onto what a data directory of an earlier version holds, then replaces
+    /// both with a snapshot.
     func load() throws -> [String: StoredBucket] {
+        let legacy = LegacyRecordFiles(directory: directory)
+        var buckets = legacy.load()
+        if let bytes = try? FileSystem.readFile(path) {
+            let decoder = JSONDecoder()
+            for line in bytes.split(separator: UInt8(ascii: "\n")) {
+                // A torn line (a crash in the middle of an append) is skipped.
+                guard let entry = try? decoder.decode(JournalEntry.self, from: Data(line)) else { continue }
+                entry.apply(to: &buckets)
+            }
+        }
+        try writeSnapshot(of: buckets)
+        legacy.remove()
+        return buckets
+    }
+
+    func compactIfDue(_ buckets: [String: StoredBucket]) {
+        let due = state.withLock { $0.appendedLines > max(minimumLinesBeforeCompaction, 2 * $0.snapshotLines) }
+        guard due else { return }
+        // On failure the log stays as it is, and the next change tries again.
+        try? writeSnapshot(of: buckets)
+    }
+
+    /// Writes the snapshot beside the log, syncs it, renames it over the log and appends to it
+    /// from then on.
+    private func writeSnapshot(of buckets: [String: StoredBucket]) throws {
+        let entries = JournalEntry.snapshot(of: buckets)
+        let encoder = JSONEncoder()
+        var bytes: [UInt8] = []
+        for entry in entries {
+            bytes.append(contentsOf: try encoder.encode(entry))
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        try FileSystem.writeAtomically(path, bytes)
+        let descriptor = try FileSystem.open(path, O_WRONLY | O_APPEND)
+        state.withLock { state in
+            if state.descriptor >= 0 { try? FileSystem.close(state.descriptor, path: path) }
+            state = State(descriptor: descriptor, length: Int64(bytes.count), snapshotLines: entries.count, appendedLines: 0)
+        }
+    }
+}
+
+/// The records of earlier versions: one JSON file per bucket, object, upload and part under
+/// the journal's directory (objects named by the SHA-256 of the key, uploads by their ID).
+/// Read once at start, when the log takes them over, then removed.
+struct LegacyRecordFiles {
+    let directory: String
+
+    private func bucketDirectories() -> [(name: String, path: String)] {
+        FileSystem.list(directory).map { (name: $0, path: directory + "/" + $0) }.filter { FileSystem.exists($0.path + "/bucket.json") }
+    }
+
+    private func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
+        guard let bytes = try? FileSystem.readFile(path) else { return nil }
+        return try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+
+    func load() -> [String: StoredBucket] {
         var buckets: [String: StoredBucket] = [:]
-        for name in FileSystem.list(directory) {
-            let dir = bucketDirectory(name)
-            guard let record = try? read(BucketRecord.self, from: dir + "/bucket.json") else { continue }
+        for (name, dir) in bucketDirectories() {
+            guard let record = read(BucketRecord.self, from: dir + "/bucket.json") else { continue }
             var bucket = StoredBucket(record: record)
             for file in FileSystem.list(dir + "/objects") where file.hasSuffix(".json") {
-                if let object = try? read(ObjectRecord.self, from: dir + "/objects/" + file) {
-                    bucket.objects[StoredKey(object.key)] = object
-                }
+                if let object = read(ObjectRecord.self, from: dir + "/objects/" + file) { bucket.objects[StoredKey(object.key)] = object }
             }
             for uploadID in FileSystem.list(dir + "/uploads") {
                 let uploadDir = dir + "/uploads/" + uploadID
-                guard let upload = try? read(UploadRecord.self, from: uploadDir + "/upload.json") else { continue }
+                guard let upload = read(UploadRecord.self, from: uploadDir + "/upload.json") else { continue }
                 var stored = StoredUpload(record: upload)
                 for file in FileSystem.list(uploadDir) where file.hasPrefix("part-") && file.hasSuffix(".json") {
-                    if let part = try? read(PartRecord.self, from: uploadDir + "/" + file) { stored.parts[part.number] = part }
+                    if let part = read(PartRecord.self, from: uploadDir + "/" + file) { stored.parts[part.number] = part }
                 }
                 bucket.uploads[upload.uploadID] = stored
             }
             buckets[name] = bucket
         }
         return buckets
+    }
+
+    /// Removes the record files (once the log holds what they said).
+    func remove() {
+        for (_, dir) in bucketDirectories() {
+            FileSystem.removeDirectory(dir + "/objects")
+            for uploadID in FileSystem.list(dir + "/uploads") { FileSystem.removeDirectory(dir + "/uploads/" + uploadID) }
+            FileSystem.removeDirectory(dir + "/uploads")
+            FileSystem.removeDirectory(dir)
+        }
     }
 }

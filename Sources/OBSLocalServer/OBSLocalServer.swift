@@ -121,7 +121,7 @@ final class ServerCore: Sendable {
             journal = TransientJournal()
         case .directory(let path):
             blobs = try DiskBlobStorage(directory: path + "/blobs")
-            journal = try DiskJournal(directory: path + "/meta")
+            journal = try LogJournal(directory: path + "/meta")
         }
         store = try ObjectStore(blobs: blobs, journal: journal, clock: clock)
         var secrets: [String: SecretBytes] = [:]

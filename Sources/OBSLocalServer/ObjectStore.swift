@@ -175,11 +175,13 @@ final class ObjectStore: Sendable {
     /// Runs `body` on a bucket under the lock; NoSuchBucket when absent.
     func withBucket<T>(_ name: BucketName, _ body: (inout StoredBucket) throws(OBSLocalError) -> T) throws(OBSLocalError) -> T {
         let result: Result<T, OBSLocalError> = buckets.withLock { all in
-            guard var bucket = all[name.rawValue] else { return .failure(.noSuchBucket(name)) }
             // Move the bucket out so the change below does not copy its dictionaries.
-            all[name.rawValue] = nil
-            defer { all[name.rawValue] = bucket }
-            do throws(OBSLocalError) { return .success(try body(&bucket)) } catch { return .failure(error) }
+            guard var bucket = all.removeValue(forKey: name.rawValue) else { return .failure(.noSuchBucket(name)) }
+            let result: Result<T, OBSLocalError>
+            do throws(OBSLocalError) { result = .success(try body(&bucket)) } catch { result = .failure(error) }
+            all[name.rawValue] = bucket
+            journal.compactIfDue(all)
+            return result
         }
         return try result.get()
     }
