@@ -175,14 +175,18 @@ final class Dispatcher: Sendable {
         answer(request, isLookup: isLookup) { request in await self.replyEntry(request, body) }
     }
 
-    /// Replies with an entry; a reply the kernel did not take gives the lookup back.
+    /// Replies with the entry `body` finds.
     func replyEntry(_ request: Request, _ body: () async throws -> FileAttributes) async {
         do {
-            let attributes = try await body()
-            if !replies.entry(request, entry(attributes)) { fileSystem.forget(attributes.inode, count: 1) }
+            replyEntry(request, try await body())
         } catch {
             fail(request, error)
         }
+    }
+
+    /// Replies with `attributes`' entry; a reply the kernel did not take gives the lookup back.
+    func replyEntry(_ request: Request, _ attributes: FileAttributes) {
+        if !replies.entry(request, entry(attributes)) { fileSystem.forget(attributes.inode, count: 1) }
     }
 
     func entry(_ attributes: FileAttributes) -> fuse_entry_param {
@@ -278,6 +282,14 @@ private let operations: fuse_lowlevel_ops = {
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
         guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
+        // Names the table and caches know are answered here; the others in a task.
+        do {
+            if let known = try dispatcher.fileSystem.cachedLookup(parent: InodeNumber(parent), name: childName) {
+                return dispatcher.replyEntry(Request(raw: request, isLookup: true), known)
+            }
+        } catch {
+            return dispatcher.fail(Request(raw: request, isLookup: true), error)
+        }
         dispatcher.answerEntry(request, isLookup: true) { try await dispatcher.fileSystem.lookup(parent: InodeNumber(parent), name: childName) }
     }
 
@@ -291,6 +303,14 @@ private let operations: fuse_lowlevel_ops = {
     ops.getattr = { request, inode, _ in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
+        // Fresh attributes are answered here; a refresh from the store in a task.
+        do {
+            if let known = try dispatcher.fileSystem.cachedAttributes(InodeNumber(inode)) {
+                return dispatcher.replies.attributes(Request(raw: request), dispatcher.stat(known), timeout: dispatcher.cacheSeconds)
+            }
+        } catch {
+            return dispatcher.fail(Request(raw: request), error)
+        }
         dispatcher.answer(request) { request in
             do {
                 let attributes = dispatcher.stat(try await dispatcher.fileSystem.getattr(InodeNumber(inode)))

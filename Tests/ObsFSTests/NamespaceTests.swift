@@ -34,6 +34,33 @@ struct NamespaceTests {
         #expect(await errno { _ = try await fs.getattr(file.inode) } == .noEntry)
     }
 
+    /// The answers the FUSE adapter gives on libfuse's thread: only what the table and caches
+    /// know, nil for what needs the store, and the same entries `lookup` counts.
+    @Test func cachedAnswersNeedNoRequestAndDeferWhatTheStoreMustSay() async throws {
+        let store = storeWith(["top.txt"])
+        let fs = makeFileSystem(store)
+        #expect(try fs.cachedLookup(parent: .root, name: "top.txt") == nil)  // never looked up
+        #expect(try fs.cachedAttributes(.root) == nil)  // the root's metadata is not loaded yet
+        let file = try await fs.lookup(parent: .root, name: "top.txt")
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "missing") } == .noEntry)
+        _ = try await fs.getattr(.root)
+        let heads = store.contents.withLock { $0.headCalls }
+        #expect(try fs.cachedLookup(parent: .root, name: "top.txt")?.inode == file.inode)
+        #expect(try fs.cachedAttributes(file.inode)?.size == 7)
+        #expect(try fs.cachedAttributes(.root)?.kind == .directory)
+        #expect(await errno { _ = try fs.cachedLookup(parent: .root, name: "missing") } == .noEntry)
+        #expect(await errno { _ = try fs.cachedAttributes(InodeNumber(9999)) } == .noEntry)
+        #expect(store.contents.withLock { $0.headCalls } == heads)
+        // Two lookups counted by lookup and cachedLookup: two forgets end the inode.
+        fs.forget(file.inode, count: 2)
+        #expect(await errno { _ = try fs.cachedAttributes(file.inode) } == .noEntry)
+        // Attributes past attr_timeout are the store's to say.
+        let uncached = makeFileSystem(store, attributeTimeout: .zero)
+        let again = try await uncached.lookup(parent: .root, name: "top.txt")
+        #expect(try uncached.cachedLookup(parent: .root, name: "top.txt") == nil)
+        #expect(try uncached.cachedAttributes(again.inode) == nil)
+    }
+
     @Test func mountPrefixIsTheRoot() async throws {
         let fs = makeFileSystem(storeWith(["base/x", "other/y"]), prefix: "base/")
         #expect(try await fs.lookup(parent: .root, name: "x").kind == .regular)

@@ -26,13 +26,8 @@ extension ObsFileSystem {
 
     /// Finds `name` in `parent`. Counts as one kernel lookup.
     public func lookup(parent: InodeNumber, name: String) async throws -> FileAttributes {
+        if let known = try cachedLookup(parent: parent, name: name) { return known }
         let (_, path) = try resolveChild(parent, name)
-        if let known = table.child(parent, name), known.facts.expiry > .now || isChangingHere(known.number) {
-            if let (inode, _) = table.entry(parent: parent, name: name, kind: known.kind, facts: known.facts, isCurrent: { $0 === known }) {
-                return attributes(of: inode)
-            }
-        }
-        if isKnownMissing(parent, name) { throw FileSystemError(.noEntry, "\(objectKey(path)): missing (cached)") }
         let generation = negativeCache.generation
         let remote: RemoteEntry?
         do {
@@ -54,6 +49,20 @@ extension ObsFileSystem {
             throw FileSystemError(.noEntry, "no object \(objectKey(path)) and no keys under \(objectKey(path))/")
         }
         return try remember(remote, parent: parent, name: name)
+    }
+
+    /// What `lookup` answers from the table and the caches alone, without a request: the entry
+    /// (counted as one kernel lookup), `ENOENT` for a name known to be missing, or nil when the
+    /// store must be asked. The FUSE adapter answers these on libfuse's thread, without a task.
+    public func cachedLookup(parent: InodeNumber, name: String) throws -> FileAttributes? {
+        let (_, path) = try resolveChild(parent, name)
+        if let known = table.child(parent, name), known.facts.expiry > .now || isChangingHere(known.number) {
+            if let (inode, _) = table.entry(parent: parent, name: name, kind: known.kind, facts: known.facts, isCurrent: { $0 === known }) {
+                return attributes(of: inode)
+            }
+        }
+        if isKnownMissing(parent, name) { throw FileSystemError(.noEntry, "\(objectKey(path)): missing (cached)") }
+        return nil
     }
 
     /// Whether `name` is known to be missing from `parent` without asking the store: found
@@ -160,12 +169,25 @@ extension ObsFileSystem {
     /// `stat`: from the table while fresh; else the store is asked again (a file being written
     /// is always fresh). A name that disappeared from the store answers ENOENT.
     public func getattr(_ number: InodeNumber) async throws -> FileAttributes {
+        if let known = try cachedAttributes(number) { return known }
         guard let inode = table.inode(number) else { throw FileSystemError(.noEntry, "unknown \(number)") }
-        if number == .root, !inode.facts.posixLoaded { await loadRootMetadata(inode) }
-        if number == .root || inode.facts.expiry > .now || isChangingHere(number) { return attributes(of: inode) }
-        guard let path = table.path(of: number) else { return attributes(of: inode) }  // unlinked but open: last known
-        try await refresh(inode, at: path)
+        if number == .root {
+            await loadRootMetadata(inode)
+        } else if let path = table.path(of: number) {
+            try await refresh(inode, at: path)
+        }
         return attributes(of: inode)
+    }
+
+    /// What `getattr` answers without a request (fresh attributes, a file this mount is
+    /// changing, the root once its metadata is loaded, an unlinked open file's last known
+    /// ones), or nil when the store must be asked. The FUSE adapter answers these on libfuse's
+    /// thread, without a task.
+    public func cachedAttributes(_ number: InodeNumber) throws -> FileAttributes? {
+        guard let inode = table.inode(number) else { throw FileSystemError(.noEntry, "unknown \(number)") }
+        if number == .root { return inode.facts.posixLoaded ? attributes(of: inode) : nil }
+        if inode.facts.expiry > .now || isChangingHere(number) { return attributes(of: inode) }
+        return table.path(of: number) == nil ? attributes(of: inode) : nil  // unlinked but open: last known
     }
 
     /// The mount root's mode, owner, times and xattrs from its marker, read once per mount (the
