@@ -109,3 +109,64 @@ def test_object_replaced_by_another_client_fails_with_eio(server, mount_factory)
     # A new open reads the new version.
     with open(mount.path / key, "rb") as file:
         assert file.read(16) == random_bytes(32 * MiB, seed=5)[:16]
+
+
+def test_a_follower_reads_every_append_and_no_append_is_lost(server, mount_factory):
+    """`tail -f` beside `echo line >> f` (found by fio's neighbours): a descriptor opened before
+    the appends reads each one. It read on in the version it opened, got 0 bytes past its end,
+    the kernel cut the file's size there, and the next append overwrote the one before."""
+    key = f"reads-{uuid.uuid4().hex[:8]}/app.log"
+    put(server, key, b"start\n")
+    mount = mount_factory(server, [])
+    path = mount.path / key
+    lines = [f"line {index}\n".encode() for index in range(12)]
+    followed = bytearray()
+    with open(path, "rb", buffering=0) as follower:
+        followed += follower.read()
+        for line in lines:
+            with open(path, "ab") as appender:
+                appender.write(line)
+            chunk = follower.read()
+            assert chunk == line
+            followed += chunk
+            assert os.stat(path).st_size == len(followed)
+    expected = b"start\n" + b"".join(lines)
+    assert bytes(followed) == expected
+    assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == expected
+
+
+def test_a_reader_reads_what_other_descriptors_change_and_store(server, mount_factory):
+    """A read-only descriptor open while another descriptor of the mount changes the file reads
+    its writes at once (as on a local disk), and after its fsyncs and close the stored version,
+    never the bytes it fetched ahead from the old one and never EIO for the old one's 412."""
+    key = f"reads-{uuid.uuid4().hex[:8]}/changed.bin"
+    size = 16 * MiB
+    source = random_bytes(size, seed=7)
+    put(server, key, source)
+    mount = mount_factory(server, [])
+    path = mount.path / key
+    expected = bytearray(source)
+    generator = random.Random(8)
+    reader = os.open(path, os.O_RDONLY)
+    try:
+        assert os.pread(reader, 4096, 0) == source[:4096]
+        writer = os.open(path, os.O_RDWR)
+        for round in range(6):
+            offsets = [0, size - 8192] + [generator.randrange(0, size - 4096) for _ in range(3)]
+            for offset in offsets:
+                block = random_bytes(4096, seed=100 + round * 10 + offset % 97)
+                os.pwrite(writer, block, offset)
+                expected[offset:offset + 4096] = block
+            for offset in offsets:
+                assert os.pread(reader, 4096, offset) == expected[offset:offset + 4096]
+            if round % 2 == 0:
+                os.fsync(writer)
+            for offset in offsets + [size // 2]:
+                assert os.pread(reader, 4096, offset) == expected[offset:offset + 4096]
+        os.close(writer)
+        for offset in (0, size // 3, size - 8192):
+            assert os.pread(reader, 4096, offset) == expected[offset:offset + 4096]
+    finally:
+        os.close(reader)
+    assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == bytes(expected)
+    assert "answered EIO" not in mount.log_text()

@@ -494,3 +494,76 @@ extension ModifyTests {
         #expect(inner.contents.withLock { $0.modifyCalls } == 1)
     }
 }
+
+/// A read-only descriptor while other descriptors of the mount change the file (found by fio
+/// and `tail -f`): it reads what they hold, and once they closed, the version they stored.
+extension ModifyTests {
+    /// `exec 3<f; cat <&3; echo more >> f; cat <&3`: the reader's next read starts where it
+    /// stopped and finds the appended bytes. Reading on in the version it opened ended there
+    /// (0 bytes), the kernel took that for the file's end and cut its size, and the next
+    /// `O_APPEND` write landed over the bytes appended before.
+    @Test func aReaderOpenedBeforeAnAppendReadsTheAppendedBytes() async throws {
+        let seeded = try await SeededFile("log", size: 1000)
+        let (inner, fs, base, file) = (seeded.inner, seeded.fs, seeded.base, seeded.inode)
+        let (follower, appender) = (ProcessID(71), ProcessID(72))
+        let reading = try await fs.open(file, flags: O_RDONLY, opener: follower).handle
+        #expect(try await fs.read(reading, at: 0, count: 4096).gathered() == base)
+        let appending = try await fs.open(file, flags: O_WRONLY | O_APPEND, opener: appender).handle
+        let line = Array("line 1\n".utf8)
+        #expect(await fs.write(appending, at: 1000, bytes: line, writer: WriterIdentity(72), process: appender).count == line.count)
+        try await fs.flush(appending, writer: WriterIdentity(72), process: appender)
+        await fs.release(appending)
+        #expect(inner.object("log") == base + line)
+        #expect(try await fs.read(reading, at: 1000, count: 4096).gathered() == line)
+        await fs.release(reading)
+    }
+
+    /// A reader sees what another descriptor wrote before it is stored, as on a local disk.
+    @Test func aReaderReadsWhatAnotherDescriptorHoldsBeforeItIsStored() async throws {
+        let seeded = try await SeededFile("held", size: 3 * Int(minimumPart))
+        let (inner, fs, base, file) = (seeded.inner, seeded.fs, seeded.base, seeded.inode)
+        let (reader, writer) = (ProcessID(73), ProcessID(74))
+        let reading = try await fs.open(file, flags: O_RDONLY, opener: reader).handle
+        #expect(try await fs.read(reading, at: 0, count: 100).gathered() == Array(base[0..<100]))
+        let writing = try await fs.open(file, flags: O_RDWR, opener: writer).handle
+        let changed = pattern(100, seed: 9)
+        #expect(await fs.write(writing, at: 0, bytes: changed, writer: WriterIdentity(74), process: writer).count == changed.count)
+        #expect(try await fs.read(reading, at: 0, count: 100).gathered() == changed)
+        #expect(inner.object("held") == base)  // not stored yet
+        await fs.release(writing)
+        #expect(try await fs.read(reading, at: 0, count: 100).gathered() == changed)
+        await fs.release(reading)
+    }
+
+    /// A read while a closed descriptor's release is storing its changes: the object on the
+    /// server is already the new one, its answer not yet recorded. The read waits for the
+    /// record and reads the new version: not the old bytes the handle fetched ahead, and not
+    /// EIO for the old version's 412.
+    @Test func aReadDuringAnotherDescriptorsReleaseReadsTheVersionItStores() async throws {
+        let seeded = try await SeededFile("rel", size: 3 * Int(minimumPart))
+        let (inner, store, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
+        let (reader, writer) = (ProcessID(75), ProcessID(76))
+        let reading = try await fs.open(file, flags: O_RDONLY, opener: reader).handle
+        #expect(try await fs.read(reading, at: 0, count: 100).gathered() == Array(base[0..<100]))
+        let writing = try await fs.open(file, flags: O_RDWR, opener: writer).handle
+        let (head, tail) = (pattern(Int(minimumPart), seed: 5), pattern(100, seed: 6))
+        let tailOffset = base.count - 200
+        #expect(await fs.write(writing, at: 0, bytes: head, writer: WriterIdentity(76), process: writer).count == head.count)
+        #expect(await fs.write(writing, at: Int64(tailOffset), bytes: tail, writer: WriterIdentity(76), process: writer).count == tail.count)
+        var expected = base
+        expected.replaceSubrange(0..<head.count, with: head)
+        expected.replaceSubrange(tailOffset..<tailOffset + tail.count, with: tail)
+        store.hold(.complete)
+        let releasing = Task { await fs.release(writing) }  // no flush by the opener: the release composes
+        #expect(try await eventually { store.heldCount(.complete) >= 1 })
+        #expect(inner.object("rel") == expected)
+        let readHead = Task { try await fs.read(reading, at: 0, count: 100).gathered() }
+        let readTail = Task { try await fs.read(reading, at: Int64(tailOffset), count: 100).gathered() }
+        try await Task.sleep(for: .milliseconds(20))
+        store.release(.complete)
+        await releasing.value
+        #expect(try await readHead.value == Array(head[0..<100]))
+        #expect(try await readTail.value == tail)
+        await fs.release(reading)
+    }
+}

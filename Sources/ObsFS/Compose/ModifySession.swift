@@ -334,8 +334,7 @@ final class ModifySession: Sendable {
                 } catch {
                     // A composition under way may be replacing the base (on a parallel file
                     // system bucket, in place): once it ended, the read starts over.
-                    await composing.acquire(1)
-                    composing.release(1)
+                    await awaitComposition()
                     if state.withLock({ $0.baseReads !== reads }) { continue }
                     throw error
                 }
@@ -344,6 +343,12 @@ final class ModifySession: Sendable {
             changes.overlay(range, on: &bytes)
             return bytes
         }
+    }
+
+    /// Returns once no composition is under way (at once when none is).
+    func awaitComposition() async {
+        await composing.acquire(1)
+        composing.release(1)
     }
 
     /// Makes what was written durable: composes the new object (or sends the native calls) and

@@ -1,7 +1,8 @@
 // Opening and reading files: every open of an object gets an ObjectReadStream pinned to the
-// ETag the open saw (Read/ObjectReadStream.swift has the prefetch design); when this mount
-// stores a new version (another descriptor's close), the handle moves on to it, while a version
-// from another client fails the read (EIO). The kernel's page cache is kept between opens while
+// ETag the open saw (Read/ObjectReadStream.swift has the prefetch design); while other
+// descriptors of this mount change the file it reads what they hold (as on a local disk), and
+// when this mount stores a new version (another descriptor's close) the handle moves on to it at
+// its next read, while a version from another client fails the read (EIO). The kernel's page cache is kept between opens while
 // the ETag is unchanged. A file being streamed is readable
 // through the descriptor that writes it (a database creating its file): the first read of what
 // was written completes the upload and the descriptor goes on as changes to that object
@@ -70,23 +71,30 @@ extension ObsFileSystem {
 
     /// When the version `stream` reads was replaced by one this mount stored (another
     /// descriptor's close composed or completed the file), a stream of that version, in the
-    /// handle's place of `stream`; nil otherwise (another client replaced it: EIO).
+    /// handle's place of `stream` (or the one a concurrent read of the handle put there); nil
+    /// otherwise (another client replaced it: EIO).
     private func streamOfVersionStoredHere(_ handle: FileHandleID, _ file: OpenFile, after stream: ObjectReadStream) throws -> ObjectReadStream? {
         let (facts, storedHere, written) = file.inode.state.withLock { ($0.facts, $0.storedHere, $0.writtenOptions) }
         guard let storedHere, storedHere == facts.etag, storedHere != stream.etag else { return nil }
         let renewed = try makeReadStream(stream.key, etag: storedHere, size: facts.size, written: written)
-        let replaced = openFiles.withLock { files -> Bool in
-            guard files.files[handle]?.reads === stream else { return false }
+        let current = openFiles.withLock { files -> ObjectReadStream? in
+            guard let reads = files.files[handle]?.reads, reads === stream else { return files.files[handle]?.reads }
             files.files[handle]?.reads = renewed
-            return true
+            return renewed
         }
-        guard replaced else {
+        guard current === renewed else {
             renewed.close()
-            return nil
+            return current
         }
         stream.close()
         logger.info("\(stream.key): \(handle) reads on from the version this mount stored (ETag \(storedHere), \(facts.size) bytes)")
         return renewed
+    }
+
+    /// Waits for the compositions of `inode` that closed descriptors' releases are storing, so
+    /// that what they store is recorded (`storedHere`).
+    private func awaitCompositionsBeingReleased(of inode: InodeNumber) async {
+        for modify in openFiles.withLock({ $0.releasingChanges[inode] ?? [] }) { await modify.awaitComposition() }
     }
 
     /// The stream of a handle opened while another descriptor was streaming the file: EBUSY
@@ -105,13 +113,13 @@ extension ObsFileSystem {
     /// Up to `count` bytes at `offset` of the version the handle opened.
     public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> ReadBytes {
         var file = try openFile(handle)
-        if configuration.writebackCache, file.session == nil, file.modify == nil {
-            // One page cache for every descriptor of the file: a read-only descriptor reads what
-            // the writer holds, or a short read would be cached as zeros and written back over the
-            // writer's bytes.
+        if file.session == nil, file.modify == nil {
+            // A read-only descriptor reads what the descriptors changing the file hold, as on a
+            // local disk. With writeback_cache this is also what keeps the one page cache right:
+            // a short read would be cached as zeros and written back over the writer's bytes.
             if let changes = changes(of: file.inode.number) {
                 file.modify = changes
-            } else if upload(of: file.inode.number)?.isUploading == true {
+            } else if configuration.writebackCache, upload(of: file.inode.number)?.isUploading == true {
                 throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
             }
         }
@@ -134,11 +142,19 @@ extension ObsFileSystem {
         }
         var stream: ObjectReadStream
         if let opened = file.reads { stream = opened } else { stream = try await streamOpenedLate(handle, file) }
+        // A version this mount stored since the handle's (another descriptor's close, which may
+        // still be composing it) is read from here on: reading on in the old one would end at
+        // its length, and the kernel would take that short read for the file's end.
+        await awaitCompositionsBeingReleased(of: file.inode.number)
+        if let next = try streamOfVersionStoredHere(handle, file, after: stream) { stream = next }
         var renewed = false
         while true {
             do {
                 return try await stream.read(at: offset, count: count)
             } catch let error as ObjectChangedError {
+                // Replaced meanwhile: by a composition of this mount (its new version is read
+                // once it is recorded), else by another client (EIO).
+                await awaitCompositionsBeingReleased(of: file.inode.number)
                 if !renewed, let next = try streamOfVersionStoredHere(handle, file, after: stream) {
                     (stream, renewed) = (next, true)
                     continue
