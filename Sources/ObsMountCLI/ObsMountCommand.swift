@@ -40,11 +40,17 @@ struct ObsMountCommand: AsyncParsableCommand {
 
     /// Maps usage errors to exit status 2.
     static func main() async {
-        // The root's positional arguments would swallow a subcommand's name: dispatch by hand.
+        // The root's positional arguments would swallow a subcommand's name, and `help` (which
+        // the help text offers): dispatch by hand.
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if let name = arguments.first, let subcommand = configuration.subcommands.first(where: { $0._commandName == name }),
-           let asyncSubcommand = subcommand as? AsyncParsableCommand.Type {
+        func subcommand(named name: String) -> ParsableCommand.Type? { configuration.subcommands.first { $0._commandName == name } }
+        if let name = arguments.first, let subcommand = subcommand(named: name), let asyncSubcommand = subcommand as? AsyncParsableCommand.Type {
             await asyncSubcommand.main(Array(arguments.dropFirst()))
+            return
+        }
+        // `obsmount help [SUBCOMMAND]`; `obsmount help MOUNTPOINT` mounts a bucket named help.
+        if arguments.first == "help", arguments.count == 1 || (arguments.count == 2 && subcommand(named: arguments[1]) != nil) {
+            print(helpMessage(for: arguments.count == 2 ? subcommand(named: arguments[1])! : ObsMountCommand.self))
             return
         }
         do {

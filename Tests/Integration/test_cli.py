@@ -29,6 +29,16 @@ def test_bad_option_exits_2_naming_it(tmp_path, option):
     assert f"'{option}'" in result.stderr
 
 
+@pytest.mark.parametrize("subcommand", ["", "uploads", "status"])
+def test_help_of_the_command_and_its_subcommands(subcommand):
+    """`obsmount help [SUBCOMMAND]`, which `--help` offers, shows help: it mounted a bucket named
+    help (starting an embedded server) before."""
+    result = run_obsmount(["help", subcommand] if subcommand else ["help"])
+    assert result.returncode == 0, result.stderr
+    assert f"USAGE: obsmount {subcommand}".rstrip() in result.stdout
+    assert "mounted" not in result.stderr and "obs-local" not in result.stderr
+
+
 def test_bad_source_exits_2(tmp_path):
     result = run_obsmount(["Bad_Bucket", str(tmp_path), "-f"])
     assert result.returncode == 2
