@@ -1,15 +1,15 @@
 // Opening and reading files: every open of an object gets an ObjectReadStream pinned to the
-// ETag the open saw (Read/ObjectReadStream.swift has the prefetch design); while other
-// descriptors of this mount change the file it reads what they hold (as on a local disk), and
-// when this mount stores a new version (another descriptor's close) the handle moves on to it at
-// its next read, while a version from another client fails the read (EIO). The kernel's page cache is kept between opens while
-// the ETag is unchanged. A file being streamed is readable
-// through the descriptor that writes it (a database creating its file): the first read of what
-// was written completes the upload and the descriptor goes on as changes to that object
-// (Compose/); other descriptors opened meanwhile get EBUSY until it is closed, then read the
-// object it became (mount-options/write-semantics.md). With `writeback_cache` the kernel's page
-// cache is shared by the writer and the readers, so a reader of a file being changed reads the
-// changes, and any reader of a file being streamed gets EBUSY.
+// ETag the open saw (Read/ObjectReadStream.swift has the prefetch design). While other
+// descriptors of this mount change the file, a read-only descriptor reads what they hold (as on
+// a local disk); once this mount stored a new version (another descriptor's close), it reads
+// that version from its next read on; a version from another client fails the read (EIO). The
+// kernel's page cache is kept between opens while the ETag is unchanged. A file being streamed
+// is readable through the descriptor that writes it (a database creating its file): the first
+// read of what was written completes the upload and the descriptor goes on as changes to that
+// object (Compose/); other descriptors opened meanwhile get EBUSY until it is closed, then read
+// the object it became (mount-options/write-semantics.md). With `writeback_cache` the kernel's
+// page cache is shared by the writer and the readers, and any reader of a file being streamed
+// gets EBUSY.
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -110,7 +110,8 @@ extension ObsFileSystem {
         return kept
     }
 
-    /// Up to `count` bytes at `offset` of the version the handle opened.
+    /// Up to `count` bytes at `offset`: of the changes the handle (or, read-only, another
+    /// descriptor) holds, else of the version the handle reads (the design note above).
     public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> ReadBytes {
         var file = try openFile(handle)
         if file.session == nil, file.modify == nil {
