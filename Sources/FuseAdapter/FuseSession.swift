@@ -447,6 +447,8 @@ private let operations: fuse_lowlevel_ops = {
         guard let request, let info else { return }
         let dispatcher = Dispatcher.from(request)
         let handle = FileHandleID(info.pointee.fh)
+        // A read-only descriptor's close has nothing to store: answered here.
+        if dispatcher.fileSystem.isReadOnly(handle) { return dispatcher.replies.error(Request(raw: request), 0) }
         let writer = WriterIdentity(info.pointee.lock_owner)
         let thread = Dispatcher.caller(request).process
         dispatcher.answer(request) { request in

@@ -128,6 +128,29 @@ struct NamespaceTests {
         #expect(try await listRoot(uncached) == ["b", "c", "d"])
     }
 
+    /// `cat` of a file changes nothing: its close keeps the listing cached (every flush counted
+    /// as a change, so `ls` after reading files listed again).
+    @Test func closingAReadOnlyDescriptorKeepsTheListing() async throws {
+        let store = storeWith(["a", "b"])
+        let fs = makeFileSystem(store)
+        let lists = { store.contents.withLock { $0.listCalls } }
+        let file = try await fs.lookup(parent: .root, name: "a")
+        let reading = try await fs.open(file.inode, flags: O_RDONLY).handle
+        #expect(fs.isReadOnly(reading))
+        #expect(try await fs.read(reading, at: 0, count: 10).gathered() == Array("a".utf8))
+        #expect(try await listRoot(fs) == ["a", "b"])
+        let listed = lists()
+        try await fs.flush(reading, writer: WriterIdentity(3))
+        await fs.release(reading)
+        #expect(try await listRoot(fs) == ["a", "b"])
+        #expect(lists() == listed)
+        let (_, writing) = try await fs.create(parent: .root, name: "c")
+        #expect(!fs.isReadOnly(writing))
+        try await fs.flush(writing, writer: WriterIdentity(4))
+        await fs.release(writing)
+        #expect(try await listRoot(fs) == ["a", "b", "c"])
+    }
+
     @Test func filesBeingWrittenAreListedAndGrow() async throws {
         let fs = makeFileSystem(storeWith(["a"]))
         let (attributes, handle) = try await fs.create(parent: .root, name: "new")

@@ -373,9 +373,9 @@ extension ObsFileSystem {
     /// (`stillHeldWritable`: a `dup`, as a shell redirection makes), nothing happens: the close
     /// of that descriptor completes it.
     public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown, stillHeldWritable: Bool = false) async throws {
+        guard !stillHeldWritable, !isReadOnly(handle) else { return }
         listings.noteChange()
         defer { listings.noteChange() }
-        guard !stillHeldWritable else { return }
         try await fillToPendingSize(handle)
         let file = try openFile(handle)
         if let modify = file.modify {
@@ -391,6 +391,13 @@ extension ObsFileSystem {
         // while it completes waits for it (`beginUnlink`).
         try await session.flush(writer: writer, process: process).get()
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
+    }
+
+    /// Whether `handle` was opened read-only: its close has nothing to store, changes nothing
+    /// (listings stay cached) and is answered on libfuse's thread.
+    public func isReadOnly(_ handle: FileHandleID) -> Bool {
+        guard let file = try? openFile(handle) else { return false }
+        return file.session == nil && file.modify == nil
     }
 
     /// Zeros up to the size a truncate gave the file while it was streamed (`pendingSizes`). With
@@ -423,8 +430,9 @@ extension ObsFileSystem {
     /// The last reference to the open file is gone. Errors can only be logged (the kernel does not
     /// wait for release).
     public func release(_ handle: FileHandleID) async {
-        listings.noteChange()
-        defer { listings.noteChange() }
+        let changing = !isReadOnly(handle)
+        if changing { listings.noteChange() }
+        defer { if changing { listings.noteChange() } }
         do {
             try await fillToPendingSize(handle)  // no flush applied it
         } catch {
