@@ -1,9 +1,10 @@
-// How the adapter's answers reach the kernel. The `Dispatcher` (FuseSession.swift) sends every
+// How the adapter's answers reach the kernel. The `Dispatcher` (Dispatcher.swift) sends every
 // reply, and packs every directory entry, through a `Replies`: `LibfuseReplies` calls libfuse's
 // `fuse_reply_*` and `fuse_add_direntry*` in the mounted session; tests substitute one that
 // records the replies and can refuse them, so the adapter's bookkeeping (a lookup or a handle
 // given back when the kernel does not take the reply that carried it) runs without a kernel.
-// With FuseSession.swift and SessionIO.swift, this is the only file that hands libfuse a pointer.
+// With the session, its operations table, the Dispatcher and SessionIO.swift, this is the only
+// code that hands libfuse a pointer (the Unmanaged pairings are listed in FuseSession.swift).
 import CFuse3
 import Glibc
 import ObsFS
