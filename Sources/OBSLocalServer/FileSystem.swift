@@ -1,6 +1,6 @@
 // The POSIX file operations of the server, in one place: descriptors (open, write all, positioned
 // read, set length, sync, close), directories, listing, whole-file reads, and atomic replacement (write a temporary
-// file, then rename over the target).
+// file, sync it, then rename it over the target).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,20 +90,34 @@ enum FileSystem {
         }
     }
 
-    /// Replaces `path` with `bytes` atomically (a crash leaves the old or the new file): the
-    /// new file's bytes reach the disk before the rename.
-    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
-        let temporary = path + ".tmp"
-        let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-        do {
-            try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
-            try synchronize(fd, path: temporary)
-            try close(fd, path: temporary)
-        } catch {
-            unlink(temporary)
-            throw error
+    /// A new content of `path` written beside it (`path.tmp`, opened for appending): `commit`
+    /// syncs it, renames it over `path` (a crash leaves the old file or the new one) and hands
+    /// over its descriptor, which appends to `path` from then on; `abandon` closes and removes it.
+    struct Replacement {
+        let path: String
+        let temporary: String
+        private let descriptor: Int32
+
+        init(of path: String) throws {
+            self.path = path
+            temporary = path + ".tmp"
+            descriptor = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
         }
-        guard rename(temporary, path) == 0 else { throw StorageIOError(operation: "rename", path: path, errno: errno) }
+
+        func write(_ bytes: [UInt8]) throws {
+            try bytes.withUnsafeBytes { try FileSystem.writeAll(descriptor, $0, path: temporary) }
+        }
+
+        func commit() throws -> Int32 {
+            try FileSystem.synchronize(descriptor, path: temporary)
+            guard rename(temporary, path) == 0 else { throw StorageIOError(operation: "rename", path: path, errno: errno) }
+            return descriptor
+        }
+
+        func abandon() {
+            Glibc.close(descriptor)
+            unlink(temporary)
+        }
     }
 
     static func remove(_ path: String) { unlink(path) }

@@ -4,8 +4,10 @@
 // and deleting inodes. At start the log is replayed and replaced by a snapshot of what it
 // describes (a temporary file, synced, renamed over it); while the server runs it is compacted
 // the same way once it holds more than twice the lines of its last snapshot (and at least
-// 10,000), so it stays proportional to what is stored. A crash leaves at worst a torn last line,
-// which the replay skips. Data directories of earlier versions kept one JSON file per record
+// 10,000), so it stays proportional to what is stored. The snapshot of a running server is
+// written in the background (about 30 µs per record): changes go on into the old log meanwhile,
+// and are kept to be appended to the snapshot just before it replaces the log. A crash leaves
+// the old log or the new one, at worst with a torn last line, which the replay skips. Data directories of earlier versions kept one JSON file per record
 // (`LegacyRecordFiles`): they are read once, written into the log, then removed. `--memory` uses
 // `TransientJournal`, which keeps nothing.
 import FoundationEssentials
@@ -114,7 +116,7 @@ enum JournalEntry: Codable {
 }
 
 /// The append-only log under a directory (the design note at the top of this file).
-final class LogJournal: MetadataJournal {
+final class LogJournal: MetadataJournal, Sendable {
     let directory: String
     var path: String { directory + "/journal.jsonl" }
     /// Compaction waits for at least this many lines after a snapshot.
@@ -129,14 +131,23 @@ final class LogJournal: MetadataJournal {
         /// Lines in the last snapshot, and appended since.
         var snapshotLines = 0
         var appendedLines = 0
+        /// While a compaction writes its snapshot: the lines appended since it took the records,
+        /// which follow the snapshot in the new log.
+        var appendedDuringCompaction: [[UInt8]]?
     }
-    /// The open log and its counters. Calls come one at a time (under the store's lock); the
-    /// lock only makes that explicit.
+    /// The open log, its counters and the compaction under way. Appends come one at a time
+    /// (under the store's lock); a compaction swaps the log under this lock.
     private let state = Mutex(State())
 
-    init(directory: String, minimumLinesBeforeCompaction: Int = 10_000) throws {
+    /// Runs a compaction off the request that made it due (the server's thread pool, whose
+    /// shutdown waits for it before the data directory is unlocked).
+    private let runInBackground: @Sendable (@escaping @Sendable () -> Void) -> Void
+
+    init(directory: String, minimumLinesBeforeCompaction: Int = 10_000,
+         runInBackground: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void) throws {
         self.directory = directory
         self.minimumLinesBeforeCompaction = minimumLinesBeforeCompaction
+        self.runInBackground = runInBackground
         try FileSystem.makeDirectories(directory)
     }
 
@@ -167,6 +178,7 @@ final class LogJournal: MetadataJournal {
             }
             state.length += Int64(line.count)
             state.appendedLines += 1
+            state.appendedDuringCompaction?.append(line)
         }
     }
 
@@ -189,28 +201,74 @@ final class LogJournal: MetadataJournal {
     }
 
     func compactIfDue(_ buckets: [String: StoredBucket]) {
-        let due = state.withLock { $0.appendedLines > max(minimumLinesBeforeCompaction, 2 * $0.snapshotLines) }
+        let due = state.withLock { state -> Bool in
+            guard state.appendedDuringCompaction == nil,
+                  state.appendedLines > max(minimumLinesBeforeCompaction, 2 * state.snapshotLines) else { return false }
+            state.appendedDuringCompaction = []
+            return true
+        }
         guard due else { return }
-        // On failure the log stays as it is, and the next change tries again.
-        try? writeSnapshot(of: buckets)
+        // `buckets` is the store's value as of now (copied on its next change), written out of its lock.
+        runInBackground { self.compact(buckets) }
     }
 
-    /// Writes the snapshot beside the log, syncs it, renames it over the log and appends to it
-    /// from then on.
-    private func writeSnapshot(of buckets: [String: StoredBucket]) throws {
-        let entries = JournalEntry.snapshot(of: buckets)
+    private func compact(_ buckets: [String: StoredBucket]) {
+        do {
+            let (snapshot, lines) = try Self.encoded(JournalEntry.snapshot(of: buckets))
+            let replacement = try FileSystem.Replacement(of: path)
+            do {
+                try replacement.write(snapshot)
+                try state.withLock { state in
+                    let appended = state.appendedDuringCompaction ?? []
+                    for line in appended { try replacement.write(line) }
+                    let length = snapshot.count + appended.reduce(0) { $0 + $1.count }
+                    adopt(try replacement.commit(), into: &state, length: Int64(length), snapshotLines: lines, appendedLines: appended.count)
+                }
+            } catch {
+                replacement.abandon()
+                throw error
+            }
+        } catch {
+            // The log stays as it is (it holds every change), and a later change tries again.
+            state.withLock { $0.appendedDuringCompaction = nil }
+        }
+    }
+
+    /// The lines of `entries`, and how many.
+    private static func encoded(_ entries: [JournalEntry]) throws -> (bytes: [UInt8], lines: Int) {
         let encoder = JSONEncoder()
         var bytes: [UInt8] = []
         for entry in entries {
             bytes.append(contentsOf: try encoder.encode(entry))
             bytes.append(UInt8(ascii: "\n"))
         }
-        try FileSystem.writeAtomically(path, bytes)
-        let descriptor = try FileSystem.open(path, O_WRONLY | O_APPEND)
-        state.withLock { state in
-            if state.descriptor >= 0 { try? FileSystem.close(state.descriptor, path: path) }
-            state = State(descriptor: descriptor, length: Int64(bytes.count), snapshotLines: entries.count, appendedLines: 0)
+        return (bytes, entries.count)
+    }
+
+    /// Writes the snapshot beside the log, syncs it, renames it over the log and appends to it
+    /// from then on (at start, before any append).
+    private func writeSnapshot(of buckets: [String: StoredBucket]) throws {
+        let (bytes, lines) = try Self.encoded(JournalEntry.snapshot(of: buckets))
+        let replacement = try FileSystem.Replacement(of: path)
+        let descriptor: Int32
+        do {
+            try replacement.write(bytes)
+            descriptor = try replacement.commit()
+        } catch {
+            replacement.abandon()
+            throw error
         }
+        state.withLock { adopt(descriptor, into: &$0, length: Int64(bytes.count), snapshotLines: lines, appendedLines: 0) }
+    }
+
+    /// Appends through `descriptor`, the log just renamed into place, from now on.
+    private func adopt(_ descriptor: Int32, into state: inout State, length: Int64, snapshotLines: Int, appendedLines: Int) {
+        if state.descriptor >= 0 { try? FileSystem.close(state.descriptor, path: path) }
+        state.descriptor = descriptor
+        state.length = length
+        state.snapshotLines = snapshotLines
+        state.appendedLines = appendedLines
+        state.appendedDuringCompaction = nil
     }
 }
 

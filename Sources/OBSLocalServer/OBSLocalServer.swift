@@ -121,7 +121,9 @@ final class ServerCore: Sendable {
             journal = TransientJournal()
         case .directory(let path):
             blobs = try DiskBlobStorage(directory: path + "/blobs")
-            journal = try LogJournal(directory: path + "/meta")
+            journal = try LogJournal(directory: path + "/meta") { compaction in
+                threadPool.submit { state in if state == .active { compaction() } }
+            }
         }
         store = try ObjectStore(blobs: blobs, journal: journal, clock: clock)
         var secrets: [String: SecretBytes] = [:]

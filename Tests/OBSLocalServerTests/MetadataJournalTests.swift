@@ -4,6 +4,7 @@
 import Foundation
 import OBSHashing
 import OBSProtocol
+import Synchronization
 import Testing
 @testable import OBSLocalServer
 
@@ -44,7 +45,7 @@ import Testing
     @Test func theLogIsCompactedOnceItHasGrownPastItsSnapshot() throws {
         let directory = TestServer.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let journal = try LogJournal(directory: directory, minimumLinesBeforeCompaction: 10)
+        let journal = try LogJournal(directory: directory, minimumLinesBeforeCompaction: 10) { $0() }
         var buckets = try journal.load()
         var lineCounts: [Int] = []
         func record(_ entry: JournalEntry, _ save: () throws -> Void) throws {
@@ -63,9 +64,50 @@ import Testing
         // 41 changes, never more than the snapshot's 2 lines plus 10 appended (without compaction: 41).
         #expect(lineCounts.max() == 12)
         #expect(lineCounts.count == 41)
-        let reloaded = try LogJournal(directory: directory).load()
+        let reloaded = try LogJournal(directory: directory) { $0() }.load()
         #expect(reloaded["bkt"]?.objects.count == 1)
         #expect(reloaded["bkt"]?.objects[StoredKey("same")]?.size == 40)
+    }
+
+    /// A compaction writes its snapshot in the background: what changes meanwhile goes into the
+    /// old log and follows the snapshot in the new one.
+    @Test func changesDuringACompactionFollowItsSnapshot() throws {
+        let directory = TestServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scheduled = Mutex<[@Sendable () -> Void]>([])
+        let journal = try LogJournal(directory: directory, minimumLinesBeforeCompaction: 3) { work in scheduled.withLock { $0.append(work) } }
+        var buckets = try journal.load()
+        func object(_ key: String) -> ObjectRecord {
+            ObjectRecord(key: key, size: 1, etag: key, lastModified: 1, segments: [], attributes: ObjectAttributes(),
+                         acl: AccessControl.canned(.private, ownerID: "o"))
+        }
+        func change(_ entry: JournalEntry) throws {
+            switch entry {
+            case .bucket(let record): try journal.saveBucket(record)
+            case .object(let bucket, let record): try journal.saveObject(record, bucket: bucket)
+            case .removeObject(let bucket, let key): journal.removeObject(key: key, bucket: bucket)
+            default: Issue.record("not used here")
+            }
+            entry.apply(to: &buckets)
+            journal.compactIfDue(buckets)
+        }
+        try change(.bucket(BucketRecord(name: "bkt", created: 1)))
+        for key in ["a", "b", "c"] { try change(.object(bucket: "bkt", record: object(key))) }
+        #expect(scheduled.withLock { $0.count } == 1)  // due after 4 lines: a snapshot of bkt, a, b, c
+        try change(.object(bucket: "bkt", record: object("d")))
+        try change(.object(bucket: "bkt", record: object("e")))
+        try change(.removeObject(bucket: "bkt", key: "a"))
+        #expect(scheduled.withLock { $0.count } == 1)  // one compaction at a time
+        let fileNumber = { try FileManager.default.attributesOfItem(atPath: journal.path)[.systemFileNumber] as? UInt64 }
+        let oldLog = try fileNumber()
+        #expect(try lines(of: journal.path).count == 7)  // the old log: every change
+        scheduled.withLock { $0 }.forEach { $0() }
+        #expect(try fileNumber() != oldLog)  // replaced
+        let compacted = try lines(of: journal.path)  // the snapshot's 4 lines, then the 3 changes after it
+        #expect(compacted.count == 7 && compacted[1].hasPrefix("{\"object\"") && compacted[6].hasPrefix("{\"removeObject\""))
+        try change(.object(bucket: "bkt", record: object("f")))
+        let reloaded = try LogJournal(directory: directory) { $0() }.load()
+        #expect(reloaded["bkt"].map { $0.objects.keys.map { String(decoding: $0.bytes, as: UTF8.self) }.sorted() } == ["b", "c", "d", "e", "f"])
     }
 
     @Test func aDataDirectoryOfAnEarlierVersionIsTakenOverByTheLog() throws {
