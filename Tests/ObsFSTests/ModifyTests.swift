@@ -567,3 +567,47 @@ extension ModifyTests {
         await fs.release(reading)
     }
 }
+
+extension ModifyTests {
+    /// Reads of one descriptor from several threads while another descriptor appends and
+    /// closes again and again (`mt_direct.py`, found by a helper): a read that moves the handle
+    /// to a new version closes the old stream, maybe under another read of the handle, which
+    /// reads on from the new one instead of failing (EBADF).
+    @Test func concurrentReadsOfOneDescriptorFollowTheVersionsAnotherStores() async throws {
+        let seeded = try await SeededFile("shared", size: 2 * Int(minimumPart))
+        let (inner, fs, base, file) = (seeded.inner, seeded.fs, seeded.base, seeded.inode)
+        let (reader, appender) = (ProcessID(77), ProcessID(78))
+        let reading = try await fs.open(file, flags: O_RDONLY, opener: reader).handle
+        final class Stop: Sendable { let requested = Atomic<Bool>(false) }
+        let stop = Stop()
+        let readers = (0..<4).map { index in
+            Task.detached { () -> [String] in
+                var failures: [String] = []
+                while !stop.requested.load(ordering: .relaxed) {
+                    let at = index * 1000
+                    do {
+                        let bytes = try await fs.read(reading, at: Int64(at), count: 500).gathered()
+                        if bytes != Array(base[at..<at + 500]) { failures.append("wrong bytes at \(at)") }
+                    } catch {
+                        failures.append("\(error)")
+                    }
+                    await Task.yield()  // the appender needs a thread too
+                }
+                return failures
+            }
+        }
+        var expected = base
+        for round in 0..<40 {
+            let appending = try await fs.open(file, flags: O_WRONLY | O_APPEND, opener: appender).handle
+            let tail = pattern(64, seed: UInt32(11 + round))
+            #expect(await fs.write(appending, at: Int64(expected.count), bytes: tail, writer: WriterIdentity(78), process: appender).count == tail.count)
+            expected += tail
+            try await fs.flush(appending, writer: WriterIdentity(78), process: appender)
+            await fs.release(appending)
+        }
+        stop.requested.store(true, ordering: .relaxed)
+        for reader in readers { let failures = try await reader.value; #expect(failures.isEmpty, "\(failures.prefix(3))") }
+        #expect(inner.object("shared") == expected)
+        await fs.release(reading)
+    }
+}

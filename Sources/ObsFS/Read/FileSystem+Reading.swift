@@ -91,10 +91,13 @@ extension ObsFileSystem {
         return renewed
     }
 
-    /// Waits for the compositions of `inode` that closed descriptors' releases are storing, so
-    /// that what they store is recorded (`storedHere`).
-    private func awaitCompositionsBeingReleased(of inode: InodeNumber) async {
-        for modify in openFiles.withLock({ $0.releasingChanges[inode] ?? [] }) { await modify.awaitComposition() }
+    /// Waits for the compositions of `inode` under way (a flush, fsync or release of the
+    /// descriptors changing it), so that what they store is recorded (`storedHere`).
+    private func awaitCompositions(of inode: InodeNumber) async {
+        let changes = openFiles.withLock { files in
+            files.files.values.compactMap { $0.inode.number == inode ? $0.modify : nil } + (files.releasingChanges[inode] ?? [])
+        }
+        for modify in changes { await modify.awaitComposition() }
     }
 
     /// The stream of a handle opened while another descriptor was streaming the file: EBUSY
@@ -114,7 +117,8 @@ extension ObsFileSystem {
     /// descriptor) holds, else of the version the handle reads (the design note above).
     public func read(_ handle: FileHandleID, at offset: Int64, count: Int) async throws -> ReadBytes {
         var file = try openFile(handle)
-        if file.session == nil, file.modify == nil {
+        let readOnly = file.session == nil && file.modify == nil
+        if readOnly {
             // A read-only descriptor reads what the descriptors changing the file hold, as on a
             // local disk. With writeback_cache this is also what keeps the one page cache right:
             // a short read would be cached as zeros and written back over the writer's bytes.
@@ -138,34 +142,50 @@ extension ObsFileSystem {
             do {
                 return ReadBytes(try await modify.read(at: offset, count: count))
             } catch {
-                throw storeFailure("reading \(modify.key) at \(offset)", error)
+                // Read-only, reading another descriptor's changes, which their last release
+                // closed meanwhile: the read goes on in what they stored (below).
+                guard readOnly, !openFiles.withLock({ $0.holds(modify) }) else { throw storeFailure("reading \(modify.key) at \(offset)", error) }
             }
         }
         var stream: ObjectReadStream
         if let opened = file.reads { stream = opened } else { stream = try await streamOpenedLate(handle, file) }
-        // A version this mount stored since the handle's (another descriptor's close, which may
-        // still be composing it) is read from here on: reading on in the old one would end at
+        // A version this mount stored since the handle's (another descriptor's close or fsync,
+        // which may still be composing it) is read from here on: reading on in the old one would end at
         // its length, and the kernel would take that short read for the file's end.
-        await awaitCompositionsBeingReleased(of: file.inode.number)
+        await awaitCompositions(of: file.inode.number)
         if let next = try streamOfVersionStoredHere(handle, file, after: stream) { stream = next }
-        var renewed = false
+        // Each move to a newer version (this mount storing again and again, under a read of
+        // many concurrent ones) is bounded, so a read always ends.
+        var moves = 0
         while true {
             do {
                 return try await stream.read(at: offset, count: count)
-            } catch let error as ObjectChangedError {
-                // Replaced meanwhile: by a composition of this mount (its new version is read
-                // once it is recorded), else by another client (EIO).
-                await awaitCompositionsBeingReleased(of: file.inode.number)
-                if !renewed, let next = try streamOfVersionStoredHere(handle, file, after: stream) {
-                    (stream, renewed) = (next, true)
+            } catch {
+                guard moves < Self.versionMovesPerRead else { throw readFailure(error, stream, offset) }
+                moves += 1
+                // Another read of the handle moved it on to a newer version, closing this stream.
+                if let current = openFiles.withLock({ $0.files[handle]?.reads }), current !== stream {
+                    stream = current
                     continue
                 }
-                let failure = FileSystemError(.io, error.description)
-                logger.error("\(failure.reason)")
-                throw failure
-            } catch {
-                throw storeFailure("reading \(stream.key) at \(offset)", error)
+                // Replaced meanwhile: by a composition of this mount (its new version is read
+                // once it is recorded), else by another client (EIO).
+                guard error is ObjectChangedError else { throw readFailure(error, stream, offset) }
+                await awaitCompositions(of: file.inode.number)
+                guard let next = try streamOfVersionStoredHere(handle, file, after: stream) else { throw readFailure(error, stream, offset) }
+                stream = next
             }
         }
+    }
+
+    /// How many times one read may move on to a newer version of the file.
+    static let versionMovesPerRead = 16
+
+    /// The error a read of `stream` answers: EIO for a version another client replaced (logged).
+    private func readFailure(_ error: any Error, _ stream: ObjectReadStream, _ offset: Int64) -> FileSystemError {
+        guard let changed = error as? ObjectChangedError else { return storeFailure("reading \(stream.key) at \(offset)", error) }
+        let failure = FileSystemError(.io, changed.description)
+        logger.error("\(failure.reason)")
+        return failure
     }
 }
