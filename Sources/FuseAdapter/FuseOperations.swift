@@ -143,7 +143,7 @@ let fuseOperations: fuse_lowlevel_ops = {
         let dropsSetID = dispatcher.fileSystem.writeDropsSetIDBits(handle, caller: caller)
         // The kernel's bytes are valid only now: admit copies them into part buffers (or aside).
         let admission = dispatcher.fileSystem.write(handle, at: Int64(offset), bytes: UnsafeRawBufferPointer(start: buffer, count: size), writer: writer,
-                                                    process: caller.process)
+                                                    process: caller.process, appending: info.pointee.flags & O_APPEND != 0)
         switch admission {
         // Answered here, on the callback's thread: no task for the common case.
         case .accepted(let count) where !dropsSetID: dispatcher.replies.written(Request(raw: request), count: count)

@@ -72,8 +72,9 @@ struct EmptyFileFailureTests {
 
 extension ObsFileSystem {
     /// A write as the kernel delivers it, from `process`.
-    func write(_ handle: FileHandleID, at offset: Int64, bytes: [UInt8], writer: WriterIdentity, process: ProcessID) -> WriteAdmission {
-        bytes.withUnsafeBytes { write(handle, at: offset, bytes: $0, writer: writer, process: process) }
+    func write(_ handle: FileHandleID, at offset: Int64, bytes: [UInt8], writer: WriterIdentity, process: ProcessID,
+               appending: Bool = false) -> WriteAdmission {
+        bytes.withUnsafeBytes { write(handle, at: offset, bytes: $0, writer: writer, process: process, appending: appending) }
     }
 }
 

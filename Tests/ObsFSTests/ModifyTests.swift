@@ -606,8 +606,35 @@ extension ModifyTests {
             await fs.release(appending)
         }
         stop.requested.store(true, ordering: .relaxed)
-        for reader in readers { let failures = try await reader.value; #expect(failures.isEmpty, "\(failures.prefix(3))") }
+        for reader in readers { let failures = await reader.value; #expect(failures.isEmpty, "\(failures.prefix(3))") }
         #expect(inner.object("shared") == expected)
         await fs.release(reading)
+    }
+}
+
+extension ModifyTests {
+    /// `O_APPEND` writes go to the end of the file as the mount knows it, not to the offset the
+    /// kernel computed from a size it had before another process's `: > f` (found by a helper:
+    /// a logger's next lines landed past the cut, leaving NUL bytes on the server).
+    @Test func appendsGoToTheEndWhereverTheKernelPutThem() async throws {
+        let fs = makeFileSystem(FaultInjectingStore(InMemoryStore()))
+        let (logger, truncater) = (ProcessID(79), ProcessID(80))
+        let (attributes, logging) = try await fs.create(parent: .root, name: "app.log", mode: 0o644, flags: O_WRONLY | O_CREAT | O_APPEND,
+                                                       caller: Caller(uid: 0, gid: 0, umask: 0o022, process: logger))
+        let first = Array("line 1\n".utf8)
+        #expect(await fs.write(logging, at: 0, bytes: first, writer: WriterIdentity(79), process: logger, appending: true).count == first.count)
+        // `: > app.log` by another process: the file is cut to 0 for every descriptor.
+        let cutting = try await fs.open(attributes.inode, flags: O_WRONLY | O_TRUNC, opener: truncater).handle
+        try await fs.flush(cutting, writer: WriterIdentity(80), process: truncater)
+        await fs.release(cutting)
+        #expect(try await fs.getattr(attributes.inode).size == 0)
+        // The kernel still puts the logger's next line at the size it knew.
+        let second = Array("line 2\n".utf8)
+        #expect(await fs.write(logging, at: Int64(first.count), bytes: second, writer: WriterIdentity(79), process: logger, appending: true).count == second.count)
+        let third = Array("line 3\n".utf8)
+        #expect(await fs.write(logging, at: Int64(first.count), bytes: third, writer: WriterIdentity(79), process: logger, appending: true).count == third.count)
+        try await fs.flush(logging, writer: WriterIdentity(79), process: logger)
+        await fs.release(logging)
+        #expect((fs.store as? FaultInjectingStore)?.inner.object("app.log") == second + third)
     }
 }

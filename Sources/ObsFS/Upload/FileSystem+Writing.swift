@@ -240,20 +240,25 @@ extension ObsFileSystem {
     }
 
     /// A write the kernel delivered; see `UploadSession.admit`. Synchronous, never blocks.
+    /// `appending` (a descriptor with `O_APPEND`): the bytes go to the end of the file as this
+    /// mount knows it, wherever the kernel put them (without `writeback_cache`, the kernel's size
+    /// may be stale: another process's `O_TRUNC` open cut the file), as a local filesystem appends.
     public func write(_ handle: FileHandleID, at offset: Int64, bytes: UnsafeRawBufferPointer, writer: WriterIdentity,
-                      process: ProcessID = .unknown) -> WriteAdmission {
+                      process: ProcessID = .unknown, appending: Bool = false) -> WriteAdmission {
+        let appends = appending && !configuration.writebackCache
         do {
             let file = try openFile(handle)
-            if let modify = file.modify { return write(modify, file.inode, at: offset, bytes: bytes) }
+            if let modify = file.modify { return write(modify, file.inode, at: appends ? modify.size : offset, bytes: bytes) }
             if let session = file.session, let continued = continueAfterCompletion(handle, file, session) {
-                return write(continued, file.inode, at: offset, bytes: bytes)
+                return write(continued, file.inode, at: appends ? continued.size : offset, bytes: bytes)
             }
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }
-            switch session.admit(at: offset, bytes: bytes, writer: writer, process: process) {
+            let end = appends ? max(session.size, openFiles.withLock { $0.pendingSizes[file.inode.number] } ?? 0) : offset
+            switch session.admit(at: end, bytes: bytes, writer: writer, process: process) {
             case .admitted(let admission): return admission
-            case .continuesByComposition: return writeBehindTheUpload(handle, file, session, at: offset, bytes: bytes)
+            case .continuesByComposition: return writeBehindTheUpload(handle, file, session, at: end, appending: appends, bytes: bytes)
             }
         } catch {
             return .refused(FileSystemError(doing: "write", error))
@@ -280,7 +285,7 @@ extension ObsFileSystem {
     /// changes to that object, so the write becomes one more server-side composition at close.
     /// The write's reply waits for that.
     private func writeBehindTheUpload(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession, at offset: Int64,
-                                      bytes: UnsafeRawBufferPointer) -> WriteAdmission {
+                                      appending: Bool, bytes: UnsafeRawBufferPointer) -> WriteAdmission {
         let pending = PendingWrite()
         let copy = Array(bytes)
         logger.info("\(session.key): write at \(offset) cannot go into the upload (before the part being filled, or completing); completing it and continuing by composition")
@@ -290,7 +295,9 @@ extension ObsFileSystem {
                 guard let modify = self.continueAfterCompletion(handle, file, session) else {
                     throw FileSystemError(.io, "\(session.key): the upload could not be continued")
                 }
-                let admission = copy.withUnsafeBytes { self.write(modify, file.inode, at: offset, bytes: $0) }
+                // An append goes to the end as it is once the upload was continued (an O_TRUNC
+                // open may have cut the file meanwhile).
+                let admission = copy.withUnsafeBytes { self.write(modify, file.inode, at: appending ? modify.size : offset, bytes: $0) }
                 switch admission {
                 case .accepted(let count): _ = pending.result.fulfill(.success(count))
                 case .refused(let error): _ = pending.result.fulfill(.failure(error))
