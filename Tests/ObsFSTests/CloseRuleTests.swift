@@ -90,3 +90,52 @@ extension WriteAdmission {
         }
     }
 }
+
+/// Three processes `printf … >> f` on the same new name at once (found by a helper on a
+/// parallel file system bucket): lines were lost when a completion and an earlier flush's empty
+/// object crossed, or when an open came between a completion and its record.
+extension CloseRuleTests {
+    /// The empty object a flush PUT while nothing was written (another process's close) lands
+    /// before the completion of what was written after it, never over it.
+    @Test func aCompletionWaitsForTheEmptyObjectAnEarlierFlushIsWriting() async throws {
+        let inner = InMemoryStore()
+        let store = FaultInjectingStore(inner)
+        let fs = makeFileSystem(store)
+        let (opener, other) = (ProcessID(61), ProcessID(62))
+        let (_, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: opener))
+        store.hold(.putEmpty)
+        let emptyFlush = Task { try await fs.flush(handle, writer: WriterIdentity(62), process: other) }
+        #expect(try await eventually { store.heldCount(.putEmpty) == 1 })
+        let line = Array("p1 line\n".utf8)
+        #expect(await fs.write(handle, at: 0, bytes: line, writer: WriterIdentity(61), process: opener).count == line.count)
+        let completing = Task { try await fs.flush(handle, writer: WriterIdentity(61), process: opener) }
+        try await Task.sleep(for: .milliseconds(50))
+        store.release(.putEmpty)
+        try await emptyFlush.value
+        try await completing.value
+        await fs.release(handle)
+        #expect(inner.object("f") == line)
+    }
+
+    /// An upload's completion records the stored object before anyone can see the upload ended:
+    /// an open without `O_TRUNC` then starts from what it stored (it saw an empty file and
+    /// started a new upload that replaced it).
+    @Test func theStoredObjectIsRecordedWhenTheUploadEnds() async throws {
+        let inner = InMemoryStore()
+        let fs = makeFileSystem(FaultInjectingStore(inner))
+        let opener = ProcessID(63)
+        let (created, handle) = try await fs.create(parent: .root, name: "g", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: opener))
+        let line = Array("first\n".utf8)
+        #expect(await fs.write(handle, at: 0, bytes: line, writer: WriterIdentity(63), process: opener).count == line.count)
+        let session = try #require(fs.upload(of: created.inode))
+        _ = try await session.flush(writer: WriterIdentity(63), process: opener).get()  // the upload alone, not FileSystem.flush
+        #expect(try await fs.getattr(created.inode).size == Int64(line.count))
+        let appender = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND, opener: ProcessID(64)).handle
+        let more = Array("second\n".utf8)
+        #expect(await fs.write(appender, at: Int64(line.count), bytes: more, writer: WriterIdentity(64), process: ProcessID(64), appending: true).count == more.count)
+        try await fs.flush(appender, writer: WriterIdentity(64), process: ProcessID(64))
+        await fs.release(appender)
+        await fs.release(handle)
+        #expect(inner.object("g") == line + more)
+    }
+}

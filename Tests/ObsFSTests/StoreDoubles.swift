@@ -371,6 +371,7 @@ final class FaultInjectingStore: ObjectStore {
 
     func putEmptyObject(_ key: ObjectKey, options: ObjectOptions) async throws -> ETag {
         try check(.putEmpty)
+        await waitIfHeld(.putEmpty)  // a held PUT reaches the store when released
         return try await inner.putEmptyObject(key, options: options)
     }
 

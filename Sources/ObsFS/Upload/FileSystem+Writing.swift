@@ -195,7 +195,11 @@ extension ObsFileSystem {
         }
         let session = UploadSession(key: key, uploadID: uploadID, options: options, store: store,
                                     settings: configuration.upload, logger: logger, opener: opener,
-                                    afterCompletion: { [weak self] session throws(FileSystemError) in try await self?.applyRecordedChanges(of: session) })
+                                    afterCompletion: { [weak self] session, etag throws(FileSystemError) in
+                                        guard let self else { return }
+                                        try await self.applyRecordedChanges(of: session)
+                                        if !self.isDiscarded(inode) { self.recordWritten(inode, session, etag: etag) }
+                                    })
         Task {
             _ = await session.finished()
             reservation.release()

@@ -105,9 +105,11 @@ public final class UploadSession: Sendable {
     /// The upload and the options it was initiated with; replaced together when an attribute
     /// changes before the first part is sent (`reinitiate`). Never locked while taking `state`.
     private let identity: Mutex<(uploadID: UploadID, options: ObjectOptions)>
-    /// Runs after CompleteMultipartUpload succeeded, before the outcome is decided: applies the
-    /// attribute changes recorded while parts were being sent (FileSystem+Attributes.swift).
-    private let afterCompletion: @Sendable (UploadSession) async throws(FileSystemError) -> Void
+    /// Runs after CompleteMultipartUpload succeeded (with the object's ETag), before the outcome
+    /// is decided: applies the attribute changes recorded while parts were being sent
+    /// (FileSystem+Attributes.swift) and records the stored object as the file's, so an open
+    /// that sees the upload ended also sees what it stored.
+    private let afterCompletion: @Sendable (UploadSession, ETag) async throws(FileSystemError) -> Void
     private let store: any ObjectStore
     private let settings: UploadSettings
     private let logger: Logger
@@ -202,7 +204,7 @@ public final class UploadSession: Sendable {
 
     public init(key: ObjectKey, uploadID: UploadID, options: ObjectOptions, store: any ObjectStore, settings: UploadSettings, logger: Logger,
                 opener: ProcessID = .unknown,
-                afterCompletion: @escaping @Sendable (UploadSession) async throws(FileSystemError) -> Void = { _ in }) {
+                afterCompletion: @escaping @Sendable (UploadSession, ETag) async throws(FileSystemError) -> Void = { _, _ in }) {
         self.key = key
         self.opener = opener
         identity = Mutex((uploadID, options))
@@ -513,6 +515,9 @@ public final class UploadSession: Sendable {
             await abort(because: FileSystemError(.io, "parts \(parts.map(\.number.rawValue)) hold \(partBytes) bytes, \(size) were written"))
             return
         }
+        // The empty object's PUT of an earlier flush (nothing was written then) lands first:
+        // the completion replaces it, never the other way round.
+        _ = await awaitEmptyObjectWrite()
         let stored: StoredObject
         do {
             stored = try await store.completeUpload(key, uploadID: uploadID, parts: parts)
@@ -523,7 +528,7 @@ public final class UploadSession: Sendable {
         }
         logger.info("\(key): complete, \(size) bytes in \(parts.count) parts, ETag \(stored.etag), integrity \(settings.integrity): \(stored.verdict)\(stored.checksum.map { " \($0)" } ?? "")")
         do {
-            try await afterCompletion(self)
+            try await afterCompletion(self, stored.etag)
         } catch {
             finish(.failure(error))
             return
