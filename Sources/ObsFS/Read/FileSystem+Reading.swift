@@ -150,8 +150,8 @@ extension ObsFileSystem {
         var stream: ObjectReadStream
         if let opened = file.reads { stream = opened } else { stream = try await streamOpenedLate(handle, file) }
         // A version this mount stored since the handle's (another descriptor's close or fsync,
-        // which may still be composing it) is read from here on: reading on in the old one would end at
-        // its length, and the kernel would take that short read for the file's end.
+        // which may still be composing it) is read from here on: reading on in the old one would
+        // end at its length, and the kernel would take that short read for the file's end.
         await awaitCompositions(of: file.inode.number)
         if let next = try streamOfVersionStoredHere(handle, file, after: stream) { stream = next }
         // Each move to a newer version (this mount storing again and again, under a read of

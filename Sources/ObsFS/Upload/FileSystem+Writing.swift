@@ -259,10 +259,10 @@ extension ObsFileSystem {
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }
-            let end = appends ? max(session.size, openFiles.withLock { $0.pendingSizes[file.inode.number] } ?? 0) : offset
-            switch session.admit(at: end, bytes: bytes, writer: writer, process: process) {
+            let at = appends ? max(session.size, openFiles.withLock { $0.pendingSizes[file.inode.number] } ?? 0) : offset
+            switch session.admit(at: at, bytes: bytes, writer: writer, process: process) {
             case .admitted(let admission): return admission
-            case .continuesByComposition: return writeBehindTheUpload(handle, file, session, at: end, appending: appends, bytes: bytes)
+            case .continuesByComposition: return writeBehindTheUpload(handle, file, session, at: at, appending: appends, bytes: bytes)
             }
         } catch {
             return .refused(FileSystemError(doing: "write", error))
