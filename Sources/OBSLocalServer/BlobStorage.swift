@@ -134,9 +134,67 @@ protocol BlobStorage: Sendable {
     func location(of blob: BlobID) -> BlobLocation
     /// Calls `body` with the bytes of `slice` in order, in chunks (on the calling thread).
     func read(_ slice: BlobSlice, chunk: (ByteBuffer) throws -> Void) throws
-    func delete(_ blobs: [BlobID])
+    /// Removes blobs at once (`delete` is what callers use: it spares pinned blobs).
+    func remove(_ blobs: [BlobID])
     /// Every blob present (to collect those no metadata references after a crash).
     func allBlobs() -> [BlobID]
+    /// The blobs GETs are sending.
+    var pins: BlobPins { get }
+}
+
+extension BlobStorage {
+    /// Deletes blobs no record names any more; those a GET is sending go when it ends.
+    func delete(_ blobs: [BlobID]) { remove(pins.deletableNow(blobs)) }
+
+    /// Keeps `blobs` until the pin is gone (a GET sends the version it started with, as on S3,
+    /// whatever replaces the object meanwhile).
+    func pin(_ blobs: [BlobID]) -> BlobPin { BlobPin(blobs, in: self) }
+}
+
+/// Blobs held by GETs under way, and the deletions that wait for them.
+final class BlobPins: Sendable {
+    /// Holders per pinned blob, and the pinned blobs deleted meanwhile.
+    private let state = Mutex<(holders: [BlobID: Int], deleted: Set<BlobID>)>(([:], []))
+
+    fileprivate func pin(_ blobs: [BlobID]) {
+        state.withLock { state in for blob in blobs { state.holders[blob, default: 0] += 1 } }
+    }
+
+    /// Those of `blobs` no GET holds; the others are remembered for their last unpin.
+    fileprivate func deletableNow(_ blobs: [BlobID]) -> [BlobID] {
+        state.withLock { state in
+            blobs.filter { blob in
+                guard state.holders[blob] != nil else { return true }
+                state.deleted.insert(blob)
+                return false
+            }
+        }
+    }
+
+    /// Unpins `blobs`; returns those deleted while pinned and now free.
+    fileprivate func unpin(_ blobs: [BlobID]) -> [BlobID] {
+        state.withLock { state in
+            blobs.filter { blob in
+                let holders = (state.holders[blob] ?? 1) - 1
+                state.holders[blob] = holders > 0 ? holders : nil
+                return holders == 0 && state.deleted.remove(blob) != nil
+            }
+        }
+    }
+}
+
+/// Blobs pinned for one GET; unpinned (and deleted, when deleted meanwhile) when released.
+final class BlobPin: Sendable {
+    private let blobs: [BlobID]
+    private let storage: any BlobStorage
+
+    fileprivate init(_ blobs: [BlobID], in storage: any BlobStorage) {
+        self.blobs = blobs
+        self.storage = storage
+        storage.pins.pin(blobs)
+    }
+
+    deinit { storage.remove(storage.pins.unpin(blobs)) }
 }
 
 /// Digests fed alongside a writer (the CRCs at hardware speed, for StoredChecksums.swift).
@@ -237,7 +295,9 @@ final class DiskBlobStorage: BlobStorage {
         }
     }
 
-    func delete(_ blobs: [BlobID]) {
+    let pins = BlobPins()
+
+    func remove(_ blobs: [BlobID]) {
         for blob in blobs where blob.isWellFormed { FileSystem.remove(path(of: blob)) }
     }
 
@@ -337,7 +397,9 @@ final class MemoryBlobStorage: BlobStorage {
         for piece in buffers.slices(offset: slice.offset, length: slice.length) { try chunk(piece) }
     }
 
-    func delete(_ ids: [BlobID]) { blobs.withLock { for id in ids { $0[id] = nil } } }
+    let pins = BlobPins()
+
+    func remove(_ ids: [BlobID]) { blobs.withLock { for id in ids { $0[id] = nil } } }
 
     func allBlobs() -> [BlobID] { blobs.withLock { Array($0.keys) } }
 }

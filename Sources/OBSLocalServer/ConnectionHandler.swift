@@ -24,8 +24,8 @@ struct ServerResponse: Sendable {
     enum Body: Sendable {
         case empty
         case bytes([UInt8])
-        /// Object bytes from blobs (GET).
-        case blobs([BlobSlice], length: Int64)
+        /// Object bytes from blobs (GET), pinned until they are sent.
+        case blobs([BlobSlice], length: Int64, pin: BlobPin)
         /// HEAD of an object: the length is announced, nothing is sent.
         case lengthOnly(Int64)
     }
@@ -416,7 +416,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         switch response.body {
         case .empty: length = 0
         case .bytes(let bytes): length = Int64(bytes.count)
-        case .blobs(_, let total), .lengthOnly(let total): length = total
+        case .blobs(_, let total, _), .lengthOnly(let total): length = total
         }
         headers.replaceOrAdd(name: "Content-Length", value: String(length))
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
@@ -436,8 +436,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .bytes(let bytes):
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes)))), promise: nil)
             finish(Int64(bytes.count), true)
-        case .blobs(let slices, let total):
-            sendSlices(slices[...], context: context) { intact in finish(intact ? total : 0, intact) }
+        case .blobs(let slices, let total, let pin):
+            sendSlices(slices[...], context: context) { intact in
+                withExtendedLifetime(pin) { finish(intact ? total : 0, intact) }
+            }
         }
     }
 

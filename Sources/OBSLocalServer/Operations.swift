@@ -238,7 +238,13 @@ struct Operations: Sendable {
     // MARK: Reading objects
 
     private func getObject(_ request: RoutedRequest, bucket: BucketName, key: ObjectKey, dialect: Dialect) throws(OBSLocalError) -> ServerResponse {
-        let record = try store.object(bucket, key)
+        var record = try store.object(bucket, key)
+        var pin = store.blobs.pin(record.segments.map(\.blob))
+        // Replaced before the pin took: the blobs may be gone; the version there now is served.
+        while let now = try? store.object(bucket, key), now.segments != record.segments {
+            record = now
+            pin = store.blobs.pin(record.segments.map(\.blob))
+        }
         try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect), against: record.attributes)
         let etag = ETag(record.etag)
         let lastModified = record.lastModifiedTimestamp
@@ -264,7 +270,7 @@ struct Operations: Sendable {
         if request.operation == .headObject {
             return ServerResponse(status: status, headers: headers, body: .lengthOnly(Int64(range.count)))
         }
-        return ServerResponse(status: status, headers: headers, body: .blobs(record.segments.slices(covering: range), length: Int64(range.count)))
+        return ServerResponse(status: status, headers: headers, body: .blobs(record.segments.slices(covering: range), length: Int64(range.count), pin: pin))
     }
 
     /// `response-content-type` and friends override the stored headers of a GET.
