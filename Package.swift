@@ -3,6 +3,7 @@
 // S3-compatible store) as multipart uploads. Dependencies flow one way:
 //   C shims -> OBSHashing -> OBSProtocol -> CurlTransport -> OBSClient -> ObsFS -> FuseAdapter -> obsmount
 //   OBSProtocol -> OBSLocalServer -> obs-local
+//   SystemFiles (POSIX file calls) -> OBSLocalServer, ObsFS
 import PackageDescription
 
 let package = Package(
@@ -40,6 +41,9 @@ let package = Package(
             "CCurl", "OBSProtocol",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // POSIX file calls with their errno checks and EINTR retries, in one place: descriptors,
+        // directories, whole-file reads, atomic replacement.
+        .target(name: "SystemFiles"),
         // The OBS client: operations, retries. Knows objects, never files.
         .target(name: "OBSClient", dependencies: [
             "OBSProtocol", "CurlTransport",
@@ -47,7 +51,7 @@ let package = Package(
         ]),
         // The local OBS-compatible server.
         .target(name: "OBSLocalServer", dependencies: [
-            "OBSProtocol",
+            "OBSProtocol", "SystemFiles",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -60,7 +64,7 @@ let package = Package(
         ]),
         // Filesystem core: inodes, namespace, upload sessions, xattrs, options. No FUSE.
         .target(name: "ObsFS", dependencies: [
-            "OBSProtocol", "OBSClient",
+            "OBSProtocol", "OBSClient", "SystemFiles",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
@@ -77,6 +81,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        .testTarget(name: "SystemFilesTests", dependencies: ["SystemFiles"]),
         .testTarget(name: "OBSHashingTests", dependencies: ["OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "OBSProtocolTests", dependencies: ["OBSProtocol", "OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "CurlTransportTests", dependencies: ["CurlTransport"]),

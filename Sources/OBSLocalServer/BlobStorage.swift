@@ -6,6 +6,7 @@
 //
 // Writers run on the server's thread pool, one call at a time per writer (the body ingest on the
 // event loop serialises them), so their state needs no lock.
+import SystemFiles
 import NIOCore
 import OBSHashing
 import Synchronization
@@ -218,14 +219,6 @@ final class BodyDigests {
     func finalize() -> (md5: [UInt8], sha256: [UInt8]?, checksums: StoredChecksums) {
         (md5.finalize(), sha256?.finalize(), StoredChecksums(crc64ecma: crc64, crc32c: crc32c))
     }
-}
-
-/// An error of the storage layer (disk full, I/O error): answered as `500 InternalError`.
-struct StorageIOError: Error, CustomStringConvertible {
-    var operation: String
-    var path: String
-    var errno: Int32
-    var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 }
 
 // MARK: - Files

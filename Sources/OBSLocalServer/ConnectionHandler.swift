@@ -10,6 +10,7 @@
 // of being accepted or of its previous response ending (`ServerConfiguration.idleTimeout`), or it
 // is closed. That bounds both a kept-alive connection nobody uses and a client that sends its
 // head slowly or never finishes it, so no client holds a connection for ever.
+import SystemFiles
 import NIOCore
 import NIOHTTP1
 import NIOPosix

@@ -8,6 +8,7 @@
 // lock when the holder's descriptor closes, at `stop` or however the process ends (SIGKILL too),
 // so a crash never leaves a directory that needs cleaning by hand.
 #if canImport(Glibc)
+import SystemFiles
 import Glibc
 #endif
 import Synchronization

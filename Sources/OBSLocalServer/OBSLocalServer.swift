@@ -1,5 +1,6 @@
 // obs-local as a library: start a server in-process (tests, `obsmount`'s embedded default) or
 // from the `obs-local` command, on a fixed port or port 0, and stop it.
+import SystemFiles
 import NIOCore
 import NIOHTTP1
 import NIOPosix

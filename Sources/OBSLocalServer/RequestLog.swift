@@ -3,6 +3,7 @@
 // partNumber, encodingType (the `encoding-type` query parameter, when sent), status, code (error
 // code, when any), bytesIn (body bytes received), bytesOut (body bytes sent), durationMs. Never
 // contains headers, signatures or keys.
+import SystemFiles
 import FoundationEssentials
 import Synchronization
 #if canImport(Glibc)

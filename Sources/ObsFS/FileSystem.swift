@@ -172,6 +172,9 @@ public final class ObsFileSystem: Sendable {
     let listedFiles: NameCache
     /// HEADs sent ahead for those names, for the lookups that follow a listing.
     let listedPrefetch: ListedPrefetch
+    /// HEAD answers saved for later mounts, and those earlier mounts saved (`saved_attr_timeout=`;
+    /// nil: off).
+    let savedHeads: SavedHeadAnswers?
     /// Listing pages reused by later readdirs while nothing changed (`attr_timeout=`).
     let listings: ListingCache
     /// The mount's read buffers (`read_memory_budget=`), shared by every open file.
@@ -354,10 +357,11 @@ public final class ObsFileSystem: Sendable {
     /// to the store, never with the inode tree's lock.
     let openFiles = Mutex(OpenFiles())
 
-    public init(configuration: FileSystemConfiguration, store: any ObjectStore, logger: Logger) {
+    public init(configuration: FileSystemConfiguration, store: any ObjectStore, logger: Logger, savedHeads: SavedHeadAnswers? = nil) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
+        self.savedHeads = configuration.attributeTimeout > .zero ? savedHeads : nil
         directoryAttributes = DirectoryAttributes(store: store, prefix: configuration.prefix, mount: configuration.uploadOptions, logger: logger)
         table = InodeTable(rootFacts: InodeFacts.unknown(expiry: .now + configuration.attributeTimeout))  // posix: `loadRootMetadata`
         negativeCache = NameCache(timeout: configuration.negativeTimeout)
@@ -494,7 +498,7 @@ public final class ObsFileSystem: Sendable {
 
     /// Unmounting: uploads being completed finish, uploads still open are aborted; one log line
     /// each. Uploads being initiated are waited for (and aborted), so none is left behind. The
-    /// objects of files unlinked while open are deleted.
+    /// objects of files unlinked while open are deleted. HEAD answers not yet saved are.
     public func shutdown() async {
         openFiles.withLock { $0.shuttingDown = true }
         while openFiles.withLock({ !$0.initiating.isEmpty }) { try? await Task.sleep(for: .milliseconds(10)) }
@@ -513,5 +517,6 @@ public final class ObsFileSystem: Sendable {
         for unlinked in openFiles.withLock({ files in defer { files.unlinkedWhileOpen = [:] }; return Array(files.unlinkedWhileOpen.values.joined()) }) {
             await deleteUnlinkedObject(unlinked)
         }
+        savedHeads?.writeChanged()
     }
 }

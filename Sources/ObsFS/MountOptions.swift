@@ -113,6 +113,9 @@ public struct MountOptions: Sendable {
     public var attributeTimeout: Duration = .seconds(10)
     /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
     public var negativeTimeout: Duration = .seconds(5)
+    /// `saved_attr_timeout=` (seconds; 0: off): how old a HEAD answer an earlier mount saved
+    /// may be to be used for a name a listing shows unchanged (Namespace/SavedHeadAnswers.swift).
+    public var savedAttributeTimeout: Duration = .seconds(900)
     /// `writeback_cache`: writes go through the kernel's page cache, which hands them over in
     /// large batches (mount-options/write-semantics.md, "writeback_cache").
     public var writebackCache = false
@@ -257,6 +260,7 @@ public struct MountOptions: Sendable {
             break
         case "attr_timeout": attributeTimeout = try Self.seconds(option, try required())
         case "negative_timeout": negativeTimeout = try Self.seconds(option, try required())
+        case "saved_attr_timeout": savedAttributeTimeout = try Self.seconds(option, try required())
         case "writeback_cache":
             try flag()
             writebackCache = true

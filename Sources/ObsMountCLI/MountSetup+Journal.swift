@@ -1,5 +1,7 @@
-// The mount's upload journal (Sources/ObsFS/Upload/UploadJournal.swift): where it lives
-// (`state_dir=`), opening it, adopting what crashed predecessors left, closing it at unmount.
+// The mount's state on local disk (`state_dir=`): the upload journal
+// (Sources/ObsFS/Upload/UploadJournal.swift): opening it, adopting what crashed predecessors
+// left, closing it at unmount; the HEAD answers saved for later mounts
+// (Sources/ObsFS/Namespace/SavedHeadAnswers.swift).
 import Logging
 import OBSProtocol
 import ObsFS
@@ -17,15 +19,35 @@ extension MountSetup {
         return (getenv("HOME").map { String(cString: $0) } ?? "/tmp") + "/.local/state/obsmount"
     }
 
+    /// What names the store in the state directory: the endpoint, or the embedded server's data.
+    private static func endpointName(_ options: MountOptions) -> String {
+        options.endpoint ?? "embedded obs-local of \(options.dataDirectory ?? EmbeddedServer.defaultDataDirectory())"
+    }
+
     /// This mount's journal, in the directory of its endpoint (or the embedded server), bucket and prefix.
     static func openUploadJournal(source: MountSource, options: MountOptions, logger: Logger) throws -> UploadJournal {
-        let endpoint = options.endpoint ?? "embedded obs-local of \(options.dataDirectory ?? EmbeddedServer.defaultDataDirectory())"
+        let endpoint = endpointName(options)
         let directory = UploadJournal.directory(stateDirectory: stateDirectory(options), endpoint: endpoint, bucket: source.bucket,
                                                 prefix: source.prefix)
         do {
             return try UploadJournal(directory: directory, description: "\(source) at \(endpoint)", logger: logger)
         } catch {
             throw Failure(message: "\(error) (set state_dir= to a writable directory)", exitCode: 1)
+        }
+    }
+
+    /// The HEAD answers saved by mounts of this endpoint, bucket and prefix (nil with
+    /// `saved_attr_timeout=0` or `attr_timeout=0`, or when the directory cannot be made: a
+    /// warning, and the mount goes on without).
+    static func openSavedHeadAnswers(source: MountSource, options: MountOptions, logger: Logger) -> SavedHeadAnswers? {
+        guard options.savedAttributeTimeout > .zero, options.attributeTimeout > .zero else { return nil }
+        let directory = SavedHeadAnswers.directory(stateDirectory: stateDirectory(options), endpoint: endpointName(options),
+                                                   bucket: source.bucket, prefix: source.prefix)
+        do {
+            return try SavedHeadAnswers(directory: directory, lifetime: options.savedAttributeTimeout, logger: logger)
+        } catch {
+            logger.warning("saved attributes: \(error); every mount asks for them again (set state_dir= to a writable directory)")
+            return nil
         }
     }
 

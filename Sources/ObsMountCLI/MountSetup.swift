@@ -97,7 +97,7 @@ struct MountSetup {
                                                    ownerUID: options.uid ?? getuid(), ownerGID: options.gid ?? getgid(), umask: options.umask,
                                                    attributeTimeout: options.attributeTimeout, negativeTimeout: options.negativeTimeout,
                                                    read: options.read, dialect: options.dialect, writebackCache: options.writebackCache),
-            store: store, logger: logger)
+            store: store, logger: logger, savedHeads: openSavedHeadAnswers(source: source, options: options, logger: logger))
         var fuseOptions = ["fsname=obs:\(source.bucket)", "subtype=obsmount", "default_permissions"]
         if options.allowOther ?? (geteuid() == 0) { fuseOptions.append("allow_other") }
         if options.readOnly { fuseOptions.append("ro") }

@@ -6,6 +6,7 @@ server (keys, sizes, MD5 of the bodies, the s3fs-format metadata), and what must
 checked again through a fresh mount. File contents are checked on the server, not read back through
 the mount (git alone reads through it)."""
 import errno
+import json
 import os
 import socket
 import stat
@@ -505,3 +506,36 @@ def test_mv_of_a_6_gib_object_is_a_multipart_copy(obs_local, mount_factory):
         copies = [line for line in log if '"UploadPartCopy"' in line and stem + "-moved" in line]
     assert len(copies) == 12  # 512 MiB ranges
     assert uploads_in_progress(obs_local, stem) == []
+
+
+def test_ls_l_after_a_remount_asks_only_for_names_changed_since(obs_local, mount_factory):
+    """The HEAD answers one mount fetched serve `ls -l` right after the next mount of the same
+    bucket (state_dir=, saved_attr_timeout=): no HEAD for a name listed with the same ETag, size
+    and Last-Modified; a name another client changed meanwhile is asked for (semantics.md)."""
+    first = mount_factory(obs_local)
+    base = make_base(first)
+    for index in range(30):
+        (base / f"f{index:02}").write_bytes(b"x" * index)
+    os.chmod(base / "f03", 0o600)
+    first.unmount()
+    time.sleep(2.1)  # an answer fetched within 2 s of its object's change is not saved
+    # The mount that wrote the files knew their attributes without a HEAD: the next one asks.
+    listing = mount_factory(obs_local)
+    before = run("ls", "-ln", "--time-style=+%s", listing.path / base.name)
+    listing.unmount()
+    # Another client sets f05's mode by a copy onto itself (S3's way): a later Last-Modified.
+    key = f"{base.name}/f05"
+    stored = metadata(obs_local, key)
+    obs_local.s3.copy_object(Bucket=obs_local.bucket, Key=key, CopySource={"Bucket": obs_local.bucket, "Key": key},
+                             MetadataDirective="REPLACE", Metadata={**stored, "mode": str(stat.S_IFREG | 0o640)})
+    second = mount_factory(obs_local)
+    (second.path / base.name).stat()  # the directory's own lookup is not what is counted
+    log_start = len(obs_local.request_log.read_text().splitlines())
+    after = run("ls", "-ln", "--time-style=+%s", second.path / base.name)
+    entries = [json.loads(line) for line in obs_local.request_log.read_text().splitlines()[log_start:]]
+    heads = sorted(entry["key"] for entry in entries if entry.get("operation") == "HeadObject")
+    assert heads == [key]
+    lines = {line.split()[-1]: line.split()[0] for line in after.splitlines()[1:]}
+    assert lines["f03"] == "-rw-------" and lines["f05"] == "-rw-r-----" and lines["f06"] == "-rw-r--r--"
+    # Everything else is shown as before the remount.
+    assert [line for line in after.splitlines() if " f05" not in line] == [line for line in before.splitlines() if " f05" not in line]

@@ -16,7 +16,7 @@ func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.m
                     budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000,
                     uploadOptions: UploadMountOptions = UploadMountOptions(), attributeTimeout: Duration = .seconds(10),
                     singleCopyLimit: Int64 = 5 << 30, integrity: UploadIntegrity = .md5, writebackCache: Bool = false,
-                    negativeTimeout: Duration = .seconds(5)) -> ObsFileSystem {
+                    negativeTimeout: Duration = .seconds(5), savedHeads: SavedHeadAnswers? = nil) -> ObsFileSystem {
     let schedule = PartSizeSchedule(initialPartSize: partSize, maximumPartSize: budget / 2)
     let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget), integrity: integrity)
     let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings, uploadOptions: uploadOptions,
@@ -25,7 +25,7 @@ func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.m
                                                 writebackCache: writebackCache)
     var logger = Logger(label: "obsfs-test")
     logger.logLevel = .critical
-    return ObsFileSystem(configuration: configuration, store: store, logger: logger)
+    return ObsFileSystem(configuration: configuration, store: store, logger: logger, savedHeads: savedHeads)
 }
 
 /// Deterministic bytes that differ from part to part.

@@ -304,6 +304,10 @@ extension ObsFileSystem {
         }
         guard case .immediately(let request) = update else { return }
         let key = objectKey(path)
+        // Before the change too: a crash after it leaves no stale answer saved.
+        let changed = table.linkedInode(number)
+        if let changed { forgetFetchedAhead(around: changed) }
+        defer { if let changed { forgetFetchedAhead(around: changed) } }
         if let modify = changes(of: number) {
             // Open for changes: the object composed at its close keeps this change too.
             try await modify.changeBase {

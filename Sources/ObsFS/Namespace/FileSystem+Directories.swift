@@ -5,7 +5,8 @@
 // attributes the table holds, so `ls -l` of a directory looked at within `attr_timeout=`
 // sends no request at all; for names it does not hold, readdirplus sends their HEADs in
 // parallel (`listingHeads` at a time, the next `listingPrefetch` entries of each reply) instead
-// of the kernel's one lookup (HEAD and LIST) after another.
+// of the kernel's one lookup (HEAD and LIST) after another. Names listed unchanged since an
+// earlier mount fetched their HEAD take that answer instead (SavedHeadAnswers.swift).
 import OBSProtocol
 
 extension ObsFileSystem {
@@ -181,7 +182,7 @@ extension ObsFileSystem {
     func madeName(_ name: String, in parent: InodeNumber) {
         negativeCache.remove(parent, name)
         table.noteChanged(parent)
-        listedPrefetch.forget(parent)
+        forgetAnswers(in: parent)
         openFiles.withLock { $0.nameMadeAgain(parent, name) }
     }
 
@@ -189,7 +190,43 @@ extension ObsFileSystem {
     func removedName(_ name: String, from parent: InodeNumber) {
         negativeCache.insert(parent, name)
         table.noteChanged(parent)
-        listedPrefetch.forget(parent)
+        forgetAnswers(in: parent)
+    }
+
+    /// This mount changes, or changed, something in `directory`: the HEADs sent ahead there and
+    /// the answers saved for later mounts may be stale.
+    func forgetAnswers(in directory: InodeNumber) {
+        listedPrefetch.forget(directory)
+        if let savedHeads, let path = table.path(of: directory) {
+            savedHeads.forget(directoryPrefix: listPrefix(ofDirectory: path))
+        }
+    }
+
+    /// HEAD of the object of a file, its answer saved for later mounts.
+    func headFile(_ key: ObjectKey) async throws -> ObjectAttributes? {
+        guard let savedHeads else { return try await store.headObject(key) }
+        let generation = savedHeads.generation(of: key)
+        let object = try await store.headObject(key)
+        if let object, object.contentType != KeyNaming.directoryContentType {
+            savedHeads.save(object, for: key, generation: generation)
+        }
+        return object
+    }
+
+    /// The answers earlier mounts saved for the names of `entries` that the listing shows as
+    /// files only, unchanged (same ETag, size and date), and the table does not know: set as the
+    /// entries' fetched answers and held for their lookups, so that neither sends a HEAD.
+    private func useSavedAnswers(_ entries: inout [DirectoryEntry], in directory: InodeNumber, reader: DirectoryReader) async {
+        guard let savedHeads, let path = table.path(of: directory) else { return }
+        var found: [Int64: RemoteEntry] = [:]
+        for index in entries.indices where entries[index].inode == nil && entries[index].fetched == nil && entries[index].isOnlyAFile {
+            guard let listed = entries[index].listed,
+                  let saved = savedHeads.answer(for: objectKey(childPath(path, entries[index].name)), listed: listed) else { continue }
+            entries[index].fetched = .file(saved)
+            found[entries[index].cookie] = .file(saved)
+            listedPrefetch.hold(saved, for: entries[index].name, in: directory)
+        }
+        if !found.isEmpty { await reader.attach(found) }
     }
 
     /// Deletes the object a name had when its file was unlinked while open, unless this mount
@@ -271,6 +308,7 @@ extension ObsFileSystem {
         // Another client put names there: the table no longer holds every name (mkdir).
         if listedUnknown { table.forgetEveryChild(of: directory) }
         listedPrefetch.listed(listedOnlyAsFiles, in: directory)
+        await useSavedAnswers(&entries, in: directory, reader: reader)
         if plus { try await fetchAttributes(of: &entries, in: directory, reader: reader) }
         return entries
     }
@@ -295,7 +333,7 @@ extension ObsFileSystem {
                         let marker = try await self.store.headObject(markerKey)
                         return (entry.cookie, .directory(marker: marker, markerKey: marker == nil ? nil : markerKey))
                     case .regular, .symlink, .fifo, .socket, .characterDevice, .blockDevice:
-                        guard let object = try await self.store.headObject(key) else { return (entry.cookie, nil) }
+                        guard let object = try await self.headFile(key) else { return (entry.cookie, nil) }
                         if object.contentType == KeyNaming.directoryContentType { return (entry.cookie, .directory(marker: object, markerKey: key)) }
                         return (entry.cookie, .file(object))
                     }

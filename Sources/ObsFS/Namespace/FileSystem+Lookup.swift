@@ -112,39 +112,40 @@ extension ObsFileSystem {
         }
     }
 
-    /// HEAD and LIST at once; the directory wins over a file of the same name.
-    /// A name a listing just showed as a file and nothing else: HEAD alone (nil when it is
-    /// gone or is no plain file any more: the full lookup decides).
-    /// This mount changed `inode`'s object: HEADs sent ahead in its directory may be stale.
+    /// This mount changes, or changed, `inode`'s object: HEADs sent ahead in its directory and
+    /// the answers saved there may be stale.
     func forgetFetchedAhead(around inode: Inode) {
-        if let parent = table.location(of: inode.number)?.parent { listedPrefetch.forget(parent) }
+        if let parent = table.location(of: inode.number)?.parent { forgetAnswers(in: parent) }
     }
 
+    /// A name a listing just showed as a file and nothing else: HEAD alone (nil when it is
+    /// gone or is no plain file any more: the full lookup decides).
     private func listedFile(_ name: String, in parent: InodeNumber, _ path: String) async throws -> RemoteEntry? {
         let fetched = listedPrefetch.take(name, in: parent)
         if let parentPath = table.path(of: parent) {
             // The names listed after this one are likely looked up next (`ls -l`).
             listedPrefetch.fetchAhead(after: name, in: parent) { [self] next in
-                try await store.headObject(objectKey(childPath(parentPath, next)))
+                try await headFile(objectKey(childPath(parentPath, next)))
             }
         }
         let object: ObjectAttributes?
         if let fetched, case .success(let answer) = await fetched.value {
             object = answer
         } else {
-            object = try await store.headObject(objectKey(path))
+            object = try await headFile(objectKey(path))
         }
         guard let object, object.contentType != KeyNaming.directoryContentType else { return nil }
         return .file(object)
     }
 
+    /// HEAD and LIST at once; the directory wins over a file of the same name.
     func remoteEntry(_ path: String) async throws -> RemoteEntry? {
         let key = objectKey(path)
         let folderKey = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
         // Sent with the other two, so that a missing name costs one round trip, not two; its
         // answer is only awaited when neither of them found anything.
         let folder = Task { [store] in KeyNaming.fits(folderKey) ? try await store.headObject(folderKey) : nil }
-        async let head = store.headObject(key)
+        async let head = headFile(key)
         async let below = store.listObjects(prefix: key.rawValue + "/", delimiter: "/", marker: nil, maxKeys: 1)
         let (object, listing) = try await (head, below)
         if !listing.objects.isEmpty || !listing.commonPrefixes.isEmpty {

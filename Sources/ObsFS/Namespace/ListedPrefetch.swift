@@ -63,6 +63,15 @@ final class ListedPrefetch: Sendable {
         }
     }
 
+    /// An answer for `name` known without a HEAD (one an earlier mount saved, SavedHeadAnswers),
+    /// taken by its lookup as a HEAD sent ahead would be.
+    func hold(_ answer: ObjectAttributes, for name: String, in directory: InodeNumber) {
+        guard lifetime > .zero else { return }
+        let fetch = Fetch()
+        fetch.fulfill(.success(answer))
+        state.withLock { $0.fetches[Key(directory: directory, name: name)] = (fetch, .now) }
+    }
+
     /// The HEAD sent ahead for `name`, if it is fresh; it is used once.
     func take(_ name: String, in directory: InodeNumber) -> Fetch? {
         state.withLock { state in

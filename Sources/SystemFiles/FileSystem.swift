@@ -1,20 +1,37 @@
-// The POSIX file operations of the server, in one place: descriptors (open, write all, positioned
-// read, set length, sync, close), directories, listing, whole-file reads, and atomic replacement (write a temporary
-// file, sync it, then rename it over the target).
+// The POSIX file operations of obs-local and of the mount's local state, in one place:
+// descriptors (open, write all, positioned read, set length, sync, close), directories, listing,
+// whole-file reads, and atomic replacement (write a temporary file, sync it, then rename it over
+// the target). Every call checks its result; the ones that can be interrupted retry on EINTR.
 #if canImport(Glibc)
 import Glibc
 #endif
 
-enum FileSystem {
+/// A failed file call: its name, the path and the errno (obs-local answers it as
+/// `500 InternalError`).
+public struct StorageIOError: Error, CustomStringConvertible {
+    public var operation: String
+    public var path: String
+    public var errno: Int32
+
+    public init(operation: String, path: String, errno: Int32) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+    }
+
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+}
+
+public enum FileSystem {
     /// Opens `path`; throws with the errno.
-    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw StorageIOError(operation: "open", path: path, errno: errno) }
         return fd
     }
 
     /// Writes every byte (retrying short writes and EINTR).
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
         var done = 0
         while done < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
@@ -27,7 +44,7 @@ enum FileSystem {
     }
 
     /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, path: String) throws -> Int {
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, path: String) throws -> Int {
         while true {
             let n = pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
             if n >= 0 { return n }
@@ -37,35 +54,35 @@ enum FileSystem {
 
     /// Sets a file's length (`ftruncate`: a longer file reads as zeros, and takes no space on
     /// filesystems with sparse files).
-    static func setLength(_ fd: Int32, _ length: Int64, path: String) throws {
+    public static func setLength(_ fd: Int32, _ length: Int64, path: String) throws {
         guard ftruncate(fd, off_t(length)) == 0 else { throw StorageIOError(operation: "ftruncate", path: path, errno: errno) }
     }
 
     /// `fsync`.
-    static func synchronize(_ fd: Int32, path: String) throws {
+    public static func synchronize(_ fd: Int32, path: String) throws {
         while fsync(fd) != 0 {
             if errno != EINTR { throw StorageIOError(operation: "fsync", path: path, errno: errno) }
         }
     }
 
     /// Closes a descriptor; throws when the kernel reports a deferred write error.
-    static func close(_ fd: Int32, path: String) throws {
+    public static func close(_ fd: Int32, path: String) throws {
         guard Glibc.close(fd) == 0 else { throw StorageIOError(operation: "close", path: path, errno: errno) }
     }
 
-    /// `mkdir -p`.
-    static func makeDirectories(_ path: String) throws {
+    /// `mkdir -p`; the directories it makes get `mode`.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            if mkdir(prefix, mode) != 0 && errno != EEXIST {
                 throw StorageIOError(operation: "mkdir", path: prefix, errno: errno)
             }
         }
     }
 
     /// Names in a directory, without `.` and `..`; empty when it does not exist.
-    static func list(_ path: String) -> [String] {
+    public static func list(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
@@ -78,7 +95,7 @@ enum FileSystem {
         return names
     }
 
-    static func readFile(_ path: String) throws -> [UInt8] {
+    public static func readFile(_ path: String) throws -> [UInt8] {
         let fd = try open(path, O_RDONLY)
         defer { try? close(fd, path: path) }
         var result: [UInt8] = []
@@ -90,42 +107,43 @@ enum FileSystem {
         }
     }
 
-    /// A new content of `path` written beside it (`path.tmp`, opened for appending): `commit`
-    /// syncs it, renames it over `path` (a crash leaves the old file or the new one) and hands
-    /// over its descriptor, which appends to `path` from then on; `abandon` closes and removes it.
-    struct Replacement {
-        let path: String
-        let temporary: String
+    /// A new content of `path` written beside it (`path` + `temporarySuffix`, opened for
+    /// appending, created with `mode`): `commit` syncs it (unless told not to), renames it over
+    /// `path` (a crash leaves the old file or the new one) and hands over its descriptor, which
+    /// appends to `path` from then on; `abandon` closes and removes it.
+    public struct Replacement {
+        public let path: String
+        public let temporary: String
         private let descriptor: Int32
 
-        init(of path: String) throws {
+        public init(of path: String, temporarySuffix: String = ".tmp", mode: mode_t = 0o644) throws {
             self.path = path
-            temporary = path + ".tmp"
-            descriptor = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
+            temporary = path + temporarySuffix
+            descriptor = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, mode: mode)
         }
 
-        func write(_ bytes: [UInt8]) throws {
+        public func write(_ bytes: [UInt8]) throws {
             try bytes.withUnsafeBytes { try FileSystem.writeAll(descriptor, $0, path: temporary) }
         }
 
-        func commit() throws -> Int32 {
-            try FileSystem.synchronize(descriptor, path: temporary)
+        public func commit(synchronizing: Bool = true) throws -> Int32 {
+            if synchronizing { try FileSystem.synchronize(descriptor, path: temporary) }
             guard rename(temporary, path) == 0 else { throw StorageIOError(operation: "rename", path: path, errno: errno) }
             return descriptor
         }
 
-        func abandon() {
+        public func abandon() {
             Glibc.close(descriptor)
             unlink(temporary)
         }
     }
 
-    static func remove(_ path: String) { unlink(path) }
+    public static func remove(_ path: String) { unlink(path) }
 
-    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// Removes a directory and the files directly in it.
-    static func removeDirectory(_ path: String) {
+    public static func removeDirectory(_ path: String) {
         for name in list(path) { unlink(path + "/" + name) }
         rmdir(path)
     }
