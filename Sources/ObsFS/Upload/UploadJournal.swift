@@ -22,6 +22,7 @@ import Logging
 import OBSHashing
 import OBSProtocol
 import Synchronization
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,12 +81,12 @@ public final class UploadJournal: Sendable {
     public init(directory: String, description: String, logger: Logger) throws(UploadJournalError) {
         self.directory = directory
         self.logger = logger
-        var current = ""
-        for component in directory.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o700) != 0, errno != EEXIST {
-                throw UploadJournalError(path: current, reason: "cannot create it (\(String(cString: strerror(errno))))")
-            }
+        do {
+            try FileSystem.makeDirectories(directory, mode: 0o700)
+        } catch let error as StorageIOError {
+            throw UploadJournalError(path: error.path, reason: "cannot create it (\(String(cString: strerror(error.errno))))")
+        } catch {
+            throw UploadJournalError(path: directory, reason: "cannot create it (\(error))")
         }
         var generator = SystemRandomNumberGenerator()
         let name = "\(getpid())-\((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString).journal"
