@@ -3,7 +3,7 @@
 // S3-compatible store) as multipart uploads. Dependencies flow one way:
 //   C shims -> OBSHashing -> OBSProtocol -> CurlTransport -> OBSClient -> ObsFS -> FuseAdapter -> obsmount
 //   OBSProtocol -> OBSLocalServer -> obs-local
-//   SystemFiles (POSIX file calls) -> OBSLocalServer, ObsFS
+//   SystemFiles (POSIX file calls, EINTR retries) -> OBSLocalServer, ObsFS, FuseAdapter, obsmount
 import PackageDescription
 
 let package = Package(
@@ -70,11 +70,11 @@ let package = Package(
         ]),
         // FUSE adapter: low-level libfuse API, replies sent from Swift tasks.
         .target(name: "FuseAdapter", dependencies: [
-            "CFuse3", "ObsFS",
+            "CFuse3", "ObsFS", "SystemFiles",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ObsMountCLI", dependencies: [
-            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer", "BuildInfo",
+            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer", "BuildInfo", "SystemFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -44,6 +44,7 @@
 // when the session never runs. `ThreadBody.start` passes its thread argument retained once; the
 // thread takes it back (`takeRetainedValue`). An `InterruptHook` is passed retained once to
 // `fuse_req_interrupt_func` and released after it is unregistered, before the reply.
+import SystemFiles
 import CFuse3
 import Glibc
 import Logging
@@ -279,7 +280,7 @@ public final class FuseSession {
         let logger = logger
         let started = ThreadBody.start {
             var byte: UInt8 = 0
-            while read(readEnd, &byte, 1) < 0 && errno == EINTR {}
+            _ = FileSystem.retryingInterrupts { read(readEnd, &byte, 1) }
             logger.notice("termination signal: unmounting")
             control.exitLoop()
         }

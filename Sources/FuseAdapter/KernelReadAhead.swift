@@ -9,6 +9,7 @@
 // the two). The kernel sends no other request before that, so the first open or create applies
 // it. Only root may write the file; another user's mount keeps the kernel's value, with one log
 // line.
+import SystemFiles
 import Glibc
 import Logging
 
@@ -35,11 +36,8 @@ struct KernelReadAhead {
         guard descriptor >= 0 else { return "open \(path): \(String(cString: strerror(errno)))" }
         defer { Glibc.close(descriptor) }
         let text = Array("\(bytes >> 10)\n".utf8)
-        while true {
-            let written = text.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written == text.count else { return "write \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write")" }
-            return nil
-        }
+        let written = FileSystem.retryingInterrupts { text.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) } }
+        guard written == text.count else { return "write \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write")" }
+        return nil
     }
 }

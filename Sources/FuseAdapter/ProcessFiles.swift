@@ -10,6 +10,7 @@
 // /proc/PID/fd/N (the path, to skip descriptors outside the mount) and /proc/PID/fdinfo/N send no
 // request to this mount (stat of /proc/PID/fd/N would, and could wait for itself). A process
 // with thousands of descriptors is not searched (`descriptorsSearched`).
+import SystemFiles
 import Glibc
 import ObsFS
 
@@ -22,8 +23,7 @@ enum ProcessFiles {
         var contents: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = FileSystem.retryingInterrupts { buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) } }
             guard count > 0 else { break }
             contents += buffer[..<count]
         }

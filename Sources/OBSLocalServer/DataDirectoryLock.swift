@@ -46,9 +46,8 @@ public final class FileLock: Sendable {
     public static func acquire(_ path: String, _ mode: Mode, wait: Bool) throws -> FileLock? {
         let fd = try FileSystem.open(path, O_RDWR | O_CREAT, mode: 0o600)
         let operation = (mode == .shared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB)
-        while flock(fd, operation) != 0 {
+        if FileSystem.retryingInterrupts({ flock(fd, operation) }) != 0 {
             let code = errno
-            if code == EINTR { continue }
             Glibc.close(fd)
             if code == EWOULDBLOCK { return nil }
             throw StorageIOError(operation: "flock", path: path, errno: code)

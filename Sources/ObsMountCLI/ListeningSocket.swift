@@ -3,6 +3,7 @@
 // its own (blocking calls: requests are rare and small, and must not take a thread of the
 // Swift concurrency pool). Plus line and whole-buffer I/O on connected sockets.
 #if canImport(Glibc)
+import SystemFiles
 import Glibc
 #endif
 
@@ -80,9 +81,9 @@ enum ListeningSocket {
     static func serve(_ descriptor: Int32, _ handle: @escaping @Sendable (Int32) -> Void) -> Bool {
         ServiceThread.start {
             while true {
-                let connection = accept(descriptor, nil, nil)
+                let connection = FileSystem.retryingInterrupts { accept(descriptor, nil, nil) }
                 if connection < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if errno == ECONNABORTED { continue }
                     return  // shut down
                 }
                 var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -125,8 +126,7 @@ func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) {
     var rest = bytes[...]
     while !rest.isEmpty {
         // send, not write: a peer that closed early must not kill this process with SIGPIPE.
-        let written = rest.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if written < 0 && errno == EINTR { continue }
+        let written = FileSystem.retryingInterrupts { rest.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
         guard written > 0 else { return }
         rest = rest.dropFirst(written)
     }

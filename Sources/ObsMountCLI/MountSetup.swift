@@ -3,6 +3,7 @@
 // (EmbeddedServer: started, or joined when another mount runs it on the same data directory), the
 // client, the one-request check of bucket and credentials, the filesystem core and the FUSE
 // session.
+import SystemFiles
 import CurlTransport
 import FuseAdapter
 import Logging
@@ -171,8 +172,7 @@ struct MountSetup {
         defer { zeroize(&bytes) }
         var count = 0
         while count < limit {
-            let got = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + count, limit - count) }
-            if got < 0 && errno == EINTR { continue }
+            let got = FileSystem.retryingInterrupts { bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + count, limit - count) } }
             guard got >= 0 else { return nil }
             if got == 0 { break }
             count += got

@@ -4,6 +4,7 @@
 //   stamps and ranks them itself.
 // - SIGHUP reopens log_file= (appending), so that logrotate can move the file away; the handler
 //   only writes a byte to a pipe, a thread does the reopening (dup2 onto stderr).
+import SystemFiles
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -72,7 +73,7 @@ enum LogFileReopening {
         let thread = ServiceThread.start {
             var byte: UInt8 = 0
             while true {
-                guard read(readEnd, &byte, 1) == 1 || errno == EINTR else { return }
+                guard FileSystem.retryingInterrupts({ read(readEnd, &byte, 1) }) == 1 else { return }
                 guard byte == 1 else { continue }
                 byte = 0
                 let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)

@@ -5,6 +5,7 @@
 // Without MOUNTPOINT every mount of this user (every socket in the runtime dir) is shown. The
 // bar of a file shows the bytes durable on the server out of the bytes written so far (the
 // final size is unknown while the file is being written).
+import SystemFiles
 import ArgumentParser
 import FoundationEssentials
 import ObsFS
@@ -72,8 +73,7 @@ struct StatusCommand: AsyncParsableCommand {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = FileSystem.retryingInterrupts { buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) } }
             guard count > 0 else { break }
             bytes += buffer[0..<count]
         }

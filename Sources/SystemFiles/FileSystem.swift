@@ -1,7 +1,8 @@
 // The POSIX file operations of obs-local and of the mount's local state, in one place:
 // descriptors (open, write all, positioned read, set length, sync, close), directories, listing,
 // whole-file reads, and atomic replacement (write a temporary file, sync it, then rename it over
-// the target). Every call checks its result; the ones that can be interrupted retry on EINTR.
+// the target). Every call checks its result; the ones that can be interrupted retry on EINTR
+// (`retryingInterrupts`, which the project's other system calls use too).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,46 +24,52 @@ public struct StorageIOError: Error, CustomStringConvertible {
 }
 
 public enum FileSystem {
+    /// Calls `call` again as long as it fails with EINTR (-1 and that errno): the result of the
+    /// first call that was not interrupted; a failure's errno is still set. Every retry of an
+    /// interrupted system call in the project goes through here.
+    @inlinable
+    public static func retryingInterrupts<Result: SignedInteger>(_ call: () -> Result) -> Result {
+        while true {
+            let result = call()
+            if result >= 0 || errno != EINTR { return result }
+        }
+    }
+
+    /// `retryingInterrupts`, then a negative result thrown with its errno.
+    @discardableResult
+    public static func checked<Result: SignedInteger>(_ operation: String, path: String, _ call: () -> Result) throws -> Result {
+        let result = retryingInterrupts(call)
+        guard result >= 0 else { throw StorageIOError(operation: operation, path: path, errno: errno) }
+        return result
+    }
+
     /// Opens `path`; throws with the errno.
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
-        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw StorageIOError(operation: "open", path: path, errno: errno) }
-        return fd
+        try checked("open", path: path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
     }
 
     /// Writes every byte (retrying short writes and EINTR).
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
         var done = 0
         while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StorageIOError(operation: "write", path: path, errno: errno)
-            }
-            done += n
+            done += try checked("write", path: path) { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
         }
     }
 
     /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
     public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, path: String) throws -> Int {
-        while true {
-            let n = pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
-            if n >= 0 { return n }
-            if errno != EINTR { throw StorageIOError(operation: "pread", path: path, errno: errno) }
-        }
+        try checked("pread", path: path) { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
     }
 
     /// Sets a file's length (`ftruncate`: a longer file reads as zeros, and takes no space on
     /// filesystems with sparse files).
     public static func setLength(_ fd: Int32, _ length: Int64, path: String) throws {
-        guard ftruncate(fd, off_t(length)) == 0 else { throw StorageIOError(operation: "ftruncate", path: path, errno: errno) }
+        try checked("ftruncate", path: path) { ftruncate(fd, off_t(length)) }
     }
 
     /// `fsync`.
     public static func synchronize(_ fd: Int32, path: String) throws {
-        while fsync(fd) != 0 {
-            if errno != EINTR { throw StorageIOError(operation: "fsync", path: path, errno: errno) }
-        }
+        try checked("fsync", path: path) { fsync(fd) }
     }
 
     /// Closes a descriptor; throws when the kernel reports a deferred write error.

@@ -7,6 +7,7 @@
 // with `MountOptionList.split` and hands every name it does not know to
 // `UploadMountOptions.apply(name:value:now:)`, then calls `check(now:)` once all are read.
 #if canImport(Glibc)
+import SystemFiles
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -197,8 +198,7 @@ public enum CustomerKeyFile {
         defer { zeroize(&content) }
         var length = 0
         while length < content.count {
-            let count = content.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + length, $0.count - length) }
-            if count < 0 && errno == EINTR { continue }
+            let count = FileSystem.retryingInterrupts { content.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + length, $0.count - length) } }
             guard count >= 0 else { throw fail("cannot read the key file: \(String(cString: strerror(errno)))") }
             if count == 0 { break }
             length += count

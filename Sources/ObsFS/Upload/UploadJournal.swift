@@ -81,19 +81,19 @@ public final class UploadJournal: Sendable {
     public init(directory: String, description: String, logger: Logger) throws(UploadJournalError) {
         self.directory = directory
         self.logger = logger
+        var generator = SystemRandomNumberGenerator()
+        let name = "\(getpid())-\((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString).journal"
+        path = directory + "/" + name
+        let descriptor: Int32
         do {
             try FileSystem.makeDirectories(directory, mode: 0o700)
+            descriptor = try FileSystem.open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, mode: 0o600)
         } catch let error as StorageIOError {
             throw UploadJournalError(path: error.path, reason: "cannot create it (\(String(cString: strerror(error.errno))))")
         } catch {
             throw UploadJournalError(path: directory, reason: "cannot create it (\(error))")
         }
-        var generator = SystemRandomNumberGenerator()
-        let name = "\(getpid())-\((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString).journal"
-        path = directory + "/" + name
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw UploadJournalError(path: path, reason: "cannot create it (\(String(cString: strerror(errno))))") }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        guard FileSystem.retryingInterrupts({ flock(descriptor, LOCK_EX | LOCK_NB) }) == 0 else {
             let reason = String(cString: strerror(errno))
             Glibc.close(descriptor)
             unlink(path)
@@ -134,14 +134,14 @@ public final class UploadJournal: Sendable {
     /// recorded in this journal, their files removed. The caller aborts them.
     public func adoptOrphans() -> [JournaledUpload] {
         var adopted: [JournaledUpload] = []
-        for name in Self.fileNames(in: directory) where directory + "/" + name != path {
+        for name in FileSystem.list(directory) where name.hasSuffix(".journal") && directory + "/" + name != path {
             let orphanPath = directory + "/" + name
-            let descriptor = open(orphanPath, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { continue }
+            guard let descriptor = try? FileSystem.open(orphanPath, O_RDONLY) else { continue }
             defer { Glibc.close(descriptor) }
             // Held by a running mount: not an orphan.
-            guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { continue }
-            let uploads = Self.replay(Self.readAll(descriptor))
+            guard FileSystem.retryingInterrupts({ flock(descriptor, LOCK_EX | LOCK_NB) }) == 0,
+                  let text = try? FileSystem.readFile(orphanPath) else { continue }
+            let uploads = Self.replay(String(decoding: text, as: UTF8.self))
             for upload in uploads { recordInitiated(upload) }
             adopted += uploads
             unlink(orphanPath)
@@ -181,32 +181,11 @@ public final class UploadJournal: Sendable {
 
     private func append(_ line: String, _ state: inout State) {
         guard state.descriptor >= 0 else { return }
-        let written = line.withCString { write(state.descriptor, $0, strlen($0)) }
-        if written < 0 {
-            logger.warning("upload journal \(path): cannot append (\(String(cString: strerror(errno)))); a crash now could leave an upload only `obsmount uploads` finds")
+        do {
+            try Array(line.utf8).withUnsafeBytes { try FileSystem.writeAll(state.descriptor, $0, path: path) }
+        } catch {
+            logger.warning("upload journal \(path): cannot append (\(error)); a crash now could leave an upload only `obsmount uploads` finds")
         }
         state.lines += 1
-    }
-
-    private static func fileNames(in directory: String) -> [String] {
-        guard let stream = opendir(directory) else { return [] }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name.hasSuffix(".journal") { names.append(name) }
-        }
-        return names
-    }
-
-    private static func readAll(_ descriptor: Int32) -> String {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            guard count > 0 else { break }
-            bytes += chunk[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
