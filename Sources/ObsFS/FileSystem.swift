@@ -446,7 +446,7 @@ public final class ObsFileSystem: Sendable {
     /// not arrived yet is not "being written": close() already returned).
     func inodesBeingWritten() -> Set<InodeNumber> {
         let (uploads, initiating) = openFiles.withLock { ($0.uploads, $0.initiating) }
-        return Set(uploads.filter { $0.value.isUploading }.keys).union(initiating.keys)
+        return Set(uploads.filter { $0.value.excludesOtherWriters }.keys).union(initiating.keys)
     }
 
     /// The changes of the newest descriptor changing `inode` (an older one may only await its

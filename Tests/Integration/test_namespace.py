@@ -539,3 +539,23 @@ def test_ls_l_after_a_remount_asks_only_for_names_changed_since(obs_local, mount
     assert lines["f03"] == "-rw-------" and lines["f05"] == "-rw-r-----" and lines["f06"] == "-rw-r--r--"
     # Everything else is shown as before the remount.
     assert [line for line in after.splitlines() if " f05" not in line] == [line for line in before.splitlines() if " f05" not in line]
+
+
+def test_an_empty_file_is_renamed_truncated_and_read_right_after_its_close(mount, base):
+    """close() returned: the kernel's release may come a moment later, and the empty file is the
+    stored zero-byte object meanwhile (`sed -i` with an empty result, `touch f; mv f g`)."""
+    server, prefix = mount.server, base.name + "/"
+    (base / "lines").write_text("a\nb\n")
+    run("sed", "-i", "d", base / "lines")
+    assert server_body(server, prefix + "lines") == b""
+    for index in range(20):
+        os.close(os.open(base / f"e{index}", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644))
+        os.rename(base / f"e{index}", base / f"moved{index}")
+        os.close(os.open(base / f"t{index}", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644))
+        os.truncate(base / f"t{index}", 10)
+        assert (base / f"t{index}").read_bytes() == bytes(10)
+    time.sleep(0.5)  # the last releases
+    sizes = {name: item["Size"] for name, item in server_objects(server, prefix).items()}
+    assert sorted(sizes) == sorted(["lines"] + [f"moved{index}" for index in range(20)] + [f"t{index}" for index in range(20)])
+    assert all(sizes[f"moved{index}"] == 0 and sizes[f"t{index}"] == 10 for index in range(20))
+    assert uploads_in_progress(server, prefix) == []

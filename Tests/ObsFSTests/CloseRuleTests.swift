@@ -139,3 +139,44 @@ extension CloseRuleTests {
         #expect(inner.object("g") == line + more)
     }
 }
+
+/// An empty file whose close() returned (its zero-byte object written by the flush) while the
+/// kernel's release has not arrived yet: `touch f; mv f g`, `sed -i` with an empty result,
+/// `: > f; truncate -s 10 f`. It is the stored empty object, not a file being streamed.
+struct StoredEmptyFileTests {
+    let shell = ProcessID(100)
+    let store = InMemoryStore()
+
+    func closedEmpty(_ fs: ObsFileSystem, _ name: String) async throws -> (FileAttributes, FileHandleID) {
+        let (created, handle) = try await fs.create(parent: .root, name: name, mode: 0o644,
+                                                    caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
+        try await fs.flush(handle, writer: WriterIdentity(10), process: shell)
+        #expect(store.object(name) == [])
+        return (created, handle)
+    }
+
+    @Test func itIsRenamedAndReadBeforeItsRelease() async throws {
+        let fs = makeFileSystem(store)
+        let (created, handle) = try await closedEmpty(fs, "f")
+        let reader = try await fs.open(created.inode, flags: O_RDONLY)
+        #expect(try await fs.read(reader.handle, at: 0, count: 100).gathered().isEmpty)
+        await fs.release(reader.handle)
+        try await fs.rename(parent: .root, name: "f", newParent: .root, newName: "g", flags: 0)
+        await fs.release(handle)
+        #expect(store.object("f") == nil)
+        #expect(store.object("g") == [])
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    @Test func aTruncateBeforeItsReleaseIsStored() async throws {
+        let fs = makeFileSystem(store)
+        let (created, handle) = try await closedEmpty(fs, "f")
+        _ = try await fs.setattr(created.inode, AttributeChanges(size: 10))
+        let reader = try await fs.open(created.inode, flags: O_RDONLY)
+        #expect(try await fs.read(reader.handle, at: 0, count: 100).gathered() == [UInt8](repeating: 0, count: 10))
+        await fs.release(reader.handle)
+        await fs.release(handle)
+        #expect(store.object("f") == [UInt8](repeating: 0, count: 10))
+        #expect(try await fs.getattr(created.inode).size == 10)
+    }
+}

@@ -128,7 +128,9 @@ extension ObsFileSystem {
         let current = attributes(of: inode).size
         if changes(of: inode.number) == nil, size == current { return }
         try checkWritable()
-        if changes(of: inode.number) == nil, let session = upload(of: inode.number), session.isUploading, size >= session.size {
+        // A file stored empty (closed, its release not yet arrived) has no next flush to fill
+        // it: it is changed as the object it is (below).
+        if changes(of: inode.number) == nil, let session = upload(of: inode.number), session.excludesOtherWriters, size >= session.size {
             openFiles.withLock { $0.pendingSizes[inode.number] = size }  // nothing received is cut
             return
         }

@@ -51,6 +51,7 @@ extension ObsFileSystem {
         let (_, targetPath) = try resolveChild(newParent, newName, creating: true)
         guard sourcePath != targetPath else { return }
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
+        await endStoredEmptyUploads(at: [sourcePath, targetPath])
         try beginRenaming(files, sourcePath)
         defer { endRenaming(files) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
@@ -126,6 +127,18 @@ extension ObsFileSystem {
         for (number, stream) in streams {
             guard let path = table.path(of: number), path == sourcePath || path.hasPrefix(sourcePath + "/") else { continue }
             stream.moved(to: objectKey(targetPath + path.dropFirst(sourcePath.count)))
+        }
+    }
+
+    /// Ends the uploads of files stored empty whose release has not arrived yet, at or below the
+    /// paths (`touch f`, or `: > f`, then `mv f g` at once): close() returned, so they are
+    /// renamed as the objects they are. A write through a descriptor still open then continues the object by composition,
+    /// as after any completed upload, instead of storing the old name again at its release.
+    private func endStoredEmptyUploads(at paths: [String]) async {
+        let uploads = openFiles.withLock { $0.uploads }
+        for (number, session) in uploads where session.isStoredEmpty {
+            guard let path = table.path(of: number), paths.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else { continue }
+            _ = await session.completeAsItStands()
         }
     }
 

@@ -124,7 +124,7 @@ extension ObsFileSystem {
             // a short read would be cached as zeros and written back over the writer's bytes.
             if let changes = changes(of: file.inode.number) {
                 file.modify = changes
-            } else if configuration.writebackCache, upload(of: file.inode.number)?.isUploading == true {
+            } else if configuration.writebackCache, upload(of: file.inode.number)?.excludesOtherWriters == true {
                 throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
             }
         }

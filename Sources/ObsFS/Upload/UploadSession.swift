@@ -238,11 +238,16 @@ public final class UploadSession: Sendable {
 
     /// Whether another writer may not start an upload of its own: while the outcome is open
     /// (an open for writing, or a create that finds the name, joins this one by composition),
-    /// unless the file is still empty and its zero-byte object is written (a `touch` whose
-    /// release has not arrived yet must not block the next writer).
-    public var excludesOtherWriters: Bool {
-        guard isUploading else { return false }
-        return state.withLock { !($0.assembly.size == 0 && $0.emptyObjectETag != nil && $0.queued.isEmpty) }
+    /// unless the file is stored empty (a `touch` whose release has not arrived yet must not
+    /// block the next writer).
+    public var excludesOtherWriters: Bool { isUploading && !isStoredEmpty }
+
+    /// Whether the file is still empty and its zero-byte object, which a flush wrote, is stored:
+    /// the upload stays open only for a write that may still come, and its descriptors' release
+    /// ends it. Readers, renames and truncates take the file for that stored empty object, not
+    /// for one being streamed (`touch f; mv f g` right after the close).
+    public var isStoredEmpty: Bool {
+        isUploading && state.withLock { $0.assembly.size == 0 && $0.emptyObjectETag != nil && $0.queued.isEmpty }
     }
 
     // MARK: Writes
