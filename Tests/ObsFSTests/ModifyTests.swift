@@ -159,6 +159,29 @@ struct ModifyTests {
         #expect(store.contents.withLock { $0.written[ObjectKey("m")]?.metadata["mode"] } == "33216")
     }
 
+    @Test func aTruncateBeyondTheLargestObjectIsRefusedWithEFBIGBeforeAnyPlan() async throws {
+        // 2^62 planned millions of parts in memory until the daemon was killed; 2^50 answered EIO.
+        let store = InMemoryStore()
+        store.seed("t", [1, 2, 3])
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "t")
+        let largest = fs.configuration.upload.schedule.reach
+        for size in [largest + 1, 1 << 50, 1 << 62] {
+            #expect(await errno { _ = try await fs.setattr(file.inode, AttributeChanges(size: size)) } == .fileTooBig)
+        }
+        #expect(store.object("t") == [1, 2, 3])
+        #expect(try await fs.getattr(file.inode).size == 3)
+        // Open for changes, or being streamed, the same.
+        let changing = try await fs.open(file.inode, flags: O_RDWR).handle
+        #expect(await errno { _ = try await fs.setattr(file.inode, AttributeChanges(size: 1 << 62)) } == .fileTooBig)
+        await fs.release(changing)
+        let (created, streaming) = try await fs.create(parent: .root, name: "new")
+        #expect(await errno { _ = try await fs.setattr(created.inode, AttributeChanges(size: largest + 1)) } == .fileTooBig)
+        await fs.release(streaming)
+        #expect(store.object("t") == [1, 2, 3])
+        #expect(store.object("new") == [])
+    }
+
     @Test func metadataChangesBeforeAndDuringAnAppendAreKept() async throws {
         // `chmod 755 x; echo b >> x` stored the mode this mount first wrote (0644): the composed
         // object took its options from the upload, not from the chmod since. A chmod while the

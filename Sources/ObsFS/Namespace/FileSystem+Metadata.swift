@@ -128,6 +128,11 @@ extension ObsFileSystem {
         let current = attributes(of: inode).size
         if changes(of: inode.number) == nil, size == current { return }
         try checkWritable()
+        // What a write could not reach either: checked before any plan (or zeros) is made.
+        let largest = configuration.upload.schedule.reach
+        guard size <= largest else {
+            throw FileSystemError(.fileTooBig, "truncate of \(path.map { objectKey($0).description } ?? "\(inode.number)") to \(size) bytes: more than this mount's largest object, \(largest) bytes")
+        }
         // A file stored empty (closed, its release not yet arrived) has no next flush to fill
         // it: it is changed as the object it is (below).
         if changes(of: inode.number) == nil, let session = upload(of: inode.number), session.excludesOtherWriters, size >= session.size {
