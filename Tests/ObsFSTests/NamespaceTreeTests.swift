@@ -545,6 +545,24 @@ struct NamespaceTreeTests {
         #expect(store.object("name") == [9])
     }
 
+    @Test func aDirectoryMadeUnderTheNameOfAFileUnlinkedWhileOpenDoesNotKeepItsObject() async throws {
+        // open n; unlink n; mkdir n; rmdir n; close: the file came back for good (its object was
+        // kept as "the name made again"), and a listing fetched while it was hidden showed it
+        // once the close deleted it.
+        store.seed("n", Array("old file".utf8))
+        let fs = mount()
+        let old = try await fs.lookup(parent: .root, name: "n")
+        let reader = try await fs.open(old.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: .root, name: "n")
+        _ = try await fs.mkdir(parent: .root, name: "n", mode: 0o755, caller: testCaller)
+        try await fs.rmdir(parent: .root, name: "n")
+        #expect(try await names(fs, .root).isEmpty)
+        await fs.release(reader.handle)
+        #expect(store.object("n") == nil)
+        #expect(try await names(fs, .root).isEmpty)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "n") } == .noEntry)
+    }
+
     /// The completion of a close stores the object: an unlink arriving meanwhile waits for it,
     /// then deletes what it stored (its DELETE first would be undone by the completion).
     @Test func anUnlinkWaitsForTheCloseCompletingTheFile() async throws {

@@ -28,7 +28,7 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("creating directory \(markerKey)", error)
         }
-        madeName(name, in: parent)
+        madeName(name, in: parent, kind: .directory)
         listedFiles.remove(parent, name)
         _ = await learnWhetherMarkersKeepMetadata(markerKey, wrote: posix)
         let facts = InodeFacts(size: 0, etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
@@ -179,11 +179,13 @@ extension ObsFileSystem {
     }
 
     /// This mount made `name` in `parent`: create, mkdir, symlink, mknod, the target of a rename.
-    func madeName(_ name: String, in parent: InodeNumber) {
+    /// A file made there takes over the object of a file unlinked there while open; a directory
+    /// (its marker `name/`, its keys below) does not, so that object is deleted at its last close.
+    func madeName(_ name: String, in parent: InodeNumber, kind: FileKind) {
         negativeCache.remove(parent, name)
         table.noteChanged(parent)
         forgetAnswers(in: parent)
-        openFiles.withLock { $0.nameMadeAgain(parent, name) }
+        if kind != .directory { openFiles.withLock { $0.nameMadeAgain(parent, name) } }
     }
 
     /// This mount removed `name` from `parent`: unlink, rmdir, the source of a rename.
@@ -236,6 +238,10 @@ extension ObsFileSystem {
             logger.info("\(unlinked.key): unlinked while open, and made again since: the object is the new file's and stays")
             return
         }
+        // Listings hid the name while the object was kept; a page fetched before the delete
+        // would show it again once it is no longer hidden.
+        listings.noteChange()
+        defer { listings.noteChange() }
         do {
             try await store.deleteObject(unlinked.key)
             logger.info("\(unlinked.key): deleted (unlinked while open, now closed)")

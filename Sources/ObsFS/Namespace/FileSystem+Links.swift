@@ -75,7 +75,7 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("creating \(key)", error)
         }
-        madeName(name, in: parent)
+        madeName(name, in: parent, kind: kind)
         let facts = InodeFacts(size: Int64(bytes.count), etag: etag, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: kind, facts: facts, isCurrent: { _ in false }) else {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")

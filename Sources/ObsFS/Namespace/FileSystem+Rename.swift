@@ -86,7 +86,7 @@ extension ObsFileSystem {
             throw error
         }
         _ = table.move(parent, name, to: newParent, newName)
-        madeName(newName, in: newParent)
+        madeName(newName, in: newParent, kind: facts(of: source).0)
         removedName(name, from: parent)
         if let moved = table.child(newParent, newName) { table.noteChanged(moved.number) }  // its ctime
         await followRename(retired)

@@ -50,7 +50,7 @@ extension ObsFileSystem {
         guard let (inode, _) = table.entry(parent: parent, name: name, kind: .regular, facts: facts, isCurrent: { _ in false }) else {
             throw FileSystemError(.noEntry, "the parent of \(path) is gone")
         }
-        madeName(name, in: parent)
+        madeName(name, in: parent, kind: .regular)
         do {
             let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
             return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
