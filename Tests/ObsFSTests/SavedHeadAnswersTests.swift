@@ -119,7 +119,30 @@ struct SavedHeadAnswersTests {
         later.writeChanged()
         let last = try answers(lifetime: .seconds(60), now: Timestamp(secondsSinceEpoch: 2_020))
         #expect(last.answer(for: key, listed: listed, now: Timestamp(secondsSinceEpoch: 2_020)) == nil)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    @Test func aChangeByOneMountDropsTheAnswersAnotherMountSharingTheDirectoryHolds() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let key = ObjectKey("dir/f"), other = ObjectKey("dir/g")
+        let head = ObjectAttributes(size: 3, etag: ETag("abc"), lastModified: Timestamp(secondsSinceEpoch: 1_000), metadata: ["mode": "33188"])
+        let listed = ObjectAttributes(size: 3, etag: ETag("abc"), lastModified: Timestamp(secondsSinceEpoch: 1_000))
+        // Two mounts of the bucket at once. B fetches f; A changes f's mode (OBS keeps ETag and
+        // Last-Modified) and drops the directory's answers; B then writes what it holds.
+        let a = try answers(now: Timestamp(secondsSinceEpoch: 2_000))
+        let b = try answers(now: Timestamp(secondsSinceEpoch: 2_000))
+        b.save(head, for: key, generation: b.generation(of: key), now: Timestamp(secondsSinceEpoch: 2_001))
+        a.forget(directoryPrefix: "dir/", now: Timestamp(secondsSinceEpoch: 2_002))
+        a.writeChanged()
+        b.save(head, for: other, generation: b.generation(of: other), now: Timestamp(secondsSinceEpoch: 2_003))
+        b.writeChanged()
+        let later = try answers(now: Timestamp(secondsSinceEpoch: 2_100))
+        #expect(later.answer(for: key, listed: listed, now: Timestamp(secondsSinceEpoch: 2_100)) == nil)
+        #expect(later.answer(for: other, listed: listed, now: Timestamp(secondsSinceEpoch: 2_100)) != nil)  // fetched after the change
+
+        // A directory renamed (in place on a parallel file system bucket): nothing saved before is used.
+        later.forgetEverything(now: Timestamp(secondsSinceEpoch: 2_101))
+        let last = try answers(now: Timestamp(secondsSinceEpoch: 2_200))
+        #expect(last.answer(for: other, listed: listed, now: Timestamp(secondsSinceEpoch: 2_200)) == nil)
     }
 }

@@ -64,6 +64,11 @@ extension ObsFileSystem {
             throw FileSystemError(.busy, "\(targetPath) is being written")
         }
         let retired = try retireChanges(moving: sourcePath, replacing: targetPath)
+        // Objects below a moved directory may keep their ETag and Last-Modified under their new
+        // keys (a parallel file system bucket renames in place): no saved answer is trusted again.
+        let movesDirectory = if case .directory = source { true } else { false }
+        if movesDirectory { savedHeads?.forgetEverything() }
+        defer { if movesDirectory { savedHeads?.forgetEverything() } }
         do {
             switch (source, target) {
             case (.directory, .file?): throw FileSystemError(.notDirectory, "\(targetPath) is not a directory")

@@ -18,9 +18,16 @@
 // - An answer fetched less than `settling` after its Last-Modified (by this machine's clock)
 //   is not saved: a second change within the same second (s3fs writes, then sets the mode by a
 //   copy onto itself) would keep the Last-Modified second the answer is checked against.
-// - This mount's own changes drop the directory's answers first (memory and file), before the
-//   request that changes the object and again after it; an answer whose HEAD was in flight
-//   across such a change is not saved (a generation per directory prefix).
+// - This mount's own changes drop the directory's answers, before the request that changes the
+//   object and again after it: from memory at once (an answer whose HEAD was in flight across
+//   the change is not saved: a generation per directory prefix), and on disk by a tombstone, the
+//   time of the change, which every later write of the directory's file keeps and which drops
+//   every answer fetched before it. Mounts of the same bucket sharing `state_dir=` merge their
+//   answers into the file under a `flock`, so one mount's answers fetched before another's
+//   change cannot come back. The tombstone is written at once when the directory has a file,
+//   else with the next write (a mount sharing the directory may hold answers in memory). A
+//   rename of a directory (whose objects may keep ETag and Last-Modified: a parallel file system
+//   bucket renames in place) drops every answer: a tombstone for the whole bucket.
 // - Memory: the answers of at most `directoryCount` directories, `answersPerDirectory` each;
 //   changed directories are written `writeDelay` after a save, on eviction and at unmount; the
 //   files are not synced (a file lost in a crash costs HEADs, nothing else).
@@ -50,6 +57,9 @@ public final class SavedHeadAnswers: Sendable {
     /// A directory's file.
     struct DirectoryFile: Codable {
         var prefix: String
+        /// The last change a mount made in the directory (milliseconds since the epoch): answers
+        /// fetched before it are dropped.
+        var changedAt: Int64 = 0
         var answers: [String: Answer]
     }
 
@@ -74,9 +84,20 @@ public final class SavedHeadAnswers: Sendable {
         var epoch: UInt64 = 0
         var uses: UInt64 = 0
         var writeScheduled = false
+        /// Changes made here whose tombstone is not on disk yet, per prefix: their time.
+        var tombstones: [String: Int64] = [:]
+        /// Prefixes whose file this mount left without answers (its last write dropped them all):
+        /// a change there need not rewrite it at once.
+        var answerless: Set<String> = []
 
         func generation(of prefix: String) -> Generation {
             Generation(epoch: epoch, changes: changes[prefix] ?? 0)
+        }
+
+        /// Whether the caller starts the delayed write (none is scheduled yet).
+        mutating func scheduleWrite() -> Bool {
+            defer { writeScheduled = true }
+            return !writeScheduled
         }
     }
 
@@ -97,10 +118,12 @@ public final class SavedHeadAnswers: Sendable {
     /// The directories' answers in memory and the change generations; held for dictionary work
     /// only, never across file I/O.
     private let state = Mutex(State())
-    /// Serialises the writes and removals of the files, so that a write of answers a change
-    /// dropped meanwhile cannot land after that change's removal. Lock order: `files`, then
+    /// Serialises the reads and writes of the files, within this process and (by a `flock` on
+    /// `lockDescriptor`) with other mounts sharing the directory. Lock order: `files`, then
     /// `state`.
     private let files = Mutex(())
+    /// `<directory>/lock`, open for the mount's lifetime.
+    private let lockDescriptor: Int32
 
     /// `<stateDirectory>/attributes/<32 hex digits of SHA-256 over endpoint, bucket and prefix>`.
     public static func directory(stateDirectory: String, endpoint: String, bucket: BucketName, prefix: String) -> String {
@@ -111,11 +134,14 @@ public final class SavedHeadAnswers: Sendable {
     /// Answers saved in `directory` (made, mode 0700, when missing).
     public init(directory: String, lifetime: Duration, logger: Logger, now: Timestamp = .now()) throws {
         try FileSystem.makeDirectories(directory, mode: 0o700)
+        lockDescriptor = try FileSystem.open(directory + "/lock", O_RDWR | O_CREAT, mode: 0o600)
         self.directory = directory
         self.lifetime = lifetime
         self.logger = logger
         mountedAt = now
     }
+
+    deinit { Glibc.close(lockDescriptor) }
 
     // MARK: Use
 
@@ -160,39 +186,60 @@ public final class SavedHeadAnswers: Sendable {
             directory.answers[name] = saved
             directory.changed = true
             state.directories[prefix] = directory
-            defer { state.writeScheduled = true }
-            return !state.writeScheduled
+            return state.scheduleWrite()
         }
-        if scheduleWrite {
-            Task {
-                try? await Task.sleep(for: Self.writeDelay)
-                writeChanged()
-            }
+        if scheduleWrite { scheduleWriting() }
+    }
+
+    private func scheduleWriting() {
+        Task {
+            try? await Task.sleep(for: Self.writeDelay)
+            writeChanged()
         }
     }
 
     /// This mount is changing, or changed, something directly in the directory of key prefix
     /// `prefix`: its answers are dropped, from memory and from disk, and HEADs in flight there
     /// are not saved.
-    func forget(directoryPrefix prefix: String) {
-        state.withLock { state in
+    func forget(directoryPrefix prefix: String, now: Timestamp = .now()) {
+        let scheduleWrite = state.withLock { state -> Bool in
             state.directories[prefix] = nil
             if state.changes.count >= Self.changeCountLimit, state.changes[prefix] == nil {
                 state.changes = [:]
                 state.epoch += 1
             }
             state.changes[prefix, default: 0] += 1
+            state.tombstones[prefix] = now.millisecondsSinceEpoch
+            return state.scheduleWrite()
         }
-        files.withLock { _ in FileSystem.remove(path(of: prefix)) }
+        // A crash now must not leave the directory's answers on disk.
+        if !state.withLock({ $0.answerless.contains(prefix) }), FileSystem.exists(path(of: prefix)) { write(prefix) }
+        if scheduleWrite { scheduleWriting() }
+    }
+
+    /// This mount renamed a directory: every answer saved so far may name an object that now
+    /// sits elsewhere with its ETag and Last-Modified; none is used again.
+    func forgetEverything(now: Timestamp = .now()) {
+        files.withLock { _ in
+            withDiskLock {
+                state.withLock { state in
+                    state.directories = [:]
+                    state.changes = [:]
+                    state.tombstones = [:]
+                    state.epoch += 1
+                }
+                writeFile(Array("\(now.millisecondsSinceEpoch)\n".utf8), to: everythingChangedPath)
+            }
+        }
     }
 
     // MARK: Files
 
     /// Writes the directories whose answers changed since they were last written.
     public func writeChanged() {
-        let changed = state.withLock { state -> [String] in
+        let changed = state.withLock { state -> Set<String> in
             state.writeScheduled = false
-            return state.directories.filter(\.value.changed).map(\.key)
+            return Set(state.directories.filter(\.value.changed).map(\.key)).union(state.tombstones.keys)
         }
         for prefix in changed { write(prefix) }
     }
@@ -203,7 +250,7 @@ public final class SavedHeadAnswers: Sendable {
     private func loadIfNeeded(_ prefix: String) {
         guard state.withLock({ $0.directories[prefix] == nil }) else { return }
         let before = state.withLock { $0.generation(of: prefix) }
-        let loaded = files.withLock { _ in read(prefix) }
+        let loaded = files.withLock { _ in withDiskLock { read(prefix)?.answers ?? [:] } }
         let oldest = state.withLock { state -> String? in
             guard state.directories[prefix] == nil else { return nil }
             let unchanged = before == state.generation(of: prefix)
@@ -218,45 +265,91 @@ public final class SavedHeadAnswers: Sendable {
         }
     }
 
-    private func read(_ prefix: String) -> [String: Answer] {
+    /// The directory's file with the answers fetched before its last change, or before the
+    /// bucket-wide one, left out; nil when there is none. Called under the disk lock.
+    private func read(_ prefix: String) -> DirectoryFile? {
         let path = path(of: prefix)
-        guard FileSystem.exists(path) else { return [:] }
+        guard FileSystem.exists(path) else { return nil }
         do {
-            let file = try JSONDecoder().decode(DirectoryFile.self, from: Data(try FileSystem.readFile(path)))
-            return file.prefix == prefix ? file.answers : [:]
+            var file = try JSONDecoder().decode(DirectoryFile.self, from: Data(try FileSystem.readFile(path)))
+            guard file.prefix == prefix else { return nil }
+            file.changedAt = max(file.changedAt, everythingChangedAt())
+            file.answers = file.answers.filter { $0.value.fetched > file.changedAt }
+            return file
         } catch {
             logger.warning("saved attributes \(path) cannot be read (\(error)); the names it held are asked for again")
-            return [:]
+            return nil
         }
     }
 
-    /// Writes the answers of `prefix` if they changed since last written (none when a change of
-    /// this mount dropped them meanwhile). Not synced: a file lost in a crash costs HEADs.
+    /// Merges what this mount holds for `prefix` (answers saved since the last write, a change
+    /// made since) into its file: the newer answer of a name wins, and answers fetched before
+    /// the latest change are dropped.
     private func write(_ prefix: String) {
         files.withLock { _ in
-            let answers = state.withLock { state -> [String: Answer]? in
-                guard state.directories[prefix]?.changed == true else { return nil }
-                state.directories[prefix]?.changed = false
-                return state.directories[prefix]?.answers
-            }
-            guard let answers else { return }
-            let path = path(of: prefix)
-            var generator = SystemRandomNumberGenerator()
-            let suffix = ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max, using: &generator))"
-            do {
-                let bytes = Array(try JSONEncoder().encode(DirectoryFile(prefix: prefix, answers: answers)))
-                let replacement = try FileSystem.Replacement(of: path, temporarySuffix: suffix, mode: 0o600)
-                do {
-                    try replacement.write(bytes)
-                    try FileSystem.close(try replacement.commit(synchronizing: false), path: path)
-                } catch {
-                    replacement.abandon()
-                    throw error
+            withDiskLock {
+                let (answers, tombstone) = state.withLock { state -> ([String: Answer], Int64?) in
+                    let changed = state.directories[prefix]?.changed == true
+                    state.directories[prefix]?.changed = false
+                    return (changed ? state.directories[prefix]?.answers ?? [:] : [:], state.tombstones.removeValue(forKey: prefix))
                 }
-            } catch {
-                logger.warning("saving attributes to \(path): \(error); the next mount asks for them again")
+                guard !answers.isEmpty || tombstone != nil else { return }
+                var file = read(prefix) ?? DirectoryFile(prefix: prefix, answers: [:])
+                file.changedAt = max(file.changedAt, tombstone ?? 0)
+                for (name, answer) in answers where answer.fetched > file.changedAt && (file.answers[name]?.fetched ?? 0) < answer.fetched {
+                    file.answers[name] = answer
+                }
+                file.answers = file.answers.filter { $0.value.fetched > file.changedAt }
+                state.withLock { state in
+                    if file.answers.isEmpty {
+                        if state.answerless.count >= Self.changeCountLimit { state.answerless = [] }
+                        state.answerless.insert(prefix)
+                    } else {
+                        state.answerless.remove(prefix)
+                    }
+                }
+                do {
+                    writeFile(Array(try JSONEncoder().encode(file)), to: path(of: prefix))
+                } catch {
+                    logger.warning("saving attributes of \(prefix): \(error); the next mount asks for them again")
+                }
             }
         }
+    }
+
+    /// Replaces `path` with `bytes` (temporary file, rename; not synced: a file lost in a crash
+    /// costs HEADs). Called under the disk lock.
+    private func writeFile(_ bytes: [UInt8], to path: String) {
+        var generator = SystemRandomNumberGenerator()
+        let suffix = ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max, using: &generator))"
+        do {
+            let replacement = try FileSystem.Replacement(of: path, temporarySuffix: suffix, mode: 0o600)
+            do {
+                try replacement.write(bytes)
+                try FileSystem.close(try replacement.commit(synchronizing: false), path: path)
+            } catch {
+                replacement.abandon()
+                throw error
+            }
+        } catch {
+            logger.warning("saving attributes to \(path): \(error); the next mount asks for them again")
+        }
+    }
+
+    /// Runs `body` holding the `flock` that mounts sharing the directory take for its files.
+    /// Called under `files`.
+    private func withDiskLock<Result>(_ body: () -> Result) -> Result {
+        let locked = FileSystem.retryingInterrupts { flock(lockDescriptor, LOCK_EX) } == 0
+        defer { if locked { _ = flock(lockDescriptor, LOCK_UN) } }
+        return body()
+    }
+
+    /// `<directory>/everything-changed`: when a mount last renamed a directory.
+    private var everythingChangedPath: String { directory + "/everything-changed" }
+
+    private func everythingChangedAt() -> Int64 {
+        guard let bytes = try? FileSystem.readFile(everythingChangedPath) else { return 0 }
+        return Int64(String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)) ?? 0
     }
 
     private func path(of prefix: String) -> String {
