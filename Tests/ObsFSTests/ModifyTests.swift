@@ -203,6 +203,30 @@ struct ModifyTests {
         #expect(store.options("x")?.metadata["uid"] == "42")
     }
 
+    @Test func anAppendKeepsTheMetadataAnotherClientSetSinceThisMountWroteTheFile() async throws {
+        // Another client's chmod and setfattr (same ETag on OBS) were reverted by `echo b >> x`
+        // through the mount that wrote x: the composition took the options it had written.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (created, handle) = try await fs.create(parent: .root, name: "x")
+        _ = try await write(fs, handle, at: 0, [1]).get()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        let changedMode = String(UInt32(S_IFREG) | 0o600)
+        store.contents.withLock { contents in
+            contents.written[ObjectKey("x")]?.metadata["mode"] = changedMode
+            contents.written[ObjectKey("x")]?.metadata["other"] = "kept"
+        }
+        let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND)
+        _ = try await write(fs, appending.handle, at: 1, [2]).get()
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        await fs.release(appending.handle)
+        #expect(store.object("x") == [1, 2])
+        let stored = store.contents.withLock { $0.written[ObjectKey("x")]?.metadata }
+        #expect(stored?["mode"] == changedMode)
+        #expect(stored?["other"] == "kept")
+    }
+
     @Test func writesAfterTheOpenersCloseContinueTheFile() async throws {
         // `exec 3>f; echo a >&3; echo b >&3`: the copy's close completes, the next write goes on.
         let store = InMemoryStore()

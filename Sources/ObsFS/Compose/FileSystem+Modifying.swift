@@ -21,11 +21,12 @@ extension ObsFileSystem {
                                  changeBudget: changeBudget, logger: logger)
     }
 
-    /// The options a composed object keeps: what the store says the base carries (metadata,
-    /// Content-Type, storage class), or what this mount wrote it with.
+    /// The options a composed object keeps: what this mount wrote it with (what the store does
+    /// not report back: expiry, persistent headers, SSE details), with the metadata and
+    /// Content-Type the store holds now, which another client may have changed since (its
+    /// chmod, its setfattr: an append through this mount reverted them).
     func optionsOfExisting(_ inode: Inode, _ path: String) async throws -> ObjectOptions {
-        if let written = inode.state.withLock({ $0.writtenOptions }) { return written }
-        var options = ObjectOptions()
+        var options = inode.state.withLock { $0.writtenOptions } ?? ObjectOptions()
         do {
             if let head = try await store.headObject(objectKey(path)) {
                 options.metadata = head.metadata
