@@ -559,3 +559,15 @@ def test_an_empty_file_is_renamed_truncated_and_read_right_after_its_close(mount
     assert sorted(sizes) == sorted(["lines"] + [f"moved{index}" for index in range(20)] + [f"t{index}" for index in range(20)])
     assert all(sizes[f"moved{index}"] == 0 and sizes[f"t{index}"] == 10 for index in range(20))
     assert uploads_in_progress(server, prefix) == []
+
+
+def test_rsync_x_copies_symlinks_and_xattrs_out_of_the_mount(mount, base, tmp_path):
+    """A symlink lists no `user.obs.*` names: Linux answers `user.*` of a symlink itself
+    (ENODATA), and `rsync -aX` failed (exit 23) on every name listed, leaving the link out."""
+    (base / "file").write_bytes(b"body")
+    os.setxattr(base / "file", "user.note", b"kept")
+    os.symlink("file", base / "link")
+    assert os.listxattr(base / "link", follow_symlinks=False) == []
+    run("rsync", "-aX", f"{base}/", tmp_path / "copy")
+    assert os.readlink(tmp_path / "copy" / "link") == "file"
+    assert os.getxattr(tmp_path / "copy" / "file", "user.note") == b"kept"

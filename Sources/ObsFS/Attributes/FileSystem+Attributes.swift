@@ -117,8 +117,11 @@ extension ObsFileSystem {
 
     /// The `user.obs.*` names set on `inode`. Read-only facts (ETag, size, upload ID, …) are
     /// readable by name but not listed: copy tools (`cp -a`, `rsync -X`) copy or remove every
-    /// listed name, and these can be neither written nor removed.
+    /// listed name, and these can be neither written nor removed. A symlink or special file
+    /// lists none: Linux answers `user.*` names of those itself (ENODATA, EPERM), so `rsync -aX`
+    /// failed on every name listed.
     public func listxattr(_ inode: InodeNumber) async throws -> [String] {
+        if let kind = table.inode(inode)?.kind, kind != .regular, kind != .directory { return [] }
         let (options, state, _) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
         let own = ObjectAttributeName.listNames(in: options, state: state).filter { name in
             guard !name.isReadOnly else { return false }
