@@ -19,9 +19,19 @@ struct ObsMountCommand: AsyncParsableCommand {
         commandName: "obsmount",
         abstract: "Mount an OBS (or S3-compatible) bucket; files written into it stream up as multipart uploads.",
         discussion: """
-            Options (-o, comma-separated): url=, passwd_file=, dialect=obs|v2|v4, region=, addressing=path|virtual, \
-            cafile=, data_dir=, part_size=, parallel=, memory_budget=, retry_timeout=, stall_timeout=, state_dir=, log_file=, allow_other, noallow_other, \
-            allow_over_mount, ro, uid=, gid=, umask= (all described in mount-options/README.md).
+            Options (-o, comma-separated), all described in mount-options/README.md:
+              endpoint: url=, passwd_file=, dialect=obs|v2|v4, region=, addressing=path|virtual, cafile=, \
+            encoding_type=, data_dir=;
+              uploads: part_size=, parallel=, memory_budget=, retry_timeout=, stall_timeout=, checksum=, \
+            writeback_cache, no_writeback_cache, state_dir=;
+              new objects' defaults (each also a user.obs.* xattr, mount-options/xattrs.md): acl=, grant_*=, \
+            storage_class=, meta.NAME=, content_type=, content_encoding=, website_redirect=, sse=, \
+            sse_kms_key_id=, sse_kms_bucket_key, sse_c_key_file=, expires=, tagging=, persistent.NAME=, \
+            object_lock_mode=, object_lock_retain_until=, content_type_inference=, content_type.EXT=;
+              reads: read_ahead=, read_memory_budget=, kernel_read_ahead=;
+              caches: attr_timeout=, negative_timeout=, saved_attr_timeout=;
+              filesystem: allow_other, noallow_other, allow_over_mount, ro, rw, uid=, gid=, umask=, log_file=, \
+            metrics=, and mount(8)'s generic flags.
 
             Credentials come from passwd_file= (AK:SK[:TOKEN], mode 600) or OBS_ACCESS_KEY_ID, \
             OBS_SECRET_ACCESS_KEY and OBS_SECURITY_TOKEN. Without url= an embedded obs-local server is \
