@@ -227,6 +227,27 @@ struct ModifyTests {
         #expect(stored?["other"] == "kept")
     }
 
+    @Test func aLengthSetWhileStreamedHoldsForAnotherDescriptorsAppend() async throws {
+        // open(O_RDWR) of an empty file, ftruncate(N), then another descriptor's O_APPEND write:
+        // the bytes landed at offset 0 and the file kept N bytes.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (created, first) = try await fs.create(parent: .root, name: "f")
+        try await fs.flush(first, writer: WriterIdentity(7))
+        await fs.release(first)
+        let writing = try await fs.open(created.inode, flags: O_RDWR).handle
+        _ = try await fs.setattr(created.inode, AttributeChanges(size: 1000))
+        let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND).handle
+        let tail = Array("TAIL".utf8)
+        #expect(await fs.write(appending, at: 0, bytes: tail, writer: WriterIdentity(8), process: ProcessID(8), appending: true).count == tail.count)
+        try await fs.flush(appending, writer: WriterIdentity(8))
+        await fs.release(appending)
+        #expect(try await fs.read(writing, at: 990, count: 100).gathered() == [UInt8](repeating: 0, count: 10) + tail)
+        try await fs.flush(writing, writer: WriterIdentity(7))
+        await fs.release(writing)
+        #expect(store.object("f") == [UInt8](repeating: 0, count: 1000) + tail)
+    }
+
     @Test func writesAfterTheOpenersCloseContinueTheFile() async throws {
         // `exec 3>f; echo a >&3; echo b >&3`: the copy's close completes, the next write goes on.
         let store = InMemoryStore()

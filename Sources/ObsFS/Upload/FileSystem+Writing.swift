@@ -277,6 +277,15 @@ extension ObsFileSystem {
               let modify = try? makeModifySession(key: session.key, etag: etag, size: session.size, written: session.intendedOptions) else { return nil }
         let continued = attachChanges(modify, to: handle)
         if continued === modify {
+            // A length set ahead of the bytes while it was streamed (`ftruncate`, `fallocate`)
+            // holds for the changes too: an append through another descriptor goes after it.
+            if let size = openFiles.withLock({ $0.pendingSizes.removeValue(forKey: file.inode.number) }), size > modify.size {
+                do {
+                    try modify.truncate(to: size)
+                } catch {
+                    logger.error("\(session.key): the length \(size) set while it was written is lost: \(error)")
+                }
+            }
             recordWritten(file.inode, session, etag: etag)
             logger.info("\(session.key): written again after its upload completed; continuing by composition")
         }
