@@ -338,6 +338,26 @@ struct NamespaceTreeTests {
         for index in 0..<2 { store.seed("half/f\(index)", [1]) }
         try await fs.rename(parent: .root, name: "again", newParent: .root, newName: "half", flags: 0)
         #expect(store.contents.withLock { $0.objects.keys.filter { $0.rawValue.hasPrefix("half/f") }.count } == 5)
+        // Interrupted during the copies of a source without a marker: the target's marker,
+        // which the rename made, does not make it another directory.
+        for index in 0..<5 { store.seed("keys/f\(index)", [2]) }
+        store.seed("made/", contentType: "application/x-directory")
+        store.seed("made/f0", [2])
+        try await fs.rename(parent: .root, name: "keys", newParent: .root, newName: "made", flags: 0)
+        #expect(store.contents.withLock { $0.objects.keys.filter { $0.rawValue.hasPrefix("made/f") }.count } == 5)
+        #expect(store.contents.withLock { $0.objects.keys.filter { $0.rawValue.hasPrefix("keys") }.isEmpty })
+        // Interrupted during the deletes: what is left of the source is in the target, same sizes.
+        for index in 0..<5 { store.seed("whole/f\(index)", [3, 3]) }
+        store.seed("left/", contentType: "application/x-directory")
+        for index in 3..<5 { store.seed("left/f\(index)", [3, 3]) }
+        try await fs.rename(parent: .root, name: "left", newParent: .root, newName: "whole", flags: 0)
+        #expect(store.contents.withLock { $0.objects.keys.filter { $0.rawValue.hasPrefix("whole/f") }.count } == 5)
+        #expect(store.contents.withLock { $0.objects.keys.filter { $0.rawValue.hasPrefix("left") }.isEmpty })
+        // The same names of other sizes, and keys of its own: another directory, not empty.
+        store.seed("p/f0", [1])
+        store.seed("q/f0", [1, 2])
+        store.seed("q/f1", [1])
+        #expect(await errno { try await fs.rename(parent: .root, name: "p", newParent: .root, newName: "q", flags: 0) } == .notEmpty)
         // A target with keys of its own is not empty.
         store.seed("x/one", [1])
         store.seed("y/other", [1])

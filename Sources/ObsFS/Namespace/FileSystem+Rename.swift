@@ -288,13 +288,18 @@ extension ObsFileSystem {
     /// Every key of the target directory also exists under the source: the leftover of an
     /// interrupted rename, which may be completed. Otherwise ENOTEMPTY.
     private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws {
-        let targetKeys = try await allKeys(below: listPrefix(ofDirectory: targetPath))
-        guard !targetKeys.isEmpty else { return }
-        let sourceKeys = Set(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).map(\.relative))
-        guard targetKeys.allSatisfy({ sourceKeys.contains($0.relative) }) else {
-            throw FileSystemError(.notEmpty, "\(targetPath) is not empty")
-        }
-        logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath); completing it")
+        // The markers are left out: the rename makes the target's when the source has none.
+        let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !$0.relative.isEmpty }.map { ($0.relative, $0.size) },
+                                uniquingKeysWith: { first, _ in first })
+        guard !target.isEmpty else { return }
+        let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !$0.relative.isEmpty }.map { ($0.relative, $0.size) },
+                                uniquingKeysWith: { first, _ in first })
+        // Stopped during the copies: the target holds part of the source. During the deletes:
+        // the source holds part of the target, each of the same size.
+        let copying = target.keys.allSatisfy { source[$0] != nil }
+        let deleting = source.allSatisfy { target[$0.key] == $0.value }
+        guard copying || deleting else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
+        logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath) (stopped during its \(copying ? "copies" : "deletes")); completing it")
     }
 
     /// Every key under `prefix` (no delimiter), with its size.
