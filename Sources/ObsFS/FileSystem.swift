@@ -402,11 +402,16 @@ public final class ObsFileSystem: Sendable {
         }
         let (directory, parentPath) = try resolve(parent)
         guard !KeyNaming.isHidden(name, under: listPrefix(ofDirectory: parentPath)) else {
+            if creating { throw refusedName(name, "is kept by obsmount for its own use (hidden)") }
             throw FileSystemError(.noEntry, "\(name) is kept by obsmount (hidden)")
         }
         guard directory.kind == .directory else { throw FileSystemError(.notDirectory, "\(parentPath) is not a directory") }
         let path = childPath(parentPath, name)
         if creating {
+            // s3fs's oldest directory marker: such a file would show as the directory `d`.
+            if name.hasSuffix(KeyNaming.folderSuffix) {
+                throw refusedName(name, "ends in \(KeyNaming.folderSuffix), s3fs's marker of the directory \(name.dropLast(KeyNaming.folderSuffix.count))")
+            }
             if name.utf8.count > KeyNaming.maximumNewNameLength {
                 throw FileSystemError(.nameTooLong, "name longer than \(KeyNaming.maximumNewNameLength) bytes")
             }
@@ -416,6 +421,13 @@ public final class ObsFileSystem: Sendable {
             }
         }
         return (directory, path)
+    }
+
+    /// A name no file or directory may be made under: EINVAL, logged (at most once per 10 s).
+    private func refusedName(_ name: String, _ reason: String) -> FileSystemError {
+        let failure = FileSystemError(.invalidArgument, "\(name): cannot be made: it \(reason)")
+        repeatedLines.log(.warning, failure.reason, kind: "reserved name", to: logger)
+        return failure
     }
 
     func checkWritable() throws {

@@ -365,6 +365,29 @@ struct NamespaceTreeTests {
         #expect(await errno { try await fs.rename(parent: .root, name: "x", newParent: try await fs.lookup(parent: .root, name: "x").inode, newName: "in", flags: 0) } == .invalidArgument)
     }
 
+    @Test func namesThatWouldNotReadBackAsMadeAreRefusedWithEINVAL() async throws {
+        // `report_$folder$` showed as a directory `report`; a file of Content-Type
+        // application/x-directory turned into a directory; `.obsmount-dir-attrs` answered ENOENT.
+        let fs = mount()
+        for name in ["report_$folder$", DirectoryAttributes.objectName] {
+            #expect(await errno { _ = try await fs.create(parent: .root, name: name) } == .invalidArgument, "\(name)")
+            #expect(await errno { _ = try await fs.mkdir(parent: .root, name: name, mode: 0o755, caller: testCaller) } == .invalidArgument, "\(name)")
+        }
+        let (_, handle) = try await fs.create(parent: .root, name: "file")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(await errno { try await fs.rename(parent: .root, name: "file", newParent: .root, newName: "x_$folder$", flags: 0) } == .invalidArgument)
+        for type in ["application/x-directory", "Application/X-Directory; charset=binary"] {
+            var options = ObjectOptions()
+            #expect(throws: ObjectAttributeError.self) {
+                try ObjectAttributeName.contentType.apply(Array(type.utf8), to: &options, mount: UploadMountOptions(), now: .now())
+            }
+            #expect(options.contentType == nil)
+        }
+        #expect(try await fs.lookup(parent: .root, name: "file").kind == .regular)
+        #expect(store.contents.withLock { $0.objects.keys.map(\.rawValue) } == ["file"])
+    }
+
     @Test func unlinkOfAFileBeingWrittenLeavesNothing() async throws {
         let fs = mount()
         let (created, handle) = try await fs.create(parent: .root, name: "tmp")
@@ -1067,7 +1090,7 @@ extension NamespaceTreeTests {
         #expect(try await names(again, .root).isEmpty)
         #expect(await errno { _ = try await again.lookup(parent: .root, name: ".obsmount-root") } == .noEntry)
         if prefix.isEmpty {
-            #expect(await errno { _ = try await again.create(parent: .root, name: ".obsmount-root") } == .noEntry)
+            #expect(await errno { _ = try await again.create(parent: .root, name: ".obsmount-root") } == .invalidArgument)  // kept by obsmount: it cannot be made
         }
     }
 }

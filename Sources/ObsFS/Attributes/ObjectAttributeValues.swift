@@ -80,6 +80,8 @@ extension ObjectAttributeName {
         case .encodingType:
             guard let choice = KeyEncodingChoice(rawValue: text) else { throw .invalid(description, "must be url or none") }
             candidate.encodingType = choice
+        case .contentType where String(text.split(separator: ";").first ?? "").trimmingSpaces.lowercased() == KeyNaming.directoryContentType:
+            throw .invalid(description, "\(KeyNaming.directoryContentType) marks directories: a file of that type would show as a directory")
         default:
             let field = (name: headerName!, value: try headerText(text))
             let parsed: ObjectOptions
