@@ -159,6 +159,23 @@ struct ModifyTests {
         #expect(store.contents.withLock { $0.written[ObjectKey("m")]?.metadata["mode"] } == "33216")
     }
 
+    @Test func theModificationTimeShownAfterAChangeIsTheOneStored() async throws {
+        // The mount showed the time its commit finished, the object kept the one it composed
+        // with: stat moved back a few milliseconds once the attributes expired.
+        let store = InMemoryStore()
+        store.seed("t", pattern(1000))
+        let fs = makeFileSystem(store, attributeTimeout: .zero)
+        let file = try await fs.lookup(parent: .root, name: "t")
+        let handle = try await fs.open(file.inode, flags: O_WRONLY).handle
+        _ = try await write(fs, handle, at: 10, [1, 2, 3]).get()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        let shown = try await fs.getattr(file.inode).modified
+        await fs.release(handle)
+        let stored = try #require(store.contents.withLock { $0.written[ObjectKey("t")]?.metadata["mtime"] })
+        #expect(shown.description == stored)
+        #expect(try await fs.getattr(file.inode).modified == shown)  // asked of the store again
+    }
+
     @Test func aTruncateBeyondTheLargestObjectIsRefusedWithEFBIGBeforeAnyPlan() async throws {
         // 2^62 planned millions of parts in memory until the daemon was killed; 2^50 answered EIO.
         let store = InMemoryStore()
@@ -448,13 +465,13 @@ extension ModifyTests {
         let recorded = Mutex<Int64?>(nil)
         store.holdParts()
         let composing = Task {
-            try await modify.commit { _, size in
+            try await modify.commit { _, size, _ in
                 usleep(50_000)  // a slow recording: the waiting commit must not return before it
                 recorded.withLock { $0 = size }
             }
         }
         #expect(try await eventually { store.heldPartCount >= 1 })
-        let waiting = Task { try await modify.commit { _, _ in Issue.record("nothing was left to store") } }
+        let waiting = Task { try await modify.commit { _, _, _ in Issue.record("nothing was left to store") } }
         try await Task.sleep(for: .milliseconds(20))
         store.releaseParts()
         try await waiting.value

@@ -106,8 +106,7 @@ extension ObsFileSystem {
         let progress = operations.begin("composing \(modify.key)", total: modify.size, unit: "bytes")
         defer { operations.finished(progress) }
         do {
-            try await modify.commit { etag, size in
-                let now = FileTime.now()
+            try await modify.commit { etag, size, now in
                 inode.state.withLock { state in
                     state.facts.etag = etag
                     state.storedHere = etag

@@ -356,7 +356,7 @@ final class ModifySession: Sendable {
     /// size before the next composition may start, so a commit that waited for this one and
     /// found nothing left to store returns after they were recorded (a descriptor opened once
     /// its close() returned starts from the new object).
-    func commit(recordStored: (ETag?, Int64) -> Void) async throws {
+    func commit(recordStored: (ETag?, Int64, FileTime) -> Void) async throws {
         await composing.acquire(1)
         defer { composing.release(1) }
         let (baseETag, baseSize, baseVisible, size, changes, resized, options, failure, dropped) = state.withLock {
@@ -366,12 +366,14 @@ final class ModifySession: Sendable {
         if let failure { throw failure }
         guard (!changes.isEmpty || resized) && !dropped else { return }
         let etag: ETag?
+        // The modification time stored with the new object (s3fs's `mtime`), and recorded.
+        let modified = FileTime.now()
         do {
             if let bucket = store.fileSystemBucket {
                 etag = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
             } else {
                 let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
-                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options))
+                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options, at: modified))
                 logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
                 etag = result.etag
             }
@@ -379,7 +381,7 @@ final class ModifySession: Sendable {
             state.withLock { $0.failure = error }
             throw error
         }
-        recordStored(etag, size)
+        recordStored(etag, size, modified)
         guard let reader = store as? any ObjectReader else { return }
         let reads = ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
         let old = state.withLock { state -> ObjectReadStream in
@@ -419,13 +421,12 @@ final class ModifySession: Sendable {
         old?.close()
     }
 
-    /// `options` with the POSIX modification and change times (s3fs's `mtime`, `ctime`) set to now:
-    /// the new object is what was written now.
-    private func touched(_ options: ObjectOptions) -> ObjectOptions {
+    /// `options` with the POSIX modification and change times (s3fs's `mtime`, `ctime`) set to
+    /// `time`: the new object is what was written then.
+    private func touched(_ options: ObjectOptions, at time: FileTime) -> ObjectOptions {
         var touched = options
-        let now = FileTime.now().description
-        touched.metadata["mtime"] = now
-        touched.metadata["ctime"] = now
+        touched.metadata["mtime"] = time.description
+        touched.metadata["ctime"] = time.description
         return touched
     }
 
