@@ -476,7 +476,7 @@ public final class ObsFileSystem: Sendable {
 
     /// `stat` of an inode, from its cached facts (and the size of its upload while writing).
     func attributes(of inode: Inode) -> FileAttributes {
-        let (facts, changedHere) = inode.state.withLock { ($0.facts, $0.changedHere) }
+        let (facts, changedHere, namesChangedHere) = inode.state.withLock { ($0.facts, $0.changedHere, $0.namesChangedHere) }
         var size = facts.size
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
@@ -492,10 +492,8 @@ public final class ObsFileSystem: Sendable {
         if configuration.readOnly && inode.kind != .symlink { permissions &= ~0o222 }
         var modified = facts.posix.modified ?? facts.lastModified
         var changed = facts.posix.changed ?? modified
-        if let changedHere {
-            if inode.kind == .directory { modified = max(modified, changedHere) }
-            changed = max(changed, changedHere)
-        }
+        if let namesChangedHere { modified = max(modified, namesChangedHere) }
+        if let changedHere { changed = max(changed, changedHere) }
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
                               mode: inode.kind.typeBits | permissions,
                               linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,

@@ -388,6 +388,21 @@ struct NamespaceTreeTests {
         #expect(store.contents.withLock { $0.objects.keys.map(\.rawValue) } == ["file"])
     }
 
+    @Test func aRenamedDirectoryKeepsItsModificationTime() async throws {
+        // `touch -d 2009 d; mv d e`: e showed the rename's time as its mtime (only its ctime
+        // changes, as on a local filesystem); its parent's mtime is the rename's.
+        let fs = mount(attributeTimeout: .zero)
+        let directory = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller)
+        let set = FileTime(seconds: 1_252_487_349, nanoseconds: 0)
+        _ = try await fs.setattr(directory.inode, AttributeChanges(modified: set))
+        let before = FileTime.now()
+        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
+        let moved = try await fs.getattr(directory.inode)
+        #expect(moved.modified == set)
+        #expect(moved.changed >= before)
+        #expect(try await fs.getattr(.root).modified >= before)
+    }
+
     @Test func unlinkOfAFileBeingWrittenLeavesNothing() async throws {
         let fs = mount()
         let (created, handle) = try await fs.create(parent: .root, name: "tmp")

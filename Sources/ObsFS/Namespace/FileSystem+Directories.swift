@@ -183,7 +183,7 @@ extension ObsFileSystem {
     /// (its marker `name/`, its keys below) does not, so that object is deleted at its last close.
     func madeName(_ name: String, in parent: InodeNumber, kind: FileKind) {
         negativeCache.remove(parent, name)
-        table.noteChanged(parent)
+        table.noteNamesChanged(parent)
         forgetAnswers(in: parent)
         if kind != .directory { openFiles.withLock { $0.nameMadeAgain(parent, name) } }
     }
@@ -191,7 +191,7 @@ extension ObsFileSystem {
     /// This mount removed `name` from `parent`: unlink, rmdir, the source of a rename.
     func removedName(_ name: String, from parent: InodeNumber) {
         negativeCache.insert(parent, name)
-        table.noteChanged(parent)
+        table.noteNamesChanged(parent)
         forgetAnswers(in: parent)
     }
 

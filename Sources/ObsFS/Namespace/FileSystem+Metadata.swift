@@ -197,7 +197,9 @@ extension ObsFileSystem {
         forgetFetchedAhead(around: inode)
         inode.state.withLock { state in
             update(&state.facts.posix)
-            state.changedHere = nil  // the times just set, ctime now, are the ones to show
+            // The times just set, ctime now, are the ones to show.
+            state.changedHere = nil
+            state.namesChangedHere = nil
             state.facts.posixLoaded = true
             if kind != .directory { state.facts.etag = nil }  // a copy onto itself may change it
         }

@@ -61,10 +61,12 @@ final class Inode: Sendable {
         /// read what the others wrote (`ObsFileSystem.read`).
         var storedHere: ETag?
         /// When this mount last changed what the store keeps no time for: the names in a
-        /// directory (create, mkdir, symlink, mknod, unlink, rmdir, rename: its mtime and ctime)
-        /// or a file's own name (rename: its ctime). Kept in memory while the inode lives (a
-        /// request per change would double the cost of a create); a later stored time wins.
+        /// directory (create, mkdir, symlink, mknod, unlink, rmdir, rename: its mtime and ctime,
+        /// `namesChangedHere` too) or an inode's own name (rename: its ctime only). Kept in
+        /// memory while the inode lives (a request per change would double the cost of a
+        /// create); a later stored time wins.
         var changedHere: FileTime?
+        var namesChangedHere: FileTime?
     }
 
     /// The facts `getattr` answers from; short critical sections only.
@@ -111,8 +113,17 @@ final class InodeTable: Sendable {
 
     func inode(_ number: InodeNumber) -> Inode? { tree.withLock { $0.nodes[number]?.inode } }
 
-    /// This mount changed the names in `number` (a directory) or `number`'s own name, now.
-    func noteChanged(_ number: InodeNumber) {
+    /// This mount changed the names in `number`, a directory, now: its mtime and ctime.
+    func noteNamesChanged(_ number: InodeNumber) {
+        let now = FileTime.now()
+        inode(number)?.state.withLock { state in
+            state.changedHere = now
+            state.namesChangedHere = now
+        }
+    }
+
+    /// This mount changed `number`'s own name (a rename), now: its ctime.
+    func noteRenamed(_ number: InodeNumber) {
         inode(number)?.state.withLock { $0.changedHere = .now() }
     }
 
