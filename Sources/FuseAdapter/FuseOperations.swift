@@ -87,15 +87,19 @@ let fuseOperations: fuse_lowlevel_ops = {
         func time(_ set: Int32, _ now: Int32, _ value: Glibc.timespec) -> FileTime? {
             toSet & now != 0 ? .now() : toSet & set != 0 ? Dispatcher.fileTime(value) : nil
         }
-        let changes = AttributeChanges(
+        var changes = AttributeChanges(
             size: toSet & FUSE_SET_ATTR_SIZE != 0 ? Int64(given.st_size) : nil,
             permissions: toSet & FUSE_SET_ATTR_MODE != 0 ? given.st_mode & 0o7777 : nil,
             uid: toSet & FUSE_SET_ATTR_UID != 0 ? given.st_uid : nil,
             gid: toSet & FUSE_SET_ATTR_GID != 0 ? given.st_gid : nil,
             accessed: time(FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, given.st_atim),
             modified: time(FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, given.st_mtim))
-        let caller = Dispatcher.caller(request)
-        dispatcher.answerAttributes(request) { try await dispatcher.fileSystem.setattr(InodeNumber(inode), changes, by: caller) }
+        // chown(f, -1, -1): nothing but the ctime (which the kernel names only with
+        // writeback_cache) and its set-ID flags, which a chown that changes no owner does not act on.
+        let killFlags = FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV
+        changes.changeTimeOnly = toSet & ~(killFlags | FUSE_SET_ATTR_CTIME) == 0
+        let caller = Dispatcher.caller(request), asked = changes
+        dispatcher.answerAttributes(request) { try await dispatcher.fileSystem.setattr(InodeNumber(inode), asked, by: caller) }
     }
 
     ops.create = { request, parent, namePointer, mode, info in

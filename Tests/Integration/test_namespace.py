@@ -571,3 +571,16 @@ def test_rsync_x_copies_symlinks_and_xattrs_out_of_the_mount(mount, base, tmp_pa
     run("rsync", "-aX", f"{base}/", tmp_path / "copy")
     assert os.readlink(tmp_path / "copy" / "link") == "file"
     assert os.getxattr(tmp_path / "copy" / "file", "user.note") == b"kept"
+
+
+def test_chown_minus_one_changes_the_ctime_alone(mount, base):
+    """chown(f, -1, -1) moves the ctime (Linux does; POSIX suites check it), nothing else."""
+    path = base / "f"
+    path.write_bytes(b"x")
+    os.chmod(path, 0o4755)
+    before = os.stat(path)
+    time.sleep(1.1)
+    os.chown(path, -1, -1)
+    after = os.stat(path)
+    assert after.st_ctime_ns > before.st_ctime_ns
+    assert (after.st_mtime_ns, after.st_mode, after.st_uid) == (before.st_mtime_ns, before.st_mode, before.st_uid)

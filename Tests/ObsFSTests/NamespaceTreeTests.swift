@@ -403,6 +403,20 @@ struct NamespaceTreeTests {
         #expect(try await fs.getattr(.root).modified >= before)
     }
 
+    @Test func aChownThatChangesNothingChangesTheCtime() async throws {
+        // chown(f, -1, -1): the kernel sends the ctime alone; Linux (and pjdfstest) moves it.
+        store.seed("f", [1], metadata: ["mode": "33188", "mtime": "1000000000", "ctime": "1000000000"])
+        let fs = mount()
+        let file = try await fs.lookup(parent: .root, name: "f")
+        var changes = AttributeChanges()
+        changes.changeTimeOnly = true
+        let before = FileTime.now()
+        let after = try await fs.setattr(file.inode, changes)
+        #expect(after.changed >= before)
+        #expect(after.modified == FileTime(seconds: 1_000_000_000, nanoseconds: 0))
+        #expect(after.mode == file.mode && after.uid == file.uid)
+    }
+
     @Test func unlinkOfAFileBeingWrittenLeavesNothing() async throws {
         let fs = mount()
         let (created, handle) = try await fs.create(parent: .root, name: "tmp")

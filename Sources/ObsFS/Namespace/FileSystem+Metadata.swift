@@ -23,6 +23,9 @@ public struct AttributeChanges: Sendable, Equatable {
     public var accessed: FileTime?
     public var modified: FileTime?
 
+    /// Only the ctime is to change (`chown(f, -1, -1)`: the kernel sends it alone).
+    public var changeTimeOnly = false
+
     public init(size: Int64? = nil, permissions: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil,
                 accessed: FileTime? = nil, modified: FileTime? = nil) {
         self.size = size
@@ -59,6 +62,10 @@ extension ObsFileSystem {
         if let size = changes.size {
             try await truncate(inode, path, to: size)
             if let caller { try await dropSetIDBits(inode, path, .content, by: caller) }
+        }
+        if changes.changeTimeOnly, changes.size == nil, !changes.changesMetadata {
+            try checkWritable()
+            table.noteChangedItself(number)
         }
         if changes.changesMetadata {
             let ownerChanged = changes.uid != nil || changes.gid != nil

@@ -93,7 +93,7 @@ extension ObsFileSystem {
         _ = table.move(parent, name, to: newParent, newName)
         madeName(newName, in: newParent, kind: facts(of: source).0)
         removedName(name, from: parent)
-        if let moved = table.child(newParent, newName) { table.noteRenamed(moved.number) }  // its ctime, not its mtime
+        if let moved = table.child(newParent, newName) { table.noteChangedItself(moved.number) }  // its ctime, not its mtime
         await followRename(retired)
     }
 

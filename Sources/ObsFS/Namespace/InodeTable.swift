@@ -122,8 +122,9 @@ final class InodeTable: Sendable {
         }
     }
 
-    /// This mount changed `number`'s own name (a rename), now: its ctime.
-    func noteRenamed(_ number: InodeNumber) {
+    /// This mount changed `number` itself where the store keeps no time for it (its name by a
+    /// rename, nothing by `chown(-1, -1)`), now: its ctime.
+    func noteChangedItself(_ number: InodeNumber) {
         inode(number)?.state.withLock { $0.changedHere = .now() }
     }
 
