@@ -86,7 +86,6 @@ struct MountSetup {
         } catch {
             logger.warning("HEAD bucket \(source.bucket) failed (\(error)): taken for an ordinary bucket, not a parallel file system")
         }
-        abortOrphanedUploads(store, source: source, logger: logger)
 
         let schedule = PartSizeSchedule(initialPartSize: options.partSize, maximumPartSize: options.memoryBudget / 2)
         var settings = UploadSettings(schedule: schedule, parallel: options.parallel, pool: PartBufferPool(capacity: options.memoryBudget, warmBuffersPerSize: options.parallel + 1),

@@ -110,6 +110,8 @@ struct ObsMountCommand: AsyncParsableCommand {
             let reopenedLog = Daemon.isChild ? mountOptions.logFile : nil
             Daemon.reportReady(logFile: mountOptions.logFile)
             service.started(reopening: reopenedLog)
+            // Once the log is where the mount writes it (log_file=): what it aborts is reported there.
+            MountSetup.abortOrphanedUploads(mount.store, source: mountSource, logger: logger)
             await mount.session.run(stopping: service.stopping)
             service.stopped()
             mount.closeUploadJournal(logger: logger)
