@@ -149,6 +149,13 @@ public enum FileSystem {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// When `path` was last written, in seconds since the epoch; nil when it cannot be stat'ed.
+    public static func modificationTime(_ path: String) -> (secondsSinceEpoch: Int64, nanoseconds: Int64)? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return (Int64(status.st_mtim.tv_sec), Int64(status.st_mtim.tv_nsec))
+    }
+
     /// Removes a directory and the files directly in it.
     public static func removeDirectory(_ path: String) {
         for name in list(path) { unlink(path + "/" + name) }

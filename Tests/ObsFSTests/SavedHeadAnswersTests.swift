@@ -122,6 +122,21 @@ struct SavedHeadAnswersTests {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    @Test func filesLastWrittenBeyondTheLifetimeAreRemovedWhenAMountStarts() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let key = ObjectKey("dir/f")
+        let head = ObjectAttributes(size: 3, etag: ETag("abc"), lastModified: Timestamp(secondsSinceEpoch: 1_000), metadata: [:])
+        let first = try answers(lifetime: .seconds(60))
+        first.save(head, for: key, generation: first.generation(of: key))
+        first.writeChanged()
+        let files = { try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") } }
+        #expect(try files().count == 1)
+        _ = try answers(lifetime: .seconds(60))  // written just now: kept
+        #expect(try files().count == 1)
+        _ = try answers(lifetime: .seconds(60), now: Timestamp(secondsSinceEpoch: Timestamp.now().secondsSinceEpoch + 120))
+        #expect(try files().isEmpty)
+    }
+
     @Test func aChangeByOneMountDropsTheAnswersAnotherMountSharingTheDirectoryHolds() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let key = ObjectKey("dir/f"), other = ObjectKey("dir/g")

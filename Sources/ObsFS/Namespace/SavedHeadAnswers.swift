@@ -25,7 +25,9 @@
 //   every answer fetched before it. Mounts of the same bucket sharing `state_dir=` merge their
 //   answers into the file under a `flock`, so one mount's answers fetched before another's
 //   change cannot come back. The tombstone is written at once when the directory has a file,
-//   else with the next write (a mount sharing the directory may hold answers in memory). A
+//   else `writeDelay` later (a mount sharing the directory may hold answers in memory). Files
+//   last written more than `saved_attr_timeout=` ago hold nothing usable: a mount removes them
+//   when it starts. A
 //   rename of a directory (whose objects may keep ETag and Last-Modified: a parallel file system
 //   bucket renames in place) drops every answer: a tombstone for the whole bucket.
 // - Memory: the answers of at most `directoryCount` directories, `answersPerDirectory` each;
@@ -139,6 +141,17 @@ public final class SavedHeadAnswers: Sendable {
         self.lifetime = lifetime
         self.logger = logger
         mountedAt = now
+        removeExpiredFiles()
+    }
+
+    /// Removes the files (and temporary files left by a crash) last written more than
+    /// `lifetime` ago: every answer in them is too old to be used.
+    private func removeExpiredFiles() {
+        let oldest = mountedAt.secondsSinceEpoch - lifetime.components.seconds
+        for name in FileSystem.list(directory) where name.hasSuffix(".json") || name.contains(".json.tmp-") {
+            let path = directory + "/" + name
+            if let written = FileSystem.modificationTime(path), written.secondsSinceEpoch < oldest { FileSystem.remove(path) }
+        }
     }
 
     deinit { Glibc.close(lockDescriptor) }
