@@ -135,6 +135,30 @@ def test_a_follower_reads_every_append_and_no_append_is_lost(server, mount_facto
     assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == expected
 
 
+def test_readers_of_an_empty_file_read_what_an_appender_adds(server, mount_factory):
+    """`: > log; tail -f log & echo x >> log`: an append to an existing empty file is a change
+    to it, as to any other, so its readers (opened before or after the appender) read the new
+    bytes; it was streamed as a new upload and they got EBUSY (tail gave up)."""
+    key = f"reads-{uuid.uuid4().hex[:8]}/empty.log"
+    put(server, key, b"")
+    mount = mount_factory(server, [])
+    path = mount.path / key
+    early = os.open(path, os.O_RDONLY)
+    appender = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(appender, b"x1\n")
+        assert os.read(early, 100) == b"x1\n"
+        late = os.open(path, os.O_RDONLY)
+        assert os.read(late, 100) == b"x1\n"
+        os.close(late)
+        os.write(appender, b"x2\n")
+        assert os.read(early, 100) == b"x2\n"
+    finally:
+        os.close(appender)
+        os.close(early)
+    assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == b"x1\nx2\n"
+
+
 def test_a_reader_reads_what_other_descriptors_change_and_store(server, mount_factory):
     """A read-only descriptor open while another descriptor of the mount changes the file reads
     its writes at once (as on a local disk), and after its fsyncs and close the stored version,

@@ -112,9 +112,10 @@ extension ObsFileSystem {
                 // Another descriptor is changing the file (even an empty one): one set of changes.
                 return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
             }
-            let current = attributes(of: inode).size
-            guard current == 0 || flags & O_TRUNC != 0 else {
-                // Appends and in-place changes: composed on the server (Compose/).
+            guard flags & O_TRUNC != 0 else {
+                // Appends and in-place changes, also to an empty file (`: > log; tail -f log &
+                // echo x >> log`: its readers read the changes, where a new upload answered
+                // them EBUSY): composed on the server (Compose/).
                 return try await openForChanges(inode, path, opener: opener)
             }
             do {
@@ -125,8 +126,8 @@ extension ObsFileSystem {
         }
     }
 
-    /// An open for writing that replaces the file's content: a new upload (O_TRUNC, or an
-    /// empty file), its set-ID bits dropped as Linux drops them.
+    /// An open for writing that replaces the file's content (O_TRUNC): a new upload, its set-ID
+    /// bits dropped as Linux drops them.
     private func openForNewUpload(_ inode: Inode, _ path: String, flags: Int32, opener: ProcessID, by caller: Caller?) async throws -> OpenedFile {
         var posix = inode.facts.posix
         let now = FileTime.now()
