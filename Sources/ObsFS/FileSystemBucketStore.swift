@@ -22,6 +22,10 @@ public protocol FileSystemBucketStore: ObjectStore {
     func modifyNatively(_ key: ObjectKey, position: Int64, bytes: MemoryRegion) async throws -> ETag?
     /// Sets the object's length: shorter cuts it, longer appends zeros.
     func truncateNatively(_ key: ObjectKey, length: Int64) async throws
+    /// Sets the object's user metadata to `metadata`, every name given (the other headers stay):
+    /// the native writes keep the metadata, and with it the modification time s3fs's `mtime`
+    /// holds.
+    func replaceUserMetadataNatively(_ key: ObjectKey, with metadata: [String: String]) async throws
 }
 
 extension ObjectStore {

@@ -20,4 +20,13 @@ extension OBSClientStore: FileSystemBucketStore {
     public func truncateNatively(_ key: ObjectKey, length: Int64) async throws {
         try await client.truncateObject(bucket: bucket, key: key, length: length)
     }
+
+    /// `PUT ?metadata` with `REPLACE_NEW` and the whole user metadata: the names given replace
+    /// theirs (whether the store merges them by name or replaces the set), Content-Type and the
+    /// other headers stay.
+    public func replaceUserMetadataNatively(_ key: ObjectKey, with metadata: [String: String]) async throws {
+        var options = ObjectOptions()
+        options.metadata = metadata
+        try await client.modifyMetadata(bucket: bucket, key: key, directive: .replaceNew, options: options)
+    }
 }

@@ -361,6 +361,31 @@ extension ModifyTests {
         #expect(try await local.store.objectBytes(ObjectKey("h")) == Array("0123".utf8) + [0, 0, 0, 0] + Array("end".utf8))
     }
 
+    @Test func aNativeChangeStoresItsModificationTime() async throws {
+        // A parallel file system bucket changes the object in place and keeps its metadata: the
+        // s3fs mtime stayed the old one, shown once the attributes expired (`make` saw no change).
+        let local = try LocalOBS(fileSystemBucket: true)
+        defer { local.stop() }
+        var options = ObjectOptions()
+        options.metadata = ["mode": "33152", "uid": "7", "mtime": "1000000000", "ctime": "1000000000"]
+        options.contentType = "text/plain"
+        _ = try await local.store.putObject(ObjectKey("m"), bytes: Array("0123456789".utf8), options: options)
+        let fs = makeFileSystem(local.store, attributeTimeout: .zero)
+        let file = try await fs.lookup(parent: .root, name: "m")
+        let handle = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: ProcessID(3)).handle
+        #expect(await fs.write(handle, at: 10, bytes: Array("+".utf8), writer: WriterIdentity(3), process: ProcessID(3), appending: true).count == 1)
+        try await fs.flush(handle, writer: WriterIdentity(3), process: ProcessID(3))
+        let shown = try await fs.getattr(file.inode)
+        await fs.release(handle)
+        let head = try #require(try await local.store.headObject(ObjectKey("m")))
+        #expect(head.metadata["mtime"] == shown.modified.description)
+        #expect(shown.modified.seconds > 1_000_000_000)
+        #expect(head.metadata["mode"] == "33152" && head.metadata["uid"] == "7")
+        #expect(head.contentType == "text/plain")
+        #expect(try await local.store.objectBytes(ObjectKey("m")) == Array("0123456789+".utf8))
+        #expect(try await fs.getattr(file.inode).modified == shown.modified)  // asked of the store again
+    }
+
     @Test func aComposedObjectHasANewModificationTime() async throws {
         let store = InMemoryStore()
         store.seed("old", pattern(1000), metadata: ["mode": "33188", "mtime": "1000000000", "ctime": "1000000000"])

@@ -414,6 +414,13 @@ extension InMemoryStore: ObjectReader {
 
 /// A parallel file system bucket in memory: native rename of files and directories.
 extension InMemoryStore: FileSystemBucketStore {
+    func replaceUserMetadataNatively(_ key: ObjectKey, with metadata: [String: String]) async throws {
+        try contents.withLock { contents in
+            guard contents.objects[key] != nil else { throw serviceError(.noSuchKey, "no \(key)") }
+            contents.written[key, default: ObjectOptions()].metadata = metadata
+        }
+    }
+
     func renameNatively(_ source: ObjectKey, to destination: ObjectKey) async throws {
         try contents.withLock { contents in
             let moved = contents.objects.keys.filter { source.rawValue.hasSuffix("/") ? $0.rawValue.hasPrefix(source.rawValue) : $0 == source }
@@ -509,4 +516,7 @@ extension FaultInjectingStore: FileSystemBucketStore {
         return etag
     }
     func truncateNatively(_ key: ObjectKey, length: Int64) async throws { try await inner.truncateNatively(key, length: length) }
+    func replaceUserMetadataNatively(_ key: ObjectKey, with metadata: [String: String]) async throws {
+        try await inner.replaceUserMetadataNatively(key, with: metadata)
+    }
 }

@@ -371,6 +371,12 @@ final class ModifySession: Sendable {
         do {
             if let bucket = store.fileSystemBucket {
                 etag = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
+                do {
+                    try await bucket.replaceUserMetadataNatively(key, with: touched(options, at: modified).metadata)
+                } catch {
+                    // The bytes are stored: the close stands, only the time is the old one.
+                    logger.warning("\(key): changed in place, but storing its modification time failed: \(error)")
+                }
             } else {
                 let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
                 let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options, at: modified))
