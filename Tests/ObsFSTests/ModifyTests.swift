@@ -265,6 +265,25 @@ struct ModifyTests {
         #expect(store.object("f") == [UInt8](repeating: 0, count: 1000) + tail)
     }
 
+    @Test func aLengthSetAheadOfAStreamedFileHoldsWhenAnotherDescriptorJoinsIt() async throws {
+        // A new file: 4 bytes written, fallocate/ftruncate to 1000 (held until the next flush),
+        // then another descriptor's O_APPEND open joins it by composition: "TAIL" went to offset
+        // 4 and the file kept 1000 bytes.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (created, writing) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, writing, at: 0, Array("head".utf8)).get()
+        _ = try await fs.setattr(created.inode, AttributeChanges(size: 1000))
+        let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND).handle
+        let tail = Array("TAIL".utf8)
+        #expect(await fs.write(appending, at: 4, bytes: tail, writer: WriterIdentity(8), process: ProcessID(8), appending: true).count == tail.count)
+        try await fs.flush(appending, writer: WriterIdentity(8))
+        await fs.release(appending)
+        try await fs.flush(writing, writer: WriterIdentity(7))
+        await fs.release(writing)
+        #expect(store.object("f") == Array("head".utf8) + [UInt8](repeating: 0, count: 996) + tail)
+    }
+
     @Test func writesAfterTheOpenersCloseContinueTheFile() async throws {
         // `exec 3>f; echo a >&3; echo b >&3`: the copy's close completes, the next write goes on.
         let store = InMemoryStore()
