@@ -137,8 +137,9 @@ extension ObsFileSystem {
 
     /// Ends the uploads of files stored empty whose release has not arrived yet, at or below the
     /// paths (`touch f`, or `: > f`, then `mv f g` at once): close() returned, so they are
-    /// renamed as the objects they are. A write through a descriptor still open then continues the object by composition,
-    /// as after any completed upload, instead of storing the old name again at its release.
+    /// renamed as the objects they are. A write through a descriptor still open then continues
+    /// the object by composition, as after any completed upload, instead of storing the old name
+    /// again at its release.
     private func endStoredEmptyUploads(at paths: [String]) async {
         let uploads = openFiles.withLock { $0.uploads }
         for (number, session) in uploads where session.isStoredEmpty {
@@ -285,8 +286,10 @@ extension ObsFileSystem {
         }
     }
 
-    /// Every key of the target directory also exists under the source: the leftover of an
-    /// interrupted rename, which may be completed. Otherwise ENOTEMPTY.
+    /// The target directory is the leftover of an interrupted rename, which may be completed:
+    /// every key of the target also exists under the source (stopped during the copies), or
+    /// every key of the source exists under the target with its size (during the deletes).
+    /// Otherwise ENOTEMPTY.
     private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws {
         // The markers are left out: the rename makes the target's when the source has none.
         let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !$0.relative.isEmpty }.map { ($0.relative, $0.size) },

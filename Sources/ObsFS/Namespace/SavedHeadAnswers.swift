@@ -27,9 +27,9 @@
 //   change cannot come back. The tombstone is written at once when the directory has a file,
 //   else `writeDelay` later (a mount sharing the directory may hold answers in memory). Files
 //   last written more than `saved_attr_timeout=` ago hold nothing usable: a mount removes them
-//   when it starts. A
-//   rename of a directory (whose objects may keep ETag and Last-Modified: a parallel file system
-//   bucket renames in place) drops every answer: a tombstone for the whole bucket.
+//   when it starts. A rename of a directory (whose objects may keep ETag and Last-Modified: a
+//   parallel file system bucket renames in place) drops every answer: a tombstone for the whole
+//   bucket.
 // - Memory: the answers of at most `directoryCount` directories, `answersPerDirectory` each;
 //   changed directories are written `writeDelay` after a save, on eviction and at unmount; the
 //   files are not synced (a file lost in a crash costs HEADs, nothing else).
@@ -215,7 +215,7 @@ public final class SavedHeadAnswers: Sendable {
     /// `prefix`: its answers are dropped, from memory and from disk, and HEADs in flight there
     /// are not saved.
     func forget(directoryPrefix prefix: String, now: Timestamp = .now()) {
-        let scheduleWrite = state.withLock { state -> Bool in
+        let (scheduleWrite, answerless) = state.withLock { state -> (Bool, Bool) in
             state.directories[prefix] = nil
             if state.changes.count >= Self.changeCountLimit, state.changes[prefix] == nil {
                 state.changes = [:]
@@ -223,10 +223,10 @@ public final class SavedHeadAnswers: Sendable {
             }
             state.changes[prefix, default: 0] += 1
             state.tombstones[prefix] = now.millisecondsSinceEpoch
-            return state.scheduleWrite()
+            return (state.scheduleWrite(), state.answerless.contains(prefix))
         }
         // A crash now must not leave the directory's answers on disk.
-        if !state.withLock({ $0.answerless.contains(prefix) }), FileSystem.exists(path(of: prefix)) { write(prefix) }
+        if !answerless, FileSystem.exists(path(of: prefix)) { write(prefix) }
         if scheduleWrite { scheduleWriting() }
     }
 
