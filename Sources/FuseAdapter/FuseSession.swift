@@ -44,13 +44,13 @@
 // when the session never runs. `ThreadBody.start` passes its thread argument retained once; the
 // thread takes it back (`takeRetainedValue`). An `InterruptHook` is passed retained once to
 // `fuse_req_interrupt_func` and released after it is unregistered, before the reply.
-import SystemFiles
 import CFuse3
 import Glibc
 import Logging
 import OBSProtocol
 import ObsFS
 import Synchronization
+import SystemFiles
 
 // MARK: Session
 

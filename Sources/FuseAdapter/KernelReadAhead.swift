@@ -9,9 +9,9 @@
 // the two). The kernel sends no other request before that, so the first open or create applies
 // it. Only root may write the file; another user's mount keeps the kernel's value, with one log
 // line.
-import SystemFiles
 import Glibc
 import Logging
+import SystemFiles
 
 /// The readahead to set once; the Dispatcher takes it out of its slot at the first open or
 /// create, so it is written once per mount.

@@ -10,9 +10,9 @@
 // /proc/PID/fd/N (the path, to skip descriptors outside the mount) and /proc/PID/fdinfo/N send no
 // request to this mount (stat of /proc/PID/fd/N would, and could wait for itself). A process
 // with thousands of descriptors is not searched (`descriptorsSearched`).
-import SystemFiles
 import Glibc
 import ObsFS
+import SystemFiles
 
 enum ProcessFiles {
     /// The whole of a small /proc file, nil when it cannot be read (the process is gone).

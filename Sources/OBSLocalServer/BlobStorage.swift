@@ -6,10 +6,10 @@
 //
 // Writers run on the server's thread pool, one call at a time per writer (the body ingest on the
 // event loop serialises them), so their state needs no lock.
-import SystemFiles
 import NIOCore
 import OBSHashing
 import Synchronization
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

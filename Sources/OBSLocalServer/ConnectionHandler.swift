@@ -10,12 +10,12 @@
 // of being accepted or of its previous response ending (`ServerConfiguration.idleTimeout`), or it
 // is closed. That bounds both a kept-alive connection nobody uses and a client that sends its
 // head slowly or never finishes it, so no client holds a connection for ever.
-import SystemFiles
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import OBSHashing
 import OBSProtocol
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

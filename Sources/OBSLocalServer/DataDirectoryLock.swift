@@ -8,10 +8,10 @@
 // lock when the holder's descriptor closes, at `stop` or however the process ends (SIGKILL too),
 // so a crash never leaves a directory that needs cleaning by hand.
 #if canImport(Glibc)
-import SystemFiles
 import Glibc
 #endif
 import Synchronization
+import SystemFiles
 
 /// Another server holds the data directory.
 public struct DataDirectoryInUse: Error, Sendable, CustomStringConvertible {

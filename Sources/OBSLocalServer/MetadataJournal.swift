@@ -10,10 +10,10 @@
 // the old log or the new one, at worst with a torn last line, which the replay skips. Data directories of earlier versions kept one JSON file per record
 // (`LegacyRecordFiles`): they are read once, written into the log, then removed. `--memory` uses
 // `TransientJournal`, which keeps nothing.
-import SystemFiles
 import FoundationEssentials
 import OBSProtocol
 import Synchronization
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,12 +1,12 @@
 // obs-local as a library: start a server in-process (tests, `obsmount`'s embedded default) or
 // from the `obs-local` command, on a fixed port or port 0, and stop it.
-import SystemFiles
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import OBSHashing
 import OBSProtocol
 import Synchronization
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,9 +3,9 @@
 // partNumber, encodingType (the `encoding-type` query parameter, when sent), status, code (error
 // code, when any), bytesIn (body bytes received), bytesOut (body bytes sent), durationMs. Never
 // contains headers, signatures or keys.
-import SystemFiles
 import FoundationEssentials
 import Synchronization
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

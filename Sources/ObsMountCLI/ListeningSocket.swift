@@ -3,9 +3,9 @@
 // its own (blocking calls: requests are rare and small, and must not take a thread of the
 // Swift concurrency pool). Plus line and whole-buffer I/O on connected sockets.
 #if canImport(Glibc)
-import SystemFiles
 import Glibc
 #endif
+import SystemFiles
 
 /// A socket that cannot be set up: one line.
 struct SocketError: Error, CustomStringConvertible {

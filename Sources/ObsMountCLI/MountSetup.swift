@@ -3,7 +3,6 @@
 // (EmbeddedServer: started, or joined when another mount runs it on the same data directory), the
 // client, the one-request check of bucket and credentials, the filesystem core and the FUSE
 // session.
-import SystemFiles
 import CurlTransport
 import FuseAdapter
 import Logging
@@ -12,6 +11,7 @@ import OBSHashing
 import OBSLocalServer
 import OBSProtocol
 import ObsFS
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,8 +4,8 @@
 //   stamps and ranks them itself.
 // - SIGHUP reopens log_file= (appending), so that logrotate can move the file away; the handler
 //   only writes a byte to a pipe, a thread does the reopening (dup2 onto stderr).
-import SystemFiles
 import Logging
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -5,10 +5,10 @@
 // Without MOUNTPOINT every mount of this user (every socket in the runtime dir) is shown. The
 // bar of a file shows the bytes durable on the server out of the bytes written so far (the
 // final size is unknown while the file is being written).
-import SystemFiles
 import ArgumentParser
 import FoundationEssentials
 import ObsFS
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif

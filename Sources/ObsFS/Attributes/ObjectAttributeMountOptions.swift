@@ -7,13 +7,13 @@
 // with `MountOptionList.split` and hands every name it does not know to
 // `UploadMountOptions.apply(name:value:now:)`, then calls `check(now:)` once all are read.
 #if canImport(Glibc)
-import SystemFiles
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 import OBSHashing
 import OBSProtocol
+import SystemFiles
 
 
 /// The mount's upload defaults and what attribute values may refer to.
