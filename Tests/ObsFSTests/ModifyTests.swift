@@ -159,6 +159,19 @@ struct ModifyTests {
         #expect(store.contents.withLock { $0.written[ObjectKey("m")]?.metadata["mode"] } == "33216")
     }
 
+    /// Linux truncates on `open(O_RDONLY | O_TRUNC)`; the descriptor then reads the empty file.
+    @Test func aReadOnlyOpenWithTruncateEmptiesTheFile() async throws {
+        let store = InMemoryStore()
+        store.seed("t", pattern(5000))
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "t")
+        let reading = try await fs.open(file.inode, flags: O_RDONLY | O_TRUNC).handle
+        #expect(try await fs.read(reading, at: 0, count: 100).gathered().isEmpty)
+        await fs.release(reading)
+        #expect(store.object("t") == [])
+        #expect(try await fs.getattr(file.inode).size == 0)
+    }
+
     @Test func theModificationTimeShownAfterAChangeIsTheOneStored() async throws {
         // The mount showed the time its commit finished, the object kept the one it composed
         // with: stat moved back a few milliseconds once the attributes expired.

@@ -94,7 +94,12 @@ extension ObsFileSystem {
     public func open(_ number: InodeNumber, flags: Int32, opener: ProcessID = .unknown, by caller: Caller? = nil) async throws -> OpenedFile {
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
-        guard flags & O_ACCMODE != O_RDONLY else { return try await openForReading(inode, path) }
+        guard flags & O_ACCMODE != O_RDONLY else {
+            // O_RDONLY|O_TRUNC: POSIX leaves it undefined; Linux truncates (the kernel checked
+            // write permission before sending the open), and so does this.
+            if flags & O_TRUNC != 0 { _ = try await setattr(number, AttributeChanges(size: 0), by: caller) }
+            return try await openForReading(inode, path)
+        }
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
