@@ -9,14 +9,31 @@ public struct BucketName: Hashable, Sendable, CustomStringConvertible {
     public var description: String { rawValue }
 }
 
-/// An object key (UTF-8, unencoded).
+/// Text compared by its UTF-8 bytes. `String`'s own `==` and hash are Unicode canonical
+/// equivalence ("café" with U+00E9 equals "cafe" followed by U+0301), but object keys and Linux
+/// file names are byte strings: the two spellings are two keys, two files.
+extension String {
+    public func hasSameUTF8(as other: String) -> Bool { utf8.elementsEqual(other.utf8) }
+
+    public func hashUTF8(into hasher: inout Hasher) {
+        var text = self
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        hasher.combine(utf8.count)
+    }
+
+    /// The order object stores list keys in.
+    public func precedesInUTF8(_ other: String) -> Bool { utf8.lexicographicallyPrecedes(other.utf8) }
+}
+
+/// An object key (UTF-8, unencoded), equal to another only byte for byte.
 public struct ObjectKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
     public var description: String { rawValue }
+    public static func == (lhs: ObjectKey, rhs: ObjectKey) -> Bool { lhs.rawValue.hasSameUTF8(as: rhs.rawValue) }
+    public func hash(into hasher: inout Hasher) { rawValue.hashUTF8(into: &hasher) }
     public static func < (lhs: ObjectKey, rhs: ObjectKey) -> Bool {
-        // Object stores order keys by their UTF-8 bytes.
-        lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8)
+        lhs.rawValue.precedesInUTF8(rhs.rawValue)
     }
 }
 

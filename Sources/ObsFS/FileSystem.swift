@@ -220,7 +220,7 @@ public final class ObsFileSystem: Sendable {
         var madeAgain = false
 
         mutating func noteMade(_ name: String, in parent: InodeNumber) {
-            if parent == self.parent && name == self.name { madeAgain = true }
+            if parent == self.parent && name.hasSameUTF8(as: self.name) { madeAgain = true }
         }
     }
 

@@ -171,6 +171,29 @@ struct NamespaceTests {
         #expect(try await fs.getattr(attributes.inode).size == 12345)
     }
 
+    /// Names are byte strings, as on Linux and in the store: "café" in NFC and in NFD are two
+    /// files (Swift's String `==` takes them for one; the second create overwrote the first).
+    @Test func namesThatAreCanonicallyEquivalentAreTwoFiles() async throws {
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        let store = InMemoryStore()
+        store.seed(composed, Array("NFC".utf8))
+        let fs = makeFileSystem(store)
+        #expect(try await fs.lookup(parent: .root, name: composed).size == 3)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: decomposed) } == .noEntry)
+        let (created, handle) = try await fs.create(parent: .root, name: decomposed)
+        #expect(try await write(fs, handle, at: 0, Array("NFD!".utf8)).get() == 4)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object(composed) == Array("NFC".utf8))
+        #expect(store.object(decomposed) == Array("NFD!".utf8))
+        #expect(try await fs.lookup(parent: .root, name: composed).size == 3)
+        #expect(try await fs.lookup(parent: .root, name: decomposed).inode == created.inode)
+        let directory = try fs.openDirectory(.root)
+        let names = try await fs.readDirectory(directory, from: 2).map { Array($0.name.utf8) }
+        fs.releaseDirectory(directory)
+        #expect(names == [Array(decomposed.utf8), Array(composed.utf8)])  // the store's order: by bytes
+    }
+
     @Test func openForWritingWithoutTruncChangesInPlace() async throws {
         let store = storeWith(["full"])
         let fs = makeFileSystem(store)

@@ -33,8 +33,8 @@ extension ObsFileSystem {
         var groups: [(session: ModifySession, handles: [FileHandleID], moved: Bool, path: String, closed: Bool)] = []
         for (handle, number, session, closed) in open {
             guard let path = table.path(of: number) else { continue }
-            let moved = path == sourcePath || path.hasPrefix(sourcePath + "/")
-            guard moved || path == targetPath || path.hasPrefix(targetPath + "/") else { continue }
+            let moved = path.isPath(atOrBeneath: sourcePath)
+            guard moved || path.isPath(atOrBeneath: targetPath) else { continue }
             if let index = groups.firstIndex(where: { $0.session === session }) {
                 groups[index].handles.append(handle)
                 groups[index].closed = groups[index].closed && closed

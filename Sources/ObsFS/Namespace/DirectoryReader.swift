@@ -31,9 +31,9 @@ public struct DirectoryEntry: Sendable, Equatable {
 /// What this mount knows of a directory that the store's listing may not show yet.
 struct LocalNames: Sendable {
     /// Files being written (created here, not yet stored), with their kind: listed at the end.
-    var writing: [String: FileKind] = [:]
+    var writing: [ExactName: FileKind] = [:]
     /// Files unlinked while open: still stored until their last descriptor closes, not listed.
-    var unlinked: Set<String> = []
+    var unlinked: Set<ExactName> = []
 }
 
 actor DirectoryReader {
@@ -60,10 +60,10 @@ actor DirectoryReader {
     private var pageBase: Int64 = 2
     private var started = false
     /// Local names the store's listing contained (they are not added again at the end).
-    private var localNamesListed: Set<String> = []
-    private var pendingLocal: [String: FileKind] = [:]
+    private var localNamesListed: Set<ExactName> = []
+    private var pendingLocal: [ExactName: FileKind] = [:]
     /// Files unlinked while open: still stored, not listed.
-    private var unlinked: Set<String> = []
+    private var unlinked: Set<ExactName> = []
 
     init(store: any ObjectStore, listings: ListingCache, listPrefix: String, pageSize: Int, selfInode: InodeNumber, parentInode: InodeNumber,
          logger: Logger, localNames: @escaping @Sendable () -> LocalNames) {
@@ -120,7 +120,7 @@ actor DirectoryReader {
             listedUpTo = listing.nextMarker
             phase = listing.nextMarker.map { .store(marker: $0) } ?? .localNames
         case .localNames:
-            names = pendingLocal.filter { !localNamesListed.contains($0.key) }.map { ($0.key, $0.value, nil) }.sorted { $0.0 < $1.0 }
+            names = pendingLocal.filter { !localNamesListed.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key.text, $0.value, nil) }
             phase = .done
         case .done:
             break
@@ -146,23 +146,25 @@ actor DirectoryReader {
 
     /// One page's names, sorted; a directory replaces a file of the same name.
     private func entries(of listing: ObjectListing) -> [(String, FileKind, ObjectAttributes?)] {
-        var byName: [String: (FileKind, ObjectAttributes?)] = [:]
+        var byName: [ExactName: (FileKind, ObjectAttributes?)] = [:]
         for object in listing.objects {
             switch KeyNaming.classify(objectKey: object.key.rawValue, under: listPrefix) {
-            case .file(let name): if byName[name] == nil && !unlinked.contains(name) { byName[name] = (.regular, object.attributes) }
-            case .directory(let name): byName[name] = (.directory, nil)
+            case .file(let name):
+                let name = ExactName(name)
+                if byName[name] == nil && !unlinked.contains(name) { byName[name] = (.regular, object.attributes) }
+            case .directory(let name): byName[ExactName(name)] = (.directory, nil)
             case .hidden: break
             case .unusable(let key, let reason): logger.warning("listing \(listPrefix): key '\(key)' skipped: \(reason)")
             }
         }
         for prefix in listing.commonPrefixes {
             switch KeyNaming.classify(commonPrefix: prefix, under: listPrefix) {
-            case .directory(let name): byName[name] = (.directory, nil)
+            case .directory(let name): byName[ExactName(name)] = (.directory, nil)
             case .unusable(let key, let reason): logger.warning("listing \(listPrefix): prefix '\(key)' skipped: \(reason)")
             case .file, .hidden: break
             }
         }
         for name in byName.keys where pendingLocal[name] != nil { localNamesListed.insert(name) }
-        return byName.keys.sorted().map { ($0, byName[$0]!.0, byName[$0]!.1) }
+        return byName.sorted { $0.key < $1.key }.map { ($0.key.text, $0.value.0, $0.value.1) }
     }
 }

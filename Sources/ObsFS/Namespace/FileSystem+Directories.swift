@@ -75,7 +75,7 @@ extension ObsFileSystem {
             let others = below.objects.filter { ![prefix, prefix + DirectoryAttributes.objectName].contains($0.key.rawValue) && !hidden.contains($0.key.rawValue) }
             if !others.isEmpty || !below.commonPrefixes.isEmpty { throw FileSystemError(.notEmpty, "\(path) is not empty") }
             let writing = inodesBeingWritten()
-            if writing.contains(where: { table.path(of: $0)?.hasPrefix(path + "/") == true }) {
+            if writing.contains(where: { table.path(of: $0)?.isPath(beneath: path) == true }) {
                 throw FileSystemError(.notEmpty, "\(path) has files being written")
             }
             let unlinked = if let directory { await dropHiddenFiles { $0.parent == directory } } else { [UnlinkedName]() }
@@ -276,7 +276,7 @@ extension ObsFileSystem {
         let known = table.knownChildren(directory)
         var names = LocalNames()
         for (name, inode) in known where writing.contains(inode.number) { names.writing[name] = inode.kind }
-        names.unlinked = Set(unlinked.filter { known[$0] == nil })
+        names.unlinked = Set(unlinked.map(ExactName.init).filter { known[$0] == nil })
         return names
     }
 
@@ -299,7 +299,7 @@ extension ObsFileSystem {
         var listedUnknown = false
         var listedOnlyAsFiles: [String] = []
         for index in entries.indices where entries[index].inode == nil {
-            guard let inode = known[entries[index].name] else {
+            guard let inode = known[ExactName(entries[index].name)] else {
                 if entries[index].isOnlyAFile {
                     listedFiles.insert(directory, entries[index].name)
                     listedOnlyAsFiles.append(entries[index].name)

@@ -73,7 +73,7 @@ extension ObsFileSystem {
             switch (source, target) {
             case (.directory, .file?): throw FileSystemError(.notDirectory, "\(targetPath) is not a directory")
             case (.file, .directory?): throw FileSystemError(.isDirectory, "\(targetPath) is a directory")
-            case (.directory, _) where targetPath.hasPrefix(sourcePath + "/"):
+            case (.directory, _) where targetPath.isPath(beneath: sourcePath):
                 throw FileSystemError(.invalidArgument, "cannot move \(sourcePath) into itself")
             case (_, _) where store.fileSystemBucket != nil:
                 try await renameNatively(source, sourcePath, to: targetPath, replacing: target)
@@ -130,7 +130,7 @@ extension ObsFileSystem {
     private func followNativeRename(from sourcePath: String, to targetPath: String) {
         let streams = openFiles.withLock { files in files.files.values.compactMap { file in file.reads.map { (file.inode.number, $0) } } }
         for (number, stream) in streams {
-            guard let path = table.path(of: number), path == sourcePath || path.hasPrefix(sourcePath + "/") else { continue }
+            guard let path = table.path(of: number), path.isPath(atOrBeneath: sourcePath) else { continue }
             stream.moved(to: objectKey(targetPath + path.dropFirst(sourcePath.count)))
         }
     }
@@ -143,7 +143,7 @@ extension ObsFileSystem {
     private func endStoredEmptyUploads(at paths: [String]) async {
         let uploads = openFiles.withLock { $0.uploads }
         for (number, session) in uploads where session.isStoredEmpty {
-            guard let path = table.path(of: number), paths.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else { continue }
+            guard let path = table.path(of: number), paths.contains(where: { path.isPath(atOrBeneath: $0) }) else { continue }
             _ = await session.completeAsItStands()
         }
     }
@@ -167,7 +167,7 @@ extension ObsFileSystem {
     /// it under the name it had when opened. (Files open for changes: `retireChanges`.)
     private func isBusy(_ number: InodeNumber, path: String) -> Bool {
         let writing = inodesBeingWritten()
-        return writing.contains(number) || writing.contains { table.path(of: $0)?.hasPrefix(path + "/") == true }
+        return writing.contains(number) || writing.contains { table.path(of: $0)?.isPath(beneath: path) == true }
     }
 
     /// The copy of a renamed file is stored: its old object is deleted, or, while descriptors
@@ -292,14 +292,15 @@ extension ObsFileSystem {
     /// Otherwise ENOTEMPTY.
     private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws {
         // The markers are left out: the rename makes the target's when the source has none.
-        let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !$0.relative.isEmpty }.map { ($0.relative, $0.size) },
+        let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !$0.relative.isEmpty }.map { (ExactName($0.relative), $0.size) },
                                 uniquingKeysWith: { first, _ in first })
         guard !target.isEmpty else { return }
-        let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !$0.relative.isEmpty }.map { ($0.relative, $0.size) },
+        let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !$0.relative.isEmpty }.map { (ExactName($0.relative), $0.size) },
                                 uniquingKeysWith: { first, _ in first })
         // Stopped during the copies: the target holds part of the source. During the deletes:
-        // the source holds part of the target, each of the same size.
-        let copying = target.keys.allSatisfy { source[$0] != nil }
+        // the source holds part of the target. Either way each name has the same size on both
+        // sides (a directory of other files with the same names is not an earlier rename).
+        let copying = target.allSatisfy { source[$0.key] == $0.value }
         let deleting = source.allSatisfy { target[$0.key] == $0.value }
         guard copying || deleting else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
         logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath) (stopped during its \(copying ? "copies" : "deletes")); completing it")
@@ -327,7 +328,7 @@ extension ObsFileSystem {
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = try await allKeys(below: sourcePrefix)
         // Files unlinked below while open have no name: not copied, deleted with the sources.
-        let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasPrefix(sourcePrefix) }.map(\.key))
+        let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasUTF8Prefix(sourcePrefix) }.map(\.key))
         let copies = keys.filter { !unnamed.contains($0.key) }
         if !keys.contains(where: { $0.relative.isEmpty }) {
             // No marker (an implied directory, or s3fs's older forms): the target gets one, so an
@@ -369,7 +370,7 @@ extension ObsFileSystem {
                 addNext()
             }
         }
-        if let legacyMarker, !legacyMarker.rawValue.hasPrefix(sourcePrefix) { keys.append((legacyMarker, "", 0)) }
+        if let legacyMarker, !legacyMarker.rawValue.hasUTF8Prefix(sourcePrefix) { keys.append((legacyMarker, "", 0)) }
         do {
             for entry in keys { try await store.deleteObject(entry.key) }
         } catch {

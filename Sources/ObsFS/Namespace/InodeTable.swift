@@ -91,7 +91,7 @@ final class InodeTable: Sendable {
         /// False once unlinked, replaced or detached: the kernel may still call with it.
         var linked: Bool
         /// A directory's children known to this mount (looked up, listed or created here).
-        var children: [String: InodeNumber] = [:]
+        var children: [ExactName: InodeNumber] = [:]
         /// Until when `children` are all a directory has: set when this mount made it (mkdir),
         /// lost as soon as a child still linked leaves the table (the kernel forgot it).
         var childrenCompleteUntil: ContinuousClock.Instant?
@@ -158,13 +158,13 @@ final class InodeTable: Sendable {
     /// The child inode now linked at `name` in `parent`.
     func child(_ parent: InodeNumber, _ name: String) -> Inode? {
         tree.withLock { tree in
-            guard let number = tree.nodes[parent]?.children[name], let node = tree.nodes[number], node.linked else { return nil }
+            guard let number = tree.nodes[parent]?.children[ExactName(name)], let node = tree.nodes[number], node.linked else { return nil }
             return node.inode
         }
     }
 
     /// The children this mount knows of `directory`, by name.
-    func knownChildren(_ directory: InodeNumber) -> [String: Inode] {
+    func knownChildren(_ directory: InodeNumber) -> [ExactName: Inode] {
         tree.withLock { tree in
             guard let node = tree.nodes[directory] else { return [:] }
             return node.children.compactMapValues { number in tree.nodes[number].flatMap { $0.linked ? $0.inode : nil } }
@@ -188,7 +188,7 @@ final class InodeTable: Sendable {
     func knowsMissing(_ directory: InodeNumber, _ name: String) -> Bool {
         tree.withLock { tree in
             guard let node = tree.nodes[directory], let until = node.childrenCompleteUntil, until > .now else { return false }
-            guard let child = node.children[name] else { return true }
+            guard let child = node.children[ExactName(name)] else { return true }
             return tree.nodes[child]?.linked != true
         }
     }
@@ -201,7 +201,7 @@ final class InodeTable: Sendable {
         tree.withLock { tree -> (Inode, Bool)? in
             // Reads the parent in place: a copy of its node kept alive here would make the write
             // to its children below copy the whole dictionary (quadratic over a listing).
-            let parentState = tree.nodes[parent].map { (usable: $0.linked && $0.inode.kind == .directory, child: $0.children[name]) }
+            let parentState = tree.nodes[parent].map { (usable: $0.linked && $0.inode.kind == .directory, child: $0.children[ExactName(name)]) }
             guard let parentState, parentState.usable else { return nil }
             if let existing = parentState.child, var node = tree.nodes[existing], node.linked {
                 if node.inode.kind == kind && isCurrent(node.inode) {
@@ -215,7 +215,7 @@ final class InodeTable: Sendable {
             tree.nextNumber += 1
             let inode = Inode(number: number, kind: kind, facts: facts)
             tree.nodes[number] = Node(inode: inode, parent: parent, name: name, lookups: 1, linked: true)
-            tree.nodes[parent]?.children[name] = number
+            tree.nodes[parent]?.children[ExactName(name)] = number
             return (inode, true)
         }
     }
@@ -234,7 +234,7 @@ final class InodeTable: Sendable {
     @discardableResult
     func unlink(_ parent: InodeNumber, _ name: String) -> Inode? {
         tree.withLock { tree in
-            guard let number = tree.nodes[parent]?.children[name] else { return nil }
+            guard let number = tree.nodes[parent]?.children[ExactName(name)] else { return nil }
             let inode = tree.nodes[number]?.inode
             Self.detach(number, in: &tree)
             return inode
@@ -245,14 +245,14 @@ final class InodeTable: Sendable {
     /// (it was replaced). False when the source is not linked.
     func move(_ parent: InodeNumber, _ name: String, to newParent: InodeNumber, _ newName: String) -> Bool {
         tree.withLock { tree in
-            let moved = tree.nodes[parent]?.children[name]
+            let moved = tree.nodes[parent]?.children[ExactName(name)]
             // The replaced file loses its name even when the moved one was never looked up.
-            if let replaced = tree.nodes[newParent]?.children[newName], replaced != moved { Self.detach(replaced, in: &tree) }
+            if let replaced = tree.nodes[newParent]?.children[ExactName(newName)], replaced != moved { Self.detach(replaced, in: &tree) }
             guard let number = moved, tree.nodes[number]?.linked == true, tree.nodes[newParent]?.linked == true else { return false }
-            tree.nodes[parent]?.children[name] = nil
+            tree.nodes[parent]?.children[ExactName(name)] = nil
             tree.nodes[number]?.parent = newParent
             tree.nodes[number]?.name = newName
-            tree.nodes[newParent]?.children[newName] = number
+            tree.nodes[newParent]?.children[ExactName(newName)] = number
             return true
         }
     }
@@ -271,7 +271,7 @@ final class InodeTable: Sendable {
 
     private static func detach(_ number: InodeNumber, in tree: inout Tree) {
         guard var node = tree.nodes[number], number != .root else { return }
-        if tree.nodes[node.parent]?.children[node.name] == number { tree.nodes[node.parent]?.children[node.name] = nil }
+        if tree.nodes[node.parent]?.children[ExactName(node.name)] == number { tree.nodes[node.parent]?.children[ExactName(node.name)] = nil }
         node.linked = false
         tree.nodes[number] = node
         // A detached directory's children can no longer be reached by path either.
@@ -283,9 +283,9 @@ final class InodeTable: Sendable {
     /// An inode leaves the table when the kernel holds no reference to it.
     private static func dropIfUnused(_ number: InodeNumber, in tree: inout Tree) {
         guard number != .root, let node = tree.nodes[number], node.lookups == 0 else { return }
-        if tree.nodes[node.parent]?.children[node.name] == number {
+        if tree.nodes[node.parent]?.children[ExactName(node.name)] == number {
             // A name that still exists leaves the children: they are no longer all there is.
-            tree.nodes[node.parent]?.children[node.name] = nil
+            tree.nodes[node.parent]?.children[ExactName(node.name)] = nil
             tree.nodes[node.parent]?.childrenCompleteUntil = nil
         }
         tree.nodes[number] = nil

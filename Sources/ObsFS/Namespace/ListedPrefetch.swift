@@ -19,13 +19,17 @@ final class ListedPrefetch: Sendable {
 
     private struct Key: Hashable {
         let directory: InodeNumber
-        let name: String
+        let name: ExactName
+        init(directory: InodeNumber, name: String) {
+            self.directory = directory
+            self.name = ExactName(name)
+        }
     }
 
     /// The names of one directory's listing that it showed as files, in listing order.
     private struct Listing {
         var names: [String] = []
-        var positions: [String: Int] = [:]
+        var positions: [ExactName: Int] = [:]
     }
 
     private struct State {
@@ -55,8 +59,8 @@ final class ListedPrefetch: Sendable {
                 state.listings = [:]
             }
             var listing = state.listings[directory] ?? Listing()
-            for name in names where listing.positions[name] == nil && listing.names.count < ListedPrefetch.namesPerDirectory {
-                listing.positions[name] = listing.names.count
+            for name in names where listing.positions[ExactName(name)] == nil && listing.names.count < ListedPrefetch.namesPerDirectory {
+                listing.positions[ExactName(name)] = listing.names.count
                 listing.names.append(name)
             }
             state.listings[directory] = listing
@@ -85,7 +89,7 @@ final class ListedPrefetch: Sendable {
     func fetchAhead(after name: String, in directory: InodeNumber, head: @escaping @Sendable (String) async throws -> ObjectAttributes?) {
         let now = ContinuousClock.now
         let work = state.withLock { state -> [(String, Fetch)] in
-            guard let listing = state.listings[directory], let position = listing.positions[name] else { return [] }
+            guard let listing = state.listings[directory], let position = listing.positions[ExactName(name)] else { return [] }
             state.fetches = state.fetches.filter { $0.value.started + lifetime > now }
             var work: [(String, Fetch)] = []
             for next in listing.names[(position + 1)...].prefix(ListedPrefetch.window) {

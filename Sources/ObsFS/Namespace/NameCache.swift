@@ -10,7 +10,7 @@ import Synchronization
 final class NameCache: Sendable {
     private struct Key: Hashable {
         let parent: InodeNumber
-        let name: String
+        let name: ExactName
     }
 
     /// At most this many names; expired ones are dropped first, then the oldest.
@@ -35,9 +35,9 @@ final class NameCache: Sendable {
     func contains(_ parent: InodeNumber, _ name: String) -> Bool {
         let now = ContinuousClock.now
         return entries.withLock { entries in
-            guard let expiry = entries.expiries[Key(parent: parent, name: name)] else { return false }
+            guard let expiry = entries.expiries[Key(parent: parent, name: ExactName(name))] else { return false }
             if expiry > now { return true }
-            entries.expiries[Key(parent: parent, name: name)] = nil
+            entries.expiries[Key(parent: parent, name: ExactName(name))] = nil
             return false
         }
     }
@@ -54,14 +54,14 @@ final class NameCache: Sendable {
                     entries.expiries[oldest] = nil
                 }
             }
-            entries.expiries[Key(parent: parent, name: name)] = now + timeout
+            entries.expiries[Key(parent: parent, name: ExactName(name))] = now + timeout
         }
     }
 
     /// This mount made `name`: forget what was remembered of it.
     func remove(_ parent: InodeNumber, _ name: String) {
         entries.withLock { entries in
-            entries.expiries[Key(parent: parent, name: name)] = nil
+            entries.expiries[Key(parent: parent, name: ExactName(name))] = nil
             entries.generation &+= 1
         }
     }
