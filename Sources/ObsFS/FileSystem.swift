@@ -478,8 +478,10 @@ public final class ObsFileSystem: Sendable {
     func attributes(of inode: Inode) -> FileAttributes {
         let (facts, changedHere, namesChangedHere) = inode.state.withLock { ($0.facts, $0.changedHere, $0.namesChangedHere) }
         var size = facts.size
+        var changeTimes: ModifySession.ChangeTimes?
         if inode.kind == .regular, let modify = changes(of: inode.number) {
             size = modify.size
+            changeTimes = modify.times
         } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
             size = max(session.size, openFiles.withLock { $0.pendingSizes[inode.number] } ?? 0)
         }
@@ -494,6 +496,11 @@ public final class ObsFileSystem: Sendable {
         var changed = facts.posix.changed ?? modified
         if let namesChangedHere { modified = max(modified, namesChangedHere) }
         if let changedHere { changed = max(changed, changedHere) }
+        if let changeTimes {
+            // Open for changes: the times of the last change, as the composed object will store.
+            modified = changeTimes.modified
+            changed = max(changed, changeTimes.changed)
+        }
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
                               mode: inode.kind.typeBits | permissions,
                               linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,

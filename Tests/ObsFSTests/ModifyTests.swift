@@ -189,6 +189,40 @@ struct ModifyTests {
         #expect(try await fs.getattr(file.inode).modified == shown)  // asked of the store again
     }
 
+    /// While open for changes the file shows the time of its last write, as a local disk does,
+    /// and its object stores that time: `stat` before the close showed the old mtime, which the
+    /// kernel kept for `attr_timeout` after the close (make, rsync saw no change). A `utimens`
+    /// while open sets the mtime that is stored.
+    @Test func aFileOpenForChangesShowsAndStoresTheTimeOfItsLastWrite() async throws {
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let old = FileTime(seconds: 5)
+        var options = ObjectOptions()
+        options.metadata = ["mtime": old.description]
+        _ = try await local.store.putObject(ObjectKey("t"), bytes: pattern(1000), options: options)
+        func stored() async throws -> String? { try await local.store.headObject(ObjectKey("t"))?.metadata["mtime"] }
+        let fs = makeFileSystem(local.store)
+        let file = try await fs.lookup(parent: .root, name: "t")
+        #expect(file.modified == old)
+        let before = FileTime.now()
+        let handle = try await fs.open(file.inode, flags: O_RDWR).handle
+        _ = try await write(fs, handle, at: 10, [1, 2, 3]).get()
+        let shown = try await fs.getattr(file.inode)
+        #expect(shown.modified >= before && shown.changed >= before)
+        await fs.release(handle)
+        #expect(try await stored() == shown.modified.description)
+        #expect(try await fs.getattr(file.inode).modified == shown.modified)
+        // touch -m -d while open, after the writes: that time is stored.
+        let set = FileTime(seconds: 7)
+        let again = try await fs.open(file.inode, flags: O_RDWR).handle
+        _ = try await write(fs, again, at: 0, [9]).get()
+        _ = try await fs.setattr(file.inode, AttributeChanges(modified: set))
+        #expect(try await fs.getattr(file.inode).modified == set)
+        await fs.release(again)
+        #expect(try await stored() == set.description)
+        #expect(try await fs.getattr(file.inode).modified == set)
+    }
+
     @Test func aTruncateBeyondTheLargestObjectIsRefusedWithEFBIGBeforeAnyPlan() async throws {
         // 2^62 planned millions of parts in memory until the daemon was killed; 2^50 answered EIO.
         let store = InMemoryStore()

@@ -106,14 +106,15 @@ extension ObsFileSystem {
         let progress = operations.begin("composing \(modify.key)", total: modify.size, unit: "bytes")
         defer { operations.finished(progress) }
         do {
-            try await modify.commit { etag, size, now in
+            let started = FileTime.now()
+            try await modify.commit { etag, size, times in
                 inode.state.withLock { state in
                     state.facts.etag = etag
                     state.storedHere = etag
                     state.facts.size = size
-                    state.facts.lastModified = now
-                    state.facts.posix.modified = now
-                    state.facts.posix.changed = now
+                    state.facts.lastModified = started
+                    state.facts.posix.modified = times.modified
+                    state.facts.posix.changed = times.changed
                     state.facts.expiry = freshExpiry()
                 }
             }

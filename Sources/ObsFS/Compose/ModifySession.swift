@@ -220,6 +220,22 @@ final class ModifySession: Sendable {
         var retired = false
         /// The changes went with the unlinked file (`drop`): commits store nothing.
         var dropped = false
+        /// The file's times as changed so far, which `stat` shows and the composed object
+        /// stores: nil until the first change.
+        var times: ChangeTimes?
+    }
+
+    /// The modification and change times of a changed file (s3fs's `mtime`, `ctime`): a write
+    /// or a truncate sets both to now, as a local filesystem does; a `utimens` between them sets
+    /// the mtime it gives.
+    struct ChangeTimes: Sendable, Equatable {
+        var modified: FileTime
+        var changed: FileTime
+
+        static func now() -> ChangeTimes {
+            let now = FileTime.now()
+            return ChangeTimes(modified: now, changed: now)
+        }
     }
 
     /// What a write to the session came to.
@@ -268,6 +284,7 @@ final class ModifySession: Sendable {
             guard state.changes.byteCount + bytes.count <= changeBudget || state.changes.isEmpty else { return .overBudget }
             state.changes.write(bytes, at: offset)
             state.size = max(state.size, offset + Int64(bytes.count))
+            state.times = .now()
             return .taken
         }
     }
@@ -283,6 +300,19 @@ final class ModifySession: Sendable {
             state.cutWhileComposing = min(state.cutWhileComposing ?? size, size)
             state.size = size
             state.resized = true
+            state.times = .now()
+        }
+    }
+
+    /// The times `stat` shows while the file is open for changes (nil: none made yet).
+    var times: ChangeTimes? { state.withLock { $0.times } }
+
+    /// A metadata change made while the file is open (chmod, chown, utimens): its ctime is now,
+    /// its mtime the one given, if any; the object composed next stores them.
+    func noteMetadataChange(modified: FileTime?) {
+        state.withLock { state in
+            let now = FileTime.now()
+            state.times = ChangeTimes(modified: modified ?? state.times?.modified ?? now, changed: now)
         }
     }
 
@@ -356,18 +386,19 @@ final class ModifySession: Sendable {
     /// size before the next composition may start, so a commit that waited for this one and
     /// found nothing left to store returns after they were recorded (a descriptor opened once
     /// its close() returned starts from the new object).
-    func commit(recordStored: (ETag?, Int64, FileTime) -> Void) async throws {
+    func commit(recordStored: (ETag?, Int64, ChangeTimes) -> Void) async throws {
         await composing.acquire(1)
         defer { composing.release(1) }
-        let (baseETag, baseSize, baseVisible, size, changes, resized, options, failure, dropped) = state.withLock {
+        let (baseETag, baseSize, baseVisible, size, changes, resized, options, failure, dropped, times) = state.withLock {
             $0.cutWhileComposing = nil  // the snapshot holds every truncate so far
-            return ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.options, $0.failure, $0.dropped)
+            return ($0.baseETag, $0.baseSize, $0.baseVisible, $0.size, $0.changes, $0.resized, $0.options, $0.failure, $0.dropped, $0.times)
         }
         if let failure { throw failure }
         guard (!changes.isEmpty || resized) && !dropped else { return }
         let etag: ETag?
-        // The modification time stored with the new object (s3fs's `mtime`), and recorded.
-        let modified = FileTime.now()
+        // The times stored with the new object (s3fs's `mtime`, `ctime`), and recorded: those of
+        // the last change it holds, which `stat` showed meanwhile.
+        let modified = times ?? .now()
         do {
             if let bucket = store.fileSystemBucket {
                 etag = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
@@ -428,11 +459,11 @@ final class ModifySession: Sendable {
     }
 
     /// `options` with the POSIX modification and change times (s3fs's `mtime`, `ctime`) set to
-    /// `time`: the new object is what was written then.
-    private func touched(_ options: ObjectOptions, at time: FileTime) -> ObjectOptions {
+    /// `times`: those of the last change the new object holds.
+    private func touched(_ options: ObjectOptions, at times: ChangeTimes) -> ObjectOptions {
         var touched = options
-        touched.metadata["mtime"] = time.description
-        touched.metadata["ctime"] = time.description
+        touched.metadata["mtime"] = times.modified.description
+        touched.metadata["ctime"] = times.changed.description
         return touched
     }
 

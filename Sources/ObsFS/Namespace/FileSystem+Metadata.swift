@@ -71,6 +71,7 @@ extension ObsFileSystem {
             let ownerChanged = changes.uid != nil || changes.gid != nil
             let keptByChown = ownerChanged && changes.permissions == nil ? caller.flatMap { permissionsAfterDroppingSetID(inode, .owner, by: $0) } : nil
             try await changePosix(inode, path) { changes.apply(to: &$0, otherPermissions: keptByChown) }
+            self.changes(of: number)?.noteMetadataChange(modified: changes.modified)
         }
         return attributes(of: inode)
     }
