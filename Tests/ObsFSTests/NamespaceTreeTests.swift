@@ -126,6 +126,13 @@ struct NamespaceTreeTests {
         try await fs.rmdir(parent: .root, name: "d")
         #expect(store.object("d/") == nil)
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
+        // A process still in it (its working directory) opens it and lists nothing, as on Linux
+        // (`ls` there answered ENOENT).
+        let listing = try fs.openDirectory(dir.inode)
+        #expect(try await fs.readDirectory(listing, directory: dir.inode, from: 0).isEmpty)
+        fs.releaseDirectory(listing)
+        fs.forget(dir.inode, count: 1)
+        #expect(await errno { _ = try fs.openDirectory(dir.inode) } == .noEntry)
     }
 
     @Test func namesChangedHereAdvanceTheDirectorysTimesUntilTimesAreSetExplicitly() async throws {

@@ -54,6 +54,9 @@ actor DirectoryReader {
     private let dotEntries: [DirectoryEntry]
     /// What this mount knows of the directory that the store may not list yet.
     private let localNames: @Sendable () -> LocalNames
+    /// The directory was removed while a process still has it (its working directory): it lists
+    /// nothing, not even "." and "..", as on Linux.
+    private let removed: Bool
     private var phase: Phase = .store(marker: nil)
     private var page: [DirectoryEntry] = []
     /// Cookie of the entry before `page`'s first.
@@ -66,8 +69,9 @@ actor DirectoryReader {
     private var unlinked: Set<ExactName> = []
 
     init(store: any ObjectStore, listings: ListingCache, listPrefix: String, pageSize: Int, selfInode: InodeNumber, parentInode: InodeNumber,
-         logger: Logger, localNames: @escaping @Sendable () -> LocalNames) {
+         logger: Logger, removed: Bool = false, localNames: @escaping @Sendable () -> LocalNames) {
         self.store = store
+        self.removed = removed
         self.listings = listings
         self.listPrefix = listPrefix
         self.pageSize = pageSize
@@ -81,6 +85,7 @@ actor DirectoryReader {
 
     /// Entries after cookie `offset`: the rest of the current page (or the next one); empty at the end.
     func entries(from offset: Int64) async throws -> [DirectoryEntry] {
+        if removed { return [] }
         if offset < 2 { return Array(dotEntries[Int(max(offset, 0))...]) }
         if offset < pageBase || !started { restart() }
         while offset >= pageBase + Int64(page.count) {

@@ -252,13 +252,21 @@ extension ObsFileSystem {
 
     // MARK: Listing
 
+    /// Opens a directory for reading. One removed while a process still has it (`rmdir` of a
+    /// shell's working directory, then `ls`) opens and lists nothing, as on Linux.
     public func openDirectory(_ number: InodeNumber) throws -> DirectoryHandleID {
-        let (inode, path) = try resolve(number)
-        guard inode.kind == .directory else { throw FileSystemError(.notDirectory, "\(path) is not a directory") }
-        let parent = table.location(of: number)?.parent ?? .root
-        let reader = DirectoryReader(store: store, listings: listings, listPrefix: listPrefix(ofDirectory: path), pageSize: configuration.listPageSize,
+        let reader: DirectoryReader
+        if table.linkedInode(number) == nil, let removed = table.inode(number), removed.kind == .directory {
+            reader = DirectoryReader(store: store, listings: listings, listPrefix: "", pageSize: configuration.listPageSize, selfInode: number,
+                                     parentInode: number, logger: logger, removed: true, localNames: { LocalNames() })
+        } else {
+            let (inode, path) = try resolve(number)
+            guard inode.kind == .directory else { throw FileSystemError(.notDirectory, "\(path) is not a directory") }
+            let parent = table.location(of: number)?.parent ?? .root
+            reader = DirectoryReader(store: store, listings: listings, listPrefix: listPrefix(ofDirectory: path), pageSize: configuration.listPageSize,
                                      selfInode: number, parentInode: parent, logger: logger,
                                      localNames: { [weak self] in self?.localNames(in: number) ?? LocalNames() })
+        }
         return openFiles.withLock { files in
             let handle = DirectoryHandleID(files.nextHandle)
             files.nextHandle += 1
