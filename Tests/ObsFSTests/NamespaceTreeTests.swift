@@ -64,6 +64,28 @@ struct NamespaceTreeTests {
         #expect(try await fs.lookup(parent: .root, name: "ghost").kind == .directory)
     }
 
+    /// An exclusive create trusts a miss remembered for a second at most: another client's
+    /// object made since was overwritten by an O_EXCL create, a symlink or a FIFO, and hidden by
+    /// a mkdir, within negative_timeout.
+    @Test func exclusiveCreatesAskTheStoreAgainAfterAnOldMiss() async throws {
+        let fs = mount()
+        for name in ["excl", "dir", "link", "fifo", "fresh"] {
+            #expect(await errno { _ = try await fs.lookup(parent: .root, name: name) } == .noEntry)
+        }
+        for name in ["excl", "dir", "link", "fifo"] { store.seed(name, Array(name.utf8)) }  // another client
+        try await Task.sleep(for: ObsFileSystem.exclusiveCreateTrust + .milliseconds(100))
+        #expect(await errno { _ = try await fs.create(parent: .root, name: "excl", mode: 0o644, flags: O_WRONLY | O_CREAT | O_EXCL, caller: testCaller) } == .exists)
+        #expect(await errno { _ = try await fs.mkdir(parent: .root, name: "dir", mode: 0o755, caller: testCaller) } == .exists)
+        #expect(await errno { _ = try await fs.symlink(parent: .root, name: "link", target: "t", caller: testCaller) } == .exists)
+        #expect(await errno { _ = try await fs.mknod(parent: .root, name: "fifo", mode: UInt32(S_IFIFO) | 0o644, caller: testCaller) } == .exists)
+        for name in ["excl", "dir", "link", "fifo"] { #expect(store.object(name) == Array(name.utf8)) }
+        #expect(store.object("dir/") == nil)
+        // A name still missing is created after the one request that says so.
+        let (_, handle) = try await fs.create(parent: .root, name: "fresh", mode: 0o644, flags: O_WRONLY | O_CREAT | O_EXCL, caller: testCaller)
+        await fs.release(handle)
+        #expect(store.object("fresh") == [])
+    }
+
     @Test func aDirectoryMadeHereAnswersMissingNamesWithoutRequestsUntilAChildIsForgotten() async throws {
         // negative_timeout= long enough for a loaded machine: the knowledge lasts that long.
         let fs = makeFileSystem(store, negativeTimeout: .seconds(120))

@@ -16,7 +16,7 @@ extension ObsFileSystem {
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        try await checkStillMissing(parent, name, path)
         let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .directory)
         var options = ObjectOptions()
         options.contentType = KeyNaming.directoryContentType

@@ -15,7 +15,7 @@ extension ObsFileSystem {
         try checkWritable()
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        try await checkStillMissing(parent, name, path)
         var posix = newPosixMetadata(mode: 0o777, caller: caller, in: parent, kind: .symlink)
         posix.permissions = 0o777
         return try await putNewObject(parent: parent, name: name, path: path, kind: .symlink, bytes: Array(target.utf8), posix: posix) { state in
@@ -50,7 +50,7 @@ extension ObsFileSystem {
         let kind = mode & UInt32(S_IFMT) == 0 ? .regular : FileKind(mode: mode)
         guard let kind, kind != .directory, kind != .symlink else { throw FileSystemError(.invalidArgument, "\(path): mknod of mode \(String(mode, radix: 8))") }
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
-        if !isKnownMissing(parent, name), try await existingEntry(path) != nil { throw FileSystemError(.exists, "\(path) exists") }
+        try await checkStillMissing(parent, name, path)
         var posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: kind)
         if kind == .characterDevice || kind == .blockDevice { posix.device = device }
         return try await putNewObject(parent: parent, name: name, path: path, kind: kind, bytes: [], posix: posix)

@@ -72,6 +72,32 @@ extension ObsFileSystem {
         negativeCache.contains(parent, name) || table.knowsMissing(parent, name) || isUnlinkedWhileOpen(parent, name)
     }
 
+    /// How long an exclusive create (`O_EXCL`, mkdir, symlink, mknod) trusts a miss the negative
+    /// cache remembers: the kernel's lookup just before the create made it; an older one is
+    /// asked of the store again, since another client may have made the name meanwhile.
+    static let exclusiveCreateTrust = Duration.seconds(1)
+
+    /// Whether an exclusive create of `name` needs no request to know it is missing: found missing
+    /// less than `exclusiveCreateTrust` ago, or not among the children of a directory this mount
+    /// made (callers have checked the table's child first).
+    func isSurelyMissing(_ parent: InodeNumber, _ name: String) -> Bool {
+        if let found = negativeCache.rememberedAt(parent, name), found.duration(to: .now) < Self.exclusiveCreateTrust { return true }
+        return table.knowsMissing(parent, name) || isUnlinkedWhileOpen(parent, name)
+    }
+
+    /// EEXIST when `name` exists in the store although this mount took it for missing (another
+    /// client made it within `negative_timeout=`); an exclusive create calls it first.
+    func checkStillMissing(_ parent: InodeNumber, _ name: String, _ path: String) async throws {
+        guard !isSurelyMissing(parent, name) else { return }
+        let generation = negativeCache.generation
+        guard try await existingEntry(path) != nil else {
+            negativeCache.insert(parent, name, seenAt: generation)
+            return
+        }
+        negativeCache.remove(parent, name)
+        throw FileSystemError(.exists, "\(path) exists")
+    }
+
     /// Enters what the store holds under `name` into the table (one kernel lookup).
     func remember(_ remote: RemoteEntry, parent: InodeNumber, name: String) throws -> FileAttributes {
         let (kind, facts, hasMarker) = facts(of: remote)

@@ -32,13 +32,16 @@ final class NameCache: Sendable {
 
     init(timeout: Duration) { self.timeout = timeout }
 
-    func contains(_ parent: InodeNumber, _ name: String) -> Bool {
+    func contains(_ parent: InodeNumber, _ name: String) -> Bool { rememberedAt(parent, name) != nil }
+
+    /// When `name` was remembered, while it is trusted.
+    func rememberedAt(_ parent: InodeNumber, _ name: String) -> ContinuousClock.Instant? {
         let now = ContinuousClock.now
         return entries.withLock { entries in
-            guard let expiry = entries.expiries[Key(parent: parent, name: ExactName(name))] else { return false }
-            if expiry > now { return true }
+            guard let expiry = entries.expiries[Key(parent: parent, name: ExactName(name))] else { return nil }
+            if expiry > now { return expiry - timeout }
             entries.expiries[Key(parent: parent, name: ExactName(name))] = nil
-            return false
+            return nil
         }
     }
 

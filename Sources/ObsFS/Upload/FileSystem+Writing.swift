@@ -44,6 +44,7 @@ extension ObsFileSystem {
             if flags & O_EXCL != 0 || existing.kind != .regular { throw FileSystemError(.exists, "\(path) exists") }
             return try await openCreated(existing, parent: parent, name: name, flags: flags, caller: caller)
         }
+        if flags & O_EXCL != 0 { try await checkStillMissing(parent, name, path) }
         let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .regular)
         let facts = InodeFacts(size: 0, etag: nil, lastModified: .now(), posix: posix, posixLoaded: true, expiry: freshExpiry())
         // A new inode: whatever was known under this name is replaced by what is being written.
