@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import time
+import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -206,6 +207,21 @@ def test_mv_file_keeps_body_and_metadata(any_mount, any_base):
     assert md5(server_body(server, prefix + "dir/b")) == md5(body)
     assert stored_mode(server, prefix + "dir/b") == stat.S_IFREG | 0o640
     assert stat.S_IMODE((base / "dir" / "b").stat().st_mode) == 0o640
+
+
+def test_names_in_nfc_and_nfd_are_two_files(any_mount, any_base):
+    # Linux and the store compare names byte for byte; Swift's String equality (canonical
+    # equivalence) made the second spelling open and overwrite the first.
+    mount, base = any_mount, any_base
+    server, prefix = mount.server, base.name + "/"
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    (base / composed).write_bytes(b"NFC")
+    assert errno_of(os.stat, base / decomposed) == errno.ENOENT
+    (base / decomposed).write_bytes(b"NFD!")
+    assert (base / composed).read_bytes() == b"NFC" and (base / decomposed).read_bytes() == b"NFD!"
+    assert sorted(os.listdir(base)) == sorted([composed, decomposed])
+    assert server_body(server, prefix + composed) == b"NFC"
+    assert server_body(server, prefix + decomposed) == b"NFD!"
 
 
 def test_mv_onto_existing_file_replaces_it(any_mount, any_base):

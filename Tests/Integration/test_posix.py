@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import head
 from namespace_checks import server_body, server_objects, stored_mode, unique
 # Shared writable mmap of an existing object, without writeback_cache (FUSE_DIRECT_IO_ALLOW_MMAP).
 from test_writeback import test_mmap_writes_reach_the_object  # noqa: F401
@@ -124,6 +125,30 @@ def test_a_file_unlinked_while_open_is_read_to_the_end_and_deleted_at_its_last_c
         assert server_body(mount.server, key) == body  # kept for the open descriptor
         assert start + reader.read() == body
     assert deleted_after_release(mount.server, key)
+
+
+def test_stat_while_changing_shows_the_new_mtime_which_stays_after_close(mount):
+    # stat during an in-place change showed the old mtime, which the kernel then kept for
+    # attr_timeout after close() (make and rsync saw no change).
+    path = mount.path / unique("mtime")
+    path.write_bytes(b"abc")
+    os.utime(path, ns=(5 * 10**9, 5 * 10**9))
+    started = time.time()
+    descriptor = os.open(path, os.O_RDWR)
+    os.pwrite(descriptor, b"X", 0)
+    during = os.fstat(descriptor).st_mtime
+    os.close(descriptor)
+    after = os.stat(path).st_mtime
+    assert during >= started - 1 and after == during
+    assert float(head(mount.server, path.name)["Metadata"]["mtime"]) == pytest.approx(during, abs=1e-3)
+
+
+def test_reading_a_directory_removed_while_a_process_is_in_it_lists_nothing(mount):
+    directory = mount.path / unique("removed")
+    directory.mkdir()
+    probe = "import os; os.rmdir(os.getcwd()); print(os.listdir('.'))"
+    result = subprocess.run(["python3", "-c", probe], cwd=directory, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "[]\n", result.stderr
 
 
 def test_fallocate_extends_with_zeros_and_refuses_holes(mount):
