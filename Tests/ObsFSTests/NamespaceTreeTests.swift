@@ -394,6 +394,12 @@ struct NamespaceTreeTests {
         store.seed("t/f0", [9, 9, 9])
         #expect(await errno { try await fs.rename(parent: .root, name: "s", newParent: .root, newName: "t", flags: 0) } == .notEmpty)
         #expect(store.object("t/f0") == [9, 9, 9])
+        // An empty directory onto one holding only an empty subdirectory: not empty.
+        store.seed("e/", contentType: "application/x-directory")
+        store.seed("g/", contentType: "application/x-directory")
+        store.seed("g/sub/", contentType: "application/x-directory")
+        #expect(await errno { try await fs.rename(parent: .root, name: "e", newParent: .root, newName: "g", flags: 0) } == .notEmpty)
+        #expect(store.object("e/") != nil && store.object("g/sub/") != nil)
         // A target with keys of its own is not empty.
         store.seed("x/one", [1])
         store.seed("y/other", [1])

@@ -301,7 +301,9 @@ extension ObsFileSystem {
         // the source holds part of the target. Either way each name has the same size on both
         // sides (a directory of other files with the same names is not an earlier rename).
         let copying = target.allSatisfy { source[$0.key] == $0.value }
-        let deleting = source.allSatisfy { target[$0.key] == $0.value }
+        // An empty source (a directory with nothing but its marker) is no leftover of the deletes:
+        // renaming it onto a directory holding anything, even empty subdirectories, is ENOTEMPTY.
+        let deleting = !source.isEmpty && source.allSatisfy { target[$0.key] == $0.value }
         guard copying || deleting else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
         logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath) (stopped during its \(copying ? "copies" : "deletes")); completing it")
     }
