@@ -1,5 +1,8 @@
 // The read engine over OBSClientStore against an in-process obs-local: ranged GETs into pool
 // buffers over libcurl, If-Match answered with 412, prefetch GETs counted in the request log.
+#if canImport(Glibc)
+import Glibc
+#endif
 import OBSProtocol
 import Testing
 @testable import ObsFS
@@ -53,5 +56,27 @@ struct ReadAgainstObsLocalTests {
         #expect(ErrnoMapping.errno(for: changed) == .io)
         #expect(try local.requests().contains { $0["operation"] as? String == "GetObject" && $0["status"] as? Int == 412 })
         stream.close()
+    }
+
+    /// Another client replaces the object with a shorter one while a descriptor reads it: the
+    /// descriptor's inode keeps the size it opened (stat of it refreshed the size, so the kernel
+    /// ended the read early, silently), reads past the new end fail with EIO, and the name gets
+    /// the new object's inode.
+    @Test func aDescriptorKeepsTheVersionItOpenedWhenAnotherClientReplacesIt() async throws {
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let key = ObjectKey("replaced.bin")
+        let source = pattern(24 * Int(MiB), seed: 21)
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: source)
+        let fs = makeFileSystem(local.store, attributeTimeout: .zero)
+        let file = try await fs.lookup(parent: .root, name: "replaced.bin")
+        let handle = try await fs.open(file.inode, flags: O_RDONLY).handle
+        #expect(try await fs.read(handle, at: 0, count: 4096).gathered() == Array(source[0..<4096]))
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: pattern(1000, seed: 22))
+        #expect(try await fs.getattr(file.inode).size == Int64(source.count))
+        #expect(await errno { _ = try await fs.read(handle, at: Int64(20 * MiB), count: 4096) } == .io)
+        let renewed = try await fs.lookup(parent: .root, name: "replaced.bin")
+        #expect(renewed.inode != file.inode && renewed.size == 1000)
+        await fs.release(handle)
     }
 }

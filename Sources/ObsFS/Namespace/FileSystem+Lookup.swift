@@ -245,6 +245,15 @@ extension ObsFileSystem {
         guard let remote else { throw FileSystemError(.noEntry, "\(objectKey(path)) is gone from the store") }
         let (kind, facts, hasMarker) = facts(of: remote)
         guard kind == inode.kind else { throw FileSystemError(.noEntry, "\(objectKey(path)) changed kind on the store") }
+        if let replaced = facts.etag, let opened = inode.facts.etag, replaced != opened, isOpen(inode), let (parent, name) = table.location(of: inode.number) {
+            // Another client replaced the object while descriptors read the version they opened:
+            // this inode stays that version, as a file replaced by a rename does on a local disk
+            // (its size stays, so a read past the new object's end fails with EIO instead of
+            // ending early); the name gets the new object's inode at its next lookup.
+            table.unlink(parent, name)
+            logger.notice("\(objectKey(path)): replaced by another client while open for reading; its descriptors keep the version they opened")
+            return
+        }
         inode.state.withLock { state in
             state.facts = facts
             state.hasMarker = hasMarker

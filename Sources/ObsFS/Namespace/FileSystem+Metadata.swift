@@ -82,7 +82,7 @@ extension ObsFileSystem {
     /// file, before the close); refusing them failed the close with EIO. `ftruncate` through a
     /// descriptor writing it changes its length as for a linked file.
     private func changeUnlinked(_ number: InodeNumber, _ changes: AttributeChanges) async throws -> FileAttributes {
-        guard let inode = table.inode(number), openFiles.withLock({ $0.files.values.contains { $0.inode === inode } }) else {
+        guard let inode = table.inode(number), isOpen(inode) else {
             throw FileSystemError(.noEntry, "\(number) is no longer linked")
         }
         if let size = changes.size { try await truncate(inode, nil, to: size) }
