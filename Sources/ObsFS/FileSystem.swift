@@ -398,8 +398,9 @@ public final class ObsFileSystem: Sendable {
     }
 
     /// The parent directory and the checked name of a looked-up child, or of a new one
-    /// (`creating`: NAME_MAX and the store's key length apply, see KeyNaming).
-    func resolveChild(_ parent: InodeNumber, _ name: String, creating: Bool = false) throws -> (parent: Inode, path: String) {
+    /// (`creating`: NAME_MAX and the store's key length apply, see KeyNaming; a directory's
+    /// marker key has one byte more, "d/").
+    func resolveChild(_ parent: InodeNumber, _ name: String, creating: Bool = false, makingDirectory: Bool = false) throws -> (parent: Inode, path: String) {
         if let problem = KeyNaming.problem(with: name) {
             throw FileSystemError(name.utf8.count > KeyNaming.maximumNameLength ? .nameTooLong : .invalidArgument, problem)
         }
@@ -418,8 +419,7 @@ public final class ObsFileSystem: Sendable {
             if name.utf8.count > KeyNaming.maximumNewNameLength {
                 throw FileSystemError(.nameTooLong, "name longer than \(KeyNaming.maximumNewNameLength) bytes")
             }
-            // A directory's marker key has one byte more ("d/").
-            if objectKey(path).rawValue.utf8.count + 1 > KeyNaming.maximumNameLength {
+            if objectKey(path).rawValue.utf8.count + (makingDirectory ? 1 : 0) > KeyNaming.maximumNameLength {
                 throw FileSystemError(.nameTooLong, "\(path): the object key would be longer than \(KeyNaming.maximumNameLength) bytes")
             }
         }

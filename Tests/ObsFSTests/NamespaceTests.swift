@@ -242,6 +242,19 @@ struct NamespaceTests {
         var parent = InodeNumber.root
         for _ in 0..<4 { parent = try await fs.mkdir(parent: parent, name: String(repeating: "d", count: 250), mode: 0o755, caller: testCaller).inode }
         #expect(await errno { _ = try await fs.create(parent: parent, name: String(repeating: "f", count: 30)) } == .nameTooLong)
+        // A file's key of exactly 1,024 bytes is allowed; a directory's marker needs one byte more.
+        let exact = String(repeating: "f", count: 1024 - 4 * 251)
+        let (_, exactHandle) = try await fs.create(parent: parent, name: exact)
+        await fs.release(exactHandle)
+        #expect(store.object(String(repeating: String(repeating: "d", count: 250) + "/", count: 4) + exact) == [])
+        #expect(await errno { _ = try await fs.mkdir(parent: parent, name: exact + "d", mode: 0o755, caller: testCaller) } == .nameTooLong)
+        // A directory renamed where a key below it would pass 1,024 bytes: refused before any copy.
+        let shallow = try await fs.mkdir(parent: .root, name: "shallow", mode: 0o755, caller: testCaller)
+        let (_, deepHandle) = try await fs.create(parent: shallow.inode, name: String(repeating: "g", count: 250))
+        await fs.release(deepHandle)
+        let keysBefore = store.contents.withLock { $0.objects.count }
+        #expect(await errno { try await fs.rename(parent: .root, name: "shallow", newParent: parent, newName: "x", flags: 0) } == .nameTooLong)
+        #expect(store.contents.withLock { $0.objects.count } == keysBefore)
         // A longer name stored by another tool is still found.
         store.seed(String(repeating: "s", count: 300), [1])
         #expect(try await fs.lookup(parent: .root, name: String(repeating: "s", count: 300)).size == 1)

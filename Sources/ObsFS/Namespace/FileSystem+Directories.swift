@@ -14,7 +14,7 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
-        let (_, path) = try resolveChild(parent, name, creating: true)
+        let (_, path) = try resolveChild(parent, name, creating: true, makingDirectory: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         try await checkStillMissing(parent, name, path)
         let posix = newPosixMetadata(mode: mode, caller: caller, in: parent, kind: .directory)

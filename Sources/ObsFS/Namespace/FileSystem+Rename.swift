@@ -49,7 +49,7 @@ extension ObsFileSystem {
         }
         let (_, sourcePath) = try resolveChild(parent, name)
         let (_, targetPath) = try resolveChild(newParent, newName, creating: true)
-        guard sourcePath != targetPath else { return }
+        guard !sourcePath.hasSameUTF8(as: targetPath) else { return }
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
         await endStoredEmptyUploads(at: [sourcePath, targetPath])
         try beginRenaming(files, sourcePath)
@@ -329,6 +329,12 @@ extension ObsFileSystem {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = try await allKeys(below: sourcePrefix)
+        // Every key must fit under its new name before anything is copied (the target's marker
+        // included, which the rename makes when the source has none).
+        let longest = max(targetPrefix.utf8.count, keys.map { targetPrefix.utf8.count + $0.relative.utf8.count }.max() ?? 0)
+        guard longest <= KeyNaming.maximumNameLength else {
+            throw FileSystemError(.nameTooLong, "renaming \(sourcePrefix) to \(targetPrefix): a key below would be \(longest) bytes, more than \(KeyNaming.maximumNameLength)")
+        }
         // Files unlinked below while open have no name: not copied, deleted with the sources.
         let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasUTF8Prefix(sourcePrefix) }.map(\.key))
         let copies = keys.filter { !unnamed.contains($0.key) }
