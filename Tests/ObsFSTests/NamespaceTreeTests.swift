@@ -445,6 +445,30 @@ struct NamespaceTreeTests {
         #expect(try await fs.getattr(.root).modified >= before)
     }
 
+    /// chmod and utimens show the times they store: the ctime shown was taken after the stored
+    /// one and went back when read from the store (tar: "file changed as we read it"), and a
+    /// directory's mtime moved by a create in it went back to its marker's at a chmod.
+    @Test func metadataChangesShowTheTimesTheyStore() async throws {
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let fs = makeFileSystem(local.store, attributeTimeout: .zero)
+        let (created, handle) = try await fs.create(parent: .root, name: "f")
+        await fs.release(handle)
+        for change in [AttributeChanges(permissions: 0o600), AttributeChanges(modified: FileTime(seconds: 1_000_000_000))] {
+            let shown = try await fs.setattr(created.inode, change)
+            let stored = try #require(try await local.store.headObject(ObjectKey("f"))?.metadata["ctime"])
+            #expect(shown.changed.description == stored)
+            #expect(try await fs.getattr(created.inode).changed == shown.changed)  // asked of the store again
+        }
+        let directory = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller)
+        _ = try await fs.setattr(directory.inode, AttributeChanges(modified: FileTime(seconds: 1_500_000_000)))
+        let beforeCreate = FileTime.now()
+        let (_, inside) = try await fs.create(parent: directory.inode, name: "g")
+        await fs.release(inside)
+        #expect(try await fs.getattr(directory.inode).modified >= beforeCreate)
+        #expect(try await fs.setattr(directory.inode, AttributeChanges(permissions: 0o700)).modified >= beforeCreate)
+    }
+
     @Test func aChownThatChangesNothingChangesTheCtime() async throws {
         // chown(f, -1, -1): the kernel sends the ctime alone; Linux (and pjdfstest) moves it.
         store.seed("f", [1], metadata: ["mode": "33188", "mtime": "1000000000", "ctime": "1000000000"])

@@ -174,14 +174,20 @@ extension ObsFileSystem {
         try checkWritable()
         let shown = attributes(of: inode)
         let kind = inode.kind
+        // One time for the object and for what `stat` shows: taken twice, the one shown came
+        // later than the one stored, and the ctime went back once read from the store (tar:
+        // "file changed as we read it").
+        let changed = FileTime.now()
         let update: @Sendable (inout PosixMetadata) -> Void = { posix in
             if posix.permissions == nil { posix.permissions = shown.mode & 0o7777 }
             if posix.uid == nil { posix.uid = shown.uid }
             if posix.gid == nil { posix.gid = shown.gid }
-            if posix.modified == nil { posix.modified = shown.modified }
+            // The times shown stay (a directory's mtime moved by names changed in it since its
+            // marker was written went back to the marker's).
+            posix.modified = shown.modified
             if posix.accessed == nil { posix.accessed = shown.accessed }
             edit(&posix)
-            posix.changed = .now()
+            posix.changed = changed
         }
         if kind == .directory {
             try await changeDirectoryMarker(path, update)
