@@ -79,4 +79,24 @@ struct ReadAgainstObsLocalTests {
         #expect(renewed.inode != file.inode && renewed.size == 1000)
         await fs.release(handle)
     }
+
+    /// Opened after another client replaced the object, within `attr_timeout`: the first read
+    /// fails (EIO: the version the mount knew is gone), and the next open reads the new object
+    /// (every open failed until the attributes expired).
+    @Test func theOpenAfterAFailedReadOfAReplacedObjectReadsTheNewOne() async throws {
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let key = ObjectKey("swapped.bin")
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: pattern(5000, seed: 23))
+        let fs = makeFileSystem(local.store, attributeTimeout: .seconds(60))
+        let file = try await fs.lookup(parent: .root, name: "swapped.bin")
+        let replacement = pattern(3000, seed: 24)
+        _ = try await local.client.putObject(bucket: local.bucket, key: key, bytes: replacement)
+        let first = try await fs.open(file.inode, flags: O_RDONLY).handle
+        #expect(await errno { _ = try await fs.read(first, at: 0, count: 4096) } == .io)
+        await fs.release(first)
+        let second = try await fs.open(file.inode, flags: O_RDONLY).handle
+        #expect(try await fs.read(second, at: 0, count: 4096).gathered() == replacement)
+        await fs.release(second)
+    }
 }

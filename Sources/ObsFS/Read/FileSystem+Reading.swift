@@ -161,7 +161,7 @@ extension ObsFileSystem {
             do {
                 return try await stream.read(at: offset, count: count)
             } catch {
-                guard moves < Self.versionMovesPerRead else { throw readFailure(error, stream, offset) }
+                guard moves < Self.versionMovesPerRead else { throw readFailure(error, stream, offset, of: file.inode) }
                 moves += 1
                 // Another read of the handle moved it on to a newer version, closing this stream.
                 if let current = openFiles.withLock({ $0.files[handle]?.reads }), current !== stream {
@@ -170,9 +170,9 @@ extension ObsFileSystem {
                 }
                 // Replaced meanwhile: by a composition of this mount (its new version is read
                 // once it is recorded), else by another client (EIO).
-                guard error is ObjectChangedError else { throw readFailure(error, stream, offset) }
+                guard error is ObjectChangedError else { throw readFailure(error, stream, offset, of: file.inode) }
                 await awaitCompositions(of: file.inode.number)
-                guard let next = try streamOfVersionStoredHere(handle, file, after: stream) else { throw readFailure(error, stream, offset) }
+                guard let next = try streamOfVersionStoredHere(handle, file, after: stream) else { throw readFailure(error, stream, offset, of: file.inode) }
                 stream = next
             }
         }
@@ -182,8 +182,13 @@ extension ObsFileSystem {
     static let versionMovesPerRead = 16
 
     /// The error a read of `stream` answers: EIO for a version another client replaced (logged).
-    private func readFailure(_ error: any Error, _ stream: ObjectReadStream, _ offset: Int64) -> FileSystemError {
+    /// The attributes of `inode` are asked for again at its next open: the store said its version
+    /// is gone (opens within `attr_timeout=` failed alike).
+    private func readFailure(_ error: any Error, _ stream: ObjectReadStream, _ offset: Int64, of inode: Inode) -> FileSystemError {
         guard let changed = error as? ObjectChangedError else { return storeFailure("reading \(stream.key) at \(offset)", error) }
+        inode.state.withLock { state in
+            if state.facts.etag == stream.etag { state.facts.expiry = .now }
+        }
         let failure = FileSystemError(.io, changed.description)
         logger.error("\(failure.reason)")
         return failure
