@@ -38,7 +38,12 @@ extension OBSClient {
                                     query: [QueryItem("uploads")] + keyEncodingQuery(encoding), headers: headers)
         let response = try await send(call)
         let result = try decode(InitiateMultipartUploadResult.self, response, call)
-        guard result.key == key else { throw malformed(call, response, "upload initiated for key \(result.key), not \(key)") }
+        guard result.key == key else {
+            // The server made an upload under another key (SeaweedFS turns a backslash into "/"): aborted,
+            // through the same key as its initiation, so that none is left behind.
+            try? await abortMultipartUpload(bucket: bucket, key: key, uploadID: result.uploadID)
+            throw malformed(call, response, "upload initiated for key \(result.key), not \(key) (the upload \(result.uploadID) was aborted)")
+        }
         return result.uploadID
     }
 

@@ -206,6 +206,24 @@ struct RequestBuildingTests {
         }
     }
 
+    /// A server that initiated the upload under another key (SeaweedFS turns a backslash into "/"):
+    /// the reply is refused and that upload aborted (it was left on the server for good).
+    @Test func anUploadInitiatedUnderAnotherKeyIsAbortedAndRefused() async throws {
+        let (client, transport) = client(.scripted(), [
+            Reply.status(200, "<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>a/b</Key><UploadId>U9</UploadId></InitiateMultipartUploadResult>"),
+            Reply.status(204, ""),
+        ])
+        do {
+            _ = try await client.initiateMultipartUpload(bucket: bucket, key: ObjectKey("a\\b"))
+            Issue.record("an upload of another key was taken")
+        } catch {
+            guard case .malformedResponse = error else { Issue.record("unexpected \(error)"); return }
+        }
+        #expect(transport.requests.count == 2)
+        #expect(transport.requests[1].method == "DELETE")
+        #expect(transport.requests[1].url.hasSuffix("uploadId=U9"))
+    }
+
     @Test func initiateSendsTheOptionsInTheDialectAndRejectsInvalidOnesWithoutARequest() async throws {
         var options = ObjectOptions()
         options.acl = .publicRead
