@@ -533,6 +533,13 @@ public final class ObsFileSystem: Sendable {
                 }
             }
         }
+        // Changes to existing objects still open are not stored, as uploads still open are not
+        // completed: one line each.
+        let changing = openFiles.withLock { files in files.files.values.compactMap(\.modify) }
+        var logged = Set<ObjectIdentifier>()
+        for modify in changing where modify.holdsChanges && logged.insert(ObjectIdentifier(modify)).inserted {
+            logger.notice("unmount: \(modify.key): changes not stored: unmounted while the file was open for changes (the object keeps its previous content)")
+        }
         // Files unlinked while open, still open: their descriptors end with the mount.
         for unlinked in openFiles.withLock({ files in defer { files.unlinkedWhileOpen = [:] }; return Array(files.unlinkedWhileOpen.values.joined()) }) {
             await deleteUnlinkedObject(unlinked)

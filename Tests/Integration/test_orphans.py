@@ -149,6 +149,24 @@ def test_sigterm_of_the_mount_mid_write_leaves_no_upload(dialect_server, mount_f
     assert not list(mount.state_dir.glob("journal/*/*.journal"))
 
 
+def test_sigterm_of_the_mount_with_a_file_open_for_changes_keeps_the_object_and_says_so(dialect_server, mount_factory):
+    server, part = dialect_server
+    prefix = "sigterm-" + uuid.uuid4().hex[:8]
+    key = f"{prefix}/changed.bin"
+    server.s3.put_object(Bucket=server.bucket, Key=key, Body=b"before\n")
+    mount = mount_factory(server, [f"part_size={part}"], prefix=prefix)
+    out = open(mount.path / "changed.bin", "ab")
+    out.write(b"after\n")
+    out.flush()
+    mount.process.send_signal(signal.SIGTERM)
+    mount.process.wait(60)
+    with pytest.raises(OSError):
+        out.close()
+    mount.unmount()
+    assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == b"before\n"
+    assert f"unmount: {key}: changes not stored" in mount.log_text()
+
+
 def fault_rules(server, method="GET", body=None, path=""):
     request = urllib.request.Request(server.admin() + path, method=method, headers={"Content-Type": "application/json"},
                                      data=json.dumps(body).encode() if body is not None else None)

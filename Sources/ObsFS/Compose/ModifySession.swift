@@ -340,6 +340,9 @@ final class ModifySession: Sendable {
     /// rename under way, not dropped with the unlinked file.
     var isShareable: Bool { state.withLock { $0.failure == nil && !$0.retired && !$0.dropped } }
 
+    /// Whether writes or a new length are held that no commit stored yet.
+    var holdsChanges: Bool { state.withLock { !$0.dropped && (!$0.changes.isEmpty || $0.resized) } }
+
     /// What a write or truncate through a retired session answers.
     var renameUnderWay: FileSystemError { FileSystemError(.busy, "\(key) is being renamed; change it again once the rename ended") }
 
