@@ -407,6 +407,46 @@ struct NamespaceTreeTests {
         #expect(await errno { try await fs.rename(parent: .root, name: "x", newParent: try await fs.lookup(parent: .root, name: "x").inode, newName: "in", flags: 0) } == .invalidArgument)
     }
 
+    /// s3fs's older markers of a directory with files in it (`d_$folder$`, an object `d` of
+    /// Content-Type application/x-directory) go with a rename: left behind, the old name showed
+    /// as an empty directory.
+    @Test func aRenameTakesS3fsOlderDirectoryMarkersAlong() async throws {
+        store.seed("old_$folder$", [])
+        store.seed("old/f", [1])
+        store.seed("legacy", [], contentType: "application/x-directory")
+        store.seed("legacy/f", [2])
+        let fs = mount()
+        for (source, target) in [("old", "new"), ("legacy", "moved")] {
+            try await fs.rename(parent: .root, name: source, newParent: .root, newName: target, flags: 0)
+            #expect(await errno { _ = try await fs.lookup(parent: .root, name: source) } == .noEntry, "\(source)")
+        }
+        #expect(store.contents.withLock { $0.objects.keys.map(\.rawValue).sorted() } == ["moved/", "moved/f", "new/", "new/f"])
+    }
+
+    /// An empty directory that has `user.obs.*` attributes (its hidden attributes object) is
+    /// replaced by a rename as any empty directory (it answered ENOTEMPTY); its attributes go.
+    @Test func aRenameReplacesAnEmptyDirectoryThatHasAttributes() async throws {
+        store.seed("e/", contentType: "application/x-directory")
+        store.seed("e/f", [1])
+        store.seed("t/", contentType: "application/x-directory")
+        store.seed("t/" + DirectoryAttributes.objectName, Array("storage_class=WARM\n".utf8))
+        let fs = mount()
+        try await fs.rename(parent: .root, name: "e", newParent: .root, newName: "t", flags: 0)
+        #expect(store.contents.withLock { $0.objects.keys.map(\.rawValue).sorted() } == ["t/", "t/f"])
+        // The same on a parallel file system bucket (one native rename).
+        let local = try LocalOBS(fileSystemBucket: true)
+        defer { local.stop() }
+        var marker = ObjectOptions()
+        marker.contentType = "application/x-directory"
+        for (key, bytes) in [("e/", []), ("e/f", [1]), ("t/", []), ("t/" + DirectoryAttributes.objectName, Array("storage_class=WARM\n".utf8))] {
+            _ = try await local.store.putObject(ObjectKey(key), bytes: bytes, options: key.hasSuffix("/") ? marker : ObjectOptions())
+        }
+        let native = makeFileSystem(local.store)
+        try await native.rename(parent: .root, name: "e", newParent: .root, newName: "t", flags: 0)
+        let listed = try await local.store.listObjects(prefix: "", delimiter: nil, marker: nil, maxKeys: 100).objects.map(\.key.rawValue)
+        #expect(listed.sorted() == ["t/", "t/f"])
+    }
+
     @Test func namesThatWouldNotReadBackAsMadeAreRefusedWithEINVAL() async throws {
         // `report_$folder$` showed as a directory `report`; a file of Content-Type
         // application/x-directory turned into a directory; `.obsmount-dir-attrs` answered ENOENT.

@@ -108,8 +108,9 @@ extension ObsFileSystem {
             to = ObjectKey(listPrefix(ofDirectory: targetPath))
             if target != nil {
                 let below = try await allKeys(below: to.rawValue)
-                guard below.allSatisfy({ $0.relative.isEmpty }) else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
+                guard below.allSatisfy({ Self.isDirectoryItself($0.relative) }) else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
                 do {
+                    for entry in below { try await store.deleteObject(entry.key) }
                     try await store.deleteObject(to)
                 } catch {
                     throw storeFailure("removing the empty directory \(to)", error)
@@ -122,7 +123,22 @@ extension ObsFileSystem {
             throw storeFailure("renaming \(from) to \(to) (parallel file system)", error)
         }
         logger.info("renamed \(from) to \(to) (parallel file system: one request)")
+        if case .directory = source { try await deleteOlderMarkers(of: sourcePath) }
         followNativeRename(from: sourcePath, to: targetPath)
+    }
+
+    /// s3fs's older markers of a directory that was moved (`d_$folder$`, or an object `d` of
+    /// Content-Type application/x-directory beside keys under `d/`): left behind, they showed the
+    /// old name as an empty directory.
+    private func deleteOlderMarkers(of sourcePath: String) async throws {
+        let key = objectKey(sourcePath)
+        do {
+            let folder = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
+            if KeyNaming.fits(folder) { try await store.deleteObject(folder) }
+            if try await store.headObject(key)?.contentType == KeyNaming.directoryContentType { try await store.deleteObject(key) }
+        } catch {
+            throw storeFailure("deleting the older markers of the renamed directory \(key)", error)
+        }
     }
 
     /// Descriptors reading the renamed file, or files below the renamed directory, go on
@@ -291,12 +307,13 @@ extension ObsFileSystem {
     /// every key of the source exists under the target with its size (during the deletes).
     /// Otherwise ENOTEMPTY.
     private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws {
-        // The markers are left out: the rename makes the target's when the source has none.
-        let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !$0.relative.isEmpty }.map { (ExactName($0.relative), $0.size) },
-                                uniquingKeysWith: { first, _ in first })
+        // The markers and the directories' attributes are left out: the rename makes the target's
+        // marker when the source has none, and the target takes the source's attributes.
+        let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !Self.isDirectoryItself($0.relative) }
+                                    .map { (ExactName($0.relative), $0.size) }, uniquingKeysWith: { first, _ in first })
         guard !target.isEmpty else { return }
-        let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !$0.relative.isEmpty }.map { (ExactName($0.relative), $0.size) },
-                                uniquingKeysWith: { first, _ in first })
+        let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !Self.isDirectoryItself($0.relative) }
+                                    .map { (ExactName($0.relative), $0.size) }, uniquingKeysWith: { first, _ in first })
         // Stopped during the copies: the target holds part of the source. During the deletes:
         // the source holds part of the target. Either way each name has the same size on both
         // sides (a directory of other files with the same names is not an earlier rename).
@@ -307,6 +324,10 @@ extension ObsFileSystem {
         guard copying || deleting else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
         logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath) (stopped during its \(copying ? "copies" : "deletes")); completing it")
     }
+
+    /// Whether a key below a directory, relative to it, is the directory's own: its marker or
+    /// its `user.obs.*` attributes (a directory holding only these is empty).
+    static func isDirectoryItself(_ relative: String) -> Bool { relative.isEmpty || relative.hasSameUTF8(as: DirectoryAttributes.objectName) }
 
     /// Every key under `prefix` (no delimiter), with its size.
     private func allKeys(below prefix: String) async throws -> [(key: ObjectKey, relative: String, size: Int64)] {
@@ -379,11 +400,21 @@ extension ObsFileSystem {
             }
         }
         if let legacyMarker, !legacyMarker.rawValue.hasUTF8Prefix(sourcePrefix) { keys.append((legacyMarker, "", 0)) }
+        // A replaced empty directory's attributes are not the moved one's.
+        let attributesName = DirectoryAttributes.objectName
+        if resuming, !copies.contains(where: { $0.relative.hasSameUTF8(as: attributesName) }) {
+            do {
+                try await store.deleteObject(ObjectKey(targetPrefix + attributesName))
+            } catch {
+                throw storeFailure("deleting the attributes of the replaced directory \(targetPrefix)", error)
+            }
+        }
         do {
             for entry in keys { try await store.deleteObject(entry.key) }
         } catch {
             throw storeFailure("deleting the renamed keys under \(sourcePrefix)", error)
         }
+        try await deleteOlderMarkers(of: sourcePath)
         logger.notice("renamed directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys")
     }
 }
