@@ -427,6 +427,26 @@ extension ModifyTests {
         #expect(try await local.store.objectBytes(ObjectKey("h")) == Array("0123".utf8) + [0, 0, 0, 0] + Array("end".utf8))
     }
 
+    /// A reader of a file this mount truncates in place (parallel file system) reads on in the
+    /// truncated object: the truncate answers no ETag, so the reader's pinned one failed (EIO).
+    @Test func aReaderFollowsANativeTruncateOfThisMount() async throws {
+        let local = try LocalOBS(fileSystemBucket: true)
+        defer { local.stop() }
+        _ = try await local.store.putObject(ObjectKey("r"), bytes: Array("0123456789".utf8), options: ObjectOptions())
+        let fs = makeFileSystem(local.store)
+        let file = try await fs.lookup(parent: .root, name: "r")
+        let reading = try await fs.open(file.inode, flags: O_RDONLY).handle
+        #expect(try await fs.read(reading, at: 0, count: 2).gathered() == Array("01".utf8))
+        _ = try await fs.setattr(file.inode, AttributeChanges(size: 3))
+        #expect(try await fs.read(reading, at: 0, count: 10).gathered() == Array("012".utf8))
+        let changing = try await fs.open(file.inode, flags: O_RDWR, opener: ProcessID(3)).handle
+        _ = try await fs.setattr(file.inode, AttributeChanges(size: 5))
+        try await fs.flush(changing, writer: WriterIdentity(3), process: ProcessID(3))
+        #expect(try await fs.read(reading, at: 0, count: 10).gathered() == Array("012".utf8) + [0, 0])
+        await fs.release(changing)
+        await fs.release(reading)
+    }
+
     @Test func aNativeChangeStoresItsModificationTime() async throws {
         // A parallel file system bucket changes the object in place and keeps its metadata: the
         // s3fs mtime stayed the old one, shown once the attributes expired (`make` saw no change).

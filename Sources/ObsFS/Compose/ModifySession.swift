@@ -404,13 +404,16 @@ final class ModifySession: Sendable {
         let modified = times ?? .now()
         do {
             if let bucket = store.fileSystemBucket {
-                etag = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
+                _ = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
                 do {
                     try await bucket.replaceUserMetadataNatively(key, with: touched(options, at: modified).metadata)
                 } catch {
                     // The bytes are stored: the close stands, only the time is the old one.
                     logger.warning("\(key): changed in place, but storing its modification time failed: \(error)")
                 }
+                // The ETag the object has now (a truncate answers none, a metadata change may give
+                // another), which this mount's readers of the file follow; unknown if the HEAD fails.
+                etag = try? await store.headObject(key)?.etag
             } else {
                 let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
                 let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options, at: modified))
