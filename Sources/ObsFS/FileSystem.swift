@@ -232,8 +232,9 @@ public final class ObsFileSystem: Sendable {
         /// Inodes whose upload is being initiated, with the initiation's end (an open for
         /// writing arriving meanwhile waits for it, then joins that upload).
         var initiating: [InodeNumber: OneShot<Void>] = [:]
-        /// Files being renamed (source and replaced target): no upload may start on them, as it
-        /// would write the key the name had before.
+        /// Files and directories being renamed (source and replaced target): no upload may start
+        /// on them, as it would write the key the name had before; names are made below such a
+        /// directory once its rename ended (`awaitDirectoryRenames`).
         var renaming: Set<InodeNumber> = []
         /// Files whose unlink is under way (from before its DELETE until the name has left the
         /// table), with the unlink's end: no upload may start on them, nor a completion be

@@ -447,6 +447,29 @@ struct NamespaceTreeTests {
         #expect(listed.sorted() == ["t/", "t/f"])
     }
 
+    /// A file created in a directory while it is renamed (by copies) ends up under the new
+    /// name: it stayed under the old prefix, listed by neither.
+    @Test func aNameMadeInADirectoryBeingRenamedLandsUnderTheNewName() async throws {
+        let faulty = FaultInjectingStore()
+        faulty.inner.seed("src/", contentType: "application/x-directory")
+        faulty.inner.seed("src/a", [1])
+        let fs = makeFileSystem(faulty)
+        let source = try await fs.lookup(parent: .root, name: "src")
+        faulty.hold(.copy)
+        let renaming = Task { try await fs.rename(parent: .root, name: "src", newParent: .root, newName: "dst", flags: 0) }
+        while faulty.heldCount(.copy) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let creating = Task { () throws -> FileHandleID in
+            try await fs.create(parent: source.inode, name: "made-during", mode: 0o644, flags: O_WRONLY | O_CREAT | O_TRUNC, caller: testCaller).1
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        faulty.release(.copy)
+        try await renaming.value
+        let handle = try await creating.value
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(faulty.inner.contents.withLock { $0.objects.keys.map(\.rawValue).sorted() } == ["dst/", "dst/a", "dst/made-during"])
+    }
+
     @Test func namesThatWouldNotReadBackAsMadeAreRefusedWithEINVAL() async throws {
         // `report_$folder$` showed as a directory `report`; a file of Content-Type
         // application/x-directory turned into a directory; `.obsmount-dir-attrs` answered ENOENT.

@@ -384,6 +384,7 @@ final class FaultInjectingStore: ObjectStore {
 
     func copyObject(_ source: ObjectKey, to destination: ObjectKey, options: ObjectOptions) async throws -> ETag {
         try check(.copy)
+        await waitIfHeld(.copy)
         return try await inner.copyObject(source, to: destination, options: options)
     }
 

@@ -179,6 +179,18 @@ extension ObsFileSystem {
         openFiles.withLock { files in files.renaming.subtract(numbers) }
     }
 
+    /// Returns once no directory at or above `directory` is being renamed. A name made below one
+    /// meanwhile got a key under its old prefix, which the rename had already listed: the file
+    /// stayed under the old name. Called by every call that makes a name (create, mkdir,
+    /// symlink, mknod) before it resolves its parent's path.
+    func awaitDirectoryRenames(above directory: InodeNumber) async throws {
+        while true {
+            let renaming = openFiles.withLock { $0.renaming }
+            guard !renaming.isEmpty, table.ancestry(of: directory).contains(where: renaming.contains) else { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     /// Whether `number` is being written, or (a directory) holds such a file: its upload stores
     /// it under the name it had when opened. (Files open for changes: `retireChanges`.)
     private func isBusy(_ number: InodeNumber, path: String) -> Bool {

@@ -150,6 +150,19 @@ final class InodeTable: Sendable {
         return components.reversed().joined(separator: "/")
     }
 
+    /// `number` and the directories above it, up to the root (while linked).
+    func ancestry(of number: InodeNumber) -> [InodeNumber] {
+        tree.withLock { tree in
+            var chain = [number]
+            var current = number
+            while current != .root, let node = tree.nodes[current], node.linked {
+                current = node.parent
+                chain.append(current)
+            }
+            return chain
+        }
+    }
+
     /// Parent and name of a linked inode.
     func location(of number: InodeNumber) -> (parent: InodeNumber, name: String)? {
         tree.withLock { tree in tree.nodes[number].flatMap { $0.linked ? ($0.parent, $0.name) : nil } }
