@@ -394,6 +394,11 @@ struct NamespaceTreeTests {
         store.seed("t/f0", [9, 9, 9])
         #expect(await errno { try await fs.rename(parent: .root, name: "s", newParent: .root, newName: "t", flags: 0) } == .notEmpty)
         #expect(store.object("t/f0") == [9, 9, 9])
+        // The same names and sizes, other bytes (other MD5 ETags): not copies, so not replaced.
+        store.seed("u/f0", [1, 1])
+        store.seed("v/f0", [2, 2])
+        #expect(await errno { try await fs.rename(parent: .root, name: "u", newParent: .root, newName: "v", flags: 0) } == .notEmpty)
+        #expect(store.object("v/f0") == [2, 2])
         // An empty directory onto one holding only an empty subdirectory: not empty.
         store.seed("e/", contentType: "application/x-directory")
         store.seed("g/", contentType: "application/x-directory")

@@ -322,17 +322,17 @@ extension ObsFileSystem {
         // The markers and the directories' attributes are left out: the rename makes the target's
         // marker when the source has none, and the target takes the source's attributes.
         let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !Self.isDirectoryItself($0.relative) }
-                                    .map { (ExactName($0.relative), $0.size) }, uniquingKeysWith: { first, _ in first })
+                                    .map { (ExactName($0.relative), $0.version) }, uniquingKeysWith: { first, _ in first })
         guard !target.isEmpty else { return }
         let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !Self.isDirectoryItself($0.relative) }
-                                    .map { (ExactName($0.relative), $0.size) }, uniquingKeysWith: { first, _ in first })
+                                    .map { (ExactName($0.relative), $0.version) }, uniquingKeysWith: { first, _ in first })
         // Stopped during the copies: the target holds part of the source. During the deletes:
-        // the source holds part of the target. Either way each name has the same size on both
-        // sides (a directory of other files with the same names is not an earlier rename).
-        let copying = target.allSatisfy { source[$0.key] == $0.value }
+        // the source holds part of the target. Either way each name is a copy on the other side
+        // (a directory of other files with the same names is not an earlier rename).
+        let copying = target.allSatisfy { source[$0.key].map($0.value.couldBeACopy) == true }
         // An empty source (a directory with nothing but its marker) is no leftover of the deletes:
         // renaming it onto a directory holding anything, even empty subdirectories, is ENOTEMPTY.
-        let deleting = !source.isEmpty && source.allSatisfy { target[$0.key] == $0.value }
+        let deleting = !source.isEmpty && source.allSatisfy { target[$0.key].map($0.value.couldBeACopy) == true }
         guard copying || deleting else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
         logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath) (stopped during its \(copying ? "copies" : "deletes")); completing it")
     }
@@ -341,9 +341,24 @@ extension ObsFileSystem {
     /// its `user.obs.*` attributes (a directory holding only these is empty).
     static func isDirectoryItself(_ relative: String) -> Bool { relative.isEmpty || relative.hasSameUTF8(as: DirectoryAttributes.objectName) }
 
-    /// Every key under `prefix` (no delimiter), with its size.
-    private func allKeys(below prefix: String) async throws -> [(key: ObjectKey, relative: String, size: Int64)] {
-        var keys: [(ObjectKey, String, Int64)] = []
+    /// What tells a key's copy from another object of the same name: the size, and the ETag
+    /// where it is the MD5 of the bytes (a server-side copy keeps it).
+    struct KeyVersion: Equatable {
+        let size: Int64
+        let etag: ETag?
+
+        /// Whether one may be a copy of the other: the same size, and the same ETag unless either
+        /// is not an MD5 of the bytes (multipart `…-N`, unknown), which a copy does not keep.
+        func couldBeACopy(of other: KeyVersion) -> Bool {
+            guard size == other.size else { return false }
+            guard let etag, let otherETag = other.etag, etag.md5Bytes != nil, otherETag.md5Bytes != nil else { return true }
+            return etag == otherETag
+        }
+    }
+
+    /// Every key under `prefix` (no delimiter), with its size and ETag.
+    private func allKeys(below prefix: String) async throws -> [(key: ObjectKey, relative: String, version: KeyVersion)] {
+        var keys: [(ObjectKey, String, KeyVersion)] = []
         var marker: String?
         repeat {
             let page: ObjectListing
@@ -352,7 +367,9 @@ extension ObsFileSystem {
             } catch {
                 throw storeFailure("listing \(prefix)", error)
             }
-            keys += page.objects.map { ($0.key, String($0.key.rawValue.dropFirst(prefix.count)), $0.attributes.size) }
+            keys += page.objects.map { object in
+                (object.key, String(object.key.rawValue.dropFirst(prefix.count)), KeyVersion(size: object.attributes.size, etag: object.attributes.etag))
+            }
             marker = page.nextMarker
         } while marker != nil
         return keys
@@ -399,7 +416,7 @@ extension ObsFileSystem {
                     if entry.key.rawValue.hasSuffix("/") {
                         try await self.copyMarker(entry.key, to: target)
                     } else {
-                        try await self.copyRenamed(entry.key, to: target, size: entry.size)
+                        try await self.copyRenamed(entry.key, to: target, size: entry.version.size)
                     }
                 }
             }
@@ -411,7 +428,7 @@ extension ObsFileSystem {
                 addNext()
             }
         }
-        if let legacyMarker, !legacyMarker.rawValue.hasUTF8Prefix(sourcePrefix) { keys.append((legacyMarker, "", 0)) }
+        if let legacyMarker, !legacyMarker.rawValue.hasUTF8Prefix(sourcePrefix) { keys.append((legacyMarker, "", KeyVersion(size: 0, etag: nil))) }
         // A replaced empty directory's attributes are not the moved one's.
         let attributesName = DirectoryAttributes.objectName
         if resuming, !copies.contains(where: { $0.relative.hasSameUTF8(as: attributesName) }) {
