@@ -387,10 +387,10 @@ public final class ObsFileSystem: Sendable {
 
     func childPath(_ parentPath: String, _ name: String) -> String { parentPath.isEmpty ? name : parentPath + "/" + name }
 
-    /// The linked inode and its path; ENOENT for a forgotten, unlinked or replaced inode.
     /// Whether any descriptor has `inode` open.
     func isOpen(_ inode: Inode) -> Bool { openFiles.withLock { $0.files.values.contains { $0.inode === inode } } }
 
+    /// The linked inode and its path; ENOENT for a forgotten, unlinked or replaced inode.
     func resolve(_ number: InodeNumber) throws -> (inode: Inode, path: String) {
         guard let inode = table.linkedInode(number), let path = table.path(of: number) else {
             throw FileSystemError(.noEntry, "\(number) is no longer linked")

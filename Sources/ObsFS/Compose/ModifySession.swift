@@ -401,12 +401,12 @@ final class ModifySession: Sendable {
         let etag: ETag?
         // The times stored with the new object (s3fs's `mtime`, `ctime`), and recorded: those of
         // the last change it holds, which `stat` showed meanwhile.
-        let modified = times ?? .now()
+        let storedTimes = times ?? .now()
         do {
             if let bucket = store.fileSystemBucket {
                 _ = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
                 do {
-                    try await bucket.replaceUserMetadataNatively(key, with: touched(options, at: modified).metadata)
+                    try await bucket.replaceUserMetadataNatively(key, with: touched(options, at: storedTimes).metadata)
                 } catch {
                     // The bytes are stored: the close stands, only the time is the old one.
                     logger.warning("\(key): changed in place, but storing its modification time failed: \(error)")
@@ -416,7 +416,7 @@ final class ModifySession: Sendable {
                 etag = try? await store.headObject(key)?.etag
             } else {
                 let plan = try CompositionPlan(baseSize: baseVisible, changes: changes.ranges, newSize: size, limits: limits)
-                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options, at: modified))
+                let result = try await executor.compose(plan, into: key, base: key, baseETag: baseETag, changes: changes, options: touched(options, at: storedTimes))
                 logger.info("\(key): composed \(size) bytes: \(plan.copiedBytes) copied on the server, \(plan.uploadedBytes) uploaded (\(plan.baseBytesRead) read back)")
                 etag = result.etag
             }
@@ -424,7 +424,7 @@ final class ModifySession: Sendable {
             state.withLock { $0.failure = error }
             throw error
         }
-        recordStored(etag, size, modified)
+        recordStored(etag, size, storedTimes)
         guard let reader = store as? any ObjectReader else { return }
         let reads = ObjectReadStream(key: key, etag: etag, size: size, customerKey: customerKey, reader: reader, pool: readPool, settings: readSettings)
         let old = state.withLock { state -> ObjectReadStream in

@@ -315,8 +315,8 @@ extension ObsFileSystem {
     }
 
     /// The target directory is the leftover of an interrupted rename, which may be completed:
-    /// every key of the target also exists under the source (stopped during the copies), or
-    /// every key of the source exists under the target with its size (during the deletes).
+    /// every key of the target is a copy of the source's key of that name (stopped during the
+    /// copies), or every key of the source has its copy under the target (during the deletes).
     /// Otherwise ENOTEMPTY.
     private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws {
         // The markers and the directories' attributes are left out: the rename makes the target's
