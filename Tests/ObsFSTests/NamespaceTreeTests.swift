@@ -528,6 +528,12 @@ struct NamespaceTreeTests {
             #expect(shown.changed.description == stored)
             #expect(try await fs.getattr(created.inode).changed == shown.changed)  // asked of the store again
         }
+        // `touch -d` opens the file for writing first (a change session that writes nothing).
+        let touching = try await fs.open(created.inode, flags: O_WRONLY, opener: ProcessID(4)).handle
+        let touched = try await fs.setattr(created.inode, AttributeChanges(accessed: FileTime(seconds: 7), modified: FileTime(seconds: 7)))
+        await fs.release(touching)
+        #expect(try await local.store.headObject(ObjectKey("f"))?.metadata["ctime"] == touched.changed.description)
+        #expect(try await fs.getattr(created.inode).changed == touched.changed)
         let directory = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller)
         _ = try await fs.setattr(directory.inode, AttributeChanges(modified: FileTime(seconds: 1_500_000_000)))
         let beforeCreate = FileTime.now()

@@ -307,12 +307,11 @@ final class ModifySession: Sendable {
     /// The times `stat` shows while the file is open for changes (nil: none made yet).
     var times: ChangeTimes? { state.withLock { $0.times } }
 
-    /// A metadata change made while the file is open (chmod, chown, utimens): its ctime is now,
-    /// its mtime the one given, if any; the object composed next stores them.
-    func noteMetadataChange(modified: FileTime?) {
+    /// A metadata change made while the file is open (chmod, chown, utimens) at `changed`, the
+    /// ctime it stored: its mtime the one given, if any; the object composed next stores them.
+    func noteMetadataChange(modified: FileTime?, changed: FileTime) {
         state.withLock { state in
-            let now = FileTime.now()
-            state.times = ChangeTimes(modified: modified ?? state.times?.modified ?? now, changed: now)
+            state.times = ChangeTimes(modified: modified ?? state.times?.modified ?? changed, changed: changed)
         }
     }
 

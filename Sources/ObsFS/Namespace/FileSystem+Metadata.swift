@@ -70,8 +70,8 @@ extension ObsFileSystem {
         if changes.changesMetadata {
             let ownerChanged = changes.uid != nil || changes.gid != nil
             let keptByChown = ownerChanged && changes.permissions == nil ? caller.flatMap { permissionsAfterDroppingSetID(inode, .owner, by: $0) } : nil
-            try await changePosix(inode, path) { changes.apply(to: &$0, otherPermissions: keptByChown) }
-            self.changes(of: number)?.noteMetadataChange(modified: changes.modified)
+            let changed = try await changePosix(inode, path) { changes.apply(to: &$0, otherPermissions: keptByChown) }
+            self.changes(of: number)?.noteMetadataChange(modified: changes.modified, changed: changed)
         }
         return attributes(of: inode)
     }
@@ -169,8 +169,9 @@ extension ObsFileSystem {
     }
 
     /// Changes the POSIX metadata of `inode` with `edit`, completing a record the object lacked
-    /// with what `stat` showed (s3fs always writes the whole set). ctime becomes now.
-    func changePosix(_ inode: Inode, _ path: String, _ edit: @escaping @Sendable (inout PosixMetadata) -> Void) async throws {
+    /// with what `stat` showed (s3fs always writes the whole set). ctime becomes now; returns it.
+    @discardableResult
+    func changePosix(_ inode: Inode, _ path: String, _ edit: @escaping @Sendable (inout PosixMetadata) -> Void) async throws -> FileTime {
         try checkWritable()
         let shown = attributes(of: inode)
         let kind = inode.kind
@@ -217,6 +218,7 @@ extension ObsFileSystem {
             state.facts.posixLoaded = true
             if kind != .directory { state.facts.etag = nil }  // a copy onto itself may change it
         }
+        return changed
     }
 
     /// Writes the directory's marker `d/` again (or for the first time) with changed metadata.
