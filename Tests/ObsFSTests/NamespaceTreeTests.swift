@@ -399,6 +399,17 @@ struct NamespaceTreeTests {
         store.seed("v/f0", [2, 2])
         #expect(await errno { try await fs.rename(parent: .root, name: "u", newParent: .root, newName: "v", flags: 0) } == .notEmpty)
         #expect(store.object("v/f0") == [2, 2])
+        // A target holding a name the source lacks that sorts after the source's first name: the
+        // deletes go in key order, so no leftover of them (its other, same-sized file is kept).
+        store.seed("k/f", Array("AAAA".utf8))
+        store.seed("l/f", Array("BBBB".utf8))
+        store.seed("l/g", [1])
+        store.contents.withLock { contents in  // uploaded in parts: ETags that are no MD5 of the bytes
+            contents.etags[ObjectKey("k/f")] = ETag("0123456789abcdef0123456789abcdef-1")
+            contents.etags[ObjectKey("l/f")] = ETag("fedcba9876543210fedcba9876543210-1")
+        }
+        #expect(await errno { try await fs.rename(parent: .root, name: "k", newParent: .root, newName: "l", flags: 0) } == .notEmpty)
+        #expect(store.object("l/f") == Array("BBBB".utf8))
         // An empty directory onto one holding only an empty subdirectory: not empty.
         store.seed("e/", contentType: "application/x-directory")
         store.seed("g/", contentType: "application/x-directory")

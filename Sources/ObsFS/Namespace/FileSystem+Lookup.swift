@@ -75,7 +75,7 @@ extension ObsFileSystem {
     /// How long an exclusive create (`O_EXCL`, mkdir, symlink, mknod) trusts a miss the negative
     /// cache remembers: the kernel's lookup just before the create made it; an older one is
     /// asked of the store again, since another client may have made the name meanwhile.
-    static let exclusiveCreateTrust = Duration.seconds(1)
+    static let exclusiveCreateTrust = Duration.milliseconds(100)
 
     /// Whether an exclusive create of `name` needs no request to know it is missing: found missing
     /// less than `exclusiveCreateTrust` ago, or not among the children of a directory this mount

@@ -332,7 +332,11 @@ extension ObsFileSystem {
         let copying = target.allSatisfy { source[$0.key].map($0.value.couldBeACopy) == true }
         // An empty source (a directory with nothing but its marker) is no leftover of the deletes:
         // renaming it onto a directory holding anything, even empty subdirectories, is ENOTEMPTY.
+        // The deletes go in key order, so the target's names the source no longer has all come
+        // before the first name it still has.
+        let firstLeft = source.keys.min()
         let deleting = !source.isEmpty && source.allSatisfy { target[$0.key].map($0.value.couldBeACopy) == true }
+            && target.keys.allSatisfy { name in source[name] != nil || firstLeft.map { name < $0 } == true }
         guard copying || deleting else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
         logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath) (stopped during its \(copying ? "copies" : "deletes")); completing it")
     }
