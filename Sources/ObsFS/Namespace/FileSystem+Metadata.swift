@@ -210,13 +210,20 @@ extension ObsFileSystem {
             }
         }
         forgetFetchedAhead(around: inode)
+        // A copy onto itself may give the object another ETag. Descriptors reading the file follow
+        // it to that version (the same bytes), as they follow this mount's other changes; with
+        // none open it is asked for at the next use.
+        let copied: ETag? = if kind != .directory, isOpen(inode) { try? await store.headObject(objectKey(path))?.etag } else { nil }
         inode.state.withLock { state in
             update(&state.facts.posix)
             // The times just set, ctime now, are the ones to show.
             state.changedHere = nil
             state.namesChangedHere = nil
             state.facts.posixLoaded = true
-            if kind != .directory { state.facts.etag = nil }  // a copy onto itself may change it
+            if kind != .directory {
+                state.facts.etag = copied
+                if let copied { state.storedHere = copied }
+            }
         }
         return changed
     }
