@@ -473,7 +473,11 @@ struct NamespaceTreeTests {
         let source = try await fs.lookup(parent: .root, name: "src")
         faulty.hold(.copy)
         let renaming = Task { try await fs.rename(parent: .root, name: "src", newParent: .root, newName: "dst", flags: 0) }
-        while faulty.heldCount(.copy) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while faulty.heldCount(.copy) == 0 {
+            try #require(ContinuousClock.now < deadline, "the rename never reached its copies")
+            try await Task.sleep(for: .milliseconds(5))
+        }
         let creating = Task { () throws -> FileHandleID in
             try await fs.create(parent: source.inode, name: "made-during", mode: 0o644, flags: O_WRONLY | O_CREAT | O_TRUNC, caller: testCaller).1
         }
