@@ -232,10 +232,10 @@ public final class ObsFileSystem: Sendable {
         /// Inodes whose upload is being initiated, with the initiation's end (an open for
         /// writing arriving meanwhile waits for it, then joins that upload).
         var initiating: [InodeNumber: OneShot<Void>] = [:]
-        /// Files and directories being renamed (source and replaced target): no upload may start
-        /// on them, as it would write the key the name had before; names are made below such a
-        /// directory once its rename ended (`awaitDirectoryRenames`).
-        var renaming: Set<InodeNumber> = []
+        /// Files and directories being renamed (source and replaced target), with the rename's
+        /// end: no upload may start on them, as it would write the key the name had before; names
+        /// are made below such a directory once its rename ended (`awaitDirectoryRenames`).
+        var renaming: [InodeNumber: OneShot<Void>] = [:]
         /// Files whose unlink is under way (from before its DELETE until the name has left the
         /// table), with the unlink's end: no upload may start on them, nor a completion be
         /// decided, as either would write the object again after the DELETE.
@@ -280,7 +280,7 @@ public final class ObsFileSystem: Sendable {
         /// An upload or composition started on `inode` now would write `key` while a rename or an
         /// unlink of it is under way: after the copy, or after the DELETE.
         func refuseChanges(to inode: InodeNumber, key: ObjectKey) throws(FileSystemError) {
-            if renaming.contains(inode) { throw FileSystemError(.busy, "\(key) is being renamed") }
+            if renaming[inode] != nil { throw FileSystemError(.busy, "\(key) is being renamed") }
             if unlinking[inode] != nil { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
         }
 

@@ -14,7 +14,7 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
-        try await awaitDirectoryRenames(above: parent)
+        await awaitDirectoryRenames(above: parent)
         let (_, path) = try resolveChild(parent, name, creating: true, makingDirectory: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         try await checkStillMissing(parent, name, path)

@@ -13,7 +13,7 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
-        try await awaitDirectoryRenames(above: parent)
+        await awaitDirectoryRenames(above: parent)
         let (_, path) = try resolveChild(parent, name, creating: true)
         if table.child(parent, name) != nil { throw FileSystemError(.exists, "\(path) exists") }
         try await checkStillMissing(parent, name, path)
@@ -47,7 +47,7 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
-        try await awaitDirectoryRenames(above: parent)
+        await awaitDirectoryRenames(above: parent)
         let (_, path) = try resolveChild(parent, name, creating: true)
         let kind = mode & UInt32(S_IFMT) == 0 ? .regular : FileKind(mode: mode)
         guard let kind, kind != .directory, kind != .symlink else { throw FileSystemError(.invalidArgument, "\(path): mknod of mode \(String(mode, radix: 8))") }

@@ -175,10 +175,12 @@ extension ObsFileSystem {
         async let below = store.listObjects(prefix: key.rawValue + "/", delimiter: "/", marker: nil, maxKeys: 1)
         let (object, listing) = try await (head, below)
         if !listing.objects.isEmpty || !listing.commonPrefixes.isEmpty {
-            if object != nil { logger.warning("\(key): a file and a directory share this name; the directory is shown") }
             let markerKey = ObjectKey(key.rawValue + "/")
-            guard listing.objects.first?.key == markerKey else { return .directory(marker: nil, markerKey: nil) }
-            return .directory(marker: try await store.headObject(markerKey), markerKey: markerKey)
+            if listing.objects.first?.key == markerKey { return .directory(marker: try await store.headObject(markerKey), markerKey: markerKey) }
+            // s3fs's older marker beside the keys below: an object `d` of type application/x-directory.
+            if let object, object.contentType == KeyNaming.directoryContentType { return .directory(marker: object, markerKey: key) }
+            if object != nil { logger.warning("\(key): a file and a directory share this name; the directory is shown") }
+            return .directory(marker: nil, markerKey: nil)
         }
         if let object {
             if object.contentType == KeyNaming.directoryContentType { return .directory(marker: object, markerKey: key) }

@@ -52,8 +52,8 @@ extension ObsFileSystem {
         guard !sourcePath.hasSameUTF8(as: targetPath) else { return }
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
         await endStoredEmptyUploads(at: [sourcePath, targetPath])
-        try beginRenaming(files, sourcePath)
-        defer { endRenaming(files) }
+        let ended = try beginRenaming(files, sourcePath)
+        defer { endRenaming(files, ended) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
             throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")
         }
@@ -123,22 +123,24 @@ extension ObsFileSystem {
             throw storeFailure("renaming \(from) to \(to) (parallel file system)", error)
         }
         logger.info("renamed \(from) to \(to) (parallel file system: one request)")
-        if case .directory = source { try await deleteOlderMarkers(of: sourcePath) }
+        if case .directory(_, let markerKey) = source {
+            do {
+                for marker in olderMarkers(of: sourcePath, found: markerKey) { try await store.deleteObject(marker) }
+            } catch {
+                throw storeFailure("deleting the older markers of the renamed directory \(from)", error)
+            }
+        }
         followNativeRename(from: sourcePath, to: targetPath)
     }
 
-    /// s3fs's older markers of a directory that was moved (`d_$folder$`, or an object `d` of
-    /// Content-Type application/x-directory beside keys under `d/`): left behind, they showed the
-    /// old name as an empty directory.
-    private func deleteOlderMarkers(of sourcePath: String) async throws {
-        let key = objectKey(sourcePath)
-        do {
-            let folder = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
-            if KeyNaming.fits(folder) { try await store.deleteObject(folder) }
-            if try await store.headObject(key)?.contentType == KeyNaming.directoryContentType { try await store.deleteObject(key) }
-        } catch {
-            throw storeFailure("deleting the older markers of the renamed directory \(key)", error)
-        }
+    /// s3fs's older markers of a moved directory, outside its prefix: the one the lookup found
+    /// (an object `d` of Content-Type application/x-directory), and `d_$folder$`, deleted
+    /// whether or not it exists, as rmdir deletes it. Left behind, they showed the old name as an
+    /// empty directory.
+    private func olderMarkers(of sourcePath: String, found: ObjectKey?) -> [ObjectKey] {
+        let prefix = listPrefix(ofDirectory: sourcePath)
+        let folder = ObjectKey(objectKey(sourcePath).rawValue + KeyNaming.folderSuffix)
+        return Array(Set([folder] + (found.map { [$0] } ?? []))).filter { KeyNaming.fits($0) && !$0.rawValue.hasUTF8Prefix(prefix) }
     }
 
     /// Descriptors reading the renamed file, or files below the renamed directory, go on
@@ -166,28 +168,32 @@ extension ObsFileSystem {
 
     /// Marks the known source and target of a rename so that no upload starts on them until it
     /// ends (an open racing the rename would write the old key); EBUSY when one is written now.
-    private func beginRenaming(_ numbers: [InodeNumber], _ sourcePath: String) throws {
+    /// Returns the rename's end, fulfilled by `endRenaming`.
+    private func beginRenaming(_ numbers: [InodeNumber], _ sourcePath: String) throws -> OneShot<Void> {
+        let ended = OneShot<Void>()
         try openFiles.withLock { files in
-            for number in numbers where files.initiating[number] != nil || files.uploads[number]?.isUploading == true || files.renaming.contains(number) {
+            for number in numbers where files.initiating[number] != nil || files.uploads[number]?.isUploading == true || files.renaming[number] != nil {
                 throw FileSystemError(.busy, "\(sourcePath): a file of this rename is being written or renamed")
             }
-            files.renaming.formUnion(numbers)
+            for number in numbers { files.renaming[number] = ended }
         }
+        return ended
     }
 
-    private func endRenaming(_ numbers: [InodeNumber]) {
-        openFiles.withLock { files in files.renaming.subtract(numbers) }
+    private func endRenaming(_ numbers: [InodeNumber], _ ended: OneShot<Void>) {
+        openFiles.withLock { files in for number in numbers { files.renaming[number] = nil } }
+        _ = ended.fulfill(())
     }
 
     /// Returns once no directory at or above `directory` is being renamed. A name made below one
     /// meanwhile got a key under its old prefix, which the rename had already listed: the file
     /// stayed under the old name. Called by every call that makes a name (create, mkdir,
     /// symlink, mknod) before it resolves its parent's path.
-    func awaitDirectoryRenames(above directory: InodeNumber) async throws {
-        while true {
-            let renaming = openFiles.withLock { $0.renaming }
-            guard !renaming.isEmpty, table.ancestry(of: directory).contains(where: renaming.contains) else { return }
-            try await Task.sleep(for: .milliseconds(10))
+    func awaitDirectoryRenames(above directory: InodeNumber) async {
+        while openFiles.withLock({ !$0.renaming.isEmpty }) {
+            let ancestry = table.ancestry(of: directory)  // the tree's lock, never with openFiles'
+            guard let end = openFiles.withLock({ files in ancestry.first { files.renaming[$0] != nil }.flatMap { files.renaming[$0] } }) else { return }
+            await end.value
         }
     }
 
@@ -432,7 +438,7 @@ extension ObsFileSystem {
                 addNext()
             }
         }
-        if let legacyMarker, !legacyMarker.rawValue.hasUTF8Prefix(sourcePrefix) { keys.append((legacyMarker, "", KeyVersion(size: 0, etag: nil))) }
+        keys += olderMarkers(of: sourcePath, found: legacyMarker).map { ($0, "", KeyVersion(size: 0, etag: nil)) }
         // A replaced empty directory's attributes are not the moved one's.
         let attributesName = DirectoryAttributes.objectName
         if resuming, !copies.contains(where: { $0.relative.hasSameUTF8(as: attributesName) }) {
@@ -447,7 +453,6 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("deleting the renamed keys under \(sourcePrefix)", error)
         }
-        try await deleteOlderMarkers(of: sourcePath)
         logger.notice("renamed directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys")
     }
 }

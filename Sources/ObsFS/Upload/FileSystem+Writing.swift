@@ -38,7 +38,7 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
-        try await awaitDirectoryRenames(above: parent)
+        await awaitDirectoryRenames(above: parent)
         let (_, path) = try resolveChild(parent, name, creating: true)
         if let existing = table.child(parent, name) {
             if existing.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
