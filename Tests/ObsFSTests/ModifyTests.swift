@@ -10,6 +10,15 @@ import Testing
 @testable import ObsFS
 
 struct ModifyTests {
+    /// Another process's `>> f` of `bytes`: opened O_APPEND, written where the kernel puts it
+    /// (`offset`, the size it knows), closed.
+    func appendAsAnotherProcess(_ fs: ObsFileSystem, _ inode: InodeNumber, at offset: Int64, _ bytes: [UInt8]) async throws {
+        let appending = try await fs.open(inode, flags: O_WRONLY | O_APPEND).handle
+        #expect(await fs.write(appending, at: offset, bytes: bytes, writer: WriterIdentity(8), process: ProcessID(8), appending: true).count == bytes.count)
+        try await fs.flush(appending, writer: WriterIdentity(8))
+        await fs.release(appending)
+    }
+
     @Test func changedRangesMatchAReferenceModel() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<300 {
@@ -301,11 +310,8 @@ struct ModifyTests {
         await fs.release(first)
         let writing = try await fs.open(created.inode, flags: O_RDWR).handle
         _ = try await fs.setattr(created.inode, AttributeChanges(size: 1000))
-        let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND).handle
         let tail = Array("TAIL".utf8)
-        #expect(await fs.write(appending, at: 0, bytes: tail, writer: WriterIdentity(8), process: ProcessID(8), appending: true).count == tail.count)
-        try await fs.flush(appending, writer: WriterIdentity(8))
-        await fs.release(appending)
+        try await appendAsAnotherProcess(fs, created.inode, at: 0, tail)
         #expect(try await fs.read(writing, at: 990, count: 100).gathered() == [UInt8](repeating: 0, count: 10) + tail)
         try await fs.flush(writing, writer: WriterIdentity(7))
         await fs.release(writing)
@@ -321,11 +327,8 @@ struct ModifyTests {
         let (created, writing) = try await fs.create(parent: .root, name: "f")
         _ = try await write(fs, writing, at: 0, Array("head".utf8)).get()
         _ = try await fs.setattr(created.inode, AttributeChanges(size: 1000))
-        let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND).handle
         let tail = Array("TAIL".utf8)
-        #expect(await fs.write(appending, at: 4, bytes: tail, writer: WriterIdentity(8), process: ProcessID(8), appending: true).count == tail.count)
-        try await fs.flush(appending, writer: WriterIdentity(8))
-        await fs.release(appending)
+        try await appendAsAnotherProcess(fs, created.inode, at: 4, tail)
         try await fs.flush(writing, writer: WriterIdentity(7))
         await fs.release(writing)
         #expect(store.object("f") == Array("head".utf8) + [UInt8](repeating: 0, count: 996) + tail)
