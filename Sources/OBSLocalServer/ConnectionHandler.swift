@@ -1,6 +1,7 @@
 // One HTTP/1.1 connection: request head → route, signature check, fault rules and the quick
 // checks that can refuse a request before its body is read; the body streamed to a blob,
-// collected (XML) or dropped; the operation run on the thread pool; the response written, object
+// collected (XML) or dropped; the operation run on the operation pool (never behind body I/O,
+// which has a pool of its own); the response written, object
 // bodies straight from the blob files with sendfile (FileRegion) or from memory buffers.
 //
 // Backpressure: `read` is withheld while the body's disk writes are behind (BodyIngest), and
@@ -264,7 +265,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             } catch {
                 throw OBSLocalError(.internalError, "Cannot store the body: \(error)")
             }
-            let ingest = BodyIngest(eventLoop: context.eventLoop, threadPool: core.threadPool, writer: writer)
+            let ingest = BodyIngest(eventLoop: context.eventLoop, threadPool: core.bodyPool, writer: writer)
             let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             ingest.onDrain = { [weak self] in self?.resumeReading(context: loopBoundContext.value) }
             guard chunked else { return .stream(ingest, chunked: nil) }
@@ -364,7 +365,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 input = ingest.finish().map { OperationInput.blob($0) }
             }
             future = input.flatMap { input in
-                core.threadPool.runIfActive(eventLoop: loopBound.value.1.eventLoop) {
+                core.operationPool.runIfActive(eventLoop: loopBound.value.1.eventLoop) {
                     do throws(OBSLocalError) {
                         return try core.operations.perform(routed, identity: identity, input: input)
                     } catch {
@@ -461,7 +462,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             for piece in pieces.dropLast() { context.write(wrapOutboundOut(.body(.byteBuffer(piece))), promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(pieces.last ?? ByteBuffer())))).whenComplete(next)
         case .file(let path):
-            core.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> NIOFileHandle in
+            core.bodyPool.runIfActive(eventLoop: context.eventLoop) { () throws -> NIOFileHandle in
                 NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: try FileSystem.open(path, O_RDONLY))
             }.assumeIsolated().whenComplete { result in
                 let (handler, context) = loopBound.value

@@ -17,7 +17,9 @@ public final class OBSLocalServer: Sendable {
     public let port: Int
     public let host: String
     private let group: MultiThreadedEventLoopGroup
-    private let threadPool: NIOThreadPool
+    /// ServerCore's pools: body I/O and operations.
+    let bodyPool: NIOThreadPool
+    let operationPool: NIOThreadPool
     private let channel: any Channel
     /// The data directory's lock (DataDirectoryLock), released by `stop`; nil in memory.
     private let dataDirectoryLock: FileLock?
@@ -27,12 +29,13 @@ public final class OBSLocalServer: Sendable {
     /// `http://127.0.0.1:PORT`
     public var endpoint: String { "http://\(host):\(port)" }
 
-    private init(port: Int, host: String, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channel: any Channel,
-                 dataDirectoryLock: FileLock?) {
+    private init(port: Int, host: String, group: MultiThreadedEventLoopGroup, bodyPool: NIOThreadPool, operationPool: NIOThreadPool,
+                 channel: any Channel, dataDirectoryLock: FileLock?) {
         self.port = port
         self.host = host
         self.group = group
-        self.threadPool = threadPool
+        self.bodyPool = bodyPool
+        self.operationPool = operationPool
         self.channel = channel
         self.dataDirectoryLock = dataDirectoryLock
     }
@@ -42,16 +45,18 @@ public final class OBSLocalServer: Sendable {
     public static func start(_ configuration: ServerConfiguration) throws -> OBSLocalServer {
         var dataDirectoryLock: FileLock?
         if case .directory(let path) = configuration.storage { dataDirectoryLock = try DataDirectoryLock.acquire(directory: path) }
-        let threadPool = NIOThreadPool(numberOfThreads: configuration.ioThreads)
-        threadPool.start()
+        let bodyPool = NIOThreadPool(numberOfThreads: configuration.ioThreads)
+        let operationPool = NIOThreadPool(numberOfThreads: configuration.operationThreads)
+        bodyPool.start()
+        operationPool.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         do {
-            let core = try ServerCore(configuration: configuration, threadPool: threadPool)
+            let core = try ServerCore(configuration: configuration, bodyPool: bodyPool, operationPool: operationPool)
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelOption(.maxMessagesPerRead, value: ServerCore.readsPerTurn)
                 .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 512 << 10))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -61,11 +66,12 @@ public final class OBSLocalServer: Sendable {
                 }
             let channel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
             guard let port = channel.localAddress?.port else { throw StorageIOError(operation: "bind", path: configuration.host, errno: EADDRNOTAVAIL) }
-            return OBSLocalServer(port: port, host: configuration.host, group: group, threadPool: threadPool, channel: channel,
-                                  dataDirectoryLock: dataDirectoryLock)
+            return OBSLocalServer(port: port, host: configuration.host, group: group, bodyPool: bodyPool, operationPool: operationPool,
+                                  channel: channel, dataDirectoryLock: dataDirectoryLock)
         } catch {
             try? group.syncShutdownGracefully()
-            try? threadPool.syncShutdownGracefully()
+            try? bodyPool.syncShutdownGracefully()
+            try? operationPool.syncShutdownGracefully()
             dataDirectoryLock?.release()
             throw error
         }
@@ -80,12 +86,13 @@ public final class OBSLocalServer: Sendable {
         }
         guard first else { return }
         try? channel.close().wait()
-        // The thread pool before the event loops: a task running on it completes its promise by
+        // The thread pools before the event loops: a task running on one completes its promise by
         // hopping to its connection's loop, and queued tasks are failed the same way, so the loops
         // must still run then. (Loops stopped first left those promises unfulfilled: a leaked
         // promise, a trap in debug builds.) Work submitted after this fails at once, on the loop.
         defer { dataDirectoryLock?.release() }
-        try threadPool.syncShutdownGracefully()
+        try bodyPool.syncShutdownGracefully()
+        try operationPool.syncShutdownGracefully()
         try group.syncShutdownGracefully()
     }
 
@@ -100,7 +107,14 @@ final class ServerCore: Sendable {
     /// Secret keys by access key (signed streaming payloads chain their chunk signatures to them).
     let secrets: [String: SecretBytes]
     let faults = FaultInjector()
-    let threadPool: NIOThreadPool
+    /// Reads (of up to 512 KiB) one connection may do per turn of its event loop: a few, so that a
+    /// request head (a HEAD, a LIST) on another connection of the loop is read within a
+    /// millisecond or two while uploads stream, instead of after 16 reads of each upload's body.
+    static let readsPerTurn: UInt = 4
+    /// Blocking I/O of bodies: disk writes of uploads, opening blobs for GET, journal compaction.
+    let bodyPool: NIOThreadPool
+    /// Runs operations (`Operations.perform`), so that none waits behind body I/O.
+    let operationPool: NIOThreadPool
     let clock: Clock
     let operations: Operations
     /// How long a connection may go without a complete request head; nil: for ever.
@@ -110,7 +124,7 @@ final class ServerCore: Sendable {
     private let requestCounter = Atomic<UInt64>(0)
     private let idPrefix: String
 
-    init(configuration: ServerConfiguration, threadPool: NIOThreadPool) throws {
+    init(configuration: ServerConfiguration, bodyPool: NIOThreadPool, operationPool: NIOThreadPool) throws {
         let offsetMilliseconds = configuration.clockOffsetSeconds * 1000
         let clock: Clock = { Timestamp(millisecondsSinceEpoch: Timestamp.now().millisecondsSinceEpoch + offsetMilliseconds) }
         self.clock = clock
@@ -123,7 +137,7 @@ final class ServerCore: Sendable {
         case .directory(let path):
             blobs = try DiskBlobStorage(directory: path + "/blobs")
             journal = try LogJournal(directory: path + "/meta") { compaction in
-                threadPool.submit { state in if state == .active { compaction() } }
+                bodyPool.submit { state in if state == .active { compaction() } }
             }
         }
         store = try ObjectStore(blobs: blobs, journal: journal, clock: clock)
@@ -131,7 +145,8 @@ final class ServerCore: Sendable {
         for credentials in configuration.credentials { secrets[credentials.accessKey] = credentials.secretKey }
         verifier = SignatureVerifier(secrets: secrets)
         self.secrets = secrets
-        self.threadPool = threadPool
+        self.bodyPool = bodyPool
+        self.operationPool = operationPool
         requestLog = try configuration.requestLogPath.map(RequestLog.init(path:))
         operations = Operations(store: store, clock: clock, s3MinimumPartSize: configuration.s3MinimumPartSize)
         idleTimeout = configuration.idleTimeout.map { .nanoseconds($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) }

@@ -44,14 +44,21 @@ public struct ServerConfiguration: Sendable {
     /// its previous response ended is closed (idle keep-alive, or a head sent slowly or never
     /// finished); nil: never (`--idle-timeout 0`).
     public var idleTimeout: Duration?
-    /// Event-loop threads (accepting, parsing, signature checks) and blocking-I/O threads.
+    /// Event-loop threads (accepting, parsing, signature checks), threads for the blocking I/O of
+    /// bodies (disk writes of uploads, opening blobs for GET, journal compaction), and threads
+    /// that run operations (HEAD, LIST, initiate, complete...). Operations have threads of their
+    /// own so that a HEAD never queues behind the disk writes of other clients' uploads, as on
+    /// a real endpoint, whose metadata service does not wait for its data nodes. Event loops are
+    /// more than this machine's cores, for the same reason: a loop busy reading upload bodies
+    /// delays the request heads of every connection it serves.
     public var eventLoopThreads: Int
     public var ioThreads: Int
+    public var operationThreads: Int
 
     public init(host: String = "127.0.0.1", port: Int = 0, storage: Storage = .memory, buckets: [BucketName] = [],
                 fileSystemBuckets: [BucketName] = [], credentials: [Credentials] = [ServerConfiguration.developmentCredentials], requestLogPath: String? = nil,
                 clockOffsetSeconds: Int64 = 0, s3MinimumPartSize: Int64 = ProtocolLimits.s3MinimumPartSize, idleTimeout: Duration? = .seconds(60),
-                eventLoopThreads: Int = 2, ioThreads: Int = 4) {
+                eventLoopThreads: Int = 4, ioThreads: Int = 4, operationThreads: Int = 2) {
         self.host = host
         self.port = port
         self.storage = storage
@@ -64,5 +71,6 @@ public struct ServerConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.eventLoopThreads = eventLoopThreads
         self.ioThreads = ioThreads
+        self.operationThreads = operationThreads
     }
 }
