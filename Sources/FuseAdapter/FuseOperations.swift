@@ -205,8 +205,11 @@ let fuseOperations: fuse_lowlevel_ops = {
             await dispatcher.replyStatus(request) {
                 try await dispatcher.stoppable(request, doing: "flush") {
                     let process = ProcessFiles.threadGroup(of: thread)
-                    let heldElsewhere = dispatcher.mount.withLock { $0 }.map { ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode), mount: $0) } ?? false
-                    try await dispatcher.fileSystem.flush(handle, writer: writer, process: process, stillHeldWritable: heldElsewhere)
+                    let mount = dispatcher.mount.withLock { $0 }
+                    let heldElsewhere = mount.map { ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode), mount: $0) } ?? false
+                    try await dispatcher.fileSystem.flush(handle, writer: writer, process: process, stillHeldWritable: heldElsewhere) {
+                        mount.map { ProcessFiles.anyProcessHoldsWritable(inode: InodeNumber(inode), mount: $0) } ?? true
+                    }
                 }
             }
         }

@@ -221,7 +221,7 @@ public final class FuseSession {
         notifications.set(created)
         let mounted = ProcessFiles.read("/proc/self/mountinfo").flatMap { ProcessFiles.mountEntry(of: absolute, in: $0) }
         if mounted == nil { logger.warning("\(absolute) is not in /proc/self/mountinfo: every flush of a file's opener completes it, also one of a duplicated descriptor") }
-        dispatcher.mount.withLock { $0 = mounted.map { MountIdentity(id: $0.id, path: absolute) } }
+        dispatcher.mount.withLock { $0 = mounted.map { MountIdentity(id: $0.id) } }
         if let readAhead = fileSystem.configuration.read.kernelReadAhead, let mounted {
             dispatcher.kernelReadAhead.withLock { $0 = KernelReadAhead(bytes: readAhead, device: mounted.device) }
         }

@@ -6,9 +6,9 @@
 // written) does not complete it: the last of those descriptors' flush does. And the mount's own
 // line of /proc/self/mountinfo: its ID (for the close rule) and its device (KernelReadAhead).
 //
-// Only procfs reads, from a request's Task, never on a libfuse thread: readlink of
-// /proc/PID/fd/N (the path, to skip descriptors outside the mount) and /proc/PID/fdinfo/N send no
-// request to this mount (stat of /proc/PID/fd/N would, and could wait for itself). A process
+// Only procfs reads, from a request's Task, never on a libfuse thread: /proc/PID/fdinfo/N sends no
+// request to this mount (stat of /proc/PID/fd/N would, and could wait for itself) and takes no
+// lock an `execve` holds (readlink of /proc/PID/fd/N does: `holdsWritable`). A process
 // with thousands of descriptors is not searched (`descriptorsSearched`).
 import Glibc
 import ObsFS
@@ -105,21 +105,19 @@ enum ProcessFiles {
     static let descriptorsSearched = 4096
 
     /// Whether `process` holds a descriptor open for writing (O_WRONLY or O_RDWR) on the inode
-    /// `inode` of `mount`: descriptors whose path lies under the mountpoint (one readlink each)
-    /// are checked by their fdinfo's `mnt_id`, `ino` and `flags`.
+    /// `inode` of `mount`: each descriptor's fdinfo (`mnt_id`, `ino`, `flags`) is read. Never a
+    /// readlink of /proc/PID/fd/N: that takes the process's exec lock, which `execve` holds while
+    /// it closes close-on-exec descriptors and so waits for their flush, the caller of this
+    /// (Python's `open()` then `os.system`: a deadlock). fdinfo takes no such lock.
     static func holdsWritable(process: ProcessID, inode: InodeNumber, mount: MountIdentity) -> Bool {
         guard process != .unknown, let directory = opendir("/proc/\(process.rawValue)/fd") else { return false }
         defer { closedir(directory) }
         var searched = 0
-        var target = [CChar](repeating: 0, count: 4096)
         while let entry = readdir(directory) {
             searched += 1
             guard searched <= descriptorsSearched else { return false }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            guard name.first?.isNumber == true else { continue }
-            let length = readlink("/proc/\(process.rawValue)/fd/\(name)", &target, target.count)
-            guard length > 0, mount.contains(String(decoding: target[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)),
-                  let info = read("/proc/\(process.rawValue)/fdinfo/\(name)"),
+            guard name.first?.isNumber == true, let info = read("/proc/\(process.rawValue)/fdinfo/\(name)"),
                   field("mnt_id", in: info).flatMap({ Int($0) }) == mount.id,
                   field("ino", in: info).flatMap({ UInt64($0) }) == inode.rawValue,
                   let flags = field("flags", in: info).flatMap({ Int32($0, radix: 8) }) else { continue }
@@ -129,14 +127,27 @@ enum ProcessFiles {
     }
 }
 
-/// The mount as /proc shows it: its ID (mountinfo's first field, fdinfo's `mnt_id`) and its
-/// mountpoint (an absolute path without symlinks).
+extension ProcessFiles {
+    /// Whether any process holds a descriptor open for writing on the inode `inode` of `mount`
+    /// (`holdsWritable` of each process /proc lists; obsmount's own is skipped). A flush that
+    /// finds none is the last close of the file (its process's descriptors are gone already).
+    /// Costs an fdinfo read per descriptor of every process: asked only by the close of a
+    /// process that is not the file's opener after the opener closed it (write-semantics.md,
+    /// rule 3).
+    static func anyProcessHoldsWritable(inode: InodeNumber, mount: MountIdentity) -> Bool {
+        guard let processes = opendir("/proc") else { return true }
+        defer { closedir(processes) }
+        let ownProcess = getpid()
+        while let entry = readdir(processes) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard let process = Int32(name), process != ownProcess else { continue }
+            if holdsWritable(process: ProcessID(process), inode: inode, mount: mount) { return true }
+        }
+        return false
+    }
+}
+
+/// The mount as /proc shows it: its ID (mountinfo's first field, fdinfo's `mnt_id`).
 struct MountIdentity: Sendable {
     let id: Int
-    let path: String
-
-    /// Whether a descriptor's path (readlink of /proc/PID/fd/N) lies in this mount.
-    func contains(_ descriptorPath: String) -> Bool {
-        descriptorPath == path || descriptorPath.hasPrefix(path == "/" ? "/" : path + "/")
-    }
 }

@@ -91,6 +91,45 @@ exec 3>>{key}; echo three >&3; echo four >&3; exec 3>&-
     assert body == b"one\ntwo\nthree\nfour\nfive\nsix\n"
 
 
+def test_a_descriptor_closed_by_exec_does_not_hang_the_exec(mount):
+    """Python's `open()` sets close-on-exec; `os.system` forks and the child's `execve` closes that
+    descriptor, a flush sent while the exec holds its locks. The flush once read
+    /proc/CHILD/fd/N, which waits for those locks: the exec and the flush waited for each other."""
+    key = name("cloexec")
+    script = f"""
+import os
+f = open({str(mount.path / key)!r}, "w")
+f.write("hello\\n"); f.flush()
+assert os.system("true") == 0
+f.write("world\\n"); f.close()
+"""
+    subprocess.run(["python3", "-c", script], check=True, timeout=60)
+    assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == b"hello\nworld\n"
+
+
+@pytest.mark.parametrize("header", [b"", b"header\n"])
+def test_the_last_holder_stores_what_it_wrote_after_the_opener_closed(mount, header):
+    """`Popen(cmd, stdout=f); f.close(); wait()`: the opener's close came before the commands wrote.
+    The close of the last process holding the file stores it, so the file is complete on the
+    server and through the mount once the command has exited (not only after the release that
+    the kernel sends a moment later), and a truncate right after stays."""
+    body = b"x" * (20 * MiB) + b"\nend\n"
+    for trial in range(3):
+        key = name("inherited")
+        path = mount.path / key
+        with open(path, "wb") as f:
+            f.write(header)
+            f.flush()
+            child = subprocess.Popen(["sh", "-c", f"head -c {20 * MiB} /dev/zero | tr '\\0' x; echo; sleep 0.1; echo end"], stdout=f)
+        assert child.wait(timeout=120) == 0
+        assert os.stat(path).st_size == len(header) + len(body), trial
+        assert path.read_bytes() == header + body, trial
+        assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == header + body
+        os.truncate(path, 3)
+        time.sleep(0.5)  # a release composing the old changes would land by now
+        assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == (header + body)[:3]
+
+
 def test_dd_conv_notrunc_sends_only_the_change(mount):
     key = name("notrunc")
     data = os.urandom(12 * MiB)

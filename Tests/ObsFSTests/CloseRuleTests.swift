@@ -4,6 +4,7 @@
 import Glibc
 #endif
 import OBSProtocol
+import Synchronization
 import Testing
 @testable import ObsFS
 
@@ -178,5 +179,74 @@ struct StoredEmptyFileTests {
         await fs.release(handle)
         #expect(store.object("f") == [UInt8](repeating: 0, count: 10))
         #expect(try await fs.getattr(created.inode).size == 10)
+    }
+}
+
+/// `subprocess.Popen(cmd, stdout=f); f.close(); p.wait()`: the opener closes the file before the
+/// process that inherited it writes. The close of the last process holding the file stores it,
+/// so its bytes are the object's when that process has exited, not only after the release that
+/// the kernel sends a moment later (found by a helper: the parent read the old bytes, or EBUSY).
+extension CloseRuleTests {
+    /// Nothing written when the opener closed: the child's last close completes the upload.
+    @Test func theLastHoldersCloseCompletesAFileItsOpenerClosedBeforeItWasWritten() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (child, grandchild) = (ProcessID(101), ProcessID(102))
+        let (_, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
+        try await fs.flush(handle, writer: WriterIdentity(10), process: shell)  // the parent's f.close()
+        #expect(store.object("f") == [])
+        let one = Array("one\n".utf8), two = Array("two\n".utf8)
+        #expect(await fs.write(handle, at: 0, bytes: one, writer: WriterIdentity(11), process: grandchild).count == one.count)
+        // The grandchild exits while the child still holds the file: nothing is stored.
+        try await fs.flush(handle, writer: WriterIdentity(11), process: grandchild) { true }
+        #expect(store.completeCalls == 0)
+        #expect(await fs.write(handle, at: Int64(one.count), bytes: two, writer: WriterIdentity(11), process: child).count == two.count)
+        try await fs.flush(handle, writer: WriterIdentity(11), process: child) { false }
+        #expect(store.object("f") == one + two)
+        #expect(store.completeCalls == 1)
+        await fs.release(handle)
+        #expect(store.object("f") == one + two)
+        #expect(store.completeCalls == 1)
+    }
+
+    /// The opener wrote a header and closed (its close completed the file); the child's bytes
+    /// continue it by composition, stored by the child's last close.
+    @Test func theLastHoldersCloseStoresWhatItWroteAfterTheOpenerClosed() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let child = ProcessID(101)
+        let (created, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
+        let header = Array("header\n".utf8)
+        #expect(await fs.write(handle, at: 0, bytes: header, writer: WriterIdentity(10), process: shell).count == header.count)
+        try await fs.flush(handle, writer: WriterIdentity(10), process: shell)
+        #expect(store.object("f") == header)
+        let body = pattern(Int(minimumPart) + 1000, seed: 3)
+        #expect(await fs.write(handle, at: Int64(header.count), bytes: body, writer: WriterIdentity(11), process: child).count == body.count)
+        try await fs.flush(handle, writer: WriterIdentity(11), process: child) { true }  // another holder remains
+        #expect(store.object("f") == header)
+        try await fs.flush(handle, writer: WriterIdentity(11), process: child) { false }
+        #expect(store.object("f") == header + body)
+        #expect(try await fs.getattr(created.inode).size == Int64(header.count + body.count))
+        await fs.release(handle)
+        #expect(store.object("f") == header + body)
+    }
+
+    /// While the opener has not closed, other processes' closes never ask who holds the file.
+    @Test func childrenOfAnOpenerThatHoldsTheFileNeverAskWhoHoldsIt() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (_, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
+        let bytes = pattern(300)
+        #expect(await fs.write(handle, at: 0, bytes: bytes, writer: WriterIdentity(11), process: ProcessID(101)).count == bytes.count)
+        let asked = Mutex(0)
+        try await fs.flush(handle, writer: WriterIdentity(11), process: ProcessID(101)) {
+            asked.withLock { $0 += 1 }
+            return false
+        }
+        #expect(asked.withLock { $0 } == 0)
+        #expect(store.completeCalls == 0)
+        try await fs.flush(handle, writer: WriterIdentity(10), process: shell)
+        #expect(store.object("f") == bytes)
+        await fs.release(handle)
     }
 }

@@ -400,15 +400,20 @@ extension ObsFileSystem {
     /// process still holds the file open for writing through another descriptor
     /// (`stillHeldWritable`: a `dup`, as a shell redirection makes), nothing happens: the close
     /// of that descriptor completes it.
-    public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown, stillHeldWritable: Bool = false) async throws {
+    public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown, stillHeldWritable: Bool = false,
+                      heldByOthers: @escaping @Sendable () -> Bool = { true }) async throws {
         guard !stillHeldWritable, !isReadOnly(handle) else { return }
         listings.noteChange()
         defer { listings.noteChange() }
         try await fillToPendingSize(handle)
         let file = try openFile(handle)
         if let modify = file.modify {
-            guard file.closingProcess == .unknown || process == .unknown || process == file.closingProcess else { return }
-            try await file.session?.flush(writer: writer, process: process).get()
+            if !(file.closingProcess == .unknown || process == .unknown || process == file.closingProcess) {
+                // Another process's close: it stores the changes only when the opener closed the
+                // file already and no other process holds it, so that nothing waits for release.
+                guard file.openerClosed || file.session?.openerHasFlushed == true, !heldByOthers() else { return }
+            }
+            try await file.session?.flush(writer: writer, process: process, heldByOthers: heldByOthers).get()
             try await commit(modify, file.inode)
             // close() returns: a rename need not wait for the release.
             openFiles.withLock { $0.files[handle]?.openerClosed = true }
@@ -417,7 +422,7 @@ extension ObsFileSystem {
         guard let session = file.session, !isDiscarded(file.inode) else { return }
         // An unlink that came first bars the completion (the flush passes); one that comes
         // while it completes waits for it (`beginUnlink`).
-        try await session.flush(writer: writer, process: process).get()
+        try await session.flush(writer: writer, process: process, heldByOthers: heldByOthers).get()
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
     }
 

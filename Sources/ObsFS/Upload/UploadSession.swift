@@ -160,6 +160,9 @@ public final class UploadSession: Sendable {
         /// The lock owner (descriptor table) of the opener, once a write or flush from the
         /// opening process showed it: the opener's other threads complete the file too.
         var openerOwner: WriterIdentity?
+        /// A flush from the opener came (`isCompletingFlush`): the opener closed the file, so the
+        /// flush of the last process holding it completes it (`flush`).
+        var openerFlushed = false
         /// Ended on purpose (unmount, unlinked while open): logged as a notice, not an error.
         var deliberate = false
         /// Unlinked while open (`barCompletion`): no flush or completion may store the object,
@@ -713,9 +716,13 @@ public final class UploadSession: Sendable {
 
     /// A `flush` (one per close() of any descriptor of the file). Completes the upload when it
     /// comes from the process that opened the file (or a thread sharing its descriptors); when the
-    /// opener is unknown, when `writer` wrote last. See mount-options/write-semantics.md.
-    public func flush(writer: WriterIdentity, process: ProcessID = .unknown) async -> Result<Void, FileSystemError> {
-        enum Step { case outcome, empty, noop, waitIdle }
+    /// opener is unknown, when `writer` wrote last; after the opener's own flush (it closed the
+    /// file before a process that inherited it wrote), when no other process holds the file
+    /// open for writing (`heldByOthers`, asked only then). See mount-options/write-semantics.md.
+    public func flush(writer: WriterIdentity, process: ProcessID = .unknown,
+                      heldByOthers: @Sendable () -> Bool = { true }) async -> Result<Void, FileSystemError> {
+        enum Step { case outcome, empty, noop, waitIdle, askHolders }
+        var lastHolder: Bool?
         while true {
             var effects: [Effect] = []
             let step = state.withLock { state -> Step in
@@ -725,8 +732,14 @@ public final class UploadSession: Sendable {
                 }
                 if state.completionBarred { return .noop }
                 if !state.queued.isEmpty || state.window.paused { return .waitIdle }
+                let fromOpener = isCompletingFlush(state, writer: writer, process: process)
+                if fromOpener { state.openerFlushed = true }
                 if state.assembly.size == 0 { return .empty }
-                guard isCompletingFlush(state, writer: writer, process: process) else { return .noop }
+                if !fromOpener {
+                    guard state.openerFlushed else { return .noop }
+                    guard let lastHolder else { return .askHolders }
+                    guard lastHolder else { return .noop }
+                }
                 state.phase = .completing
                 sealLast(&state, &effects)
                 settle(&state, &effects)
@@ -738,9 +751,13 @@ public final class UploadSession: Sendable {
             case .noop: return .success(())
             case .waitIdle: await waitUntilIdle()
             case .empty: return await writeEmptyObject().map { _ in () }
+            case .askHolders: lastHolder = !heldByOthers()  // /proc reads: outside the lock
             }
         }
     }
+
+    /// Whether a flush from the opener came (`State.openerFlushed`).
+    public var openerHasFlushed: Bool { state.withLock { $0.openerFlushed } }
 
     /// The close rule: the opener's flush completes; other processes' flushes pass.
     private func isCompletingFlush(_ state: State, writer: WriterIdentity, process: ProcessID) -> Bool {
