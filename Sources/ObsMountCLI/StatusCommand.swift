@@ -31,16 +31,35 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let sockets = try socketPaths()
         if json {
-            let replies = try sockets.map(Self.ask)
+            let replies = try answers(sockets)
             FileHandleOutput.standardOutput(String(decoding: try StatusReply.encoder.encode(replies), as: UTF8.self))
             return
         }
         let inPlace = isatty(1) != 0
         repeat {
-            let text = try sockets.map { StatusTable.render(try Self.ask($0)) }.joined(separator: "\n")
+            let text = try answers(sockets).map(StatusTable.render).joined(separator: "\n")
             FileHandleOutput.standardOutput((watch && inPlace ? "\u{1B}[H\u{1B}[J" : "") + text + (watch && !inPlace ? "\n" : ""))
             if watch { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }
         } while watch
+    }
+
+    /// The replies of the mounts serving `sockets`. Asked for every mount, a socket no mount
+    /// answers on (left by a mount that was killed) is skipped with a line on stderr, so that
+    /// the live mounts are still shown; asked for one mount, its failure is the command's.
+    private func answers(_ sockets: [String]) throws -> [StatusReply] {
+        guard mountpoint == nil else { return try sockets.map(Self.ask) }
+        var replies: [StatusReply] = []
+        var failures: [String] = []
+        for socket in sockets {
+            do {
+                replies.append(try Self.ask(socket))
+            } catch {
+                failures.append("\(error)")
+                FileHandleOutput.standardError("obsmount status: skipped \(error)")
+            }
+        }
+        guard !replies.isEmpty else { throw StatusError("no mount answered: \(failures.joined(separator: "; "))") }
+        return replies
     }
 
     private func socketPaths() throws -> [String] {
@@ -69,6 +88,9 @@ struct StatusCommand: AsyncParsableCommand {
             let reason = errno == ENOENT || errno == ECONNREFUSED ? "no mount is serving it (is it mounted by obsmount?)" : String(cString: strerror(errno))
             throw StatusError("cannot reach \(path): \(reason)")
         }
+        // A mount that is alive but stuck must not hold the command for ever.
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         writeAll(descriptor, "status\n")
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)

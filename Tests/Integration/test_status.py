@@ -177,6 +177,20 @@ def test_control_socket_refuses_other_users(obs_local, mount_factory, tmp_path, 
         shutil.rmtree(parent, ignore_errors=True)
 
 
+def test_status_of_every_mount_skips_a_socket_a_killed_mount_left(obs_local, mount_factory, runtime_dir):
+    """A mount killed with SIGKILL leaves its control socket; `obsmount status` without a
+    mountpoint still shows the live mounts (it failed as a whole at the first stale socket)."""
+    mount = mount_factory(obs_local)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(runtime_dir / "0000stale.sock"))  # sorts first; nobody listens on it
+    stale.close()
+    result = subprocess.run([str(OBSMOUNT), "status", "--json"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert [reply["mountpoint"] for reply in json.loads(result.stdout)] == [str(mount.path)]
+    assert "0000stale.sock" in result.stderr
+    assert "skipped" in subprocess.run([str(OBSMOUNT), "status"], capture_output=True, text=True, timeout=30).stderr
+
+
 def test_status_without_a_mount_says_so(tmp_path, runtime_dir):
     result = status(tmp_path)
     assert result.returncode != 0
