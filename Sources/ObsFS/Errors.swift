@@ -85,6 +85,7 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible {
 /// | `AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch`, `RequestTimeTooSkewed` | `EACCES` |
 /// | `NoSuchBucket`, `NoSuchKey` | `ENOENT` |
 /// | `EntityTooLarge` | `EFBIG` |
+/// | `KeyTooLongError` (a parallel file system bucket's native rename to a key past 1,024 bytes) | `ENAMETOOLONG` |
 /// | `InsufficientStorage`, `QuotaExceeded` | `ENOSPC` |
 /// | a `FileSystemError` | its own errno |
 /// | `OBSClientError.service(e)` | as `e` |
@@ -98,6 +99,7 @@ public enum ErrnoMapping {
         case .accessDenied, .invalidAccessKeyId, .signatureDoesNotMatch, .requestTimeTooSkewed: return .accessDenied
         case .noSuchBucket, .noSuchKey: return .noEntry
         case .entityTooLarge: return .fileTooBig
+        case .keyTooLong: return .nameTooLong
         case "InsufficientStorage", "QuotaExceeded": return .noSpace
         default: return .io
         }

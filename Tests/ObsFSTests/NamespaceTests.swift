@@ -268,6 +268,7 @@ struct NamespaceTests {
         #expect(mapped(.noSuchBucket) == .noEntry)
         #expect(mapped(.noSuchKey) == .noEntry)
         #expect(mapped(.entityTooLarge) == .fileTooBig)
+        #expect(mapped(.keyTooLong) == .nameTooLong)
         #expect(mapped("InsufficientStorage") == .noSpace)
         #expect(mapped(.internalError) == .io)
         #expect(mapped(.noSuchUpload) == .io)
