@@ -47,6 +47,8 @@ enum Daemon {
         var child = pid_t()
         let spawned = posix_spawn(&child, "/proc/self/exe", &actions, &attributes, &cArguments, &cEnvironment)
         close(writeEnd)
+        for case let entry? in cEnvironment { memset(entry, 0, strlen(entry)) }  // copies of secrets among them
+        MountSetup.scrubSecretsFromEnvironment()  // the child has them; this process waits for it
         guard spawned == 0 else {
             FileHandleOutput.standardError("obsmount: cannot start the background process: \(String(cString: strerror(spawned)))")
             return 1

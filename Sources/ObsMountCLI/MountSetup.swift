@@ -158,7 +158,26 @@ struct MountSetup {
             throw Failure(message: "no credentials: give passwd_file= or set OBS_ACCESS_KEY_ID and OBS_SECRET_ACCESS_KEY", exitCode: 1)
         }
         let token = getenv("OBS_SECURITY_TOKEN").map { String(cString: $0) }
+        scrubSecretsFromEnvironment()
         return Credentials(accessKey: accessKey, secretKey: secretKey, securityToken: token?.isEmpty == false ? token : nil)
+    }
+
+    /// The variables holding secrets (`loadCredentials`).
+    static let secretVariables = ["OBS_SECRET_ACCESS_KEY", "OBS_SECURITY_TOKEN"]
+
+    /// Overwrites the values of `secretVariables` in this process's environment with NUL bytes,
+    /// then unsets them: /proc/PID/environ (`ps e`) shows the environment block the process
+    /// started with, which `unsetenv` alone leaves as it was.
+    static func scrubSecretsFromEnvironment() {
+        var pointer = environ
+        while let entry = pointer.pointee {
+            for name in secretVariables where strncmp(entry, name + "=", name.utf8.count + 1) == 0 {
+                let value = entry + name.utf8.count + 1
+                memset(value, 0, strlen(value))
+            }
+            pointer += 1
+        }
+        for name in secretVariables { unsetenv(name) }
     }
 
     /// The first `limit` bytes of a file, read to its end (files in /proc answer in pieces); the

@@ -88,6 +88,15 @@ def test_readable_password_file_is_refused(obs_local, tmp_path):
     assert obs_local.secret_key not in line
 
 
+def proc_file(process, name):
+    """/proc/PROCESS/NAME, or nothing when the process is gone."""
+    try:
+        with open(f"/proc/{process}/{name}", "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
+
+
 def test_credentials_from_environment_and_daemon_mode(obs_local, tmp_path):
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
@@ -102,6 +111,11 @@ def test_credentials_from_environment_and_daemon_mode(obs_local, tmp_path):
         assert head(obs_local, key)["ContentLength"] == 15
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert obs_local.secret_key not in ps
+        # Nor in the daemon's environment (`ps e`): its starting block is wiped, not only unset.
+        daemons = [entry for entry in os.listdir("/proc") if entry.isdigit() and str(mountpoint).encode() in proc_file(entry, "cmdline")]
+        assert daemons
+        for daemon in daemons:
+            assert obs_local.secret_key.encode() not in proc_file(daemon, "environ")
         assert f"{key}: complete" in log.read_text()
     finally:
         subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False)
