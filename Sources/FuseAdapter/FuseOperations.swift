@@ -145,12 +145,14 @@ let fuseOperations: fuse_lowlevel_ops = {
         let writer = WriterIdentity(info.pointee.lock_owner)
         let caller = Dispatcher.caller(request)
         let dropsSetID = dispatcher.fileSystem.writeDropsSetIDBits(handle, caller: caller)
+        // O_DSYNC (and O_SYNC, which includes it): the write returns once stored as `fsync` stores.
+        let synchronous = info.pointee.flags & O_DSYNC != 0
         // The kernel's bytes are valid only now: admit copies them into part buffers (or aside).
         let admission = dispatcher.fileSystem.write(handle, at: Int64(offset), bytes: UnsafeRawBufferPointer(start: buffer, count: size), writer: writer,
                                                     process: caller.process, appending: info.pointee.flags & O_APPEND != 0)
         switch admission {
         // Answered here, on the callback's thread: no task for the common case.
-        case .accepted(let count) where !dropsSetID: dispatcher.replies.written(Request(raw: request), count: count)
+        case .accepted(let count) where !dropsSetID && !synchronous: dispatcher.replies.written(Request(raw: request), count: count)
         case .refused(let error): dispatcher.fail(Request(raw: request), error)
         default:
             dispatcher.answer(request) { request in
@@ -163,15 +165,23 @@ let fuseOperations: fuse_lowlevel_ops = {
                         dispatcher.logger.error("write to \(InodeNumber(inode)) by uid \(caller.uid): its set-ID bits could not be dropped: \(error)")
                     }
                 }
+                let written: Result<Int, FileSystemError>
                 switch admission {
-                case .accepted(let count): dispatcher.replies.written(request, count: count)
-                case .refused(let error): dispatcher.fail(request, error)
+                case .accepted(let count): written = .success(count)
+                case .refused(let error): written = .failure(error)
                 case .waiting(let pending):
                     // An interrupt withdraws the write from its queue: EINTR (or short) at once.
-                    switch await dispatcher.interruptibly(request, onInterrupt: { pending.cancel() }, { await pending.outcome }) {
-                    case .success(let count): dispatcher.replies.written(request, count: count)
-                    case .failure(let error): dispatcher.fail(request, error)
+                    written = await dispatcher.interruptibly(request, onInterrupt: { pending.cancel() }, { await pending.outcome })
+                }
+                switch written {
+                case .success(let count):
+                    do {
+                        if synchronous { try await dispatcher.stoppable(request, doing: "O_DSYNC write") { try await dispatcher.fileSystem.fsync(handle) } }
+                        dispatcher.replies.written(request, count: count)
+                    } catch {
+                        dispatcher.fail(request, error)
                     }
+                case .failure(let error): dispatcher.fail(request, error)
                 }
             }
         }

@@ -130,6 +130,22 @@ def test_the_last_holder_stores_what_it_wrote_after_the_opener_closed(mount, hea
         assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == (header + body)[:3]
 
 
+def test_an_o_dsync_write_is_stored_when_it_returns(mount):
+    """`O_DSYNC`/`O_SYNC` (databases, `dd oflag=dsync`): each write returns once stored, as an
+    `fsync` after it would (it was stored only at close)."""
+    key = name("dsync")
+    data = os.urandom(2 * MiB)
+    mount.server.s3.put_object(Bucket=mount.server.bucket, Key=key, Body=data)
+    for flag, patch in ((os.O_DSYNC, b"dsync"), (os.O_SYNC, b"sync!")):
+        fd = os.open(mount.path / key, os.O_RDWR | flag)
+        try:
+            assert os.pwrite(fd, patch, 5000) == len(patch)
+            data = data[:5000] + patch + data[5000 + len(patch):]
+            assert mount.server.s3.get_object(Bucket=mount.server.bucket, Key=key)["Body"].read() == data
+        finally:
+            os.close(fd)
+
+
 def test_dd_conv_notrunc_sends_only_the_change(mount):
     key = name("notrunc")
     data = os.urandom(12 * MiB)
