@@ -399,7 +399,9 @@ extension ObsFileSystem {
     /// unlinked while open is not completed: its upload is aborted at release. When the closing
     /// process still holds the file open for writing through another descriptor
     /// (`stillHeldWritable`: a `dup`, as a shell redirection makes), nothing happens: the close
-    /// of that descriptor completes it.
+    /// of that descriptor completes it. Once the opener closed the file, the flush of another
+    /// process stores it when `heldByOthers` (asked only then) says no process holds it open for
+    /// writing any more: the last one's close, not the release after it.
     public func flush(_ handle: FileHandleID, writer: WriterIdentity, process: ProcessID = .unknown, stillHeldWritable: Bool = false,
                       heldByOthers: @escaping @Sendable () -> Bool = { true }) async throws {
         guard !stillHeldWritable, !isReadOnly(handle) else { return }
