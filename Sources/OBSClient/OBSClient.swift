@@ -5,6 +5,7 @@
 import CurlTransport
 import Logging
 import OBSProtocol
+import Synchronization
 
 /// A client of one OBS (or S3-compatible) endpoint with one set of credentials. Knows buckets
 /// and objects, never files. Safe to share between tasks; requests run concurrently on one
@@ -15,6 +16,9 @@ public final class OBSClient: Sendable {
     let builder: RequestBuilder
     let transport: any HTTPTransport
     let clock: OBSProtocol.Clock
+    /// Whether the endpoint is known not to answer (`EndpointReachability`); shared with
+    /// `retrying` copies.
+    let reachability: EndpointReachability
 
     /// A client over a libcurl transport built from `configuration.transport`.
     public convenience init(configuration: OBSClientConfiguration) throws(OBSClientError) {
@@ -28,10 +32,16 @@ public final class OBSClient: Sendable {
     }
 
     /// A client over any transport (tests inject fakes); `clock` dates the signatures.
-    public init(configuration: OBSClientConfiguration, transport: any HTTPTransport, clock: @escaping OBSProtocol.Clock = { Timestamp.now() }) {
+    public convenience init(configuration: OBSClientConfiguration, transport: any HTTPTransport, clock: @escaping OBSProtocol.Clock = { Timestamp.now() }) {
+        self.init(configuration: configuration, transport: transport, clock: clock, reachability: EndpointReachability())
+    }
+
+    private init(configuration: OBSClientConfiguration, transport: any HTTPTransport, clock: @escaping OBSProtocol.Clock,
+                 reachability: EndpointReachability) {
         self.configuration = configuration
         self.transport = transport
         self.clock = clock
+        self.reachability = reachability
         builder = RequestBuilder(endpoint: configuration.endpoint, addressing: configuration.addressing,
                                  signer: RequestSigner(dialect: configuration.dialect, credentials: configuration.credentials,
                                                        region: configuration.region))
@@ -42,7 +52,7 @@ public final class OBSClient: Sendable {
     public func retrying(_ policy: RetryPolicy) -> OBSClient {
         var configuration = configuration
         configuration.retry = policy
-        return OBSClient(configuration: configuration, transport: transport, clock: clock)
+        return OBSClient(configuration: configuration, transport: transport, clock: clock, reachability: reachability)
     }
 
     /// The dialect requests are written and signed in.
@@ -75,6 +85,7 @@ public final class OBSClient: Sendable {
             let attemptStart = ContinuousClock.now
             do {
                 let response = try await transport.perform(request)
+                reachability.answered()
                 if response.isSuccess {
                     observe(call, since: attemptStart, failure: nil, status: response.status, willRetry: false)
                     logger.trace("request done", metadata: metadata(for: call, status: response.status, requestID: requestID(of: response)))
@@ -84,16 +95,22 @@ public final class OBSClient: Sendable {
             } catch {
                 failure = .transport(error)
             }
-            let delay = policy.isRetryable(failure) && !Task.isCancelled
-                ? policy.nextDelay(afterAttempt: history.attempts, elapsed: ContinuousClock.now - started, using: &generator) : nil
+            let retryable = policy.isRetryable(failure) && !Task.isCancelled
+            var lostInTransport = false
+            if case .transport = failure { lostInTransport = true }
+            let elapsed = ContinuousClock.now - started
+            let delay = retryable && !(lostInTransport && history.attempts == 1 && reachability.isUnreachable)
+                ? policy.nextDelay(afterAttempt: history.attempts, elapsed: elapsed, using: &generator) : nil
             observe(call, since: attemptStart, failure: failure, status: nil, willRetry: delay != nil)
             guard let delay else {
+                // Retried on the transport for the whole retry time (or count), in vain.
+                if retryable, lostInTransport, history.attempts > 1, policy.timeLimit.map({ elapsed >= $0 }) ?? true { reachability.gaveUp() }
                 var details = metadata(for: call, failure: failure, attempt: history.attempts)
                 details["elapsed"] = "\(ContinuousClock.now - started)"
                 logger.debug("request failed", metadata: details)
                 throw failure
             }
-            if case .transport = failure { history.earlierAttemptLostInTransport = true }
+            if lostInTransport { history.earlierAttemptLostInTransport = true }
             var details = metadata(for: call, failure: failure, attempt: history.attempts)
             details["delay"] = "\(delay)"
             logger.warning("retrying request", metadata: details)
@@ -211,4 +228,18 @@ public final class OBSClient: Sendable {
         }
         return metadata
     }
+}
+
+/// Whether an endpoint is known not to answer: set when a call used up its retries on transport
+/// failures (no answer for the whole retry time), cleared by the next answer of any call. While
+/// it is set, a call whose first attempt fails on the transport is not retried, so that a
+/// program's next call (the kernel looks a name up again after a failed revalidation; `ls` asks
+/// for the next name) fails at once instead of waiting the retry time again. A call that
+/// started before keeps its own retries.
+final class EndpointReachability: Sendable {
+    private let unreachable = Atomic<Bool>(false)
+
+    var isUnreachable: Bool { unreachable.load(ordering: .relaxed) }
+    func gaveUp() { unreachable.store(true, ordering: .relaxed) }
+    func answered() { if isUnreachable { unreachable.store(false, ordering: .relaxed) } }
 }

@@ -1,7 +1,7 @@
 // Retries bounded by time (the mount's retry_timeout=): an outage of any number of attempts is
 // ridden out while the time lasts, and a persistent failure ends once it is used up.
 import CurlTransport
-import OBSClient
+@testable import OBSClient
 import OBSProtocol
 import Testing
 
@@ -39,6 +39,35 @@ struct RetryTimeLimitTests {
         // bound: sleeps overrun without limit when blocking tests hold the cooperative threads;
         // theLastBackOffEndsAtTheLimit checks the bound itself).
         #expect(transport.requests.count >= 2 && transport.requests.count < refusals.count)
+    }
+
+    /// Once a call retried for the whole time on the transport in vain, the next call makes one
+    /// attempt (the kernel looks a name up again right after a failed revalidation: `stat` took
+    /// twice `retry_timeout=`); an answer ends that, and a service error still retries.
+    @Test func afterACallUsedUpItsTimeTheNextOneFailsAtOnceUntilTheEndpointAnswers() async throws {
+        let refused = Reply.transportFailure(code: 7, "Connection refused")
+        let limit = Duration.milliseconds(300)
+        let script = Array(repeating: refused, count: 1_000)
+        let (client, transport) = client(script, retry: RetryPolicy(maxAttempts: .max, baseDelay: .milliseconds(5), maxDelay: .milliseconds(20),
+                                                                    timeLimit: limit))
+        await #expect(throws: OBSClientError.self) { try await client.deleteObject(bucket: bucket, key: key) }
+        let first = transport.requests.count
+        #expect(first >= 2)
+        await #expect(throws: OBSClientError.self) { try await client.retrying(client.configuration.retry).deleteObject(bucket: bucket, key: key) }
+        #expect(transport.requests.count == first + 1)
+
+        let (answering, scripted) = self.client([refused, Reply.status(204), refused, refused, Reply.status(204), Reply.error(503, "ServiceUnavailable"), Reply.status(204)],
+                                                 retry: RetryPolicy(maxAttempts: .max, baseDelay: .milliseconds(1), maxDelay: .milliseconds(2),
+                                                                    timeLimit: .seconds(600)))
+        answering.reachability.gaveUp()
+        await #expect(throws: OBSClientError.self) { try await answering.deleteObject(bucket: bucket, key: key) }
+        #expect(scripted.requests.count == 1)
+        try await answering.deleteObject(bucket: bucket, key: key)  // an answer: reachable again
+        try await answering.deleteObject(bucket: bucket, key: key)  // retried through two refusals
+        #expect(scripted.requests.count == 5)
+        answering.reachability.gaveUp()
+        try await answering.deleteObject(bucket: bucket, key: key)  // a 503 is an answer: retried
+        #expect(scripted.requests.count == 7)
     }
 
     @Test func theLastBackOffEndsAtTheLimit() {
