@@ -72,3 +72,26 @@ def test_a_long_outage_fails_close_within_the_bound_and_leaves_no_upload(private
         time.sleep(0.5)
     assert uploads_in_progress(private_obs_local, key) == []
     assert not private_obs_local.s3.list_objects_v2(Bucket=private_obs_local.bucket, Prefix=key).get("Contents")
+
+
+def test_stat_of_a_known_file_during_an_outage_fails_within_one_retry_time(private_obs_local, mount_factory):
+    """The kernel revalidates a known name, and when that lookup fails looks it up once more: each
+    waited retry_timeout=, so `stat` took twice the bound. Once a request got no answer for its
+    whole retry time, the next one is not retried until the store answers again."""
+    retry_timeout = 4
+    mount = mount_factory(private_obs_local, [f"retry_timeout={retry_timeout}s", "attr_timeout=1"])
+    key = "known-" + uuid.uuid4().hex[:8]
+    (mount.path / key).write_bytes(b"known")
+    assert (mount.path / key).stat().st_size == 5
+    time.sleep(1.5)  # the kernel's entry and attributes expire: the next stat asks the mount
+    refuse(private_obs_local, 120)
+    started = time.monotonic()
+    try:
+        (mount.path / key).stat()
+        raise AssertionError("stat succeeded while the server refused every connection")
+    except OSError:
+        pass
+    elapsed = time.monotonic() - started
+    assert elapsed < retry_timeout + 3, f"stat failed only after {elapsed:.1f} s"
+    admin(private_obs_local, "DELETE")  # reachable again: the next stat is answered
+    assert (mount.path / key).stat().st_size == 5
