@@ -30,6 +30,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         // Hashing: MD5, SHA-256, HMAC over OpenSSL; CRC-64/ECMA and CRC-32C over ISA-L.
         .target(name: "OBSHashing", dependencies: ["COpenSSL", "CISAL"]),
@@ -74,7 +75,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ObsMountCLI", dependencies: [
-            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer", "BuildInfo", "SystemFiles",
+            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer", "BuildInfo", "SystemFiles", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

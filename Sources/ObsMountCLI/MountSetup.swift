@@ -3,6 +3,7 @@
 // (EmbeddedServer: started, or joined when another mount runs it on the same data directory), the
 // client, the one-request check of bucket and credentials, the filesystem core and the FUSE
 // session.
+import CMalloc
 import CurlTransport
 import FuseAdapter
 import Logging
@@ -41,6 +42,7 @@ struct MountSetup {
     }
 
     static func prepare(source: MountSource, options: MountOptions, mountpoint: String, debug: Bool, logger: Logger) async throws -> MountSetup {
+        returnLargeBlocksToTheSystem()
         if !options.allowOverMount, let mounted = MountTable.fuseMounts(on: mountpoint).last {
             throw Failure(message: "\(mountpoint) is already mounted (\(mounted.source), \(mounted.type)): unmount it first (fusermount3 -u \(mountpoint)), or mount over it with -o allow_over_mount", exitCode: 1)
         }
@@ -160,6 +162,16 @@ struct MountSetup {
         let token = getenv("OBS_SECURITY_TOKEN").map { String(cString: $0) }
         scrubSecretsFromEnvironment()
         return Credentials(accessKey: accessKey, secretKey: secretKey, securityToken: token?.isEmpty == false ? token : nil)
+    }
+
+    /// Blocks of 256 KiB and more (writes held while no part buffer is free, changed ranges,
+    /// listings) are mapped for themselves and unmapped when freed. By default glibc raises that
+    /// threshold after the first such free, up to 32 MiB, and keeps freed blocks below it in its
+    /// per-thread arenas: 64 files written at once with `memory_budget=64M` left the daemon at
+    /// 487 MB resident instead of 149 MB. (`MALLOC_MMAP_THRESHOLD_=` in the environment would do
+    /// the same for one run.)
+    static func returnLargeBlocksToTheSystem() {
+        _ = mallopt(M_MMAP_THRESHOLD, 256 * 1024)
     }
 
     /// The variables holding secrets (`loadCredentials`).
