@@ -491,6 +491,30 @@ extension ModifyTests {
         #expect(try await fs.getattr(file.inode).modified == shown.modified)  // asked of the store again
     }
 
+    @Test func aFailedNativeChangeLeavesWhatItChangedReadableAtTheNextOpen() async throws {
+        // In place means no rollback: the first range is changed when the second fails. The
+        // failure expires what the mount knew of the object, so the next open reads it as it is
+        // (it read with the old ETag pinned and failed with EIO once).
+        let inner = InMemoryStore(isFileSystemBucket: true)
+        let store = FaultInjectingStore(inner)
+        let original = pattern(4 << 20)
+        inner.seed("t", original)
+        let fs = makeFileSystem(store)
+        let file = try await fs.lookup(parent: .root, name: "t")
+        let handle = try await fs.open(file.inode, flags: O_RDWR, opener: ProcessID(5)).handle
+        for offset in [Int64(0), 3 << 20] {
+            #expect(await fs.write(handle, at: offset, bytes: Array("XYZ".utf8), writer: WriterIdentity(5), process: ProcessID(5)).count == 3)
+        }
+        store.fail(.modify, nth: 2)
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(5), process: ProcessID(5)) } == .io)
+        await fs.release(handle)
+        let stored = try #require(inner.object("t"))
+        #expect(stored == Array("XYZ".utf8) + original[3...])
+        let reading = try await fs.open(file.inode, flags: O_RDONLY, opener: ProcessID(6)).handle
+        #expect(try await fs.read(reading, at: 0, count: 8).gathered() == stored[0..<8].map { $0 })
+        await fs.release(reading)
+    }
+
     @Test func aComposedObjectHasANewModificationTime() async throws {
         let store = InMemoryStore()
         store.seed("old", pattern(1000), metadata: ["mode": "33188", "mtime": "1000000000", "ctime": "1000000000"])

@@ -506,12 +506,14 @@ extension FaultInjectingStore: ComposesThroughInner {
     }
 }
 
-/// The inner store's parallel file system bucket, when it is one; in-place writes wait while
-/// `.modify` is held (after the store changed the object: a native change is seen at once).
+/// The inner store's parallel file system bucket, when it is one; in-place writes fail by the
+/// `.modify` rules and wait while `.modify` is held (after the store changed the object: a
+/// native change is seen at once).
 extension FaultInjectingStore: FileSystemBucketStore {
     var isFileSystemBucket: Bool { inner.isFileSystemBucket }
     func renameNatively(_ source: ObjectKey, to destination: ObjectKey) async throws { try await inner.renameNatively(source, to: destination) }
     func modifyNatively(_ key: ObjectKey, position: Int64, bytes: MemoryRegion) async throws -> ETag? {
+        try check(.modify)
         let etag = try await inner.modifyNatively(key, position: position, bytes: bytes)
         await waitIfHeld(.modify)
         return etag

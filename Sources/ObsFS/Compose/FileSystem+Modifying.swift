@@ -119,11 +119,16 @@ extension ObsFileSystem {
                 }
             }
             forgetFetchedAhead(around: inode)
-        } catch let error as ObjectChangedError {
-            let failure = FileSystemError(.io, "\(modify.key): \(error.description); the changes were not stored")
-            logger.error("\(failure.reason)")
-            throw failure
         } catch {
+            // The object may not be the base any more (another client's change; on a parallel
+            // file system bucket, the native calls before the one that failed changed it in place):
+            // the next open asks the store what it is.
+            inode.state.withLock { $0.facts.expiry = .now }
+            if let error = error as? ObjectChangedError {
+                let failure = FileSystemError(.io, "\(modify.key): \(error.description); the changes were not stored")
+                logger.error("\(failure.reason)")
+                throw failure
+            }
             throw storeFailure("composing \(modify.key)", error)
         }
     }
