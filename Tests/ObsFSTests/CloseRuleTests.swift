@@ -45,12 +45,18 @@ struct CloseRuleTests {
         await fs.release(handle)
     }
 
-    @Test func aFileNoFlushCompletedIsCompletedAtRelease() async throws {
+    /// A file the shell created and a child (process 101) wrote 300 bytes into.
+    func fileAChildWrote() async throws -> (store: InMemoryStore, fs: ObsFileSystem, handle: FileHandleID, bytes: [UInt8]) {
         let store = InMemoryStore()
         let fs = makeFileSystem(store)
         let (_, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
         let bytes = pattern(300)
         #expect(await fs.write(handle, at: 0, bytes: bytes, writer: WriterIdentity(11), process: ProcessID(101)).count == bytes.count)
+        return (store, fs, handle, bytes)
+    }
+
+    @Test func aFileNoFlushCompletedIsCompletedAtRelease() async throws {
+        let (store, fs, handle, bytes) = try await fileAChildWrote()
         try await fs.flush(handle, writer: WriterIdentity(11), process: ProcessID(101))
         #expect(store.object("f") == nil)
         await fs.release(handle)
@@ -233,11 +239,7 @@ extension CloseRuleTests {
 
     /// While the opener has not closed, other processes' closes never ask who holds the file.
     @Test func childrenOfAnOpenerThatHoldsTheFileNeverAskWhoHoldsIt() async throws {
-        let store = InMemoryStore()
-        let fs = makeFileSystem(store)
-        let (_, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
-        let bytes = pattern(300)
-        #expect(await fs.write(handle, at: 0, bytes: bytes, writer: WriterIdentity(11), process: ProcessID(101)).count == bytes.count)
+        let (store, fs, handle, bytes) = try await fileAChildWrote()
         let asked = Mutex(0)
         try await fs.flush(handle, writer: WriterIdentity(11), process: ProcessID(101)) {
             asked.withLock { $0 += 1 }
