@@ -216,7 +216,12 @@ struct MountSetup {
         guard let error = error as? OBSClientError else { return prefix + "\(error)" }
         switch error {
         case .service(let service):
-            let detail = "(\(service.code), request-id \(service.requestID ?? "none"))"
+            // No request ID: not an answer of an OBS or S3 service (a web server, a proxy), whose
+            // bodiless status the client named after the usual code.
+            guard let requestID = service.requestID else {
+                return prefix + "the endpoint answered HTTP \(service.status) without a request ID: check url= (is it an OBS or S3 endpoint?) and the bucket name"
+            }
+            let detail = "(\(service.code), request-id \(requestID))"
             switch service.code {
             case .noSuchBucket: return prefix + "the bucket does not exist: create it, or check the name and url= \(detail)"
             case .invalidAccessKeyId: return prefix + "the access key is not known: check the AK in passwd_file= or OBS_ACCESS_KEY_ID \(detail)"

@@ -1,7 +1,9 @@
 """obsmount's command line: exit statuses, one-line diagnoses, daemon mode, embedded server."""
+import http.server
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 
@@ -95,6 +97,32 @@ def proc_file(process, name):
             return file.read()
     except OSError:
         return b""
+
+
+def test_an_endpoint_that_is_no_object_store_is_said_so(tmp_path):
+    """A web server or proxy answering a bare 404 is not reported as OBS's NoSuchBucket, a code
+    nobody sent: the line says what came back and what to check."""
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = answer
+
+        def log_message(self, *arguments):
+            pass
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        mountpoint = tmp_path / "mnt"
+        mountpoint.mkdir()
+        result = run_obsmount(["bkt", str(mountpoint), "-f", "-o", f"url=http://127.0.0.1:{server.server_port}",
+                               "-o", f"passwd_file={password_file(tmp_path, 'ak:sk')}"])
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stderr
+    assert "answered HTTP 404 without a request ID: check url=" in result.stderr
+    assert "NoSuchBucket" not in result.stderr
 
 
 def test_credentials_from_environment_and_daemon_mode(obs_local, tmp_path):
