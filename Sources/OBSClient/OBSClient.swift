@@ -99,12 +99,16 @@ public final class OBSClient: Sendable {
             var lostInTransport = false
             if case .transport = failure { lostInTransport = true }
             let elapsed = ContinuousClock.now - started
-            let delay = retryable && !(lostInTransport && history.attempts == 1 && reachability.isUnreachable)
+            let knownUnreachable = lostInTransport && history.attempts == 1 && reachability.isUnreachable(within: policy.timeLimit ?? .seconds(60))
+            let delay = retryable && !knownUnreachable
                 ? policy.nextDelay(afterAttempt: history.attempts, elapsed: elapsed, using: &generator) : nil
             observe(call, since: attemptStart, failure: failure, status: nil, willRetry: delay != nil)
             guard let delay else {
-                // Retried on the transport for the whole retry time (or count), in vain.
-                if retryable, lostInTransport, history.attempts > 1, policy.timeLimit.map({ elapsed >= $0 }) ?? true { reachability.gaveUp() }
+                // Retried on the transport for the whole retry time (or count), in vain; or not
+                // retried, the endpoint being known not to answer: it still does not.
+                if retryable, lostInTransport, knownUnreachable || (history.attempts > 1 && policy.timeLimit.map({ elapsed >= $0 }) ?? true) {
+                    reachability.gaveUp()
+                }
                 var details = metadata(for: call, failure: failure, attempt: history.attempts)
                 details["elapsed"] = "\(ContinuousClock.now - started)"
                 logger.debug("request failed", metadata: details)
@@ -232,14 +236,20 @@ public final class OBSClient: Sendable {
 
 /// Whether an endpoint is known not to answer: set when a call used up its retries on transport
 /// failures (no answer for the whole retry time), cleared by the next answer of any call. While
-/// it is set, a call whose first attempt fails on the transport is not retried, so that a
-/// program's next call (the kernel looks a name up again after a failed revalidation; `ls` asks
-/// for the next name) fails at once instead of waiting the retry time again. A call that
-/// started before keeps its own retries.
+/// it is set, a call whose first attempt fails on the transport is not retried (and sets it
+/// again), so that a program's next call (the kernel looks a name up again after a failed
+/// revalidation; `ls` asks for the next name) fails at once instead of waiting the retry time
+/// again. It lapses after the retry time without such a failure: a call after a quiet spell gets
+/// its retries. A call that started before keeps its own retries.
 final class EndpointReachability: Sendable {
-    private let unreachable = Atomic<Bool>(false)
+    /// When a call last found the endpoint not answering; nil: it answers, as far as known.
+    private let lastGaveUp = Mutex<ContinuousClock.Instant?>(nil)
 
-    var isUnreachable: Bool { unreachable.load(ordering: .relaxed) }
-    func gaveUp() { unreachable.store(true, ordering: .relaxed) }
-    func answered() { if isUnreachable { unreachable.store(false, ordering: .relaxed) } }
+    func isUnreachable(within window: Duration) -> Bool {
+        lastGaveUp.withLock { $0.map { ContinuousClock.now - $0 < window } ?? false }
+    }
+
+    func gaveUp() { lastGaveUp.withLock { $0 = .now } }
+
+    func answered() { lastGaveUp.withLock { $0 = nil } }
 }

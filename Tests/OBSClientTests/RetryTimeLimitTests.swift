@@ -43,7 +43,8 @@ struct RetryTimeLimitTests {
 
     /// Once a call retried for the whole time on the transport in vain, the next call makes one
     /// attempt (the kernel looks a name up again right after a failed revalidation: `stat` took
-    /// twice `retry_timeout=`); an answer ends that, and a service error still retries.
+    /// twice `retry_timeout=`); an answer ends that, so does a quiet retry time, and a service
+    /// error still retries.
     @Test func afterACallUsedUpItsTimeTheNextOneFailsAtOnceUntilTheEndpointAnswers() async throws {
         let refused = Reply.transportFailure(code: 7, "Connection refused")
         let limit = Duration.milliseconds(300)
@@ -55,6 +56,10 @@ struct RetryTimeLimitTests {
         #expect(first >= 2)
         await #expect(throws: OBSClientError.self) { try await client.retrying(client.configuration.retry).deleteObject(bucket: bucket, key: key) }
         #expect(transport.requests.count == first + 1)
+        // Quiet for longer than the retry time: the next call gets its retries again.
+        try await Task.sleep(for: limit + .milliseconds(100))
+        await #expect(throws: OBSClientError.self) { try await client.deleteObject(bucket: bucket, key: key) }
+        #expect(transport.requests.count >= first + 3)
 
         let (answering, scripted) = self.client([refused, Reply.status(204), refused, refused, Reply.status(204), Reply.error(503, "ServiceUnavailable"), Reply.status(204)],
                                                  retry: RetryPolicy(maxAttempts: .max, baseDelay: .milliseconds(1), maxDelay: .milliseconds(2),
