@@ -403,7 +403,7 @@ final class ModifySession: Sendable {
         let storedTimes = times ?? .now()
         do {
             if let bucket = store.fileSystemBucket {
-                _ = try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
+                try await commitNatively(bucket, baseETag: baseETag, baseSize: baseSize, baseVisible: baseVisible, size: size, changes: changes)
                 do {
                     try await bucket.replaceUserMetadataNatively(key, with: touched(options, at: storedTimes).metadata)
                 } catch {
@@ -477,7 +477,7 @@ final class ModifySession: Sendable {
     /// the end), then extend to the new size (zeros) when it is longer. The base bytes in the
     /// spans' gaps are read first, pinned to the base's ETag, before anything changes it.
     private func commitNatively(_ bucket: any FileSystemBucketStore, baseETag: ETag?, baseSize: Int64, baseVisible: Int64, size: Int64,
-                                changes: ChangedRanges) async throws -> ETag? {
+                                changes: ChangedRanges) async throws {
         var writes: [(span: Range<Int64>, bytes: AlignedMemory)] = []
         // Ranges closer than 1 MiB go as one write: 1,000 writes of 512 bytes across 16 MiB (as
         // `stress-ng --seek` makes) were 1,000 requests, each slower as the object's pieces grew.
@@ -501,19 +501,14 @@ final class ModifySession: Sendable {
             try await bucket.truncateNatively(key, length: baseVisible)
             length = baseVisible
         }
-        var etag: ETag?
         for (span, bytes) in writes {
             // A write past the end leaves a hole: the native write starts at most at the end.
             if span.lowerBound > length { try await bucket.truncateNatively(key, length: span.lowerBound) }
-            etag = try await bucket.modifyNatively(key, position: span.lowerBound, bytes: MemoryRegion(owner: bytes))
+            _ = try await bucket.modifyNatively(key, position: span.lowerBound, bytes: MemoryRegion(owner: bytes))
             length = max(length, span.upperBound)
         }
-        if size > length {
-            try await bucket.truncateNatively(key, length: size)
-            etag = nil
-        }
+        if size > length { try await bucket.truncateNatively(key, length: size) }
         logger.info("\(key): \(changes.byteCount) bytes written in place in \(writes.count) requests (parallel file system), length \(size)")
-        return etag
     }
 
     func close() { state.withLock { $0.baseReads }.close() }
