@@ -415,13 +415,25 @@ extension ModifyTests {
         #expect(store.object("r") == bytes)
     }
 
+    /// An in-process obs-local's parallel file system bucket holding `name`, a mount of it, and
+    /// the file looked up; the caller stops the server.
+    func nativeFile(_ name: String, _ bytes: [UInt8], options: ObjectOptions = ObjectOptions(),
+                    attributeTimeout: Duration = .seconds(10)) async throws -> (local: LocalOBS, fs: ObsFileSystem, file: FileAttributes) {
+        let local = try LocalOBS(fileSystemBucket: true)
+        do {
+            _ = try await local.store.putObject(ObjectKey(name), bytes: bytes, options: options)
+            let fs = makeFileSystem(local.store, attributeTimeout: attributeTimeout)
+            return (local, fs, try await fs.lookup(parent: .root, name: name))
+        } catch {
+            local.stop()
+            throw error
+        }
+    }
+
     @Test func nativeChangesWritePastATruncatedEnd() async throws {
         // A parallel file system bucket: truncate, then a write past the new end (a hole).
-        let local = try LocalOBS(fileSystemBucket: true)
+        let (local, fs, file) = try await nativeFile("h", Array("0123456789ABCDEF".utf8))
         defer { local.stop() }
-        _ = try await local.store.putObject(ObjectKey("h"), bytes: Array("0123456789ABCDEF".utf8), options: ObjectOptions())
-        let fs = makeFileSystem(local.store)
-        let file = try await fs.lookup(parent: .root, name: "h")
         let handle = try await fs.open(file.inode, flags: O_RDWR, opener: ProcessID(3)).handle
         _ = try await fs.setattr(file.inode, AttributeChanges(size: 4))
         #expect(await fs.write(handle, at: 8, bytes: Array("end".utf8), writer: WriterIdentity(3), process: ProcessID(3)).count == 3)
@@ -433,11 +445,8 @@ extension ModifyTests {
     /// A reader of a file this mount truncates in place (parallel file system) reads on in the
     /// truncated object: the truncate answers no ETag, so the reader's pinned one failed (EIO).
     @Test func aReaderFollowsANativeTruncateOfThisMount() async throws {
-        let local = try LocalOBS(fileSystemBucket: true)
+        let (local, fs, file) = try await nativeFile("r", Array("0123456789".utf8))
         defer { local.stop() }
-        _ = try await local.store.putObject(ObjectKey("r"), bytes: Array("0123456789".utf8), options: ObjectOptions())
-        let fs = makeFileSystem(local.store)
-        let file = try await fs.lookup(parent: .root, name: "r")
         let reading = try await fs.open(file.inode, flags: O_RDONLY).handle
         #expect(try await fs.read(reading, at: 0, count: 2).gathered() == Array("01".utf8))
         _ = try await fs.setattr(file.inode, AttributeChanges(size: 3))
@@ -469,14 +478,11 @@ extension ModifyTests {
     @Test func aNativeChangeStoresItsModificationTime() async throws {
         // A parallel file system bucket changes the object in place and keeps its metadata: the
         // s3fs mtime stayed the old one, shown once the attributes expired (`make` saw no change).
-        let local = try LocalOBS(fileSystemBucket: true)
-        defer { local.stop() }
         var options = ObjectOptions()
         options.metadata = ["mode": "33152", "uid": "7", "mtime": "1000000000", "ctime": "1000000000"]
         options.contentType = "text/plain"
-        _ = try await local.store.putObject(ObjectKey("m"), bytes: Array("0123456789".utf8), options: options)
-        let fs = makeFileSystem(local.store, attributeTimeout: .zero)
-        let file = try await fs.lookup(parent: .root, name: "m")
+        let (local, fs, file) = try await nativeFile("m", Array("0123456789".utf8), options: options, attributeTimeout: .zero)
+        defer { local.stop() }
         let handle = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, opener: ProcessID(3)).handle
         #expect(await fs.write(handle, at: 10, bytes: Array("+".utf8), writer: WriterIdentity(3), process: ProcessID(3), appending: true).count == 1)
         try await fs.flush(handle, writer: WriterIdentity(3), process: ProcessID(3))
