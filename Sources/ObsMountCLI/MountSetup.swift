@@ -168,8 +168,8 @@ struct MountSetup {
     /// listings) are mapped for themselves and unmapped when freed. By default glibc raises that
     /// threshold after the first such free, up to 32 MiB, and keeps freed blocks below it in its
     /// per-thread arenas: 64 files written at once with `memory_budget=64M` left the daemon at
-    /// 487 MB resident instead of 149 MB. (`MALLOC_MMAP_THRESHOLD_=` in the environment would do
-    /// the same for one run.)
+    /// 487 MB resident instead of 129 to 149 MB. (`MALLOC_MMAP_THRESHOLD_=` in the environment
+    /// would do the same for one run.)
     static func returnLargeBlocksToTheSystem() {
         _ = mallopt(M_MMAP_THRESHOLD, 256 * 1024)
     }
