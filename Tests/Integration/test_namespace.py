@@ -358,6 +358,9 @@ def test_setfattr_user_xattrs_survive_remount(mount, mount_factory, base, direct
     for key in (prefix + "file", prefix + "dir/"):
         assert stored_xattrs(server, key) == {"user.foo": b"bar", "user.binary": binary}, key
     assert md5(server_body(server, prefix + "file")) == md5(b"x" * 100)
+    # The log names the metadata entry that holds them (it once said `mode` for any change).
+    log = mount.log_text()
+    assert f"{prefix}file: user.obs.meta.xattr changed" in log and f"{prefix}file: user.obs.meta.mode" not in log
     fresh = remount(mount, mount_factory)
     for name in ("file", "dir"):
         path = fresh.path / base.name / name

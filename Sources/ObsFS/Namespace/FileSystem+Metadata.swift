@@ -38,6 +38,11 @@ public struct AttributeChanges: Sendable, Equatable {
 
     var changesMetadata: Bool { permissions != nil || uid != nil || gid != nil || accessed != nil || modified != nil }
 
+    /// The first metadata entry (PosixMetadata) these changes write, for the log line.
+    var firstStoredEntry: String {
+        permissions != nil ? "mode" : uid != nil ? "uid" : gid != nil ? "gid" : modified != nil ? "mtime" : "atime"
+    }
+
     /// Writes these changes into `posix`; `otherPermissions` when no permissions are given.
     func apply(to posix: inout PosixMetadata, otherPermissions: UInt32? = nil) {
         if let permissions = permissions ?? otherPermissions { posix.permissions = permissions & 0o7777 }
@@ -70,7 +75,7 @@ extension ObsFileSystem {
         if changes.changesMetadata {
             let ownerChanged = changes.uid != nil || changes.gid != nil
             let keptByChown = ownerChanged && changes.permissions == nil ? caller.flatMap { permissionsAfterDroppingSetID(inode, .owner, by: $0) } : nil
-            let changed = try await changePosix(inode, path) { changes.apply(to: &$0, otherPermissions: keptByChown) }
+            let changed = try await changePosix(inode, path, entry: changes.firstStoredEntry) { changes.apply(to: &$0, otherPermissions: keptByChown) }
             self.changes(of: number)?.noteMetadataChange(modified: changes.modified, changed: changed)
         }
         return attributes(of: inode)
@@ -170,8 +175,9 @@ extension ObsFileSystem {
 
     /// Changes the POSIX metadata of `inode` with `edit`, completing a record the object lacked
     /// with what `stat` showed (s3fs always writes the whole set). ctime becomes now; returns it.
+    /// `entry` names the metadata entry (PosixMetadata) the change is logged as.
     @discardableResult
-    func changePosix(_ inode: Inode, _ path: String, _ edit: @escaping @Sendable (inout PosixMetadata) -> Void) async throws -> FileTime {
+    func changePosix(_ inode: Inode, _ path: String, entry: String, _ edit: @escaping @Sendable (inout PosixMetadata) -> Void) async throws -> FileTime {
         try checkWritable()
         let shown = attributes(of: inode)
         let kind = inode.kind
@@ -200,7 +206,7 @@ extension ObsFileSystem {
             }
             await fileAttributeChanges.acquire(1)
             defer { fileAttributeChanges.release(1) }
-            let attribute = ObjectAttributeName.metadata("mode")
+            let attribute = ObjectAttributeName.metadata(entry)
             var done = false
             if let session = upload(of: inode.number), session.isUploading {
                 done = try await changeWhileWriting(session, path, attribute, metadataEdit, batched: true)
@@ -326,6 +332,6 @@ extension ObsFileSystem {
                 throw FileSystemError(.noSpace, "\(name): the file's metadata would take \(bytes) bytes, more than the store's \(ProtocolLimits.maximumMetadataBytes)")
             }
         }
-        try await changePosix(inode, path) { posix in posix.extendedAttributes[name] = value }
+        try await changePosix(inode, path, entry: "xattr") { posix in posix.extendedAttributes[name] = value }
     }
 }

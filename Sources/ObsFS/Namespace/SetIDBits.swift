@@ -62,6 +62,6 @@ extension ObsFileSystem {
     func dropSetIDBits(_ inode: Inode, _ path: String, _ change: SetIDDroppingChange, by caller: Caller) async throws {
         guard let kept = permissionsAfterDroppingSetID(inode, change, by: caller) else { return }
         logger.info("\(objectKey(path)): set-ID bits dropped by a \(change == .owner ? "chown" : "change") by uid \(caller.uid): mode \(String(kept, radix: 8))")
-        try await changePosix(inode, path) { $0.permissions = kept }
+        try await changePosix(inode, path, entry: "mode") { $0.permissions = kept }
     }
 }
