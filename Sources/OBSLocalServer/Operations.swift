@@ -291,13 +291,14 @@ struct Operations: Sendable {
         guard let decoded = PercentEncoding.decode(withoutVersion) else {
             throw OBSLocalError(.invalidArgument, "The copy source is not correctly URL-encoded.")
         }
-        let trimmed = decoded.hasPrefix("/") ? String(decoded.dropFirst()) : decoded
-        let pieces = trimmed.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard pieces.count == 2, !pieces[0].isEmpty, !pieces[1].isEmpty else {
+        // Split by bytes: a `/` before a key starting with a combining mark is one Character.
+        let trimmed = decoded.utf8.first == UInt8(ascii: "/") ? decoded.utf8.dropFirst() : decoded.utf8[...]
+        guard let slash = trimmed.firstIndex(of: UInt8(ascii: "/")), slash != trimmed.startIndex,
+              trimmed.index(after: slash) != trimmed.endIndex else {
             throw OBSLocalError(.invalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
         }
-        let bucket = BucketName(String(pieces[0]))
-        let source = try store.object(bucket, ObjectKey(String(pieces[1])))
+        let bucket = BucketName(String(decoding: trimmed[..<slash], as: UTF8.self))
+        let source = try store.object(bucket, ObjectKey(String(decoding: trimmed[trimmed.index(after: slash)...], as: UTF8.self)))
         try RequestCustomerKey.check(try RequestCustomerKey.parse(request.headers, dialect: dialect, copySource: true), against: source.attributes)
         return (bucket, source)
     }

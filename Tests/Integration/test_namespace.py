@@ -224,6 +224,24 @@ def test_names_in_nfc_and_nfd_are_two_files(any_mount, any_base):
     assert server_body(server, prefix + decomposed) == b"NFD!"
 
 
+def test_names_starting_with_a_combining_mark(any_mount, any_base, mount_factory):
+    # In Swift a `/` followed by U+0301 is one Character: keys cut by Characters listed such a
+    # name without its first letter, and `mv` of its directory stored it under that name.
+    mount, base = any_mount, any_base
+    server, prefix = mount.server, base.name + "/"
+    marked = "\u0301x"
+    (base / "d").mkdir()
+    (base / "d" / marked).write_bytes(b"marked")
+    (base / "d" / "x").write_bytes(b"plain")
+    fresh = remount(mount, mount_factory)
+    moved = fresh.path / base.name
+    assert sorted(os.listdir(moved / "d")) == sorted([marked, "x"])
+    run("mv", moved / "d", moved / "e")
+    assert sorted(server_objects(server, prefix)) == sorted(["e/", "e/" + marked, "e/x"])
+    assert server_body(server, prefix + "e/" + marked) == b"marked" and server_body(server, prefix + "e/x") == b"plain"
+    assert (moved / "e" / marked).read_bytes() == b"marked"
+
+
 def test_mv_onto_existing_file_replaces_it(any_mount, any_base):
     mount, base = any_mount, any_base
     server, prefix = mount.server, base.name + "/"

@@ -102,6 +102,19 @@ import Testing
         #expect(try client.send("GET", "/bkt/crash").body == part)
     }
 
+    @Test func aCopySourceWhoseKeyStartsWithACombiningMarkIsFound() throws {
+        // "bkt/\u{301}src": the `/` and U+0301 are one Character, so a split at Characters
+        // found no key in it (InvalidArgument).
+        let server = try TestServer(memory: true)
+        defer { server.stop() }
+        let client = server.client()
+        let body = randomBytes(300)
+        #expect(try client.send("PUT", "/bkt/%CC%81src", body: body).status == 200)
+        #expect(try client.send("PUT", "/bkt/dst", headers: [("x-obs-copy-source", "/bkt/%CC%81src")]).status == 200)
+        #expect(try client.send("GET", "/bkt/dst").body == body)
+        #expect(try client.send("PUT", "/bkt/dst", headers: [("x-obs-copy-source", "/bkt/")]).errorCode == "InvalidArgument")
+    }
+
     @Test func copyMetadataACLTaggingAndAppend() throws {
         let server = try TestServer(memory: true)
         defer { server.stop() }

@@ -179,6 +179,21 @@ struct AttributeWiringTests {
         #expect(store.inner.object("p/a/.obsmount-dir-attrs") == nil)
     }
 
+    @Test func aNameStartingWithACombiningMarkInheritsItsDirectorysAttributes() async throws {
+        // "a/\u{301}f" split at Characters is one component ("/\u{301}" is one Character): the
+        // file inherited from the root only.
+        let store = AttributeKeepingStore()
+        store.inner.contents.withLock { $0.objects[ObjectKey("a/seed")] = [] }
+        let fs = makeFileSystem(store)
+        let a = try await fs.lookup(parent: .root, name: "a")
+        try await set(fs, a.inode, "storage-class", "COLD")
+        let (_, handle) = try await fs.create(parent: a.inode, name: "\u{301}f.txt")
+        let initiated = store.inner.contents.withLock { $0.initiatedOptions[ObjectKey("a/\u{301}f.txt")] }
+        #expect(initiated?.storageClass == .cold)
+        #expect(initiated?.contentType == "text/plain")
+        await fs.release(handle)
+    }
+
     @Test func aChangeBeforeTheFirstPartReinitiatesAndKeepsTheBytes() async throws {
         let store = AttributeKeepingStore()
         let fs = makeFileSystem(store)

@@ -194,6 +194,41 @@ struct NamespaceTests {
         #expect(names == [Array(decomposed.utf8), Array(composed.utf8)])  // the store's order: by bytes
     }
 
+    @Test func namesStartingWithACombiningMarkKeepTheirBytesInListingsAndRenames() async throws {
+        // After a `/`, U+0301 makes one Character with it: "d/\u{301}x" is 3 Characters, so a
+        // key cut by Characters ("d/" is 2) named the file "x", and a directory rename copied
+        // both files of d to e/x.
+        let marked = "\u{301}x"
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let writer = makeFileSystem(local.store)
+        let dir = try await writer.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller).inode
+        for (name, text) in [(marked, "marked"), ("x", "plain")] {
+            let (_, handle) = try await writer.create(parent: dir, name: name)
+            #expect(try await write(writer, handle, at: 0, Array(text.utf8)).get() == text.utf8.count)
+            try await writer.flush(handle, writer: WriterIdentity(7))
+            await writer.release(handle)
+        }
+        await writer.shutdown()
+
+        let fs = makeFileSystem(local.store)  // a mount that knows the names from listings only
+        func names(_ directory: InodeNumber) async throws -> [[UInt8]] {
+            let handle = try fs.openDirectory(directory)
+            defer { fs.releaseDirectory(handle) }
+            return try await fs.readDirectory(handle, from: 2).map { Array($0.name.utf8) }
+        }
+        let listed = try await fs.lookup(parent: .root, name: "d").inode
+        #expect(try await names(listed) == [Array("x".utf8), Array(marked.utf8)])  // by bytes
+        #expect(try await fs.lookup(parent: listed, name: marked).size == 6)
+        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
+        let keys = try await local.store.listObjects(prefix: "", delimiter: nil, marker: nil, maxKeys: 100).objects.map { Array($0.key.rawValue.utf8) }
+        #expect(keys.sorted { $0.lexicographicallyPrecedes($1) } == ["e/", "e/x", "e/" + marked].map { Array($0.utf8) })
+        #expect(try await ComposeAgainstObsLocalTests.object(local, ObjectKey("e/" + marked), size: 6) == Array("marked".utf8))
+        let renamed = try await fs.lookup(parent: .root, name: "e").inode
+        #expect(try await names(renamed) == [Array("x".utf8), Array(marked.utf8)])
+        await fs.shutdown()
+    }
+
     @Test func openForWritingWithoutTruncChangesInPlace() async throws {
         let store = storeWith(["full"])
         let fs = makeFileSystem(store)

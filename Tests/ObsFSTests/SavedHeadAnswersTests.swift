@@ -88,6 +88,25 @@ struct SavedHeadAnswersTests {
         await fourth.shutdown()
     }
 
+    @Test func namesThatAreCanonicallyEquivalentKeepTheirOwnAnswers() throws {
+        // "café" in NFC and in NFD are two files with one ETag (same bytes, same second): each
+        // keeps its own mode, in memory and in the file a later mount reads. Keyed by `String`,
+        // the second answer replaced the first for both names.
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = [ObjectKey("dir/caf\u{E9}"), ObjectKey("dir/cafe\u{301}")]
+        let listed = ObjectAttributes(size: 3, etag: ETag("abc"), lastModified: Timestamp(secondsSinceEpoch: 1_000))
+        let saving = try answers(lifetime: .seconds(60), now: Timestamp(secondsSinceEpoch: 2_000))
+        for (key, mode) in zip(keys, ["33188", "33216"]) {
+            var head = listed
+            head.metadata = ["mode": mode]
+            saving.save(head, for: key, generation: saving.generation(of: key), now: Timestamp(secondsSinceEpoch: 2_000))
+        }
+        saving.writeChanged()
+        let later = try answers(lifetime: .seconds(60), now: Timestamp(secondsSinceEpoch: 2_010))
+        let modes = keys.map { later.answer(for: $0, listed: listed, now: Timestamp(secondsSinceEpoch: 2_010))?.metadata["mode"] }
+        #expect(modes == ["33188", "33216"])
+    }
+
     @Test func answersAreUsedOnlyByLaterMountsWithinTheirLifetimeAndNotAcrossAChange() throws {
         let key = ObjectKey("dir/f")
         let head = ObjectAttributes(size: 3, etag: ETag("abc"), lastModified: Timestamp(secondsSinceEpoch: 1_000),

@@ -75,14 +75,15 @@ final class InMemoryStore: ObjectStore {
     func listObjects(prefix: String, delimiter: String?, marker: String?, maxKeys: Int) async throws -> ObjectListing {
         contents.withLock { contents in
             contents.listCalls += 1
-            // Keys and common prefixes in key order, after the marker, up to maxKeys of them.
+            // Keys and common prefixes in key order, after the marker, up to maxKeys of them; by
+            // bytes, as stores compare keys (a `/` before a combining mark is one Character).
             var items: [(name: String, isPrefix: Bool)] = []
-            var prefixes: Set<String> = []
-            for key in contents.objects.keys.sorted() where key.rawValue.hasPrefix(prefix) {
-                let rest = key.rawValue.dropFirst(prefix.count)
-                if let delimiter, let slash = rest.firstIndex(of: Character(delimiter)) {
-                    let common = prefix + rest[...slash]
-                    if prefixes.insert(common).inserted { items.append((common, true)) }
+            var prefixes: Set<ExactName> = []
+            for key in contents.objects.keys.sorted() where key.rawValue.hasUTF8Prefix(prefix) {
+                let rest = key.rawValue.utf8.dropFirst(prefix.utf8.count)
+                if let delimiter, let slash = rest.firstIndex(of: delimiter.utf8.first!) {
+                    let common = prefix + String(decoding: rest[...slash], as: UTF8.self)
+                    if prefixes.insert(ExactName(common)).inserted { items.append((common, true)) }
                 } else {
                     items.append((key.rawValue, false))
                 }
@@ -424,11 +425,11 @@ extension InMemoryStore: FileSystemBucketStore {
 
     func renameNatively(_ source: ObjectKey, to destination: ObjectKey) async throws {
         try contents.withLock { contents in
-            let moved = contents.objects.keys.filter { source.rawValue.hasSuffix("/") ? $0.rawValue.hasPrefix(source.rawValue) : $0 == source }
+            let moved = contents.objects.keys.filter { source.rawValue.hasSuffix("/") ? $0.rawValue.hasUTF8Prefix(source.rawValue) : $0 == source }
             guard !moved.isEmpty else { throw serviceError(.noSuchKey, "no \(source)") }
             contents.renameCalls += 1
             for key in moved {
-                let target = ObjectKey(destination.rawValue + key.rawValue.dropFirst(source.rawValue.count))
+                let target = ObjectKey(destination.rawValue + key.rawValue.droppingUTF8(first: source.rawValue.utf8.count))
                 contents.objects[target] = contents.objects.removeValue(forKey: key)
                 contents.etags[target] = contents.etags.removeValue(forKey: key)
                 contents.written[target] = contents.written.removeValue(forKey: key)

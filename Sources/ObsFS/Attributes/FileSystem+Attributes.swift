@@ -390,7 +390,7 @@ extension ObsFileSystem {
     /// The options a new file at `path` is initiated with: mount defaults, every directory from
     /// the root down, Content-Type from the name; EINVAL when they break a paired rule.
     func optionsForNewFile(_ path: String) async throws -> ObjectOptions {
-        let name = String(path.split(separator: "/").last ?? Substring(path))
+        let name = path.pathComponents.last ?? path
         let chain: [ObjectOptions]
         do {
             chain = try await directoryAttributes.chain(forFileAt: path)

@@ -135,7 +135,7 @@ public final class DirectoryAttributes: Sendable {
 
     /// The options of every directory from the mount root down to `filePath`'s parent.
     public func chain(forFileAt filePath: String) async throws -> [ObjectOptions] {
-        let components = filePath.split(separator: "/").dropLast()
+        let components = filePath.pathComponents.dropLast()
         let directories = [""] + components.indices.map { components[...$0].joined(separator: "/") }
         return try await withThrowingTaskGroup(of: (Int, ObjectOptions).self) { group in
             for (index, directory) in directories.enumerated() {

@@ -29,4 +29,27 @@ extension String {
 
     /// Whether this key starts with `prefix`, byte for byte.
     func hasUTF8Prefix(_ prefix: String) -> Bool { utf8.starts(with: prefix.utf8) }
+
+    /// Whether this key ends with `suffix`, byte for byte.
+    func hasUTF8Suffix(_ suffix: String) -> Bool { utf8.reversed().starts(with: suffix.utf8.reversed()) }
+
+    // Cutting keys and paths by bytes: `dropFirst(prefix.count)` counts Characters, and a `/`
+    // followed by a combining mark (a name starting with U+0301) is one Character with it, so
+    // "d/\u{301}x" minus the 2 Characters of "d/" would be "x".
+
+    /// This key or path without its first `count` UTF-8 bytes (a `/` boundary or a prefix's
+    /// length, so that what is left starts a scalar).
+    func droppingUTF8(first count: Int) -> String {
+        String(decoding: utf8.dropFirst(count), as: UTF8.self)
+    }
+
+    /// This key or path without its last `count` UTF-8 bytes.
+    func droppingUTF8(last count: Int) -> String {
+        String(decoding: utf8.dropLast(count), as: UTF8.self)
+    }
+
+    /// The names between the `/`s, split byte for byte, empty ones left out.
+    var pathComponents: [String] {
+        utf8.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
+    }
 }

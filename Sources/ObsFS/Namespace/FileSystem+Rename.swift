@@ -149,7 +149,7 @@ extension ObsFileSystem {
         let streams = openFiles.withLock { files in files.files.values.compactMap { file in file.reads.map { (file.inode.number, $0) } } }
         for (number, stream) in streams {
             guard let path = table.path(of: number), path.isPath(atOrBeneath: sourcePath) else { continue }
-            stream.moved(to: objectKey(targetPath + path.dropFirst(sourcePath.count)))
+            stream.moved(to: objectKey(targetPath + path.droppingUTF8(first: sourcePath.utf8.count)))
         }
     }
 
@@ -378,7 +378,7 @@ extension ObsFileSystem {
                 throw storeFailure("listing \(prefix)", error)
             }
             keys += page.objects.map { object in
-                (object.key, String(object.key.rawValue.dropFirst(prefix.count)), KeyVersion(size: object.attributes.size, etag: object.attributes.etag))
+                (object.key, object.key.rawValue.droppingUTF8(first: prefix.utf8.count), KeyVersion(size: object.attributes.size, etag: object.attributes.etag))
             }
             marker = page.nextMarker
         } while marker != nil

@@ -58,10 +58,10 @@ enum KeyNaming {
     }
 
     static func classify(objectKey key: String, under listPrefix: String, contentType: String? = nil) -> ListedName {
-        let name = String(key.dropFirst(listPrefix.count))
+        let name = key.droppingUTF8(first: listPrefix.utf8.count)
         if name.isEmpty || isHidden(name, under: listPrefix) { return .hidden }
-        if name.hasSuffix(folderSuffix), name.count > folderSuffix.count {
-            let directory = String(name.dropLast(folderSuffix.count))
+        if name.utf8.count > folderSuffix.utf8.count, name.hasUTF8Suffix(folderSuffix) {
+            let directory = name.droppingUTF8(last: folderSuffix.utf8.count)
             if let reason = problem(with: directory) { return .unusable(key, reason: reason) }
             return .directory(directory)
         }
@@ -70,7 +70,7 @@ enum KeyNaming {
     }
 
     static func classify(commonPrefix prefix: String, under listPrefix: String) -> ListedName {
-        let name = String(prefix.dropFirst(listPrefix.count).dropLast())
+        let name = prefix.droppingUTF8(first: listPrefix.utf8.count).droppingUTF8(last: 1)
         if let reason = problem(with: name) { return .unusable(prefix, reason: reason) }
         return .directory(name)
     }

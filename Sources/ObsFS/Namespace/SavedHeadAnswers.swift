@@ -30,6 +30,9 @@
 //   when it starts. A rename of a directory (whose objects may keep ETag and Last-Modified: a
 //   parallel file system bucket renames in place) drops every answer: a tombstone for the whole
 //   bucket.
+// - Names and prefixes are keyed byte for byte (ExactName): "café" in NFC and in NFD are two
+//   files, each with its own answer. On disk a directory's answers are a list of names with
+//   their answers (a JSON object's keys would be merged by `String` equality when read).
 // - Memory: the answers of at most `directoryCount` directories, `answersPerDirectory` each;
 //   changed directories are written `writeDelay` after a save, on eviction and at unmount; the
 //   files are not synced (a file lost in a crash costs HEADs, nothing else).
@@ -58,11 +61,29 @@ public final class SavedHeadAnswers: Sendable {
 
     /// A directory's file.
     struct DirectoryFile: Codable {
+        /// One name of the directory with its answer.
+        struct Entry: Codable {
+            var name: String
+            var answer: Answer
+        }
+
         var prefix: String
         /// The last change a mount made in the directory (milliseconds since the epoch): answers
         /// fetched before it are dropped.
         var changedAt: Int64 = 0
-        var answers: [String: Answer]
+        var entries: [Entry]
+
+        init(prefix: ExactName, changedAt: Int64 = 0, answers: [ExactName: Answer]) {
+            self.prefix = prefix.text
+            self.changedAt = changedAt
+            entries = answers.map { Entry(name: $0.key.text, answer: $0.value) }
+        }
+
+        /// The answers by name; of two entries with the same name (a file edited by hand) the
+        /// later one.
+        var answers: [ExactName: Answer] {
+            Dictionary(entries.map { (ExactName($0.name), $0.answer) }, uniquingKeysWith: { $1 })
+        }
     }
 
     /// What a save checks: that no change of this mount touched the directory since the HEAD
@@ -73,26 +94,26 @@ public final class SavedHeadAnswers: Sendable {
     }
 
     private struct Directory {
-        var answers: [String: Answer]
+        var answers: [ExactName: Answer]
         var changed = false
         var lastUse: UInt64
     }
 
     private struct State {
-        var directories: [String: Directory] = [:]
+        var directories: [ExactName: Directory] = [:]
         /// Changes this mount made per directory prefix; emptied (and `epoch` moved on) when it
         /// holds `changeCountLimit` prefixes.
-        var changes: [String: UInt64] = [:]
+        var changes: [ExactName: UInt64] = [:]
         var epoch: UInt64 = 0
         var uses: UInt64 = 0
         var writeScheduled = false
         /// Changes made here whose tombstone is not on disk yet, per prefix: their time.
-        var tombstones: [String: Int64] = [:]
+        var tombstones: [ExactName: Int64] = [:]
         /// Prefixes whose file this mount left without answers (its last write dropped them all):
         /// a change there need not rewrite it at once.
-        var answerless: Set<String> = []
+        var answerless: Set<ExactName> = []
 
-        func generation(of prefix: String) -> Generation {
+        func generation(of prefix: ExactName) -> Generation {
             Generation(epoch: epoch, changes: changes[prefix] ?? 0)
         }
 
@@ -214,7 +235,8 @@ public final class SavedHeadAnswers: Sendable {
     /// This mount is changing, or changed, something directly in the directory of key prefix
     /// `prefix`: its answers are dropped, from memory and from disk, and HEADs in flight there
     /// are not saved.
-    func forget(directoryPrefix prefix: String, now: Timestamp = .now()) {
+    func forget(directoryPrefix text: String, now: Timestamp = .now()) {
+        let prefix = ExactName(text)
         let (scheduleWrite, answerless) = state.withLock { state -> (Bool, Bool) in
             state.directories[prefix] = nil
             if state.changes.count >= Self.changeCountLimit, state.changes[prefix] == nil {
@@ -250,7 +272,7 @@ public final class SavedHeadAnswers: Sendable {
 
     /// Writes the directories whose answers changed since they were last written.
     public func writeChanged() {
-        let changed = state.withLock { state -> Set<String> in
+        let changed = state.withLock { state -> Set<ExactName> in
             state.writeScheduled = false
             return Set(state.directories.filter(\.value.changed).map(\.key)).union(state.tombstones.keys)
         }
@@ -260,11 +282,11 @@ public final class SavedHeadAnswers: Sendable {
     /// Brings the answers of `prefix` into memory (none when a change of this mount dropped
     /// them while they were read), evicting the least recently used directory beyond
     /// `directoryCount`.
-    private func loadIfNeeded(_ prefix: String) {
+    private func loadIfNeeded(_ prefix: ExactName) {
         guard state.withLock({ $0.directories[prefix] == nil }) else { return }
         let before = state.withLock { $0.generation(of: prefix) }
         let loaded = files.withLock { _ in withDiskLock { read(prefix)?.answers ?? [:] } }
-        let oldest = state.withLock { state -> String? in
+        let oldest = state.withLock { state -> ExactName? in
             guard state.directories[prefix] == nil else { return nil }
             let unchanged = before == state.generation(of: prefix)
             state.uses += 1
@@ -280,14 +302,14 @@ public final class SavedHeadAnswers: Sendable {
 
     /// The directory's file with the answers fetched before its last change, or before the
     /// bucket-wide one, left out; nil when there is none. Called under the disk lock.
-    private func read(_ prefix: String) -> DirectoryFile? {
+    private func read(_ prefix: ExactName) -> DirectoryFile? {
         let path = path(of: prefix)
         guard FileSystem.exists(path) else { return nil }
         do {
             var file = try JSONDecoder().decode(DirectoryFile.self, from: Data(try FileSystem.readFile(path)))
-            guard file.prefix == prefix else { return nil }
+            guard ExactName(file.prefix) == prefix else { return nil }
             file.changedAt = max(file.changedAt, everythingChangedAt())
-            file.answers = file.answers.filter { $0.value.fetched > file.changedAt }
+            file.entries.removeAll { $0.answer.fetched <= file.changedAt }
             return file
         } catch {
             logger.warning("saved attributes \(path) cannot be read (\(error)); the names it held are asked for again")
@@ -298,23 +320,24 @@ public final class SavedHeadAnswers: Sendable {
     /// Merges what this mount holds for `prefix` (answers saved since the last write, a change
     /// made since) into its file: the newer answer of a name wins, and answers fetched before
     /// the latest change are dropped.
-    private func write(_ prefix: String) {
+    private func write(_ prefix: ExactName) {
         files.withLock { _ in
             withDiskLock {
-                let (answers, tombstone) = state.withLock { state -> ([String: Answer], Int64?) in
+                let (answers, tombstone) = state.withLock { state -> ([ExactName: Answer], Int64?) in
                     let changed = state.directories[prefix]?.changed == true
                     state.directories[prefix]?.changed = false
                     return (changed ? state.directories[prefix]?.answers ?? [:] : [:], state.tombstones.removeValue(forKey: prefix))
                 }
                 guard !answers.isEmpty || tombstone != nil else { return }
-                var file = read(prefix) ?? DirectoryFile(prefix: prefix, answers: [:])
-                file.changedAt = max(file.changedAt, tombstone ?? 0)
-                for (name, answer) in answers where answer.fetched > file.changedAt && (file.answers[name]?.fetched ?? 0) < answer.fetched {
-                    file.answers[name] = answer
+                let stored = read(prefix) ?? DirectoryFile(prefix: prefix, answers: [:])
+                let changedAt = max(stored.changedAt, tombstone ?? 0)
+                var merged = stored.answers
+                for (name, answer) in answers where answer.fetched > changedAt && (merged[name]?.fetched ?? 0) < answer.fetched {
+                    merged[name] = answer
                 }
-                file.answers = file.answers.filter { $0.value.fetched > file.changedAt }
+                let file = DirectoryFile(prefix: prefix, changedAt: changedAt, answers: merged.filter { $0.value.fetched > changedAt })
                 state.withLock { state in
-                    if file.answers.isEmpty {
+                    if file.entries.isEmpty {
                         if state.answerless.count >= Self.changeCountLimit { state.answerless = [] }
                         state.answerless.insert(prefix)
                     } else {
@@ -365,14 +388,21 @@ public final class SavedHeadAnswers: Sendable {
         return Int64(String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)) ?? 0
     }
 
-    private func path(of prefix: String) -> String {
-        directory + "/" + Hash.sha256(Array(prefix.utf8)).prefix(16).hexString + ".json"
+    /// The file of `prefix`: a hash of its bytes, with the version of the files' format
+    /// (files of an older format are never read, and expire).
+    private func path(of prefix: ExactName) -> String {
+        directory + "/" + Hash.sha256(Array("\(Self.formatVersion)\n\(prefix.text)".utf8)).prefix(16).hexString + ".json"
     }
 
+    /// 2: answers as a list of entries (1 had a JSON object keyed by name).
+    static let formatVersion = 2
+
     /// A key's directory prefix (up to its last `/`, empty at the top) and its name.
-    static func split(_ key: ObjectKey) -> (prefix: String, name: String) {
-        let raw = key.rawValue
-        guard let slash = raw.lastIndex(of: "/") else { return ("", raw) }
-        return (String(raw[...slash]), String(raw[raw.index(after: slash)...]))
+    static func split(_ key: ObjectKey) -> (prefix: ExactName, name: ExactName) {
+        // By bytes: a name starting with a combining mark makes one Character with the `/`.
+        let bytes = key.rawValue.utf8
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (ExactName(""), ExactName(key.rawValue)) }
+        return (ExactName(String(decoding: bytes[...slash], as: UTF8.self)),
+                ExactName(String(decoding: bytes[bytes.index(after: slash)...], as: UTF8.self)))
     }
 }

@@ -78,7 +78,7 @@ public final class MountStatistics: RequestObserver {
         let uploads = sessions.map { session in
             let written = session.size
             let progress = session.progress
-            let path = session.key.rawValue.hasPrefix(prefix) ? String(session.key.rawValue.dropFirst(prefix.count)) : session.key.rawValue
+            let path = session.key.rawValue.hasUTF8Prefix(prefix) ? session.key.rawValue.droppingUTF8(first: prefix.utf8.count) : session.key.rawValue
             return StatusSnapshot.Upload(path: "/" + path, uploadID: session.uploadID.rawValue, bytesWritten: written,
                                          bytesDurable: progress.durableBytes.load(ordering: .relaxed),
                                          partsInFlight: progress.partsInFlight.load(ordering: .relaxed),
