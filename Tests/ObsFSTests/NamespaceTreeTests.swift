@@ -249,6 +249,26 @@ struct NamespaceTreeTests {
         #expect(try await keeping.setattr(kept.inode, chmod).mode & 0o777 == 0o750)
     }
 
+    @Test func attributeNamesThatAreCanonicallyEquivalentAreTwoAttributes() async throws {
+        // Linux compares xattr names byte for byte; keyed by `String`, the NFD name read and
+        // replaced the NFC one's value.
+        let composed = "user.caf\u{E9}", decomposed = "user.cafe\u{301}"
+        let attributeStore = AttributeKeepingStore()
+        let fs = makeFileSystem(attributeStore)
+        let (created, handle) = try await fs.create(parent: .root, name: "f")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        try await fs.setxattr(created.inode, name: composed, value: Array("NFC".utf8))
+        #expect(await errno { _ = try await fs.getxattr(created.inode, name: decomposed) } == .noAttribute)
+        try await fs.setxattr(created.inode, name: decomposed, value: Array("NFD".utf8))
+        let remounted = makeFileSystem(attributeStore)  // read back from the stored metadata
+        let file = try await remounted.lookup(parent: .root, name: "f").inode
+        #expect(try await remounted.getxattr(file, name: composed) == Array("NFC".utf8))
+        #expect(try await remounted.getxattr(file, name: decomposed) == Array("NFD".utf8))
+        #expect(try await remounted.listxattr(file).filter { $0.hasPrefix("user.caf") }.map { Array($0.utf8) }
+                == [Array(decomposed.utf8), Array(composed.utf8)])  // by bytes
+    }
+
     @Test func otherUserAttributesLiveInTheXattrMetadata() async throws {
         let attributeStore = AttributeKeepingStore()
         let fs = makeFileSystem(attributeStore)

@@ -299,14 +299,14 @@ extension ObsFileSystem {
 
     func plainAttribute(_ number: InodeNumber, name: String) async throws -> [UInt8] {
         try checkPlainName(name)
-        guard let value = try await currentPosix(number).extendedAttributes[name] else {
+        guard let value = try await currentPosix(number).extendedAttributes[ExactName(name)] else {
             throw FileSystemError(.noAttribute, "\(name) is not set")
         }
         return value
     }
 
     func plainAttributeNames(_ number: InodeNumber) async throws -> [String] {
-        try await currentPosix(number).extendedAttributes.keys.sorted()
+        try await currentPosix(number).extendedAttributes.keys.sorted().map(\.text)
     }
 
     /// Sets (`value`) or removes (nil) a `user.*` attribute; XATTR_CREATE / XATTR_REPLACE honoured.
@@ -316,7 +316,7 @@ extension ObsFileSystem {
             throw FileSystemError(.tooBig, "\(name): values above \(ObsFileSystem.maximumPlainAttributeSize) bytes do not fit in object metadata")
         }
         let current = try await currentPosix(number)
-        let isSet = current.extendedAttributes[name] != nil
+        let isSet = current.extendedAttributes[ExactName(name)] != nil
         if flags & ObsFileSystem.createOnly != 0 && isSet { throw FileSystemError(.exists, "\(name) is already set (XATTR_CREATE)") }
         if (flags & ObsFileSystem.replaceOnly != 0 || value == nil) && !isSet { throw FileSystemError(.noAttribute, "\(name) is not set") }
         let (inode, path) = try resolve(number)
@@ -324,7 +324,7 @@ extension ObsFileSystem {
             // All of a file's metadata shares one budget on the store: full is ENOSPC, as a
             // local filesystem answers when an inode's attribute space is used up.
             var changed = current
-            changed.extendedAttributes[name] = value
+            changed.extendedAttributes[ExactName(name)] = value
             var metadata: [String: String] = [:]
             changed.write(into: &metadata, kind: inode.kind)
             let bytes = ProtocolLimits.metadataBytes(metadata)
@@ -332,6 +332,6 @@ extension ObsFileSystem {
                 throw FileSystemError(.noSpace, "\(name): the file's metadata would take \(bytes) bytes, more than the store's \(ProtocolLimits.maximumMetadataBytes)")
             }
         }
-        try await changePosix(inode, path, entry: "xattr") { posix in posix.extendedAttributes[name] = value }
+        try await changePosix(inode, path, entry: "xattr") { posix in posix.extendedAttributes[ExactName(name)] = value }
     }
 }

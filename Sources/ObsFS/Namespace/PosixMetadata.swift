@@ -84,8 +84,9 @@ public struct PosixMetadata: Sendable, Equatable {
     public var modified: FileTime?
     public var accessed: FileTime?
     public var changed: FileTime?
-    /// Extended attributes outside `user.obs.` (name → value).
-    public var extendedAttributes: [String: [UInt8]] = [:]
+    /// Extended attributes outside `user.obs.` (name → value); names compared byte for byte,
+    /// as Linux compares them.
+    var extendedAttributes: [ExactName: [UInt8]] = [:]
 
     public init() {}
 
@@ -106,8 +107,8 @@ public struct PosixMetadata: Sendable, Equatable {
         changed = metadata["ctime"].flatMap(FileTime.init(metadataValue:))
         if let text = metadata["xattr"] {
             let decoded = PercentEncoding.decode(text) ?? text
-            for (name, value) in FlatJSON.parseStringObject(decoded) ?? [:] {
-                if let bytes = Base64.decode(value) { extendedAttributes[name] = bytes }
+            for (name, value) in FlatJSON.parseStringObject(decoded) ?? [] {
+                if let bytes = Base64.decode(value) { extendedAttributes[ExactName(name)] = bytes }
             }
         }
     }
@@ -127,14 +128,15 @@ public struct PosixMetadata: Sendable, Equatable {
         metadata["atime"] = accessed?.description
         metadata["ctime"] = changed?.description
         metadata["xattr"] = extendedAttributes.isEmpty ? nil
-            : FlatJSON.stringObject(extendedAttributes.mapValues { Base64.encode($0) })
+            : FlatJSON.stringObject(extendedAttributes.sorted { $0.key < $1.key }.map { ($0.key.text, Base64.encode($0.value)) })
     }
 }
 
-/// The one JSON shape s3fs's `xattr` uses: an object of string values.
+/// The one JSON shape s3fs's `xattr` uses: an object of string values. Its members are a list,
+/// not a `[String: String]`, whose keys would merge names equal by canonical equivalence.
 enum FlatJSON {
-    static func stringObject(_ members: [String: String]) -> String {
-        "{" + members.keys.sorted().map { "\(quote($0)):\(quote(members[$0]!))" }.joined(separator: ",") + "}"
+    static func stringObject(_ members: [(name: String, value: String)]) -> String {
+        "{" + members.map { "\(quote($0.name)):\(quote($0.value))" }.joined(separator: ",") + "}"
     }
 
     private static func quote(_ text: String) -> String {
@@ -159,7 +161,7 @@ enum FlatJSON {
     }
 
     /// `{"a":"b",…}`; nil when the text is not such an object.
-    static func parseStringObject(_ text: String) -> [String: String]? {
+    static func parseStringObject(_ text: String) -> [(name: String, value: String)]? {
         var scalars = Array(text.unicodeScalars)[...]
         func skipSpace() { while let first = scalars.first, first == " " || first == "\n" || first == "\t" || first == "\r" { scalars.removeFirst() } }
         func expect(_ scalar: Unicode.Scalar) -> Bool {
@@ -195,11 +197,11 @@ enum FlatJSON {
             return nil
         }
         guard expect("{") else { return nil }
-        var members: [String: String] = [:]
+        var members: [(name: String, value: String)] = []
         if expect("}") { return members }
         repeat {
             guard let name = string(), expect(":"), let value = string() else { return nil }
-            members[name] = value
+            members.append((name, value))
         } while expect(",")
         guard expect("}") else { return nil }
         skipSpace()
