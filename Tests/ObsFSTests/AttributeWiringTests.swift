@@ -194,6 +194,18 @@ struct AttributeWiringTests {
         await fs.release(handle)
     }
 
+    @Test func directoriesWhoseNamesAreCanonicallyEquivalentKeepTheirOwnAttributes() async throws {
+        // Keyed by `String`, the cache gave the NFD directory the NFC one's storage class.
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        let composed = try await fs.mkdir(parent: .root, name: "caf\u{E9}", mode: 0o755, caller: testCaller).inode
+        let decomposed = try await fs.mkdir(parent: .root, name: "cafe\u{301}", mode: 0o755, caller: testCaller).inode
+        try await set(fs, composed, "storage-class", "COLD")
+        let (_, handle) = try await fs.create(parent: decomposed, name: "f")
+        #expect(store.inner.contents.withLock { $0.initiatedOptions[ObjectKey("cafe\u{301}/f")] }?.storageClass == nil)
+        await fs.release(handle)
+    }
+
     @Test func aChangeBeforeTheFirstPartReinitiatesAndKeepsTheBytes() async throws {
         let store = AttributeKeepingStore()
         let fs = makeFileSystem(store)

@@ -96,8 +96,9 @@ public final class DirectoryAttributes: Sendable {
     private let prefix: String
     private let mount: UploadMountOptions
     private let logger: Logger
-    /// Directory path ("" for the root) → its own options, for directories read or written so far.
-    private let cache = Mutex<[String: ObjectOptions]>([:])
+    /// Directory path ("" for the root) → its own options, for directories read or written so far
+    /// (paths compared byte for byte: ExactName).
+    private let cache = Mutex<[ExactName: ObjectOptions]>([:])
     /// Serialises read-modify-write of directory attributes (one change at a time per mount).
     private let changes = AsyncBudget(units: 1)
 
@@ -121,14 +122,14 @@ public final class DirectoryAttributes: Sendable {
 
     /// The directory's own options (empty when it has none).
     public func options(of directory: String) async throws -> ObjectOptions {
-        if let cached = cache.withLock({ $0[directory] }) { return cached }
+        if let cached = cache.withLock({ $0[ExactName(directory)] }) { return cached }
         // A directory so deep that its hidden object's key would be too long has none.
         let key = objectKey(directory)
         guard let store = store as? any AttributeStore, KeyNaming.fits(key) else { return ObjectOptions() }
         let options = try await store.objectBytes(key).map { decode($0, directory: directory) } ?? ObjectOptions()
         return cache.withLock { cache in
-            if let raced = cache[directory] { return raced }
-            cache[directory] = options
+            if let raced = cache[ExactName(directory)] { return raced }
+            cache[ExactName(directory)] = options
             return options
         }
     }
@@ -164,7 +165,7 @@ public final class DirectoryAttributes: Sendable {
         } else {
             _ = try await store.putObject(key, bytes: encode(options), options: ObjectOptions())
         }
-        cache.withLock { $0[directory] = options }
+        cache.withLock { $0[ExactName(directory)] = options }
     }
 
     /// One `user.obs.NAME: VALUE` line per attribute set, values percent-encoded.
