@@ -64,6 +64,21 @@ struct SetIDBitsTests {
         #expect(try await fs.setattr(file.inode, AttributeChanges(size: 0)).mode & 0o7777 == 0o4755)
     }
 
+    @Test func aChownDropsThemOnEverythingButDirectories() async throws {
+        // pjdfstest chown/00: FIFOs, sockets and devices lose them as regular files do.
+        let store = AttributeKeepingStore()
+        let fs = makeFileSystem(store)
+        for (name, type) in [("fifo", S_IFIFO), ("socket", S_IFSOCK), ("device", S_IFCHR)] {
+            let made = try await fs.mknod(parent: .root, name: name, mode: UInt32(type) | 0o644, device: 0x0102, caller: testCaller)
+            _ = try await fs.setattr(made.inode, AttributeChanges(permissions: 0o6555), by: root)
+            #expect(try await fs.setattr(made.inode, AttributeChanges(uid: 2000), by: root).mode & 0o7777 == 0o0555, "\(name)")
+            #expect(storedMode(store, name) == String(UInt32(type) | 0o555), "\(name)")
+        }
+        let directory = try await fs.mkdir(parent: .root, name: "dir", mode: 0o755, caller: testCaller)
+        _ = try await fs.setattr(directory.inode, AttributeChanges(permissions: 0o6755), by: root)
+        #expect(try await fs.setattr(directory.inode, AttributeChanges(uid: 2000), by: root).mode & 0o7777 == 0o6755)
+    }
+
     @Test func writesOfOtherUsersDropThemBeforeTheyAreAnswered() async throws {
         let (store, fs, file) = try await closedFile("w", 0o4755)
         let opened = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND, by: user)

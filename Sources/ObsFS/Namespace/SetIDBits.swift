@@ -1,8 +1,9 @@
 // Dropping set-user-ID and set-group-ID bits, as Linux's VFS does for local filesystems
 // (`setattr_should_drop_suidgid`, `chown_common`): a write or truncate by a caller without
 // CAP_FSETID (here: not root) drops S_ISUID, and S_ISGID when the group may execute or the
-// caller is not in the file's group; a chown drops S_ISUID whoever asks, and S_ISGID when the
-// group may execute (or, for a caller other than root, is not the caller's). obsmount does this
+// caller is not in the file's group; a chown of anything but a directory (FIFOs, sockets and
+// devices too) drops S_ISUID whoever asks, and S_ISGID when the group may execute (or, for a
+// caller other than root, is not the caller's). obsmount does this
 // itself because the FUSE adapter asks the kernel to leave it to the filesystem
 // (FUSE_HANDLE_KILLPRIV_V2, FuseAdapter/SessionIO.swift); without that, writes through direct
 // I/O dropped nothing. Only the caller's primary group is known, so a caller in the file's group
@@ -21,8 +22,8 @@ public enum SetIDDroppingChange: Sendable {
 }
 
 extension PosixMetadata {
-    /// `permissions` (the 12 low mode bits) of a regular file of group `fileGroup` after `change`
-    /// by `caller`.
+    /// `permissions` (the 12 low mode bits) of a file of group `fileGroup` after `change` by
+    /// `caller`.
     static func permissions(_ permissions: UInt32, ofGroup fileGroup: UInt32, after change: SetIDDroppingChange, by caller: Caller) -> UInt32 {
         let privileged = caller.uid == 0
         if change == .content && privileged { return permissions }
@@ -36,7 +37,9 @@ extension ObsFileSystem {
     /// The permissions `change` by `caller` leaves `inode`, or nil when it drops nothing.
     func permissionsAfterDroppingSetID(_ inode: Inode, _ change: SetIDDroppingChange, by caller: Caller) -> UInt32? {
         // Cheap first (a write asks this every time): mode bits without set-ID bits drop nothing.
-        guard inode.kind == .regular, (inode.facts.posix.permissions ?? 0) & (S_ISUID | S_ISGID) != 0 else { return nil }
+        // Only contents are written or truncated; anything but a directory is chowned.
+        let applies = change == .content ? inode.kind == .regular : inode.kind != .directory
+        guard applies, (inode.facts.posix.permissions ?? 0) & (S_ISUID | S_ISGID) != 0 else { return nil }
         let shown = attributes(of: inode)
         let permissions = shown.mode & 0o7777
         guard permissions & (S_ISUID | S_ISGID) != 0 else { return nil }
