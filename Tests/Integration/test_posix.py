@@ -151,6 +151,23 @@ def test_reading_a_directory_removed_while_a_process_is_in_it_lists_nothing(moun
     assert result.returncode == 0 and result.stdout == "[]\n", result.stderr
 
 
+def test_names_longer_than_name_max_answer_enametoolong_as_on_ext4(mount):
+    # pjdfstest open/02, mkdir/02, unlink/02, rmdir/02, rename/01: a 255-byte name works; a
+    # 256-byte one is refused, and a missing one is ENAMETOOLONG too (it was ENOENT).
+    directory = mount.path / unique("names")
+    directory.mkdir()
+    longest, longer = "n" * 255, "n" * 256
+    (directory / longest).write_bytes(b"255")
+    assert server_body(mount.server, f"{directory.name}/{longest}") == b"255"
+    for call in (lambda: os.open(directory / longer, os.O_CREAT | os.O_WRONLY, 0o644), lambda: os.mkdir(directory / longer),
+                 lambda: os.unlink(directory / longer), lambda: os.rmdir(directory / longer), lambda: os.stat(directory / longer),
+                 lambda: os.rename(directory / longer, directory / "x"), lambda: os.rename(directory / longest, directory / longer)):
+        with pytest.raises(OSError) as raised:
+            call()
+        assert raised.value.errno == errno.ENAMETOOLONG
+    assert sorted(server_objects(mount.server, directory.name + "/")) == [longest]
+
+
 def test_fallocate_extends_with_zeros_and_refuses_holes(mount):
     directory = mount.path / unique("fallocate")
     directory.mkdir()

@@ -293,6 +293,12 @@ struct NamespaceTests {
         // A longer name stored by another tool is still found.
         store.seed(String(repeating: "s", count: 300), [1])
         #expect(try await fs.lookup(parent: .root, name: String(repeating: "s", count: 300)).size == 1)
+        // A missing one answers ENAMETOOLONG (pjdfstest unlink/02, rmdir/02, rename/01), asked
+        // of the store and then from the negative cache; a missing short one ENOENT.
+        for _ in 0..<2 {
+            #expect(await errno { _ = try await fs.lookup(parent: .root, name: String(repeating: "m", count: 256)) } == .nameTooLong)
+        }
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: String(repeating: "m", count: 255)) } == .noEntry)
         #expect(fs.statistics().maximumNameLength == 255)
     }
 

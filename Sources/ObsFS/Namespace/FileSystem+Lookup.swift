@@ -46,9 +46,18 @@ extension ObsFileSystem {
                 return attributes(of: inode)
             }
             negativeCache.insert(parent, name, seenAt: generation)
-            throw FileSystemError(.noEntry, "no object \(objectKey(path)) and no keys under \(objectKey(path))/")
+            throw missing(name, "no object \(objectKey(path)) and no keys under \(objectKey(path))/")
         }
         return try remember(remote, parent: parent, name: name)
+    }
+
+    /// The error for a name that does not exist: `ENOENT`, or `ENAMETOOLONG` for a name this
+    /// mount could not have made (longer than NAME_MAX), as a local filesystem answers. Longer
+    /// names that exist, stored by other tools, are found.
+    private func missing(_ name: String, _ message: String) -> FileSystemError {
+        name.utf8.count > KeyNaming.maximumNewNameLength
+            ? FileSystemError(.nameTooLong, message + " (a name longer than \(KeyNaming.maximumNewNameLength) bytes)")
+            : FileSystemError(.noEntry, message)
     }
 
     /// What `lookup` answers from the table and the caches alone, without a request: the entry
@@ -61,7 +70,7 @@ extension ObsFileSystem {
                 return attributes(of: inode)
             }
         }
-        if isKnownMissing(parent, name) { throw FileSystemError(.noEntry, "\(objectKey(path)): missing (cached)") }
+        if isKnownMissing(parent, name) { throw missing(name, "\(objectKey(path)): missing (cached)") }
         return nil
     }
 
