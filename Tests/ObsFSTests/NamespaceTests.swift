@@ -229,6 +229,31 @@ struct NamespaceTests {
         await fs.shutdown()
     }
 
+    @Test func filesBelowAMovedDirectoryAreReadAtTheirCopiesETags() async throws {
+        // A multipart object's copy has another ETag. The inodes below a moved directory kept
+        // the old one, and every read (pinned to it by If-Match) failed with EIO (fsstress).
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let fs = makeFileSystem(local.store)
+        let dir = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller).inode
+        let (created, handle) = try await fs.create(parent: dir, name: "f")
+        let bytes = pattern(Int(ProtocolLimits.minimumPartSize) * 2 + 10)
+        #expect(try await write(fs, handle, at: 0, bytes).get() == bytes.count)
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        let stored = try #require(try await local.store.headObject(ObjectKey("d/f"))?.etag)
+        #expect(stored.value.contains("-"))  // multipart
+        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
+        let copy = try #require(try await local.store.headObject(ObjectKey("e/f"))?.etag)
+        #expect(copy != stored)
+        let moved = try await fs.lookup(parent: try await fs.lookup(parent: .root, name: "e").inode, name: "f")
+        #expect(moved.inode == created.inode)
+        let reader = try await fs.open(moved.inode, flags: O_RDONLY).handle
+        #expect(try await fs.read(reader, at: 0, count: bytes.count).gathered() == bytes)
+        await fs.release(reader)
+        await fs.shutdown()
+    }
+
     @Test func openForWritingWithoutTruncChangesInPlace() async throws {
         let store = storeWith(["full"])
         let fs = makeFileSystem(store)

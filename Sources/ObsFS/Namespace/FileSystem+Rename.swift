@@ -84,7 +84,8 @@ extension ObsFileSystem {
             case (.directory(_, let markerKey), let target):
                 let resuming = target != nil
                 if resuming { try await checkResumable(sourcePath, targetPath) }
-                try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
+                let copies = try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
+                noteCopies(copies, below: table.child(parent, name))
             }
         } catch {
             unretire(retired)
@@ -385,7 +386,21 @@ extension ObsFileSystem {
         return keys
     }
 
-    private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, resuming: Bool) async throws {
+    /// The files below a moved directory keep their inodes, now naming the copies: their ETags
+    /// are the copies' (a copy of a multipart or composed object has another ETag, and a read
+    /// pinned to the old one failed with `EIO` until `attr_timeout=` passed).
+    private func noteCopies(_ copies: [(relative: String, etag: ETag)], below directory: Inode?) {
+        guard let directory else { return }
+        for copy in copies {
+            var inode: Inode? = directory
+            for name in copy.relative.pathComponents { inode = inode.flatMap { table.child($0.number, name) } }
+            inode?.state.withLock { $0.facts.etag = copy.etag }
+        }
+    }
+
+    /// Copies every key below `sourcePath` under `targetPath`, then deletes the sources; the
+    /// copied files (relative to the directory) with their copies' ETags.
+    private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, resuming: Bool) async throws -> [(relative: String, etag: ETag)] {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = try await allKeys(below: sourcePrefix)
@@ -414,8 +429,9 @@ extension ObsFileSystem {
         let operations = configuration.upload.statistics.operations
         let progress = operations.begin("renaming directory \(sourcePrefix) to \(targetPrefix)", total: Int64(copies.count), unit: "keys")
         defer { operations.finished(progress) }
-        var copied = 0
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        var copied: [(relative: String, etag: ETag)] = []
+        var copiedCount = 0
+        try await withThrowingTaskGroup(of: (relative: String, etag: ETag)?.self) { group in
             var next = 0
             func addNext() {
                 guard next < copies.count else { return }
@@ -425,16 +441,17 @@ extension ObsFileSystem {
                     let target = ObjectKey(targetPrefix + entry.relative)
                     if entry.key.rawValue.hasSuffix("/") {
                         try await self.copyMarker(entry.key, to: target)
-                    } else {
-                        try await self.copyRenamed(entry.key, to: target, size: entry.version.size)
+                        return nil
                     }
+                    return (entry.relative, try await self.copyRenamed(entry.key, to: target, size: entry.version.size))
                 }
             }
             for _ in 0..<configuration.renameParallel { addNext() }
-            while try await group.next() != nil {
-                copied += 1
+            while let result = try await group.next() {
+                if let result { copied.append(result) }
+                copiedCount += 1
                 progress.advance()
-                if copied % 1000 == 0 { logger.notice("renaming directory \(sourcePrefix): \(copied) of \(copies.count) keys copied") }
+                if copiedCount % 1000 == 0 { logger.notice("renaming directory \(sourcePrefix): \(copiedCount) of \(copies.count) keys copied") }
                 addNext()
             }
         }
@@ -454,5 +471,6 @@ extension ObsFileSystem {
             throw storeFailure("deleting the renamed keys under \(sourcePrefix)", error)
         }
         logger.notice("renamed directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys")
+        return copied
     }
 }
