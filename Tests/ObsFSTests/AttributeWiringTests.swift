@@ -331,6 +331,22 @@ extension AttributeWiringTests {
     /// the parent changes the mode through its descriptor (stress-ng's access): the change waits
     /// for that PUT, not for the file's release, which the parent sends only after the change
     /// (it hung there, and every chmod of the mount behind it).
+    @Test func aFileStoredEmptyListsTheSameNamesBeforeAndAfterItsRelease() async throws {
+        // creat() + close(): the opener's flush stores the empty object; the release comes
+        // later. Between the two the list showed the upload's names only, then also the stored
+        // object's ACL and storage class: listxattr's size probe, then ERANGE (fsstress).
+        let local = try LocalOBS()
+        defer { local.stop() }
+        let fs = makeFileSystem(local.store)
+        let (created, handle) = try await fs.create(parent: .root, name: "f")
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        let beforeRelease = try await fs.listxattr(created.inode)
+        await fs.release(handle)
+        #expect(try await fs.listxattr(created.inode) == beforeRelease)
+        #expect(beforeRelease.contains("user.obs.storage-class"))
+        await fs.shutdown()
+    }
+
     @Test func aModeChangeWhileTheEmptyObjectIsWrittenWaitsOnlyForThatWrite() async throws {
         let store = AttributeKeepingStore()
         let fs = makeFileSystem(store)
