@@ -246,7 +246,6 @@ extension ObsFileSystem {
 
     /// Copies one object to `target` with everything it carries (a multipart copy above
     /// `singleCopyLimit`); the copy's ETag.
-    @discardableResult
     func copyRenamed(_ source: ObjectKey, to target: ObjectKey, size: Int64) async throws -> ETag {
         do {
             let options = try await copyOptions(source)
