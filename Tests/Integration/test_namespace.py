@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import EVERY_SERVER, MiB, head, uploads_in_progress, named_server
+from conftest import EVERY_SERVER, PFS_BUCKET, MiB, head, uploads_in_progress, named_server
 from namespace_checks import (assert_no_upload_left, assert_same_tree, check_tree_on_server, make_reference_tree, md5,
                               metadata, server_body, server_objects, stored_mode, stored_xattrs, tree_stat, unique)
 
@@ -274,6 +274,22 @@ def test_files_below_a_moved_directory_are_read_and_changed_at_once(any_mount, a
     expected = b"Y" + b"A" * 999 + b"X" * 5000 + b"A" * (300_000 - 6000)
     assert (base / "b" / "changed").read_bytes() == expected
     assert server_body(server, prefix + "b/changed") == expected
+
+
+def test_mv_onto_an_empty_directory_replaces_it(mount, base):
+    server, prefix = mount.server, base.name + "/"
+    (base / "a").mkdir()
+    (base / "a" / "f").write_bytes(b"moved")
+    (base / "b").mkdir()
+    run("mv", "-T", base / "a", base / "b")
+    assert sorted(server_objects(server, prefix)) == ["b/", "b/f"]
+    assert (base / "b" / "f").read_bytes() == b"moved"
+    # An empty target is replaced; only a target holding part of the source is an earlier
+    # rename being completed (the log once said so for every replaced empty directory).
+    log = mount.log_text()
+    if server.bucket != PFS_BUCKET:  # a parallel file system bucket renames natively
+        assert f"renaming directory {prefix}a/ to {prefix}b/: 2 keys to copy (replacing an empty directory)" in log
+    assert "earlier rename" not in log
 
 
 def test_mv_directory_of_200_files(any_mount, any_base):

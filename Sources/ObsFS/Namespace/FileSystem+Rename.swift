@@ -82,9 +82,9 @@ extension ObsFileSystem {
                 let copied = try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size)
                 try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name, copied: copied)
             case (.directory(_, let markerKey), let target):
-                let resuming = target != nil
-                if resuming { try await checkResumable(sourcePath, targetPath) }
-                let copies = try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, resuming: resuming)
+                let replacing = target != nil
+                let completing = replacing ? try await checkResumable(sourcePath, targetPath) : false
+                let copies = try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, replacing: replacing, completing: completing)
                 noteCopies(copies, below: table.child(parent, name))
             }
         } catch {
@@ -323,13 +323,13 @@ extension ObsFileSystem {
     /// The target directory is the leftover of an interrupted rename, which may be completed:
     /// every key of the target is a copy of the source's key of that name (stopped during the
     /// copies), or every key of the source has its copy under the target (during the deletes).
-    /// Otherwise ENOTEMPTY.
-    private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws {
+    /// Otherwise ENOTEMPTY. Whether it is such a leftover (false: the target is empty).
+    private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws -> Bool {
         // The markers and the directories' attributes are left out: the rename makes the target's
         // marker when the source has none, and the target takes the source's attributes.
         let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !Self.isDirectoryItself($0.relative) }
                                     .map { (ExactName($0.relative), $0.version) }, uniquingKeysWith: { first, _ in first })
-        guard !target.isEmpty else { return }
+        guard !target.isEmpty else { return false }
         let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !Self.isDirectoryItself($0.relative) }
                                     .map { (ExactName($0.relative), $0.version) }, uniquingKeysWith: { first, _ in first })
         // Stopped during the copies: the target holds part of the source. During the deletes:
@@ -345,6 +345,7 @@ extension ObsFileSystem {
             && target.keys.allSatisfy { name in source[name] != nil || firstLeft.map { name < $0 } == true }
         guard copying || deleting else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
         logger.notice("\(targetPath) holds part of an earlier rename of \(sourcePath) (stopped during its \(copying ? "copies" : "deletes")); completing it")
+        return true
     }
 
     /// Whether a key below a directory, relative to it, is the directory's own: its marker or
@@ -399,7 +400,7 @@ extension ObsFileSystem {
 
     /// Copies every key below `sourcePath` under `targetPath`, then deletes the sources; the
     /// copied files (relative to the directory) with their copies' ETags.
-    private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, resuming: Bool) async throws -> [(relative: String, etag: ETag)] {
+    private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [(relative: String, etag: ETag)] {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = try await allKeys(below: sourcePrefix)
@@ -424,7 +425,7 @@ extension ObsFileSystem {
                 throw storeFailure("creating directory \(targetPrefix)", error)
             }
         }
-        logger.notice("renaming directory \(sourcePrefix) to \(targetPrefix): \(copies.count) keys to copy\(resuming ? " (completing an earlier rename)" : "")")
+        logger.notice("renaming directory \(sourcePrefix) to \(targetPrefix): \(copies.count) keys to copy\(completing ? " (completing an earlier rename)" : replacing ? " (replacing an empty directory)" : "")")
         let operations = configuration.upload.statistics.operations
         let progress = operations.begin("renaming directory \(sourcePrefix) to \(targetPrefix)", total: Int64(copies.count), unit: "keys")
         defer { operations.finished(progress) }
@@ -457,7 +458,7 @@ extension ObsFileSystem {
         keys += olderMarkers(of: sourcePath, found: legacyMarker).map { ($0, "", KeyVersion(size: 0, etag: nil)) }
         // A replaced empty directory's attributes are not the moved one's.
         let attributesName = DirectoryAttributes.objectName
-        if resuming, !copies.contains(where: { $0.relative.hasSameUTF8(as: attributesName) }) {
+        if replacing, !copies.contains(where: { $0.relative.hasSameUTF8(as: attributesName) }) {
             do {
                 try await store.deleteObject(ObjectKey(targetPrefix + attributesName))
             } catch {
