@@ -254,19 +254,25 @@ def test_mv_onto_existing_file_replaces_it(any_mount, any_base):
     assert not (base / "new").exists()
 
 
-def test_files_below_a_moved_directory_are_read_and_changed_at_once(any_mount, any_base):
+def test_files_below_a_moved_directory_are_read_and_changed_at_once(any_mount, any_base, mount_factory):
     # A copy of a multipart or composed object has another ETag; the mount kept the old one
-    # for the files below a moved directory, so reads and changes failed with EIO (fsstress).
+    # for the files below a moved directory, so reads and changes failed with EIO (fsstress),
+    # and a descriptor reading across the rename read ENOENT once the source was deleted.
     mount, base = any_mount, any_base
     server, prefix = mount.server, base.name + "/"
-    big = os.urandom(2 * server.part_size + 5)
+    big = os.urandom(20 * MiB)
     (base / "a").mkdir()
     (base / "a" / "big").write_bytes(big)
     (base / "a" / "changed").write_bytes(b"A" * 300_000)
     with open(base / "a" / "changed", "r+b") as changed:
         changed.seek(1000)
         changed.write(b"X" * 5000)
-    run("mv", base / "a", base / "b")
+    fresh = remount(mount, mount_factory)  # nothing of the file in the kernel's cache
+    base = fresh.path / base.name
+    with open(base / "a" / "big", "rb") as reader:
+        assert os.pread(reader.fileno(), 4096, 18 * MiB) == big[18 * MiB:18 * MiB + 4096]
+        run("mv", base / "a", base / "b")
+        assert os.pread(reader.fileno(), 4096, 2 * MiB) == big[2 * MiB:2 * MiB + 4096]
     assert (base / "b" / "big").read_bytes() == big
     with open(base / "b" / "changed", "r+b") as changed:
         changed.seek(0)

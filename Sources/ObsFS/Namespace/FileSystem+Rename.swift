@@ -386,21 +386,40 @@ extension ObsFileSystem {
         return keys
     }
 
+    /// A file copied by a directory rename: its key relative to the directory, the ETag the
+    /// listing showed for the source and the copy's.
+    struct CopiedFile {
+        let relative: String
+        let source: ETag?
+        let copy: ETag
+    }
+
     /// The files below a moved directory keep their inodes, now naming the copies: their ETags
     /// are the copies' (a copy of a multipart or composed object has another ETag, and a read
     /// pinned to the old one failed with `EIO` until `attr_timeout=` passed).
-    private func noteCopies(_ copies: [(relative: String, etag: ETag)], below directory: Inode?) {
+    private func noteCopies(_ copies: [CopiedFile], below directory: Inode?) {
         guard let directory else { return }
         for copy in copies {
             var inode: Inode? = directory
             for name in copy.relative.pathComponents { inode = inode.flatMap { table.child($0.number, name) } }
-            inode?.state.withLock { $0.facts.etag = copy.etag }
+            inode?.state.withLock { $0.facts.etag = copy.copy }
+        }
+    }
+
+    /// Descriptors reading the version of a file that a directory rename copied read on from the
+    /// copy (called before the sources are deleted; they read nothing but ENOENT after).
+    private func followCopies(_ copies: [CopiedFile], from sourcePrefix: String, to targetPrefix: String) {
+        let sources = Dictionary(copies.map { (ObjectKey(sourcePrefix + $0.relative), $0) }, uniquingKeysWith: { first, _ in first })
+        let streams = openFiles.withLock { files in files.files.values.compactMap(\.reads) }
+        for stream in streams {
+            guard let copied = sources[stream.key], let source = copied.source, stream.etag == source else { continue }
+            stream.moved(to: ObjectKey(targetPrefix + copied.relative), copyETag: copied.copy)
         }
     }
 
     /// Copies every key below `sourcePath` under `targetPath`, then deletes the sources; the
-    /// copied files (relative to the directory) with their copies' ETags.
-    private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [(relative: String, etag: ETag)] {
+    /// files copied.
+    private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [CopiedFile] {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = try await allKeys(below: sourcePrefix)
@@ -429,9 +448,9 @@ extension ObsFileSystem {
         let operations = configuration.upload.statistics.operations
         let progress = operations.begin("renaming directory \(sourcePrefix) to \(targetPrefix)", total: Int64(copies.count), unit: "keys")
         defer { operations.finished(progress) }
-        var copied: [(relative: String, etag: ETag)] = []
+        var copied: [CopiedFile] = []
         var copiedCount = 0
-        try await withThrowingTaskGroup(of: (relative: String, etag: ETag)?.self) { group in
+        try await withThrowingTaskGroup(of: CopiedFile?.self) { group in
             var next = 0
             func addNext() {
                 guard next < copies.count else { return }
@@ -443,7 +462,8 @@ extension ObsFileSystem {
                         try await self.copyMarker(entry.key, to: target)
                         return nil
                     }
-                    return (entry.relative, try await self.copyRenamed(entry.key, to: target, size: entry.version.size))
+                    let copy = try await self.copyRenamed(entry.key, to: target, size: entry.version.size)
+                    return CopiedFile(relative: entry.relative, source: entry.version.etag, copy: copy)
                 }
             }
             for _ in 0..<configuration.renameParallel { addNext() }
@@ -455,6 +475,7 @@ extension ObsFileSystem {
                 addNext()
             }
         }
+        followCopies(copied, from: sourcePrefix, to: targetPrefix)
         keys += olderMarkers(of: sourcePath, found: legacyMarker).map { ($0, "", KeyVersion(size: 0, etag: nil)) }
         // A replaced empty directory's attributes are not the moved one's.
         let attributesName = DirectoryAttributes.objectName

@@ -6,7 +6,8 @@
 //   SSE-C key. Every GET carries `If-Match: <ETag>`; when the object was replaced the store
 //   answers 412, the read fails with `ObjectChangedError` (EIO), and no read ever returns bytes
 //   of two versions. A native rename (parallel file system bucket) moves the same object to
-//   another key: the stream follows it (`moved(to:)`); a GET in flight at that moment fails.
+//   another key, a directory rename by copies makes a copy of the version read: the stream
+//   follows either (`moved(to:copyETag:)`); a GET in flight at that moment fails.
 // - The stream keeps chunks: disjoint byte ranges of the object, each one GET into one pool
 //   buffer, in flight or done. A read returns slices of the chunks covering it (`ReadBytes`: the
 //   FUSE reply is written from them, no copy) and fetches what no chunk covers ("demand" GETs,
@@ -85,12 +86,13 @@ public struct ReadStatistics: Sendable, Equatable {
 /// One open file's reads of one object version. Create it at open with the attributes the open
 /// saw; call `close` at release.
 public final class ObjectReadStream: Sendable {
-    /// Where the object is: the key opened, until a native rename moves it (`moved(to:)`).
-    public var key: ObjectKey { location.withLock { $0 } }
-    /// Guards the object's key; taken alone, never with `state`.
-    private let location: Mutex<ObjectKey>
-    /// The version's ETag, sent as If-Match with every GET (nil: the store gave none, no pinning).
-    public let etag: ETag?
+    /// Where the object is: the key opened, until a rename moves it (`moved(to:copyETag:)`).
+    public var key: ObjectKey { location.withLock { $0.key } }
+    /// The version's ETag, sent as If-Match with every GET (nil: the store gave none, no
+    /// pinning); a copy's after a rename by copies.
+    public var etag: ETag? { location.withLock { $0.etag } }
+    /// Guards the object's key and ETag; taken alone, never with `state`.
+    private let location: Mutex<(key: ObjectKey, etag: ETag?)>
     public let size: Int64
     private let customerKey: CustomerKey?
     private let reader: any ObjectReader
@@ -144,8 +146,7 @@ public final class ObjectReadStream: Sendable {
     ///   - pool: the mount's read buffer pool.
     public init(key: ObjectKey, etag: ETag?, size: Int64, customerKey: CustomerKey?, reader: any ObjectReader,
                 pool: ReadBufferPool, settings: ReadSettings) {
-        location = Mutex(key)
-        self.etag = etag
+        location = Mutex((key, etag))
         self.size = size
         self.customerKey = customerKey
         self.reader = reader
@@ -156,9 +157,15 @@ public final class ObjectReadStream: Sendable {
 
     public var statistics: ReadStatistics { state.withLock { $0.statistics } }
 
-    /// The object was renamed natively (the same object and ETag under another key): later GETs
-    /// ask for it there.
-    func moved(to key: ObjectKey) { location.withLock { $0 = key } }
+    /// The object was renamed: natively (the same object and ETag under another key), or copied
+    /// from the version this stream reads (`copyETag`, the copy's ETag). Later GETs ask for it
+    /// there.
+    func moved(to key: ObjectKey, copyETag: ETag? = nil) {
+        location.withLock { location in
+            location.key = key
+            if let copyETag { location.etag = copyETag }
+        }
+    }
 
     /// Up to `count` bytes from `offset`: fewer only at the end of the object, none at or past it.
     /// Throws `ObjectChangedError` when the object was replaced since open, the store's error
@@ -322,6 +329,7 @@ public final class ObjectReadStream: Sendable {
             state.statistics.gets += 1
             state.statistics.bytesFetched += Int64(range.count)
         }
+        let (key, etag) = location.withLock { ($0.key, $0.etag) }
         let count = try await reader.readRange(key, range: range, ifMatch: etag, customerKey: customerKey,
                                                into: MemoryRegion(owner: buffer, range: 0..<range.count))
         guard count == range.count else {
