@@ -558,6 +558,23 @@ def test_cp_preserve_xattr_applies_attributes(obs_mount, tmp_path, size):
     check_copied(obs_mount.server, f"{obs_mount.prefix}/{target.name}", source, expires=size < MiB)
 
 
+def test_the_list_is_what_was_set_while_written_and_after(any_mount):
+    # The store's defaults (ACL private, storage class STANDARD) were listed once a file was
+    # stored, not while it was written (CPython's test_os test_fds; listxattr's size probe then
+    # ERANGE in fsstress), and `cp -a` set them on every copy.
+    path = any_mount.path / (unique("listed") + ".txt")
+    with open(path, "wb") as written:
+        written.write(b"x" * 1000)
+        assert os.listxattr(written.fileno()) == ["user.obs.content-type"]
+    assert os.listxattr(path) == ["user.obs.content-type"]
+    assert os.getxattr(path, "user.obs.acl") == b"private"
+    copy = path.with_name("copy-" + path.name)
+    subprocess.run(["cp", "-a", str(path), str(copy)], check=True)
+    assert os.listxattr(copy) == ["user.obs.content-type"]
+    os.setxattr(path, "user.obs.acl", b"public-read")
+    assert os.listxattr(path) == ["user.obs.acl", "user.obs.content-type"]
+
+
 def test_cp_initiation_only_values_come_from_the_directory(obs_mount, tmp_path):
     directory = make_directory(obs_mount, unique("archive"))
     os.setxattr(directory, "user.obs.expires", b"5")

@@ -122,14 +122,21 @@ extension ObsFileSystem {
     /// readable by name but not listed: copy tools (`cp -a`, `rsync -X`) copy or remove every
     /// listed name, and these can be neither written nor removed. A symlink or special file
     /// lists none: Linux answers `user.*` names of those itself (ENODATA, EPERM), so `rsync -aX`
-    /// failed on every name listed.
+    /// failed on every name listed. Neither are the store's defaults, which every stored object
+    /// reports whether or not anything set them (ACL `private`, storage class `STANDARD`): the
+    /// list is what was set, the same while the file is written and after (a file being written
+    /// shows what its upload sets), and copy tools do not set the defaults on every copy.
     public func listxattr(_ inode: InodeNumber) async throws -> [String] {
         if let kind = table.inode(inode)?.kind, kind != .regular, kind != .directory { return [] }
         let (options, state, _) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
         let own = ObjectAttributeName.listNames(in: options, state: state).filter { name in
-            guard !name.isReadOnly else { return false }
-            if case .metadata(let key) = name { return !PosixMetadata.names.contains(key) }
-            return true
+            switch name {
+            case _ where name.isReadOnly: false
+            case .metadata(let key): !PosixMetadata.names.contains(key)
+            case .acl: options.acl != .private
+            case .storageClass: options.storageClass != .standard
+            default: true
+            }
         }
         return own.map(\.description) + (try await plainAttributeNames(inode))
     }
