@@ -1,7 +1,7 @@
 """Several processes hammer one directory of a mount (issue 8) with lookup, readdir, create,
 unlink and rename over a small pool of names, for a bounded time; afterwards the listing through
 the hammered mount, through a fresh mount and on the server are the same, every object's body is
-one writer's whole body, and no upload is left over."""
+what whole writes at offset 0 leave, and no upload is left over."""
 import errno
 import multiprocessing
 import os
@@ -87,9 +87,7 @@ def test_hammering_one_directory_leaves_listing_equal_to_server(mount, mount_fac
     on_server = {name: item["Size"] for name, item in objects.items()}
     for name in on_server:
         body = server_body(server, prefix + name)
-        first = BODY_LINE.match(body)
-        assert first, (name, body[:100])
-        assert body == body_of(first[1].decode(), int(first[2]), int(first[3])), (name, body[:100])
+        assert overlay_problem(body) is None, (name, overlay_problem(body), body[:100])
     assert_no_upload_left(server, prefix)
     # No stale negative entry: a name the mount created is found by stat at once (a lookup's miss
     # racing a create or rename onto the name is not cached after it).
@@ -98,6 +96,29 @@ def test_hammering_one_directory_leaves_listing_equal_to_server(mount, mount_fac
     mount.unmount()
     fresh = mount_factory(server)
     assert sizes_listed(fresh.path / directory.name) == on_server
+
+
+def overlay_problem(body):
+    """Why `body` is not what whole bodies written at offset 0 leave, or None. One writer's body
+    usually; two creates with O_TRUNC of one name that both open before either writes share the
+    file, as on a local disk, and the later write covers the start of the earlier, longer one
+    (seen in CI: writer 3's 3,286 lines, then the rest of writer 2's 3,915)."""
+    lines = body.splitlines(keepends=True)
+    if not lines:
+        return "empty"
+    for index, line in enumerate(lines):
+        match = BODY_LINE.fullmatch(line)
+        if not match:
+            return f"line {index} is {line[:20]!r}"
+        if match[1] != lines[0][:3]:
+            return f"line {index} names {match[1]!r}, line 0 {lines[0][:3]!r}"
+        # Each line lies within the body of the write that left it.
+        if index >= body_of(match[1].decode(), int(match[2]), int(match[3])).count(b"\n"):
+            return f"line {index} lies beyond the body of {line!r}"
+    last = BODY_LINE.fullmatch(lines[-1])
+    if len(lines) != body_of(last[1].decode(), int(last[2]), int(last[3])).count(b"\n"):
+        return f"{len(lines)} lines: the file does not end where the write of its last line ended"
+    return None
 
 
 def complaints(log):
