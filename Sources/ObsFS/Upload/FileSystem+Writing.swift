@@ -410,12 +410,14 @@ extension ObsFileSystem {
         try await fillToPendingSize(handle)
         let file = try openFile(handle)
         if let modify = file.modify {
+            var holders = heldByOthers
             if !(file.closingProcess == .unknown || process == .unknown || process == file.closingProcess) {
                 // Another process's close: it stores the changes only when the opener closed the
                 // file already and no other process holds it, so that nothing waits for release.
                 guard file.openerClosed || file.session?.openerHasFlushed == true, !heldByOthers() else { return }
+                holders = { false }  // just asked: /proc is scanned once per flush
             }
-            try await file.session?.flush(writer: writer, process: process, heldByOthers: heldByOthers).get()
+            try await file.session?.flush(writer: writer, process: process, heldByOthers: holders).get()
             try await commit(modify, file.inode)
             // close() returns: a rename need not wait for the release.
             openFiles.withLock { $0.files[handle]?.openerClosed = true }
