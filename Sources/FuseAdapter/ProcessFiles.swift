@@ -8,7 +8,7 @@
 //
 // Only procfs reads, from a request's Task, never on a libfuse thread: /proc/PID/fdinfo/N sends no
 // request to this mount (stat of /proc/PID/fd/N would, and could wait for itself) and takes no
-// lock an `execve` holds (readlink of /proc/PID/fd/N does: `holdsWritable`). A process
+// lock an `execve` holds (readlink of /proc/PID/fd/N does; see `holdsWritable`). A process
 // with thousands of descriptors is not searched (`descriptorsSearched`).
 import Glibc
 import ObsFS
