@@ -1,16 +1,18 @@
 // The one pool of part buffers for the whole mount, bounded by the memory budget.
 //
-// Writers are bounded at open, not in the middle of a write: every file open for writing holds a
-// reservation of one part buffer (`reserveWriter`), and reservations never exceed the budget; an
-// open that would exceed it fails (ENOMEM, FileSystem+Writing.swift). Why that is enough: a
-// buffer is taken only to start filling a part, so every waiting task belongs to a file that
-// holds no filling buffer; the buffers that exist are the filling ones of other files (together
-// at most the budget minus the waiters' reservations) and those of parts being uploaded, which
-// come back without any writer's help. So the first waiter is always served once uploads settle,
-// and no writer can starve another by holding a half-filled part (the round-robin writer over
-// more files than the budget holds parts used to block for ever). The reservation is one part of
-// the initial size: parts that have grown (after the flat parts of PartSizeSchedule) are not
-// covered, which needs files beyond 83 MiB (100K parts) or 6.8 GiB (8M parts) written side by side.
+// Writers are bounded at their first write, not in the middle of one: a file being written holds
+// a reservation of one part buffer (`reserveWriter`) from its first write of bytes until its
+// upload ends, and reservations never exceed the budget; a first write that would exceed it fails
+// (ENOMEM, UploadSession.admit). Files opened and not written hold nothing. Why that is enough: a
+// buffer is taken only to start filling a part, and only by a file holding a reservation, so
+// every waiting task belongs to a file that holds no filling buffer; the buffers that exist are
+// the filling ones of other files (together at most the budget minus the waiters' reservations)
+// and those of parts being uploaded, which come back without any writer's help. So the first
+// waiter is always served once uploads settle, and no writer can starve another by holding a
+// half-filled part (the round-robin writer over more files than the budget holds parts used to
+// block for ever). The reservation is one part of the initial size: parts that have grown (after
+// the flat parts of PartSizeSchedule) are not covered, which needs files beyond 83 MiB (100K
+// parts) or 6.8 GiB (8M parts) written side by side.
 import OBSProtocol
 import Synchronization
 
@@ -34,7 +36,7 @@ public final class PartBufferPool: Sendable {
         var countBySize: [Int64: Int] = [:]
         var waiters: [Waiter] = []
         var lastWaiterID: UInt64 = 0
-        /// Bytes reserved by files open for writing, and how many such files.
+        /// Bytes reserved by files being written, and how many such files.
         var reservedBytes: Int64 = 0
         var writers = 0
     }
@@ -60,8 +62,8 @@ public final class PartBufferPool: Sendable {
     /// Bytes currently allocated (in use or idle); never above `capacity`.
     public var allocatedBytes: Int64 { state.withLock { $0.allocatedBytes } }
 
-    /// Reserves one part buffer of `size` bytes for a file opened for writing; nil when the
-    /// reservations of the files already open leave no room in the budget.
+    /// Reserves one part buffer of `size` bytes for a file being written; nil when the
+    /// reservations of the files already being written leave no room in the budget.
     public func reserveWriter(partSize size: Int64) -> WriterReservation? {
         let granted = state.withLock { state -> Bool in
             guard state.reservedBytes + size <= capacity else { return false }
@@ -199,7 +201,7 @@ public final class PartBufferPool: Sendable {
     }
 }
 
-/// One writable open's claim on a part buffer of the pool (see `PartBufferPool.reserveWriter`).
+/// One file's claim on a part buffer of the pool (see `PartBufferPool.reserveWriter`).
 public final class WriterReservation: Sendable {
     public let bytes: Int64
     private let pool: PartBufferPool

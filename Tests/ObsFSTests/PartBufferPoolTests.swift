@@ -54,48 +54,68 @@ struct PartBufferPoolTests {
 }
 
 /// The hang of issue 11 in the core: more files than the budget holds parts, written round-robin.
-@Suite("Writers bounded at open")
+@Suite("Writers bounded at their first write")
 struct WriterBoundTests {
-    @Test func roundRobinWritersBeyondTheBudgetAreRefusedAtOpenAndTheOthersFinish() async throws {
+    @Test func roundRobinWritersBeyondTheBudgetAreRefusedAtTheirFirstWriteAndTheOthersFinish() async throws {
         let store = InMemoryStore()
         let part = ProtocolLimits.minimumPartSize
         let fs = makeFileSystem(store, partSize: part, parallel: 2, budget: 4 * part)
         var handles: [FileHandleID] = []
-        var refused: [Errno?] = []
-        for index in 0..<6 {
-            do {
-                handles.append(try await fs.create(parent: .root, name: "f\(index)").1)
-            } catch {
-                refused.append(ErrnoMapping.errno(for: error))
-            }
-        }
-        #expect(handles.count == 4)
-        #expect(refused == [.outOfMemory, .outOfMemory])
+        for index in 0..<6 { handles.append(try await fs.create(parent: .root, name: "f\(index)").1) }
         let chunk = pattern(Int(part) / 2)
         let writing = handles
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let refused = try await withThrowingTaskGroup(of: [Int: Errno].self) { group in
             group.addTask {
+                var refused: [Int: Errno] = [:]
                 for round in 0..<5 {
-                    for handle in writing {
-                        _ = try await write(fs, handle, at: Int64(round * chunk.count), chunk).get()
+                    for (index, handle) in writing.enumerated() where refused[index] == nil {
+                        if case .failure(let error) = await write(fs, handle, at: Int64(round * chunk.count), chunk) {
+                            refused[index] = ErrnoMapping.errno(for: error)
+                        }
                     }
                 }
+                return refused
             }
             group.addTask {
                 try await Task.sleep(for: .seconds(20))
                 throw FileSystemError(.io, "the round-robin writer is stuck")
             }
-            try await group.next()
+            let refused = try await group.next()!
             group.cancelAll()
+            return refused
         }
+        #expect(refused == [4: .outOfMemory, 5: .outOfMemory])
         for handle in handles {
             try await fs.flush(handle, writer: WriterIdentity(7))
             await fs.release(handle)
         }
         for index in 0..<4 { #expect(store.object("f\(index)") == Array(repeating: chunk, count: 5).flatMap { $0 }) }
+        // The refused files stay what they were: empty.
+        for index in 4..<6 { #expect(store.object("f\(index)") == []) }
         // Closed files gave their reservations back: new writers fit again.
         let (_, handle) = try await fs.create(parent: .root, name: "after")
+        #expect(try await write(fs, handle, at: 0, chunk).get() == chunk.count)
         try await fs.flush(handle, writer: WriterIdentity(7))
         await fs.release(handle)
+        #expect(store.object("after") == chunk)
+    }
+
+    /// test_tempfile's `test_basic_many` opens 100 files for writing and writes none: opening
+    /// reserves nothing, so far more files than the budget holds parts may be open at once.
+    @Test func filesOpenedAndNotYetWrittenHoldNoPartBuffer() async throws {
+        let store = InMemoryStore()
+        let part = ProtocolLimits.minimumPartSize
+        let fs = makeFileSystem(store, partSize: part, parallel: 2, budget: 2 * part)
+        var handles: [FileHandleID] = []
+        for index in 0..<100 { handles.append(try await fs.create(parent: .root, name: "t\(index)").1) }
+        #expect(fs.configuration.upload.pool.reservations.writers == 0)
+        for index in [7, 93] { #expect(try await write(fs, handles[index], at: 0, pattern(100)).get() == 100) }
+        #expect(fs.configuration.upload.pool.reservations.writers == 2)
+        for handle in handles {
+            try await fs.flush(handle, writer: WriterIdentity(7))
+            await fs.release(handle)
+        }
+        #expect(store.object("t7") == pattern(100) && store.object("t93") == pattern(100) && store.object("t0") == [])
+        #expect(fs.configuration.upload.pool.reservations.writers == 0)
     }
 }

@@ -189,8 +189,6 @@ extension ObsFileSystem {
         }
         // Renamed between the caller's resolve and the registration above: the key is stale.
         guard table.path(of: inode.number) == path else { throw FileSystemError(.busy, "\(key) was renamed while being opened") }
-        // Writers are bounded here, not in a write (PartBufferPool.swift): held until the outcome.
-        let reservation = try reservePartBuffer(for: key)
         var options: ObjectOptions
         let uploadID: UploadID
         do {
@@ -198,7 +196,6 @@ extension ObsFileSystem {
             posix.write(into: &options.metadata, kind: .regular)
             uploadID = try await store.initiateUpload(key, options: options)
         } catch {
-            reservation.release()
             throw storeFailure("initiating the upload of \(key)", error)
         }
         let session = UploadSession(key: key, uploadID: uploadID, options: options, store: store,
@@ -208,10 +205,6 @@ extension ObsFileSystem {
                                         try await self.applyRecordedChanges(of: session)
                                         if !self.isDiscarded(inode) { self.recordWritten(inode, session, etag: etag) }
                                     })
-        Task {
-            _ = await session.finished()
-            reservation.release()
-        }
         openFiles.withLock { files in
             files.uploads[inode.number] = session
             // Unlinked while being initiated: nothing may complete it (see `beginUnlink`).
@@ -219,17 +212,6 @@ extension ObsFileSystem {
         }
         logger.info("\(key): upload \(uploadID) initiated")
         return session
-    }
-
-    /// The part buffer a writable open needs, or ENOMEM naming the budget.
-    private func reservePartBuffer(for key: ObjectKey) throws -> WriterReservation {
-        let pool = configuration.upload.pool
-        let partSize = configuration.upload.schedule.initialPartSize
-        if let reservation = pool.reserveWriter(partSize: partSize) { return reservation }
-        let (writers, bytes) = pool.reservations
-        let failure = FileSystemError(.outOfMemory, "cannot open \(key) for writing: the \(writers) files open for writing hold \(bytes) bytes of memory_budget=\(pool.capacity) (one part_size=\(partSize) each); close one, or raise memory_budget= or lower part_size=")
-        repeatedLines.log(.error, failure.reason, kind: "part buffers", to: logger)
-        throw failure
     }
 
     /// Gives the open file `value` as its `field` unless it has one already; the one it keeps

@@ -184,6 +184,11 @@ public final class UploadSession: Sendable {
         var pendingOptions: ObjectOptions?
         /// `afterCompletion` has taken the pending updates; later changes apply to the object.
         var updatesTaken = false
+        /// The file's claim on one part buffer of the pool, taken by its first write of bytes and
+        /// held until the outcome (PartBufferPool.swift): a file opened and never written holds none.
+        var reservation: WriterReservation?
+        /// A write was refused for want of a reservation (logged once per file).
+        var refusedForBudget = false
     }
 
     private enum Effect {
@@ -273,6 +278,12 @@ public final class UploadSession: Sendable {
             state.writeRequests += 1
             state.largestWrite = max(state.largestWrite, bytes.count)
             guard case .open = state.phase else { return .admitted(.refused(refusal(state))) }
+            if state.reservation == nil && !bytes.isEmpty {
+                guard let reservation = settings.pool.reserveWriter(partSize: settings.schedule.initialPartSize) else {
+                    return .admitted(.refused(budgetRefusal(&state)))
+                }
+                state.reservation = reservation
+            }
             state.lastWriter = writer
             if process == opener && process != .unknown && writer != .unknown { state.openerOwner = writer }
             var consumed = 0
@@ -481,6 +492,20 @@ public final class UploadSession: Sendable {
         state.queued = []
     }
 
+    /// ENOMEM for a first write while the files being written hold every part buffer of the
+    /// budget; the file stays open and empty, a later write may find room.
+    private func budgetRefusal(_ state: inout State) -> FileSystemError {
+        let pool = settings.pool
+        let partSize = settings.schedule.initialPartSize
+        let (writers, bytes) = pool.reservations
+        let failure = FileSystemError(.outOfMemory, "cannot write \(key): the \(writers) files being written hold \(bytes) bytes of memory_budget=\(pool.capacity) (one part_size=\(partSize) each); close one, or raise memory_budget= or lower part_size=")
+        if !state.refusedForBudget {
+            state.refusedForBudget = true
+            logger.error("\(failure.reason)")
+        }
+        return failure
+    }
+
     private func refusal(_ state: State) -> FileSystemError {
         switch state.phase {
         case .failing(let error): return error
@@ -582,7 +607,13 @@ public final class UploadSession: Sendable {
             return (state.writeRequests, state.largestWrite)
         }
         logger.info("\(key): \(requests) write requests, largest \(largest) bytes")
+        decide(result)
+    }
+
+    /// Fulfils the outcome and gives the file's part-buffer reservation back.
+    private func decide(_ result: Result<ETag, FileSystemError>) {
         settings.statistics.finished(self, succeeded: (try? result.get()) != nil)  // status:
+        state.withLock { $0.reservation.take() }?.release()
         outcome.fulfill(result)
     }
 
@@ -828,8 +859,7 @@ public final class UploadSession: Sendable {
             } catch {
                 logger.warning("\(key): the empty object is written, but aborting the unused upload \(uploadID) failed: \(error)")
             }
-            settings.statistics.finished(self, succeeded: (try? result.get()) != nil)  // status:
-            outcome.fulfill(result)
+            decide(result)
         }
         return await outcome.value
     }
