@@ -5,7 +5,8 @@ server, including a parallel file system bucket); `>>` onto a 20 MiB and a 50 Ki
 obs-local's request log; `truncate -s` up and down; `sed -i`; `pwrite` backwards into a 50 MiB new
 file; a failure while composing (close() fails, the previous object stays); native modify and
 truncate on a parallel file system bucket; a read-only open of a file another descriptor is
-streaming (EBUSY until it is closed, as mount-options/write-semantics.md says)."""
+streaming (it reads what was written so far, and the writer goes on by composition, as
+mount-options/write-semantics.md says)."""
 import errno
 import hashlib
 import json
@@ -317,28 +318,55 @@ def test_a_second_writer_of_a_file_being_written_loses_nothing(server, mount_fac
 
 
 def test_reading_a_file_another_descriptor_is_streaming(server, mount_factory):
-    """EBUSY while the other descriptor streams it; once that one closed the file, the same
-    read-only descriptor reads the object it became."""
+    """`cmd > log` beside `tail -f log`: a read-only descriptor reads what the writer wrote so far
+    (the upload is completed as it stands, and the writer goes on as changes to that object),
+    then what it writes next; the object ends with every byte. It answered EBUSY until the close."""
     key = name("streaming")
     mount = standard_mount(server, mount_factory)
     path = mount.path / key
-    first = os.urandom(2 * MiB)
+    first = os.urandom(2 * MiB + 5)
     reader = None
     try:
         with open(path, "wb") as writer:
             writer.write(first)
             writer.flush()
             reader = os.open(path, os.O_RDONLY)
-            with pytest.raises(OSError) as raised:
-                os.pread(reader, 10, 0)
-            assert raised.value.errno == errno.EBUSY
+            assert os.pread(reader, len(first) + 100, 0) == first
+            assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == first
             writer.write(b"end")
-        assert os.pread(reader, len(first) + 100, 0) == first + b"end"
+            writer.flush()
+            assert os.pread(reader, 100, len(first)) == b"end"
+            writer.write(b"!")
+        assert os.pread(reader, len(first) + 100, 0) == first + b"end!"
     finally:
         if reader is not None:
             os.close(reader)
+    assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == first + b"end!"
     with open(path, "rb") as again:
-        assert again.read() == first + b"end"
+        assert again.read() == first + b"end!"
+
+
+def test_tail_follows_a_log_a_shell_redirection_writes(server, mount_factory):
+    """`(for i in ...; do echo line $i; sleep 0.1; done) > log & tail -f log`: tail prints every
+    line while the loop runs (it gave up with EBUSY), and the object holds them all."""
+    key = name("tailed")
+    mount = standard_mount(server, mount_factory)
+    path = mount.path / key
+    writer = subprocess.Popen(["bash", "-c", f"for i in $(seq 1 30); do echo line $i; sleep 0.05; done > {path}"])
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        tail = subprocess.Popen(["tail", "-s", "0.05", "-c", "+1", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert writer.wait(timeout=30) == 0
+        time.sleep(0.5)
+        tail.terminate()
+        out, err = tail.communicate(timeout=10)
+        expected = "".join(f"line {i}\n" for i in range(1, 31)).encode()
+        assert out == expected, err
+    finally:
+        writer.kill()
+    assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == expected
 
 
 def test_files_that_change_length_while_being_written(server, mount_factory, tmp_path):

@@ -370,6 +370,33 @@ struct ModifyTests {
         #expect(store.object("db") == expected)
         #expect(store.uploadsInProgress == 0)
     }
+
+    @Test func anotherDescriptorReadsAFileBeingStreamedAndTheWriterGoesOn() async throws {
+        // `cmd > log` beside `tail -f log`: readers opened before and after the writing began
+        // read what was written (it was EBUSY until the close), and the writer loses nothing.
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let process = ProcessID(32)
+        let (created, writer) = try await fs.create(parent: .root, name: "log", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
+        let early = try await fs.open(created.inode, flags: O_RDONLY).handle
+        #expect(try await fs.read(early, at: 0, count: 100).gathered() == [])  // nothing written yet
+        let first = pattern(3000)
+        #expect(await fs.write(writer, at: 0, bytes: first, writer: WriterIdentity(3), process: process).count == 3000)
+        let late = try await fs.open(created.inode, flags: O_RDONLY).handle
+        #expect(try await fs.read(late, at: 0, count: 4096).gathered() == first)
+        #expect(store.object("log") == first)  // completed as it stands
+        let second = pattern(2000, seed: 9)
+        #expect(await fs.write(writer, at: 3000, bytes: second, writer: WriterIdentity(3), process: process).count == 2000)
+        #expect(try await fs.read(early, at: 0, count: 8192).gathered() == first + second)
+        #expect(try await fs.read(late, at: 3000, count: 8192).gathered() == second)
+        try await fs.flush(writer, writer: WriterIdentity(3), process: process)
+        await fs.release(writer)
+        #expect(store.object("log") == first + second)
+        #expect(try await fs.read(late, at: 0, count: 8192).gathered() == first + second)
+        await fs.release(early)
+        await fs.release(late)
+        #expect(store.uploadsInProgress == 0)
+    }
 }
 
 extension ModifyTests {

@@ -4,12 +4,12 @@
 // a local disk); once this mount stored a new version (another descriptor's close), it reads
 // that version from its next read on; a version from another client fails the read (EIO). The
 // kernel's page cache is kept between opens while the ETag is unchanged. A file being streamed
-// is readable through the descriptor that writes it (a database creating its file): the first
-// read of what was written completes the upload and the descriptor goes on as changes to that
-// object (Compose/); other descriptors opened meanwhile get EBUSY until it is closed, then read
-// the object it became (mount-options/write-semantics.md). With `writeback_cache` the kernel's
-// page cache is shared by the writer and the readers, and any reader of a file being streamed
-// gets EBUSY.
+// is readable through the descriptor that writes it (a database creating its file) and through
+// any other (`tail -f` of a log being written): the first read of what was written completes
+// the upload as it stands and the writing descriptors go on as changes to that object
+// (Compose/), which every descriptor reads (mount-options/write-semantics.md). With
+// `writeback_cache` the kernel's page cache is shared by the writer and the readers, and any
+// other reader of a file being streamed gets EBUSY.
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -30,7 +30,8 @@ public struct OpenedFile: Sendable {
 extension ObsFileSystem {
     /// Opens a file for reading: the version is the one `getattr` sees now (asked again when
     /// the cached facts expired). A file another descriptor is streaming has no version yet: the
-    /// handle gets its stream at its first read after that descriptor closed the file.
+    /// handle's reads read the changes the writers go on with (`read`), or, once they closed
+    /// the file, the object it became.
     func openForReading(_ inode: Inode, _ path: String) async throws -> OpenedFile {
         guard store is any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
         if inodesBeingWritten().contains(inode.number) {
@@ -124,8 +125,18 @@ extension ObsFileSystem {
             // a short read would be cached as zeros and written back over the writer's bytes.
             if let changes = changes(of: file.inode.number) {
                 file.modify = changes
-            } else if configuration.writebackCache, upload(of: file.inode.number)?.excludesOtherWriters == true {
-                throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
+            } else if let streaming = upload(of: file.inode.number), streaming.excludesOtherWriters {
+                if configuration.writebackCache {
+                    throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
+                }
+                // Another descriptor streams the file (`cmd > log` beside `tail -f log`): what it
+                // wrote is completed as it stands and its descriptors go on as changes to that
+                // object, which this one reads, as the writer's own read back does (below).
+                guard streaming.size > 0 || openFiles.withLock({ $0.pendingSizes[file.inode.number] }) != nil else { return ReadBytes() }
+                listings.noteChange()
+                defer { listings.noteChange() }
+                logger.info("\(streaming.key): read by another descriptor while being written; completing it as it stands and continuing by composition")
+                if let changes = try await continueWritersByComposition(streaming, of: file.inode) { file.modify = changes }
             }
         }
         if file.modify == nil, let session = file.session, session.isUploading {
