@@ -396,6 +396,20 @@ struct ModifyTests {
         await fs.release(early)
         await fs.release(late)
         #expect(store.uploadsInProgress == 0)
+
+        // A descriptor opened on the version an O_TRUNC stream replaces reads on in that version
+        // (pinned at its open) and completes nothing.
+        store.seed("old", Array("previous".utf8))
+        let replaced = try await fs.lookup(parent: .root, name: "old").inode
+        let before = try await fs.open(replaced, flags: O_RDONLY).handle
+        let rewriting = try await fs.open(replaced, flags: O_WRONLY | O_TRUNC, opener: process).handle
+        #expect(await fs.write(rewriting, at: 0, bytes: first, writer: WriterIdentity(3), process: process).count == 3000)
+        #expect(try await fs.read(before, at: 0, count: 100).gathered() == Array("previous".utf8))
+        #expect(store.object("old") == Array("previous".utf8))
+        try await fs.flush(rewriting, writer: WriterIdentity(3), process: process)
+        await fs.release(rewriting)
+        await fs.release(before)
+        #expect(store.object("old") == first)
     }
 }
 

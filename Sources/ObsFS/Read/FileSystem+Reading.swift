@@ -129,14 +129,18 @@ extension ObsFileSystem {
                 if configuration.writebackCache {
                     throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
                 }
-                // Another descriptor streams the file (`cmd > log` beside `tail -f log`): what it
-                // wrote is completed as it stands and its descriptors go on as changes to that
-                // object, which this one reads, as the writer's own read back does (below).
-                guard streaming.size > 0 || openFiles.withLock({ $0.pendingSizes[file.inode.number] }) != nil else { return ReadBytes() }
-                listings.noteChange()
-                defer { listings.noteChange() }
-                logger.info("\(streaming.key): read by another descriptor while being written; completing it as it stands and continuing by composition")
-                if let changes = try await continueWritersByComposition(streaming, of: file.inode) { file.modify = changes }
+                // Opened while another descriptor streams the file (`cmd > log` beside `tail -f
+                // log`; one opened before, on the version the stream replaces, reads on in that
+                // version): what was written is completed as it stands and the writing
+                // descriptors go on as changes to that object, which this one reads, as the
+                // writer's own read back does (below).
+                if file.reads == nil {
+                    guard streaming.size > 0 || openFiles.withLock({ $0.pendingSizes[file.inode.number] }) != nil else { return ReadBytes() }
+                    listings.noteChange()
+                    defer { listings.noteChange() }
+                    logger.info("\(streaming.key): read by another descriptor while being written; completing it as it stands and continuing by composition")
+                    if let changes = try await continueWritersByComposition(streaming, of: file.inode) { file.modify = changes }
+                }
             }
         }
         if file.modify == nil, let session = file.session, session.isUploading {
