@@ -199,6 +199,8 @@ public final class UploadSession: Sendable {
         case giveBack(AlignedMemory)
         case answer(PendingWrite, Result<Int, FileSystemError>)
         case resumeIdle([CheckedContinuation<Void, Never>])
+        /// An error line (written outside the state lock).
+        case log(FileSystemError)
     }
 
     /// The SSE-C key every part carries, when the object is encrypted with one.
@@ -280,7 +282,12 @@ public final class UploadSession: Sendable {
             guard case .open = state.phase else { return .admitted(.refused(refusal(state))) }
             if state.reservation == nil && !bytes.isEmpty {
                 guard let reservation = settings.pool.reserveWriter(partSize: settings.schedule.initialPartSize) else {
-                    return .admitted(.refused(budgetRefusal(&state)))
+                    let failure = budgetRefusal()
+                    if !state.refusedForBudget {
+                        state.refusedForBudget = true
+                        effects.append(.log(failure))
+                    }
+                    return .admitted(.refused(failure))
                 }
                 state.reservation = reservation
             }
@@ -493,17 +500,12 @@ public final class UploadSession: Sendable {
     }
 
     /// ENOMEM for a first write while the files being written hold every part buffer of the
-    /// budget; the file stays open and empty, a later write may find room.
-    private func budgetRefusal(_ state: inout State) -> FileSystemError {
+    /// budget (logged once per file); the file stays open and empty, a later write may find room.
+    private func budgetRefusal() -> FileSystemError {
         let pool = settings.pool
         let partSize = settings.schedule.initialPartSize
         let (writers, bytes) = pool.reservations
-        let failure = FileSystemError(.outOfMemory, "cannot write \(key): the \(writers) files being written hold \(bytes) bytes of memory_budget=\(pool.capacity) (one part_size=\(partSize) each); close one, or raise memory_budget= or lower part_size=")
-        if !state.refusedForBudget {
-            state.refusedForBudget = true
-            logger.error("\(failure.reason)")
-        }
-        return failure
+        return FileSystemError(.outOfMemory, "cannot write \(key): the \(writers) files being written hold \(bytes) bytes of memory_budget=\(pool.capacity) (one part_size=\(partSize) each); close one, or raise memory_budget= or lower part_size=")
     }
 
     private func refusal(_ state: State) -> FileSystemError {
@@ -933,6 +935,7 @@ public final class UploadSession: Sendable {
                 heldBuffers.release(1)
             case .answer(let pending, let result): pending.result.fulfill(result)
             case .resumeIdle(let waiters): for waiter in waiters { waiter.resume() }
+            case .log(let failure): logger.error("\(failure.reason)")
             }
         }
     }
