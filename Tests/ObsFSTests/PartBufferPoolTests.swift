@@ -56,12 +56,20 @@ struct PartBufferPoolTests {
 /// The hang of issue 11 in the core: more files than the budget holds parts, written round-robin.
 @Suite("Writers bounded at their first write")
 struct WriterBoundTests {
-    @Test func roundRobinWritersBeyondTheBudgetAreRefusedAtTheirFirstWriteAndTheOthersFinish() async throws {
-        let store = InMemoryStore()
-        let part = ProtocolLimits.minimumPartSize
-        let fs = makeFileSystem(store, partSize: part, parallel: 2, budget: 4 * part)
+    let store = InMemoryStore()
+    let part = ProtocolLimits.minimumPartSize
+
+    /// A mount whose budget holds `parts` parts, with `count` files created (named `prefix` and
+    /// a number) and open for writing.
+    func created(_ count: Int, named prefix: String, budgetParts parts: Int64) async throws -> (ObsFileSystem, [FileHandleID]) {
+        let fs = makeFileSystem(store, partSize: part, parallel: 2, budget: parts * part)
         var handles: [FileHandleID] = []
-        for index in 0..<6 { handles.append(try await fs.create(parent: .root, name: "f\(index)").1) }
+        for index in 0..<count { handles.append(try await fs.create(parent: .root, name: "\(prefix)\(index)").1) }
+        return (fs, handles)
+    }
+
+    @Test func roundRobinWritersBeyondTheBudgetAreRefusedAtTheirFirstWriteAndTheOthersFinish() async throws {
+        let (fs, handles) = try await created(6, named: "f", budgetParts: 4)
         let chunk = pattern(Int(part) / 2)
         let writing = handles
         let refused = try await withThrowingTaskGroup(of: [Int: Errno].self) { group in
@@ -103,11 +111,7 @@ struct WriterBoundTests {
     /// test_tempfile's `test_basic_many` opens 100 files for writing and writes none: opening
     /// reserves nothing, so far more files than the budget holds parts may be open at once.
     @Test func filesOpenedAndNotYetWrittenHoldNoPartBuffer() async throws {
-        let store = InMemoryStore()
-        let part = ProtocolLimits.minimumPartSize
-        let fs = makeFileSystem(store, partSize: part, parallel: 2, budget: 2 * part)
-        var handles: [FileHandleID] = []
-        for index in 0..<100 { handles.append(try await fs.create(parent: .root, name: "t\(index)").1) }
+        let (fs, handles) = try await created(100, named: "t", budgetParts: 2)
         #expect(fs.configuration.upload.pool.reservations.writers == 0)
         for index in [7, 93] { #expect(try await write(fs, handles[index], at: 0, pattern(100)).get() == 100) }
         #expect(fs.configuration.upload.pool.reservations.writers == 2)
