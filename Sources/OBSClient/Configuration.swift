@@ -157,6 +157,10 @@ public struct OBSClientConfiguration: Sendable {
     public var logger: Logger
     /// Told about every attempt of every request (status and metrics); nil: nobody.
     public var observer: (any RequestObserver)?
+    /// Asked when the service refuses a request with HTTP 403: credentials other than the ones
+    /// it was signed with (the mount's `passwd_file=` rewritten after a key rotation, or with
+    /// fresh temporary credentials), with which the request is sent again at once; nil: none.
+    public var renewedCredentials: (@Sendable () -> Credentials?)?
 
     /// A configuration; OBS dialect, path style and region `us-east-1` unless told otherwise.
     public init(endpoint: Endpoint, addressing: Addressing = .pathStyle, region: String = "us-east-1", dialect: Dialect = .obs,

@@ -19,6 +19,8 @@ public final class OBSClient: Sendable {
     /// Whether the endpoint is known not to answer (`EndpointReachability`); shared with
     /// `retrying` copies.
     let reachability: EndpointReachability
+    /// The credentials requests are signed with now; shared with `retrying` copies.
+    let signing: CurrentSigner
 
     /// A client over a libcurl transport built from `configuration.transport`.
     public convenience init(configuration: OBSClientConfiguration) throws(OBSClientError) {
@@ -33,18 +35,19 @@ public final class OBSClient: Sendable {
 
     /// A client over any transport (tests inject fakes); `clock` dates the signatures.
     public convenience init(configuration: OBSClientConfiguration, transport: any HTTPTransport, clock: @escaping OBSProtocol.Clock = { Timestamp.now() }) {
-        self.init(configuration: configuration, transport: transport, clock: clock, reachability: EndpointReachability())
+        self.init(configuration: configuration, transport: transport, clock: clock, reachability: EndpointReachability(),
+                  signing: CurrentSigner(RequestSigner(dialect: configuration.dialect, credentials: configuration.credentials,
+                                                       region: configuration.region)))
     }
 
     private init(configuration: OBSClientConfiguration, transport: any HTTPTransport, clock: @escaping OBSProtocol.Clock,
-                 reachability: EndpointReachability) {
+                 reachability: EndpointReachability, signing: CurrentSigner) {
         self.configuration = configuration
         self.transport = transport
         self.clock = clock
         self.reachability = reachability
-        builder = RequestBuilder(endpoint: configuration.endpoint, addressing: configuration.addressing,
-                                 signer: RequestSigner(dialect: configuration.dialect, credentials: configuration.credentials,
-                                                       region: configuration.region))
+        self.signing = signing
+        builder = RequestBuilder(endpoint: configuration.endpoint, addressing: configuration.addressing, dialect: configuration.dialect)
     }
 
     /// This client on the same transport (and kept-alive connections) with another retry
@@ -52,7 +55,7 @@ public final class OBSClient: Sendable {
     public func retrying(_ policy: RetryPolicy) -> OBSClient {
         var configuration = configuration
         configuration.retry = policy
-        return OBSClient(configuration: configuration, transport: transport, clock: clock, reachability: reachability)
+        return OBSClient(configuration: configuration, transport: transport, clock: clock, reachability: reachability, signing: signing)
     }
 
     /// The dialect requests are written and signed in.
@@ -77,9 +80,11 @@ public final class OBSClient: Sendable {
         var generator = SystemRandomNumberGenerator()
         let policy = configuration.retry
         let started = ContinuousClock.now
+        var credentialsRenewed = false
         while true {
             history.attempts += 1
-            var request = builder.signedRequest(for: call, at: clock())
+            let signer = signing.current
+            var request = builder.signedRequest(for: call, at: clock(), by: signer.signer)
             if request.timeout == nil, call.movesNoBulkData { request.timeout = configuration.operationTimeout }
             let failure: OBSClientError
             let attemptStart = ContinuousClock.now
@@ -94,6 +99,13 @@ public final class OBSClient: Sendable {
                 failure = .service(serviceError(from: response, call: call))
             } catch {
                 failure = .transport(error)
+            }
+            // Refused with the credentials it was signed with, which have changed since, or
+            // change now (passwd_file= rewritten): sent again at once with the new ones.
+            if !credentialsRenewed, case .service(let error) = failure, error.status == 403, renewCredentials(after: signer.generation) {
+                credentialsRenewed = true
+                observe(call, since: attemptStart, failure: failure, status: nil, willRetry: true)
+                continue
             }
             let retryable = policy.isRetryable(failure) && !Task.isCancelled
             var lostInTransport = false
@@ -124,6 +136,17 @@ public final class OBSClient: Sendable {
                 throw .transport(TransportError(kind: .cancelled, message: "cancelled during back-off", url: request.url))
             }
         }
+    }
+
+    /// Whether requests are now signed with other credentials than those of `generation`:
+    /// another request renewed them since, or `configuration.renewedCredentials` has new ones.
+    private func renewCredentials(after generation: Int) -> Bool {
+        if signing.current.generation != generation { return true }
+        guard let renewed = configuration.renewedCredentials?() else { return false }
+        let signer = RequestSigner(dialect: configuration.dialect, credentials: renewed, region: configuration.region)
+        guard signing.replace(generation, with: signer) else { return true }
+        logger.notice("signing requests with renewed credentials (access key \(renewed.accessKey))")
+        return true
     }
 
     /// Tells the configured observer how an attempt ended.
@@ -252,4 +275,24 @@ final class EndpointReachability: Sendable {
     func gaveUp() { lastGaveUp.withLock { $0 = .now } }
 
     func answered() { lastGaveUp.withLock { $0 = nil } }
+}
+
+/// The signer requests are signed with, replaced when the credentials are renewed. Each signer
+/// has a generation, so that the requests refused with one renew it once.
+final class CurrentSigner: Sendable {
+    /// Guards the signer and its generation; held only to read or swap them.
+    private let state: Mutex<(signer: RequestSigner, generation: Int)>
+
+    init(_ signer: RequestSigner) { state = Mutex((signer, 0)) }
+
+    var current: (signer: RequestSigner, generation: Int) { state.withLock { $0 } }
+
+    /// Puts `signer` in place of the one of `generation`; false when another took its place first.
+    func replace(_ generation: Int, with signer: RequestSigner) -> Bool {
+        state.withLock { state in
+            guard state.generation == generation else { return false }
+            state = (signer, generation + 1)
+            return true
+        }
+    }
 }

@@ -33,9 +33,7 @@ struct OperationRequest: Sendable {
 struct RequestBuilder: Sendable {
     let endpoint: Endpoint
     let addressing: Addressing
-    let signer: RequestSigner
-
-    var dialect: Dialect { signer.dialect }
+    let dialect: Dialect
 
     /// Hex SHA-256 of the empty body, which V4 signs for every request without one.
     static let emptyPayloadHash = Hash.sha256([UInt8]()).hexString
@@ -65,8 +63,8 @@ struct RequestBuilder: Sendable {
         return (WireRequest(method: call.method, path: path, query: call.query, headers: headers), host, virtualHostBucket)
     }
 
-    /// The signed request for the transport, dated `date`.
-    func signedRequest(for call: OperationRequest, at date: Timestamp) -> HTTPRequest {
+    /// The request for the transport, dated `date` and signed by `signer`.
+    func signedRequest(for call: OperationRequest, at date: Timestamp, by signer: RequestSigner) -> HTTPRequest {
         var (wire, host, virtualHostBucket) = wireRequest(for: call)
         // Only V4 signs the payload's hash; OBS and V2 never read it.
         let payloadHash: String? = switch (dialect, call.body) {

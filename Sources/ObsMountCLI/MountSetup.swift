@@ -49,9 +49,16 @@ struct MountSetup {
         var embeddedServer: EmbeddedServer?
         let endpointURL: String
         let credentials: Credentials
+        var passwordFile: PasswordFile?
         if let url = options.endpoint {
             endpointURL = url
-            credentials = try loadCredentials(options)
+            if let path = options.passwordFile {
+                let file = try PasswordFile(path: path, logger: logger)
+                passwordFile = file
+                credentials = file.initial
+            } else {
+                credentials = try loadCredentials(options)
+            }
         } else {
             credentials = (try? loadCredentials(options)) ?? ServerConfiguration.developmentCredentials
             let server = try EmbeddedServer.startOrJoin(dataDirectory: options.dataDirectory ?? EmbeddedServer.defaultDataDirectory(),
@@ -65,8 +72,9 @@ struct MountSetup {
         guard let endpoint = Endpoint(endpointURL) else { throw Failure(message: "cannot parse url=\(endpointURL)", exitCode: 2) }
 
         let statistics = MountStatistics()
+        let renewal: (@Sendable () -> Credentials?)? = if let passwordFile { { passwordFile.renewed() } } else { nil }
         let client = try makeClient(endpoint: endpoint, credentials: credentials, options: options, debug: debug, logger: logger,
-                                    observer: statistics)
+                                    observer: statistics, renewedCredentials: renewal)
         let journal = try openUploadJournal(source: source, options: options, logger: logger)
         var store = OBSClientStore(client: client, bucket: source.bucket, customerKey: options.upload.customerKey,
                                    checksum: options.integrity.checksumAlgorithm, journal: journal, logger: logger)
@@ -120,7 +128,8 @@ struct MountSetup {
     /// The client of the endpoint as the options say (also `obsmount uploads`'s); `observer`
     /// sees every request attempt (status and metrics).
     static func makeClient(endpoint: Endpoint, credentials: Credentials, options: MountOptions, debug: Bool, logger: Logger,
-                           observer: (any RequestObserver)? = nil) throws -> OBSClient {
+                           observer: (any RequestObserver)? = nil,
+                           renewedCredentials: (@Sendable () -> Credentials?)? = nil) throws -> OBSClient {
         var transport = TransportConfiguration()
         transport.caFile = options.caFile
         transport.lowSpeedTime = options.stallTimeout
@@ -132,6 +141,7 @@ struct MountSetup {
                                                    transport: transport, retry: .timeBounded(options.retryTimeout),
                                                    keyEncoding: options.upload.keyEncoding, logger: clientLogger)
         configuration.observer = observer
+        configuration.renewedCredentials = renewedCredentials
         do {
             return try OBSClient(configuration: configuration)
         } catch {
@@ -141,20 +151,7 @@ struct MountSetup {
 
     /// `AK:SK[:TOKEN]` from passwd_file= (mode must deny group and others), else the environment.
     static func loadCredentials(_ options: MountOptions) throws -> Credentials {
-        if let path = options.passwordFile {
-            var status = stat()
-            guard stat(path, &status) == 0 else { throw Failure(message: "passwd_file \(path): cannot read it", exitCode: 1) }
-            guard status.st_mode & 0o077 == 0 else {
-                throw Failure(message: "passwd_file \(path) is readable by group or others (chmod 600 it)", exitCode: 1)
-            }
-            guard let text = readSmallFile(path) else { throw Failure(message: "passwd_file \(path): cannot read it", exitCode: 1) }
-            let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-            guard fields.count >= 2, !fields[0].isEmpty, !fields[1].isEmpty else {
-                throw Failure(message: "passwd_file \(path): expected one line AK:SK or AK:SK:TOKEN", exitCode: 1)
-            }
-            return Credentials(accessKey: fields[0], secretKey: fields[1], securityToken: fields.count == 3 ? fields[2] : nil)
-        }
+        if let path = options.passwordFile { return try PasswordFile.read(path).0 }
         guard let accessKey = getenv("OBS_ACCESS_KEY_ID").map({ String(cString: $0) }), !accessKey.isEmpty,
               let secretKey = getenv("OBS_SECRET_ACCESS_KEY").map({ String(cString: $0) }), !secretKey.isEmpty else {
             throw Failure(message: "no credentials: give passwd_file= or set OBS_ACCESS_KEY_ID and OBS_SECRET_ACCESS_KEY", exitCode: 1)
