@@ -33,17 +33,23 @@ final class PasswordFile: Sendable {
     /// The file's credentials when it changed since it was last read; nil when it did not, or
     /// when what it holds now cannot be used (a warning says why; the old credentials stay).
     func renewed() -> Credentials? {
-        lastRead.withLock { last -> Credentials? in
+        let read = lastRead.withLock { last -> Result<Credentials, MountSetup.Failure>? in
             guard let identity = Self.identity(path), identity != last else { return nil }
             last = identity
             do throws(MountSetup.Failure) {
-                let (credentials, _) = try Self.read(path)
-                logger.notice("passwd_file \(path) changed: renewed credentials (access key \(credentials.accessKey))")
-                return credentials
+                return .success(try Self.read(path).0)
             } catch {
-                logger.warning("passwd_file \(path) changed but cannot be used: \(error.message)")
-                return nil
+                return .failure(error)
             }
+        }
+        switch read {
+        case nil: return nil
+        case .success(let credentials)?:
+            logger.notice("passwd_file \(path) changed: renewed credentials (access key \(credentials.accessKey))")
+            return credentials
+        case .failure(let failure)?:
+            logger.warning("passwd_file changed but cannot be used (the credentials in use stay): \(failure.message)")
+            return nil
         }
     }
 

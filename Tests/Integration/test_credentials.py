@@ -82,7 +82,7 @@ def test_an_unusable_password_file_is_said_so_and_the_next_good_one_is_used(tmp_
             raise AssertionError("written with keys the server no longer accepts")
         except PermissionError:
             pass
-        assert "passwd_file" in mount.log_text() and "expected one line AK:SK or AK:SK:TOKEN" in mount.log_text()
+        assert "passwd_file changed but cannot be used" in mount.log_text() and "expected one line AK:SK or AK:SK:TOKEN" in mount.log_text()
         password.write_text("ak-second:sk-second-secret\n")
         (mount.path / "accepted").write_bytes(b"y")
         assert second.s3.get_object(Bucket="itest", Key="accepted")["Body"].read() == b"y"
