@@ -318,6 +318,26 @@ struct ModifyTests {
         #expect(store.object("f") == [UInt8](repeating: 0, count: 1000) + tail)
     }
 
+    @Test(arguments: [0, 10])
+    func aLengthSetAheadOfAStreamedFileSurvivesAReadOnlyDescriptorsRelease(written: Int) async throws {
+        // open(O_CREAT|O_WRONLY|O_TRUNC), ftruncate(100000), close(open(O_RDONLY)), close: the
+        // read-only descriptor's release dropped the length, and the object was stored with
+        // what was written only (found by a helper's stress run).
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (created, writing) = try await fs.create(parent: .root, name: "f")
+        let head = pattern(written)
+        if written > 0 { _ = try await write(fs, writing, at: 0, head).get() }
+        _ = try await fs.setattr(created.inode, AttributeChanges(size: 100_000))
+        let reader = try await fs.open(created.inode, flags: O_RDONLY).handle
+        try await fs.flush(reader, writer: WriterIdentity(7))
+        await fs.release(reader)
+        try await fs.flush(writing, writer: WriterIdentity(7))
+        await fs.release(writing)
+        #expect(store.object("f") == head + [UInt8](repeating: 0, count: 100_000 - written))
+        #expect(try await fs.getattr(created.inode).size == 100_000)
+    }
+
     @Test func aLengthSetAheadOfAStreamedFileHoldsWhenAnotherDescriptorJoinsIt() async throws {
         // A new file: 4 bytes written, fallocate/ftruncate to 1000 (held until the next flush),
         // then another descriptor's O_APPEND open joins it by composition: "TAIL" went to offset

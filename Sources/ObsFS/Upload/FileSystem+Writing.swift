@@ -249,7 +249,7 @@ extension ObsFileSystem {
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
             }
-            let at = appends ? max(session.size, openFiles.withLock { $0.pendingSizes[file.inode.number] } ?? 0) : offset
+            let at = appends ? max(session.size, pendingSize(of: file.inode.number) ?? 0) : offset
             switch session.admit(at: at, bytes: bytes, writer: writer, process: process) {
             case .admitted(let admission): return admission
             case .continuesByComposition: return writeBehindTheUpload(handle, file, session, at: at, appending: appends, bytes: bytes)
@@ -422,9 +422,11 @@ extension ObsFileSystem {
     /// Zeros up to the size a truncate gave the file while it was streamed (`pendingSizes`). With
     /// `writeback_cache` every page written before a flush has arrived by then (the kernel writes
     /// them back first), so what is missing up to that size is a hole.
+    /// Only a handle that writes applies it: a read-only descriptor's release leaves it to the
+    /// writer's flush (it dropped the size, and the object was stored without the zeros).
     func fillToPendingSize(_ handle: FileHandleID) async throws {
         let file = try openFile(handle)
-        guard !isDiscarded(file.inode), let size = openFiles.withLock({ $0.pendingSizes.removeValue(forKey: file.inode.number) }) else { return }
+        guard file.session != nil || file.modify != nil, !isDiscarded(file.inode), let size = openFiles.withLock({ $0.pendingSizes.removeValue(forKey: file.inode.number) }) else { return }
         var offset = file.modify?.size ?? file.session?.size ?? size
         while offset < size {
             let zeros = [UInt8](repeating: 0, count: Int(min(size - offset, 1 << 20)))
