@@ -478,6 +478,9 @@ public final class ObsFileSystem: Sendable {
 
     func freshExpiry() -> ContinuousClock.Instant { .now + configuration.attributeTimeout }
 
+    /// The size a truncate gave `inode` while it is streamed, ahead of its bytes (`pendingSizes`).
+    func pendingSize(of inode: InodeNumber) -> Int64? { openFiles.withLock { $0.pendingSizes[inode] } }
+
     /// `stat` of an inode, from its cached facts (and the size of its upload while writing).
     func attributes(of inode: Inode) -> FileAttributes {
         let (facts, changedHere, namesChangedHere) = inode.state.withLock { ($0.facts, $0.changedHere, $0.namesChangedHere) }
@@ -487,7 +490,7 @@ public final class ObsFileSystem: Sendable {
             size = modify.size
             changeTimes = modify.times
         } else if inode.kind == .regular, let session = upload(of: inode.number), session.isUploading {
-            size = max(session.size, openFiles.withLock { $0.pendingSizes[inode.number] } ?? 0)
+            size = max(session.size, pendingSize(of: inode.number) ?? 0)
         }
         let defaultPermissions: UInt32 = switch inode.kind {
         case .directory: 0o777 & ~configuration.umask

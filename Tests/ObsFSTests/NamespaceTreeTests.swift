@@ -629,6 +629,22 @@ struct NamespaceTreeTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// `open(O_CREAT|O_RDWR|O_TRUNC); unlink; ftruncate(86930); pread`: zeros up to that length,
+    /// not the end of the file (found by a helper's stress run); nothing is left stored.
+    @Test func aFileUnlinkedWhileBeingWrittenAndExtendedReadsItsZeros() async throws {
+        let fs = mount()
+        let (created, handle) = try await fs.create(parent: .root, name: "tmp")
+        try await fs.unlink(parent: .root, name: "tmp")
+        _ = try await fs.setattr(created.inode, AttributeChanges(size: 86_930))
+        #expect(try await fs.read(handle, at: 26_200, count: 131_072).gathered() == [UInt8](repeating: 0, count: 60_730))
+        _ = try await write(fs, handle, at: 86_930, [7]).get()
+        #expect(try await fs.read(handle, at: 86_929, count: 10).gathered() == [0, 7])
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("tmp") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
     /// Once this mount made the name again, the unlinked file cannot be completed under it.
     @Test func aFileUnlinkedWhileBeingWrittenWhoseNameWasMadeAgainIsNotReadBack() async throws {
         let fs = mount()

@@ -135,7 +135,7 @@ extension ObsFileSystem {
                 // descriptors go on as changes to that object, which this one reads, as the
                 // writer's own read back does (below).
                 if file.reads == nil {
-                    guard streaming.size > 0 || openFiles.withLock({ $0.pendingSizes[file.inode.number] }) != nil else { return ReadBytes() }
+                    guard streaming.size > 0 || pendingSize(of: file.inode.number) != nil else { return ReadBytes() }
                     listings.noteChange()
                     defer { listings.noteChange() }
                     logger.info("\(streaming.key): read by another descriptor while being written; completing it as it stands and continuing by composition")
@@ -145,9 +145,10 @@ extension ObsFileSystem {
         }
         if file.modify == nil, let session = file.session, session.isUploading {
             // A length set ahead of the bytes (`ftruncate` then a shared `mmap`, whose pages the
-            // kernel reads first) is zeros up to there, not an end the reader would stop at.
+            // kernel reads first) is zeros up to there, not an end the reader would stop at (for
+            // a file unlinked while open, the changes it goes on as hold that length).
             try await fillToPendingSize(handle)
-            guard session.size > 0 else { return ReadBytes() }
+            guard session.size > 0 || pendingSize(of: file.inode.number) != nil else { return ReadBytes() }
             listings.noteChange()  // the upload is completed as it stands
             defer { listings.noteChange() }
             try await completeToContinue(session, of: file.inode)
