@@ -645,6 +645,25 @@ struct NamespaceTreeTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// `w=open(O_CREAT|O_WRONLY|O_TRUNC); r=open(O_RDONLY); write(w); close(w); unlink; pread(r)`:
+    /// the reader opened during the stream reads the object its writer stored, which stays hidden
+    /// until its last release (it answered EBUSY; found by a helper's stress run).
+    @Test func aReaderOpenedDuringTheStreamReadsTheFileAfterItsUnlink() async throws {
+        let fs = mount()
+        let (created, writer) = try await fs.create(parent: .root, name: "f")
+        let reader = try await fs.open(created.inode, flags: O_RDONLY).handle
+        let data = pattern(65_536)
+        _ = try await write(fs, writer, at: 0, data).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        try await fs.unlink(parent: .root, name: "f")
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "f") } == .noEntry)
+        #expect(try await fs.read(reader, at: 0, count: 100_000).gathered() == data)
+        #expect(store.object("f") == data)  // hidden, until the last release
+        await fs.release(reader)
+        #expect(store.object("f") == nil)
+    }
+
     /// Once this mount made the name again, the unlinked file cannot be completed under it.
     @Test func aFileUnlinkedWhileBeingWrittenWhoseNameWasMadeAgainIsNotReadBack() async throws {
         let fs = mount()

@@ -102,12 +102,21 @@ extension ObsFileSystem {
     }
 
     /// The stream of a handle opened while another descriptor was streaming the file: EBUSY
-    /// while it still is, else the object it became (opened once, kept in the handle).
+    /// while it still is, else the object it became (opened once, kept in the handle), also
+    /// when the file was unlinked since (its object stays, hidden, for the open descriptors).
     private func streamOpenedLate(_ handle: FileHandleID, _ file: OpenFile) async throws -> ObjectReadStream {
-        guard !inodesBeingWritten().contains(file.inode.number), let path = table.path(of: file.inode.number) else {
+        guard !inodesBeingWritten().contains(file.inode.number) else {
             throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
         }
-        let (stream, _, _) = try await readStream(file.inode, path)
+        let stream: ObjectReadStream
+        if let path = table.path(of: file.inode.number) {
+            (stream, _, _) = try await readStream(file.inode, path)
+        } else if let hidden = openFiles.withLock({ $0.unlinkedWhileOpen[file.inode.number]?.last { !$0.madeAgain }?.key }) {
+            let (facts, written) = file.inode.state.withLock { ($0.facts, $0.writtenOptions) }
+            stream = try makeReadStream(hidden, etag: facts.etag, size: facts.size, written: written)
+        } else {
+            throw FileSystemError(.noEntry, "\(file.inode.number) was unlinked and its object is gone")
+        }
         let kept = attach(stream, to: handle, as: \.reads)
         if kept !== stream { stream.close() }
         guard let kept else { throw FileSystemError(.badFileHandle, "\(handle) was released") }
