@@ -324,9 +324,18 @@ let fuseOperations: fuse_lowlevel_ops = {
         let dispatcher = Dispatcher.from(request)
         guard let childName = dispatcher.utf8Name(namePointer, answering: request) else { return }
         guard let newName = dispatcher.utf8Name(newNamePointer, answering: request) else { return }
-        dispatcher.answerStatus(request) {
-            try await dispatcher.fileSystem.rename(parent: InodeNumber(parent), name: childName, newParent: InodeNumber(newParent),
-                                                   newName: newName, flags: UInt32(flags))
+        dispatcher.answer(request) { request in
+            do {
+                try await dispatcher.fileSystem.rename(parent: InodeNumber(parent), name: childName, newParent: InodeNumber(newParent),
+                                                       newName: newName, flags: UInt32(flags))
+                dispatcher.replies.error(request, 0)
+            } catch {
+                dispatcher.fail(request, error)
+                // A directory rename by copies that failed half-way made part of the target,
+                // which the kernel's missing entry of the new name (`mv` looked it up first)
+                // would hide from the rename run again to complete it, for negative_timeout=.
+                dispatcher.replies.entryChanged(newName, in: InodeNumber(newParent))
+            }
         }
     }
 

@@ -48,6 +48,10 @@ protocol Replies: Sendable {
     /// Not a reply: tells the kernel to forget the attributes it holds of `inode`, changed by
     /// something no reply carries attributes of (set-ID bits dropped by a write or an O_TRUNC open).
     func attributesChanged(_ inode: InodeNumber)
+    /// Not a reply: tells the kernel to forget what it holds of `name` in `parent` (a missing
+    /// name it remembers included). Only after the reply of an operation on that directory: the
+    /// kernel holds the directory's lock until then, and this waits for it.
+    func entryChanged(_ name: String, in parent: InodeNumber)
 }
 
 /// The replies of a mounted session: libfuse's functions (each returns 0 when the reply was sent).
@@ -113,6 +117,12 @@ struct LibfuseReplies: Replies {
     func attributesChanged(_ inode: InodeNumber) {
         // A negative offset: the attributes only, not cached pages.
         session.withSession { fuse_lowlevel_notify_inval_inode($0, fuse_ino_t(inode.rawValue), -1, 0) }
+    }
+
+    func entryChanged(_ name: String, in parent: InodeNumber) {
+        session.withSession { session in
+            _ = name.withCString { fuse_lowlevel_notify_inval_entry(session, fuse_ino_t(parent.rawValue), $0, strlen($0)) }
+        }
     }
 }
 

@@ -22,6 +22,8 @@ final class RecordingReplies: Replies {
         case extendedAttributeSize(Int)
         /// Not a reply: the kernel told to forget the attributes of an inode.
         case attributesChanged(inode: UInt64)
+        /// Not a reply: the kernel told to forget a name of a directory.
+        case entryChanged(name: String, parent: UInt64)
 
         /// The inode an entry or create reply handed the kernel.
         var inode: InodeNumber? {
@@ -92,6 +94,7 @@ final class RecordingReplies: Replies {
     func extendedAttributeSize(_ request: Request, _ size: Int) { send(.extendedAttributeSize(size)) }
 
     func attributesChanged(_ inode: InodeNumber) { send(.attributesChanged(inode: inode.rawValue)) }
+    func entryChanged(_ name: String, in parent: InodeNumber) { send(.entryChanged(name: name, parent: parent.rawValue)) }
 
     func packEntry(_ request: Request, into buffer: UnsafeMutableRawBufferPointer, name: String, attributes: stat, cookie: off_t) -> Int {
         pack(name, into: buffer)

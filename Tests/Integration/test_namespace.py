@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import EVERY_SERVER, PFS_BUCKET, MiB, head, uploads_in_progress, named_server
+from conftest import EVERY_SERVER, PFS_BUCKET, MiB, fault_admin, head, uploads_in_progress, named_server
 from namespace_checks import (assert_no_upload_left, assert_same_tree, check_tree_on_server, make_reference_tree, md5,
                               metadata, server_body, server_objects, stored_mode, stored_xattrs, tree_stat, unique)
 
@@ -280,6 +280,52 @@ def test_files_below_a_moved_directory_are_read_and_changed_at_once(any_mount, a
     expected = b"Y" + b"A" * 999 + b"X" * 5000 + b"A" * (300_000 - 6000)
     assert (base / "b" / "changed").read_bytes() == expected
     assert server_body(server, prefix + "b/changed") == expected
+
+
+def test_mv_onto_a_directory_of_files_with_the_same_names_and_sizes_answers_enotempty(mount, base):
+    """Written through the mount, both files are multipart uploads (ETags that are no MD5s): the
+    rename took the target for the leftover of an earlier rename of the source and overwrote
+    its file (found by a helper's stress run). Only a target holding the record of an
+    interrupted rename of this source is completed."""
+    server, prefix = mount.server, base.name + "/"
+    (base / "a").mkdir()
+    (base / "a" / "x").write_bytes(b"hello")
+    (base / "b").mkdir()
+    (base / "b" / "x").write_bytes(b"OLD!!")
+    result = subprocess.run(["mv", "-T", str(base / "a"), str(base / "b")], capture_output=True, text=True)
+    assert result.returncode != 0 and "not empty" in result.stderr, result.stderr
+    assert server_body(server, prefix + "b/x") == b"OLD!!"
+    assert server_body(server, prefix + "a/x") == b"hello"
+    assert (base / "b" / "x").read_bytes() == b"OLD!!"
+
+
+def test_a_directory_rename_stopped_during_its_copies_is_completed_by_running_it_again(obs_local, mount_factory):
+    """A copy refused half-way: the rename fails, the target holds part of the source and the
+    rename's record; `mv -T` right after completes it (no ENOTEMPTY, and no name the kernel
+    still took for missing), and the record goes."""
+    mount = mount_factory(obs_local, [f"part_size={obs_local.part_size}", "parallel=4", "memory_budget=64M"])
+    base = make_base(mount)
+    prefix = base.name + "/"
+    (base / "a").mkdir()
+    bodies = {f"f{index}": bytes([index]) * (1000 + index) for index in range(6)}
+    for name, body in bodies.items():
+        (base / "a" / name).write_bytes(body)
+    fault_admin(obs_local, "POST", {"operation": "CopyObject", "key": f"{prefix}b/f3", "action": "error", "code": "AccessDenied"})
+    try:
+        # rename(2) itself: `mv` would look again and, finding the target, complete it at once.
+        with pytest.raises(PermissionError):
+            os.rename(base / "a", base / "b")
+    finally:
+        fault_admin(obs_local, "DELETE")
+    left = server_objects(obs_local, prefix)
+    assert "b/.obsmount-rename" in left and "a/f3" in left and "b/f3" not in left
+    assert server_body(obs_local, prefix + "b/.obsmount-rename") == f"{prefix}a/".encode()
+    run("mv", "-T", base / "a", base / "b")
+    assert sorted(server_objects(obs_local, prefix)) == ["b/"] + [f"b/{name}" for name in sorted(bodies)]
+    for name, body in bodies.items():
+        assert server_body(obs_local, f"{prefix}b/{name}") == body
+    assert sorted(os.listdir(base / "b")) == sorted(bodies)
+    assert "holds part of an earlier rename" in mount.log_text()
 
 
 def test_mv_onto_an_empty_directory_replaces_it(mount, base):

@@ -72,8 +72,10 @@ extension ObsFileSystem {
         let directory = table.child(parent, name)?.number
         let hidden = Set((directory.map { number in openFiles.withLock { $0.hiddenNames(in: number) } } ?? []).map { prefix + $0 })
         do {
-            let below = try await store.listObjects(prefix: prefix, delimiter: nil, marker: nil, maxKeys: 3 + hidden.count)
-            let others = below.objects.filter { ![prefix, prefix + DirectoryAttributes.objectName].contains($0.key.rawValue) && !hidden.contains($0.key.rawValue) }
+            // The directory's own keys (marker, attributes, a rename's record), and one more if any.
+            let own = [prefix, prefix + DirectoryAttributes.objectName, prefix + KeyNaming.renameRecordName]
+            let below = try await store.listObjects(prefix: prefix, delimiter: nil, marker: nil, maxKeys: own.count + 1 + hidden.count)
+            let others = below.objects.filter { !own.contains($0.key.rawValue) && !hidden.contains($0.key.rawValue) }
             if !others.isEmpty || !below.commonPrefixes.isEmpty { throw FileSystemError(.notEmpty, "\(path) is not empty") }
             let writing = inodesBeingWritten()
             if writing.contains(where: { table.path(of: $0)?.isPath(beneath: path) == true }) {
@@ -85,7 +87,7 @@ extension ObsFileSystem {
             }
             // Every form the directory may have (its marker, its attributes, s3fs's older
             // markers) and the hidden files, deleted at once: one round trip, not one per key.
-            let keys = Set([ObjectKey(prefix), ObjectKey(prefix + DirectoryAttributes.objectName), ObjectKey(objectKey(path).rawValue + KeyNaming.folderSuffix)]
+            let keys = Set(own.map(ObjectKey.init) + [ObjectKey(objectKey(path).rawValue + KeyNaming.folderSuffix)]
                            + (markerKey.map { [$0] } ?? []) + unlinked.map(\.key)).filter(KeyNaming.fits)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for key in keys { group.addTask { try await self.store.deleteObject(key) } }
@@ -187,6 +189,14 @@ extension ObsFileSystem {
         table.noteNamesChanged(parent)
         forgetAnswers(in: parent)
         if kind != .directory { openFiles.withLock { $0.nameMadeAgain(parent, name) } }
+    }
+
+    /// `name` in `parent` may exist now although this mount took it for missing (a directory
+    /// rename by copies that failed half-way made part of it): asked of the store next time.
+    func nameMayExist(_ name: String, in parent: InodeNumber) {
+        negativeCache.remove(parent, name)
+        table.forgetEveryChild(of: parent)
+        forgetAnswers(in: parent)
     }
 
     /// This mount removed `name` from `parent`: unlink, rmdir, the source of a rename.

@@ -89,6 +89,7 @@ extension ObsFileSystem {
             }
         } catch {
             unretire(retired)
+            if movesDirectory { nameMayExist(newName, in: newParent) }  // part of it may be copied
             throw error
         }
         _ = table.move(parent, name, to: newParent, newName)
@@ -320,17 +321,32 @@ extension ObsFileSystem {
         }
     }
 
-    /// The target directory is the leftover of an interrupted rename, which may be completed:
-    /// every key of the target is a copy of the source's key of that name (stopped during the
-    /// copies), or every key of the source has its copy under the target (during the deletes).
-    /// Otherwise ENOTEMPTY. Whether it is such a leftover (false: the target is empty).
+    /// The target directory is the leftover of an interrupted rename, which may be completed: it
+    /// holds the rename's record naming this source (written before the first copy, deleted
+    /// after the last delete), and every key of the target is a copy of the source's key of that
+    /// name (stopped during the copies), or every key of the source has its copy under the
+    /// target (during the deletes). Otherwise ENOTEMPTY. Whether it is such a leftover (false:
+    /// the target is empty).
     private func checkResumable(_ sourcePath: String, _ targetPath: String) async throws -> Bool {
-        // The markers and the directories' attributes are left out: the rename makes the target's
-        // marker when the source has none, and the target takes the source's attributes.
-        let target = Dictionary(try await allKeys(below: listPrefix(ofDirectory: targetPath)).filter { !Self.isDirectoryItself($0.relative) }
+        let targetPrefix = listPrefix(ofDirectory: targetPath)
+        let sourcePrefix = listPrefix(ofDirectory: sourcePath)
+        let targetKeys = try await allKeys(below: targetPrefix)
+        // The markers, the directories' attributes and the record are left out: the rename makes
+        // the target's marker when the source has none, and the target takes the source's attributes.
+        let target = Dictionary(targetKeys.filter { !Self.isDirectoryItself($0.relative) }
                                     .map { (ExactName($0.relative), $0.version) }, uniquingKeysWith: { first, _ in first })
         guard !target.isEmpty else { return false }
-        let source = Dictionary(try await allKeys(below: listPrefix(ofDirectory: sourcePath)).filter { !Self.isDirectoryItself($0.relative) }
+        // Files of the same names and sizes are no proof of copies (multipart ETags are not MD5s):
+        // a directory of other files that happen to match would be overwritten.
+        let recordKey = ObjectKey(targetPrefix + KeyNaming.renameRecordName)
+        let record: [UInt8]?
+        do {
+            record = targetKeys.contains { $0.key == recordKey } ? try await store.objectBytes(recordKey) : nil
+        } catch {
+            throw storeFailure("reading \(recordKey)", error)
+        }
+        guard record == Array(sourcePrefix.utf8) else { throw FileSystemError(.notEmpty, "\(targetPath) is not empty") }
+        let source = Dictionary(try await allKeys(below: sourcePrefix).filter { !Self.isDirectoryItself($0.relative) }
                                     .map { (ExactName($0.relative), $0.version) }, uniquingKeysWith: { first, _ in first })
         // Stopped during the copies: the target holds part of the source. During the deletes:
         // the source holds part of the target. Either way each name is a copy on the other side
@@ -350,7 +366,9 @@ extension ObsFileSystem {
 
     /// Whether a key below a directory, relative to it, is the directory's own: its marker or
     /// its `user.obs.*` attributes (a directory holding only these is empty).
-    static func isDirectoryItself(_ relative: String) -> Bool { relative.isEmpty || relative.hasSameUTF8(as: DirectoryAttributes.objectName) }
+    static func isDirectoryItself(_ relative: String) -> Bool {
+        relative.isEmpty || relative.hasSameUTF8(as: DirectoryAttributes.objectName) || relative.hasSameUTF8(as: KeyNaming.renameRecordName)
+    }
 
     /// What tells a key's copy from another object of the same name: the size, and the ETag
     /// where it is the MD5 of the bytes (a server-side copy keeps it).
@@ -429,9 +447,18 @@ extension ObsFileSystem {
         guard longest <= KeyNaming.maximumNameLength else {
             throw FileSystemError(.nameTooLong, "renaming \(sourcePrefix) to \(targetPrefix): a key below would be \(longest) bytes, more than \(KeyNaming.maximumNameLength)")
         }
-        // Files unlinked below while open have no name: not copied, deleted with the sources.
+        // Files unlinked below while open have no name: not copied, deleted with the sources; a
+        // record of an earlier rename into the source is not this rename's.
         let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasUTF8Prefix(sourcePrefix) }.map(\.key))
-        let copies = keys.filter { !unnamed.contains($0.key) }
+        let copies = keys.filter { !unnamed.contains($0.key) && !$0.relative.hasSameUTF8(as: KeyNaming.renameRecordName) }
+        // The record says the target is this rename's work until the last delete: running the
+        // rename again after a crash completes it (`checkResumable`).
+        let recordKey = ObjectKey(targetPrefix + KeyNaming.renameRecordName)
+        do {
+            _ = try await store.putObject(recordKey, bytes: Array(sourcePrefix.utf8), options: ObjectOptions())
+        } catch {
+            throw storeFailure("recording the rename of \(sourcePrefix) in \(recordKey)", error)
+        }
         if !keys.contains(where: { $0.relative.isEmpty }) {
             // No marker (an implied directory, or s3fs's older forms): the target gets one, so an
             // empty directory survives the rename.
@@ -490,6 +517,11 @@ extension ObsFileSystem {
             for entry in keys { try await store.deleteObject(entry.key) }
         } catch {
             throw storeFailure("deleting the renamed keys under \(sourcePrefix)", error)
+        }
+        do {
+            try await store.deleteObject(recordKey)
+        } catch {
+            logger.warning("renamed directory \(sourcePrefix) to \(targetPrefix), but deleting its record \(recordKey) failed (it stays hidden): \(error)")
         }
         logger.notice("renamed directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys")
         return copied

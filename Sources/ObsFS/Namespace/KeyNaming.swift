@@ -23,11 +23,14 @@ enum KeyNaming {
     /// The marker of a whole bucket's root (no key can be the root: its mode, owner and times
     /// are kept on this hidden object).
     static let bucketRootMarkerName = ".obsmount-root"
+    /// The record a directory rename by copies keeps in its target while it runs: the source's
+    /// key prefix (FileSystem+Rename.swift, `checkResumable`).
+    static let renameRecordName = ".obsmount-rename"
 
     /// Names of objects obsmount keeps for itself in the directory listed as `listPrefix`:
     /// never shown, never made by a program.
     static func isHidden(_ name: String, under listPrefix: String) -> Bool {
-        name == DirectoryAttributes.objectName || (listPrefix.isEmpty && name == bucketRootMarkerName)
+        name == DirectoryAttributes.objectName || name == renameRecordName || (listPrefix.isEmpty && name == bucketRootMarkerName)
     }
     /// The longest key the stores take, and the longest stored name this mount shows.
     static let maximumNameLength = 1024
