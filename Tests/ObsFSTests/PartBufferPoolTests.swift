@@ -1,4 +1,5 @@
 import OBSProtocol
+import Glibc
 import Testing
 @testable import ObsFS
 
@@ -106,6 +107,36 @@ struct WriterBoundTests {
         try await fs.flush(handle, writer: WriterIdentity(7))
         await fs.release(handle)
         #expect(store.object("after") == chunk)
+    }
+
+    /// A single-threaded program with new files open (their filling parts hold the whole budget)
+    /// closes a file it appended to: the composition waited for a pool buffer for ever (found
+    /// by a helper); after `poolPatience` it takes one beyond the budget.
+    @Test func aCompositionDoesNotWaitForEverForPartsOtherFilesAreFilling() async throws {
+        let (fs, handles) = try await created(2, named: "n", budgetParts: 2)
+        for handle in handles { #expect(try await write(fs, handle, at: 0, pattern(1000)).get() == 1000) }
+        store.seed("old", pattern(500, seed: 3))
+        let old = try await fs.lookup(parent: .root, name: "old").inode
+        let appending = try await fs.open(old, flags: O_WRONLY | O_APPEND).handle
+        #expect(try await write(fs, appending, at: 500, Array("tail".utf8)).get() == 4)
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await fs.flush(appending, writer: WriterIdentity(7)) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                throw FileSystemError(.io, "the close of the appended file is stuck")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(store.object("old") == pattern(500, seed: 3) + Array("tail".utf8))
+        await fs.release(appending)
+        for handle in handles {
+            try await fs.flush(handle, writer: WriterIdentity(7))
+            await fs.release(handle)
+        }
+        #expect(store.object("n0") == pattern(1000) && store.object("n1") == pattern(1000))
     }
 
     /// test_tempfile's `test_basic_many` opens 100 files for writing and writes none: opening

@@ -2,6 +2,12 @@
 // ETag, uploads assembled from changed bytes, zeros and pinned ranged reads of the base, at most
 // `parallel` parts in flight. Any failure aborts the upload, so the object keeps its previous
 // version until the new one is complete; completion replaces it in one step.
+//
+// Memory: an uploaded part is assembled in a buffer of the mount's pool, waited for at most
+// `poolPatience`. The files being written may hold the whole budget in parts they are still
+// filling, which only their programs' closes end; a program that closes this file first (one
+// thread: append to a file while new files are open) would wait for ever. After that wait the
+// part gets a buffer of its own, beyond memory_budget=, freed once it is sent (a warning says so).
 import Logging
 import OBSClient
 import OBSProtocol
@@ -28,14 +34,18 @@ public struct CompositionExecutor: Sendable {
     /// initiation); copied parts carry what the store computes.
     let integrity: UploadIntegrity
     let logger: Logger
+    /// How long a part waits for a pool buffer before it takes one beyond the budget.
+    let poolPatience: Duration
 
-    public init(store: any ObjectComposer, pool: PartBufferPool, parallel: Int, integrity: UploadIntegrity = .md5, logger: Logger) {
+    public init(store: any ObjectComposer, pool: PartBufferPool, parallel: Int, integrity: UploadIntegrity = .md5, logger: Logger,
+                poolPatience: Duration = .seconds(5)) {
         precondition(parallel > 0, "at least one part in flight")
         self.store = store
         self.pool = pool
         self.parallel = parallel
         self.integrity = integrity
         self.logger = logger
+        self.poolPatience = poolPatience
     }
 
     /// Writes `key` as `plan` says: base ranges from `base` at `baseETag` (a changed base fails
@@ -103,8 +113,8 @@ public struct CompositionExecutor: Sendable {
     /// uploads it with its proof (the client decides what the answer proved).
     private func upload(_ pieces: [PartPiece], of range: Range<Int64>, number: PartNumber, key: ObjectKey, uploadID: UploadID,
                         base: ObjectKey, baseETag: ETag?, changes: any ChangedBytes, options: ObjectOptions) async throws -> PartReceipt {
-        let buffer = await pool.take(size: Int64(range.count))
-        defer { pool.giveBack(buffer) }
+        let (buffer, pooled) = await partBuffer(size: Int64(range.count), for: key, number: number)
+        defer { if pooled { pool.giveBack(buffer) } }
         let body = MemoryRegion(owner: buffer, range: 0..<range.count)
         func region(_ bytes: Range<Int64>) -> MemoryRegion {
             MemoryRegion(owner: buffer, range: Int(bytes.lowerBound - range.lowerBound)..<Int(bytes.upperBound - range.lowerBound))
@@ -127,6 +137,32 @@ public struct CompositionExecutor: Sendable {
         }
         return try await store.uploadPart(key, uploadID: uploadID, number: number, body: body, integrity: integrity.proof(of: body.bytes),
                                           customerKey: options.customerKey)
+    }
+}
+
+extension CompositionExecutor {
+    /// A buffer of `size` bytes for part `number`: the pool's, waited for at most `poolPatience`
+    /// (`pooled`), else one of its own (see the note at the top).
+    private func partBuffer(size: Int64, for key: ObjectKey, number: PartNumber) async -> (buffer: AlignedMemory, pooled: Bool) {
+        let pool = pool
+        let patience = poolPatience
+        let taken = await withTaskGroup(of: AlignedMemory?.self) { group -> AlignedMemory? in
+            group.addTask { await pool.takeUnlessCancelled(size: size) }
+            group.addTask {
+                try? await Task.sleep(for: patience)
+                return nil
+            }
+            var taken: AlignedMemory?
+            // The first to end stops the other; a buffer granted as the wait ends is still taken.
+            for await result in group {
+                if let result { taken = result }
+                group.cancelAll()
+            }
+            return taken
+        }
+        if let taken { return (taken, true) }
+        logger.warning("\(key): part \(number) of a composition waited \(patience) for memory_budget=, held by files being written; it takes \(size) bytes beyond it")
+        return (AlignedMemory(byteCount: Int(size)), false)
     }
 }
 
