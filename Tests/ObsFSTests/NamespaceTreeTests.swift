@@ -682,6 +682,43 @@ struct NamespaceTreeTests {
         #expect(store.object("f") == nil)
     }
 
+    /// A reader that completed a stream (its read), then the file unlinked, written on and closed
+    /// by its writer: the reader reads it all to the end, as on a local disk (found by a helper).
+    @Test func aStreamReadByAnotherDescriptorStaysReadableAfterItsUnlinkAndTheWritersClose() async throws {
+        let fs = mount()
+        let (created, writer) = try await fs.create(parent: .root, name: "f")
+        let first = pattern(9000)
+        _ = try await write(fs, writer, at: 0, first).get()
+        let reader = try await fs.open(created.inode, flags: O_RDONLY).handle
+        #expect(try await fs.read(reader, at: 0, count: 100_000).gathered() == first)
+        try await fs.unlink(parent: .root, name: "f")
+        let more = pattern(100, seed: 4)
+        _ = try await write(fs, writer, at: 9000, more).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        #expect(try await fs.read(reader, at: 0, count: 100_000).gathered() == first + more)
+        await fs.release(reader)
+        #expect(store.object("f") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
+    /// The same, with the reader's first read after the writer's close: the upload was aborted
+    /// and the reader read ENOENT; it is stored hidden for the reader instead.
+    @Test func aStreamUnlinkedAndClosedStaysReadableForADescriptorOpenedDuringIt() async throws {
+        let fs = mount()
+        let (created, writer) = try await fs.create(parent: .root, name: "f")
+        let reader = try await fs.open(created.inode, flags: O_RDONLY).handle
+        let data = pattern(9100)
+        _ = try await write(fs, writer, at: 0, data).get()
+        try await fs.unlink(parent: .root, name: "f")
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        #expect(try await fs.read(reader, at: 0, count: 100_000).gathered() == data)
+        await fs.release(reader)
+        #expect(store.object("f") == nil)
+        #expect(store.uploadsInProgress == 0)
+    }
+
     /// Once this mount made the name again, the unlinked file cannot be completed under it.
     @Test func aFileUnlinkedWhileBeingWrittenWhoseNameWasMadeAgainIsNotReadBack() async throws {
         let fs = mount()

@@ -495,7 +495,8 @@ extension ObsFileSystem {
             return
         }
         guard let session = file.session else { return }
-        let discarded = isDiscarded(file.inode)
+        var discarded = isDiscarded(file.inode)
+        if discarded, await storeHiddenForOtherDescriptors(session, of: file.inode) { discarded = false }
         let result = discarded ? await session.discard() : await session.release()
         openFiles.withLock { files in
             if files.uploads[file.inode.number] === session { files.uploads[file.inode.number] = nil }
@@ -505,5 +506,20 @@ extension ObsFileSystem {
             }
         }
         if case .success(let etag) = result, !discarded { recordWritten(file.inode, session, etag: etag) }
+    }
+
+    /// A file unlinked while streamed that other descriptors still have open (a reader opened
+    /// during the stream) is completed as it stands, hidden, for them to read to the end, as a
+    /// read back does (`completeToContinue`), and deleted at the last release. False when no
+    /// other descriptor has it open, or its name was made again (its upload is aborted).
+    private func storeHiddenForOtherDescriptors(_ session: UploadSession, of inode: Inode) async -> Bool {
+        guard openFiles.withLock({ $0.files.values.contains { $0.inode.number == inode.number } }) else { return false }
+        do {
+            try await completeToContinue(session, of: inode)
+            return true
+        } catch {
+            logger.info("\(session.key): unlinked while written, and not kept for its other descriptors: \(error)")
+            return false
+        }
     }
 }
