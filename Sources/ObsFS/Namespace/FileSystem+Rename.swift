@@ -364,8 +364,8 @@ extension ObsFileSystem {
         return true
     }
 
-    /// Whether a key below a directory, relative to it, is the directory's own: its marker or
-    /// its `user.obs.*` attributes (a directory holding only these is empty).
+    /// Whether a key below a directory, relative to it, is the directory's own: its marker, its
+    /// `user.obs.*` attributes or a rename's record (a directory holding only these is empty).
     static func isDirectoryItself(_ relative: String) -> Bool {
         relative.isEmpty || relative.hasSameUTF8(as: DirectoryAttributes.objectName) || relative.hasSameUTF8(as: KeyNaming.renameRecordName)
     }
@@ -452,12 +452,16 @@ extension ObsFileSystem {
         let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasUTF8Prefix(sourcePrefix) }.map(\.key))
         let copies = keys.filter { !unnamed.contains($0.key) && !$0.relative.hasSameUTF8(as: KeyNaming.renameRecordName) }
         // The record says the target is this rename's work until the last delete: running the
-        // rename again after a crash completes it (`checkResumable`).
+        // rename again after a crash completes it (`checkResumable`). A target too deep for it
+        // goes without (such a rename, interrupted, answers ENOTEMPTY when run again).
         let recordKey = ObjectKey(targetPrefix + KeyNaming.renameRecordName)
-        do {
-            _ = try await store.putObject(recordKey, bytes: Array(sourcePrefix.utf8), options: ObjectOptions())
-        } catch {
-            throw storeFailure("recording the rename of \(sourcePrefix) in \(recordKey)", error)
+        let recorded = KeyNaming.fits(recordKey)
+        if recorded {
+            do {
+                _ = try await store.putObject(recordKey, bytes: Array(sourcePrefix.utf8), options: ObjectOptions())
+            } catch {
+                throw storeFailure("recording the rename of \(sourcePrefix) in \(recordKey)", error)
+            }
         }
         if !keys.contains(where: { $0.relative.isEmpty }) {
             // No marker (an implied directory, or s3fs's older forms): the target gets one, so an
@@ -519,7 +523,7 @@ extension ObsFileSystem {
             throw storeFailure("deleting the renamed keys under \(sourcePrefix)", error)
         }
         do {
-            try await store.deleteObject(recordKey)
+            if recorded { try await store.deleteObject(recordKey) }
         } catch {
             logger.warning("renamed directory \(sourcePrefix) to \(targetPrefix), but deleting its record \(recordKey) failed (it stays hidden): \(error)")
         }
