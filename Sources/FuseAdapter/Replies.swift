@@ -6,6 +6,7 @@
 // With the session, its operations table, the Dispatcher and SessionIO.swift, this is the only
 // code that hands libfuse a pointer (the Unmanaged pairings are listed in FuseSession.swift).
 import CFuse3
+import Dispatch
 import Glibc
 import ObsFS
 import Synchronization
@@ -49,8 +50,7 @@ protocol Replies: Sendable {
     /// something no reply carries attributes of (set-ID bits dropped by a write or an O_TRUNC open).
     func attributesChanged(_ inode: InodeNumber)
     /// Not a reply: tells the kernel to forget what it holds of `name` in `parent` (a missing
-    /// name it remembers included). Only after the reply of an operation on that directory: the
-    /// kernel holds the directory's lock until then, and this waits for it.
+    /// name it remembers included). Sent later (`SessionForNotifications.sendLater`).
     func entryChanged(_ name: String, in parent: InodeNumber)
 }
 
@@ -120,7 +120,7 @@ struct LibfuseReplies: Replies {
     }
 
     func entryChanged(_ name: String, in parent: InodeNumber) {
-        session.withSession { session in
+        session.sendLater { session in
             _ = name.withCString { fuse_lowlevel_notify_inval_entry(session, fuse_ino_t(parent.rawValue), $0, strlen($0)) }
         }
     }
@@ -131,12 +131,31 @@ final class SessionForNotifications: Sendable {
     /// The pointer's bits (0: none). Held while a notification is sent, so that `clear` (before
     /// `fuse_session_destroy`) waits for it.
     private let bits = Mutex<Int>(0)
+    /// The thread of notifications that may wait in the kernel for a directory's lock (`sendLater`).
+    private let waitingNotifications = DispatchQueue(label: "obsmount.entry-notifications")
 
     func set(_ session: OpaquePointer) { bits.withLock { $0 = Int(bitPattern: session) } }
 
-    func clear() { bits.withLock { $0 = 0 } }
+    /// No notification is sent any more; returns once none is being sent.
+    func clear() {
+        bits.withLock { $0 = 0 }
+        waitingNotifications.sync {}
+    }
 
     func withSession(_ body: (OpaquePointer) -> Void) {
         bits.withLock { bits in if let session = OpaquePointer(bitPattern: bits) { body(session) } }
+    }
+
+    /// Sends a notification the kernel answers only once it has a directory's lock, which the
+    /// operation being answered, and lookups in that directory waiting for answers from the
+    /// task pool, may hold meanwhile: later, on a thread of its own, without `bits` held (the
+    /// queue's `sync` in `clear` waits for it instead). Sent on a pool thread and holding `bits`,
+    /// it blocked both pool threads of a 2-core machine (one in it, one waiting for `bits`), and
+    /// the mount hung.
+    func sendLater(_ body: @escaping @Sendable (OpaquePointer) -> Void) {
+        waitingNotifications.async {
+            guard let session = OpaquePointer(bitPattern: self.bits.withLock { $0 }) else { return }
+            body(session)
+        }
     }
 }
