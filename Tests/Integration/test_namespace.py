@@ -328,6 +328,54 @@ def test_a_directory_rename_stopped_during_its_copies_is_completed_by_running_it
     assert "holds part of an earlier rename" in mount.log_text()
 
 
+def test_directory_renames_failing_half_way_beside_lookups_never_hang_the_mount(obs_local, mount_factory):
+    """Each failed rename tells the kernel to forget the target's name, which waits for the
+    directory's lock that lookups there hold while waiting for answers. Sent from the task pool
+    while holding the notification lock, it starved both pool threads and the mount hung (clean-
+    clone CI timed out in test_namespace_concurrency). 10 s of renames whose copies are refused,
+    beside lookups and listings of the same directory, must all end."""
+    mount = mount_factory(obs_local, [f"part_size={obs_local.part_size}", "parallel=4", "memory_budget=64M"])
+    base = make_base(mount)
+    for index in range(3):
+        (base / f"src{index}").mkdir()
+        for name in ("f0", "f1", "f2"):
+            (base / f"src{index}" / name).write_bytes(b"x" * 100)
+    fault_admin(obs_local, "POST", {"operation": "CopyObject", "key": f"{base.name}/dst*/f2", "action": "error", "code": "AccessDenied", "times": 0})
+    deadline = time.monotonic() + 10
+
+    def rename_again_and_again(index):
+        failed = 0
+        while time.monotonic() < deadline:
+            try:
+                os.rename(base / f"src{index}", base / f"dst{index}")
+            except PermissionError:
+                failed += 1
+        return failed
+
+    def look_again_and_again(_):
+        looked = 0
+        while time.monotonic() < deadline:
+            for name in os.listdir(base):
+                try:
+                    os.stat(base / name)
+                except FileNotFoundError:
+                    pass
+                looked += 1
+        return looked
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            renames = [pool.submit(rename_again_and_again, index) for index in range(3)]
+            lookups = [pool.submit(look_again_and_again, index) for index in range(3)]
+            failed = [future.result(timeout=120) for future in renames]
+            looked = [future.result(timeout=120) for future in lookups]
+    finally:
+        fault_admin(obs_local, "DELETE")
+    assert all(count > 0 for count in failed) and all(count > 0 for count in looked)
+    run("mv", "-T", base / "src0", base / "dst0")  # the interrupted rename completes
+    assert sorted(os.listdir(base / "dst0")) == ["f0", "f1", "f2"]
+
+
 def test_mv_onto_an_empty_directory_replaces_it(mount, base):
     server, prefix = mount.server, base.name + "/"
     (base / "a").mkdir()
