@@ -205,11 +205,6 @@ final class Dispatcher: Sendable {
     }
 
     private func isLookup(_ request: Request) -> Bool { request.isLookup }
-
-    /// The errnos of a rename refused before it changed anything.
-    static let refusedBeforeAnyChange: Set<Errno> = [.noEntry, .exists, .notEmpty, .notDirectory, .isDirectory, .invalidArgument, .busy,
-                                                     .nameTooLong, .notSupported, .readOnlyFileSystem, .notPermitted, .crossDevice,
-                                                     .illegalByteSequence]
 }
 
 /// What a FUSE interrupt does to one waiting request (see `Dispatcher.interruptibly`).

@@ -331,13 +331,10 @@ let fuseOperations: fuse_lowlevel_ops = {
                 dispatcher.replies.error(request, 0)
             } catch {
                 dispatcher.fail(request, error)
-                // A directory rename by copies that failed half-way (a store failure, not a
-                // refusal decided before anything was done) made part of the target, which the
-                // kernel's missing entry of the new name (`mv` looked it up first) would hide
-                // from the rename run again to complete it, for negative_timeout=.
-                if !Dispatcher.refusedBeforeAnyChange.contains(ErrnoMapping.errno(for: error)) {
-                    dispatcher.replies.entryChanged(newName, in: InodeNumber(newParent))
-                }
+                // A rename that made part of its target: the kernel's missing entry of the new
+                // name (`mv` looked it up first) would hide it from the rename run again to
+                // complete it, for negative_timeout=.
+                if error is PartialRenameError { dispatcher.replies.entryChanged(newName, in: InodeNumber(newParent)) }
             }
         }
     }

@@ -78,6 +78,15 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(errno): \(reason)" }
 }
 
+/// A directory rename by copies that failed once it had begun: the target may hold part of the
+/// source now (stopped during its copies or deletes), and running the rename again completes it.
+/// The errno is the failure's.
+public struct PartialRenameError: Error, Sendable, CustomStringConvertible {
+    public let failure: FileSystemError
+
+    public var description: String { failure.description }
+}
+
 /// The only mapping from object-store errors to errno values.
 ///
 /// | store error | errno |
@@ -93,6 +102,7 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible {
 public enum ErrnoMapping {
     public static func errno(for error: any Error) -> Errno {
         if let error = error as? FileSystemError { return error.errno }
+        if let error = error as? PartialRenameError { return error.failure.errno }
         if let error = error as? OBSClientError, case .service(let service) = error { return errno(for: service) }
         guard let service = error as? ServiceError else { return .io }
         switch service.code {

@@ -84,12 +84,17 @@ extension ObsFileSystem {
             case (.directory(_, let markerKey), let target):
                 let replacing = target != nil
                 let completing = replacing ? try await checkResumable(sourcePath, targetPath) : false
-                let copies = try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, replacing: replacing, completing: completing)
+                let copies: [CopiedFile]
+                do {
+                    copies = try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, replacing: replacing, completing: completing)
+                } catch {
+                    throw PartialRenameError(failure: FileSystemError(doing: "renaming directory \(sourcePath) to \(targetPath)", error))
+                }
                 noteCopies(copies, below: table.child(parent, name))
             }
         } catch {
             unretire(retired)
-            if movesDirectory { nameMayExist(newName, in: newParent) }  // part of it may be copied
+            if error is PartialRenameError { nameMayExist(newName, in: newParent) }
             throw error
         }
         _ = table.move(parent, name, to: newParent, newName)
