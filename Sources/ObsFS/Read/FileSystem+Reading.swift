@@ -144,7 +144,7 @@ extension ObsFileSystem {
                 // descriptors go on as changes to that object, which this one reads, as the
                 // writer's own read back does (below).
                 if file.reads == nil {
-                    guard streaming.size > 0 || pendingSize(of: file.inode.number) != nil else { return ReadBytes() }
+                    guard !isEmptyStream(streaming, of: file.inode.number) else { return ReadBytes() }
                     listings.noteChange()
                     defer { listings.noteChange() }
                     logger.info("\(streaming.key): read by another descriptor while being written; completing it as it stands and continuing by composition")
@@ -157,7 +157,7 @@ extension ObsFileSystem {
             // kernel reads first) is zeros up to there, not an end the reader would stop at (for
             // a file unlinked while open, the changes it goes on as hold that length).
             try await fillToPendingSize(handle)
-            guard session.size > 0 || pendingSize(of: file.inode.number) != nil else { return ReadBytes() }
+            guard !isEmptyStream(session, of: file.inode.number) else { return ReadBytes() }
             listings.noteChange()  // the upload is completed as it stands
             defer { listings.noteChange() }
             try await completeToContinue(session, of: file.inode)
@@ -201,6 +201,12 @@ extension ObsFileSystem {
                 stream = next
             }
         }
+    }
+
+    /// Whether `session` has received no byte and no length ahead of its bytes: a read answers
+    /// the end of the file and completes nothing.
+    private func isEmptyStream(_ session: UploadSession, of inode: InodeNumber) -> Bool {
+        session.size == 0 && pendingSize(of: inode) == nil
     }
 
     /// How many times one read may move on to a newer version of the file.

@@ -513,7 +513,7 @@ extension ObsFileSystem {
     /// read back does (`completeToContinue`), and deleted at the last release. False when no
     /// other descriptor has it open, or its name was made again (its upload is aborted).
     private func storeHiddenForOtherDescriptors(_ session: UploadSession, of inode: Inode) async -> Bool {
-        guard openFiles.withLock({ $0.files.values.contains { $0.inode.number == inode.number } }) else { return false }
+        guard isOpen(inode) else { return false }
         do {
             try await completeToContinue(session, of: inode)
             return true
