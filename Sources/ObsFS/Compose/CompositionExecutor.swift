@@ -144,6 +144,7 @@ extension CompositionExecutor {
     /// A buffer of `size` bytes for part `number`: the pool's, waited for at most `poolPatience`
     /// (`pooled`), else one of its own (see the note at the top).
     private func partBuffer(size: Int64, for key: ObjectKey, number: PartNumber) async -> (buffer: AlignedMemory, pooled: Bool) {
+        if let free = pool.tryTake(size: size) { return (free, true) }  // the common case: no tasks to race
         let pool = pool
         let patience = poolPatience
         let taken = await withTaskGroup(of: AlignedMemory?.self) { group -> AlignedMemory? in
