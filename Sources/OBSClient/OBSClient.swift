@@ -141,12 +141,15 @@ public final class OBSClient: Sendable {
     /// Whether requests are now signed with other credentials than those of `generation`:
     /// another request renewed them since, or `configuration.renewedCredentials` has new ones.
     private func renewCredentials(after generation: Int) -> Bool {
-        if signing.current.generation != generation { return true }
-        guard let renewed = configuration.renewedCredentials?() else { return false }
-        let signer = RequestSigner(dialect: configuration.dialect, credentials: renewed, region: configuration.region)
-        guard signing.replace(generation, with: signer) else { return true }
-        logger.notice("signing requests with renewed credentials (access key \(renewed.accessKey))")
-        return true
+        guard let renewedCredentials = configuration.renewedCredentials else { return false }
+        var accessKey: String?
+        let renewed = signing.renew(after: generation) {
+            guard let credentials = renewedCredentials() else { return nil }
+            accessKey = credentials.accessKey
+            return RequestSigner(dialect: configuration.dialect, credentials: credentials, region: configuration.region)
+        }
+        if let accessKey { logger.notice("signing requests with renewed credentials (access key \(accessKey))") }
+        return renewed
     }
 
     /// Tells the configured observer how an attempt ended.
@@ -280,17 +283,22 @@ final class EndpointReachability: Sendable {
 /// The signer requests are signed with, replaced when the credentials are renewed. Each signer
 /// has a generation, so that the requests refused with one renew it once.
 final class CurrentSigner: Sendable {
-    /// Guards the signer and its generation; held only to read or swap them.
+    /// Guards the signer and its generation; held to read or swap them, and while a renewal is
+    /// asked for (a small file read, after a refusal only).
     private let state: Mutex<(signer: RequestSigner, generation: Int)>
 
     init(_ signer: RequestSigner) { state = Mutex((signer, 0)) }
 
     var current: (signer: RequestSigner, generation: Int) { state.withLock { $0 } }
 
-    /// Puts `signer` in place of the one of `generation`; false when another took its place first.
-    func replace(_ generation: Int, with signer: RequestSigner) -> Bool {
+    /// Whether the signer is another than the one of `generation` now: another request renewed
+    /// it since, or `renewal` gives a new one. Asked under the lock: concurrent refusals ask once
+    /// and all see its answer (asked outside it, a second refusal found the file already read
+    /// while the first had not yet put its signer in place, and failed with the old keys).
+    func renew(after generation: Int, _ renewal: () -> RequestSigner?) -> Bool {
         state.withLock { state in
-            guard state.generation == generation else { return false }
+            guard state.generation == generation else { return true }
+            guard let signer = renewal() else { return false }
             state = (signer, generation + 1)
             return true
         }
