@@ -1,6 +1,7 @@
 """`writeback_cache` (mount-options/write-semantics.md): the kernel gathers small writes in its page
 cache and sends them in large batches; the close rule, appends, sizes, in-place changes and the
 programs that read back what they write behave as without it."""
+import ctypes
 import errno
 import mmap
 import os
@@ -20,6 +21,7 @@ from test_semantics import (test_appending_to_an_existing_object_composes_it_on_
                             test_fsync_then_close, test_pwrite_backwards_into_a_new_file_is_composed_at_close,
                             test_a_second_writer_joins_the_first, test_shell_redirections_keep_every_byte,
                             test_unlink_of_a_file_being_written_leaves_nothing)
+from test_changes import test_tail_follows_a_log_a_shell_redirection_writes  # noqa: F401
 from test_write import test_cat_redirect, test_shell_redirect_of_a_command, test_stat_shows_growing_size_and_upload_id  # noqa: F401
 
 
@@ -202,19 +204,41 @@ def test_another_clients_replacement_is_seen_after_attr_timeout(server, mount_fa
     assert (mount.path / key).read_bytes() == b"replaced by another client"
 
 
-def test_a_reader_does_not_spoil_the_writers_pages(mount):
-    # Another descriptor's read goes through the page cache the writer fills: it must never cache
-    # zeros (a short read) that the writer's next write of the same page would send back.
+def drop_written_pages(fd, length):
+    """Has the kernel send the file's dirty pages now (`sync_file_range`, no fsync: the upload goes
+    on) and drop them from its cache, so that a read of them must come from the daemon."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    wait_before, write, wait_after = 1, 2, 4
+    assert libc.sync_file_range(fd, 0, length, wait_before | write | wait_after) == 0, os.strerror(ctypes.get_errno())
+    os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)
+
+
+def test_a_reader_of_a_file_being_streamed_shares_the_writers_pages(mount):
+    # Another descriptor reads what the writer wrote: the pages still in the kernel's cache from
+    # the cache, the ones it sent and dropped from the daemon (the upload completed as it stands,
+    # the writer going on as changes); it never caches zeros (a short read) that the writer's next
+    # write of the same page would send back. It was refused with EBUSY.
     key = name("reader")
     path = mount.path / key
+    first = os.urandom(3 * MiB)
     with open(path, "wb") as out:
-        out.write(b"1" * (3 * MiB) + b"abc")
+        out.write(first)
         out.flush()
-        with pytest.raises(OSError) as refused, open(path, "rb") as reader:
-            reader.read()
-        assert refused.value.errno == errno.EBUSY
-        out.write(b"more")
-    assert stored(mount, key) == b"1" * (3 * MiB) + b"abcmore"
+        drop_written_pages(out.fileno(), len(first))
+        out.write(b"dirty")
+        out.flush()
+        with open(path, "rb") as reader:
+            assert reader.read() == first + b"dirty"
+            assert stored(mount, key) == first  # the reader's read completed what the daemon had
+            out.write(b"more")
+            out.flush()
+            assert os.pread(reader.fileno(), 100, len(first)) == b"dirtymore"
+    assert stored(mount, key) == first + b"dirtymore"
+    assert uploads_in_progress(mount.server, key) == []
+
+
+def test_a_reader_of_a_file_being_changed_reads_the_changes(mount):
     existing = name("changed")
     mount.server.s3.put_object(Bucket=mount.server.bucket, Key=existing, Body=b"old")
     with open(mount.path / existing, "ab") as out:

@@ -8,8 +8,8 @@
 // any other (`tail -f` of a log being written): the first read of what was written completes
 // the upload as it stands and the writing descriptors go on as changes to that object
 // (Compose/), which every descriptor reads (mount-options/write-semantics.md). With
-// `writeback_cache` the kernel's page cache is shared by the writer and the readers, and any
-// other reader of a file being streamed gets EBUSY.
+// `writeback_cache` the kernel's page cache is shared by the writers and the readers: a reader
+// gets from here only pages the cache lacks, which the kernel sent before it dropped them.
 import OBSProtocol
 
 #if canImport(Glibc)
@@ -34,14 +34,19 @@ extension ObsFileSystem {
     /// the file, the object it became.
     func openForReading(_ inode: Inode, _ path: String) async throws -> OpenedFile {
         guard store is any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
+        // With writeback_cache the writers' bytes are in the kernel's page cache until it sends
+        // them: a reader of a file written here shares that cache (the pages it lacks are read
+        // here, and were sent before they left the cache), and must not drop it at open.
+        let sharesWritersCache = configuration.writebackCache && isChangingHere(inode.number)
         if inodesBeingWritten().contains(inode.number) {
-            return OpenedFile(handle: register(OpenFile(inode: inode, session: nil)), keepCache: false, directIO: true)
+            return OpenedFile(handle: register(OpenFile(inode: inode, session: nil)), keepCache: sharesWritersCache,
+                              directIO: !sharesWritersCache)
         }
         let (stream, keepCache, resized) = try await readStream(inode, path)
         let handle = register(OpenFile(inode: inode, session: nil, reads: stream))
         // The kernel ends reads through its page cache at the size it was last told: a version
         // of another size, learnt just now, is read past it with direct I/O.
-        return OpenedFile(handle: handle, keepCache: keepCache, directIO: resized)
+        return OpenedFile(handle: handle, keepCache: keepCache || sharesWritersCache, directIO: resized && !sharesWritersCache)
     }
 
     /// A stream of the version of `inode` the store holds now, whether the kernel may keep its
@@ -135,9 +140,6 @@ extension ObsFileSystem {
             if let changes = changes(of: file.inode.number) {
                 file.modify = changes
             } else if let streaming = upload(of: file.inode.number), streaming.excludesOtherWriters {
-                if configuration.writebackCache {
-                    throw FileSystemError(.busy, "\(file.inode.number) is being written; it can be read once it is closed")
-                }
                 // Opened while another descriptor streams the file (`cmd > log` beside `tail -f
                 // log`; one opened before, on the version the stream replaces, reads on in that
                 // version): what was written is completed as it stands and the writing
