@@ -196,6 +196,9 @@ extension ObsFileSystem {
             edit(&posix)
             posix.changed = changed
         }
+        // Whether the stored object was changed (a copy onto itself may give it another ETag),
+        // rather than the upload in progress, which carries the change when it completes.
+        var storedObjectChanged = false
         if kind == .directory {
             try await changeDirectoryMarker(path, update)
         } else {
@@ -213,20 +216,20 @@ extension ObsFileSystem {
             }
             if !done {
                 try await changeObject(inode.number, path, attribute, metadataEdit, written: inode.state.withLock { $0.writtenOptions })
+                storedObjectChanged = true
             }
         }
         forgetFetchedAhead(around: inode)
-        // A copy onto itself may give the object another ETag. Descriptors reading the file follow
-        // it to that version (the same bytes), as they follow this mount's other changes; with
-        // none open it is asked for at the next use.
-        let copied: ETag? = if kind != .directory, isOpen(inode) { try? await store.headObject(objectKey(path))?.etag } else { nil }
+        // Descriptors reading the file follow the changed object to its ETag (the same bytes), as
+        // they follow this mount's other changes; with none open it is asked for at the next use.
+        let copied: ETag? = if storedObjectChanged, isOpen(inode) { try? await store.headObject(objectKey(path))?.etag } else { nil }
         inode.state.withLock { state in
             update(&state.facts.posix)
             // The times just set, ctime now, are the ones to show.
             state.changedHere = nil
             state.namesChangedHere = nil
             state.facts.posixLoaded = true
-            if kind != .directory {
+            if storedObjectChanged {
                 state.facts.etag = copied
                 if let copied { state.storedHere = copied }
             }

@@ -145,6 +145,12 @@ extension ObsFileSystem {
                 // version): what was written is completed as it stands and the writing
                 // descriptors go on as changes to that object, which this one reads, as the
                 // writer's own read back does (below).
+                if file.reads != nil, configuration.writebackCache {
+                    // With the one page cache, bytes of the replaced version would be cached in
+                    // the new file's pages (where it has holes, or pages it sent and dropped),
+                    // and a partial write of such a page would send them back in it.
+                    throw FileSystemError(.busy, "\(file.inode.number) is being written again from the start; a descriptor opened on the version it replaces can read it once it is closed")
+                }
                 if file.reads == nil {
                     guard !isEmptyStream(streaming, of: file.inode.number) else { return ReadBytes() }
                     listings.noteChange()
