@@ -716,6 +716,30 @@ def test_ls_l_after_a_remount_asks_only_for_names_changed_since(obs_local, mount
     assert [line for line in after.splitlines() if " f05" not in line] == [line for line in before.splitlines() if " f05" not in line]
 
 
+def test_a_mode_and_times_set_while_a_file_is_written_ride_on_its_upload(obs_local, mount_factory):
+    """`cp -p`, rsync: fchmod and futimens of a new file being written are stored with its upload,
+    and the object is not asked for meanwhile (a HEAD answered 404 for each change)."""
+    mount = mount_factory(obs_local)
+    base = make_base(mount)
+    key = f"{base.name}/kept"
+    fd = os.open(base / "kept", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    log_start = len(obs_local.request_log.read_text().splitlines())
+    try:
+        os.write(fd, b"data")
+        os.fchmod(fd, 0o600)
+        os.utime(fd, (1577836800, 1577836800))
+    finally:
+        os.close(fd)
+    entries = [json.loads(line) for line in obs_local.request_log.read_text().splitlines()[log_start:]]
+    asked = [entry["operation"] for entry in entries if entry.get("key") == key]
+    assert "HeadObject" not in asked, asked
+    assert server_body(obs_local, key) == b"data"
+    assert stored_mode(obs_local, key) & 0o7777 == 0o600
+    assert int(float(metadata(obs_local, key)["mtime"])) == 1577836800
+    status = os.stat(base / "kept")
+    assert stat.S_IMODE(status.st_mode) == 0o600 and int(status.st_mtime) == 1577836800
+
+
 def test_an_empty_file_is_renamed_truncated_and_read_right_after_its_close(mount, base):
     """close() returned: the kernel's release may come a moment later, and the empty file is the
     stored zero-byte object meanwhile (`sed -i` with an empty result, `touch f; mv f g`)."""
