@@ -7,13 +7,13 @@
 //   epoll/timer bookkeeping of our own, and at the parallelism of an upload (tens of
 //   connections) curl's internal poll over all sockets costs nothing measurable; socket-action
 //   pays off at thousands of connections.
-// - At most `maxConcurrentTransfers` transfers are in the multi at once, further ones wait on the
-//   event thread (so queued transfers never run into curl's timeouts) in two FIFOs, one per lane:
-//   control transfers (HEAD, LIST, initiate, complete, abort) start first, and data transfers
-//   (part bodies, ranged reads) never take the last `reservedControlTransfers` slots, so metadata
-//   never waits behind part uploads. The multi's
-//   connection cache (CURLMOPT_MAXCONNECTS) has the same size, so every transfer finds a kept-
-//   alive HTTP/1.1 connection; finished easy handles are reset and kept for the next transfer.
+// - A transport runs two loops, one per lane (CurlTransport.swift): control transfers (HEAD,
+//   LIST, initiate, complete, abort) have their own thread and connections, so metadata never
+//   waits behind part uploads, neither for a slot nor for a thread busy feeding part bodies.
+// - At most `slots` transfers of a loop are in its multi at once, further ones wait on the event
+//   thread in a FIFO (so queued transfers never run into curl's timeouts). The multi's connection
+//   cache (CURLMOPT_MAXCONNECTS) has the same size, so every transfer finds a kept-alive HTTP/1.1
+//   connection; finished easy handles are reset and kept for the next transfer.
 // - Bodies are read by the read callback straight from the caller's memory (curl copies them
 //   into its socket buffer, we never copy); 2xx response bodies of `.memory` destinations are
 //   written by the write callback straight into the caller's memory.
@@ -103,10 +103,12 @@ final class HeaderList {
 
 /// The event loop: one thread, one CURLM.
 final class CurlEventLoop: @unchecked Sendable {
-    // @unchecked: `multi` and `configuration` are immutable; `inbox` is a Mutex; everything
-    // else is touched by the event thread only.
+    // @unchecked: `multi`, `configuration` and `slots` are immutable; `inbox` is a Mutex;
+    // everything else is touched by the event thread only.
     private let multi: UnsafeMutableRawPointer
     private let configuration: TransportConfiguration
+    /// Transfers in the multi at once (and connections kept alive).
+    private let slots: Int
 
     private struct Inbox {
         var submitted: [CurlTransfer] = []
@@ -116,22 +118,19 @@ final class CurlEventLoop: @unchecked Sendable {
     private let inbox = Mutex(Inbox())
 
     // Event-thread state.
-    /// Transfers waiting for a slot, per lane, in submission order.
-    private var waitingControl: [CurlTransfer] = []
-    private var waitingData: [CurlTransfer] = []
+    /// Transfers waiting for a slot, in submission order.
+    private var waiting: [CurlTransfer] = []
     private var running: [UnsafeMutableRawPointer: CurlTransfer] = [:]
-    /// Data-lane transfers among `running` (and being configured).
-    private var runningData = 0
     private var idleHandles: [EasyHandle] = []
 
-    init(configuration: TransportConfiguration) throws(TransportError) {
+    init(configuration: TransportConfiguration, slots: Int) throws(TransportError) {
         guard curlGlobalInitResult == CURLE_OK, let multi = curl_multi_init() else {
             throw TransportError(kind: .unavailable, message: "curl initialisation failed", url: "")
         }
         self.multi = multi
         self.configuration = configuration
-        let connections = configuration.transferSlots
-        _ = obs_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, connections)
+        self.slots = max(1, slots)
+        _ = obs_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, self.slots)
     }
 
     deinit {
@@ -197,16 +196,10 @@ final class CurlEventLoop: @unchecked Sendable {
                 defer { inbox.submitted.removeAll() }
                 return (inbox.submitted, inbox.shuttingDown)
             }
-            for transfer in submitted {
-                switch transfer.request.lane {
-                case .control: waitingControl.append(transfer)
-                case .data: waitingData.append(transfer)
-                }
-            }
+            waiting += submitted
             if shuttingDown {
-                for transfer in waitingControl + waitingData { transfer.resume(.failure(transfer.error(.unavailable, "transport shut down"))) }
-                waitingControl.removeAll()
-                waitingData.removeAll()
+                for transfer in waiting { transfer.resume(.failure(transfer.error(.unavailable, "transport shut down"))) }
+                waiting.removeAll()
                 for transfer in Array(running.values) { finish(transfer, .failure(transfer.error(.unavailable, "transport shut down"))) }
                 return
             }
@@ -215,7 +208,6 @@ final class CurlEventLoop: @unchecked Sendable {
             var stillRunning: Int32 = 0
             _ = curl_multi_perform(multi, &stillRunning)
             collectFinished()
-            let canStartMore = nextLane != nil
             _ = curl_multi_poll(multi, nil, 0, canStartMore ? 0 : 1000, nil)
         }
     }
@@ -226,30 +218,23 @@ final class CurlEventLoop: @unchecked Sendable {
             transfer.resume(.failure(transfer.error(.cancelled, "cancelled")))
             return true
         }
-        waitingControl.removeAll(where: cancelled)
-        waitingData.removeAll(where: cancelled)
+        waiting.removeAll(where: cancelled)
         for transfer in running.values where transfer.cancelRequested.load(ordering: .acquiring) {
             finish(transfer, .failure(transfer.error(.cancelled, "cancelled")))
         }
     }
 
-    /// The lane whose first waiting transfer may start now: control first, data within its slots.
-    private var nextLane: TransferLane? {
-        guard running.count < configuration.transferSlots else { return nil }
-        if !waitingControl.isEmpty { return .control }
-        if !waitingData.isEmpty, runningData < configuration.dataSlots { return .data }
-        return nil
-    }
+    /// Whether the first waiting transfer may start now.
+    private var canStartMore: Bool { running.count < slots && !waiting.isEmpty }
 
     private func startWaiting() {
-        while let lane = nextLane {
-            let transfer = lane == .control ? waitingControl.removeFirst() : waitingData.removeFirst()
+        while canStartMore {
+            let transfer = waiting.removeFirst()
             guard let easy = idleHandles.popLast() ?? EasyHandle() else {
                 transfer.resume(.failure(transfer.error(.unavailable, "curl_easy_init failed")))
                 continue
             }
             transfer.easy = easy
-            if lane == .data { runningData += 1 }
             let code = configure(easy, for: transfer)
             guard code == CURLE_OK else {
                 finish(transfer, .failure(transfer.error(.curl(code: Int(code.rawValue)), String(cString: curl_easy_strerror(code)))), added: false)
@@ -291,9 +276,8 @@ final class CurlEventLoop: @unchecked Sendable {
         if let easy = transfer.easy {
             if added { _ = curl_multi_remove_handle(multi, easy.pointer) }
             running[easy.pointer] = nil
-            if transfer.request.lane == .data { runningData -= 1 }
             easy.reset()
-            if idleHandles.count < configuration.maxConcurrentTransfers { idleHandles.append(easy) }
+            if idleHandles.count < slots { idleHandles.append(easy) }
             transfer.easy = nil
         }
         transfer.headerList = nil

@@ -153,8 +153,8 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 }
 
-/// The two queues of a transport: control transfers start before waiting data transfers and may
-/// use the slots reserved for them (`TransportConfiguration.reservedControlTransfers`).
+/// The two lanes of a transport, each with its own event thread, connections and slots
+/// (`TransportConfiguration.reservedControlTransfers`): control transfers never wait behind data.
 public enum TransferLane: Sendable, Equatable {
     case data, control
 }
@@ -182,8 +182,9 @@ public struct TransportConfiguration: Sendable {
     public var userAgent: String
     /// Size of curl's upload buffer: larger means fewer read callbacks for part bodies.
     public var uploadBufferSize: Int
-    /// Of `maxConcurrentTransfers`, slots data transfers never take, so that a HEAD, LIST or
-    /// complete starts at once however many part uploads wait (at least one slot stays for data).
+    /// Of `maxConcurrentTransfers`, the slots of the control lane (at least one; at least one
+    /// stays for data), so that a HEAD, LIST or complete starts at once however many part uploads
+    /// run or wait.
     public var reservedControlTransfers: Int
 
     /// Settings with defaults for an upload client: 16 transfers, 10 s connect, < 1 KiB/s for 30 s aborts.
@@ -205,6 +206,8 @@ public struct TransportConfiguration: Sendable {
     var transferSlots: Int { max(1, maxConcurrentTransfers) }
     /// Slots data transfers may take: all but the reserved ones, at least 1.
     var dataSlots: Int { max(1, transferSlots - max(0, reservedControlTransfers)) }
+    /// Slots of control transfers: the reserved ones, at least 1.
+    var controlSlots: Int { max(1, reservedControlTransfers) }
 }
 
 /// Something that performs HTTP requests: `CurlTransport`, or a fake in tests.
