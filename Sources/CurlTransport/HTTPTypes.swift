@@ -154,15 +154,16 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
 }
 
 /// The two lanes of a transport, each with its own event thread, connections and slots
-/// (`TransportConfiguration.reservedControlTransfers`): control transfers never wait behind data.
+/// (`TransportConfiguration`): control transfers never wait behind data.
 public enum TransferLane: Sendable, Equatable {
     case data, control
 }
 
 /// Settings of one transport (one event thread, one connection pool).
 public struct TransportConfiguration: Sendable {
-    /// Transfers in flight at once; further requests wait in a queue. Also the size of the
-    /// connection cache, so every in-flight transfer can keep its connection alive.
+    /// Transfers of each lane in flight at once (data: less the reserved ones); further requests
+    /// wait in a queue. Also the size of each lane's connection cache, so every in-flight transfer
+    /// can keep its connection alive.
     public var maxConcurrentTransfers: Int
     /// Longest wait for a TCP (and TLS) connection.
     public var connectTimeout: Duration
@@ -182,9 +183,9 @@ public struct TransportConfiguration: Sendable {
     public var userAgent: String
     /// Size of curl's upload buffer: larger means fewer read callbacks for part bodies.
     public var uploadBufferSize: Int
-    /// Of `maxConcurrentTransfers`, the slots of the control lane (at least one; at least one
-    /// stays for data), so that a HEAD, LIST or complete starts at once however many part uploads
-    /// run or wait.
+    /// Of `maxConcurrentTransfers`, slots data transfers never take (at least one stays for
+    /// data). Control transfers (HEAD, LIST, complete) run on their own thread and connections,
+    /// up to `maxConcurrentTransfers` of them, however many part uploads run or wait.
     public var reservedControlTransfers: Int
 
     /// Settings with defaults for an upload client: 16 transfers, 10 s connect, < 1 KiB/s for 30 s aborts.
@@ -206,8 +207,9 @@ public struct TransportConfiguration: Sendable {
     var transferSlots: Int { max(1, maxConcurrentTransfers) }
     /// Slots data transfers may take: all but the reserved ones, at least 1.
     var dataSlots: Int { max(1, transferSlots - max(0, reservedControlTransfers)) }
-    /// Slots of control transfers: the reserved ones, at least 1.
-    var controlSlots: Int { max(1, reservedControlTransfers) }
+    /// Slots of control transfers, on their own thread and connections: all of them (a listing's
+    /// HEADs go out many at once).
+    var controlSlots: Int { transferSlots }
 }
 
 /// Something that performs HTTP requests: `CurlTransport`, or a fake in tests.
