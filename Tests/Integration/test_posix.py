@@ -168,6 +168,27 @@ def test_names_longer_than_name_max_answer_enametoolong_as_on_ext4(mount):
     assert sorted(server_objects(mount.server, directory.name + "/")) == [longest]
 
 
+def test_a_missing_name_whose_key_would_pass_the_stores_limit_is_missing(mount):
+    # Found by a pjdfstest run: in a directory another client made (so the mount does not know it
+    # is empty), a lookup of a name whose key would be over 1,024 bytes answered EIO (the store
+    # refuses the HEAD). It is missing (ENOENT, as on ext4), and making it is ENAMETOOLONG.
+    server = mount.server
+    deep = unique("deep") + "/" + "/".join(f"d{index}" + "x" * 120 for index in range(7))
+    server.s3.put_object(Bucket=server.bucket, Key=deep + "/present", Body=b"p")
+    directory = mount.path / deep
+    assert os.listdir(directory) == ["present"]
+    name = "f" * (1030 - len(deep) - 1)
+    assert len(f"{deep}/{name}".encode()) == 1030
+    for call, expected in ((lambda: os.stat(directory / name), errno.ENOENT),
+                           (lambda: os.open(directory / name, os.O_CREAT | os.O_WRONLY, 0o644), errno.ENAMETOOLONG),
+                           (lambda: os.mkdir(directory / name), errno.ENAMETOOLONG)):
+        with pytest.raises(OSError) as raised:
+            call()
+        assert raised.value.errno == expected
+    assert list(server_objects(server, deep + "/")) == ["present"]
+    assert "answered EIO" not in mount.log_text()
+
+
 def test_fallocate_extends_with_zeros_and_refuses_holes(mount):
     directory = mount.path / unique("fallocate")
     directory.mkdir()

@@ -176,6 +176,9 @@ extension ObsFileSystem {
     /// HEAD and LIST at once; the directory wins over a file of the same name.
     func remoteEntry(_ path: String) async throws -> RemoteEntry? {
         let key = objectKey(path)
+        // No object, and no key below, can be longer than the stores take; they refuse a request
+        // for one (HTTP 400), which would answer EIO for a name that is simply missing.
+        guard KeyNaming.fits(key) else { return nil }
         let folderKey = ObjectKey(key.rawValue + KeyNaming.folderSuffix)
         // Sent with the other two, so that a missing name costs one round trip, not two; its
         // answer is only awaited when neither of them found anything.
