@@ -159,7 +159,7 @@ public enum TransferLane: Sendable, Equatable {
     case data, control
 }
 
-/// Settings of one transport (one event thread, one connection pool).
+/// Settings of one transport (an event thread and a connection pool per lane).
 public struct TransportConfiguration: Sendable {
     /// Transfers of each lane in flight at once (data: less the reserved ones); further requests
     /// wait in a queue. Also the size of each lane's connection cache, so every in-flight transfer
