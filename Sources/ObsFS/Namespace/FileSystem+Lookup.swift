@@ -202,6 +202,19 @@ extension ObsFileSystem {
         return nil
     }
 
+    /// What `path`, known as `inode`, is in the store now: for a file, its object alone (one
+    /// HEAD, where a lookup sends three); a file gone or stored as a directory marker, and a
+    /// directory, are looked up again. A name that gained keys below it meanwhile (another
+    /// client) stays a file until the kernel looks it up again.
+    private func currentEntry(of inode: Inode, at path: String) async throws -> RemoteEntry? {
+        let key = objectKey(path)
+        if inode.kind != .directory, KeyNaming.fits(key), let object = try await headFile(key),
+           object.contentType != KeyNaming.directoryContentType {
+            return .file(object)
+        }
+        return try await remoteEntry(path)
+    }
+
     /// The kernel dropped `count` lookups of `inode`.
     public func forget(_ inode: InodeNumber, count: UInt64) {
         table.forget(inode, count: count)
@@ -252,7 +265,7 @@ extension ObsFileSystem {
     func refresh(_ inode: Inode, at path: String) async throws {
         let remote: RemoteEntry?
         do {
-            remote = try await remoteEntry(path)
+            remote = try await currentEntry(of: inode, at: path)
         } catch {
             throw storeFailure("reading the attributes of \(objectKey(path))", error)
         }
