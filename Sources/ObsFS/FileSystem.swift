@@ -256,6 +256,11 @@ public final class ObsFileSystem: Sendable {
         /// The changes of handles whose release is under way (no longer in `files`): their last
         /// composition may still run, and a directory removed or renamed over them drops them.
         var releasingChanges: [InodeNumber: [ModifySession]] = [:]
+        /// Releases under way, by inode (from `beginRelease` to `takeUnlinkedNames`): what was
+        /// unlinked while open is deleted by the last of them to end, once every other has
+        /// stored or aborted what it held (a writer's release completes the upload a reader
+        /// opened during the stream still reads; the reader's release may end first).
+        var releasesUnderWay: [InodeNumber: Int] = [:]
         var directories: [DirectoryHandleID: DirectoryReader] = [:]
         /// Set by shutdown: no upload may start any more.
         var shuttingDown = false
@@ -303,6 +308,7 @@ public final class ObsFileSystem: Sendable {
         /// Takes `handle` out of the open handles for its release (`endRelease` when done).
         mutating func beginRelease(_ handle: FileHandleID) -> OpenFile? {
             guard let file = files.removeValue(forKey: handle) else { return nil }
+            releasesUnderWay[file.inode.number, default: 0] += 1
             if let modify = file.modify { releasingChanges[file.inode.number, default: []].append(modify) }
             return file
         }
@@ -320,9 +326,12 @@ public final class ObsFileSystem: Sendable {
         /// Whether an open handle holds `modify`.
         func holds(_ modify: ModifySession) -> Bool { files.values.contains { $0.modify === modify } }
 
-        /// The unlinked-while-open names of `inode` once none of its handles is left.
-        mutating func takeUnlinkedNames(ifLastOf inode: InodeNumber) -> [UnlinkedName] {
-            guard unlinkedWhileOpen[inode] != nil, !files.values.contains(where: { $0.inode.number == inode }) else { return [] }
+        /// Ends a release of `inode` (`beginRelease`); its unlinked-while-open names once none of
+        /// its handles is left, open or being released.
+        mutating func takeUnlinkedNames(afterReleaseOf inode: InodeNumber) -> [UnlinkedName] {
+            let underWay = (releasesUnderWay[inode] ?? 1) - 1
+            releasesUnderWay[inode] = underWay > 0 ? underWay : nil
+            guard unlinkedWhileOpen[inode] != nil, underWay <= 0, !files.values.contains(where: { $0.inode.number == inode }) else { return [] }
             return unlinkedWhileOpen.removeValue(forKey: inode) ?? []
         }
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import head
+from conftest import fault_admin, head, uploads_in_progress
 from namespace_checks import server_body, server_objects, stored_mode, unique
 # Shared writable mmap of an existing object, without writeback_cache (FUSE_DIRECT_IO_ALLOW_MMAP).
 from test_writeback import test_mmap_writes_reach_the_object  # noqa: F401
@@ -125,6 +125,38 @@ def test_a_file_unlinked_while_open_is_read_to_the_end_and_deleted_at_its_last_c
         assert server_body(mount.server, key) == body  # kept for the open descriptor
         assert start + reader.read() == body
     assert deleted_after_release(mount.server, key)
+
+
+def test_a_new_file_unlinked_while_written_and_read_leaves_nothing_after_both_close(obs_local, mount_factory):
+    """A reader opened during the stream (and not read yet), the file unlinked, the writer closed
+    first: its release completes the upload (hidden, for the reader), and the reader's release
+    must not delete the object before that completion ends. The DELETE came first and the object
+    stayed on the server, shown again after a remount (found by helperC's stress: 3 of 3 runs;
+    here the completion is held back 1.5 s so that the reader's release always comes during it)."""
+    mount = mount_factory(obs_local)
+    directory = mount.path / unique("unlinked-stream")
+    directory.mkdir()
+    key = f"{directory.name}/f"
+    fault_admin(obs_local, "POST", {"operation": "CompleteMultipartUpload", "key": key, "times": 1, "action": "delay", "delayMs": 1500})
+    try:
+        writer = os.open(directory / "f", os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
+        reader = os.open(directory / "f", os.O_RDONLY)
+        try:
+            os.pwrite(writer, os.urandom(800_000), 0)
+            os.unlink(directory / "f")
+        finally:
+            os.close(writer)
+            time.sleep(0.5)  # the writer's release is completing the upload, held back
+            os.close(reader)
+        deadline = time.monotonic() + 10
+        while f"{key}: deleted (unlinked while open, now closed)" not in mount.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        fault_admin(obs_local, "DELETE")
+    time.sleep(0.5)
+    assert "f" not in server_objects(obs_local, directory.name + "/")
+    assert uploads_in_progress(obs_local, key) == []
+    assert os.listdir(directory) == []
 
 
 def test_stat_while_changing_shows_the_new_mtime_which_stays_after_close(mount):

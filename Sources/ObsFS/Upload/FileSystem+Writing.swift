@@ -462,7 +462,7 @@ extension ObsFileSystem {
         guard let file = openFiles.withLock({ $0.beginRelease(handle) }) else { return }
         await finishReleasing(file)
         let (unheld, unlinkedNames) = openFiles.withLock { files in
-            (files.endRelease(file), files.takeUnlinkedNames(ifLastOf: file.inode.number))
+            (files.endRelease(file), files.takeUnlinkedNames(afterReleaseOf: file.inode.number))
         }
         unheld?.close()
         for unlinked in unlinkedNames { await deleteUnlinkedObject(unlinked) }
