@@ -335,6 +335,32 @@ struct NamespaceTests {
         #expect(fs.statistics().maximumNameLength == 255)
     }
 
+    /// Only a directory rename that failed after changing something is partial (the adapter then
+    /// tells the kernel to forget what it knows of the target's name); a refusal before any change
+    /// is an ordinary error.
+    @Test func aDirectoryRenameIsPartialOnlyOnceItChangedSomething() async throws {
+        func renameError(_ fs: ObsFileSystem, to parent: InodeNumber, _ name: String) async -> (any Error)? {
+            do {
+                try await fs.rename(parent: .root, name: "d", newParent: parent, newName: name, flags: 0)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let store = FaultInjectingStore(storeWith(["d/", "d/" + String(repeating: "g", count: 250)]))
+        let fs = makeFileSystem(store)
+        var deep = InodeNumber.root
+        for _ in 0..<4 { deep = try await fs.mkdir(parent: deep, name: String(repeating: "e", count: 200), mode: 0o755, caller: testCaller).inode }
+        let tooLong = await renameError(fs, to: deep, "x")
+        #expect(tooLong.map { ErrnoMapping.errno(for: $0) } == .nameTooLong)
+        #expect(tooLong.map { !($0 is PartialRenameError) } == true)
+        store.fail(.delete)
+        let deleteFailed = await renameError(fs, to: .root, "moved")
+        #expect(deleteFailed.map { ErrnoMapping.errno(for: $0) } == .io)
+        #expect(deleteFailed.map { $0 is PartialRenameError } == true)
+        #expect(store.inner.object("moved/" + String(repeating: "g", count: 250)) != nil)
+    }
+
     @Test func errnoMapping() {
         func mapped(_ code: ObsErrorCode) -> Errno { ErrnoMapping.errno(for: ServiceError(status: code.httpStatus, code: code, message: "")) }
         #expect(mapped(.accessDenied) == .accessDenied)

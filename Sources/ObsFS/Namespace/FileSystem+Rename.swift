@@ -84,12 +84,7 @@ extension ObsFileSystem {
             case (.directory(_, let markerKey), let target):
                 let replacing = target != nil
                 let completing = replacing ? try await checkResumable(sourcePath, targetPath) : false
-                let copies: [CopiedFile]
-                do {
-                    copies = try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, replacing: replacing, completing: completing)
-                } catch {
-                    throw PartialRenameError(failure: FileSystemError(doing: "renaming directory \(sourcePath) to \(targetPath)", error))
-                }
+                let copies = try await moveDirectory(sourcePath, to: targetPath, legacyMarker: markerKey, replacing: replacing, completing: completing)
                 noteCopies(copies, below: table.child(parent, name))
             }
         } catch {
@@ -390,9 +385,12 @@ extension ObsFileSystem {
         }
     }
 
+    /// A key found below a directory: the key, its name relative to the directory, its version.
+    typealias ListedKey = (key: ObjectKey, relative: String, version: KeyVersion)
+
     /// Every key under `prefix` (no delimiter), with its size and ETag.
-    private func allKeys(below prefix: String) async throws -> [(key: ObjectKey, relative: String, version: KeyVersion)] {
-        var keys: [(ObjectKey, String, KeyVersion)] = []
+    private func allKeys(below prefix: String) async throws -> [ListedKey] {
+        var keys: [ListedKey] = []
         var marker: String?
         repeat {
             let page: ObjectListing
@@ -441,17 +439,31 @@ extension ObsFileSystem {
     }
 
     /// Copies every key below `sourcePath` under `targetPath`, then deletes the sources; the
-    /// files copied.
+    /// files copied. A refusal before anything changed (the listing failed, a key would be too
+    /// long) is thrown as it is; a failure after is a `PartialRenameError`: both names may now
+    /// exist on the server.
     private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [CopiedFile] {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
-        var keys = try await allKeys(below: sourcePrefix)
+        let keys = try await allKeys(below: sourcePrefix)
         // Every key must fit under its new name before anything is copied (the target's marker
         // included, which the rename makes when the source has none).
         let longest = max(targetPrefix.utf8.count, keys.map { targetPrefix.utf8.count + $0.relative.utf8.count }.max() ?? 0)
         guard longest <= KeyNaming.maximumNameLength else {
             throw FileSystemError(.nameTooLong, "renaming \(sourcePrefix) to \(targetPrefix): a key below would be \(longest) bytes, more than \(KeyNaming.maximumNameLength)")
         }
+        do {
+            return try await copyDirectoryKeys(keys, from: sourcePath, to: targetPath, legacyMarker: legacyMarker, replacing: replacing, completing: completing)
+        } catch {
+            throw PartialRenameError(failure: FileSystemError(doing: "renaming directory \(sourcePath) to \(targetPath)", error))
+        }
+    }
+
+    /// `moveDirectory`'s changes: the record, the copies of `keys`, the deletes of the sources.
+    private func copyDirectoryKeys(_ listed: [ListedKey], from sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [CopiedFile] {
+        let sourcePrefix = listPrefix(ofDirectory: sourcePath)
+        let targetPrefix = listPrefix(ofDirectory: targetPath)
+        var keys = listed
         // Files unlinked below while open have no name: not copied, deleted with the sources; a
         // record of an earlier rename into the source is not this rename's.
         let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasUTF8Prefix(sourcePrefix) }.map(\.key))
