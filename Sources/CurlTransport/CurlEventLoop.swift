@@ -50,8 +50,18 @@ final class CurlTransfer: @unchecked Sendable {
     var bytesWritten = 0
     var readOffset = 0
     var overflowLimit: Int?
+    /// The caller's memory of a `.memory` destination and of a `.memory` body, resolved once: the
+    /// request keeps their owners alive for the transfer's life, so curl's callbacks copy without
+    /// going through the request's enums (a retain and a release of the owner per callback, a
+    /// few percent of a fast GET's CPU).
+    let destinationBytes: UnsafeMutableRawBufferPointer?
+    let bodyBytes: UnsafeRawBufferPointer?
 
-    init(request: HTTPRequest) { self.request = request }
+    init(request: HTTPRequest) {
+        self.request = request
+        destinationBytes = if case .memory(let region) = request.destination { region.mutableBytes } else { nil }
+        bodyBytes = if case .memory(let region) = request.body { region.bytes } else { nil }
+    }
 
     func resume(_ result: Result<HTTPResponse, TransportError>) {
         continuation?.resume(returning: result)
@@ -354,12 +364,28 @@ private let errorBodyLimit = 1 << 20
 /// CURL_MAX_READ_SIZE (a macro Swift does not import): the largest CURLOPT_BUFFERSIZE.
 private let curlMaxReadSize = 512 * 1024
 
+/// The transfer behind curl's userdata, without a retain and a release per callback (several
+/// per MiB of a body): `running` keeps it alive while curl may call back.
+private func withTransfer<Result>(_ userdata: UnsafeMutableRawPointer, _ body: (CurlTransfer) -> Result) -> Result {
+    Unmanaged<CurlTransfer>.fromOpaque(userdata)._withUnsafeGuaranteedRef(body)
+}
+
 private let headerCallback: curl_write_callback = { buffer, size, count, userdata in
     let length = size * count
     guard let buffer, let userdata else { return length }
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-    transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: buffer, count: length))
+    withTransfer(userdata) { $0.receiveHeaderLine(UnsafeRawBufferPointer(start: buffer, count: length)) }
     return length
+}
+
+private let writeCallback: curl_write_callback = { buffer, size, count, userdata in
+    let length = size * count
+    guard let buffer, let userdata else { return length }
+    return withTransfer(userdata) { $0.receiveBody(UnsafeRawBufferPointer(start: buffer, count: length)) }
+}
+
+private let readCallback: curl_read_callback = { buffer, size, count, userdata in
+    guard let buffer, let userdata else { return 0 }
+    return withTransfer(userdata) { $0.sendBody(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count)) }
 }
 
 extension CurlTransfer {
@@ -391,60 +417,51 @@ extension CurlTransfer {
     }
 }
 
-private let writeCallback: curl_write_callback = { buffer, size, count, userdata in
-    let length = size * count
-    guard let buffer, let userdata else { return length }
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-    let chunk = UnsafeRawBufferPointer(start: buffer, count: length)
-    switch transfer.request.destination {
-    case .memory(let region) where (200..<300).contains(transfer.status):
-        guard transfer.bytesWritten + length <= region.count else {
-            transfer.overflowLimit = region.count
-            return 0 // aborts the transfer with CURLE_WRITE_ERROR
+extension CurlTransfer {
+    /// Takes a piece of the response body; the bytes taken, or 0 to abort the transfer
+    /// (CURLE_WRITE_ERROR) when the body outgrows its destination.
+    fileprivate func receiveBody(_ chunk: UnsafeRawBufferPointer) -> Int {
+        if let destination = destinationBytes, (200..<300).contains(status) {
+            guard bytesWritten + chunk.count <= destination.count else {
+                overflowLimit = destination.count
+                return 0
+            }
+            UnsafeMutableRawBufferPointer(rebasing: destination[bytesWritten ..< bytesWritten + chunk.count]).copyMemory(from: chunk)
+            bytesWritten += chunk.count
+            return chunk.count
         }
-        let target = UnsafeMutableRawBufferPointer(rebasing: region.mutableBytes[transfer.bytesWritten ..< transfer.bytesWritten + length])
-        target.copyMemory(from: chunk)
-        transfer.bytesWritten += length
-    case .memory:
-        guard transfer.collected.count + length <= errorBodyLimit else {
-            transfer.overflowLimit = errorBodyLimit
+        let limit = if case .collect(let limit) = request.destination { limit } else { errorBodyLimit }
+        guard collected.count + chunk.count <= limit else {
+            overflowLimit = limit
             return 0
         }
-        transfer.collected.append(contentsOf: chunk)
-    case .collect(let limit):
-        guard transfer.collected.count + length <= limit else {
-            transfer.overflowLimit = limit
-            return 0
-        }
-        transfer.collected.append(contentsOf: chunk)
+        collected.append(contentsOf: chunk)
+        return chunk.count
     }
-    return length
-}
 
-private let readCallback: curl_read_callback = { buffer, size, count, userdata in
-    guard let buffer, let userdata else { return 0 }
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-    let capacity = size * count
-    let target = UnsafeMutableRawBufferPointer(start: buffer, count: capacity)
-    func copy(from source: UnsafeRawBufferPointer) -> Int {
-        let length = min(capacity, source.count - transfer.readOffset)
-        guard length > 0 else { return 0 }
-        target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[transfer.readOffset ..< transfer.readOffset + length]))
-        transfer.readOffset += length
-        return length
-    }
-    switch transfer.request.body {
-    case .none: return 0
-    case .bytes(let bytes): return bytes.withUnsafeBytes { copy(from: $0) }
-    case .memory(let region): return copy(from: region.bytes)
+    /// Copies the next piece of the request body into `target`; the bytes copied, 0 at its end.
+    fileprivate func sendBody(into target: UnsafeMutableRawBufferPointer) -> Int {
+        func copy(from source: UnsafeRawBufferPointer) -> Int {
+            let length = min(target.count, source.count - readOffset)
+            guard length > 0 else { return 0 }
+            target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[readOffset ..< readOffset + length]))
+            readOffset += length
+            return length
+        }
+        if let bodyBytes { return copy(from: bodyBytes) }
+        switch request.body {
+        case .none, .memory: return 0
+        case .bytes(let bytes): return bytes.withUnsafeBytes { copy(from: $0) }
+        }
     }
 }
 
 /// Lets curl rewind the body when it resends on a fresh connection (a kept-alive one died).
 private let seekCallback: curl_seek_callback = { userdata, offset, origin in
     guard let userdata else { return CURL_SEEKFUNC_CANTSEEK }
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-    guard origin == SEEK_SET, offset >= 0, Int(offset) <= transfer.request.body.count else { return CURL_SEEKFUNC_CANTSEEK }
-    transfer.readOffset = Int(offset)
-    return CURL_SEEKFUNC_OK
+    return withTransfer(userdata) { transfer in
+        guard origin == SEEK_SET, offset >= 0, Int(offset) <= transfer.request.body.count else { return CURL_SEEKFUNC_CANTSEEK }
+        transfer.readOffset = Int(offset)
+        return CURL_SEEKFUNC_OK
+    }
 }
