@@ -6,7 +6,8 @@
 RESULTS has one tab-separated line per measurement: server, client, workload, outcome ("ok" or
 why not), seconds, bytes, daemon CPU s, server CPU s, daemon peak RSS MiB, requests, bytes
 received, bytes sent (by the server), requests by operation ("-" where not known), detail (what the workload printed:
-the count of reads for "random"; "MAX_MS MEDIAN_MS PROBES" for "busy"). Prints, per server, the throughput table
+the count of reads for "random"; "MAX_MS MEDIAN_MS PROBES" for "busy"). A workload measured in several rounds
+(read) is shown by its median round. Prints, per server, the throughput table
 (write-1M, write-4k, read), the small-file table (creates, ls, ls-warm, ls-remount), the read extras of issue 9
 (random 4 KiB reads per second, 1 MiB append) and the stat/ls latency while writing, then one table of the goals of issues 8, 9 and 10
 as ratios measured in this run, each marked met or missed.
@@ -33,7 +34,21 @@ def load(path):
         row["ok"] = row["outcome"] == "ok"
         for field in ("seconds", "bytes", "daemon_cpu", "server_cpu"):
             row[field] = float(row[field])
-    return rows
+    return median_rounds(rows)
+
+
+def median_rounds(rows):
+    """One row per server, client and workload: a workload measured in several rounds (read)
+    keeps its median round by time (the lower of the two middle ones for an even count) among
+    those that succeeded, or its first row when none did."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["server"], row["client"], row["workload"]), []).append(row)
+    kept = []
+    for group in groups.values():
+        succeeded = sorted((row for row in group if row["ok"]), key=lambda row: row["seconds"])
+        kept.append(succeeded[(len(succeeded) - 1) // 2] if succeeded else group[0])
+    return kept
 
 
 def mbps(row):
