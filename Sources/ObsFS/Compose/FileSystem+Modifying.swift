@@ -133,13 +133,33 @@ extension ObsFileSystem {
         }
     }
 
-    /// A write to a changing file; beyond the memory budget the changes held are composed
-    /// first and the write waits for that.
-    func write(_ modify: ModifySession, _ inode: Inode, at offset: Int64, bytes: UnsafeRawBufferPointer) -> WriteAdmission {
+    /// A write through `handle` to a changing file (`appending`: at its end); beyond the memory
+    /// budget the changes held are composed first and the write waits for that. While a rename
+    /// of the file is under way the write waits for its end, then goes through the session the
+    /// handle has then (the file's under its new name); once only: EBUSY when that one is
+    /// retired too.
+    func write(_ modify: ModifySession, _ inode: Inode, handle: FileHandleID, at offset: Int64, appending: Bool,
+               bytes: UnsafeRawBufferPointer, afterRename: Bool = false) -> WriteAdmission {
         if modify.failure != nil { return .refused(FileSystemError(.io, "\(modify.key): an earlier composition failed; this file takes no more writes")) }
-        switch modify.write(bytes, at: offset) {
+        let at = appending ? modify.size : offset
+        switch modify.write(bytes, at: at) {
         case .taken: return .accepted(bytes.count)
-        case .retired: return .refused(modify.renameUnderWay)
+        case .retired(let renamed):
+            guard !afterRename else { return .refused(modify.renameUnderWay) }
+            let pending = PendingWrite()
+            let copy = Array(bytes)
+            Task {
+                await renamed.value
+                guard let current = self.openFiles.withLock({ $0.files[handle]?.modify }) else {
+                    _ = pending.result.fulfill(.failure(FileSystemError(.badFileHandle, "\(handle) was released during a rename")))
+                    return
+                }
+                let admission = copy.withUnsafeBytes {
+                    self.write(current, inode, handle: handle, at: offset, appending: appending, bytes: $0, afterRename: true)
+                }
+                _ = pending.result.fulfill(await admission.outcome)
+            }
+            return .waiting(pending)
         case .overBudget: break
         }
         let pending = PendingWrite()
@@ -147,7 +167,7 @@ extension ObsFileSystem {
         Task {
             do {
                 try await self.commit(modify, inode)
-                let result: Result<Int, FileSystemError> = switch copy.withUnsafeBytes({ modify.write($0, at: offset) }) {
+                let result: Result<Int, FileSystemError> = switch copy.withUnsafeBytes({ modify.write($0, at: appending ? modify.size : at) }) {
                 case .taken: .success(copy.count)
                 case .retired: .failure(modify.renameUnderWay)
                 case .overBudget: .failure(FileSystemError(.outOfMemory, "\(modify.key): one write larger than the change budget"))

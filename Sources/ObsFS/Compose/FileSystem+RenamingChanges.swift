@@ -1,15 +1,19 @@
-// A rename of files open for changes (ModifySession.swift). Once the opener's flush stored every
-// change (`close()` returned), the descriptor only awaits its release, which the kernel sends a
-// moment later: a rename then (`echo x >> log; mv log log.1`) must not answer EBUSY. The rename
-// retires every such session below the paths it moves or replaces, so that nothing is composed
-// under the old name while the objects move, then:
+// A rename of files open for changes (ModifySession.swift). The rename retires every such
+// session below the paths it moves or replaces, so that nothing is composed under the old name
+// while the objects move; writes through a retired session wait for the rename's end. Then:
 // - a session of the moved file (or of a file below the moved directory) is replaced by one over
-//   the object under its new name, so a later write through the descriptor (a `dup` of it still
-//   open) changes the renamed file;
+//   the object under its new name, and the writes held, and every later write through the
+//   descriptor, change the renamed file;
 // - a session of the replaced target takes writes again; its file lost its name, so its changes
 //   are dropped at the last close, as a local filesystem drops them (`commit`).
-// A session with changes not stored yet, or held by a handle whose opener has not closed it,
-// answers EBUSY.
+// The file a rename moves may be open for writing by a program that goes on writing (`mv log
+// log.1` beside the logger, `(echo foo; mv f f.new) > f`): the rename first stores what its
+// descriptors hold (a file being streamed is completed as it stands and its writers go on as
+// changes, `FileSystem+Rename.swift`; changes not stored yet are composed, `storeRetiredChanges`),
+// and its sessions are retired whatever they hold. Other sessions (files below a moved
+// directory, a replaced target) answer EBUSY while they hold changes not stored yet, or while a
+// handle whose opener has not closed it holds them: their writers would wait for a whole
+// directory's copy.
 import OBSProtocol
 
 extension ObsFileSystem {
@@ -23,8 +27,9 @@ extension ObsFileSystem {
 
     /// Retires the sessions changing `sourcePath`, `targetPath` or files below them; EBUSY (and
     /// none retired) when one has changes not stored yet, or a handle whose opener has not
-    /// closed it.
-    func retireChanges(moving sourcePath: String, replacing targetPath: String) throws -> RetiredChanges {
+    /// closed it, unless it changes the file the rename moves (`movingFile`: `sourcePath` is a
+    /// file), whose changes the caller stores (`storeRetiredChanges`).
+    func retireChanges(moving sourcePath: String, replacing targetPath: String, movingFile: Bool) throws -> RetiredChanges {
         let open = openFiles.withLock { files in
             files.files.compactMap { handle, file in
                 file.modify.map { (handle: handle, number: file.inode.number, session: $0, closed: file.openerClosed) }
@@ -44,7 +49,8 @@ extension ObsFileSystem {
         }
         var retired = RetiredChanges()
         for group in groups {
-            guard group.closed, group.session.retireIfClean() else {
+            let movedFile = movingFile && group.moved && group.path.hasSameUTF8(as: sourcePath)
+            guard movedFile ? group.session.retireForRename() : group.closed && group.session.retireIfClean() else {
                 unretire(retired)
                 throw FileSystemError(.busy, "\(group.path) is open for changes not stored yet; rename it after it is closed")
             }
@@ -59,11 +65,21 @@ extension ObsFileSystem {
         for session in retired.replaced { session.unretire() }
     }
 
+    /// Stores the changes the moved file's retired sessions hold (a composition under the old
+    /// name, as its close would make), before the rename copies it.
+    func storeRetiredChanges(_ retired: RetiredChanges, of file: Inode) async throws {
+        for (session, _) in retired.moved where session.holdsChanges {
+            try await commit(session, file)
+        }
+    }
+
     /// After the table moved the names: each moved session is replaced by one over the object
-    /// under its new name (its ETag as the store answers it now: a copy may have a new one).
+    /// under its new name (its ETag as the store answers it now: a copy may have a new one); the
+    /// writes it held go on through that one.
     func followRename(_ retired: RetiredChanges) async {
         for session in retired.replaced { session.unretire() }
         for (old, handles) in retired.moved {
+            defer { old.renameEnded() }
             guard let number = openFiles.withLock({ files in handles.compactMap { files.files[$0]?.inode.number }.first }),
                   let path = table.path(of: number) else { continue }  // released meanwhile
             let key = objectKey(path)

@@ -216,8 +216,10 @@ final class ModifySession: Sendable {
         var options: ObjectOptions
         /// The error of a failed composition; the changes are abandoned from then on.
         var failure: (any Error)?
-        /// A rename of the file is under way (writes answer EBUSY); `retireIfClean`.
-        var retired = false
+        /// A rename of the file is under way (`retireIfClean`, `retireForRename`): writes wait
+        /// for this to be fulfilled, then go on through the handle's session, the session that
+        /// follows the file to its new name (`renameEnded`), or this one again (`unretire`).
+        var retirement: OneShot<Void>?
         /// The changes went with the unlinked file (`drop`): commits store nothing.
         var dropped = false
         /// The file's times as changed so far, which `stat` shows and the composed object
@@ -243,8 +245,8 @@ final class ModifySession: Sendable {
         case taken
         /// The changes held would outgrow the budget: compose first.
         case overBudget
-        /// The file is being renamed (`retireIfClean`).
-        case retired
+        /// The file is being renamed (`retireIfClean`): try again once the OneShot is fulfilled.
+        case retired(OneShot<Void>)
     }
 
     /// The base, the changes and the size; never held across an await.
@@ -280,7 +282,7 @@ final class ModifySession: Sendable {
     /// Takes a write, unless it would outgrow the budget or a rename retired the session.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> WriteResult {
         state.withLock { state in
-            guard !state.retired else { return .retired }
+            if let retirement = state.retirement { return .retired(retirement) }
             guard state.changes.byteCount + bytes.count <= changeBudget || state.changes.isEmpty else { return .overBudget }
             state.changes.write(bytes, at: offset)
             state.size = max(state.size, offset + Int64(bytes.count))
@@ -293,7 +295,7 @@ final class ModifySession: Sendable {
     /// a rename retired the session.
     func truncate(to size: Int64) throws(FileSystemError) {
         try state.withLock { state throws(FileSystemError) in
-            guard !state.retired else { throw renameUnderWay }
+            guard state.retirement == nil else { throw renameUnderWay }
             guard size != state.size else { return }  // nothing to cut or extend: nothing to compose
             state.changes.cut(at: size)
             state.baseVisible = min(state.baseVisible, size)
@@ -320,12 +322,22 @@ final class ModifySession: Sendable {
     func retireIfClean() -> Bool {
         state.withLock { state in
             guard state.changes.isEmpty, !state.resized, state.failure == nil else { return false }
-            state.retired = true
+            if state.retirement == nil { state.retirement = OneShot() }
             return true
         }
     }
 
-    var isRetired: Bool { state.withLock { $0.retired } }
+    /// Marks the session as being renamed whatever it holds (the rename stores it first, see
+    /// `storeForRename`); false when an earlier composition failed.
+    func retireForRename() -> Bool {
+        state.withLock { state in
+            guard state.failure == nil else { return false }
+            if state.retirement == nil { state.retirement = OneShot() }
+            return true
+        }
+    }
+
+    var isRetired: Bool { state.withLock { $0.retirement != nil } }
 
     /// The file was unlinked and this is its last release: once no composition is under way,
     /// the changes are dropped and later commits store nothing.
@@ -337,7 +349,7 @@ final class ModifySession: Sendable {
 
     /// Whether another descriptor of the file may join the session: no failed composition, no
     /// rename under way, not dropped with the unlinked file.
-    var isShareable: Bool { state.withLock { $0.failure == nil && !$0.retired && !$0.dropped } }
+    var isShareable: Bool { state.withLock { $0.failure == nil && $0.retirement == nil && !$0.dropped } }
 
     /// Whether writes or a new length are held that no commit stored yet.
     var holdsChanges: Bool { state.withLock { !$0.dropped && (!$0.changes.isEmpty || $0.resized) } }
@@ -346,8 +358,18 @@ final class ModifySession: Sendable {
     var renameUnderWay: FileSystemError { FileSystemError(.busy, "\(key) is being renamed; change it again once the rename ended") }
 
     /// The rename ended without a new name for this session (it failed, or this file was the
-    /// target it replaced): writes are taken again.
-    func unretire() { state.withLock { $0.retired = false } }
+    /// target it replaced): writes are taken again, the ones held first.
+    func unretire() {
+        let retirement = state.withLock { state in
+            defer { state.retirement = nil }
+            return state.retirement
+        }
+        _ = retirement?.fulfill(())
+    }
+
+    /// The rename ended and this session stays retired (a session under the new name replaced
+    /// it, or none could be made): the writes held go on through the handle's session now.
+    func renameEnded() { _ = state.withLock { $0.retirement }?.fulfill(()) }
 
     /// Up to `count` bytes at `offset` of the file as written so far. A composition of another
     /// descriptor's close that replaces the base meanwhile (its old version is gone: 412, or

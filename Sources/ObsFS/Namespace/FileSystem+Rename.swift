@@ -52,18 +52,28 @@ extension ObsFileSystem {
         guard !sourcePath.hasSameUTF8(as: targetPath) else { return }
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
         await endStoredEmptyUploads(at: [sourcePath, targetPath])
+        let sourceFile = table.child(parent, name).flatMap { $0.kind == .directory ? nil : $0 }
+        if let sourceFile { try await completeStreamToRename(sourceFile, sourcePath) }
         let ended = try beginRenaming(files, sourcePath)
         defer { endRenaming(files, ended) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
             throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")
         }
-        guard let source = try await existingEntry(sourcePath) else { throw FileSystemError(.noEntry, "no \(sourcePath)") }
-        let target = try await existingEntry(targetPath)
-        if target != nil && flags & ObsFileSystem.renameNoReplace != 0 { throw FileSystemError(.exists, "\(targetPath) exists (RENAME_NOREPLACE)") }
-        if let known = table.child(newParent, newName), isBusy(known.number, path: targetPath) {
-            throw FileSystemError(.busy, "\(targetPath) is being written")
+        let retired = try retireChanges(moving: sourcePath, replacing: targetPath, movingFile: sourceFile != nil)
+        let source: RemoteEntry, target: RemoteEntry?
+        do {
+            if let sourceFile { try await storeRetiredChanges(retired, of: sourceFile) }
+            guard let found = try await existingEntry(sourcePath) else { throw FileSystemError(.noEntry, "no \(sourcePath)") }
+            source = found
+            target = try await existingEntry(targetPath)
+            if target != nil && flags & ObsFileSystem.renameNoReplace != 0 { throw FileSystemError(.exists, "\(targetPath) exists (RENAME_NOREPLACE)") }
+            if let known = table.child(newParent, newName), isBusy(known.number, path: targetPath) {
+                throw FileSystemError(.busy, "\(targetPath) is being written")
+            }
+        } catch {
+            unretire(retired)
+            throw error
         }
-        let retired = try retireChanges(moving: sourcePath, replacing: targetPath)
         // Objects below a moved directory may keep their ETag and Last-Modified under their new
         // keys (a parallel file system bucket renames in place): no saved answer is trusted again.
         let movesDirectory = if case .directory = source { true } else { false }
@@ -97,6 +107,15 @@ extension ObsFileSystem {
         removedName(name, from: parent)
         if let moved = table.child(newParent, newName) { table.noteChangedItself(moved.number) }  // its ctime, not its mtime
         await followRename(retired)
+    }
+
+    /// A file being streamed is completed as it stands before it is renamed (the program writing
+    /// it goes on as changes to that object, which the rename moves): the upload's key is the
+    /// name the file was created with.
+    private func completeStreamToRename(_ file: Inode, _ path: String) async throws {
+        guard let session = upload(of: file.number), session.isUploading else { return }
+        logger.info("\(session.key): renamed while being written; completing it as it stands and continuing by composition")
+        _ = try await continueWritersByComposition(session, of: file)
     }
 
     /// A parallel file system bucket renames a file or a whole directory in one atomic request.

@@ -242,9 +242,9 @@ extension ObsFileSystem {
         let appends = appending && !configuration.writebackCache
         do {
             let file = try openFile(handle)
-            if let modify = file.modify { return write(modify, file.inode, at: appends ? modify.size : offset, bytes: bytes) }
+            if let modify = file.modify { return write(modify, file.inode, handle: handle, at: offset, appending: appends, bytes: bytes) }
             if let session = file.session, let continued = continueAfterCompletion(handle, file, session) {
-                return write(continued, file.inode, at: appends ? continued.size : offset, bytes: bytes)
+                return write(continued, file.inode, handle: handle, at: offset, appending: appends, bytes: bytes)
             }
             guard let session = file.session else {
                 return .refused(FileSystemError(.badFileHandle, "\(handle) is not open for writing"))
@@ -300,12 +300,8 @@ extension ObsFileSystem {
                 }
                 // An append goes to the end as it is once the upload was continued (an O_TRUNC
                 // open may have cut the file meanwhile).
-                let admission = copy.withUnsafeBytes { self.write(modify, file.inode, at: appending ? modify.size : offset, bytes: $0) }
-                switch admission {
-                case .accepted(let count): _ = pending.result.fulfill(.success(count))
-                case .refused(let error): _ = pending.result.fulfill(.failure(error))
-                case .waiting(let inner): _ = pending.result.fulfill(await inner.outcome)
-                }
+                let admission = copy.withUnsafeBytes { self.write(modify, file.inode, handle: handle, at: offset, appending: appending, bytes: $0) }
+                _ = pending.result.fulfill(await admission.outcome)
             } catch {
                 _ = pending.result.fulfill(.failure(FileSystemError(doing: "continuing \(session.key) by composition", error)))
             }

@@ -50,6 +50,17 @@ public enum WriteAdmission: Sendable {
     case refused(FileSystemError)
     /// The bytes are queued until a part buffer is free; await `PendingWrite.outcome`.
     case waiting(PendingWrite)
+
+    /// The byte count written or why not, once known.
+    var outcome: Result<Int, FileSystemError> {
+        get async {
+            switch self {
+            case .accepted(let count): .success(count)
+            case .refused(let error): .failure(error)
+            case .waiting(let pending): await pending.outcome
+            }
+        }
+    }
 }
 
 /// A write that waits for a part buffer.
