@@ -116,6 +116,32 @@ struct ModifyTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// A write over the change budget composes what is held, then is tried again, and again
+    /// while other writes filled the budget meanwhile (the kernel's writeback with
+    /// `writeback_cache` sends many at once). It answered ENOMEM ("one write larger than the
+    /// change budget") when the budget was full again after its composition, and the bytes were
+    /// lost with close() returning 0 (helper's fsx runs with `writeback_cache,memory_budget=1M`).
+    @Test func aWriteOverTheChangeBudgetIsTakenWhenOthersFilledItDuringTheComposition() async throws {
+        let inner = InMemoryStore()
+        let base = pattern(Int(2 * MiB))
+        inner.seed("f", base)
+        let faults = FaultInjectingStore(inner)
+        let fs = makeFileSystem(faults, budget: 4 * MiB)  // a change budget of 1 MiB
+        let file = try await fs.lookup(parent: .root, name: "f")
+        let handle = try await fs.open(file.inode, flags: O_RDWR).handle
+        let first = pattern(700 << 10, seed: 2), large = pattern(800 << 10, seed: 3), small = pattern(300 << 10, seed: 4)
+        _ = try await write(fs, handle, at: 0, first).get()
+        faults.holdParts()
+        let overBudget = Task { await write(fs, handle, at: Int64(first.count), large) }  // composes `first`
+        #expect(try await eventually { faults.heldPartCount > 0 })
+        _ = try await write(fs, handle, at: Int64(first.count + large.count), small).get()  // fits beside `first`
+        faults.release(.uploadPart)
+        #expect(try await overBudget.value.get() == large.count)  // `small` alone leaves no room for it
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(inner.object("f") == first + large + small + Array(base[(first.count + large.count + small.count)...]))
+    }
+
     /// Two processes changing one file (bonnie++'s seekers, a database opened twice): one set of
     /// changes, each reading the other's writes, each close storing all written so far, nothing
     /// refused for a changed ETag.

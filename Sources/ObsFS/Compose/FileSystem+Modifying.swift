@@ -162,17 +162,18 @@ extension ObsFileSystem {
             return .waiting(pending)
         case .overBudget: break
         }
+        // Over the budget: what is held is composed, then the write is tried again, and again
+        // while other writes fill the budget first (the kernel's writeback sends many at once);
+        // once nothing is held any write is taken, whatever its size.
         let pending = PendingWrite()
         let copy = Array(bytes)
         Task {
             do {
                 try await self.commit(modify, inode)
-                let result: Result<Int, FileSystemError> = switch copy.withUnsafeBytes({ modify.write($0, at: appending ? modify.size : at) }) {
-                case .taken: .success(copy.count)
-                case .retired: .failure(modify.renameUnderWay)
-                case .overBudget: .failure(FileSystemError(.outOfMemory, "\(modify.key): one write larger than the change budget"))
+                let admission = copy.withUnsafeBytes {
+                    self.write(modify, inode, handle: handle, at: offset, appending: appending, bytes: $0, afterRename: afterRename)
                 }
-                _ = pending.result.fulfill(result)
+                _ = pending.result.fulfill(await admission.outcome)
             } catch {
                 _ = pending.result.fulfill(.failure(FileSystemError(doing: "composing before a write", error)))
             }
