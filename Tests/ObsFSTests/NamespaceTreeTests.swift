@@ -587,6 +587,14 @@ struct NamespaceTreeTests {
         await fs.release(touching)
         #expect(try await local.store.headObject(ObjectKey("f"))?.metadata["ctime"] == touched.changed.description)
         #expect(try await fs.getattr(created.inode).changed == touched.changed)
+        // `touch -a` too, changing the atime alone: the mtime stays (it showed the touch's time).
+        let accessing = try await fs.open(created.inode, flags: O_WRONLY, opener: ProcessID(4)).handle
+        let accessed = try await fs.setattr(created.inode, AttributeChanges(accessed: FileTime(seconds: 9)))
+        #expect(accessed.modified == FileTime(seconds: 7) && accessed.accessed == FileTime(seconds: 9))
+        #expect(try await fs.getattr(created.inode).modified == FileTime(seconds: 7))
+        await fs.release(accessing)
+        #expect(try await local.store.headObject(ObjectKey("f"))?.metadata["mtime"] == FileTime(seconds: 7).description)
+        #expect(try await fs.getattr(created.inode).modified == FileTime(seconds: 7))
         let directory = try await fs.mkdir(parent: .root, name: "d", mode: 0o755, caller: testCaller)
         _ = try await fs.setattr(directory.inode, AttributeChanges(modified: FileTime(seconds: 1_500_000_000)))
         let beforeCreate = FileTime.now()

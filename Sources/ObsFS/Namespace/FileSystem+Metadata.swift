@@ -76,7 +76,9 @@ extension ObsFileSystem {
             let ownerChanged = changes.uid != nil || changes.gid != nil
             let keptByChown = ownerChanged && changes.permissions == nil ? caller.flatMap { permissionsAfterDroppingSetID(inode, .owner, by: $0) } : nil
             let changed = try await changePosix(inode, path, entry: changes.firstStoredEntry) { changes.apply(to: &$0, otherPermissions: keptByChown) }
-            self.changes(of: number)?.noteMetadataChange(modified: changes.modified, changed: changed)
+            // The mtime stored: the one given, else the file's (`touch -a` opens for writing and
+            // changes the atime alone: its mtime showed the time of the touch until the close).
+            self.changes(of: number)?.noteMetadataChange(modified: changes.modified ?? inode.facts.posix.modified, changed: changed)
         }
         return attributes(of: inode)
     }
