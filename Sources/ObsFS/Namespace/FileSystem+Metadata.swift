@@ -277,12 +277,18 @@ extension ObsFileSystem {
 
     // MARK: Extended attributes outside user.obs.
 
-    /// Why `name` is not kept (it is outside `user.*`), or nil. Decided without the store, so the
-    /// FUSE adapter answers it on its own thread: with `writeback_cache` the kernel asks for
-    /// `security.capability` before every write into its page cache.
+    /// The namespaces whose attributes the kernel or other tools interpret (capabilities, ACLs,
+    /// SELinux labels): never kept.
+    static let systemAttributeNamespaces = ["security.", "system.", "trusted."]
+
+    /// Why `name` is not kept (in a system namespace, or empty), or nil: `user.*` names are kept,
+    /// and so are names in no namespace, which FUSE passes through and s3fs keeps (`setfattr -n
+    /// key`; s3fs's own tests use them). Decided without the store, so the FUSE adapter answers it
+    /// on its own thread: with `writeback_cache` the kernel asks for `security.capability` before
+    /// every write into its page cache.
     public static func unkeptAttributeName(_ name: String) -> FileSystemError? {
-        guard name.hasPrefix("user."), name.count > 5 else {
-            return FileSystemError(.notSupported, "\(name): only user.* extended attributes are kept")
+        guard !name.isEmpty, name != "user.", !systemAttributeNamespaces.contains(where: { name.hasPrefix($0) }) else {
+            return FileSystemError(.notSupported, "\(name): security.*, system.* and trusted.* extended attributes are not kept")
         }
         return nil
     }
