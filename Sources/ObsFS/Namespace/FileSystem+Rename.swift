@@ -11,9 +11,10 @@
 // the job: a non-empty target directory whose every key also exists under the source (the
 // leftover of an interrupted rename of it) is copied over again instead of answering ENOTEMPTY.
 //
-// A file being written (or a directory holding one) answers EBUSY: its upload completes under
-// the name it was created with. So does one open for changes not stored yet; once its opener
-// closed it, it is renamed (FileSystem+RenamingChanges.swift). SSE-C objects answer EOPNOTSUPP
+// A file being written is renamed while its program goes on: a stream is completed as it stands
+// (the upload's key is the name it was created with), changes not stored yet are composed, and
+// the descriptors go on as changes under the new name (FileSystem+RenamingChanges.swift). A
+// directory holding such a file answers EBUSY. SSE-C objects answer EOPNOTSUPP
 // (the copy would need the key on both sides, which this mount does not send yet).
 // RENAME_NOREPLACE is honoured; RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped
 // atomically).
@@ -53,7 +54,7 @@ extension ObsFileSystem {
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
         await endStoredEmptyUploads(at: [sourcePath, targetPath])
         let sourceFile = table.child(parent, name).flatMap { $0.kind == .directory ? nil : $0 }
-        if let sourceFile { try await completeStreamToRename(sourceFile, sourcePath) }
+        if let sourceFile { try await completeStreamToRename(sourceFile) }
         let ended = try beginRenaming(files, sourcePath)
         defer { endRenaming(files, ended) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
@@ -112,7 +113,7 @@ extension ObsFileSystem {
     /// A file being streamed is completed as it stands before it is renamed (the program writing
     /// it goes on as changes to that object, which the rename moves): the upload's key is the
     /// name the file was created with.
-    private func completeStreamToRename(_ file: Inode, _ path: String) async throws {
+    private func completeStreamToRename(_ file: Inode) async throws {
         guard let session = upload(of: file.number), session.isUploading else { return }
         logger.info("\(session.key): renamed while being written; completing it as it stands and continuing by composition")
         _ = try await continueWritersByComposition(session, of: file)
