@@ -328,7 +328,7 @@ final class ModifySession: Sendable {
     }
 
     /// Marks the session as being renamed whatever it holds (the rename stores it first, see
-    /// `storeForRename`); false when an earlier composition failed.
+    /// `storeRetiredChanges`); false when an earlier composition failed.
     func retireForRename() -> Bool {
         state.withLock { state in
             guard state.failure == nil else { return false }
