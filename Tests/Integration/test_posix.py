@@ -320,6 +320,27 @@ def test_a_file_being_written_is_renamed_before_its_close(mount):
     assert set(server_objects(mount.server, directory.name + "/")) == {"f.new", "big.moved"}
 
 
+def test_a_directory_is_renamed_while_files_in_it_are_being_written(mount):
+    """`mv build build.old` during the build: the file being streamed and the log being appended
+    are stored as they stand, moved with the directory, and what the programs write next lands
+    under the new names (it answered EBUSY)."""
+    directory = mount.path / unique("rename-dir-open")
+    (directory / "build").mkdir(parents=True)
+    (directory / "build" / "log").write_bytes(b"old\n")
+    body = os.urandom(12 * 1024 * 1024)
+    with open(directory / "build" / "log", "ab", buffering=0) as log, open(directory / "build" / "out", "wb") as out:
+        log.write(b"started\n")
+        out.write(body[:8 * 1024 * 1024])
+        os.rename(directory / "build", directory / "build.old")
+        assert sorted(os.listdir(directory)) == ["build.old"]
+        log.write(b"done\n")
+        out.write(body[8 * 1024 * 1024:])
+    prefix = f"{directory.name}/build.old"
+    assert server_body(mount.server, f"{prefix}/log") == b"old\nstarted\ndone\n"
+    assert server_body(mount.server, f"{prefix}/out") == body
+    assert set(server_objects(mount.server, directory.name + "/")) == {"build.old/", "build.old/log", "build.old/out"}
+
+
 def test_a_file_closed_by_its_opener_is_renamed_while_a_child_still_holds_it(mount):
     """close() returned, but a child process keeps the descriptor (no release yet): the rename
     goes through, and what the child writes later lands under the new name."""

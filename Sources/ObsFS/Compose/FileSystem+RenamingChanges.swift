@@ -6,14 +6,15 @@
 //   descriptor, change the renamed file;
 // - a session of the replaced target takes writes again; its file lost its name, so its changes
 //   are dropped at the last close, as a local filesystem drops them (`commit`).
-// The file a rename moves may be open for writing by a program that goes on writing (`mv log
-// log.1` beside the logger, `(echo foo; mv f f.new) > f`): the rename first stores what its
-// descriptors hold (a file being streamed is completed as it stands and its writers go on as
-// changes, `FileSystem+Rename.swift`; changes not stored yet are composed, `storeRetiredChanges`),
-// and its sessions are retired whatever they hold. Other sessions (files below a moved
-// directory, a replaced target) answer EBUSY while they hold changes not stored yet, or while a
-// handle whose opener has not closed it holds them: their writers would wait for a whole
-// directory's copy.
+// The files a rename moves (the file, or the files below the directory) may be open for writing
+// by programs that go on writing (`mv log log.1` beside the logger, `(echo foo; mv f f.new) > f`,
+// `mv build build.old` during the build): the rename first stores what their descriptors hold (a
+// file being streamed is completed as it stands and its writers go on as changes,
+// `FileSystem+Rename.swift`; changes not stored yet are composed, `storeRetiredChanges`), and
+// their sessions are retired whatever they hold; their writes wait while the objects are copied.
+// The sessions of a replaced target answer EBUSY while they hold changes not stored yet, or while
+// a handle whose opener has not closed it holds them (the file loses its name: what it holds
+// would be dropped).
 import OBSProtocol
 
 extension ObsFileSystem {
@@ -25,11 +26,11 @@ extension ObsFileSystem {
         var replaced: [ModifySession] = []
     }
 
-    /// Retires the sessions changing `sourcePath`, `targetPath` or files below them; EBUSY (and
-    /// none retired) when one has changes not stored yet, or a handle whose opener has not
-    /// closed it, unless it changes the file the rename moves (`movingFile`: `sourcePath` is a
-    /// file), whose changes the caller stores (`storeRetiredChanges`).
-    func retireChanges(moving sourcePath: String, replacing targetPath: String, movingFile: Bool) throws -> RetiredChanges {
+    /// Retires the sessions changing `sourcePath`, `targetPath` or files below them: those of
+    /// the files moved whatever they hold (the caller stores it, `storeRetiredChanges`); EBUSY
+    /// (and none retired) when one of the target has changes not stored yet, or a handle whose
+    /// opener has not closed it.
+    func retireChanges(moving sourcePath: String, replacing targetPath: String) throws -> RetiredChanges {
         let open = openFiles.withLock { files in
             files.files.compactMap { handle, file in
                 file.modify.map { (handle: handle, number: file.inode.number, session: $0, closed: file.openerClosed) }
@@ -49,8 +50,7 @@ extension ObsFileSystem {
         }
         var retired = RetiredChanges()
         for group in groups {
-            let movedFile = movingFile && group.moved && group.path.hasSameUTF8(as: sourcePath)
-            guard movedFile ? group.session.retireForRename() : group.closed && group.session.retireIfClean() else {
+            guard group.moved ? group.session.retireForRename() : group.closed && group.session.retireIfClean() else {
                 unretire(retired)
                 throw FileSystemError(.busy, "\(group.path) is open for changes not stored yet; rename it after it is closed")
             }
@@ -65,10 +65,11 @@ extension ObsFileSystem {
         for session in retired.replaced { session.unretire() }
     }
 
-    /// Stores the changes the moved file's retired sessions hold (a composition under the old
-    /// name, as its close would make), before the rename copies it.
-    func storeRetiredChanges(_ retired: RetiredChanges, of file: Inode) async throws {
-        for (session, _) in retired.moved where session.holdsChanges {
+    /// Stores the changes the moved files' retired sessions hold (a composition under the old
+    /// name, as a close would make), before the rename copies them.
+    func storeRetiredChanges(_ retired: RetiredChanges) async throws {
+        for (session, handles) in retired.moved where session.holdsChanges {
+            guard let file = openFiles.withLock({ files in handles.compactMap { files.files[$0]?.inode }.first }) else { continue }
             try await commit(session, file)
         }
     }

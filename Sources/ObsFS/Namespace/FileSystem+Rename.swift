@@ -11,10 +11,10 @@
 // the job: a non-empty target directory whose every key also exists under the source (the
 // leftover of an interrupted rename of it) is copied over again instead of answering ENOTEMPTY.
 //
-// A file being written is renamed while its program goes on: a stream is completed as it stands
-// (the upload's key is the name it was created with), changes not stored yet are composed, and
-// the descriptors go on as changes under the new name (FileSystem+RenamingChanges.swift). A
-// directory holding such a file answers EBUSY. SSE-C objects answer EOPNOTSUPP
+// A file being written (or a directory holding one) is renamed while its program goes on: a
+// stream is completed as it stands (the upload's key is the name it was created with), changes
+// not stored yet are composed, and the descriptors go on as changes under the new name
+// (FileSystem+RenamingChanges.swift). SSE-C objects answer EOPNOTSUPP
 // (the copy would need the key on both sides, which this mount does not send yet).
 // RENAME_NOREPLACE is honoured; RENAME_EXCHANGE answers EINVAL (two objects cannot be swapped
 // atomically).
@@ -53,17 +53,16 @@ extension ObsFileSystem {
         guard !sourcePath.hasSameUTF8(as: targetPath) else { return }
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
         await endStoredEmptyUploads(at: [sourcePath, targetPath])
-        let sourceFile = table.child(parent, name).flatMap { $0.kind == .directory ? nil : $0 }
-        if let sourceFile { try await completeStreamToRename(sourceFile) }
+        try await completeStreamsToRename(sourcePath, table.child(parent, name))
         let ended = try beginRenaming(files, sourcePath)
         defer { endRenaming(files, ended) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
             throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")
         }
-        let retired = try retireChanges(moving: sourcePath, replacing: targetPath, movingFile: sourceFile != nil)
+        let retired = try retireChanges(moving: sourcePath, replacing: targetPath)
         let source: RemoteEntry, target: RemoteEntry?
         do {
-            if let sourceFile { try await storeRetiredChanges(retired, of: sourceFile) }
+            try await storeRetiredChanges(retired)
             guard let found = try await existingEntry(sourcePath) else { throw FileSystemError(.noEntry, "no \(sourcePath)") }
             source = found
             target = try await existingEntry(targetPath)
@@ -110,13 +109,19 @@ extension ObsFileSystem {
         await followRename(retired)
     }
 
-    /// A file being streamed is completed as it stands before it is renamed (the program writing
-    /// it goes on as changes to that object, which the rename moves): the upload's key is the
-    /// name the file was created with.
-    private func completeStreamToRename(_ file: Inode) async throws {
-        guard let session = upload(of: file.number), session.isUploading else { return }
-        logger.info("\(session.key): renamed while being written; completing it as it stands and continuing by composition")
-        _ = try await continueWritersByComposition(session, of: file)
+    /// The files being streamed that a rename moves (the file itself, or every file below the
+    /// directory) are completed as they stand first (the programs writing them go on as changes
+    /// to those objects, which the rename moves): an upload's key is the name its file was
+    /// created with.
+    private func completeStreamsToRename(_ sourcePath: String, _ source: Inode?) async throws {
+        guard let source else { return }
+        let streamed = openFiles.withLock { files in files.uploads.filter { $0.value.isUploading } }
+        for (number, session) in streamed {
+            let moved = number == source.number || source.kind == .directory && table.path(of: number)?.isPath(beneath: sourcePath) == true
+            guard moved, let file = table.inode(number) else { continue }
+            logger.info("\(session.key): renamed while being written; completing it as it stands and continuing by composition")
+            _ = try await continueWritersByComposition(session, of: file)
+        }
     }
 
     /// A parallel file system bucket renames a file or a whole directory in one atomic request.
@@ -559,6 +564,7 @@ extension ObsFileSystem {
         } catch {
             throw storeFailure("deleting the renamed keys under \(sourcePrefix)", error)
         }
+        await deleteEmptiedFolders(below: sourcePrefix, keys.map(\.relative))
         do {
             if recorded { try await store.deleteObject(recordKey) }
         } catch {
@@ -566,5 +572,29 @@ extension ObsFileSystem {
         }
         logger.notice("renamed directory \(sourcePrefix) to \(targetPrefix): \(keys.count) keys")
         return copied
+    }
+
+    /// SeaweedFS keeps a folder whose marker was deleted before the keys below it (the key order
+    /// of the deletes), empty, and lists it as a common prefix: the renamed directory stayed in
+    /// its parent's listing under its old name. Deleting each directory's marker again once the
+    /// keys below are gone, deepest first, removes it; elsewhere a DELETE of a missing key
+    /// changes nothing. A failure leaves an empty directory behind: logged, not fatal.
+    private func deleteEmptiedFolders(below sourcePrefix: String, _ relatives: [String]) async {
+        var folders: Set<String> = [""]
+        for relative in relatives {
+            var components = relative.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+            while !components.isEmpty {
+                folders.insert(components.joined(separator: "/") + "/")
+                components = components.dropLast()
+            }
+        }
+        for folder in folders.sorted(by: { $0.utf8.count > $1.utf8.count }) {
+            let marker = ObjectKey(sourcePrefix + folder)
+            do {
+                try await store.deleteObject(marker)
+            } catch {
+                logger.warning("renamed directory \(sourcePrefix): deleting \(marker) again failed; an empty directory may stay listed: \(error)")
+            }
+        }
     }
 }
