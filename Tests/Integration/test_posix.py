@@ -310,14 +310,19 @@ def test_a_file_being_written_is_renamed_before_its_close(mount):
     directory.mkdir()
     subprocess.run(["bash", "-c", "(echo foo; mv f f.new; echo bar) > f"], cwd=directory, check=True)
     assert server_body(mount.server, f"{directory.name}/f.new") == b"foo\nbar\n"
-    assert set(server_objects(mount.server, directory.name + "/")) == {"f.new"}
+    # The child's exit closes the empty file first (stored empty), then the rename, then the
+    # write: it was stored under the old name, and the new one read EIO (found by helper-40).
+    subprocess.run(["bash", "-c", "(sleep 0.1; mv e e.new; echo bar) > e"], cwd=directory, check=True)
+    assert server_body(mount.server, f"{directory.name}/e.new") == b"bar\n"
+    assert (directory / "e.new").read_bytes() == b"bar\n"
+    assert set(server_objects(mount.server, directory.name + "/")) == {"f.new", "e.new"}
     body = os.urandom(20 * 1024 * 1024)
     with open(directory / "big", "wb") as writer:
         writer.write(body[:12 * 1024 * 1024])  # parts sent
         os.rename(directory / "big", directory / "big.moved")
         writer.write(body[12 * 1024 * 1024:])
     assert server_body(mount.server, f"{directory.name}/big.moved") == body
-    assert set(server_objects(mount.server, directory.name + "/")) == {"f.new", "big.moved"}
+    assert set(server_objects(mount.server, directory.name + "/")) == {"f.new", "e.new", "big.moved"}
 
 
 def test_a_directory_is_renamed_while_files_in_it_are_being_written(mount):

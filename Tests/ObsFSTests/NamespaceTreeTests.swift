@@ -1159,6 +1159,26 @@ struct NamespaceTreeTests {
         #expect(store.object("log") == nil && store.object("log.1") == [1, 2, 3, 4, 5])
     }
 
+    /// `(sleep 0.1; mv f f.new; echo bar) > f`: the child's exit closes the new, empty file
+    /// first (it is stored empty), then the rename, then the write. The write was composed under
+    /// the old name (`f` held the bytes, `f.new` stayed empty and failed reads with EIO); it
+    /// changes the renamed file (found by helper-40).
+    @Test func aFileStoredEmptyByAnotherProcessesCloseIsWrittenUnderItsNewName() async throws {
+        let fs = mount()
+        let opener = ProcessID(40)
+        let (_, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 1000, gid: 1000, umask: 0o022, process: opener))
+        try await fs.flush(handle, writer: WriterIdentity(9), process: ProcessID(41), heldByOthers: { false })  // the child's exit
+        try await fs.rename(parent: .root, name: "f", newParent: .root, newName: "f.new", flags: 0)
+        _ = try await write(fs, handle, at: 0, Array("bar\n".utf8)).get()
+        try await fs.flush(handle, writer: WriterIdentity(7), process: opener)
+        await fs.release(handle)
+        #expect(store.object("f") == nil && store.object("f.new") == Array("bar\n".utf8))
+        let renamed = try await fs.lookup(parent: .root, name: "f.new")
+        let reader = try await fs.open(renamed.inode, flags: O_RDONLY)
+        #expect(try await fs.read(reader.handle, at: 0, count: 10).gathered() == Array("bar\n".utf8))
+        await fs.release(reader.handle)
+    }
+
     /// `mv build build.old` while the build still writes a log in it and streams a new file:
     /// the rename stores both as they stand, moves them, and the writers go on under the new
     /// names. It answered EBUSY while a file below was written or held changes not stored yet.

@@ -53,7 +53,7 @@ extension ObsFileSystem {
         guard !sourcePath.hasSameUTF8(as: targetPath) else { return }
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
         await endStoredEmptyUploads(at: [sourcePath, targetPath])
-        try await completeStreamsToRename(sourcePath, table.child(parent, name))
+        try await continueWritersToRename(sourcePath, table.child(parent, name))
         let ended = try beginRenaming(files, sourcePath)
         defer { endRenaming(files, ended) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
@@ -109,18 +109,25 @@ extension ObsFileSystem {
         await followRename(retired)
     }
 
-    /// The files being streamed that a rename moves (the file itself, or every file below the
-    /// directory) are completed as they stand first (the programs writing them go on as changes
-    /// to those objects, which the rename moves): an upload's key is the name its file was
-    /// created with.
-    private func completeStreamsToRename(_ sourcePath: String, _ source: Inode?) async throws {
+    /// The descriptors writing the files a rename moves (the file itself, or every file below the
+    /// directory) go on as changes to the objects, which the rename moves: a file being streamed
+    /// is completed as it stands first, and the writers of an upload completed already (their
+    /// opener's close, or another process's close of a file stored empty) get their changes now.
+    /// An upload's key is the name its file was created with: a write continuing it after the
+    /// rename would have been composed under the old name.
+    private func continueWritersToRename(_ sourcePath: String, _ source: Inode?) async throws {
         guard let source else { return }
-        let streamed = openFiles.withLock { files in files.uploads.filter { $0.value.isUploading } }
-        for (number, session) in streamed {
+        let uploads = openFiles.withLock { $0.uploads }
+        for (number, session) in uploads {
             let moved = number == source.number || source.kind == .directory && table.path(of: number)?.isPath(beneath: sourcePath) == true
             guard moved, let file = table.inode(number) else { continue }
-            logger.info("\(session.key): renamed while being written; completing it as it stands and continuing by composition")
-            _ = try await continueWritersByComposition(session, of: file)
+            if session.isUploading {
+                logger.info("\(session.key): renamed while being written; completing it as it stands and continuing by composition")
+                _ = try await continueWritersByComposition(session, of: file)
+            } else {
+                let writers = openFiles.withLock { files in files.files.filter { $0.value.session === session && $0.value.modify == nil } }
+                for (handle, writer) in writers { _ = continueAfterCompletion(handle, writer, session) }
+            }
         }
     }
 
