@@ -325,6 +325,22 @@ def test_a_file_being_written_is_renamed_before_its_close(mount):
     assert set(server_objects(mount.server, directory.name + "/")) == {"f.new", "e.new", "big.moved"}
 
 
+def test_a_file_being_written_is_replaced_by_a_rename(mount):
+    """`mv new.log app.log` while a program still appends to app.log: the rename replaces it (it
+    answered EBUSY), and what the program writes afterwards goes nowhere, as on a local disk."""
+    directory = mount.path / unique("replace-open")
+    directory.mkdir()
+    (directory / "app.log").write_bytes(b"old\n")
+    (directory / "new.log").write_bytes(b"new\n")
+    with open(directory / "app.log", "ab", buffering=0) as appending:
+        appending.write(b"held\n")
+        os.rename(directory / "new.log", directory / "app.log")
+        appending.write(b"late\n")
+    assert server_body(mount.server, f"{directory.name}/app.log") == b"new\n"
+    assert set(server_objects(mount.server, directory.name + "/")) == {"app.log"}
+    assert (directory / "app.log").read_bytes() == b"new\n"
+
+
 def test_a_directory_is_renamed_while_files_in_it_are_being_written(mount):
     """`mv build build.old` during the build: the file being streamed and the log being appended
     are stored as they stand, moved with the directory, and what the programs write next lands

@@ -12,9 +12,9 @@
 // file being streamed is completed as it stands and its writers go on as changes,
 // `FileSystem+Rename.swift`; changes not stored yet are composed, `storeRetiredChanges`), and
 // their sessions are retired whatever they hold; their writes wait while the objects are copied.
-// The sessions of a replaced target answer EBUSY while they hold changes not stored yet, or while
-// a handle whose opener has not closed it holds them (the file loses its name: what it holds
-// would be dropped).
+// The same holds for a replaced target open for writing: what it holds is stored first (then
+// overwritten by the copy), and what its descriptors write after the rename is dropped at their
+// last close.
 import OBSProtocol
 
 extension ObsFileSystem {
@@ -22,53 +22,52 @@ extension ObsFileSystem {
     struct RetiredChanges {
         /// Sessions of moved files, with the handles that hold each.
         var moved: [(session: ModifySession, handles: [FileHandleID])] = []
-        /// Sessions of the file (or files below the directory) the rename replaces.
-        var replaced: [ModifySession] = []
+        /// Sessions of the file (or files below the directory) the rename replaces, with their
+        /// handles.
+        var replaced: [(session: ModifySession, handles: [FileHandleID])] = []
     }
 
-    /// Retires the sessions changing `sourcePath`, `targetPath` or files below them: those of
-    /// the files moved whatever they hold (the caller stores it, `storeRetiredChanges`); EBUSY
-    /// (and none retired) when one of the target has changes not stored yet, or a handle whose
-    /// opener has not closed it.
+    /// Retires the sessions changing `sourcePath`, `targetPath` or files below them, whatever
+    /// they hold (the caller stores it, `storeRetiredChanges`); EBUSY (and none retired) when
+    /// one failed a composition before (its file takes no change any more).
     func retireChanges(moving sourcePath: String, replacing targetPath: String) throws -> RetiredChanges {
         let open = openFiles.withLock { files in
-            files.files.compactMap { handle, file in
-                file.modify.map { (handle: handle, number: file.inode.number, session: $0, closed: file.openerClosed) }
-            }
+            files.files.compactMap { handle, file in file.modify.map { (handle: handle, number: file.inode.number, session: $0) } }
         }
-        var groups: [(session: ModifySession, handles: [FileHandleID], moved: Bool, path: String, closed: Bool)] = []
-        for (handle, number, session, closed) in open {
+        var groups: [(session: ModifySession, handles: [FileHandleID], moved: Bool, path: String)] = []
+        for (handle, number, session) in open {
             guard let path = table.path(of: number) else { continue }
             let moved = path.isPath(atOrBeneath: sourcePath)
             guard moved || path.isPath(atOrBeneath: targetPath) else { continue }
             if let index = groups.firstIndex(where: { $0.session === session }) {
                 groups[index].handles.append(handle)
-                groups[index].closed = groups[index].closed && closed
             } else {
-                groups.append((session, [handle], moved, path, closed))
+                groups.append((session, [handle], moved, path))
             }
         }
         var retired = RetiredChanges()
         for group in groups {
-            guard group.moved ? group.session.retireForRename() : group.closed && group.session.retireIfClean() else {
+            guard group.session.retire() else {
                 unretire(retired)
-                throw FileSystemError(.busy, "\(group.path) is open for changes not stored yet; rename it after it is closed")
+                throw FileSystemError(.busy, "\(group.path): an earlier composition of its changes failed; rename it after it is closed")
             }
-            if group.moved { retired.moved.append((group.session, group.handles)) } else { retired.replaced.append(group.session) }
+            if group.moved { retired.moved.append((group.session, group.handles)) } else { retired.replaced.append((group.session, group.handles)) }
         }
         return retired
     }
 
     /// The rename failed: every retired session takes writes again, under the name it kept.
     func unretire(_ retired: RetiredChanges) {
-        for (session, _) in retired.moved { session.unretire() }
-        for session in retired.replaced { session.unretire() }
+        for (session, _) in retired.moved + retired.replaced { session.unretire() }
     }
 
-    /// Stores the changes the moved files' retired sessions hold (a composition under the old
-    /// name, as a close would make), before the rename copies them.
+    /// Stores the changes the retired sessions hold (a composition under the old names, as a
+    /// close would make), before the rename copies: the moved files' go with them; the replaced
+    /// files' are overwritten by the copy, as a local filesystem loses what a replaced file held
+    /// at its last close, but stay stored if the rename fails, and no composition of them can
+    /// land after the copy.
     func storeRetiredChanges(_ retired: RetiredChanges) async throws {
-        for (session, handles) in retired.moved where session.holdsChanges {
+        for (session, handles) in retired.moved + retired.replaced where session.holdsChanges {
             guard let file = openFiles.withLock({ files in handles.compactMap { files.files[$0]?.inode }.first }) else { continue }
             try await commit(session, file)
         }
@@ -78,7 +77,7 @@ extension ObsFileSystem {
     /// under its new name (its ETag as the store answers it now: a copy may have a new one); the
     /// writes it held go on through that one.
     func followRename(_ retired: RetiredChanges) async {
-        for session in retired.replaced { session.unretire() }
+        for (session, _) in retired.replaced { session.unretire() }
         for (old, handles) in retired.moved {
             defer { old.renameEnded() }
             guard let number = openFiles.withLock({ files in handles.compactMap { files.files[$0]?.inode.number }.first }),

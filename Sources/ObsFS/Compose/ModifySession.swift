@@ -216,7 +216,7 @@ final class ModifySession: Sendable {
         var options: ObjectOptions
         /// The error of a failed composition; the changes are abandoned from then on.
         var failure: (any Error)?
-        /// A rename of the file is under way (`retireIfClean`, `retireForRename`): writes wait
+        /// A rename of the file is under way (`retire`): writes wait
         /// for this to be fulfilled, then go on through the handle's session, the session that
         /// follows the file to its new name (`renameEnded`), or this one again (`unretire`).
         var retirement: OneShot<Void>?
@@ -245,7 +245,7 @@ final class ModifySession: Sendable {
         case taken
         /// The changes held would outgrow the budget: compose first.
         case overBudget
-        /// The file is being renamed (`retireIfClean`): try again once the OneShot is fulfilled.
+        /// The file is being renamed (`retire`): try again once the OneShot is fulfilled.
         case retired(OneShot<Void>)
     }
 
@@ -317,19 +317,9 @@ final class ModifySession: Sendable {
         }
     }
 
-    /// Marks the session as being renamed when it holds no change to store (and no failure);
-    /// false (nothing marked) otherwise.
-    func retireIfClean() -> Bool {
-        state.withLock { state in
-            guard state.changes.isEmpty, !state.resized, state.failure == nil else { return false }
-            if state.retirement == nil { state.retirement = OneShot() }
-            return true
-        }
-    }
-
-    /// Marks the session as being renamed whatever it holds (the rename stores it first, see
+    /// Marks the session as being renamed whatever it holds (the rename stores it first,
     /// `storeRetiredChanges`); false when an earlier composition failed.
-    func retireForRename() -> Bool {
+    func retire() -> Bool {
         state.withLock { state in
             guard state.failure == nil else { return false }
             if state.retirement == nil { state.retirement = OneShot() }

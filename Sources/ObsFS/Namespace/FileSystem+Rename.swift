@@ -53,7 +53,7 @@ extension ObsFileSystem {
         guard !sourcePath.hasSameUTF8(as: targetPath) else { return }
         let files = [table.child(parent, name), table.child(newParent, newName)].compactMap { $0?.number }
         await endStoredEmptyUploads(at: [sourcePath, targetPath])
-        try await continueWritersToRename(sourcePath, table.child(parent, name))
+        try await continueWritersToRename(sourcePath, table.child(parent, name), replacing: table.child(newParent, newName))
         let ended = try beginRenaming(files, sourcePath)
         defer { endRenaming(files, ended) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
@@ -68,7 +68,7 @@ extension ObsFileSystem {
             target = try await existingEntry(targetPath)
             if target != nil && flags & ObsFileSystem.renameNoReplace != 0 { throw FileSystemError(.exists, "\(targetPath) exists (RENAME_NOREPLACE)") }
             if let known = table.child(newParent, newName), isBusy(known.number, path: targetPath) {
-                throw FileSystemError(.busy, "\(targetPath) is being written")
+                throw FileSystemError(.busy, "\(targetPath) is being written (opened for writing again during the rename)")
             }
         } catch {
             unretire(retired)
@@ -110,19 +110,20 @@ extension ObsFileSystem {
     }
 
     /// The descriptors writing the files a rename moves (the file itself, or every file below the
-    /// directory) go on as changes to the objects, which the rename moves: a file being streamed
-    /// is completed as it stands first, and the writers of an upload completed already (their
-    /// opener's close, or another process's close of a file stored empty) get their changes now.
-    /// An upload's key is the name its file was created with: a write continuing it after the
-    /// rename would have been composed under the old name.
-    private func continueWritersToRename(_ sourcePath: String, _ source: Inode?) async throws {
-        guard let source else { return }
+    /// directory) or the file it replaces go on as changes to the objects (`retireChanges` takes
+    /// it from there): a file being streamed is completed as it stands first, and the writers of
+    /// an upload completed already (their opener's close, or another process's close of a file
+    /// stored empty) get their changes now. An upload's key is the name its file was created
+    /// with: a write continuing it after the rename would have been composed under the old name.
+    private func continueWritersToRename(_ sourcePath: String, _ source: Inode?, replacing target: Inode?) async throws {
+        guard source != nil || target != nil else { return }
         let uploads = openFiles.withLock { $0.uploads }
         for (number, session) in uploads {
-            let moved = number == source.number || source.kind == .directory && table.path(of: number)?.isPath(beneath: sourcePath) == true
-            guard moved, let file = table.inode(number) else { continue }
+            let moved = source.map { number == $0.number || $0.kind == .directory && table.path(of: number)?.isPath(beneath: sourcePath) == true } ?? false
+            let replaced = target.map { $0.kind != .directory && $0.number == number } ?? false
+            guard moved || replaced, let file = table.inode(number) else { continue }
             if session.isUploading {
-                logger.info("\(session.key): renamed while being written; completing it as it stands and continuing by composition")
+                logger.info("\(session.key): \(moved ? "renamed" : "replaced by a rename") while being written; completing it as it stands and continuing by composition")
                 _ = try await continueWritersByComposition(session, of: file)
             } else {
                 let writers = openFiles.withLock { files in files.files.filter { $0.value.session === session && $0.value.modify == nil } }
