@@ -1178,6 +1178,31 @@ struct NamespaceTreeTests {
         await fs.release(reader.handle)
     }
 
+    /// `mv d d2 & rm d/f1`: the unlink (and a rename below, a chmod) waits for the directory's
+    /// rename and applies to the new name. During the copy it made the rename fail on the key
+    /// gone from under it (GNU mv then moved `d` into the partial `d2`); after the copy it deleted
+    /// the old key and the file came back under the new name (found by helper-42).
+    @Test func changesBelowADirectoryBeingRenamedWaitForItAndApplyToTheNewName() async throws {
+        for name in ["f1", "f2", "f3"] { store.seed("d/" + name, Array(name.utf8)) }
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        faults.hold(.copy)
+        let renaming = Task { try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "d2", flags: 0) }
+        #expect(try await eventually { faults.heldCount(.copy) > 0 })
+        let unlinking = Task { try await fs.unlink(parent: directory.inode, name: "f1") }
+        let moving = Task { try await fs.rename(parent: directory.inode, name: "f2", newParent: directory.inode, newName: "g2", flags: 0) }
+        try await Task.sleep(for: .milliseconds(30))
+        #expect(store.object("d/f1") != nil)  // not deleted under the copy
+        faults.release(.copy)
+        try await renaming.value
+        try await unlinking.value
+        try await moving.value
+        #expect(store.contents.withLock { $0.objects.keys.map(\.rawValue).filter { $0.hasPrefix("d") }.sorted() } == ["d2/", "d2/f3", "d2/g2"])
+        #expect(store.object("d2/g2") == Array("f2".utf8))
+        #expect(await errno { _ = try await fs.lookup(parent: directory.inode, name: "f1") } == .noEntry)
+    }
+
     /// `mv build build.old` while the build still writes a log in it and streams a new file:
     /// the rename stores both as they stand, moves them, and the writers go on under the new
     /// names. It answered EBUSY while a file below was written or held changes not stored yet.

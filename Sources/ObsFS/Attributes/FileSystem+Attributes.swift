@@ -174,6 +174,7 @@ extension ObsFileSystem {
     public func setxattr(_ inode: InodeNumber, name: String, value: [UInt8], flags: Int32 = 0) async throws {
         listings.noteChange()
         defer { listings.noteChange() }
+        await awaitDirectoryRenames(above: inode)
         guard name.hasPrefix(ObjectAttributeName.namespace) else {
             return try await changePlainAttribute(inode, name: name, value: value, flags: flags)
         }
@@ -194,6 +195,7 @@ extension ObsFileSystem {
     public func removexattr(_ inode: InodeNumber, name: String) async throws {
         listings.noteChange()
         defer { listings.noteChange() }
+        await awaitDirectoryRenames(above: inode)
         guard name.hasPrefix(ObjectAttributeName.namespace) else {
             return try await changePlainAttribute(inode, name: name, value: nil, flags: 0)
         }

@@ -57,6 +57,7 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
+        await awaitDirectoryRenames(above: parent)
         let (_, path) = try resolveChild(parent, name)
         guard let remote = try await existingEntry(path) else {
             if let local = table.child(parent, name), local.kind == .directory {
@@ -109,6 +110,7 @@ extension ObsFileSystem {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
+        await awaitDirectoryRenames(above: parent)
         let (_, path) = try resolveChild(parent, name)
         let key = objectKey(path)
         let known = table.child(parent, name)

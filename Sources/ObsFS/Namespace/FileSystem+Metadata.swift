@@ -63,6 +63,7 @@ extension ObsFileSystem {
     public func setattr(_ number: InodeNumber, _ changes: AttributeChanges, by caller: Caller? = nil) async throws -> FileAttributes {
         listings.noteChange()
         defer { listings.noteChange() }
+        await awaitDirectoryRenames(above: number)
         guard let (inode, path) = try? resolve(number) else { return try await changeUnlinked(number, changes) }
         if let size = changes.size {
             try await truncate(inode, path, to: size)

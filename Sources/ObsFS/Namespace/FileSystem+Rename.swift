@@ -48,6 +48,8 @@ extension ObsFileSystem {
             logger.warning("\(failure.reason)")
             throw failure
         }
+        await awaitDirectoryRenames(above: parent)
+        await awaitDirectoryRenames(above: newParent)
         let (_, sourcePath) = try resolveChild(parent, name)
         let (_, targetPath) = try resolveChild(newParent, newName, creating: true)
         guard !sourcePath.hasSameUTF8(as: targetPath) else { return }
@@ -222,8 +224,11 @@ extension ObsFileSystem {
 
     /// Returns once no directory at or above `directory` is being renamed. A name made below one
     /// meanwhile got a key under its old prefix, which the rename had already listed: the file
-    /// stayed under the old name. Called by every call that makes a name (create, mkdir,
-    /// symlink, mknod) before it resolves its parent's path.
+    /// stayed under the old name. Called by every call that makes, removes or renames a name
+    /// (create, mkdir, symlink, mknod, unlink, rmdir, rename) or changes what a file carries
+    /// (setattr, setxattr, removexattr) before it resolves its path: an unlink during the copy
+    /// made the rename fail on the key gone from under it (and `mv` then moved the directory
+    /// into the partial copy), one after the copy deleted the old key and the file came back.
     func awaitDirectoryRenames(above directory: InodeNumber) async {
         while openFiles.withLock({ !$0.renaming.isEmpty }) {
             let ancestry = table.ancestry(of: directory)  // the tree's lock, never with openFiles'
