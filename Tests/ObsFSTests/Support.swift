@@ -42,11 +42,7 @@ func pattern(_ count: Int, seed: UInt32 = 1) -> [UInt8] {
 /// Writes like the kernel does: admission, then the reply when the bytes are in part buffers.
 func write(_ fs: ObsFileSystem, _ handle: FileHandleID, at offset: Int64, _ bytes: [UInt8], writer: WriterIdentity = WriterIdentity(7)) async -> Result<Int, FileSystemError> {
     let admission = bytes.withUnsafeBytes { fs.write(handle, at: offset, bytes: $0, writer: writer) }
-    switch admission {
-    case .accepted(let count): return .success(count)
-    case .refused(let error): return .failure(error)
-    case .waiting(let pending): return await pending.outcome
-    }
+    return await admission.outcome
 }
 
 /// Writes `bytes` sequentially in `chunk`-sized writes from offset 0.

@@ -146,36 +146,43 @@ extension ObsFileSystem {
         case .taken: return .accepted(bytes.count)
         case .retired(let renamed):
             guard !afterRename else { return .refused(modify.renameUnderWay) }
-            let pending = PendingWrite()
-            let copy = Array(bytes)
-            Task {
+            return writeChangesLater(bytes, doing: "writing \(modify.key) after a rename") {
                 await renamed.value
                 guard let current = self.openFiles.withLock({ $0.files[handle]?.modify }) else {
-                    _ = pending.result.fulfill(.failure(FileSystemError(.badFileHandle, "\(handle) was released during a rename")))
-                    return
+                    throw FileSystemError(.badFileHandle, "\(handle) was released during the rename")
                 }
-                let admission = copy.withUnsafeBytes {
-                    self.write(current, inode, handle: handle, at: offset, appending: appending, bytes: $0, afterRename: true)
-                }
-                _ = pending.result.fulfill(await admission.outcome)
+                return current
+            } write: { current, copy in
+                self.write(current, inode, handle: handle, at: offset, appending: appending, bytes: copy, afterRename: true)
             }
-            return .waiting(pending)
-        case .overBudget: break
+        case .overBudget:
+            // What is held is composed, then the write is tried again, and again while other
+            // writes fill the budget first (the kernel's writeback sends many at once); once
+            // nothing is held any write is taken, whatever its size.
+            return writeChangesLater(bytes, doing: "composing before a write") {
+                try await self.commit(modify, inode)
+                return modify
+            } write: { modify, copy in
+                self.write(modify, inode, handle: handle, at: offset, appending: appending, bytes: copy, afterRename: afterRename)
+            }
         }
-        // Over the budget: what is held is composed, then the write is tried again, and again
-        // while other writes fill the budget first (the kernel's writeback sends many at once);
-        // once nothing is held any write is taken, whatever its size.
+    }
+
+    /// A write answered once `ready` has given the session to write through (a composition, a
+    /// rename, an upload's completion): its bytes are copied (the caller's buffer is gone by
+    /// then) and `write` admits them; a failure of `ready` is the write's, as `doing` says.
+    func writeChangesLater(_ bytes: UnsafeRawBufferPointer, doing action: String,
+                           ready: @escaping @Sendable () async throws -> ModifySession,
+                           write: @escaping @Sendable (ModifySession, UnsafeRawBufferPointer) -> WriteAdmission) -> WriteAdmission {
         let pending = PendingWrite()
         let copy = Array(bytes)
         Task {
             do {
-                try await self.commit(modify, inode)
-                let admission = copy.withUnsafeBytes {
-                    self.write(modify, inode, handle: handle, at: offset, appending: appending, bytes: $0, afterRename: afterRename)
-                }
+                let session = try await ready()
+                let admission = copy.withUnsafeBytes { write(session, $0) }
                 _ = pending.result.fulfill(await admission.outcome)
             } catch {
-                _ = pending.result.fulfill(.failure(FileSystemError(doing: "composing before a write", error)))
+                _ = pending.result.fulfill(.failure(FileSystemError(doing: action, error)))
             }
         }
         return .waiting(pending)

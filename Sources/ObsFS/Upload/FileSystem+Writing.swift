@@ -289,24 +289,18 @@ extension ObsFileSystem {
     /// The write's reply waits for that.
     private func writeBehindTheUpload(_ handle: FileHandleID, _ file: OpenFile, _ session: UploadSession, at offset: Int64,
                                       appending: Bool, bytes: UnsafeRawBufferPointer) -> WriteAdmission {
-        let pending = PendingWrite()
-        let copy = Array(bytes)
         logger.info("\(session.key): write at \(offset) cannot go into the upload (before the part being filled, or completing); completing it and continuing by composition")
-        Task {
-            do {
-                try await self.completeToContinue(session, of: file.inode)
-                guard let modify = self.continueAfterCompletion(handle, file, session) else {
-                    throw FileSystemError(.io, "\(session.key): the upload could not be continued")
-                }
-                // An append goes to the end as it is once the upload was continued (an O_TRUNC
-                // open may have cut the file meanwhile).
-                let admission = copy.withUnsafeBytes { self.write(modify, file.inode, handle: handle, at: offset, appending: appending, bytes: $0) }
-                _ = pending.result.fulfill(await admission.outcome)
-            } catch {
-                _ = pending.result.fulfill(.failure(FileSystemError(doing: "continuing \(session.key) by composition", error)))
+        return writeChangesLater(bytes, doing: "continuing \(session.key) by composition") {
+            try await self.completeToContinue(session, of: file.inode)
+            guard let modify = self.continueAfterCompletion(handle, file, session) else {
+                throw FileSystemError(.io, "\(session.key): the upload could not be continued")
             }
+            return modify
+        } write: { modify, copy in
+            // An append goes to the end as it is once the upload was continued (an O_TRUNC open
+            // may have cut the file meanwhile).
+            self.write(modify, file.inode, handle: handle, at: offset, appending: appending, bytes: copy)
         }
-        return .waiting(pending)
     }
 
     private func isDiscarded(_ inode: Inode) -> Bool { openFiles.withLock { $0.discarded[inode.number] != nil } }
@@ -427,11 +421,7 @@ extension ObsFileSystem {
         while offset < size {
             let zeros = [UInt8](repeating: 0, count: Int(min(size - offset, 1 << 20)))
             let admission = zeros.withUnsafeBytes { write(handle, at: offset, bytes: $0, writer: .unknown) }
-            switch admission {
-            case .accepted(let count): offset += Int64(count)
-            case .refused(let error): throw error
-            case .waiting(let pending): offset += Int64(try await pending.outcome.get())
-            }
+            offset += Int64(try await admission.outcome.get())
         }
     }
 
