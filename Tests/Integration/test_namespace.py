@@ -209,6 +209,21 @@ def test_mv_file_keeps_body_and_metadata(any_mount, any_base):
     assert stat.S_IMODE((base / "dir" / "b").stat().st_mode) == 0o640
 
 
+def test_a_renamed_file_gets_the_content_type_of_its_new_name(mount, base, tmp_path):
+    # rsync writes `.photo.jpg.XXXXXX` (no known extension) and renames it; s3fs's
+    # test_multipart_copy renames `x.txt` to `x.txt-copy`. A type set by hand stays.
+    server, prefix = mount.server, base.name + "/"
+    (tmp_path / "photo.jpg").write_bytes(os.urandom(1000))
+    run("rsync", "-a", tmp_path / "photo.jpg", base)
+    (base / "notes.txt").write_text("notes\n")
+    run("mv", base / "notes.txt", base / "notes.txt-copy")
+    (base / "page.txt").write_text("<p>\n")
+    os.setxattr(base / "page.txt", "user.obs.content-type", b"text/x-set")
+    run("mv", base / "page.txt", base / "page.html")
+    types = [head(server, prefix + name)["ContentType"] for name in ("photo.jpg", "notes.txt-copy", "page.html")]
+    assert types == ["image/jpeg", "application/octet-stream", "text/x-set"]
+
+
 def test_names_in_nfc_and_nfd_are_two_files(any_mount, any_base):
     # Linux and the store compare names byte for byte; Swift's String equality (canonical
     # equivalence) made the second spelling open and overwrite the first.

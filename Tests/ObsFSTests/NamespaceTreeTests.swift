@@ -357,6 +357,21 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "a") } == .noEntry)
     }
 
+    @Test func aRenamedFileGetsTheContentTypeOfItsNewNameUnlessOneWasSet() async throws {
+        // rsync's temporary name, a type inferred from the old name, and one set by hand.
+        store.seed(".photo.jpg.Xy12", [1], contentType: "application/octet-stream")
+        store.seed("notes.txt", [2], contentType: "text/plain")
+        store.seed("custom.txt", [3], contentType: "text/x-custom")
+        let fs = mount()
+        for (name, newName) in [(".photo.jpg.Xy12", "photo.jpg"), ("notes.txt", "notes.bin"), ("custom.txt", "custom.html")] {
+            try await fs.rename(parent: .root, name: name, newParent: .root, newName: newName, flags: 0)
+        }
+        let types = store.contents.withLock { written in
+            ["photo.jpg", "notes.bin", "custom.html"].map { written.written[ObjectKey($0)]?.contentType }
+        }
+        #expect(types == ["image/jpeg", "application/octet-stream", "text/x-custom"])
+    }
+
     @Test func renameAboveTheSingleCopyLimitIsAMultipartCopy() async throws {
         let bytes = pattern(Int(3 * minimumPart + 17))
         store.seed("big", bytes)

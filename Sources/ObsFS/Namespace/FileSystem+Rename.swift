@@ -89,9 +89,12 @@ extension ObsFileSystem {
                 throw FileSystemError(.invalidArgument, "cannot move \(sourcePath) into itself")
             case (_, _) where store.fileSystemBucket != nil:
                 try await renameNatively(source, sourcePath, to: targetPath, replacing: target)
+                if case .file(let object) = source, let renamed = table.child(parent, name) {
+                    await retypeRenamedNatively(renamed.number, targetPath, object.contentType, renamed: (name, newName))
+                }
             case (.file(let object), _):
                 let sourceKey = objectKey(sourcePath)
-                let copied = try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size)
+                let copied = try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size, renamed: (name, newName))
                 try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name, copied: copied)
             case (.directory(_, let markerKey), let target):
                 let replacing = target != nil
@@ -284,10 +287,14 @@ extension ObsFileSystem {
     }
 
     /// Copies one object to `target` with everything it carries (a multipart copy above
-    /// `singleCopyLimit`); the copy's ETag.
-    func copyRenamed(_ source: ObjectKey, to target: ObjectKey, size: Int64) async throws -> ETag {
+    /// `singleCopyLimit`); the copy's ETag. With `renamed` (a file's old and new name), a
+    /// Content-Type the mount inferred from the old name is inferred again from the new one
+    /// (`rsync` writes `.photo.jpg.XyZ12` and renames it `photo.jpg`), as s3fs does; a type set
+    /// otherwise (`user.obs.content-type`, another client) is kept.
+    func copyRenamed(_ source: ObjectKey, to target: ObjectKey, size: Int64, renamed names: (from: String, to: String)? = nil) async throws -> ETag {
         do {
-            let options = try await copyOptions(source)
+            var options = try await copyOptions(source)
+            if let names, let type = contentTypeInferredAgain(options.contentType, renamed: names) { options.contentType = type }
             if size > configuration.singleCopyLimit {
                 return try await multipartCopy(source, to: target, size: size, options: options)
             }
@@ -297,6 +304,26 @@ extension ObsFileSystem {
             throw error
         } catch {
             throw storeFailure("renaming \(source) to \(target)", error)
+        }
+    }
+
+    /// The type a renamed file is to get instead of `type`, the one it has: nil unless `type` is
+    /// the one inferred from the old name and the new name infers another.
+    private func contentTypeInferredAgain(_ type: String?, renamed names: (from: String, to: String)) -> String? {
+        let mount = configuration.uploadOptions
+        guard mount.contentTypeInference, let type, type == mount.contentTypes.contentType(forFileName: names.from) else { return nil }
+        let inferred = mount.contentTypes.contentType(forFileName: names.to)
+        return inferred == type ? nil : inferred
+    }
+
+    /// A native rename keeps the object's Content-Type: the one of the new name is set after it,
+    /// as a copy would have carried it. The rename is done either way: a failure is logged.
+    private func retypeRenamedNatively(_ number: InodeNumber, _ path: String, _ type: String?, renamed names: (from: String, to: String)) async {
+        guard let inferred = contentTypeInferredAgain(type, renamed: names) else { return }
+        do {
+            try await changeObject(number, path, .contentType, { _, options in options.contentType = inferred }, written: nil)
+        } catch {
+            logger.warning("\(path): renamed, but its Content-Type stays \(type ?? "unset") instead of \(inferred): \(error)")
         }
     }
 
