@@ -456,6 +456,28 @@ def test_chmod_chown_touch_survive_remount(mount, mount_factory, base, directory
         assert (stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid), info.st_mtime_ns) == (mode, owner, TOUCH_NS), name
 
 
+def test_chmod_and_touch_keep_the_tags_and_the_acl(mount, base):
+    # OBS's PUT ?metadata resets the tags unless they are sent again, a copy onto itself (the S3
+    # dialects) resets the ACL: each dialect reads back only what its request must send again.
+    server, key = mount.server, base.name + "/file"
+    path = base / "file"
+    path.write_bytes(b"tagged\n")
+    os.setxattr(path, "user.obs.tagging", b"team=ops")
+    os.setxattr(path, "user.obs.acl", b"public-read")
+    offset = len(server.request_log.read_text().splitlines()) if server.request_log else 0
+    os.chmod(path, 0o640)
+    if server.request_log:
+        operations = [json.loads(line)["operation"] for line in server.request_log.read_text().splitlines()[offset:]]
+        assert sorted(operations) == ["GetObjectTagging", "HeadObject", "SetObjectMetadata"]
+    run("touch", "-d", TOUCH_TIME, path)
+    assert server.s3.get_object_tagging(Bucket=server.bucket, Key=key)["TagSet"] == [{"Key": "team", "Value": "ops"}]
+    grants = server.s3.get_object_acl(Bucket=server.bucket, Key=key)["Grants"]
+    assert any(grant["Grantee"].get("URI", "").endswith("AllUsers") and grant["Permission"] == "READ" for grant in grants), grants
+    stored = metadata(server, key)
+    assert (int(stored["mode"]), stored["mtime"]) == (stat.S_IFREG | 0o640, "1577934245.123456789")
+    assert path.read_bytes() == b"tagged\n"
+
+
 def test_directory_metadata_changes_are_refused_where_the_store_drops_them(mount, base):
     """SeaweedFS drops metadata on `d/` markers: obsmount learns it at the first mkdir and answers
     chmod, chown, utimens and setxattr of a directory with EOPNOTSUPP, never a success without

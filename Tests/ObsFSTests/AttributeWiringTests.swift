@@ -19,6 +19,11 @@ final class AttributeKeepingStore: AttributeStore {
         var requests: [String] = []
         var failMetadataChanges = false
         var heads = 0
+        /// GET ?acl and GET ?tagging requests.
+        var aclReads = 0
+        var tagReads = 0
+        /// `replaceMetadata` is a copy onto itself (the S3 dialects) rather than OBS's `PUT ?metadata`.
+        var replacesByCopy = false
         /// Zero-byte PUTs wait for it while set (`emptyPutsWaiting` counts them).
         var emptyPutGate: OneShot<Void>?
         var emptyPutsWaiting = 0
@@ -73,7 +78,11 @@ final class AttributeKeepingStore: AttributeStore {
         return StoredObjectAttributes(options: options, state: ObjectAttributeState(etag: head.etag, size: head.size))
     }
     func objectACL(_ key: ObjectKey) async throws -> AccessControlPolicy {
-        ObjectACLMapping.policy(for: kept.withLock { $0.options[key] } ?? ObjectOptions(), owner: AttributeKeepingStore.owner)
+        let options = kept.withLock { kept in
+            kept.aclReads += 1
+            return kept.options[key]
+        }
+        return ObjectACLMapping.policy(for: options ?? ObjectOptions(), owner: AttributeKeepingStore.owner)
     }
     func setObjectACL(_ key: ObjectKey, canned: CannedACL) async throws {
         kept.withLock {
@@ -88,7 +97,13 @@ final class AttributeKeepingStore: AttributeStore {
             ObjectACLMapping.read(policy, into: &$0.options[key, default: ObjectOptions()])
         }
     }
-    func objectTags(_ key: ObjectKey) async throws -> [ObjectTag] { kept.withLock { $0.options[key]?.tags ?? [] } }
+    func objectTags(_ key: ObjectKey) async throws -> [ObjectTag] {
+        kept.withLock { kept in
+            kept.tagReads += 1
+            return kept.options[key]?.tags ?? []
+        }
+    }
+    var replacesMetadataByCopy: Bool { kept.withLock { $0.replacesByCopy } }
     func setObjectTags(_ key: ObjectKey, _ tags: [ObjectTag]) async throws {
         kept.withLock {
             $0.requests.append("tags")
@@ -255,6 +270,27 @@ struct AttributeWiringTests {
         let sent = store.requests.count
         try await set(fs, attributes.inode, "storage-class", "WARM")
         #expect(store.requests.count == sent)
+    }
+
+    @Test func aModeChangeOfAClosedFileReadsOnlyWhatItsRequestMustSendAgain() async throws {
+        // OBS's PUT ?metadata resets the tags unless sent and keeps the ACL; a copy onto itself
+        // (the S3 dialects) resets the ACL and keeps the tags. The three reads were sent one
+        // after the other, all of them whatever the store.
+        for byCopy in [false, true] {
+            let store = AttributeKeepingStore()
+            store.kept.withLock { $0.replacesByCopy = byCopy }
+            let fs = makeFileSystem(store)
+            let (attributes, handle) = try await fs.create(parent: .root, name: "f.bin")
+            try await writeAll(fs, handle, pattern(100), chunk: 100)
+            try await fs.flush(handle, writer: WriterIdentity(7))
+            await fs.release(handle)
+            let reads = { store.kept.withLock { [$0.heads, $0.aclReads, $0.tagReads] } }
+            let before = reads()
+            _ = try await fs.setattr(attributes.inode, AttributeChanges(permissions: 0o600))
+            #expect(zip(reads(), before).map { $0 - $1 } == (byCopy ? [1, 1, 0] : [1, 0, 1]))
+            #expect(store.requests.last == "metadata")
+            #expect(store.options("f.bin")?.metadata["mode"] == String(UInt32(S_IFREG) | 0o600))
+        }
     }
 
     @Test func aFailedChangeAfterCompletionFailsClose() async throws {

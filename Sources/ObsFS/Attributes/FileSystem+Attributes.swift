@@ -70,9 +70,13 @@ extension ObsFileSystem {
         }
         let key = objectKey(path)
         do {
-            guard var stored = try await head(key, store: store, written: written) else { throw FileSystemError(.noEntry, "no object \(key)") }
-            if acl { ObjectACLMapping.read(try await store.objectACL(key), into: &stored.options) }
-            if tags { stored.options.tags = try await store.objectTags(key) }
+            // The three replies are independent: one round trip, not three.
+            async let headed = head(key, store: store, written: written)
+            async let policy = acl ? store.objectACL(key) : nil
+            async let tagSet = tags ? store.objectTags(key) : nil
+            guard var stored = try await headed else { throw FileSystemError(.noEntry, "no object \(key)") }
+            if let policy = try await policy { ObjectACLMapping.read(policy, into: &stored.options) }
+            if let tagSet = try await tagSet { stored.options.tags = tagSet }
             if let written {
                 stored.options.expiresDays = written.expiresDays
                 stored.options.persistentHeaders = written.persistentHeaders
@@ -308,7 +312,8 @@ extension ObsFileSystem {
     /// descriptor open for changes (`ModifySession.changeBase`).
     func changeObject(_ number: InodeNumber, _ path: String, _ attribute: ObjectAttributeName, _ edit: Edit, written: ObjectOptions?) async throws {
         let store = try attributeStore(for: path)
-        let stored = try await storedAttributes(path, etag: nil, size: 0, written: written, acl: true, tags: true)
+        let reads = Self.readsBeforeChanging(attribute, replacingByCopy: store.replacesMetadataByCopy)
+        let stored = try await storedAttributes(path, etag: nil, size: 0, written: written, acl: reads.acl, tags: reads.tags)
         var proposed = stored.options
         let update: ObjectAttributeUpdate
         do {
@@ -336,6 +341,20 @@ extension ObsFileSystem {
             if state.writtenOptions != nil { state.writtenOptions = proposed }
         }
         logger.info("\(key): \(attribute) changed")
+    }
+
+    /// What a change of `attribute` on a closed object reads besides the HEAD: the ACL or the
+    /// tags it compares (an ACL or tagging change), and what the request that applies it would
+    /// reset unless sent again (a metadata replace on OBS sends the tags; a copy onto itself in
+    /// the S3 dialects, the ACL). A `chmod` on OBS reads the HEAD and the tags, not the ACL.
+    static func readsBeforeChanging(_ attribute: ObjectAttributeName, replacingByCopy: Bool) -> (acl: Bool, tags: Bool) {
+        switch attribute.updateRequest {
+        case .putACL?: (acl: true, tags: false)
+        case .putTagging?: (acl: false, tags: true)
+        case .replaceMetadata?: (acl: replacingByCopy, tags: !replacingByCopy)
+        case .changeStorageClass?: (acl: replacingByCopy, tags: false)
+        case nil: (acl: true, tags: true)
+        }
     }
 
     /// Sends the request that brings the object's attributes to `options`.

@@ -65,6 +65,8 @@ extension OBSClientStore: AttributeStore {
     /// descriptive set and the tags, which `REPLACE` would otherwise drop). S3 dialects have no
     /// such request (SeaweedFS truncates the object): the object is copied onto itself with
     /// `REPLACE` and everything a copy resets (class, ACL and grants, KMS/OBS encryption).
+    public var replacesMetadataByCopy: Bool { client.dialect != .obs }
+
     public func replaceMetadata(_ key: ObjectKey, with options: ObjectOptions, storageClassOnly: Bool) async throws {
         var sent = ObjectOptions()
         sent.storageClass = options.storageClass

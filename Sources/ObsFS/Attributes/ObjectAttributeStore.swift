@@ -42,6 +42,10 @@ public protocol AttributeStore: ObjectStore {
     /// Changes the storage class alone (`storageClassOnly`) or replaces the descriptive set
     /// (metadata, Content-Type, Content-Encoding, website redirect) with the one in `options`.
     func replaceMetadata(_ key: ObjectKey, with options: ObjectOptions, storageClassOnly: Bool) async throws
+    /// True when `replaceMetadata` copies the object onto itself (the S3 dialects: the copy
+    /// resets the ACL and the storage class unless sent, and keeps the tags); false when it
+    /// modifies the metadata in place (OBS: `REPLACE` resets the tags unless sent, keeps the ACL).
+    var replacesMetadataByCopy: Bool { get }
 }
 
 /// Canned ACLs and explicit grants as an object's `AccessControlPolicy` shows them.

@@ -223,16 +223,19 @@ extension ObsFileSystem {
             }
         }
         forgetFetchedAhead(around: inode)
-        // Descriptors reading the file follow the changed object to its ETag (the same bytes), as
-        // they follow this mount's other changes; with none open it is asked for at the next use.
-        let copied: ETag? = if storedObjectChanged, isOpen(inode) { try? await store.headObject(objectKey(path))?.etag } else { nil }
+        // A copy onto itself (the S3 dialects) may give the object another ETag: descriptors
+        // reading the file follow it to that ETag (the same bytes), as they follow this mount's
+        // other changes; with none open it is asked for at the next use. OBS changes the
+        // metadata in place and keeps the ETag.
+        let copiedOntoItself = storedObjectChanged && (store as? any AttributeStore)?.replacesMetadataByCopy != false
+        let copied: ETag? = if copiedOntoItself, isOpen(inode) { try? await store.headObject(objectKey(path))?.etag } else { nil }
         inode.state.withLock { state in
             update(&state.facts.posix)
             // The times just set, ctime now, are the ones to show.
             state.changedHere = nil
             state.namesChangedHere = nil
             state.facts.posixLoaded = true
-            if storedObjectChanged {
+            if copiedOntoItself {
                 state.facts.etag = copied
                 if let copied { state.storedHere = copied }
             }
