@@ -65,9 +65,11 @@ extension ObsFileSystem {
         let source: RemoteEntry, target: RemoteEntry?
         do {
             try await storeRetiredChanges(retired)
+            // Both names asked for at once: one round trip.
+            async let foundTarget = existingEntry(targetPath)
             guard let found = try await existingEntry(sourcePath) else { throw FileSystemError(.noEntry, "no \(sourcePath)") }
             source = found
-            target = try await existingEntry(targetPath)
+            target = try await foundTarget
             if target != nil && flags & ObsFileSystem.renameNoReplace != 0 { throw FileSystemError(.exists, "\(targetPath) exists (RENAME_NOREPLACE)") }
             if let known = table.child(newParent, newName), isBusy(known.number, path: targetPath) {
                 throw FileSystemError(.busy, "\(targetPath) is being written (opened for writing again during the rename)")
@@ -275,12 +277,15 @@ extension ObsFileSystem {
             }
             return options
         }
+        // A copy keeps neither the ACL nor (S3) the class and encryption unless sent: HEAD and
+        // ACL, asked for at once.
+        async let policy = store.objectACL(key)
         guard let stored = try await store.objectAttributes(key, customerKey: nil) else { throw FileSystemError(.noEntry, "\(key) is gone") }
         var options = stored.options
         if case .customer? = options.encryption {
             throw FileSystemError(.notSupported, "\(key) is encrypted with SSE-C; renaming it is not supported")
         }
-        ObjectACLMapping.read(try await store.objectACL(key), into: &options)
+        ObjectACLMapping.read(try await policy, into: &options)
         options.objectLockMode = nil
         options.objectLockRetainUntil = nil
         return options
