@@ -519,7 +519,7 @@ public final class ObsFileSystem: Sendable {
         }
         return FileAttributes(inode: inode.number, kind: inode.kind, size: inode.kind == .directory ? 0 : size,
                               mode: inode.kind.typeBits | permissions,
-                              linkCount: table.linkedInode(inode.number) == nil ? 0 : inode.kind == .directory ? 2 : 1,
+                              linkCount: table.linkCount(of: inode),
                               device: facts.posix.device ?? 0,
                               uid: facts.posix.uid ?? configuration.ownerUID, gid: facts.posix.gid ?? configuration.ownerGID,
                               modified: modified, accessed: facts.posix.accessed ?? modified, changed: changed)

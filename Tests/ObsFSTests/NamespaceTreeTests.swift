@@ -86,6 +86,29 @@ struct NamespaceTreeTests {
         #expect(store.object("fresh") == [])
     }
 
+    @Test func aDirectorysLinkCountIsTwoPlusItsKnownSubdirectories() async throws {
+        // pjdfstest rename/24: a rename of a directory moves its `..` link.
+        store.seed("listed/sub/f", [1])
+        let fs = mount()
+        func links(_ inode: InodeNumber) async throws -> UInt32 { try await fs.getattr(inode).linkCount }
+        let source = try await fs.mkdir(parent: .root, name: "source", mode: 0o755, caller: testCaller)
+        let target = try await fs.mkdir(parent: .root, name: "target", mode: 0o755, caller: testCaller)
+        let moved = try await fs.mkdir(parent: source.inode, name: "moved", mode: 0o755, caller: testCaller)
+        let (file, handle) = try await fs.create(parent: source.inode, name: "file")
+        await fs.release(handle)
+        #expect(try await [links(source.inode), links(target.inode), links(moved.inode), links(file.inode)] == [3, 2, 2, 1])
+        try await fs.rename(parent: source.inode, name: "moved", newParent: target.inode, newName: "here", flags: 0)
+        #expect(try await [links(source.inode), links(target.inode)] == [2, 3])
+        try await fs.rmdir(parent: target.inode, name: "here")
+        #expect(try await links(target.inode) == 2)
+        // A subdirectory the kernel forgot is not counted any more, one looked up again is.
+        let listed = try await fs.lookup(parent: .root, name: "listed")
+        let sub = try await fs.lookup(parent: listed.inode, name: "sub")
+        #expect(try await links(listed.inode) == 3)
+        fs.forget(sub.inode, count: 1)
+        #expect(try await links(listed.inode) == 2)
+    }
+
     @Test func aDirectoryMadeHereAnswersMissingNamesWithoutRequestsUntilAChildIsForgotten() async throws {
         // negative_timeout= long enough for a loaded machine: the knowledge lasts that long.
         let fs = makeFileSystem(store, negativeTimeout: .seconds(120))

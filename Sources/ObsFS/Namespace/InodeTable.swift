@@ -90,8 +90,11 @@ final class InodeTable: Sendable {
         var lookups: UInt64
         /// False once unlinked, replaced or detached: the kernel may still call with it.
         var linked: Bool
-        /// A directory's children known to this mount (looked up, listed or created here).
+        /// A directory's children known to this mount (looked up, listed or created here);
+        /// changed only through `setChild`, which keeps `subdirectories` counted.
         var children: [ExactName: InodeNumber] = [:]
+        /// How many of `children` are directories: the link count is 2 more.
+        var subdirectories = 0
         /// Until when `children` are all a directory has: set when this mount made it (mkdir),
         /// lost as soon as a child still linked leaves the table (the kernel forgot it).
         var childrenCompleteUntil: ContinuousClock.Instant?
@@ -228,7 +231,7 @@ final class InodeTable: Sendable {
             tree.nextNumber += 1
             let inode = Inode(number: number, kind: kind, facts: facts)
             tree.nodes[number] = Node(inode: inode, parent: parent, name: name, lookups: 1, linked: true)
-            tree.nodes[parent]?.children[ExactName(name)] = number
+            Self.setChild(name, of: parent, to: number, in: &tree)
             return (inode, true)
         }
     }
@@ -262,10 +265,10 @@ final class InodeTable: Sendable {
             // The replaced file loses its name even when the moved one was never looked up.
             if let replaced = tree.nodes[newParent]?.children[ExactName(newName)], replaced != moved { Self.detach(replaced, in: &tree) }
             guard let number = moved, tree.nodes[number]?.linked == true, tree.nodes[newParent]?.linked == true else { return false }
-            tree.nodes[parent]?.children[ExactName(name)] = nil
+            Self.setChild(name, of: parent, to: nil, in: &tree)
             tree.nodes[number]?.parent = newParent
             tree.nodes[number]?.name = newName
-            tree.nodes[newParent]?.children[ExactName(newName)] = number
+            Self.setChild(newName, of: newParent, to: number, in: &tree)
             return true
         }
     }
@@ -279,18 +282,38 @@ final class InodeTable: Sendable {
         }
     }
 
+    /// The link count `stat` shows: 0 once unlinked; a directory's is 2 (its name and its `.`)
+    /// plus one per subdirectory this mount knows (each one's `..`), as on a local disk as far as
+    /// this mount has looked (subdirectories not looked up or listed yet are not counted).
+    func linkCount(of inode: Inode) -> UInt32 {
+        tree.withLock { tree in
+            guard let node = tree.nodes[inode.number], node.linked else { return 0 }
+            return inode.kind == .directory ? 2 + UInt32(node.subdirectories) : 1
+        }
+    }
+
     /// Number of inodes in the table (tests and status).
     var count: Int { tree.withLock { $0.nodes.count } }
 
     private static func detach(_ number: InodeNumber, in tree: inout Tree) {
         guard var node = tree.nodes[number], number != .root else { return }
-        if tree.nodes[node.parent]?.children[ExactName(node.name)] == number { tree.nodes[node.parent]?.children[ExactName(node.name)] = nil }
+        if tree.nodes[node.parent]?.children[ExactName(node.name)] == number { setChild(node.name, of: node.parent, to: nil, in: &tree) }
         node.linked = false
         tree.nodes[number] = node
         // A detached directory's children can no longer be reached by path either.
         for child in node.children.values { detach(child, in: &tree) }
         tree.nodes[number]?.children = [:]
+        tree.nodes[number]?.subdirectories = 0
         dropIfUnused(number, in: &tree)
+    }
+
+    /// Sets (or with nil removes) `parent`'s child `name`, counting the directories among them.
+    /// Every node involved is still in the table.
+    private static func setChild(_ name: String, of parent: InodeNumber, to number: InodeNumber?, in tree: inout Tree) {
+        let key = ExactName(name)
+        if let old = tree.nodes[parent]?.children[key], tree.nodes[old]?.inode.kind == .directory { tree.nodes[parent]?.subdirectories -= 1 }
+        tree.nodes[parent]?.children[key] = number
+        if let number, tree.nodes[number]?.inode.kind == .directory { tree.nodes[parent]?.subdirectories += 1 }
     }
 
     /// An inode leaves the table when the kernel holds no reference to it.
@@ -298,7 +321,7 @@ final class InodeTable: Sendable {
         guard number != .root, let node = tree.nodes[number], node.lookups == 0 else { return }
         if tree.nodes[node.parent]?.children[ExactName(node.name)] == number {
             // A name that still exists leaves the children: they are no longer all there is.
-            tree.nodes[node.parent]?.children[ExactName(node.name)] = nil
+            setChild(node.name, of: node.parent, to: nil, in: &tree)
             tree.nodes[node.parent]?.childrenCompleteUntil = nil
         }
         tree.nodes[number] = nil
