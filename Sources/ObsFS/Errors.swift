@@ -34,6 +34,9 @@ public struct Errno: Hashable, Sendable, CustomStringConvertible {
     /// Writing a read-only or too-late `user.obs.*` attribute.
     public static let notPermitted = Errno(EPERM)
     public static let notEmpty = Errno(ENOTEMPTY)
+    /// An open of a file another client replaced while this mount's descriptors read the old
+    /// version: the kernel looks the name up again and opens the new one.
+    public static let stale = Errno(ESTALE)
     /// An extended attribute value too large for object metadata.
     public static let tooBig = Errno(E2BIG)
     /// `RENAME_EXCHANGE`, hard links.

@@ -152,7 +152,7 @@ public struct MountOptions: Sendable {
     }
 
     /// A non-negative number of seconds, at most a day, with up to three decimals.
-    private static func seconds(_ option: String, _ text: String) throws(MountOptionError) -> Duration {
+    static func seconds(_ option: String, _ text: String) throws(MountOptionError) -> Duration {
         guard let value = Double(text), value >= 0, value <= 86_400 else {
             throw MountOptionError(option: option, reason: "must be a number of seconds from 0 to 86400")
         }

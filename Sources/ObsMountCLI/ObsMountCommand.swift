@@ -29,7 +29,7 @@ struct ObsMountCommand: AsyncParsableCommand {
             sse_kms_key_id=, sse_kms_bucket_key, sse_c_key_file=, expires=, tagging=, persistent.NAME=, \
             object_lock_mode=, object_lock_retain_until=, content_type_inference=, content_type.EXT=;
               reads: read_ahead=, read_memory_budget=, kernel_read_ahead=;
-              caches: attr_timeout=, negative_timeout=, saved_attr_timeout=;
+              caches: attr_timeout=, negative_timeout=, saved_attr_timeout=, open_revalidate=;
               filesystem: allow_other, noallow_other, allow_over_mount, ro, rw, uid=, gid=, umask=, log_file=, \
             metrics=, and mount(8)'s generic flags.
 

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import threading
+import time
 import uuid
 
 import pytest
@@ -115,6 +116,26 @@ def test_object_replaced_by_another_client_fails_with_eio(server, mount_factory,
     assert os.stat(mount.path / key).st_size == len(new)
     with open(mount.path / key, "rb") as file:
         assert file.read(16) == new[:16]
+
+
+def test_an_open_reads_what_another_client_stored_after_open_revalidate(server, mount_factory):
+    # s3fs's test_external_modification (`echo old > f; sleep 1; aws s3 cp - f; cmp`) read EIO
+    # until attr_timeout= (10 s) passed. A descriptor still reading the old version keeps it
+    # (its read past the replacement fails with EIO), and an open beside it reads the new one.
+    mount = mount_factory(server, ["open_revalidate=0.5"])
+    base = f"reads-{uuid.uuid4().hex[:8]}"
+    path = mount.path / base / "f"
+    path.parent.mkdir()
+    path.write_bytes(b"old\n")
+    time.sleep(0.7)
+    put(server, f"{base}/f", b"new new\n")
+    assert path.read_bytes() == b"new new\n"
+    with open(path, "rb") as reader:
+        assert reader.read(4) == b"new "
+        time.sleep(0.7)
+        put(server, f"{base}/f", b"newest\n")
+        assert path.read_bytes() == b"newest\n"  # the kernel's retry after ESTALE: invisible
+    assert "replaced by another client while open for reading" in mount.log_text()
 
 
 def test_a_follower_reads_every_append_and_no_append_is_lost(server, mount_factory):

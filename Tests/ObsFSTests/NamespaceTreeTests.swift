@@ -395,6 +395,49 @@ struct NamespaceTreeTests {
         #expect(types == ["image/jpeg", "application/octet-stream", "text/x-custom"])
     }
 
+    @Test func anOpenAsksAgainForAFileKnownLongerThanOpenRevalidateAndReadsAnotherClientsReplacement() async throws {
+        // s3fs's test_external_modification: `echo old > f`, another client overwrites f, `cmp`
+        // read EIO (the GET pinned to the old ETag) until attr_timeout= passed.
+        func fileSystem(revalidatingAfter seconds: Duration) -> ObsFileSystem {
+            var configuration = mount().configuration
+            configuration.read.openRevalidation = seconds
+            return ObsFileSystem(configuration: configuration, store: store, logger: mount().logger)
+        }
+        func readAll(_ fs: ObsFileSystem, _ inode: InodeNumber) async throws -> [UInt8] {
+            let opened = try await fs.open(inode, flags: O_RDONLY)
+            defer { Task { await fs.release(opened.handle) } }
+            return try await fs.read(opened.handle, at: 0, count: 100).gathered()
+        }
+        store.seed("f", Array("old\n".utf8))
+        let fs = fileSystem(revalidatingAfter: .milliseconds(200))
+        let f = try await fs.lookup(parent: .root, name: "f").inode
+        #expect(try await readAll(fs, f) == Array("old\n".utf8))
+        store.seed("f", Array("new new\n".utf8))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await readAll(fs, f) == Array("new new\n".utf8))
+        #expect(try await fs.getattr(f).size == 8)
+
+        // A descriptor reading the old version keeps its inode: the new open answers ESTALE
+        // (the kernel looks the name up again) and the name's new inode reads the new version.
+        let reader = try await fs.open(f, flags: O_RDONLY)
+        store.seed("f", Array("newest\n".utf8))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await errno { _ = try await fs.open(f, flags: O_RDONLY) } == .stale)
+        let renewed = try await fs.lookup(parent: .root, name: "f").inode
+        #expect(renewed != f)
+        #expect(try await readAll(fs, renewed) == Array("newest\n".utf8))
+        await fs.release(reader.handle)
+
+        // At attr_timeout= (10 s here) the open trusts what it knows: EIO at the first read.
+        store.seed("g", Array("old\n".utf8))
+        let trusting = fileSystem(revalidatingAfter: .seconds(10))
+        let g = try await trusting.lookup(parent: .root, name: "g").inode
+        #expect(try await readAll(trusting, g) == Array("old\n".utf8))
+        store.seed("g", Array("new new\n".utf8))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await errno { _ = try await readAll(trusting, g) } == .io)
+    }
+
     @Test func renameAboveTheSingleCopyLimitIsAMultipartCopy() async throws {
         let bytes = pattern(Int(3 * minimumPart + 17))
         store.seed("big", bytes)
@@ -1140,6 +1183,22 @@ struct NamespaceTreeTests {
         await fs.release(appending.handle)
         #expect(store.object("log") == nil && store.object("log.1") == [1, 2, 3, 4, 5])
         #expect(store.uploadsInProgress == 0)
+    }
+
+    /// `( echo foo; mv r.txt r.bin; echo bar ) > r.txt`: the copy took the new name's type, and
+    /// the composition of the later writes kept the old one's (found by helper-43).
+    @Test func theWritesAfterARenameKeepTheContentTypeOfTheNewName() async throws {
+        let fs = mount()
+        store.seed("r.txt", [1], contentType: "text/plain")
+        let file = try await fs.lookup(parent: .root, name: "r.txt")
+        let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
+        _ = try await write(fs, appending.handle, at: 1, [2]).get()
+        try await fs.rename(parent: .root, name: "r.txt", newParent: .root, newName: "r.bin", flags: 0)
+        _ = try await write(fs, appending.handle, at: 2, [3]).get()
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        await fs.release(appending.handle)
+        #expect(store.object("r.bin") == [1, 2, 3])
+        #expect(store.contents.withLock { $0.written[ObjectKey("r.bin")]?.contentType } == "application/octet-stream")
     }
 
     /// `mv log log.1` right after `echo x >> log`: close() returned, the kernel's release has

@@ -299,6 +299,8 @@ struct ReadMountOptionsTests {
         #expect(defaults.read.kernelReadAhead == MiB)
         #expect(try MountOptions(parsing: ["kernel_read_ahead=4M"]).read.kernelReadAhead == 4 * MiB)
         #expect(try MountOptions(parsing: ["kernel_read_ahead=0"]).read.kernelReadAhead == nil)
+        #expect(defaults.read.openRevalidation == .seconds(1))
+        #expect(try MountOptions(parsing: ["open_revalidate=0.25"]).read.openRevalidation == .milliseconds(250))
     }
 
     @Test(arguments: [
@@ -307,6 +309,7 @@ struct ReadMountOptionsTests {
         ("read_memory_budget=2M", "must be between 4M and 1T"),
         ("kernel_read_ahead=1K", "must be 0 or between 4K and 64M"),
         ("kernel_read_ahead=128M", "must be 0 or between 4K and 64M"),
+        ("open_revalidate=-1", "must be a number of seconds from 0 to 86400"),
         ("read_ahead=64M,read_memory_budget=100M", "must be at least twice read_ahead (67108864 bytes)"),
     ])
     func refusedWithTheReason(option: String, reason: String) {

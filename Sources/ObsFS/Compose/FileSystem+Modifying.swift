@@ -8,6 +8,14 @@ extension ObsFileSystem {
     /// The bytes a file's changes may hold in memory before they are composed early.
     var changeBudget: Int { Int(configuration.upload.pool.capacity / 4) }
 
+    /// `written` with the metadata and Content-Type `head` shows the store holding.
+    static func options(_ written: ObjectOptions?, holding head: ObjectAttributes) -> ObjectOptions {
+        var options = written ?? ObjectOptions()
+        options.metadata = head.metadata
+        options.contentType = head.contentType
+        return options
+    }
+
     func makeModifySession(key: ObjectKey, etag: ETag?, size: Int64, written: ObjectOptions?) throws -> ModifySession {
         guard let composer = store as? any ObjectComposer else { throw FileSystemError(.notSupported, "this store cannot compose objects") }
         let executor = CompositionExecutor(store: composer, pool: configuration.upload.pool, parallel: configuration.upload.parallel,
@@ -26,16 +34,13 @@ extension ObsFileSystem {
     /// Content-Type the store holds now, which another client may have changed since (its
     /// chmod, its setfattr: an append through this mount reverted them).
     func optionsOfExisting(_ inode: Inode, _ path: String) async throws -> ObjectOptions {
-        var options = inode.state.withLock { $0.writtenOptions } ?? ObjectOptions()
+        let written = inode.state.withLock { $0.writtenOptions }
         do {
-            if let head = try await store.headObject(objectKey(path)) {
-                options.metadata = head.metadata
-                options.contentType = head.contentType
-            }
+            if let head = try await store.headObject(objectKey(path)) { return Self.options(written, holding: head) }
+            return written ?? ObjectOptions()
         } catch {
             throw storeFailure("reading the metadata of \(objectKey(path))", error)
         }
-        return options
     }
 
     /// Opens an existing object for changes (no O_TRUNC): joins the changes another descriptor

@@ -85,7 +85,8 @@ extension ObsFileSystem {
             let key = objectKey(path)
             do {
                 guard let object = try await store.headObject(key) else { throw FileSystemError(.noEntry, "\(key) is gone") }
-                let fresh = try makeModifySession(key: key, etag: object.etag, size: object.size, written: old.options)
+                // What the copy holds: the rename may have given it another Content-Type.
+                let fresh = try makeModifySession(key: key, etag: object.etag, size: object.size, written: Self.options(old.options, holding: object))
                 let swapped = openFiles.withLock { files in
                     var swapped = false
                     for handle in handles where files.files[handle]?.modify === old {

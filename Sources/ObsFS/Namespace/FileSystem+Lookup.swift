@@ -276,8 +276,10 @@ extension ObsFileSystem {
             // Another client replaced the object while descriptors read the version they opened:
             // this inode stays that version, as a file replaced by a rename does on a local disk
             // (its size stays, so a read past the new object's end fails with EIO instead of
-            // ending early); the name gets the new object's inode at its next lookup.
+            // ending early); the name gets the new object's inode at its next lookup (which asks
+            // the store: in a directory this mount made, the name is not taken for missing).
             table.unlink(parent, name)
+            nameMayExist(name, in: parent)
             logger.notice("\(objectKey(path)): replaced by another client while open for reading; its descriptors keep the version they opened")
             return
         }

@@ -56,9 +56,18 @@ extension ObsFileSystem {
         let sizeBefore = inode.facts.size
         // A version is pinned by its ETag. Facts without one (a file just renamed by copying, a
         // chmod's copy onto itself, an upload whose completion is being recorded) are asked for
-        // again, so that the size and the ETag read come from the same version.
-        if inode.facts.expiry <= .now || inode.facts.etag == nil, !isChangingHere(inode.number) {
+        // again, so that the size and the ETag read come from the same version; and so are facts
+        // older than `open_revalidate=` (close-to-open: another client's replacement is read).
+        let fetched = inode.facts.expiry - configuration.attributeTimeout
+        let revalidates = fetched + min(configuration.read.openRevalidation, configuration.attributeTimeout) <= .now
+        if revalidates || inode.facts.etag == nil, !isChangingHere(inode.number) {
             try await refresh(inode, at: path)
+            // Replaced while other descriptors read the version they opened: this inode stays
+            // theirs and the name was given up (`refresh`); answered ESTALE, the kernel looks the
+            // name up again and opens the new object's inode.
+            if table.linkedInode(inode.number) == nil {
+                throw FileSystemError(.stale, "\(objectKey(path)) was replaced by another client while open here; opening the new version")
+            }
         }
         let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
         let stream = try makeReadStream(objectKey(path), etag: facts.etag, size: facts.size, written: written)

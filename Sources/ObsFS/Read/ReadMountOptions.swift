@@ -1,5 +1,6 @@
 // The mount options of the read path (`read_ahead=`, `read_memory_budget=`,
-// `kernel_read_ahead=`), documented in mount-options/README.md. MountOptions hands them here.
+// `kernel_read_ahead=`, `open_revalidate=`), documented in mount-options/README.md. MountOptions
+// hands them here.
 import OBSProtocol
 
 /// The read options of a mount, with their defaults.
@@ -13,6 +14,12 @@ public struct ReadMountOptions: Sendable, Equatable {
     /// (128 KiB). The default, 1 MiB, is one request of `max_write`'s size: an eighth of the
     /// requests (measured in mount-options/README.md).
     public var kernelReadAhead: Int64? = 1 << 20
+    /// `open_revalidate=` (seconds): an open for reading asks the store again (one HEAD) when
+    /// what the mount knows of the file is older than this, so that a file another client
+    /// replaced meanwhile is read in its new version (close-to-open, as on NFS) instead of
+    /// failing with EIO until `attr_timeout=` passes. At or above `attr_timeout=`: only
+    /// expired attributes are asked for again.
+    public var openRevalidation: Duration = .seconds(1)
 
     public init() {}
 
@@ -34,6 +41,8 @@ public struct ReadMountOptions: Sendable, Equatable {
             let size = try MountOptions.size(try Self.required(value, option), option)
             guard size == 0 || (size >= 4 << 10 && size <= 64 << 20) else { throw MountOptionError(option: option, reason: "must be 0 or between 4K and 64M") }
             kernelReadAhead = size == 0 ? nil : size
+        case "open_revalidate":
+            openRevalidation = try MountOptions.seconds(option, try Self.required(value, option))
         default:
             return false
         }
