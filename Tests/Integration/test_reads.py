@@ -138,6 +138,23 @@ def test_an_open_reads_what_another_client_stored_after_open_revalidate(server, 
     assert "replaced by another client while open for reading" in mount.log_text()
 
 
+def test_an_append_after_another_clients_replacement_appends_to_it(server, mount_factory):
+    # `echo x >> f` right after another client's upload of f: the composition on the version the
+    # mount knew failed at close (EIO) and the line was lost.
+    mount = mount_factory(server)
+    base = f"reads-{uuid.uuid4().hex[:8]}"
+    path = mount.path / base / "f"
+    path.parent.mkdir()
+    path.write_bytes(b"abc\n")
+    assert path.read_bytes() == b"abc\n"
+    put(server, f"{base}/f", b"vwxyz\n")
+    with open(path, "ab") as file:
+        file.write(b"!\n")
+    body = server.s3.get_object(Bucket=server.bucket, Key=f"{base}/f")["Body"].read()
+    assert body == b"vwxyz\n!\n"
+    assert path.read_bytes() == b"vwxyz\n!\n"
+
+
 def test_a_follower_reads_every_append_and_no_append_is_lost(server, mount_factory):
     """`tail -f` beside `echo line >> f` (found by fio's neighbours): a descriptor opened before
     the appends reads each one. It read on in the version it opened, got 0 bytes past its end,

@@ -438,6 +438,21 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await readAll(trusting, g) } == .io)
     }
 
+    @Test func anAppendAfterAnotherClientsReplacementChangesTheNewVersion() async throws {
+        // `echo x >> f` within attr_timeout= of another client's upload of f: the composition
+        // on the version the mount knew failed at close (EIO) and the bytes were lost.
+        store.seed("f", Array("abc".utf8))
+        let fs = mount()
+        let f = try await fs.lookup(parent: .root, name: "f").inode
+        store.seed("f", Array("vwxyz".utf8))
+        let appending = try await fs.open(f, flags: O_WRONLY | O_APPEND)
+        #expect(try await fs.getattr(f).size == 5)
+        _ = try await write(fs, appending.handle, at: 5, Array("!".utf8)).get()
+        try await fs.flush(appending.handle, writer: WriterIdentity(7))
+        await fs.release(appending.handle)
+        #expect(store.object("f") == Array("vwxyz!".utf8))
+    }
+
     @Test func renameAboveTheSingleCopyLimitIsAMultipartCopy() async throws {
         let bytes = pattern(Int(3 * minimumPart + 17))
         store.seed("big", bytes)

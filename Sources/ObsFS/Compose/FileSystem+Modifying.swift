@@ -34,13 +34,30 @@ extension ObsFileSystem {
     /// Content-Type the store holds now, which another client may have changed since (its
     /// chmod, its setfattr: an append through this mount reverted them).
     func optionsOfExisting(_ inode: Inode, _ path: String) async throws -> ObjectOptions {
+        try await headAndOptionsOfExisting(inode, path).options
+    }
+
+    /// `optionsOfExisting`, and the HEAD it read them from (nil: no object).
+    private func headAndOptionsOfExisting(_ inode: Inode, _ path: String) async throws -> (head: ObjectAttributes?, options: ObjectOptions) {
         let written = inode.state.withLock { $0.writtenOptions }
         do {
-            if let head = try await store.headObject(objectKey(path)) { return Self.options(written, holding: head) }
-            return written ?? ObjectOptions()
+            guard let head = try await store.headObject(objectKey(path)) else { return (nil, written ?? ObjectOptions()) }
+            return (head, Self.options(written, holding: head))
         } catch {
             throw storeFailure("reading the metadata of \(objectKey(path))", error)
         }
+    }
+
+    /// The version new changes of an existing object start from, and the options its
+    /// composition keeps. The HEAD that reads the options also shows whether another client
+    /// replaced the object since the mount learnt of it: its new version is then the one
+    /// changed (close-to-open, as for reads: `echo x >> f` appends to what the other client
+    /// stored, where the composition on the old version failed at close with EIO).
+    private func versionToChange(_ inode: Inode, _ path: String) async throws -> (etag: ETag?, size: Int64, options: ObjectOptions) {
+        let (head, options) = try await headAndOptionsOfExisting(inode, path)
+        if let head, head.etag != inode.facts.etag, !isChangingHere(inode.number) { try await revalidate(inode, at: path) }
+        let facts = inode.facts
+        return (facts.etag, facts.size, options)
     }
 
     /// Opens an existing object for changes (no O_TRUNC): joins the changes another descriptor
@@ -49,9 +66,8 @@ extension ObsFileSystem {
         var started: ModifySession?
         if openFiles.withLock({ $0.shareableChanges(of: inode.number) }) == nil {
             if inode.facts.expiry <= .now { _ = try await getattr(inode.number) }
-            let facts = inode.facts
-            let options = try await optionsOfExisting(inode, path)
-            started = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, written: options)
+            let version = try await versionToChange(inode, path)
+            started = try makeModifySession(key: objectKey(path), etag: version.etag, size: version.size, written: version.options)
         }
         inode.state.withLock { $0.cachedETag = nil }
         let opened: (handle: FileHandleID, joined: Bool)?

@@ -64,18 +64,23 @@ extension ObsFileSystem {
         let fetched = inode.facts.expiry - configuration.attributeTimeout
         let revalidates = fetched + min(configuration.read.openRevalidation, configuration.attributeTimeout) <= .now
         if revalidates || inode.facts.etag == nil, !isChangingHere(inode.number) {
-            try await refresh(inode, at: path)
-            // Replaced while other descriptors read the version they opened: this inode stays
-            // theirs and the name was given up (`refresh`); answered ESTALE, the kernel looks the
-            // name up again and opens the new object's inode.
-            if table.linkedInode(inode.number) == nil {
-                throw FileSystemError(.stale, "\(objectKey(path)) was replaced by another client while open here; opening the new version")
-            }
+            try await revalidate(inode, at: path)
         }
         let (facts, written, previous) = inode.state.withLock { ($0.facts, $0.writtenOptions, $0.cachedETag) }
         let stream = try makeReadStream(objectKey(path), etag: facts.etag, size: facts.size, written: written)
         inode.state.withLock { $0.cachedETag = facts.etag }
         return (stream, facts.etag != nil && facts.etag == previous, facts.size != sizeBefore)
+    }
+
+    /// Asks the store for the version of `inode` again, for an open. Replaced while other
+    /// descriptors here read the version they opened: this inode stays theirs and the name was
+    /// given up (`refresh`); answered ESTALE, the kernel looks the name up again and opens the
+    /// new object's inode.
+    func revalidate(_ inode: Inode, at path: String) async throws {
+        try await refresh(inode, at: path)
+        if table.linkedInode(inode.number) == nil {
+            throw FileSystemError(.stale, "\(objectKey(path)) was replaced by another client while open here; opening the new version")
+        }
     }
 
     /// A stream of one version of `key` (with the SSE-C key this mount wrote it with, if any).
