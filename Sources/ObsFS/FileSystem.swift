@@ -483,7 +483,12 @@ public final class ObsFileSystem: Sendable {
     }
 
     /// Whether this mount holds the truth about the inode's size (written or changed here now).
-    func isChangingHere(_ inode: InodeNumber) -> Bool { upload(of: inode) != nil || changes(of: inode) != nil }
+    /// Whether this mount holds what `inode` is becoming: an upload (being initiated, or open)
+    /// or changes. Its cached facts are then current whatever their age: the store has nothing
+    /// newer to tell (a lookup while a slow initiation runs found no object: ENOENT).
+    func isChangingHere(_ inode: InodeNumber) -> Bool {
+        upload(of: inode) != nil || openFiles.withLock { $0.initiating[inode] != nil } || changes(of: inode) != nil
+    }
 
     func freshExpiry() -> ContinuousClock.Instant { .now + configuration.attributeTimeout }
 

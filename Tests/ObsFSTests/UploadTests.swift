@@ -164,6 +164,26 @@ struct UploadTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// A lookup while a create's initiation is slower than attr_timeout= finds the file being
+    /// created: the store has nothing of it yet, and the lookup answered ENOENT (seen on a loaded
+    /// machine in the test above).
+    @Test func aLookupDuringASlowInitiationFindsTheFileBeingCreated() async throws {
+        let store = InMemoryStore()
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults, attributeTimeout: .milliseconds(50))
+        faults.hold(.initiate)
+        let creating = Task { try await fs.create(parent: .root, name: "f") }
+        #expect(try await eventually { faults.heldCount(.initiate) == 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        let found = try await fs.lookup(parent: .root, name: "f")
+        faults.release(.initiate)
+        let (created, handle) = try await creating.value
+        #expect(found.inode == created.inode)
+        try await fs.flush(handle, writer: writerA)
+        await fs.release(handle)
+        #expect(store.object("f") == [])
+    }
+
     /// Once two descriptors of an empty file share changes, a third writable open joins them
     /// too, rather than starting an upload of its own (which the others' close would overwrite).
     @Test func aThirdWriterOfAnEmptyFileJoinsTheSharedChanges() async throws {
