@@ -284,8 +284,8 @@ public final class ObsFileSystem: Sendable {
 
         /// An upload or composition started on `inode` now would write `key` while a rename or an
         /// unlink of it is under way: after the copy, or after the DELETE.
-        func refuseChanges(to inode: InodeNumber, key: ObjectKey) throws(FileSystemError) {
-            if renaming[inode] != nil { throw FileSystemError(.busy, "\(key) is being renamed") }
+        func refuseChanges(to inode: InodeNumber, key: ObjectKey) throws {
+            if let ended = renaming[inode] { throw ObsFileSystem.OpenRacedARename(ended: ended) }
             if unlinking[inode] != nil { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
         }
 

@@ -1270,6 +1270,32 @@ struct NamespaceTreeTests {
         #expect(store.object("log") == nil && store.object("log.1") == [1, 2, 3, 4, 5])
     }
 
+    /// An open for writing during a rename of its file waits for it and changes the file under
+    /// its new name, with and without O_TRUNC; it answered EBUSY (helper-44's fsstress: `open`
+    /// beside `mv f g; mv g f`).
+    @Test func anOpenForWritingDuringARenameWaitsAndOpensTheRenamedFile() async throws {
+        for flags in [O_WRONLY, O_WRONLY | O_TRUNC] {
+            let faults = FaultInjectingStore(store)
+            let fs = makeFileSystem(faults)
+            store.seed("f", [1, 2, 3])
+            let file = try await fs.lookup(parent: .root, name: "f")
+            faults.hold(.copy)
+            let renaming = Task { try await fs.rename(parent: .root, name: "f", newParent: .root, newName: "g", flags: 0) }
+            #expect(try await eventually { faults.heldCount(.copy) == 1 })
+            let opening = Task { try await fs.open(file.inode, flags: flags) }
+            try await Task.sleep(for: .milliseconds(30))
+            faults.release(.copy)
+            try await renaming.value
+            let opened = try await opening.value
+            _ = try await write(fs, opened.handle, at: 0, [9]).get()
+            try await fs.flush(opened.handle, writer: WriterIdentity(7))
+            await fs.release(opened.handle)
+            #expect(store.object("f") == nil)
+            #expect(store.object("g") == (flags & O_TRUNC != 0 ? [9] : [9, 2, 3]))
+            try await store.deleteObject(ObjectKey("g"))
+        }
+    }
+
     /// `(sleep 0.1; mv f f.new; echo bar) > f`: the child's exit closes the new, empty file
     /// first (it is stored empty), then the rename, then the write. The write was composed under
     /// the old name (`f` held the bytes, `f.new` stayed empty and failed reads with EIO); it

@@ -72,7 +72,7 @@ extension ObsFileSystem {
         inode.state.withLock { $0.cachedETag = nil }
         let opened: (handle: FileHandleID, joined: Bool)?
         do {
-            opened = try openFiles.withLock { files throws(FileSystemError) -> (handle: FileHandleID, joined: Bool)? in
+            opened = try openFiles.withLock { files throws -> (handle: FileHandleID, joined: Bool)? in
                 try files.refuseChanges(to: inode.number, key: objectKey(path))
                 guard let modify = files.shareableChanges(of: inode.number) ?? started else { return nil }
                 return (files.add(OpenFile(inode: inode, session: nil, modify: modify, opener: opener)), modify !== started)

@@ -93,7 +93,23 @@ extension ObsFileSystem {
     /// starts a new upload that replaces the object when it completes (O_TRUNC, or an empty
     /// object), or changes the object in place (Compose/). With `caller` (the FUSE adapter gives
     /// it), O_TRUNC drops the set-ID bits Linux drops (SetIDBits.swift).
+    /// An open for writing that meets a rename of its file (or of a directory above it) waits
+    /// for the rename's end and opens the file under its new name, as the writes of descriptors
+    /// already open do; it answered EBUSY (found by helper-44's fsstress: `open` beside `mv f g;
+    /// mv g f`).
     public func open(_ number: InodeNumber, flags: Int32, opener: ProcessID = .unknown, by caller: Caller? = nil) async throws -> OpenedFile {
+        while true {
+            if flags & O_ACCMODE != O_RDONLY { await awaitDirectoryRenames(above: number) }
+            do {
+                return try await openNow(number, flags: flags, opener: opener, by: caller)
+            } catch let racing as OpenRacedARename {
+                await racing.ended?.value
+            }
+        }
+    }
+
+    /// `open`, with the file's path as it is now.
+    private func openNow(_ number: InodeNumber, flags: Int32, opener: ProcessID, by caller: Caller?) async throws -> OpenedFile {
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         guard flags & O_ACCMODE != O_RDONLY else {
@@ -174,6 +190,12 @@ extension ObsFileSystem {
     /// then joins that upload).
     private struct AnotherWriterFirst: Error {}
 
+    /// Thrown when an open for writing met a rename of its file: `open` waits for `ended` (nil:
+    /// the rename ended already, the path the open resolved is stale) and opens it again.
+    struct OpenRacedARename: Error {
+        let ended: OneShot<Void>?
+    }
+
     private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> UploadSession {
         let key = objectKey(path)
         let initiated = OneShot<Void>()
@@ -188,7 +210,7 @@ extension ObsFileSystem {
             initiated.fulfill(())
         }
         // Renamed between the caller's resolve and the registration above: the key is stale.
-        guard table.path(of: inode.number) == path else { throw FileSystemError(.busy, "\(key) was renamed while being opened") }
+        guard table.path(of: inode.number) == path else { throw OpenRacedARename(ended: nil) }
         var options: ObjectOptions
         let uploadID: UploadID
         do {
