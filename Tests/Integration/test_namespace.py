@@ -705,6 +705,20 @@ def test_hard_link_refused(mount, base):
     assert "hard links are not supported" in mount.log_text()
 
 
+def test_renameat2_exchange_is_refused_with_one_log_line(mount, base):
+    # fsstress calls it hundreds of times a run: a warning each flooded the log (helper-44).
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    (base / "a").write_bytes(b"a")
+    (base / "b").write_bytes(b"b")
+    at_fdcwd, rename_exchange = -100, 2
+    for _ in range(50):
+        result = libc.renameat2(at_fdcwd, str(base / "a").encode(), at_fdcwd, str(base / "b").encode(), rename_exchange)
+        assert (result, ctypes.get_errno()) == (-1, errno.EINVAL)
+    assert (base / "a").read_bytes() == b"a" and (base / "b").read_bytes() == b"b"
+    assert mount.log_text().count("RENAME_EXCHANGE is not supported") == 1
+
+
 def test_mv_of_a_6_gib_object_is_a_multipart_copy(obs_local, mount_factory):
     """Above 5 GiB a single CopyObject is refused by the stores: the rename copies ranges in parallel."""
     mount = mount_factory(obs_local, ["part_size=64M", "memory_budget=512M"])

@@ -45,7 +45,7 @@ extension ObsFileSystem {
             default: "renameat2 flags \(flags) are not supported"
             }
             let failure = FileSystemError(.invalidArgument, reason)
-            logger.warning("\(failure.reason)")
+            repeatedLines.log(.warning, failure.reason, kind: "renameat2 flags", to: logger)
             throw failure
         }
         await awaitDirectoryRenames(above: parent)
