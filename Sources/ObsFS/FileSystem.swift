@@ -482,7 +482,6 @@ public final class ObsFileSystem: Sendable {
         }
     }
 
-    /// Whether this mount holds the truth about the inode's size (written or changed here now).
     /// Whether this mount holds what `inode` is becoming: an upload (being initiated, or open)
     /// or changes. Its cached facts are then current whatever their age: the store has nothing
     /// newer to tell (a lookup while a slow initiation runs found no object: ENOENT).

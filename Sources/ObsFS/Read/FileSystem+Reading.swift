@@ -5,12 +5,12 @@
 // that version from its next read on; a version from another client fails the read (EIO). An
 // open asks the store for the version again when what the mount knows is older than
 // `open_revalidate=` (close-to-open): another client's replacement is read by the opens after
-// it (with ESTALE, for the kernel to look the name up again, while descriptors here read the old
-// version). The kernel's page cache is kept between opens while the ETag is unchanged. A file being streamed
-// is readable through the descriptor that writes it (a database creating its file) and through
-// any other (`tail -f` of a log being written): the first read of what was written completes
-// the upload as it stands and the writing descriptors go on as changes to that object
-// (Compose/), which every descriptor reads (mount-options/write-semantics.md). With
+// it (with ESTALE, for the kernel to look the name up again, while descriptors here read the
+// old version). The kernel's page cache is kept between opens while the ETag is unchanged. A
+// file being streamed is readable through the descriptor that writes it (a database creating
+// its file) and through any other (`tail -f` of a log being written): the first read of what
+// was written completes the upload as it stands and the writing descriptors go on as changes
+// to that object (Compose/), which every descriptor reads (mount-options/write-semantics.md). With
 // `writeback_cache` the kernel's page cache is shared by the writers and the readers: a reader
 // gets from here only pages the cache lacks, which the kernel sent before it dropped them.
 import OBSProtocol
@@ -32,9 +32,9 @@ public struct OpenedFile: Sendable {
 
 extension ObsFileSystem {
     /// Opens a file for reading: the version is the one `getattr` sees now (asked again when
-    /// the cached facts are older than `open_revalidate=`). A file another descriptor is streaming has no version yet: the
-    /// handle's reads read the changes the writers go on with (`read`), or, once they closed
-    /// the file, the object it became.
+    /// the cached facts are older than `open_revalidate=`). A file another descriptor is
+    /// streaming has no version yet: the handle's reads read the changes the writers go on with
+    /// (`read`), or, once they closed the file, the object it became.
     func openForReading(_ inode: Inode, _ path: String) async throws -> OpenedFile {
         guard store is any ObjectReader else { throw FileSystemError(.notSupported, "this store cannot read objects") }
         // With writeback_cache the writers' bytes are in the kernel's page cache until it sends

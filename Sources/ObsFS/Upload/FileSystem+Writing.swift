@@ -59,6 +59,11 @@ extension ObsFileSystem {
         } catch is AnotherWriterFirst {
             // Another create of the name found this inode and started its upload first.
             return try await openCounted(inode, flags: flags, caller: caller)
+        } catch is OpenRacedARename {
+            // Its directory's rename began after `awaitDirectoryRenames`: the key is stale.
+            table.unlink(parent, name)
+            table.forget(inode.number, count: 1)
+            throw FileSystemError(.busy, "\(path): its directory was renamed while it was being created")
         } catch {
             table.unlink(parent, name)
             table.forget(inode.number, count: 1)
@@ -92,11 +97,9 @@ extension ObsFileSystem {
     /// Writing joins the upload or the changes other descriptors of the file hold; else it
     /// starts a new upload that replaces the object when it completes (O_TRUNC, or an empty
     /// object), or changes the object in place (Compose/). With `caller` (the FUSE adapter gives
-    /// it), O_TRUNC drops the set-ID bits Linux drops (SetIDBits.swift).
-    /// An open for writing that meets a rename of its file (or of a directory above it) waits
-    /// for the rename's end and opens the file under its new name, as the writes of descriptors
-    /// already open do; it answered EBUSY (found by helper-44's fsstress: `open` beside `mv f g;
-    /// mv g f`).
+    /// it), O_TRUNC drops the set-ID bits Linux drops (SetIDBits.swift). An open for writing
+    /// that meets a rename of its file (or of a directory above it) waits for the rename's end
+    /// and opens the file under its new name, as the writes of descriptors already open do.
     public func open(_ number: InodeNumber, flags: Int32, opener: ProcessID = .unknown, by caller: Caller? = nil) async throws -> OpenedFile {
         while true {
             if flags & O_ACCMODE != O_RDONLY { await awaitDirectoryRenames(above: number) }
