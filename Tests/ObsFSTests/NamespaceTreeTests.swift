@@ -408,12 +408,17 @@ struct NamespaceTreeTests {
             defer { Task { await fs.release(opened.handle) } }
             return try await fs.read(opened.handle, at: 0, count: 100).gathered()
         }
-        store.seed("f", Array("old\n".utf8))
+        /// `name` read through `fs`, then replaced by another client, 300 ms ago.
+        func readThenReplaced(_ fs: ObsFileSystem, _ name: String) async throws -> InodeNumber {
+            store.seed(name, Array("old\n".utf8))
+            let inode = try await fs.lookup(parent: .root, name: name).inode
+            #expect(try await readAll(fs, inode) == Array("old\n".utf8))
+            store.seed(name, Array("new new\n".utf8))
+            try await Task.sleep(for: .milliseconds(300))
+            return inode
+        }
         let fs = fileSystem(revalidatingAfter: .milliseconds(200))
-        let f = try await fs.lookup(parent: .root, name: "f").inode
-        #expect(try await readAll(fs, f) == Array("old\n".utf8))
-        store.seed("f", Array("new new\n".utf8))
-        try await Task.sleep(for: .milliseconds(300))
+        let f = try await readThenReplaced(fs, "f")
         #expect(try await readAll(fs, f) == Array("new new\n".utf8))
         #expect(try await fs.getattr(f).size == 8)
 
@@ -429,12 +434,8 @@ struct NamespaceTreeTests {
         await fs.release(reader.handle)
 
         // At attr_timeout= (10 s here) the open trusts what it knows: EIO at the first read.
-        store.seed("g", Array("old\n".utf8))
         let trusting = fileSystem(revalidatingAfter: .seconds(10))
-        let g = try await trusting.lookup(parent: .root, name: "g").inode
-        #expect(try await readAll(trusting, g) == Array("old\n".utf8))
-        store.seed("g", Array("new new\n".utf8))
-        try await Task.sleep(for: .milliseconds(300))
+        let g = try await readThenReplaced(trusting, "g")
         #expect(await errno { _ = try await readAll(trusting, g) } == .io)
     }
 
