@@ -52,7 +52,8 @@ extension ObsFileSystem {
     /// composition keeps. The HEAD that reads the options also shows whether another client
     /// replaced the object since the mount learnt of it: its new version is then the one
     /// changed (close-to-open, as for reads: `echo x >> f` appends to what the other client
-    /// stored, where the composition on the old version failed at close with EIO).
+    /// stored, where the composition on the old version failed at close with EIO; a `truncate`
+    /// likewise).
     private func versionToChange(_ inode: Inode, _ path: String) async throws -> (etag: ETag?, size: Int64, options: ObjectOptions) {
         let (head, options) = try await headAndOptionsOfExisting(inode, path)
         if let head, head.etag != inode.facts.etag, !isChangingHere(inode.number) { try await revalidate(inode, at: path) }
@@ -210,13 +211,13 @@ extension ObsFileSystem {
     }
 
     /// Truncate of a closed object: its length changed by one composition (or natively).
+    /// Its version is the one the store holds, as for an open for changes (`versionToChange`).
     func truncateExisting(_ inode: Inode, _ path: String, to size: Int64) async throws {
-        let facts = inode.facts
-        let options = try await optionsOfExisting(inode, path)
-        let modify = try makeModifySession(key: objectKey(path), etag: facts.etag, size: facts.size, written: options)
+        let version = try await versionToChange(inode, path)
+        let modify = try makeModifySession(key: objectKey(path), etag: version.etag, size: version.size, written: version.options)
         defer { modify.close() }
         try modify.truncate(to: size)
         try await commit(modify, inode)
-        logger.info("\(objectKey(path)): length changed from \(facts.size) to \(size) bytes")
+        logger.info("\(objectKey(path)): length changed from \(version.size) to \(size) bytes")
     }
 }
