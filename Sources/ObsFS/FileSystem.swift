@@ -486,7 +486,7 @@ public final class ObsFileSystem: Sendable {
     /// or changes. Its cached facts are then current whatever their age: the store has nothing
     /// newer to tell (a lookup while a slow initiation runs found no object: ENOENT).
     func isChangingHere(_ inode: InodeNumber) -> Bool {
-        upload(of: inode) != nil || openFiles.withLock { $0.initiating[inode] != nil } || changes(of: inode) != nil
+        openFiles.withLock { $0.uploads[inode] != nil || $0.initiating[inode] != nil } || changes(of: inode) != nil
     }
 
     func freshExpiry() -> ContinuousClock.Instant { .now + configuration.attributeTimeout }

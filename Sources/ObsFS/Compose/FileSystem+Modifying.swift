@@ -32,13 +32,9 @@ extension ObsFileSystem {
     /// The options a composed object keeps: what this mount wrote it with (what the store does
     /// not report back: expiry, persistent headers, SSE details), with the metadata and
     /// Content-Type the store holds now, which another client may have changed since (its
-    /// chmod, its setfattr: an append through this mount reverted them).
-    func optionsOfExisting(_ inode: Inode, _ path: String) async throws -> ObjectOptions {
-        try await headAndOptionsOfExisting(inode, path).options
-    }
-
-    /// `optionsOfExisting`, and the HEAD it read them from (nil: no object).
-    private func headAndOptionsOfExisting(_ inode: Inode, _ path: String) async throws -> (head: ObjectAttributes?, options: ObjectOptions) {
+    /// chmod, its setfattr: an append through this mount reverted them); and the HEAD it read
+    /// them from (nil: no object).
+    private func optionsOfExisting(_ inode: Inode, _ path: String) async throws -> (head: ObjectAttributes?, options: ObjectOptions) {
         let written = inode.state.withLock { $0.writtenOptions }
         do {
             guard let head = try await store.headObject(objectKey(path)) else { return (nil, written ?? ObjectOptions()) }
@@ -55,7 +51,7 @@ extension ObsFileSystem {
     /// stored, where the composition on the old version failed at close with EIO; a `truncate`
     /// likewise).
     private func versionToChange(_ inode: Inode, _ path: String) async throws -> (etag: ETag?, size: Int64, options: ObjectOptions) {
-        let (head, options) = try await headAndOptionsOfExisting(inode, path)
+        let (head, options) = try await optionsOfExisting(inode, path)
         if let head, head.etag != inode.facts.etag, !isChangingHere(inode.number) { try await revalidate(inode, at: path) }
         let facts = inode.facts
         return (facts.etag, facts.size, options)

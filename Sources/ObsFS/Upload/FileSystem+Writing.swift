@@ -59,14 +59,11 @@ extension ObsFileSystem {
         } catch is AnotherWriterFirst {
             // Another create of the name found this inode and started its upload first.
             return try await openCounted(inode, flags: flags, caller: caller)
-        } catch is OpenRacedARename {
-            // Its directory's rename began after `awaitDirectoryRenames`: the key is stale.
-            table.unlink(parent, name)
-            table.forget(inode.number, count: 1)
-            throw FileSystemError(.busy, "\(path): its directory was renamed while it was being created")
         } catch {
             table.unlink(parent, name)
             table.forget(inode.number, count: 1)
+            // Its directory's rename began after `awaitDirectoryRenames`: the key is stale.
+            if error is OpenRacedARename { throw FileSystemError(.busy, "\(path): its directory was renamed while it was being created") }
             throw error
         }
     }
