@@ -214,7 +214,8 @@ public final class ObsFileSystem: Sendable {
     /// this mount made the name again meanwhile (the object then is, or is about to be, the new
     /// file's).
     struct UnlinkedName: Sendable {
-        let key: ObjectKey
+        /// The object's key: the name's, or, once a directory above was renamed, the copy's.
+        var key: ObjectKey
         let parent: InodeNumber
         let name: String
         var madeAgain = false
@@ -338,15 +339,17 @@ public final class ObsFileSystem: Sendable {
         /// Hidden names of a directory being removed or renamed: their objects go with it (the
         /// caller deletes them), and their descriptors can read them no longer. Also returns the
         /// changes those descriptors hold, which the caller drops first (`dropHiddenFiles`).
-        mutating func dropHiddenNames(where chosen: (UnlinkedName) -> Bool) -> (names: [UnlinkedName], changes: [ModifySession]) {
+        /// `chosen` is also told whether the name's descriptors hold changes (`holdsChanges`).
+        mutating func dropHiddenNames(where chosen: (UnlinkedName, _ changed: Bool) -> Bool) -> (names: [UnlinkedName], changes: [ModifySession]) {
             var names: [UnlinkedName] = []
             var inodes: Set<InodeNumber> = []
             for (inode, list) in unlinkedWhileOpen {
-                let picked = list.filter { !$0.madeAgain && chosen($0) }
+                let changed = holdsChanges(inode)
+                let picked = list.filter { !$0.madeAgain && chosen($0, changed) }
                 guard !picked.isEmpty else { continue }
                 names += picked
                 inodes.insert(inode)
-                unlinkedWhileOpen[inode]?.removeAll { !$0.madeAgain && chosen($0) }
+                unlinkedWhileOpen[inode]?.removeAll { !$0.madeAgain && chosen($0, changed) }
             }
             var changes: [ModifySession] = []
             let held = files.values.compactMap { inodes.contains($0.inode.number) ? $0.modify : nil }
@@ -354,6 +357,35 @@ public final class ObsFileSystem: Sendable {
                 changes.append(modify)
             }
             return (names, changes)
+        }
+
+        /// Whether descriptors of `inode`, open or being released, hold changes.
+        func holdsChanges(_ inode: InodeNumber) -> Bool {
+            releasingChanges[inode] != nil || files.values.contains { $0.inode.number == inode && $0.modify != nil }
+        }
+
+        /// The keys of the hidden names (below) `chosen` picks, told as by `dropHiddenNames`.
+        func hiddenKeys(where chosen: (UnlinkedName, _ changed: Bool) -> Bool) -> Set<ObjectKey> {
+            Set(unlinkedWhileOpen.flatMap { inode, list in
+                let changed = holdsChanges(inode)
+                return list.filter { !$0.madeAgain && chosen($0, changed) }.map(\.key)
+            })
+        }
+
+        /// Hidden names whose objects a directory rename moved (`moves`, old key to new): they
+        /// take the new keys. Returns the inodes of the old keys still hidden; the others' last
+        /// descriptors were released meanwhile.
+        mutating func moveHiddenNames(_ moves: [ObjectKey: ObjectKey]) -> [ObjectKey: InodeNumber] {
+            var moved: [ObjectKey: InodeNumber] = [:]
+            for inode in unlinkedWhileOpen.keys {
+                for index in unlinkedWhileOpen[inode]!.indices where !unlinkedWhileOpen[inode]![index].madeAgain {
+                    let old = unlinkedWhileOpen[inode]![index].key
+                    guard let new = moves[old] else { continue }
+                    unlinkedWhileOpen[inode]![index].key = new
+                    moved[old] = inode
+                }
+            }
+            return moved
         }
 
         /// The names unlinked (or renamed away) while open whose objects are still stored and
@@ -456,7 +488,7 @@ public final class ObsFileSystem: Sendable {
     /// Drops the hidden names `chosen` picks (a directory removed or renamed over them) and the
     /// changes their descriptors hold, once no composition of them is under way: nothing
     /// composed lands after the caller deletes their objects and brings them back.
-    func dropHiddenFiles(where chosen: (UnlinkedName) -> Bool) async -> [UnlinkedName] {
+    func dropHiddenFiles(where chosen: (UnlinkedName, _ changed: Bool) -> Bool) async -> [UnlinkedName] {
         let (names, changes) = openFiles.withLock { $0.dropHiddenNames(where: chosen) }
         for modify in changes { await modify.drop() }
         return names

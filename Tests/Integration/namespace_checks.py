@@ -96,6 +96,18 @@ def server_body(server, key):
     return server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read()
 
 
+def deleted_after_release(server, key, seconds=10):
+    """Whether `key` is gone from the server within `seconds`: the kernel sends the release of a
+    closed file after `close()` has returned."""
+    directory, name = key.rsplit("/", 1)
+    deadline = time.monotonic() + seconds
+    while name in server_objects(server, directory + "/"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def metadata(server, key):
     """The object's user metadata (names without x-amz-meta-/x-obs-meta-)."""
     return server.s3.head_object(Bucket=server.bucket, Key=key)["Metadata"]

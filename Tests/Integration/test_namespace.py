@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import EVERY_SERVER, PFS_BUCKET, MiB, fault_admin, head, uploads_in_progress, named_server
-from namespace_checks import (assert_no_upload_left, assert_same_tree, check_tree_on_server, make_reference_tree, md5,
+from namespace_checks import (assert_no_upload_left, assert_same_tree, check_tree_on_server, deleted_after_release, make_reference_tree, md5,
                               metadata, server_body, server_objects, stored_mode, stored_xattrs, tree_stat, unique)
 
 
@@ -576,6 +576,27 @@ def test_unlink_of_a_file_open_for_writing(mount, base):
         os.close(fd)
     assert server_objects(server, base.name + "/") == {}
     assert_no_upload_left(server, key)
+
+
+def test_a_file_unlinked_while_open_moves_with_its_renamed_directory(mount, base):
+    """`mv d e` while a descriptor reads `d/f`, unlinked: it reads on, as on a local disk (the
+    rename deleted the object with the sources: EIO; on a parallel file system bucket the object
+    moved and showed up in `e` after the close), and nothing of `f` is left once it is closed."""
+    server = mount.server
+    body = os.urandom(32 * MiB + 7)
+    (base / "d").mkdir()
+    (base / "d" / "f").write_bytes(body)
+    (base / "d" / "g").write_bytes(b"g")
+    with open(base / "d" / "f", "rb") as reader:
+        assert reader.read(100) == body[:100]
+        os.unlink(base / "d" / "f")
+        os.rename(base / "d", base / "e")
+        assert os.listdir(base / "e") == ["g"]
+        assert os.pread(reader.fileno(), 1000, 30 * MiB) == body[30 * MiB:30 * MiB + 1000]  # beyond what was prefetched
+        assert os.pread(reader.fileno(), len(body), 0) == body
+    assert deleted_after_release(server, base.name + "/e/f")
+    assert {key for key in server_objects(server, base.name + "/") if not key.endswith("/")} == {"e/g"}
+    assert os.listdir(base / "e") == ["g"]
 
 
 def test_a_temporary_file_is_read_back_and_changed_after_its_unlink(mount, base):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import EXTRA_MOUNT_OPTIONS, fault_admin, head, uploads_in_progress
-from namespace_checks import server_body, server_objects, stored_mode, unique
+from namespace_checks import deleted_after_release, server_body, server_objects, stored_mode, unique
 # Shared writable mmap of an existing object, without writeback_cache (FUSE_DIRECT_IO_ALLOW_MMAP).
 from test_writeback import test_mmap_writes_reach_the_object  # noqa: F401
 
@@ -40,18 +40,6 @@ def as_nobody(directory, action):
     os.close(reader)
     assert os.waitpid(child, 0)[1] == 0
     return int(outcome)
-
-
-def deleted_after_release(server, key, seconds=10):
-    """Whether `key` is gone from the server within `seconds`: the kernel sends the release of a
-    closed file after `close()` has returned."""
-    directory, name = key.rsplit("/", 1)
-    deadline = time.monotonic() + seconds
-    while name in server_objects(server, directory + "/"):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def read_file(name):

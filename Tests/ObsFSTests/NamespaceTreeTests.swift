@@ -973,16 +973,45 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await fs.lookup(parent: .root, name: "d") } == .noEntry)
     }
 
-    @Test func aDirectoryRenamedWithAFileUnlinkedWhileOpenLeavesThatFileBehind() async throws {
+    /// `mv d e` while a descriptor reads `d/f`, unlinked: the descriptor reads on, as on a local
+    /// disk. The rename deleted the object with the sources (the reader got EIO); on a parallel
+    /// file system bucket the object moved and, its name dropped, showed up in `e` after the close.
+    @Test(arguments: [false, true])
+    func aFileUnlinkedWhileOpenMovesWithItsRenamedDirectoryAndIsReadOn(fileSystemBucket: Bool) async throws {
+        let store = fileSystemBucket ? InMemoryStore(isFileSystemBucket: true) : self.store
+        store.seed("d/")
+        store.seed("d/f", Array("unlinked".utf8))
+        store.seed("d/g", [2])
+        let fs = makeFileSystem(store)
+        let reader = try await unlinkedWhileRead(fs)
+        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
+        #expect(store.object("e/g") == [2] && store.object("d/f") == nil && store.object("d/g") == nil)
+        let moved = try await fs.lookup(parent: .root, name: "e")
+        #expect(try await names(fs, moved.inode) == ["g": .regular])  // still hidden
+        #expect(await errno { _ = try await fs.lookup(parent: moved.inode, name: "f") } == .noEntry)
+        #expect(try await fs.read(reader.handle, at: 0, count: 100).gathered() == Array("unlinked".utf8))
+        await fs.release(reader.handle)
+        #expect(store.object("e/f") == nil)
+        #expect(try await names(fs, moved.inode) == ["g": .regular])
+    }
+
+    /// The reader's last release during the rename's copies deletes the old object: the copy of
+    /// it fails, which fails nothing, and nothing of it is left in the renamed directory.
+    @Test func aFileUnlinkedWhileOpenAndClosedDuringItsDirectorysRenameLeavesNothing() async throws {
         store.seed("d/")
         store.seed("d/f", [1])
         store.seed("d/g", [2])
-        let fs = mount()
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
         let reader = try await unlinkedWhileRead(fs)
-        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
-        #expect(store.object("e/g") == [2] && store.object("e/f") == nil)
-        #expect(store.object("d/f") == nil && store.object("d/g") == nil)
+        faults.hold(.copy)
+        let renaming = Task { try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0) }
+        #expect(try await eventually { faults.heldCount(.copy) == 2 })
         await fs.release(reader.handle)
+        #expect(store.object("d/f") == nil)
+        faults.release(.copy)
+        try await renaming.value
+        #expect(store.object("e/g") == [2] && store.object("e/f") == nil && store.object("d/g") == nil)
     }
 
     @Test func theObjectOfAFileUnlinkedWhileOpenStaysWhenTheNameIsMadeAgain() async throws {

@@ -82,7 +82,7 @@ extension ObsFileSystem {
             if writing.contains(where: { table.path(of: $0)?.isPath(beneath: path) == true }) {
                 throw FileSystemError(.notEmpty, "\(path) has files being written")
             }
-            let unlinked = if let directory { await dropHiddenFiles { $0.parent == directory } } else { [UnlinkedName]() }
+            let unlinked = if let directory { await dropHiddenFiles { name, _ in name.parent == directory } } else { [UnlinkedName]() }
             if !unlinked.isEmpty {
                 logger.info("\(prefix): removed with \(unlinked.count) file(s) unlinked while open; their descriptors can read them no longer")
             }

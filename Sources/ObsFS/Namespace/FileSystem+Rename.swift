@@ -145,7 +145,9 @@ extension ObsFileSystem {
         guard let bucket = store.fileSystemBucket else { return }
         var from = objectKey(sourcePath)
         var to = objectKey(targetPath)
+        var hidden: (dropped: Set<ObjectKey>, carried: Set<ObjectKey>) = ([], [])
         if case .directory = source {
+            hidden = await hiddenFiles(below: listPrefix(ofDirectory: sourcePath))
             from = ObjectKey(listPrefix(ofDirectory: sourcePath))
             to = ObjectKey(listPrefix(ofDirectory: targetPath))
             if target != nil {
@@ -173,6 +175,8 @@ extension ObsFileSystem {
             }
         }
         followNativeRename(from: sourcePath, to: targetPath)
+        // The objects of the dropped ones moved too: deleted as nothing is released for them.
+        await carryHiddenFiles(hidden.carried.union(hidden.dropped), from: from.rawValue, to: to.rawValue, copies: nil)
     }
 
     /// s3fs's older markers of a moved directory, outside its prefix: the one the lookup found
@@ -458,6 +462,42 @@ extension ObsFileSystem {
     /// A key found below a directory: the key, its name relative to the directory, its version.
     typealias ListedKey = (key: ObjectKey, relative: String, version: KeyVersion)
 
+    /// The files unlinked while open below a directory being renamed: the keys of those whose
+    /// descriptors hold changes, dropped now (they have no name to compose under), and of the
+    /// others, which move with the directory (`carryHiddenFiles`).
+    private func hiddenFiles(below prefix: String) async -> (dropped: Set<ObjectKey>, carried: Set<ObjectKey>) {
+        let dropped = Set(await dropHiddenFiles { name, changed in changed && name.key.rawValue.hasUTF8Prefix(prefix) }.map(\.key))
+        return (dropped, openFiles.withLock { $0.hiddenKeys { name, _ in name.key.rawValue.hasUTF8Prefix(prefix) } })
+    }
+
+    /// Files unlinked while open below a renamed directory (`hidden`, their keys under the
+    /// source) move with it, still hidden, as on a local disk their descriptors read on: their
+    /// names take the new keys and their readers follow. A moved object whose last descriptor was
+    /// released meanwhile (which deleted the old key, or found nothing to delete) is deleted, so
+    /// that it does not show up in the directory. `copies`: the copies' ETags; nil after a native
+    /// rename, which moved the objects themselves.
+    private func carryHiddenFiles(_ hidden: Set<ObjectKey>, from sourcePrefix: String, to targetPrefix: String, copies: [ObjectKey: ETag]?) async {
+        guard !hidden.isEmpty else { return }
+        let moves = Dictionary(uniqueKeysWithValues: hidden.map { ($0, ObjectKey(targetPrefix + $0.rawValue.droppingUTF8(first: sourcePrefix.utf8.count))) })
+        let (carried, streams) = openFiles.withLock { files in (files.moveHiddenNames(moves), files.files.values.compactMap(\.reads)) }
+        for (old, number) in carried {
+            if let etag = copies?[old] { table.inode(number)?.state.withLock { $0.facts.etag = etag } }
+        }
+        for stream in streams where carried[stream.key] != nil {
+            stream.moved(to: moves[stream.key]!, copyETag: copies?[stream.key])
+        }
+        for (old, new) in moves where carried[old] == nil && (copies == nil || copies?[old] != nil) {
+            do {
+                try await store.deleteObject(new)
+            } catch {
+                _ = storeFailure("deleting \(new), the moved object of a file unlinked while open and closed during the rename", error)
+            }
+        }
+        if !carried.isEmpty {
+            logger.info("renaming directory \(sourcePrefix) to \(targetPrefix): \(carried.count) file(s) unlinked while open moved with it, still read by their descriptors")
+        }
+    }
+
     /// Every key under `prefix` (no delimiter), with its size and ETag.
     private func allKeys(below prefix: String) async throws -> [ListedKey] {
         var keys: [ListedKey] = []
@@ -534,9 +574,11 @@ extension ObsFileSystem {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = listed
-        // Files unlinked below while open have no name: not copied, deleted with the sources; a
-        // record of an earlier rename into the source is not this rename's.
-        let unnamed = Set(await dropHiddenFiles { $0.key.rawValue.hasUTF8Prefix(sourcePrefix) }.map(\.key))
+        // Files unlinked below while open are copied with the rest, still hidden (their
+        // descriptors read on), but those whose descriptors hold changes: not copied, deleted with
+        // the sources, their changes dropped. A record of an earlier rename into the source is
+        // not this rename's.
+        let (unnamed, hidden) = await hiddenFiles(below: sourcePrefix)
         let copies = keys.filter { !unnamed.contains($0.key) && !$0.relative.hasSameUTF8(as: KeyNaming.renameRecordName) }
         // The record says the target is this rename's work until the last delete: running the
         // rename again after a crash completes it (`checkResumable`). A target too deep for it
@@ -580,7 +622,12 @@ extension ObsFileSystem {
                         try await self.copyMarker(entry.key, to: target)
                         return nil
                     }
-                    let copy = try await self.copyRenamed(entry.key, to: target, size: entry.version.size)
+                    let copy: ETag
+                    do {
+                        copy = try await self.copyRenamed(entry.key, to: target, size: entry.version.size)
+                    } catch where hidden.contains(entry.key) && self.openFiles.withLock({ $0.hiddenKeys { name, _ in name.key == entry.key }.isEmpty }) {
+                        return nil  // a hidden file whose last descriptor was released meanwhile: deleted then
+                    }
                     return CopiedFile(relative: entry.relative, source: entry.version.etag, copy: copy)
                 }
             }
@@ -593,6 +640,8 @@ extension ObsFileSystem {
                 addNext()
             }
         }
+        await carryHiddenFiles(hidden, from: sourcePrefix, to: targetPrefix,
+                               copies: Dictionary(copied.map { (ObjectKey(sourcePrefix + $0.relative), $0.copy) }, uniquingKeysWith: { first, _ in first }))
         followCopies(copied, from: sourcePrefix, to: targetPrefix)
         keys += olderMarkers(of: sourcePath, found: legacyMarker).map { ($0, "", KeyVersion(size: 0, etag: nil)) }
         // A replaced empty directory's attributes are not the moved one's.
