@@ -29,8 +29,10 @@ public struct FileSystemConfiguration: Sendable {
     /// Owner and permissions of objects whose metadata does not say (`uid=`, `gid=`, `umask=`).
     public var ownerUID: UInt32
     public var ownerGID: UInt32
-    /// Permission bits cleared from 0777 (directories) and 0666 (files).
-    public var umask: UInt32
+    /// Permission bits cleared from 0777 (directories) and 0666 (files); nil: s3fs's modes for
+    /// objects without metadata, 0750 and 0640 (the mount root 0755), so that a bucket looks
+    /// the same through both.
+    public var umask: UInt32?
     /// Keys asked for per listing request.
     public var listPageSize: Int
     /// How long attributes and names seen on the store are trusted (`attr_timeout=`).
@@ -52,7 +54,7 @@ public struct FileSystemConfiguration: Sendable {
     public var writebackCache: Bool
 
     public init(bucket: BucketName, prefix: String, upload: UploadSettings, uploadOptions: UploadMountOptions = UploadMountOptions(),
-                readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32 = 0o022, listPageSize: Int = 1000,
+                readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32? = nil, listPageSize: Int = 1000,
                 attributeTimeout: Duration = .seconds(10), negativeTimeout: Duration = .seconds(5),
                 copyPartSize: Int64 = 512 << 20, singleCopyLimit: Int64 = 5 << 30, renameParallel: Int = 8,
                 read: ReadMountOptions = ReadMountOptions(), dialect: Dialect = .obs, writebackCache: Bool = false) {
@@ -538,9 +540,9 @@ public final class ObsFileSystem: Sendable {
             size = max(session.size, pendingSize(of: inode.number) ?? 0)
         }
         let defaultPermissions: UInt32 = switch inode.kind {
-        case .directory: 0o777 & ~configuration.umask
+        case .directory: configuration.umask.map { 0o777 & ~$0 } ?? (inode.number == .root ? 0o755 : 0o750)
         case .symlink: 0o777
-        case .regular, .fifo, .socket, .characterDevice, .blockDevice: 0o666 & ~configuration.umask
+        case .regular, .fifo, .socket, .characterDevice, .blockDevice: configuration.umask.map { 0o666 & ~$0 } ?? 0o640
         }
         var permissions = facts.posix.permissions ?? defaultPermissions
         if configuration.readOnly && inode.kind != .symlink { permissions &= ~0o222 }
@@ -565,8 +567,8 @@ public final class ObsFileSystem: Sendable {
 
     // MARK: Shutdown
 
-    /// Unmounting: uploads being completed finish, uploads still open are aborted; one log line
-    /// each. Uploads being initiated are waited for (and aborted), so none is left behind. The
+    /// Unmounting: uploads being completed finish, uploads still open are aborted, compositions
+    /// under way finish; one log line each. Uploads being initiated are waited for (and aborted), so none is left behind. The
     /// objects of files unlinked while open are deleted. HEAD answers not yet saved are.
     public func shutdown() async {
         openFiles.withLock { $0.shuttingDown = true }
@@ -583,8 +585,10 @@ public final class ObsFileSystem: Sendable {
             }
         }
         // Changes to existing objects still open are not stored, as uploads still open are not
-        // completed: one line each.
+        // completed: one line each. A composition under way (a close's) ends first: it stores
+        // what it holds, and its close returns 0.
         let changing = openFiles.withLock { files in files.files.values.compactMap(\.modify) }
+        for modify in changing { await modify.awaitComposition() }
         var logged = Set<ObjectIdentifier>()
         for modify in changing where modify.holdsChanges && logged.insert(ObjectIdentifier(modify)).inserted {
             logger.notice("unmount: \(modify.key): changes not stored: unmounted while the file was open for changes (the object keeps its previous content)")

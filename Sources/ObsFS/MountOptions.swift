@@ -99,8 +99,8 @@ public struct MountOptions: Sendable {
     /// `uid=`, `gid=`: owner shown for every file (default: the mounting user).
     public var uid: UInt32?
     public var gid: UInt32?
-    /// `umask=` (octal).
-    public var umask: UInt32 = 0o022
+    /// `umask=` (octal); nil: s3fs's modes (`FileSystemConfiguration.umask`).
+    public var umask: UInt32?
     /// Upload defaults for every new file (mount-options/xattrs.md).
     public var upload = UploadMountOptions()
     /// `dev`, `nosuid`, `noexec`, `noatime` …: generic mount flags (from mount(8) or fstab),

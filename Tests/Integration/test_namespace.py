@@ -101,6 +101,18 @@ def test_mkdir_p_writes_markers_with_mode_and_owner(mount, base, directory_metad
     assert stat.S_ISDIR((base / "a" / "b" / "c").stat().st_mode)
 
 
+def test_objects_other_tools_stored_show_s3fs_modes(mount, base):
+    """Objects without `mode` metadata and implied directories show s3fs's 0640 and 0750, the
+    mount root 0755 (s3fs's test_external_directory_creation: `aws s3 cp - d/f; stat d` is 750)."""
+    server, prefix = mount.server, base.name + "/"
+    server.s3.put_object(Bucket=server.bucket, Key=prefix + "elsewhere/f", Body=b"data\n")  # no marker, no metadata
+    assert "elsewhere" in os.listdir(base)
+    assert stat.S_IMODE(os.stat(base / "elsewhere").st_mode) == 0o750
+    assert stat.S_IMODE(os.stat(base / "elsewhere" / "f").st_mode) == 0o640
+    assert (base / "elsewhere" / "f").read_bytes() == b"data\n"
+    assert stat.S_IMODE(os.stat(mount.path).st_mode) == 0o755
+
+
 def test_rmdir_removes_empty_directory_and_refuses_non_empty(mount, base):
     server, prefix = mount.server, base.name + "/"
     server.s3.put_object(Bucket=server.bucket, Key=prefix + "implied/only-key", Body=b"x")  # no marker

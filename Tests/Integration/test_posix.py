@@ -48,7 +48,7 @@ def read_file(name):
 
 def test_a_root_mount_is_shared_and_modes_are_checked(mount):
     directory = mount.path / unique("shared")
-    directory.mkdir()  # 0755 (umask 022); SeaweedFS keeps no directory modes, and shows 0755 too
+    directory.mkdir()  # 0755 (umask 022); on SeaweedFS, which keeps no directory modes, as this mount remembers it
     assert os.stat(directory).st_mode & 0o777 == 0o755
     (directory / "public").write_bytes(b"for everyone")
     os.chmod(directory / "public", 0o644)

@@ -901,6 +901,35 @@ extension ModifyTests {
 }
 
 extension ModifyTests {
+    /// SIGTERM while a close composes its changes: the unmount waits for the composition, which
+    /// stores them (the close returns 0). It logged "changes not stored" for them and returned
+    /// while the composition went on.
+    @Test func anUnmountWaitsForACompositionUnderWay() async throws {
+        let seeded = try await SeededFile("closing", size: 2 * Int(minimumPart))
+        let (inner, store, fs, base, file) = (seeded.inner, seeded.store, seeded.fs, seeded.base, seeded.inode)
+        let writer = ProcessID(81)
+        let handle = try await fs.open(file, flags: O_RDWR, opener: writer).handle
+        let changed = pattern(100, seed: 11)
+        #expect(await fs.write(handle, at: 0, bytes: changed, writer: WriterIdentity(81), process: writer).count == changed.count)
+        store.hold(.complete)
+        let closing = Task { try await fs.flush(handle, writer: WriterIdentity(81), process: writer) }
+        #expect(try await eventually { store.heldCount(.complete) == 1 })
+        let unmounted = Mutex(false)
+        let unmounting = Task {
+            await fs.shutdown()
+            unmounted.withLock { $0 = true }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!unmounted.withLock { $0 })
+        store.release(.complete)
+        await unmounting.value
+        try await closing.value
+        var expected = base
+        expected.replaceSubrange(0..<changed.count, with: changed)
+        #expect(inner.object("closing") == expected)
+        await fs.release(handle)
+    }
+
     /// Reads of one descriptor from several threads while another descriptor appends and
     /// closes again and again (`mt_direct.py`, found by a helper): a read that moves the handle
     /// to a new version closes the old stream, maybe under another read of the handle, which

@@ -1667,13 +1667,29 @@ struct NamespaceTreeTests {
 }
 
 extension NamespaceTreeTests {
+    /// Objects other tools stored (no `mode` metadata) and implied directories show s3fs's modes,
+    /// 0640 and 0750, so that a bucket looks the same through s3fs and obsmount (s3fs's
+    /// test_external_directory_creation); the mount root 0755. `umask=` sets all of them.
+    @Test(arguments: [nil, 0o022] as [UInt32?])
+    func objectsWithoutMetadataShowS3fsModesUnlessUmaskIsSet(umask: UInt32?) async throws {
+        store.seed("plain", [1])
+        store.seed("implied/child", [2])
+        store.seed("marker/", contentType: "application/x-directory")
+        let fs = makeFileSystem(store, umask: umask)
+        let (file, directory) = umask == nil ? (UInt32(0o640), UInt32(0o750)) : (0o644, 0o755)
+        #expect(try await fs.lookup(parent: .root, name: "plain").mode == UInt32(S_IFREG) | file)
+        #expect(try await fs.lookup(parent: .root, name: "implied").mode == UInt32(S_IFDIR) | directory)
+        #expect(try await fs.lookup(parent: .root, name: "marker").mode == UInt32(S_IFDIR) | directory)
+        #expect(try await fs.getattr(.root).mode == UInt32(S_IFDIR) | 0o755)
+    }
+
     /// The mount root's mode, owner, times and xattrs: on a whole bucket in the hidden
     /// `.obsmount-root` (never listed, never made by a program), on a prefix in its marker; read
     /// back by the next mount.
     @Test(arguments: ["", "team/"])
     func theRootKeepsItsMetadataAcrossMounts(prefix: String) async throws {
         let first = makeFileSystem(store, prefix: prefix)
-        #expect(try await first.getattr(.root).mode & 0o7777 == 0o755)  // the defaults (umask 022)
+        #expect(try await first.getattr(.root).mode & 0o7777 == 0o755)  // the default
         _ = try await first.setattr(.root, AttributeChanges(permissions: 0o1777, uid: 1234, gid: 5678, modified: FileTime(seconds: 1_000_000_000, nanoseconds: 0)))
         try await first.setxattr(.root, name: "user.note", value: Array("kept".utf8))
         let marker = prefix.isEmpty ? ".obsmount-root" : prefix
