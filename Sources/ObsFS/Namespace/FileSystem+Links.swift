@@ -58,8 +58,9 @@ extension ObsFileSystem {
         return try await putNewObject(parent: parent, name: name, path: path, kind: kind, bytes: [], posix: posix)
     }
 
+    /// `EOPNOTSUPP`, as s3fs answers (a directory's link is `EPERM`, from the kernel itself).
     public func link(_ number: InodeNumber, parent: InodeNumber, name: String) throws -> FileAttributes {
-        let failure = FileSystemError(.notPermitted, "hard links are not supported (an object has one name)")
+        let failure = FileSystemError(.notSupported, "hard links are not supported (an object has one name)")
         repeatedLines.log(.warning, failure.reason, kind: "link", to: logger)
         throw failure
     }
