@@ -568,8 +568,9 @@ public final class ObsFileSystem: Sendable {
     // MARK: Shutdown
 
     /// Unmounting: uploads being completed finish, uploads still open are aborted, compositions
-    /// under way finish; one log line each. Uploads being initiated are waited for (and aborted), so none is left behind. The
-    /// objects of files unlinked while open are deleted. HEAD answers not yet saved are.
+    /// under way finish; one log line each. Uploads being initiated are waited for (and
+    /// aborted), so none is left behind. The objects of files unlinked while open are deleted.
+    /// HEAD answers not yet saved are.
     public func shutdown() async {
         openFiles.withLock { $0.shuttingDown = true }
         while openFiles.withLock({ !$0.initiating.isEmpty }) { try? await Task.sleep(for: .milliseconds(10)) }
