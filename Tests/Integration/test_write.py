@@ -123,7 +123,7 @@ def test_stat_shows_growing_size_and_upload_id(mount):
     assert etag == head(mount.server, key)["ETag"].strip('"')
     # Read-only facts are read by name and not listed (mount-options/xattrs.md: copy tools would
     # try to write or remove them); the listed names are the settable ones.
-    assert "user.obs.content-type" in os.listxattr(mount.path / key)
+    assert os.getxattr(mount.path / key, "user.obs.storage-class") == b"STANDARD"
     assert "user.obs.etag" not in os.listxattr(mount.path / key)
 
 

@@ -568,18 +568,35 @@ def test_cp_preserve_xattr_applies_attributes(obs_mount, tmp_path, size):
 def test_the_list_is_what_was_set_while_written_and_after(any_mount):
     # The store's defaults (ACL private, storage class STANDARD) were listed once a file was
     # stored, not while it was written (CPython's test_os test_fds; listxattr's size probe then
-    # ERANGE in fsstress), and `cp -a` set them on every copy.
+    # ERANGE in fsstress), and `cp -a` set them on every copy. Nor is the Content-Type the
+    # name infers: a new file lists nothing, as on a local disk (xfstests compare such lists).
     path = any_mount.path / (unique("listed") + ".txt")
     with open(path, "wb") as written:
         written.write(b"x" * 1000)
-        assert os.listxattr(written.fileno()) == ["user.obs.content-type"]
-    assert os.listxattr(path) == ["user.obs.content-type"]
+        assert os.listxattr(written.fileno()) == []
+    assert os.listxattr(path) == []
     assert os.getxattr(path, "user.obs.acl") == b"private"
+    assert os.getxattr(path, "user.obs.content-type") == b"text/plain"
     copy = path.with_name("copy-" + path.name)
     subprocess.run(["cp", "-a", str(path), str(copy)], check=True)
-    assert os.listxattr(copy) == ["user.obs.content-type"]
+    assert os.listxattr(copy) == []
     os.setxattr(path, "user.obs.acl", b"public-read")
+    assert os.listxattr(path) == ["user.obs.acl"]
+    os.setxattr(path, "user.obs.content-type", b"text/x-log")
     assert os.listxattr(path) == ["user.obs.acl", "user.obs.content-type"]
+
+
+def test_rsync_x_into_the_mount_keeps_the_inferred_content_types(obs_mount, tmp_path):
+    # rsync -X removes on the destination the listed names its source lacks: it removed the
+    # inferred Content-Type of every file it copied in (left application/octet-stream).
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "page.html").write_bytes(b"<p>hello</p>")
+    target = obs_mount.path / unique("rsync-x")
+    subprocess.run(["rsync", "-aX", f"{source}/", str(target)], check=True, capture_output=True)
+    key = f"{obs_mount.prefix}/{target.name}/page.html"
+    assert obs_mount.server.s3.head_object(Bucket=obs_mount.server.bucket, Key=key)["ContentType"] == "text/html"
+    assert os.listxattr(target / "page.html") == []
 
 
 def test_cp_initiation_only_values_come_from_the_directory(obs_mount, tmp_path):

@@ -378,16 +378,19 @@ extension AttributeWiringTests {
         for bytes in [[], pattern(1000)] {
             let (created, handle) = try await fs.create(parent: .root, name: "f\(bytes.count).txt")
             if !bytes.isEmpty { #expect(try await write(fs, handle, at: 0, bytes).get() == bytes.count) }
-            #expect(try await fs.listxattr(created.inode) == ["user.obs.content-type"])
+            #expect(try await fs.listxattr(created.inode) == [])
             try await fs.flush(handle, writer: WriterIdentity(7))
-            #expect(try await fs.listxattr(created.inode) == ["user.obs.content-type"])
+            #expect(try await fs.listxattr(created.inode) == [])
             await fs.release(handle)
-            #expect(try await fs.listxattr(created.inode) == ["user.obs.content-type"])
-            // The defaults are read by name; other values are listed.
+            #expect(try await fs.listxattr(created.inode) == [])
+            // The defaults and the inferred type are read by name; other values are listed.
             #expect(try await text(fs, created.inode, "acl") == "private")
             #expect(try await text(fs, created.inode, "storage-class") == "STANDARD")
+            #expect(try await text(fs, created.inode, "content-type") == "text/plain")
             try await set(fs, created.inode, "storage-class", "WARM")
             try await set(fs, created.inode, "acl", "public-read")
+            #expect(try await fs.listxattr(created.inode) == ["user.obs.acl", "user.obs.storage-class"])
+            try await set(fs, created.inode, "content-type", "text/x-log")
             #expect(try await fs.listxattr(created.inode) == ["user.obs.acl", "user.obs.content-type", "user.obs.storage-class"])
         }
         await fs.shutdown()

@@ -33,8 +33,9 @@ struct UploadTests {
         let (attributes, handle) = try await fs.create(parent: .root, name: "f")
         let id = try await fs.getxattr(attributes.inode, name: ExtendedAttribute.uploadID)
         #expect(String(decoding: id, as: UTF8.self) == store.contents.withLock { $0.uploads.keys.first!.rawValue })
-        // Listed: the attributes set (the inferred Content-Type); read-only facts are read by name.
-        #expect(try await fs.listxattr(attributes.inode) == ["user.obs.content-type"])
+        // Listed: the attributes set (none: the inferred Content-Type is not); read-only facts
+        // are read by name.
+        #expect(try await fs.listxattr(attributes.inode) == [])
         #expect(await errno { _ = try await fs.getxattr(attributes.inode, name: "user.other") } == .noAttribute)
         _ = try await write(fs, handle, at: 0, [1, 2, 3]).get()
         try await fs.flush(handle, writer: WriterIdentity(7))

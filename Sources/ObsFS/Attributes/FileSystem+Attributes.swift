@@ -129,16 +129,22 @@ extension ObsFileSystem {
     /// failed on every name listed. Neither are the store's defaults, which every stored object
     /// reports whether or not anything set them (ACL `private`, storage class `STANDARD`): the
     /// list is what was set, the same while the file is written and after (a file being written
-    /// shows what its upload sets), and copy tools do not set the defaults on every copy.
+    /// shows what its upload sets), and copy tools do not set the defaults on every copy. Nor is
+    /// a file's Content-Type when it is the one its name infers: a new file lists no attribute,
+    /// as on a local disk, `cp -a` and `rsync -X` out of the mount copy none, and `rsync -X` into
+    /// it no longer removes the inferred types (the files were left `application/octet-stream`).
     public func listxattr(_ inode: InodeNumber) async throws -> [String] {
-        if let kind = table.inode(inode)?.kind, kind != .regular, kind != .directory { return [] }
-        let (options, state, _) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
+        let kind = table.inode(inode)?.kind
+        if let kind, kind != .regular, kind != .directory { return [] }
+        let (options, state, path) = try await view(try holder(inode), acl: { _ in true }, tags: { _ in true }, parsing: nil)
+        let inferredType = kind == .regular ? configuration.uploadOptions.inferredContentType(forFileName: String(path.split(separator: "/").last ?? "")) : nil
         let own = ObjectAttributeName.listNames(in: options, state: state).filter { name in
             switch name {
             case _ where name.isReadOnly: false
             case .metadata(let key): !PosixMetadata.names.contains(key)
             case .acl: options.acl != .private
             case .storageClass: options.storageClass != .standard
+            case .contentType: inferredType == nil || options.contentType != inferredType
             default: true
             }
         }

@@ -21,8 +21,8 @@ public enum EffectiveOptions {
     /// mount infers types (`application/octet-stream` for an unknown extension).
     public static func forNewFile(named fileName: String, mount: UploadMountOptions, directoryChain: [ObjectOptions], file: ObjectOptions) -> ObjectOptions {
         var options = resolve(mountDefaults: mount.defaults, directoryChain: directoryChain, file: file)
-        if options.contentType == nil && mount.contentTypeInference {
-            options.contentType = mount.contentTypes.contentType(forFileName: fileName)
+        if options.contentType == nil {
+            options.contentType = mount.inferredContentType(forFileName: fileName)
         }
         return options
     }
@@ -55,5 +55,13 @@ extension ObjectOptions {
         objectLockMode = level.objectLockMode ?? objectLockMode
         objectLockRetainUntil = level.objectLockRetainUntil ?? objectLockRetainUntil
         encodingType = level.encodingType ?? encodingType
+    }
+}
+
+extension UploadMountOptions {
+    /// The Content-Type the mount gives a file of this name that nothing sets one for; nil when
+    /// it infers none (`content_type_inference=off`).
+    public func inferredContentType(forFileName fileName: String) -> String? {
+        contentTypeInference ? contentTypes.contentType(forFileName: fileName) : nil
     }
 }

@@ -320,8 +320,8 @@ extension ObsFileSystem {
     /// the one inferred from the old name and the new name infers another.
     private func contentTypeInferredAgain(_ type: String?, renamed names: (from: String, to: String)) -> String? {
         let mount = configuration.uploadOptions
-        guard mount.contentTypeInference, let type, type == mount.contentTypes.contentType(forFileName: names.from) else { return nil }
-        let inferred = mount.contentTypes.contentType(forFileName: names.to)
+        guard let type, type == mount.inferredContentType(forFileName: names.from) else { return nil }
+        let inferred = mount.inferredContentType(forFileName: names.to)
         return inferred == type ? nil : inferred
     }
 
