@@ -220,6 +220,10 @@ public final class ObsFileSystem: Sendable {
         var key: ObjectKey
         let parent: InodeNumber
         let name: String
+        /// The version kept (nil: the one the inode knows last, as for a stream completed after
+        /// its unlink): another version found under the key at the last release is another
+        /// client's object, not deleted.
+        var etag: ETag?
         var madeAgain = false
 
         mutating func noteMade(_ name: String, in parent: InodeNumber) {
@@ -374,16 +378,17 @@ public final class ObsFileSystem: Sendable {
             })
         }
 
-        /// Hidden names whose objects a directory rename moved (`moves`, old key to new): they
-        /// take the new keys. Returns the inodes of the old keys still hidden; the others' last
-        /// descriptors were released meanwhile.
-        mutating func moveHiddenNames(_ moves: [ObjectKey: ObjectKey]) -> [ObjectKey: InodeNumber] {
+        /// Hidden names whose objects a directory rename moved (`moves`, old key to new; the
+        /// copies' ETags, none for a native rename): they take the new keys. Returns the inodes of
+        /// the old keys still hidden; the others' last descriptors were released meanwhile.
+        mutating func moveHiddenNames(_ moves: [ObjectKey: ObjectKey], copies: [ObjectKey: ETag]?) -> [ObjectKey: InodeNumber] {
             var moved: [ObjectKey: InodeNumber] = [:]
             for inode in unlinkedWhileOpen.keys {
                 for index in unlinkedWhileOpen[inode]!.indices where !unlinkedWhileOpen[inode]![index].madeAgain {
                     let old = unlinkedWhileOpen[inode]![index].key
                     guard let new = moves[old] else { continue }
                     unlinkedWhileOpen[inode]![index].key = new
+                    if let copy = copies?[old] { unlinkedWhileOpen[inode]![index].etag = copy }
                     moved[old] = inode
                 }
             }
@@ -595,8 +600,12 @@ public final class ObsFileSystem: Sendable {
             logger.notice("unmount: \(modify.key): changes not stored: unmounted while the file was open for changes (the object keeps its previous content)")
         }
         // Files unlinked while open, still open: their descriptors end with the mount.
-        for unlinked in openFiles.withLock({ files in defer { files.unlinkedWhileOpen = [:] }; return Array(files.unlinkedWhileOpen.values.joined()) }) {
-            await deleteUnlinkedObject(unlinked)
+        let unlinkedWhileOpen = openFiles.withLock { files in
+            defer { files.unlinkedWhileOpen = [:] }
+            return files.unlinkedWhileOpen
+        }
+        for (inode, names) in unlinkedWhileOpen {
+            for unlinked in names { await deleteUnlinkedObject(unlinked, of: inode) }
         }
         savedHeads?.writeChanged()
     }

@@ -611,6 +611,23 @@ def test_a_file_unlinked_while_open_moves_with_its_renamed_directory(mount, base
     assert os.listdir(base / "e") == ["g"]
 
 
+def test_another_mounts_new_file_under_a_hidden_name_stays(server, mount_factory):
+    """A reader holds `f`, unlinked here; another mount then writes a new `f`: the reader's last
+    close deletes only the version it kept (it deleted the other mount's new file)."""
+    here, there = mount_factory(server), mount_factory(server)
+    base = here.path / unique("hidden")
+    base.mkdir()
+    (base / "f").write_bytes(b"old")
+    with open(base / "f", "rb") as reader:
+        assert reader.read() == b"old"
+        os.unlink(base / "f")
+        (there.path / base.name / "f").write_bytes(b"new from the other mount")
+    deadline = time.monotonic() + 10
+    while "another client stored a new object under the name" not in here.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_body(server, base.name + "/f") == b"new from the other mount"
+
+
 def test_a_temporary_file_is_read_back_and_changed_after_its_unlink(mount, base):
     """mkstemp then unlink (Python's TemporaryFile, sort, compilers): the descriptor reads back
     and changes what it wrote as on a local disk, and nothing is left on the server."""

@@ -896,6 +896,32 @@ struct NamespaceTreeTests {
         #expect(store.object("kept") == nil)
     }
 
+    /// Another client stores a new object under the name of a file unlinked (or renamed away)
+    /// while open here: the last close deletes only the version it kept (it deleted the other
+    /// client's new file).
+    @Test(arguments: [false, true])
+    func anotherClientsObjectUnderTheNameOfAHiddenFileStaysAtItsLastClose(renamed: Bool) async throws {
+        store.seed("f", Array("kept".utf8))
+        let fs = mount()
+        let file = try await fs.lookup(parent: .root, name: "f")
+        let reader = try await fs.open(file.inode, flags: O_RDONLY)
+        if renamed {
+            try await fs.rename(parent: .root, name: "f", newParent: .root, newName: "g", flags: 0)
+        } else {
+            try await fs.unlink(parent: .root, name: "f")
+        }
+        store.seed("f", Array("another client's".utf8))
+        await fs.release(reader.handle)
+        #expect(store.object("f") == Array("another client's".utf8))
+        // Without another client, the kept version goes at the last close.
+        let fresh = mount()
+        let again = try await fresh.lookup(parent: .root, name: renamed ? "g" : "f")
+        let second = try await fresh.open(again.inode, flags: O_RDONLY)
+        try await fresh.unlink(parent: .root, name: renamed ? "g" : "f")
+        await fresh.release(second.handle)
+        #expect(store.object(renamed ? "g" : "f") == nil)
+    }
+
     /// Directory `d` with `f` (and whatever else was seeded) in it; `f` opened for reading, then unlinked.
     func unlinkedWhileRead(_ fs: ObsFileSystem) async throws -> OpenedFile {
         let directory = try await fs.lookup(parent: .root, name: "d")

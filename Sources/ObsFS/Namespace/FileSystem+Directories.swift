@@ -115,7 +115,7 @@ extension ObsFileSystem {
         let key = objectKey(path)
         let known = table.child(parent, name)
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
-        let unlinked = UnlinkedName(key: key, parent: parent, name: name)
+        let unlinked = UnlinkedName(key: key, parent: parent, name: name, etag: known?.state.withLock { $0.facts.etag })
         let ended = OneShot<Void>()
         let openAs = if let known { await beginUnlink(known, unlinked, ended: ended) } else { OpenUse.closed }
         defer {
@@ -244,11 +244,18 @@ extension ObsFileSystem {
         if !found.isEmpty { await reader.attach(found) }
     }
 
-    /// Deletes the object a name had when its file was unlinked while open, unless this mount
-    /// made the name again since.
-    func deleteUnlinkedObject(_ unlinked: UnlinkedName) async {
+    /// Deletes the object a name had when its file (`inode`) was unlinked while open, unless
+    /// this mount made the name again since, or another client stored a new object under it (a
+    /// version neither kept nor stored here since: the HEAD first; the other mount's new file
+    /// was deleted by this mount's last close).
+    func deleteUnlinkedObject(_ unlinked: UnlinkedName, of inode: InodeNumber) async {
         if unlinked.madeAgain {
             logger.info("\(unlinked.key): unlinked while open, and made again since: the object is the new file's and stays")
+            return
+        }
+        let known = Set([unlinked.etag, table.inode(inode)?.state.withLock { $0.facts.etag }].compactMap { $0 })
+        if !known.isEmpty, let found = try? await store.headObject(unlinked.key)?.etag, !known.contains(found) {
+            logger.notice("\(unlinked.key): unlinked while open; another client stored a new object under the name since (ETag \(found)): it stays")
             return
         }
         // Listings hid the name while the object was kept; a page fetched before the delete

@@ -258,7 +258,8 @@ extension ObsFileSystem {
     /// release), as they read the object they opened.
     private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String, copied: ETag) async throws {
         let keptForReaders = inode.map { inode in
-            openFiles.withLock { $0.keepForReaders(of: inode, UnlinkedName(key: source, parent: parent, name: name)) }
+            let kept = inode.state.withLock { $0.facts.etag }
+            return openFiles.withLock { $0.keepForReaders(of: inode, UnlinkedName(key: source, parent: parent, name: name, etag: kept)) }
         } ?? false
         // The copy is a new object, with its own ETag: a version found later with another ETag
         // is another file (a new inode), not this one grown or shrunk under its readers.
@@ -479,7 +480,7 @@ extension ObsFileSystem {
     private func carryHiddenFiles(_ hidden: Set<ObjectKey>, from sourcePrefix: String, to targetPrefix: String, copies: [ObjectKey: ETag]?) async {
         guard !hidden.isEmpty else { return }
         let moves = Dictionary(uniqueKeysWithValues: hidden.map { ($0, ObjectKey(targetPrefix + $0.rawValue.droppingUTF8(first: sourcePrefix.utf8.count))) })
-        let (carried, streams) = openFiles.withLock { files in (files.moveHiddenNames(moves), files.files.values.compactMap(\.reads)) }
+        let (carried, streams) = openFiles.withLock { files in (files.moveHiddenNames(moves, copies: copies), files.files.values.compactMap(\.reads)) }
         for (old, number) in carried {
             if let etag = copies?[old] { table.inode(number)?.state.withLock { $0.facts.etag = etag } }
         }

@@ -473,7 +473,7 @@ extension ObsFileSystem {
             (files.endRelease(file), files.takeUnlinkedNames(afterReleaseOf: file.inode.number))
         }
         unheld?.close()
-        for unlinked in unlinkedNames { await deleteUnlinkedObject(unlinked) }
+        for unlinked in unlinkedNames { await deleteUnlinkedObject(unlinked, of: file.inode.number) }
     }
 
     /// What the release of `file` (no longer among the open handles) completes or aborts.
