@@ -256,6 +256,9 @@ public final class ObsFileSystem: Sendable {
         /// it as on a local filesystem; it is deleted at the last release.
         /// A file renamed twice while open leaves two names.
         var unlinkedWhileOpen: [InodeNumber: [UnlinkedName]] = [:]
+        /// Names of `unlinkedWhileOpen` whose last release took them, until their DELETE is
+        /// answered: still hidden (a listing meanwhile showed the file again, `stat` ENOENT).
+        var hiddenUntilDeleted: [UnlinkedName] = []
         /// The size a truncate gave a file being streamed without cutting what it received (a new
         /// file's `truncate -s`, `cp` ending in a hole, and with `writeback_cache` the kernel's size
         /// ahead of the pages it has not sent yet): zeros fill up to it at the next flush.
@@ -289,11 +292,13 @@ public final class ObsFileSystem: Sendable {
             return handle
         }
 
-        /// An upload or composition started on `inode` now would write `key` while a rename or an
-        /// unlink of it is under way: after the copy, or after the DELETE.
-        func refuseChanges(to inode: InodeNumber, key: ObjectKey) throws {
-            if let ended = renaming[inode] { throw ObsFileSystem.OpenRacedARename(ended: ended) }
-            if unlinking[inode] != nil { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
+        /// An upload or composition started on a file now would write `key` while a rename of
+        /// it or of a directory above it (`ancestry`: the file's inode, then its directories', as
+        /// the inode table gives them) or an unlink of it is under way: after the copy, or after
+        /// the DELETE.
+        func refuseChanges(to ancestry: [InodeNumber], key: ObjectKey) throws {
+            if let ended = ancestry.lazy.compactMap({ renaming[$0] }).first { throw ObsFileSystem.OpenRacedARename(ended: ended) }
+            if let inode = ancestry.first, unlinking[inode] != nil { throw FileSystemError(.noEntry, "\(key) is being unlinked") }
         }
 
         /// `inode`'s object is about to lose its name (`unlinked`); descriptors that may still
@@ -310,6 +315,7 @@ public final class ObsFileSystem: Sendable {
             for inode in unlinkedWhileOpen.keys {
                 for index in unlinkedWhileOpen[inode]!.indices { unlinkedWhileOpen[inode]![index].noteMade(name, in: parent) }
             }
+            for index in hiddenUntilDeleted.indices { hiddenUntilDeleted[index].noteMade(name, in: parent) }
         }
 
         /// Takes `handle` out of the open handles for its release (`endRelease` when done).
@@ -339,7 +345,16 @@ public final class ObsFileSystem: Sendable {
             let underWay = (releasesUnderWay[inode] ?? 1) - 1
             releasesUnderWay[inode] = underWay > 0 ? underWay : nil
             guard unlinkedWhileOpen[inode] != nil, underWay <= 0, !files.values.contains(where: { $0.inode.number == inode }) else { return [] }
-            return unlinkedWhileOpen.removeValue(forKey: inode) ?? []
+            let taken = unlinkedWhileOpen.removeValue(forKey: inode) ?? []
+            hiddenUntilDeleted += taken
+            return taken
+        }
+
+        /// The DELETE of a name `takeUnlinkedNames` took was answered (or not sent).
+        mutating func endHiding(_ unlinked: UnlinkedName) {
+            if let index = hiddenUntilDeleted.firstIndex(where: { $0.key == unlinked.key && $0.parent == unlinked.parent }) {
+                hiddenUntilDeleted.remove(at: index)
+            }
         }
 
         /// Hidden names of a directory being removed or renamed: their objects go with it (the
@@ -398,7 +413,7 @@ public final class ObsFileSystem: Sendable {
         /// The names unlinked (or renamed away) while open whose objects are still stored and
         /// not made again: hidden from lookups and listings.
         func hiddenNames(in directory: InodeNumber) -> [String] {
-            unlinkedWhileOpen.values.joined().filter { $0.parent == directory && !$0.madeAgain }.map(\.name)
+            (Array(unlinkedWhileOpen.values.joined()) + hiddenUntilDeleted).filter { $0.parent == directory && !$0.madeAgain }.map(\.name)
         }
     }
 

@@ -922,6 +922,26 @@ struct NamespaceTreeTests {
         #expect(store.object(renamed ? "g" : "f") == nil)
     }
 
+    /// A listing while the last close's DELETE of a file unlinked while open is under way does
+    /// not show it (it did, and `stat` of the name then answered ENOENT).
+    @Test func aFileUnlinkedWhileOpenStaysHiddenUntilItsDeleteIsAnswered() async throws {
+        store.seed("d/")
+        store.seed("d/f", [1])
+        store.seed("d/g", [2])
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let reader = try await unlinkedWhileRead(fs)
+        faults.hold(.delete)
+        let releasing = Task { await fs.release(reader.handle) }
+        #expect(try await eventually { faults.heldCount(.delete) == 1 })
+        #expect(try await names(fs, directory.inode) == ["g": .regular])
+        faults.release(.delete)
+        await releasing.value
+        #expect(store.object("d/f") == nil)
+        #expect(try await names(fs, directory.inode) == ["g": .regular])
+    }
+
     /// Directory `d` with `f` (and whatever else was seeded) in it; `f` opened for reading, then unlinked.
     func unlinkedWhileRead(_ fs: ObsFileSystem) async throws -> OpenedFile {
         let directory = try await fs.lookup(parent: .root, name: "d")
@@ -1336,6 +1356,32 @@ struct NamespaceTreeTests {
         try await fs.flush(appending.handle, writer: WriterIdentity(7))
         await fs.release(appending.handle)
         #expect(store.object("log") == nil && store.object("log.1") == [1, 2, 3, 4, 5])
+    }
+
+    /// `mv d e` while an open for writing of `d/t` is being initiated (helper-47: `mv` beside a
+    /// loop rewriting `d/t` answered EBUSY 2 to 8 times a run): the rename waits for the
+    /// initiation, the writer goes on as changes, and the rename takes the file along.
+    @Test func aDirectoryRenameDuringAnOpenForWritingBelowItTakesTheFileAlong() async throws {
+        store.seed("d/")
+        store.seed("d/t", [1, 2, 3])
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "t")
+        faults.hold(.initiate)
+        let opening = Task { try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC) }
+        #expect(try await eventually { faults.heldCount(.initiate) == 1 })
+        let renaming = Task { try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0) }
+        try await Task.sleep(for: .milliseconds(50))
+        faults.release(.initiate)
+        let handle = try await opening.value.handle
+        try await renaming.value
+        _ = try await write(fs, handle, at: 0, [9, 9]).get()
+        try await fs.flush(handle, writer: WriterIdentity(7))
+        await fs.release(handle)
+        #expect(store.object("e/t") == [9, 9])
+        #expect(store.object("d/t") == nil)
+        #expect(store.uploadsInProgress == 0)
     }
 
     /// An open for writing during a rename of its file waits for it and changes the file under

@@ -68,9 +68,10 @@ extension ObsFileSystem {
         }
         inode.state.withLock { $0.cachedETag = nil }
         let opened: (handle: FileHandleID, joined: Bool)?
+        let ancestry = table.ancestry(of: inode.number)  // the tree's lock, never with openFiles'
         do {
             opened = try openFiles.withLock { files throws -> (handle: FileHandleID, joined: Bool)? in
-                try files.refuseChanges(to: inode.number, key: objectKey(path))
+                try files.refuseChanges(to: ancestry, key: objectKey(path))
                 guard let modify = files.shareableChanges(of: inode.number) ?? started else { return nil }
                 return (files.add(OpenFile(inode: inode, session: nil, modify: modify, opener: opener)), modify !== started)
             }

@@ -249,6 +249,7 @@ extension ObsFileSystem {
     /// version neither kept nor stored here since: the HEAD first; the other mount's new file
     /// was deleted by this mount's last close).
     func deleteUnlinkedObject(_ unlinked: UnlinkedName, of inode: InodeNumber) async {
+        defer { openFiles.withLock { $0.endHiding(unlinked) } }
         if unlinked.madeAgain {
             logger.info("\(unlinked.key): unlinked while open, and made again since: the object is the new file's and stays")
             return

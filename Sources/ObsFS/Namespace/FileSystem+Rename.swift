@@ -59,7 +59,14 @@ extension ObsFileSystem {
         let ended = try beginRenaming(files, sourcePath)
         defer { endRenaming(files, ended) }
         if let known = table.child(parent, name), isBusy(known.number, path: sourcePath) {
-            throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")
+            // Opened for writing after the pass above and before the registration, which keeps
+            // other uploads from starting at or below the source now (`refuseChanges`): its
+            // writers go on as changes too (`mv d e` beside a loop writing `d/t` answered EBUSY).
+            await awaitInitiations(at: sourcePath)
+            try await continueWritersToRename(sourcePath, known, replacing: table.child(newParent, newName))
+            if isBusy(known.number, path: sourcePath) {
+                throw FileSystemError(.busy, "\(sourcePath) is being written; rename it after it is closed")
+            }
         }
         let retired = try retireChanges(moving: sourcePath, replacing: targetPath)
         let source: RemoteEntry, target: RemoteEntry?
@@ -218,12 +225,21 @@ extension ObsFileSystem {
     private func beginRenaming(_ numbers: [InodeNumber], _ sourcePath: String) throws -> OneShot<Void> {
         let ended = OneShot<Void>()
         try openFiles.withLock { files in
-            for number in numbers where files.initiating[number] != nil || files.uploads[number]?.isUploading == true || files.renaming[number] != nil {
-                throw FileSystemError(.busy, "\(sourcePath): a file of this rename is being written or renamed")
+            for number in numbers where files.renaming[number] != nil {
+                throw FileSystemError(.busy, "\(sourcePath): a file of this rename is being renamed")
             }
             for number in numbers { files.renaming[number] = ended }
         }
         return ended
+    }
+
+    /// Returns once no upload at or below `path` is being initiated (one started before the
+    /// rename registered its files: `continueWritersToRename` then finds its session).
+    private func awaitInitiations(at path: String) async {
+        let initiating = openFiles.withLock { $0.initiating }
+        for (number, initiated) in initiating where table.path(of: number)?.isPath(atOrBeneath: path) == true {
+            await initiated.value
+        }
     }
 
     private func endRenaming(_ numbers: [InodeNumber], _ ended: OneShot<Void>) {

@@ -199,10 +199,11 @@ extension ObsFileSystem {
     private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> UploadSession {
         let key = objectKey(path)
         let initiated = OneShot<Void>()
+        let ancestry = table.ancestry(of: inode.number)  // the tree's lock, never with openFiles'
         try openFiles.withLock { files in
             guard !files.shuttingDown else { throw FileSystemError(.io, "unmounting") }
             if files.uploads[inode.number]?.excludesOtherWriters == true || files.initiating[inode.number] != nil { throw AnotherWriterFirst() }
-            try files.refuseChanges(to: inode.number, key: key)
+            try files.refuseChanges(to: ancestry, key: key)
             files.initiating[inode.number] = initiated
         }
         defer {

@@ -830,7 +830,7 @@ public final class UploadSession: Sendable {
     /// an empty file gets its zero-byte object and the multipart upload is aborted; a file the
     /// last writer never flushed is completed (its failure can only be logged).
     public func release() async -> Result<ETag, FileSystemError> {
-        if let outcome = await finish(unflushed: "released without a flush from the last writer; completing now") { return outcome }
+        if let outcome = await finish(unflushed: "released without a flush from the last writer; completing now", level: .warning) { return outcome }
         return await discard()
     }
 
@@ -839,10 +839,10 @@ public final class UploadSession: Sendable {
     /// gets its zero-byte object and the multipart upload is aborted. Nil, and nothing done,
     /// while an unlink bars the completion (`barCompletion`).
     public func completeAsItStands() async -> Result<ETag, FileSystemError>? {
-        await finish(unflushed: "completed as it stands without a flush")
+        await finish(unflushed: "completed as it stands without a flush", level: .info)  // its callers say why
     }
 
-    private func finish(unflushed: String) async -> Result<ETag, FileSystemError>? {
+    private func finish(unflushed: String, level: Logger.Level) async -> Result<ETag, FileSystemError>? {
         enum Step { case barred, empty, outcome }
         var effects: [Effect] = []
         let step = state.withLock { state -> Step in
@@ -852,7 +852,7 @@ public final class UploadSession: Sendable {
                 state.phase = .done
                 return .empty
             }
-            logger.warning("\(key): \(unflushed)")
+            logger.log(level: level, "\(key): \(unflushed)")
             state.phase = .completing
             sealLast(&state, &effects)
             settle(&state, &effects)
