@@ -942,6 +942,50 @@ struct NamespaceTreeTests {
         #expect(try await names(fs, directory.inode) == ["g": .regular])
     }
 
+    /// A descriptor reading `d/f` when this mount rewrote it (`O_TRUNC`) reads the new version
+    /// after `mv d e`, as before the rename (helper-47: it read ENOENT, the old key).
+    @Test func aReaderOfAnOlderVersionReadsThisMountsRewriteAfterItsDirectorysRename() async throws {
+        store.seed("d/")
+        store.seed("d/f", pattern(1000))
+        let fs = mount()
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "f")
+        let reader = try await fs.open(file.inode, flags: O_RDONLY)
+        #expect(try await fs.read(reader.handle, at: 0, count: 10).gathered() == Array(pattern(1000)[0..<10]))
+        let writer = try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC)
+        _ = try await write(fs, writer.handle, at: 0, [UInt8](repeating: 7, count: 50)).get()
+        try await fs.flush(writer.handle, writer: WriterIdentity(7))
+        await fs.release(writer.handle)
+        try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0)
+        #expect(try await fs.read(reader.handle, at: 0, count: 100).gathered() == [UInt8](repeating: 7, count: 50))
+        await fs.release(reader.handle)
+    }
+
+    /// A read of a file this mount wrote while its directory's rename deletes the sources (the
+    /// stream already on the copy): it read on from the copy's source version, which answered
+    /// 412, and EIO from then on (helper-47, files over 8 MiB: their copies get other ETags).
+    @Test func aReadDuringItsDirectorysRenameOfAFileWrittenHereReadsTheCopy() async throws {
+        store.seed("d/")
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let (created, writer) = try await fs.create(parent: directory.inode, name: "f")
+        let body = pattern(3000)
+        _ = try await write(fs, writer, at: 0, body).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        let reader = try await fs.open(created.inode, flags: O_RDONLY)
+        #expect(try await fs.read(reader.handle, at: 0, count: 10).gathered() == Array(body[0..<10]))
+        faults.hold(.delete)
+        let renaming = Task { try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0) }
+        #expect(try await eventually { faults.heldCount(.delete) >= 1 })
+        #expect(try await fs.read(reader.handle, at: 0, count: 5000).gathered() == body)
+        faults.release(.delete)
+        try await renaming.value
+        #expect(try await fs.read(reader.handle, at: 100, count: 10).gathered() == Array(body[100..<110]))
+        await fs.release(reader.handle)
+    }
+
     /// Directory `d` with `f` (and whatever else was seeded) in it; `f` opened for reading, then unlinked.
     func unlinkedWhileRead(_ fs: ObsFileSystem) async throws -> OpenedFile {
         let directory = try await fs.lookup(parent: .root, name: "d")

@@ -279,7 +279,7 @@ extension ObsFileSystem {
         } ?? false
         // The copy is a new object, with its own ETag: a version found later with another ETag
         // is another file (a new inode), not this one grown or shrunk under its readers.
-        inode?.state.withLock { $0.facts.etag = copied }
+        inode?.state.withLock { $0.noteCopy(copied) }
         guard !keptForReaders else { return }
         do {
             try await store.deleteObject(source)
@@ -498,7 +498,7 @@ extension ObsFileSystem {
         let moves = Dictionary(uniqueKeysWithValues: hidden.map { ($0, ObjectKey(targetPrefix + $0.rawValue.droppingUTF8(first: sourcePrefix.utf8.count))) })
         let (carried, streams) = openFiles.withLock { files in (files.moveHiddenNames(moves, copies: copies), files.files.values.compactMap(\.reads)) }
         for (old, number) in carried {
-            if let etag = copies?[old] { table.inode(number)?.state.withLock { $0.facts.etag = etag } }
+            if let etag = copies?[old] { table.inode(number)?.state.withLock { $0.noteCopy(etag) } }
         }
         for stream in streams where carried[stream.key] != nil {
             stream.moved(to: moves[stream.key]!, copyETag: copies?[stream.key])
@@ -550,17 +550,21 @@ extension ObsFileSystem {
         for copy in copies {
             var inode: Inode? = directory
             for name in copy.relative.pathComponents { inode = inode.flatMap { table.child($0.number, name) } }
-            inode?.state.withLock { $0.facts.etag = copy.copy }
+            inode?.state.withLock { $0.noteCopy(copy.copy) }
         }
     }
 
     /// Descriptors reading the version of a file that a directory rename copied read on from the
     /// copy (called before the sources are deleted; they read nothing but ENOENT after).
+    /// Their inodes take the copies' ETags first (`noteCopies` does the others' after): a read
+    /// between the two found the stream on the copy and the inode on the source's version, moved
+    /// the stream back to that version (`streamOfVersionStoredHere`) and read EIO from then on.
     private func followCopies(_ copies: [CopiedFile], from sourcePrefix: String, to targetPrefix: String) {
         let sources = Dictionary(copies.map { (ObjectKey(sourcePrefix + $0.relative), $0) }, uniquingKeysWith: { first, _ in first })
-        let streams = openFiles.withLock { files in files.files.values.compactMap(\.reads) }
-        for stream in streams {
+        let readers = openFiles.withLock { files in files.files.values.compactMap { file in file.reads.map { (file.inode, $0) } } }
+        for (inode, stream) in readers {
             guard let copied = sources[stream.key], let source = copied.source, stream.etag == source else { continue }
+            inode.state.withLock { state in if state.facts.etag == source { state.noteCopy(copied.copy) } }
             stream.moved(to: ObjectKey(targetPrefix + copied.relative), copyETag: copied.copy)
         }
     }

@@ -67,6 +67,14 @@ final class Inode: Sendable {
         /// create); a later stored time wins.
         var changedHere: FileTime?
         var namesChangedHere: FileTime?
+
+        /// The object was copied (a rename, a metadata change copying it onto itself): the copy,
+        /// with its own ETag, is the file's version from now on, and the version this mount
+        /// stored when it was the one copied (readers moving on to it read the copy).
+        mutating func noteCopy(_ copy: ETag) {
+            if storedHere == facts.etag { storedHere = copy }
+            facts.etag = copy
+        }
     }
 
     /// The facts `getattr` answers from; short critical sections only.

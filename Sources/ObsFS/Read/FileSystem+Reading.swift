@@ -99,7 +99,10 @@ extension ObsFileSystem {
     private func streamOfVersionStoredHere(_ handle: FileHandleID, _ file: OpenFile, after stream: ObjectReadStream) throws -> ObjectReadStream? {
         let (facts, storedHere, written) = file.inode.state.withLock { ($0.facts, $0.storedHere, $0.writtenOptions) }
         guard let storedHere, storedHere == facts.etag, storedHere != stream.etag else { return nil }
-        let renewed = try makeReadStream(stream.key, etag: storedHere, size: facts.size, written: written)
+        // Under the file's name now: a directory renamed since moved it (the stream, on an older
+        // version, stayed under the old key and read ENOENT).
+        let key = table.path(of: file.inode.number).map(objectKey) ?? stream.key
+        let renewed = try makeReadStream(key, etag: storedHere, size: facts.size, written: written)
         let current = openFiles.withLock { files -> ObjectReadStream? in
             guard let reads = files.files[handle]?.reads, reads === stream else { return files.files[handle]?.reads }
             files.files[handle]?.reads = renewed
@@ -110,7 +113,7 @@ extension ObsFileSystem {
             return current
         }
         stream.close()
-        logger.info("\(stream.key): \(handle) reads on from the version this mount stored (ETag \(storedHere), \(facts.size) bytes)")
+        logger.info("\(key): \(handle) reads on from the version this mount stored (ETag \(storedHere), \(facts.size) bytes)")
         return renewed
     }
 
