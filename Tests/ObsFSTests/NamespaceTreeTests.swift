@@ -439,6 +439,30 @@ struct NamespaceTreeTests {
         #expect(await errno { _ = try await readAll(trusting, g) } == .io)
     }
 
+    /// With writeback_cache the kernel keeps its own size of an inode it caches, whatever
+    /// getattr answers: a file another client replaced gets a new inode also when no descriptor
+    /// here has it open (the open answers ESTALE and the kernel looks the name up again). Its
+    /// inode was updated in place, and a second mount read the new object cut to, or padded
+    /// with zeros to, an older version's size (helper-47's two-mount stress).
+    @Test func withWritebackCacheAFileAnotherClientReplacedGetsANewInode() async throws {
+        var configuration = makeFileSystem(store, writebackCache: true).configuration
+        configuration.read.openRevalidation = .milliseconds(200)
+        let fs = ObsFileSystem(configuration: configuration, store: store, logger: mount().logger)
+        store.seed("f", Array("old\n".utf8))
+        let f = try await fs.lookup(parent: .root, name: "f").inode
+        let opened = try await fs.open(f, flags: O_RDONLY)
+        #expect(try await fs.read(opened.handle, at: 0, count: 100).gathered() == Array("old\n".utf8))
+        await fs.release(opened.handle)
+        store.seed("f", Array("a longer new version\n".utf8))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await errno { _ = try await fs.open(f, flags: O_RDONLY) } == .stale)
+        let renewed = try await fs.lookup(parent: .root, name: "f")
+        #expect(renewed.inode != f && renewed.size == 21)
+        let reopened = try await fs.open(renewed.inode, flags: O_RDONLY)
+        #expect(try await fs.read(reopened.handle, at: 0, count: 100).gathered() == Array("a longer new version\n".utf8))
+        await fs.release(reopened.handle)
+    }
+
     @Test func anAppendAfterAnotherClientsReplacementChangesTheNewVersion() async throws {
         // `echo x >> f` within attr_timeout= of another client's upload of f: the composition
         // on the version the mount knew failed at close (EIO) and the bytes were lost.

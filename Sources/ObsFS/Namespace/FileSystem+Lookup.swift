@@ -272,15 +272,19 @@ extension ObsFileSystem {
         guard let remote else { throw FileSystemError(.noEntry, "\(objectKey(path)) is gone from the store") }
         let (kind, facts, hasMarker) = facts(of: remote)
         guard kind == inode.kind else { throw FileSystemError(.noEntry, "\(objectKey(path)) changed kind on the store") }
-        if let replaced = facts.etag, let opened = inode.facts.etag, replaced != opened, isOpen(inode), let (parent, name) = table.location(of: inode.number) {
+        if let replaced = facts.etag, let opened = inode.facts.etag, replaced != opened, isOpen(inode) || configuration.writebackCache,
+           let (parent, name) = table.location(of: inode.number) {
             // Another client replaced the object while descriptors read the version they opened:
             // this inode stays that version, as a file replaced by a rename does on a local disk
             // (its size stays, so a read past the new object's end fails with EIO instead of
             // ending early); the name gets the new object's inode at its next lookup (which asks
             // the store: in a directory this mount made, the name is not taken for missing).
+            // With writeback_cache also when none is open: the kernel keeps its own size of an
+            // inode it caches whatever getattr answers, and read the new object cut to (or
+            // padded to) an older version's size.
             table.unlink(parent, name)
             nameMayExist(name, in: parent)
-            logger.notice("\(objectKey(path)): replaced by another client while open for reading; its descriptors keep the version they opened")
+            logger.notice("\(objectKey(path)): replaced by another client\(isOpen(inode) ? " while open for reading; its descriptors keep the version they opened" : "; the name gets a new inode")")
             return
         }
         inode.state.withLock { state in

@@ -73,13 +73,13 @@ extension ObsFileSystem {
     }
 
     /// Asks the store for the version of `inode` again, for an open. Replaced while other
-    /// descriptors here read the version they opened: this inode stays theirs and the name was
-    /// given up (`refresh`); answered ESTALE, the kernel looks the name up again and opens the
-    /// new object's inode.
+    /// descriptors here read the version they opened (or, with `writeback_cache`, at all): this
+    /// inode stays theirs and the name was given up (`refresh`); answered ESTALE, the kernel
+    /// looks the name up again and opens the new object's inode.
     func revalidate(_ inode: Inode, at path: String) async throws {
         try await refresh(inode, at: path)
         if table.linkedInode(inode.number) == nil {
-            throw FileSystemError(.stale, "\(objectKey(path)) was replaced by another client while open here; opening the new version")
+            throw FileSystemError(.stale, "\(objectKey(path)) was replaced by another client; opening the new version")
         }
     }
 
