@@ -393,6 +393,12 @@ public final class ObsFileSystem: Sendable {
             })
         }
 
+        /// The keys below `prefix` of hidden names, those whose DELETE is under way included.
+        func keysHiddenOrBeingDeleted(below prefix: String) -> Set<ObjectKey> {
+            hiddenKeys { name, _ in name.key.rawValue.hasUTF8Prefix(prefix) }
+                .union(hiddenUntilDeleted.filter { $0.key.rawValue.hasUTF8Prefix(prefix) }.map(\.key))
+        }
+
         /// Hidden names whose objects a directory rename moved (`moves`, old key to new; the
         /// copies' ETags, none for a native rename): they take the new keys. Returns the inodes of
         /// the old keys still hidden; the others' last descriptors were released meanwhile.

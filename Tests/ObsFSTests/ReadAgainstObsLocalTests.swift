@@ -95,7 +95,10 @@ struct ReadAgainstObsLocalTests {
         let first = try await fs.open(file.inode, flags: O_RDONLY).handle
         #expect(await errno { _ = try await fs.read(first, at: 0, count: 4096) } == .io)
         await fs.release(first)
-        let second = try await fs.open(file.inode, flags: O_RDONLY).handle
+        // The next open finds the new object: ESTALE, and the kernel's lookup gets its inode.
+        #expect(await errno { _ = try await fs.open(file.inode, flags: O_RDONLY) } == .stale)
+        let renewed = try await fs.lookup(parent: .root, name: "swapped.bin")
+        let second = try await fs.open(renewed.inode, flags: O_RDONLY).handle
         #expect(try await fs.read(second, at: 0, count: 4096).gathered() == replacement)
         await fs.release(second)
     }

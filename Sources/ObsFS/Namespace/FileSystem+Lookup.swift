@@ -272,19 +272,24 @@ extension ObsFileSystem {
         guard let remote else { throw FileSystemError(.noEntry, "\(objectKey(path)) is gone from the store") }
         let (kind, facts, hasMarker) = facts(of: remote)
         guard kind == inode.kind else { throw FileSystemError(.noEntry, "\(objectKey(path)) changed kind on the store") }
-        if let replaced = facts.etag, let opened = inode.facts.etag, replaced != opened, isOpen(inode) || configuration.writebackCache,
-           let (parent, name) = table.location(of: inode.number) {
-            // Another client replaced the object while descriptors read the version they opened:
-            // this inode stays that version, as a file replaced by a rename does on a local disk
-            // (its size stays, so a read past the new object's end fails with EIO instead of
-            // ending early); the name gets the new object's inode at its next lookup (which asks
-            // the store: in a directory this mount made, the name is not taken for missing).
-            // With writeback_cache also when none is open: the kernel keeps its own size of an
-            // inode it caches whatever getattr answers, and read the new object cut to (or
-            // padded to) an older version's size.
+        if let replaced = facts.etag, let opened = inode.facts.etag, replaced != opened, let (parent, name) = table.location(of: inode.number) {
+            // Another client replaced the object: the name gets the new object's inode at its
+            // next lookup (which asks the store: in a directory this mount made, the name is not
+            // taken for missing), as a lookup gives it (`remember`). Descriptors reading the
+            // version they opened keep this inode, as a file replaced by a rename does on a local
+            // disk (its size stays, so a read past the new object's end fails with EIO instead of
+            // ending early); without any, it shows the new facts, and an open of it answers
+            // ESTALE. Refreshed in place, the kernel kept the size it had (with writeback_cache
+            // whatever getattr answers, else until a getattr it had no reason to send), and read
+            // the new object cut to, or padded with zeros to, an older version's size.
+            let open = isOpen(inode)
             table.unlink(parent, name)
             nameMayExist(name, in: parent)
-            logger.notice("\(objectKey(path)): replaced by another client\(isOpen(inode) ? " while open for reading; its descriptors keep the version they opened" : "; the name gets a new inode")")
+            inode.state.withLock { state in
+                state.replaced = true
+                if !open { state.facts = facts }
+            }
+            logger.notice("\(objectKey(path)): replaced by another client\(open ? " while open for reading; its descriptors keep the version they opened" : "; the name gets a new inode")")
             return
         }
         inode.state.withLock { state in

@@ -487,6 +487,11 @@ extension ObsFileSystem {
         return (dropped, openFiles.withLock { $0.hiddenKeys { name, _ in name.key.rawValue.hasUTF8Prefix(prefix) } })
     }
 
+    /// Whether `key` is the object of a file unlinked while open, still kept for its descriptors.
+    private func isHidden(_ key: ObjectKey) -> Bool {
+        !openFiles.withLock { $0.hiddenKeys { name, _ in name.key == key }.isEmpty }
+    }
+
     /// Files unlinked while open below a renamed directory (`hidden`, their keys under the
     /// source) move with it, still hidden, as on a local disk their descriptors read on: their
     /// names take the new keys and their readers follow. A moved object whose last descriptor was
@@ -576,6 +581,9 @@ extension ObsFileSystem {
     private func moveDirectory(_ sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [CopiedFile] {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
+        // Files unlinked while open whose last close may delete them before their copy (listed,
+        // then gone: the copy failed and with it the rename, helper-49).
+        let hiddenWhenListed = openFiles.withLock { $0.keysHiddenOrBeingDeleted(below: sourcePrefix) }
         let keys = try await allKeys(below: sourcePrefix)
         // Every key must fit under its new name before anything is copied (the target's marker
         // included, which the rename makes when the source has none).
@@ -584,14 +592,16 @@ extension ObsFileSystem {
             throw FileSystemError(.nameTooLong, "renaming \(sourcePrefix) to \(targetPrefix): a key below would be \(longest) bytes, more than \(KeyNaming.maximumNameLength)")
         }
         do {
-            return try await copyDirectoryKeys(keys, from: sourcePath, to: targetPath, legacyMarker: legacyMarker, replacing: replacing, completing: completing)
+            return try await copyDirectoryKeys(keys, hiddenWhenListed: hiddenWhenListed, from: sourcePath, to: targetPath, legacyMarker: legacyMarker,
+                                               replacing: replacing, completing: completing)
         } catch {
             throw PartialRenameError(failure: FileSystemError(doing: "renaming directory \(sourcePath) to \(targetPath)", error))
         }
     }
 
     /// `moveDirectory`'s changes: the record, the copies of `keys`, the deletes of the sources.
-    private func copyDirectoryKeys(_ listed: [ListedKey], from sourcePath: String, to targetPath: String, legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [CopiedFile] {
+    private func copyDirectoryKeys(_ listed: [ListedKey], hiddenWhenListed: Set<ObjectKey>, from sourcePath: String, to targetPath: String,
+                                   legacyMarker: ObjectKey?, replacing: Bool, completing: Bool) async throws -> [CopiedFile] {
         let sourcePrefix = listPrefix(ofDirectory: sourcePath)
         let targetPrefix = listPrefix(ofDirectory: targetPath)
         var keys = listed
@@ -643,11 +653,14 @@ extension ObsFileSystem {
                         try await self.copyMarker(entry.key, to: target)
                         return nil
                     }
+                    // A hidden file whose last descriptor was released meanwhile was deleted then.
+                    let released = { (hidden.contains(entry.key) || hiddenWhenListed.contains(entry.key)) && !self.isHidden(entry.key) }
+                    if released() { return nil }
                     let copy: ETag
                     do {
                         copy = try await self.copyRenamed(entry.key, to: target, size: entry.version.size)
-                    } catch where hidden.contains(entry.key) && self.openFiles.withLock({ $0.hiddenKeys { name, _ in name.key == entry.key }.isEmpty }) {
-                        return nil  // a hidden file whose last descriptor was released meanwhile: deleted then
+                    } catch where released() {
+                        return nil
                     }
                     return CopiedFile(relative: entry.relative, source: entry.version.etag, copy: copy)
                 }

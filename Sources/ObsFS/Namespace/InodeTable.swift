@@ -67,6 +67,9 @@ final class Inode: Sendable {
         /// create); a later stored time wins.
         var changedHere: FileTime?
         var namesChangedHere: FileTime?
+        /// Another client replaced the object and the name went to a new inode (`refresh`): an
+        /// open of this one answers ESTALE, for the kernel to look the name up again.
+        var replaced = false
 
         /// The object was copied (a rename, a metadata change copying it onto itself): the copy,
         /// with its own ETag, is the file's version from now on, and the version this mount

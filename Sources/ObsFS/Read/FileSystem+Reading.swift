@@ -72,10 +72,9 @@ extension ObsFileSystem {
         return (stream, facts.etag != nil && facts.etag == previous, facts.size != sizeBefore)
     }
 
-    /// Asks the store for the version of `inode` again, for an open. Replaced while other
-    /// descriptors here read the version they opened (or, with `writeback_cache`, at all): this
-    /// inode stays theirs and the name was given up (`refresh`); answered ESTALE, the kernel
-    /// looks the name up again and opens the new object's inode.
+    /// Asks the store for the version of `inode` again, for an open. Replaced: the name was given
+    /// up (`refresh`); answered ESTALE, the kernel looks the name up again and opens the new
+    /// object's inode.
     func revalidate(_ inode: Inode, at path: String) async throws {
         try await refresh(inode, at: path)
         if table.linkedInode(inode.number) == nil {

@@ -110,6 +110,9 @@ extension ObsFileSystem {
 
     /// `open`, with the file's path as it is now.
     private func openNow(_ number: InodeNumber, flags: Int32, opener: ProcessID, by caller: Caller?) async throws -> OpenedFile {
+        if table.linkedInode(number) == nil, table.inode(number)?.state.withLock({ $0.replaced }) == true {
+            throw FileSystemError(.stale, "\(number) was replaced by another client; opening the new version")
+        }
         let (inode, path) = try resolve(number)
         guard inode.kind != .directory else { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         guard flags & O_ACCMODE != O_RDONLY else {
