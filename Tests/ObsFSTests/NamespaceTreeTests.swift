@@ -968,13 +968,8 @@ struct NamespaceTreeTests {
     /// A listing while the last close's DELETE of a file unlinked while open is under way does
     /// not show it (it did, and `stat` of the name then answered ENOENT).
     @Test func aFileUnlinkedWhileOpenStaysHiddenUntilItsDeleteIsAnswered() async throws {
-        store.seed("d/")
-        store.seed("d/f", [1])
-        store.seed("d/g", [2])
-        let faults = FaultInjectingStore(store)
-        let fs = makeFileSystem(faults)
+        let (faults, fs, reader) = try await unlinkedWhileReadBesideAnother()
         let directory = try await fs.lookup(parent: .root, name: "d")
-        let reader = try await unlinkedWhileRead(fs)
         faults.hold(.delete)
         let releasing = Task { await fs.release(reader.handle) }
         #expect(try await eventually { faults.heldCount(.delete) == 1 })
@@ -1033,12 +1028,7 @@ struct NamespaceTreeTests {
     /// neither copies it (it showed up in `e`) nor fails on it (helper-49: a copy of a source
     /// deleted after the listing failed the rename with ENOENT, half done).
     @Test func aDirectoryRenameDuringTheLastCloseOfAFileUnlinkedInItSkipsThatFile() async throws {
-        store.seed("d/")
-        store.seed("d/f", [1])
-        store.seed("d/g", [2])
-        let faults = FaultInjectingStore(store)
-        let fs = makeFileSystem(faults)
-        let reader = try await unlinkedWhileRead(fs)
+        let (faults, fs, reader) = try await unlinkedWhileReadBesideAnother()
         faults.hold(.delete)
         let releasing = Task { await fs.release(reader.handle) }
         #expect(try await eventually { faults.heldCount(.delete) == 1 })
@@ -1049,6 +1039,26 @@ struct NamespaceTreeTests {
         await releasing.value
         #expect(store.object("e/g") == [2] && store.object("e/f") == nil)
         #expect(store.object("d/f") == nil && store.object("d/g") == nil)
+    }
+
+    /// `d/NAME` seeded with `bytes`, looked up through a fault-injecting store.
+    func fileBelowDirectory(_ name: String, _ bytes: [UInt8]) async throws -> (FaultInjectingStore, ObsFileSystem, FileAttributes) {
+        store.seed("d/")
+        store.seed("d/" + name, bytes)
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        return (faults, fs, try await fs.lookup(parent: directory.inode, name: name))
+    }
+
+    /// `unlinkedWhileRead` with `d/f` and `d/g` seeded, through a fault-injecting store.
+    func unlinkedWhileReadBesideAnother() async throws -> (FaultInjectingStore, ObsFileSystem, OpenedFile) {
+        store.seed("d/")
+        store.seed("d/f", [1])
+        store.seed("d/g", [2])
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        return (faults, fs, try await unlinkedWhileRead(fs))
     }
 
     /// Directory `d` with `f` (and whatever else was seeded) in it; `f` opened for reading, then unlinked.
@@ -1096,15 +1106,10 @@ struct NamespaceTreeTests {
     /// flushes store nothing.
     @Test(arguments: [false, true])
     func aDirectoryRemovedWhileAFileUnlinkedThereIsComposedStaysRemoved(releaseUnderWay: Bool) async throws {
-        store.seed("d/")
-        store.seed("d/f", [1, 2, 3])
-        let faults = FaultInjectingStore(store)
-        let fs = makeFileSystem(faults)
-        let directory = try await fs.lookup(parent: .root, name: "d")
-        let file = try await fs.lookup(parent: directory.inode, name: "f")
+        let (faults, fs, file) = try await fileBelowDirectory("f", [1, 2, 3])
         let appending = try await fs.open(file.inode, flags: O_WRONLY | O_APPEND)
         _ = try await write(fs, appending.handle, at: 3, [4]).get()
-        try await fs.unlink(parent: directory.inode, name: "f")
+        try await fs.unlink(parent: try await fs.lookup(parent: .root, name: "d").inode, name: "f")
         faults.holdParts()
         let flushing = Task { try await fs.flush(appending.handle, writer: WriterIdentity(8)) }
         #expect(try await eventually { faults.heldPartCount == 1 })
@@ -1153,12 +1158,7 @@ struct NamespaceTreeTests {
     /// The reader's last release during the rename's copies deletes the old object: the copy of
     /// it fails, which fails nothing, and nothing of it is left in the renamed directory.
     @Test func aFileUnlinkedWhileOpenAndClosedDuringItsDirectorysRenameLeavesNothing() async throws {
-        store.seed("d/")
-        store.seed("d/f", [1])
-        store.seed("d/g", [2])
-        let faults = FaultInjectingStore(store)
-        let fs = makeFileSystem(faults)
-        let reader = try await unlinkedWhileRead(fs)
+        let (faults, fs, reader) = try await unlinkedWhileReadBesideAnother()
         faults.hold(.copy)
         let renaming = Task { try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0) }
         #expect(try await eventually { faults.heldCount(.copy) == 2 })
@@ -1471,12 +1471,7 @@ struct NamespaceTreeTests {
     /// loop rewriting `d/t` answered EBUSY 2 to 8 times a run): the rename waits for the
     /// initiation, the writer goes on as changes, and the rename takes the file along.
     @Test func aDirectoryRenameDuringAnOpenForWritingBelowItTakesTheFileAlong() async throws {
-        store.seed("d/")
-        store.seed("d/t", [1, 2, 3])
-        let faults = FaultInjectingStore(store)
-        let fs = makeFileSystem(faults)
-        let directory = try await fs.lookup(parent: .root, name: "d")
-        let file = try await fs.lookup(parent: directory.inode, name: "t")
+        let (faults, fs, file) = try await fileBelowDirectory("t", [1, 2, 3])
         faults.hold(.initiate)
         let opening = Task { try await fs.open(file.inode, flags: O_WRONLY | O_TRUNC) }
         #expect(try await eventually { faults.heldCount(.initiate) == 1 })
