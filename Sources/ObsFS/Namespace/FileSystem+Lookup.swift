@@ -261,8 +261,9 @@ extension ObsFileSystem {
         }
     }
 
-    /// Asks the store what `path` holds now and makes it `inode`'s facts.
-    func refresh(_ inode: Inode, at path: String) async throws {
+    /// Asks the store what `path` holds now and makes it `inode`'s facts; for an open
+    /// (`opening`), a replaced object is always a new inode (below).
+    func refresh(_ inode: Inode, at path: String, opening: Bool = false) async throws {
         let remote: RemoteEntry?
         do {
             remote = try await currentEntry(of: inode, at: path)
@@ -272,16 +273,19 @@ extension ObsFileSystem {
         guard let remote else { throw FileSystemError(.noEntry, "\(objectKey(path)) is gone from the store") }
         let (kind, facts, hasMarker) = facts(of: remote)
         guard kind == inode.kind else { throw FileSystemError(.noEntry, "\(objectKey(path)) changed kind on the store") }
-        if let replaced = facts.etag, let opened = inode.facts.etag, replaced != opened, let (parent, name) = table.location(of: inode.number) {
+        if let replaced = facts.etag, let opened = inode.facts.etag, replaced != opened, opening || isOpen(inode) || configuration.writebackCache,
+           let (parent, name) = table.location(of: inode.number) {
             // Another client replaced the object: the name gets the new object's inode at its
             // next lookup (which asks the store: in a directory this mount made, the name is not
-            // taken for missing), as a lookup gives it (`remember`). Descriptors reading the
-            // version they opened keep this inode, as a file replaced by a rename does on a local
-            // disk (its size stays, so a read past the new object's end fails with EIO instead of
-            // ending early); without any, it shows the new facts, and an open of it answers
-            // ESTALE. Refreshed in place, the kernel kept the size it had (with writeback_cache
-            // whatever getattr answers, else until a getattr it had no reason to send), and read
-            // the new object cut to, or padded with zeros to, an older version's size.
+            // taken for missing), as a lookup gives it (`remember`), when descriptors read the
+            // version they opened (they keep this inode, as a file replaced by a rename does on a
+            // local disk: its size stays, so a read past the new object's end fails with EIO
+            // instead of ending early), for an open, and with writeback_cache; an open of this
+            // inode then answers ESTALE. Refreshed in place, the kernel kept the size it had (with
+            // writeback_cache whatever getattr answers, else until a getattr it had no reason to
+            // send before the open), and read the new object cut to, or padded with zeros to, an
+            // older version's size. (A stat without writeback_cache refreshes in place: the
+            // kernel takes the size it answers.)
             let open = isOpen(inode)
             table.unlink(parent, name)
             nameMayExist(name, in: parent)

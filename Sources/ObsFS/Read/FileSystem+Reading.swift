@@ -76,7 +76,7 @@ extension ObsFileSystem {
     /// up (`refresh`); answered ESTALE, the kernel looks the name up again and opens the new
     /// object's inode.
     func revalidate(_ inode: Inode, at path: String) async throws {
-        try await refresh(inode, at: path)
+        try await refresh(inode, at: path, opening: true)
         if table.linkedInode(inode.number) == nil {
             throw FileSystemError(.stale, "\(objectKey(path)) was replaced by another client; opening the new version")
         }
