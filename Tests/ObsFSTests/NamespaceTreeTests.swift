@@ -1068,6 +1068,29 @@ struct NamespaceTreeTests {
         return (faults, fs, try await unlinkedWhileRead(fs))
     }
 
+    /// A reader of `d/f` on a parallel file system bucket reads on under `e/f` as soon as the
+    /// native rename of `d` is done, while the rename still deletes s3fs's older markers of `d`
+    /// (helper-49: reads in that window went to the old key, ENOENT).
+    @Test func aReaderFollowsANativeDirectoryRenameBeforeItsOlderMarkersAreDeleted() async throws {
+        let pfs = InMemoryStore(isFileSystemBucket: true)
+        pfs.seed("d/", contentType: "application/x-directory")
+        let body = pattern(3000)
+        pfs.seed("d/f", body)
+        let faults = FaultInjectingStore(pfs)
+        let fs = makeFileSystem(faults)
+        let directory = try await fs.lookup(parent: .root, name: "d")
+        let file = try await fs.lookup(parent: directory.inode, name: "f")
+        let reader = try await fs.open(file.inode, flags: O_RDONLY)
+        faults.hold(.delete)
+        let renaming = Task { try await fs.rename(parent: .root, name: "d", newParent: .root, newName: "e", flags: 0) }
+        #expect(try await eventually { faults.heldCount(.delete) >= 1 })
+        #expect(pfs.object("e/f") == body)
+        #expect(try await fs.read(reader.handle, at: 0, count: 5000).gathered() == body)
+        faults.release(.delete)
+        try await renaming.value
+        await fs.release(reader.handle)
+    }
+
     /// Directory `d` with `f` (and whatever else was seeded) in it; `f` opened for reading, then unlinked.
     func unlinkedWhileRead(_ fs: ObsFileSystem) async throws -> OpenedFile {
         let directory = try await fs.lookup(parent: .root, name: "d")

@@ -174,6 +174,11 @@ extension ObsFileSystem {
             throw storeFailure("renaming \(from) to \(to) (parallel file system)", error)
         }
         logger.info("renamed \(from) to \(to) (parallel file system: one request)")
+        // The readers follow at once: they read the old keys, gone, while the older markers
+        // were deleted (helper-49: ENOENT), and for good when that failed.
+        followNativeRename(from: sourcePath, to: targetPath)
+        // The objects of the dropped ones moved too: deleted as nothing is released for them.
+        await carryHiddenFiles(hidden.carried.union(hidden.dropped), from: from.rawValue, to: to.rawValue, copies: nil)
         if case .directory(_, let markerKey) = source {
             do {
                 for marker in olderMarkers(of: sourcePath, found: markerKey) { try await store.deleteObject(marker) }
@@ -181,9 +186,6 @@ extension ObsFileSystem {
                 throw storeFailure("deleting the older markers of the renamed directory \(from)", error)
             }
         }
-        followNativeRename(from: sourcePath, to: targetPath)
-        // The objects of the dropped ones moved too: deleted as nothing is released for them.
-        await carryHiddenFiles(hidden.carried.union(hidden.dropped), from: from.rawValue, to: to.rawValue, copies: nil)
     }
 
     /// s3fs's older markers of a moved directory, outside its prefix: the one the lookup found
