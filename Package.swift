@@ -86,9 +86,10 @@ let package = Package(
         .testTarget(name: "OBSHashingTests", dependencies: ["OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "OBSProtocolTests", dependencies: ["OBSProtocol", "OBSHashing"], exclude: ["Fixtures"]),
         .testTarget(name: "CurlTransportTests", dependencies: ["CurlTransport"]),
-        .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer"]),
+        .target(name: "LogCapture", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/LogCapture"),
+        .testTarget(name: "OBSClientTests", dependencies: ["OBSClient", "OBSLocalServer", "LogCapture"]),
         .testTarget(name: "OBSLocalServerTests", dependencies: ["OBSLocalServer", "OBSClient"], exclude: ["Fixtures"]),
-        .testTarget(name: "ObsFSTests", dependencies: ["ObsFS", "OBSClient", "OBSLocalServer"]),
+        .testTarget(name: "ObsFSTests", dependencies: ["ObsFS", "OBSClient", "OBSLocalServer", "LogCapture"]),
         .testTarget(name: "FuseAdapterTests", dependencies: ["FuseAdapter", "CFuse3", "ObsFS", "OBSClient", "OBSLocalServer"]),
     ],
     swiftLanguageModes: [.v6]

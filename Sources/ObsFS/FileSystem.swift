@@ -385,17 +385,24 @@ public final class ObsFileSystem: Sendable {
             releasingChanges[inode] != nil || files.values.contains { $0.inode.number == inode && $0.modify != nil }
         }
 
-        /// The keys of the hidden names (below) `chosen` picks, told as by `dropHiddenNames`.
-        func hiddenKeys(where chosen: (UnlinkedName, _ changed: Bool) -> Bool) -> Set<ObjectKey> {
-            Set(unlinkedWhileOpen.flatMap { inode, list in
-                let changed = holdsChanges(inode)
-                return list.filter { !$0.madeAgain && chosen($0, changed) }.map(\.key)
-            })
+        /// The keys below `prefix` of the hidden names.
+        func hiddenKeys(below prefix: String) -> Set<ObjectKey> {
+            Set(hiddenNames.lazy.filter { $0.key.rawValue.hasUTF8Prefix(prefix) }.map(\.key))
+        }
+
+        /// Whether `key` is the object of a hidden name.
+        func hides(_ key: ObjectKey) -> Bool {
+            hiddenNames.contains { $0.key == key }
+        }
+
+        /// The names unlinked (or renamed away) while open that are not made again.
+        private var hiddenNames: some Sequence<UnlinkedName> {
+            unlinkedWhileOpen.values.joined().lazy.filter { !$0.madeAgain }
         }
 
         /// The keys below `prefix` of hidden names, those whose DELETE is under way included.
         func keysHiddenOrBeingDeleted(below prefix: String) -> Set<ObjectKey> {
-            hiddenKeys { name, _ in name.key.rawValue.hasUTF8Prefix(prefix) }
+            hiddenKeys(below: prefix)
                 .union(hiddenUntilDeleted.filter { $0.key.rawValue.hasUTF8Prefix(prefix) }.map(\.key))
         }
 

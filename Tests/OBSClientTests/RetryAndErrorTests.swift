@@ -1,39 +1,12 @@
 // Retry decisions, back-off, error typing and the complete/NoSuchUpload recovery, with a
 // scripted transport.
 import CurlTransport
+import LogCapture
 import Logging
 import OBSClient
 import OBSHashing
 import OBSProtocol
-import Synchronization
 import Testing
-
-/// Keeps every log line (message and metadata as text).
-final class LogCapture: Sendable {
-    /// The lines logged so far; guarded for concurrent loggers.
-    private let storage = Mutex<[String]>([])
-
-    var lines: [String] { storage.withLock { $0 } }
-    var logger: Logger { Logger(label: "test") { _ in Handler(capture: self) } }
-
-    func append(_ line: String) { storage.withLock { $0.append(line) } }
-
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let details = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            capture.append("\(event.level) \(event.message) \(details)")
-        }
-    }
-}
 
 @Suite("Retries and errors")
 struct RetryAndErrorTests {

@@ -16,16 +16,17 @@ func makeFileSystem(_ store: any ObjectStore, partSize: Int64 = ProtocolLimits.m
                     budget: Int64 = 16 * MiB, prefix: String = "", listPageSize: Int = 1000,
                     uploadOptions: UploadMountOptions = UploadMountOptions(), attributeTimeout: Duration = .seconds(10),
                     singleCopyLimit: Int64 = 5 << 30, integrity: UploadIntegrity = .md5, writebackCache: Bool = false,
-                    negativeTimeout: Duration = .seconds(5), savedHeads: SavedHeadAnswers? = nil, umask: UInt32? = nil) -> ObsFileSystem {
+                    negativeTimeout: Duration = .seconds(5), savedHeads: SavedHeadAnswers? = nil, umask: UInt32? = nil,
+                    logger: Logger? = nil) -> ObsFileSystem {
     let schedule = PartSizeSchedule(initialPartSize: partSize, maximumPartSize: budget / 2)
     let settings = UploadSettings(schedule: schedule, parallel: parallel, pool: PartBufferPool(capacity: budget), integrity: integrity)
     let configuration = FileSystemConfiguration(bucket: BucketName("bucket"), prefix: prefix, upload: settings, uploadOptions: uploadOptions,
                                                 ownerUID: 1000, ownerGID: 1000, umask: umask, listPageSize: listPageSize,
                                                 attributeTimeout: attributeTimeout, negativeTimeout: negativeTimeout, singleCopyLimit: singleCopyLimit,
                                                 writebackCache: writebackCache)
-    var logger = Logger(label: "obsfs-test")
-    logger.logLevel = .critical
-    return ObsFileSystem(configuration: configuration, store: store, logger: logger, savedHeads: savedHeads)
+    var quiet = Logger(label: "obsfs-test")
+    quiet.logLevel = .critical
+    return ObsFileSystem(configuration: configuration, store: store, logger: logger ?? quiet, savedHeads: savedHeads)
 }
 
 /// Deterministic bytes that differ from part to part.

@@ -321,18 +321,27 @@ extension ObsFileSystem {
     /// otherwise (`user.obs.content-type`, another client) is kept.
     func copyRenamed(_ source: ObjectKey, to target: ObjectKey, size: Int64, renamed names: (from: String, to: String)? = nil) async throws -> ETag {
         do {
-            var options = try await copyOptions(source)
-            if let names, let type = contentTypeInferredAgain(options.contentType, renamed: names) { options.contentType = type }
-            if size > configuration.singleCopyLimit {
-                return try await multipartCopy(source, to: target, size: size, options: options)
-            }
-            return try await store.copyObject(source, to: target, options: options)
-        } catch let error as FileSystemError {
-            logger.error("renaming \(source) to \(target): \(error.reason)")
-            throw error
+            return try await copyRenamedUnlogged(source, to: target, size: size, renamed: names)
         } catch {
-            throw storeFailure("renaming \(source) to \(target)", error)
+            throw renameCopyFailure(source, to: target, error)
         }
+    }
+
+    /// `copyRenamed` without logging its failure, for a caller that may expect it.
+    private func copyRenamedUnlogged(_ source: ObjectKey, to target: ObjectKey, size: Int64, renamed names: (from: String, to: String)? = nil) async throws -> ETag {
+        var options = try await copyOptions(source)
+        if let names, let type = contentTypeInferredAgain(options.contentType, renamed: names) { options.contentType = type }
+        if size > configuration.singleCopyLimit {
+            return try await multipartCopy(source, to: target, size: size, options: options)
+        }
+        return try await store.copyObject(source, to: target, options: options)
+    }
+
+    /// The failure of the rename's copy of `source`, logged.
+    private func renameCopyFailure(_ source: ObjectKey, to target: ObjectKey, _ error: any Error) -> FileSystemError {
+        guard let error = error as? FileSystemError else { return storeFailure("renaming \(source) to \(target)", error) }
+        logger.error("renaming \(source) to \(target): \(error.reason)")
+        return error
     }
 
     /// The type a renamed file is to get instead of `type`, the one it has: nil unless `type` is
@@ -486,12 +495,12 @@ extension ObsFileSystem {
     /// others, which move with the directory (`carryHiddenFiles`).
     private func hiddenFiles(below prefix: String) async -> (dropped: Set<ObjectKey>, carried: Set<ObjectKey>) {
         let dropped = Set(await dropHiddenFiles { name, changed in changed && name.key.rawValue.hasUTF8Prefix(prefix) }.map(\.key))
-        return (dropped, openFiles.withLock { $0.hiddenKeys { name, _ in name.key.rawValue.hasUTF8Prefix(prefix) } })
+        return (dropped, openFiles.withLock { $0.hiddenKeys(below: prefix) })
     }
 
     /// Whether `key` is the object of a file unlinked while open, still kept for its descriptors.
     private func isHidden(_ key: ObjectKey) -> Bool {
-        !openFiles.withLock { $0.hiddenKeys { name, _ in name.key == key }.isEmpty }
+        openFiles.withLock { $0.hides(key) }
     }
 
     /// Files unlinked while open below a renamed directory (`hidden`, their keys under the
@@ -655,14 +664,16 @@ extension ObsFileSystem {
                         try await self.copyMarker(entry.key, to: target)
                         return nil
                     }
-                    // A hidden file whose last descriptor was released meanwhile was deleted then.
+                    // A hidden file whose last descriptor was released meanwhile was deleted then:
+                    // its copy is skipped, or fails without an error.
                     let released = { (hidden.contains(entry.key) || hiddenWhenListed.contains(entry.key)) && !self.isHidden(entry.key) }
                     if released() { return nil }
                     let copy: ETag
                     do {
-                        copy = try await self.copyRenamed(entry.key, to: target, size: entry.version.size)
-                    } catch where released() {
-                        return nil
+                        copy = try await self.copyRenamedUnlogged(entry.key, to: target, size: entry.version.size)
+                    } catch {
+                        if released() { return nil }
+                        throw self.renameCopyFailure(entry.key, to: target, error)
                     }
                     return CopiedFile(relative: entry.relative, source: entry.version.etag, copy: copy)
                 }
