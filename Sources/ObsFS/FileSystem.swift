@@ -55,7 +55,7 @@ public struct FileSystemConfiguration: Sendable {
 
     public init(bucket: BucketName, prefix: String, upload: UploadSettings, uploadOptions: UploadMountOptions = UploadMountOptions(),
                 readOnly: Bool = false, ownerUID: UInt32, ownerGID: UInt32, umask: UInt32? = nil, listPageSize: Int = 1000,
-                attributeTimeout: Duration = .seconds(10), negativeTimeout: Duration = .seconds(5),
+                attributeTimeout: Duration = .seconds(10), negativeTimeout: Duration = .seconds(1),
                 copyPartSize: Int64 = 512 << 20, singleCopyLimit: Int64 = 5 << 30, renameParallel: Int = 8,
                 read: ReadMountOptions = ReadMountOptions(), dialect: Dialect = .obs, writebackCache: Bool = false) {
         precondition(prefix.isEmpty || prefix.hasSuffix("/"), "prefix must be empty or end with /")

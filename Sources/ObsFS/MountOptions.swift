@@ -111,8 +111,11 @@ public struct MountOptions: Sendable {
     /// `attr_timeout=` (seconds, fractions allowed; 0 turns the cache off): how long names and
     /// attributes seen on the store are trusted.
     public var attributeTimeout: Duration = .seconds(10)
-    /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing.
-    public var negativeTimeout: Duration = .seconds(5)
+    /// `negative_timeout=` (seconds): how long a missing name is trusted to stay missing. One
+    /// second, as `open_revalidate=`: another client's new name is seen as soon as its changes
+    /// are (s3fs's `test_external_creation` looks a name up missing, has it stored elsewhere and
+    /// looks again a second later; with 5 s it stayed missing).
+    public var negativeTimeout: Duration = .seconds(1)
     /// `saved_attr_timeout=` (seconds; 0: off): how old a HEAD answer an earlier mount saved
     /// may be to be used for a name a listing shows unchanged (Namespace/SavedHeadAnswers.swift).
     public var savedAttributeTimeout: Duration = .seconds(900)

@@ -113,6 +113,22 @@ def test_objects_other_tools_stored_show_s3fs_modes(mount, base):
     assert stat.S_IMODE(os.stat(mount.path).st_mode) == 0o755
 
 
+def test_another_clients_new_names_are_seen_after_a_second(mount, base):
+    """With the default negative_timeout= (1 s) another client's new file is found a second and
+    a half after this mount looked its name up missing, and its new directory in a directory
+    this mount made just before (s3fs's test_external_creation and
+    test_external_directory_creation; with 5 s both stayed missing)."""
+    server, prefix = mount.server, base.name + "/"
+    (base / "made").mkdir()
+    assert not (base / "made" / "f").exists()
+    server.s3.put_object(Bucket=server.bucket, Key=prefix + "made/f", Body=b"data\n")
+    server.s3.put_object(Bucket=server.bucket, Key=prefix + "made/directory/g", Body=b"more\n")
+    time.sleep(1.5)
+    assert (base / "made" / "f").read_bytes() == b"data\n"
+    assert stat.S_IMODE(os.stat(base / "made" / "directory").st_mode) == 0o750
+    assert (base / "made" / "directory" / "g").read_bytes() == b"more\n"
+
+
 def test_rmdir_removes_empty_directory_and_refuses_non_empty(mount, base):
     server, prefix = mount.server, base.name + "/"
     server.s3.put_object(Bucket=server.bucket, Key=prefix + "implied/only-key", Body=b"x")  # no marker
