@@ -170,6 +170,8 @@ public final class ObsFileSystem: Sendable {
     let table: InodeTable
     /// Names found missing (`negative_timeout=`).
     let negativeCache: NameCache
+    /// LISTs that renew what this mount knows of the directories it made (Namespace/EveryChildRenewal.swift).
+    let everyChildRenewals = EveryChildRenewals()
     /// Names a listing showed as files, with no directory of the same name (`attr_timeout=`).
     let listedFiles: NameCache
     /// HEADs sent ahead for those names, for the lookups that follow a listing.

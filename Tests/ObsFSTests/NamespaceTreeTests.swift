@@ -111,6 +111,31 @@ struct NamespaceTreeTests {
         #expect(try await links(listed.inode) == 2)
     }
 
+    /// Once the hold of a directory made here runs out, one LIST renews it: missing names and
+    /// exclusive creates there cost no request per name (they cost three each), until a listing
+    /// shows another client's name; from then on lookups ask for each name and find it.
+    @Test func aLapsedHoldOfADirectoryMadeHereIsRenewedByOneListing() async throws {
+        let hold = Duration.seconds(2)  // long enough for the lookups after a renewal on a loaded machine
+        let fs = makeFileSystem(store, negativeTimeout: hold)
+        let dir = try await fs.mkdir(parent: .root, name: "new", mode: 0o755, caller: testCaller)
+        let (_, handle) = try await fs.create(parent: dir.inode, name: "a")
+        await fs.release(handle)
+        try await Task.sleep(for: hold + .milliseconds(100))
+        func calls() -> (heads: Int, lists: Int) { store.contents.withLock { ($0.headCalls, $0.listCalls) } }
+        let before = calls()
+        async let b = errno { _ = try await fs.lookup(parent: dir.inode, name: "b") }
+        async let c = errno { _ = try await fs.lookup(parent: dir.inode, name: "c") }
+        #expect(await [b, c] == [.noEntry, .noEntry])
+        _ = try await fs.mkdir(parent: dir.inode, name: "d", mode: 0o755, caller: testCaller)
+        #expect(calls().heads == before.heads && calls().lists == before.lists + 1)
+        store.seed("new/other", [1])  // another client
+        try await Task.sleep(for: hold + .milliseconds(100))
+        #expect(try await fs.lookup(parent: dir.inode, name: "other").size == 1)
+        let listed = calls()
+        #expect(await errno { _ = try await fs.lookup(parent: dir.inode, name: "e") } == .noEntry)
+        #expect(calls().heads > listed.heads && calls().lists == listed.lists + 1)  // the name's own LIST
+    }
+
     @Test func aDirectoryMadeHereAnswersMissingNamesWithoutRequestsUntilAChildIsForgotten() async throws {
         // negative_timeout= long enough for a loaded machine: the knowledge lasts that long.
         let fs = makeFileSystem(store, negativeTimeout: .seconds(120))

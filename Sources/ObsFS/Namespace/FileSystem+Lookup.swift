@@ -4,6 +4,7 @@
 // the table holds every name there is, so a name it does not hold is missing without a request
 // (a program filling a new directory sends no lookup per file); the kernel forgetting one of
 // its children, or a listing showing a name it does not hold (another client's), ends that.
+// When it runs out, one LIST of the directory renews it (EveryChildRenewal.swift).
 //
 // A lookup the caches cannot answer sends HEAD `key`, a one-key LIST of `key/` and HEAD
 // `key_$folder$` (s3fs's oldest directory format, which counts only when the other two find
@@ -28,6 +29,12 @@ extension ObsFileSystem {
     public func lookup(parent: InodeNumber, name: String) async throws -> FileAttributes {
         if let known = try cachedLookup(parent: parent, name: name) { return known }
         let (_, path) = try resolveChild(parent, name)
+        if table.holdOfEveryChildLapsed(parent) {
+            await renewEveryChild(of: parent)
+            if table.knowsMissing(parent, name) {
+                throw missing(name, "\(objectKey(path)): missing (its directory was listed)")
+            }
+        }
         let generation = negativeCache.generation
         let remote: RemoteEntry?
         do {
@@ -97,6 +104,7 @@ extension ObsFileSystem {
     /// EEXIST when `name` exists in the store although this mount took it for missing (another
     /// client made it within `negative_timeout=`); an exclusive create calls it first.
     func checkStillMissing(_ parent: InodeNumber, _ name: String, _ path: String) async throws {
+        if table.holdOfEveryChildLapsed(parent) { await renewEveryChild(of: parent) }
         guard !isSurelyMissing(parent, name) else { return }
         let generation = negativeCache.generation
         guard try await existingEntry(path) != nil else {

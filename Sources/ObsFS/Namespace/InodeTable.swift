@@ -210,6 +210,28 @@ final class InodeTable: Sendable {
         tree.withLock { $0.nodes[directory]?.childrenCompleteUntil = nil }
     }
 
+    /// Whether `holdEveryChild` of `directory` has run out without being ended: a listing may
+    /// renew it (`renewEveryChild`).
+    func holdOfEveryChildLapsed(_ directory: InodeNumber) -> Bool {
+        tree.withLock { tree in tree.nodes[directory]?.childrenCompleteUntil.map { $0 <= .now } ?? false }
+    }
+
+    /// Renews `holdEveryChild` of `directory` for `duration` from `listedAt`, when a complete
+    /// listing of it sent then shows only names the table holds (or `alsoKnown`, names it keeps
+    /// hidden); else ends it. Returns whether it was renewed.
+    func renewEveryChild(of directory: InodeNumber, listed: [String], alsoKnown: Set<ExactName>, complete: Bool,
+                         listedAt: ContinuousClock.Instant, for duration: Duration) -> Bool {
+        tree.withLock { tree in
+            guard let node = tree.nodes[directory], node.childrenCompleteUntil != nil else { return false }
+            let holdsAll = complete && listed.allSatisfy { name in
+                let exact = ExactName(name)
+                return alsoKnown.contains(exact) || node.children[exact].flatMap { tree.nodes[$0]?.linked } == true
+            }
+            tree.nodes[directory]?.childrenCompleteUntil = holdsAll ? listedAt + duration : nil
+            return holdsAll
+        }
+    }
+
     /// Whether `name` is missing from `directory` without asking the store: the table's
     /// children of `directory` are all it has (`holdEveryChild`) and none is linked as `name`.
     func knowsMissing(_ directory: InodeNumber, _ name: String) -> Bool {
