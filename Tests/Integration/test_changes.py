@@ -369,6 +369,42 @@ def test_tail_follows_a_log_a_shell_redirection_writes(server, mount_factory):
     assert server.s3.get_object(Bucket=server.bucket, Key=key)["Body"].read() == expected
 
 
+def test_a_reader_opened_before_a_rewrite_reads_the_new_bytes(server, mount_factory):
+    """A descriptor opened before another one rewrites the file (`O_TRUNC`) reads what the
+    rewrite writes, during it and after its close, as on a local disk (helper-50: it read the old
+    version's bytes cut at the new size, kept them after the close, and after an append's close
+    answered EIO); `tail -f` of a log a redirection writes again prints the new lines."""
+    mount = standard_mount(server, mount_factory)
+    key = name("rewritten")
+    path = mount.path / key
+    path.write_bytes(b"O" * (3 * MiB))
+    with open(path, "rb", buffering=0) as reader:
+        with open(path, "wb", buffering=0) as writer:
+            writer.write(b"short")
+            assert os.pread(reader.fileno(), 10, 0) == b"short"
+        assert os.pread(reader.fileno(), 10, 0) == b"short"
+    assert body(server, key) == b"short"
+    # After another descriptor's append and close, a rewrite cut by ftruncate reads zeros.
+    with open(path, "ab", buffering=0) as appender:
+        appender.write(b"A" * 143588)
+        reader = open(path, "rb", buffering=0)
+    with reader, open(path, "wb", buffering=0) as writer:
+        writer.truncate(63091)
+        assert os.pread(reader.fileno(), 16, 21363) == bytes(16)
+    assert body(server, key) == bytes(63091)
+    log = mount.path / name("log")
+    log.write_text("".join(f"old line {i}\n" for i in range(1, 2001)))
+    tail = subprocess.Popen(["tail", "-n", "0", "-s", "0.1", "---disable-inotify", "-f", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1)
+        subprocess.run(["bash", "-c", f"for i in 1 2 3; do echo new line $i; sleep 0.4; done > {log}"], check=True)
+        time.sleep(1)
+    finally:
+        tail.terminate()
+        out, _ = tail.communicate(timeout=10)
+    assert out == b"new line 1\nnew line 2\nnew line 3\n"
+
+
 def test_files_that_change_length_while_being_written(server, mount_factory, tmp_path):
     """`cp` of a sparse file (data, then ftruncate over the trailing hole) and `truncate -s` of a
     new file: completed as they stand, then extended by composition."""

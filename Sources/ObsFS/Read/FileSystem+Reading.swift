@@ -159,24 +159,24 @@ extension ObsFileSystem {
             if let changes = changes(of: file.inode.number) {
                 file.modify = changes
             } else if let streaming = upload(of: file.inode.number), streaming.excludesOtherWriters {
-                // Opened while another descriptor streams the file (`cmd > log` beside `tail -f
-                // log`; one opened before, on the version the stream replaces, reads on in that
-                // version): what was written is completed as it stands and the writing
-                // descriptors go on as changes to that object, which this one reads, as the
-                // writer's own read back does (below).
+                // Another descriptor streams the file (`cmd > log` beside `tail -f log`, opened
+                // during the stream or before it, on the version the stream replaces): what was
+                // written is completed as it stands and the writing descriptors go on as changes
+                // to that object, which this one reads, as the writer's own read back does
+                // (below), as on a local disk. A descriptor opened before read on in the replaced
+                // version, cut at the new size, and kept those bytes in the page cache after the
+                // writer's close (`tail -f` printed the old lines).
                 if file.reads != nil, configuration.writebackCache {
                     // With the one page cache, bytes of the replaced version would be cached in
                     // the new file's pages (where it has holes, or pages it sent and dropped),
                     // and a partial write of such a page would send them back in it.
                     throw FileSystemError(.busy, "\(file.inode.number) is being written again from the start; a descriptor opened on the version it replaces can read it once it is closed")
                 }
-                if file.reads == nil {
-                    guard !isEmptyStream(streaming, of: file.inode.number) else { return ReadBytes() }
-                    listings.noteChange()
-                    defer { listings.noteChange() }
-                    logger.info("\(streaming.key): read by another descriptor while being written; completing it as it stands and continuing by composition")
-                    if let changes = try await continueWritersByComposition(streaming, of: file.inode) { file.modify = changes }
-                }
+                guard !isEmptyStream(streaming, of: file.inode.number) else { return ReadBytes() }
+                listings.noteChange()
+                defer { listings.noteChange() }
+                logger.info("\(streaming.key): read by another descriptor while being written; completing it as it stands and continuing by composition")
+                if let changes = try await continueWritersByComposition(streaming, of: file.inode) { file.modify = changes }
             }
         }
         if file.modify == nil, let session = file.session, session.isUploading {
