@@ -213,13 +213,20 @@ let fuseOperations: fuse_lowlevel_ops = {
         let thread = Dispatcher.caller(request).process
         dispatcher.answer(request) { request in
             await dispatcher.replyStatus(request) {
-                try await dispatcher.stoppable(request, doing: "flush") {
-                    let process = ProcessFiles.threadGroup(of: thread)
-                    let mount = dispatcher.mount.withLock { $0 }
-                    let heldElsewhere = mount.map { ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode), mount: $0) } ?? false
-                    try await dispatcher.fileSystem.flush(handle, writer: writer, process: process, stillHeldWritable: heldElsewhere) {
-                        mount.map { ProcessFiles.anyProcessHoldsWritable(inode: InodeNumber(inode), mount: $0) } ?? true
+                do {
+                    try await dispatcher.stoppable(request, doing: "flush") {
+                        let process = ProcessFiles.threadGroup(of: thread)
+                        let mount = dispatcher.mount.withLock { $0 }
+                        let heldElsewhere = mount.map { ProcessFiles.holdsWritable(process: process, inode: InodeNumber(inode), mount: $0) } ?? false
+                        try await dispatcher.fileSystem.flush(handle, writer: writer, process: process, stillHeldWritable: heldElsewhere) {
+                            mount.map { ProcessFiles.anyProcessHoldsWritable(inode: InodeNumber(inode), mount: $0) } ?? true
+                        }
                     }
+                } catch {
+                    // Nothing (or not this) was stored: the kernel drops the attributes it holds
+                    // and asks again (the core does too).
+                    dispatcher.replies.attributesChanged(InodeNumber(inode))
+                    throw error
                 }
             }
         }

@@ -1,5 +1,6 @@
 """Failures injected by obs-local: retried parts, persistent failures, failing complete, an
 unreachable server. close() must report every failure and leave no upload in progress."""
+import errno
 import json
 import os
 import time
@@ -86,3 +87,24 @@ def test_an_unreachable_server_fails_close_in_bounded_time(private_obs_local, mo
             out.close()
     assert time.monotonic() - started < 60
     assert "Couldn't connect" in mount.log_text() or "connect" in mount.log_text().lower()
+
+
+def test_after_a_failed_close_stat_shows_what_the_store_kept(faulty):
+    """A failed close leaves the store as it was, and `stat` says so at once: a new file is
+    missing, a rewritten one has its old size (helper-50: for attr_timeout= the new file stated
+    as an empty file that open could not find, the rewrite as its new size)."""
+    server = faulty.server
+    fresh, rewritten = key_for("failednew"), key_for("failedrewrite")
+    server.s3.put_object(Bucket=server.bucket, Key=rewritten, Body=b"old content\n")
+    assert (faulty.path / rewritten).stat().st_size == 12
+    inject(server, {"operation": "CompleteMultipartUpload", "times": 0, "action": "error", "code": "InternalError"})
+    for key in (fresh, rewritten):
+        with pytest.raises(OSError) as raised:
+            with open(faulty.path / key, "wb") as out:
+                out.write(b"new bytes that are not stored")
+        assert raised.value.errno == errno.EIO
+    with pytest.raises(FileNotFoundError):
+        os.stat(faulty.path / fresh)
+    assert fresh not in os.listdir(faulty.path)
+    assert (faulty.path / rewritten).stat().st_size == 12
+    assert (faulty.path / rewritten).read_bytes() == b"old content\n"

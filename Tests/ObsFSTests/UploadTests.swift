@@ -313,6 +313,29 @@ struct UploadTests {
         await fs.release(handle)
     }
 
+    /// After a failed close the attributes are asked for again: a new file is missing, a
+    /// rewritten one shows the version the store kept (helper-50: `stat` showed the new file as
+    /// an empty one, and the rewrite's size, for attr_timeout=).
+    @Test func afterAFailedCloseTheAttributesAreAskedForAgain() async throws {
+        let store = FaultInjectingStore()
+        store.inner.seed("g", Array("old content\n".utf8))
+        store.fail(.complete, code: .internalError)
+        let fs = makeFileSystem(store)
+        let (created, handle) = try await fs.create(parent: .root, name: "f")
+        try await writeAll(fs, handle, pattern(1000), chunk: 1000)
+        #expect(await errno { try await fs.flush(handle, writer: WriterIdentity(7)) } == .io)
+        await fs.release(handle)
+        #expect(await errno { _ = try await fs.getattr(created.inode) } == .noEntry)
+        #expect(await errno { _ = try await fs.lookup(parent: .root, name: "f") } == .noEntry)
+        let stored = try await fs.lookup(parent: .root, name: "g")
+        let rewriting = try await fs.open(stored.inode, flags: O_WRONLY | O_TRUNC).handle
+        try await writeAll(fs, rewriting, pattern(500), chunk: 500)
+        #expect(await errno { try await fs.flush(rewriting, writer: WriterIdentity(7)) } == .io)
+        await fs.release(rewriting)
+        #expect(try await fs.getattr(stored.inode).size == 12)
+        #expect(store.inner.object("g") == Array("old content\n".utf8))
+    }
+
     @Test func aPartTheStoreRejectsAsCorruptFailsTheUpload() async throws {
         let store = FaultInjectingStore()
         store.fail(.uploadPart, code: .badDigest)

@@ -415,8 +415,10 @@ extension ObsFileSystem {
                 guard file.openerClosed || file.session?.openerHasFlushed == true, !heldByOthers() else { return }
                 holders = { false }  // just asked: /proc is scanned once per flush
             }
-            try await file.session?.flush(writer: writer, process: process, heldByOthers: holders).get()
-            try await commit(modify, file.inode)
+            try await afterFailureAskingAgain(file.inode) {
+                try await file.session?.flush(writer: writer, process: process, heldByOthers: holders).get()
+                try await commit(modify, file.inode)
+            }
             // close() returns: a rename need not wait for the release.
             openFiles.withLock { $0.files[handle]?.openerClosed = true }
             return
@@ -424,8 +426,27 @@ extension ObsFileSystem {
         guard let session = file.session, !isDiscarded(file.inode) else { return }
         // An unlink that came first bars the completion (the flush passes); one that comes
         // while it completes waits for it (`beginUnlink`).
-        try await session.flush(writer: writer, process: process, heldByOthers: heldByOthers).get()
+        try await afterFailureAskingAgain(file.inode) {
+            try await session.flush(writer: writer, process: process, heldByOthers: heldByOthers).get()
+        }
         if let etag = session.etag { recordWritten(file.inode, session, etag: etag) }
+    }
+
+    /// Runs `storing`; when it fails, the store holds what it held before (nothing, for a new
+    /// file), not what the attributes of `inode` say since the open: they are asked for again at
+    /// the next getattr or lookup (a `stat` showed a failed new file as an empty one, a failed
+    /// rewrite as its new size, for `attr_timeout=`).
+    private func afterFailureAskingAgain(_ inode: Inode, _ storing: () async throws -> Void) async throws {
+        do {
+            try await storing()
+        } catch {
+            askAgainAfterFailure(inode)
+            throw error
+        }
+    }
+
+    private func askAgainAfterFailure(_ inode: Inode) {
+        inode.state.withLock { $0.facts.expiry = .now }
     }
 
     /// Whether `handle` was opened read-only: its close has nothing to store, changes nothing
@@ -491,6 +512,7 @@ extension ObsFileSystem {
                 }
             }
             guard modify.failure == nil else {
+                askAgainAfterFailure(file.inode)
                 logger.info("\(modify.key): released after a failed composition (reported then); nothing more is stored")
                 return
             }
@@ -502,6 +524,7 @@ extension ObsFileSystem {
             do {
                 try await commit(modify, file.inode)
             } catch {
+                askAgainAfterFailure(file.inode)
                 logger.error("\(modify.key): the changes of a file closed without a successful flush are lost: \(error)")
             }
             return
@@ -517,7 +540,11 @@ extension ObsFileSystem {
                 files.pendingSizes[file.inode.number] = nil
             }
         }
-        if case .success(let etag) = result, !discarded { recordWritten(file.inode, session, etag: etag) }
+        switch result {
+        case .success(let etag) where !discarded: recordWritten(file.inode, session, etag: etag)
+        case .failure: askAgainAfterFailure(file.inode)
+        case .success: break
+        }
     }
 
     /// A file unlinked while streamed that other descriptors still have open (a reader opened
