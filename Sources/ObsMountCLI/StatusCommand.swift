@@ -43,9 +43,10 @@ struct StatusCommand: AsyncParsableCommand {
         } while watch
     }
 
-    /// The replies of the mounts serving `sockets`. Asked for every mount, a socket no mount
-    /// answers on (left by a mount that was killed) is skipped with a line on stderr, so that
-    /// the live mounts are still shown; asked for one mount, its failure is the command's.
+    /// The replies of the mounts serving `sockets`. Asked for every mount, a socket nothing
+    /// listens on any more (left by a mount that was killed) is removed without a word, and one
+    /// that fails otherwise is skipped with a line on stderr, so that the live mounts are still
+    /// shown; asked for one mount, its failure is the command's.
     private func answers(_ sockets: [String]) throws -> [StatusReply] {
         guard mountpoint == nil else { return try sockets.map(Self.ask) }
         var replies: [StatusReply] = []
@@ -53,6 +54,9 @@ struct StatusCommand: AsyncParsableCommand {
         for socket in sockets {
             do {
                 replies.append(try Self.ask(socket))
+            } catch let error as StatusError where error.nobodyListens {
+                Self.removeIfLeftBehind(socket)
+                failures.append("\(error)")
             } catch {
                 failures.append("\(error)")
                 FileHandleOutput.standardError("obsmount status: skipped \(error)")
@@ -62,8 +66,21 @@ struct StatusCommand: AsyncParsableCommand {
         return replies
     }
 
+    /// How long a socket nothing listens on may be a mount starting up (it binds, then listens).
+    static let startingMountGrace: Int = 10
+
+    /// Removes `socket`, which nothing listens on, unless it was made in the last moments.
+    private static func removeIfLeftBehind(_ socket: String) {
+        var info = stat()
+        guard stat(socket, &info) == 0, time(nil) - info.st_mtim.tv_sec > startingMountGrace else { return }
+        unlink(socket)
+    }
+
     private func socketPaths() throws -> [String] {
-        if let mountpoint { return [ControlSocketPath.forMountpoint(mountpoint)] }
+        if let mountpoint {
+            guard !MountTable.fuseMounts(on: mountpoint).isEmpty else { throw StatusError("\(mountpoint) is not a mount point") }
+            return [ControlSocketPath.forMountpoint(mountpoint)]
+        }
         let directory = ControlSocketPath.runtimeDirectory
         guard let stream = opendir(directory) else { throw StatusError("no mounts: \(directory) does not exist") }
         defer { closedir(stream) }
@@ -85,8 +102,9 @@ struct StatusCommand: AsyncParsableCommand {
         defer { close(descriptor) }
         let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, length) } }
         guard connected == 0 else {
-            let reason = errno == ENOENT || errno == ECONNREFUSED ? "no mount is serving it (is it mounted by obsmount?)" : String(cString: strerror(errno))
-            throw StatusError("cannot reach \(path): \(reason)")
+            let nobodyListens = errno == ENOENT || errno == ECONNREFUSED
+            let reason = nobodyListens ? "no mount is serving it (is it mounted by obsmount?)" : String(cString: strerror(errno))
+            throw StatusError("cannot reach \(path): \(reason)", nobodyListens: nobodyListens)
         }
         // A mount that is alive but stuck must not hold the command for ever.
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
@@ -113,7 +131,12 @@ struct StatusCommand: AsyncParsableCommand {
 
 struct StatusError: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    /// The mount's socket is gone or nothing listens on it.
+    let nobodyListens: Bool
+    init(_ description: String, nobodyListens: Bool = false) {
+        self.description = description
+        self.nobodyListens = nobodyListens
+    }
 }
 
 /// The human-readable status of one mount.
