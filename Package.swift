@@ -65,7 +65,7 @@ let package = Package(
         ]),
         // Filesystem core: inodes, namespace, upload sessions, xattrs, options. No FUSE.
         .target(name: "ObsFS", dependencies: [
-            "OBSProtocol", "OBSClient", "SystemFiles",
+            "OBSProtocol", "OBSHashing", "OBSClient", "SystemFiles",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
@@ -75,7 +75,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ObsMountCLI", dependencies: [
-            "FuseAdapter", "ObsFS", "OBSClient", "OBSLocalServer", "BuildInfo", "SystemFiles", "CMalloc",
+            "FuseAdapter", "ObsFS", "OBSClient", "OBSHashing", "OBSLocalServer", "BuildInfo", "SystemFiles", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

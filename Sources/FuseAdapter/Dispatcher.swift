@@ -252,7 +252,7 @@ extension Dispatcher {
         for entry in entries {
             let room = UnsafeMutableRawBufferPointer(rebasing: buffer[used..<size])
             var attributes = Glibc.stat()
-            attributes.st_ino = entry.inode.map { UInt($0.rawValue) } ?? Dispatcher.unknownInode
+            attributes.st_ino = (entry.inode ?? entry.expectedInode).map { UInt($0.rawValue) } ?? Dispatcher.unknownInode
             attributes.st_mode = entry.kind.typeBits
             let needed: Int
             if plus {

@@ -10,6 +10,7 @@
 // - Protocol: the client sends one line, `status`; the server answers one JSON document
 //   (StatusReply) and closes (served by ListeningSocket's accept thread).
 import FoundationEssentials
+import OBSHashing
 import ObsFS
 #if canImport(Glibc)
 import Glibc
@@ -52,12 +53,7 @@ enum ControlSocketPath {
 
     /// FNV-1a, 64 bits, in hex: a fixed-length name for any mountpoint path.
     private static func hash(_ text: String) -> String {
-        var value: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            value ^= UInt64(byte)
-            value = value &* 0x100_0000_01b3
-        }
-        let hex = String(value, radix: 16)
+        let hex = String(FNV1a.hash(text), radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 

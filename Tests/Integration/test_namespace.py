@@ -129,6 +129,33 @@ def test_another_clients_new_names_are_seen_after_a_second(mount, base):
     assert (base / "made" / "directory" / "g").read_bytes() == b"more\n"
 
 
+def test_inode_numbers_stay_across_remounts_and_listings_show_them(mount, mount_factory, base, tmp_path):
+    """A path keeps its inode number after the kernel drops its caches and after a remount, and
+    readdir's d_ino is that number: `tar --listed-incremental` finds nothing new the second time
+    (helper-50: "Directory has been renamed" for every directory, everything archived again),
+    `ls -i` agrees with `stat`."""
+    run("mkdir", "-p", base / "tree" / "sub")
+    for name in ("tree/a", "tree/sub/b"):
+        (base / name).write_bytes(b"x" * 100)
+    snapshot, first = tmp_path / "snapshot", tmp_path / "first.tar"
+    run("tar", "-C", base, "--listed-incremental", snapshot, "-cf", first, "tree")
+    numbers = {name: os.stat(base / name).st_ino for name in ("tree", "tree/sub", "tree/a", "tree/sub/b")}
+    with os.scandir(base / "tree") as listing:
+        assert {entry.name: entry.inode() for entry in listing} == {"a": numbers["tree/a"], "sub": numbers["tree/sub"]}
+    subprocess.run(["sh", "-c", "sync; echo 2 > /proc/sys/vm/drop_caches"], check=True)
+    assert {name: os.stat(base / name).st_ino for name in numbers} == numbers
+    fresh = remount(mount, mount_factory)
+    again = fresh.path / base.name
+    with os.scandir(again / "tree" / "sub") as listing:
+        assert {entry.name: entry.inode() for entry in listing} == {"b": numbers["tree/sub/b"]}
+    assert {name: os.stat(again / name).st_ino for name in numbers} == numbers
+    second = tmp_path / "second.tar"
+    result = subprocess.run(["tar", "-C", again, "--listed-incremental", snapshot, "-cvf", second, "tree"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "renamed" not in result.stderr, result.stderr
+    assert sorted(result.stdout.split()) == ["tree/", "tree/sub/"]  # directories only: no file changed
+
+
 def test_rmdir_removes_empty_directory_and_refuses_non_empty(mount, base):
     server, prefix = mount.server, base.name + "/"
     server.s3.put_object(Bucket=server.bucket, Key=prefix + "implied/only-key", Body=b"x")  # no marker

@@ -17,8 +17,11 @@ public struct DirectoryEntry: Sendable, Equatable {
     public var kind: FileKind
     /// The offset to resume after this entry.
     public var cookie: Int64
-    /// The inode number when the table knows the name; nil otherwise (listed as unknown).
+    /// The inode number when the table knows the name; nil otherwise.
     public var inode: InodeNumber?
+    /// For a name the table does not know: the number its lookup is to give it (its path's own,
+    /// InodeTable.stableNumber), shown as the entry's `d_ino`.
+    public var expectedInode: InodeNumber?
     /// Size, ETag and date from the listing (files only).
     var listed: ObjectAttributes?
     /// What a HEAD found for readdirplus (Namespace/FileSystem+Directories.swift).

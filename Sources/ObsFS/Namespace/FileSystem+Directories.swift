@@ -345,6 +345,11 @@ extension ObsFileSystem {
         listedPrefetch.listed(listedOnlyAsFiles, in: directory)
         await useSavedAnswers(&entries, in: directory, reader: reader)
         if plus { try await fetchAttributes(of: &entries, in: directory, reader: reader) }
+        if let path = table.path(of: directory) {
+            for index in entries.indices where entries[index].inode == nil && entries[index].name != "." && entries[index].name != ".." {
+                entries[index].expectedInode = InodeNumber(table.numbering(childPath(path, entries[index].name)))
+            }
+        }
         return entries
     }
 

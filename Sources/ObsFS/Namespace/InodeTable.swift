@@ -17,8 +17,11 @@
 //   an `await`, and no other lock (an upload session's) is taken under them.
 // - The kernel's lookup count is kept per inode (lookup, create, mkdir, symlink, mknod and
 //   readdirplus replies add one; forget subtracts); an inode leaves the table when it reaches 0.
-//   Plain readdir creates no inodes (names not looked up yet are listed with FUSE's unknown
-//   inode number), so the table holds only what the kernel holds.
+//   Plain readdir creates no inodes (names not looked up yet are listed with the number their
+//   lookup is to give them), so the table holds only what the kernel holds.
+// - Numbers: a path's inode gets the path's own number (a hash), the same in every mount and
+//   after the kernel forgot it, unless a live inode has that number (then a counter's).
+import OBSHashing
 import OBSProtocol
 import Synchronization
 
@@ -113,13 +116,27 @@ final class InodeTable: Sendable {
 
     private struct Tree {
         var nodes: [InodeNumber: Node] = [:]
+        /// The next number to try when a path's own number is taken (`freeNumber`).
         var nextNumber: UInt64 = 2
+    }
+
+    /// The number a path's inode gets unless a live inode has it: the same in every mount and
+    /// after the kernel forgot the inode, so that programs which compare inode numbers over time
+    /// (`tar --listed-incremental`, git's index, `ls -i` beside `stat`) see the file unchanged.
+    /// 63 bits of FNV-1a of the path, never the root's (1) nor FUSE's unknown inode (readdir).
+    let numbering: @Sendable (String) -> UInt64
+
+    static func stableNumber(forPath path: String) -> UInt64 {
+        let number = FNV1a.hash(path) & (UInt64.max >> 1)
+        return number <= InodeNumber.root.rawValue || number == 0xffff_ffff ? number | (1 << 62) : number
     }
 
     /// Parent, name, lookup count, linked flag and children of every inode (see the design note).
     private let tree: Mutex<Tree>
 
-    init(rootFacts: InodeFacts) {
+    /// - Parameter numbering: a path's own inode number (tests give colliding ones).
+    init(rootFacts: InodeFacts, numbering: @escaping @Sendable (String) -> UInt64 = InodeTable.stableNumber(forPath:)) {
+        self.numbering = numbering
         var tree = Tree()
         tree.nodes[.root] = Node(inode: Inode(number: .root, kind: .directory, facts: rootFacts), parent: .root, name: "", lookups: 1, linked: true)
         self.tree = Mutex(tree)
@@ -260,8 +277,7 @@ final class InodeTable: Sendable {
                 }
                 Self.detach(existing, in: &tree)
             }
-            let number = InodeNumber(tree.nextNumber)
-            tree.nextNumber += 1
+            let number = Self.freeNumber(numbering(Self.childPath(of: parent, name, in: tree)), in: &tree)
             let inode = Inode(number: number, kind: kind, facts: facts)
             tree.nodes[number] = Node(inode: inode, parent: parent, name: name, lookups: 1, linked: true)
             Self.setChild(name, of: parent, to: number, in: &tree)
@@ -347,6 +363,21 @@ final class InodeTable: Sendable {
         if let old = tree.nodes[parent]?.children[key], tree.nodes[old]?.inode.kind == .directory { tree.nodes[parent]?.subdirectories -= 1 }
         tree.nodes[parent]?.children[key] = number
         if let number, tree.nodes[number]?.inode.kind == .directory { tree.nodes[parent]?.subdirectories += 1 }
+    }
+
+    /// `wanted` (a path's own number) when no live inode has it, else the next free one of a
+    /// counter: two live inodes never share a number (a replaced file's new inode beside the old
+    /// one its readers hold, a rare collision of two paths' numbers).
+    private static func freeNumber(_ wanted: UInt64, in tree: inout Tree) -> InodeNumber {
+        if tree.nodes[InodeNumber(wanted)] == nil { return InodeNumber(wanted) }
+        while tree.nodes[InodeNumber(tree.nextNumber)] != nil || tree.nextNumber == 0xffff_ffff { tree.nextNumber += 1 }
+        defer { tree.nextNumber += 1 }
+        return InodeNumber(tree.nextNumber)
+    }
+
+    private static func childPath(of parent: InodeNumber, _ name: String, in tree: Tree) -> String {
+        guard let parentPath = path(of: parent, in: tree), !parentPath.isEmpty else { return name }
+        return parentPath + "/" + name
     }
 
     /// An inode leaves the table when the kernel holds no reference to it.
