@@ -405,6 +405,28 @@ def test_a_reader_opened_before_a_rewrite_reads_the_new_bytes(server, mount_fact
     assert out == b"new line 1\nnew line 2\nnew line 3\n"
 
 
+def test_a_child_closing_an_inherited_new_file_first_loses_nothing(server, mount_factory, tmp_path):
+    """`exec 3>f; /bin/true; echo a >> f; echo b >&3`, and the same from Python: a child's close
+    of the inherited new file before any write stored the empty object, and a second open then
+    changed that object beside the stream: one writer's bytes were lost (helper-52)."""
+    mount = standard_mount(server, mount_factory)
+    script = 'exec 3>"$1"; /bin/true; echo "appended by name" >> "$1"; echo "written through fd 3" >&3; exec 3>&-'
+    program = ("import os, subprocess, sys\n"
+               "w = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\n"
+               "subprocess.run(['true'], pass_fds=[w], check=True)\n"
+               "a = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n"
+               "os.write(w, b'line from w\\n' * 1000)\n"
+               "os.write(a, b'appended\\n')\n"
+               "os.close(a); os.close(w)\n")
+    for stem, command in (("shell", ["bash", "-c", script, "script"]), ("python", [sys.executable, "-c", program])):
+        local, key = tmp_path / stem, name(stem)
+        subprocess.run(command + [str(local)], check=True)
+        subprocess.run(command + [str(mount.path / key)], check=True)
+        expected = local.read_bytes()
+        assert (mount.path / key).read_bytes() == expected, stem
+        assert body(server, key) == expected, stem
+
+
 def test_files_that_change_length_while_being_written(server, mount_factory, tmp_path):
     """`cp` of a sparse file (data, then ftruncate over the trailing hole) and `truncate -s` of a
     new file: completed as they stand, then extended by composition."""

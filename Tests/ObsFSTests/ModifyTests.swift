@@ -466,6 +466,29 @@ struct ModifyTests {
 }
 
 extension ModifyTests {
+    /// `exec 3>f; /bin/true; echo a >> f; echo b >&3`: a child's close of the inherited new file
+    /// before any write stores the empty object; a second open for writing then joins the stream
+    /// (helper-52: it changed that empty object beside the stream, and its composition at close
+    /// replaced the streamed bytes).
+    @Test func aSecondWriterAfterAnotherProcessClosedTheEmptyNewFileJoinsTheStream() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let shell = ProcessID(40)
+        let (created, streaming) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
+        try await fs.flush(streaming, writer: WriterIdentity(41), process: ProcessID(41))  // /bin/true exits
+        #expect(store.object("f") == [])
+        let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND, opener: shell).handle
+        let first = pattern(12_000)
+        #expect(await fs.write(streaming, at: 0, bytes: first, writer: WriterIdentity(40), process: shell).count == first.count)
+        #expect(await fs.write(appending, at: Int64(first.count), bytes: Array("appended".utf8), writer: WriterIdentity(40), process: shell).count == 8)
+        try await fs.flush(appending, writer: WriterIdentity(40), process: shell)
+        await fs.release(appending)
+        try await fs.flush(streaming, writer: WriterIdentity(40), process: shell)
+        await fs.release(streaming)
+        #expect(store.object("f") == first + Array("appended".utf8))
+        #expect(store.uploadsInProgress == 0)
+    }
+
     @Test func aFailedCompositionIsFinal() async throws {
         // close() reported the failure: nothing composes the changes later (release, a retry).
         let seeded = try await SeededFile("g", size: 2 * Int(minimumPart) + 5)

@@ -127,9 +127,12 @@ extension ObsFileSystem {
         while true {
             // Another open's initiation under way (a create, an O_TRUNC open): its upload is joined below.
             while let initiation = openFiles.withLock({ $0.initiating[inode.number] }) { await initiation.value }
-            if let session = upload(of: inode.number), session.excludesOtherWriters {
+            if let session = upload(of: inode.number), session.isUploading {
                 // Another descriptor is streaming the file: it is completed as it stands, and both go
-                // on with one set of changes (two writers of one file, as on a local disk).
+                // on with one set of changes (two writers of one file, as on a local disk). Also
+                // when nothing was written yet and a flush stored the empty object (another
+                // process's close of an inherited descriptor: `exec 3>f; /bin/true; echo a >> f;
+                // echo b >&3`): changes of that object beside the stream lost the stream's bytes.
                 logger.info("\(session.key): opened for writing again while being written; completing the upload and continuing by composition")
                 _ = try await continueWritersByComposition(session, of: inode)
                 return try await joinChanges(inode, path, flags: flags, opener: opener, by: caller)
