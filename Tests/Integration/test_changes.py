@@ -10,6 +10,7 @@ mount-options/write-semantics.md says)."""
 import errno
 import hashlib
 import json
+import mmap
 import os
 import subprocess
 import sys
@@ -425,6 +426,28 @@ def test_a_child_closing_an_inherited_new_file_first_loses_nothing(server, mount
         expected = local.read_bytes()
         assert (mount.path / key).read_bytes() == expected, stem
         assert body(server, key) == expected, stem
+
+
+def test_a_reader_of_a_file_renamed_then_unlinked_reads_the_changes(server, mount_factory):
+    """A reader of a file renamed and unlinked while another descriptor changes it reads the
+    changes after the writer's close, by read and by mmap (helper-52: EIO, and SIGBUS through
+    mmap: it read the version stored here under the old key)."""
+    mount = standard_mount(server, mount_factory)
+    path = mount.path / name("renamedunlinked")
+    old = os.urandom(400_000)
+    path.write_bytes(old)
+    model = bytearray(old)
+    with open(path, "r+b", buffering=0) as writer, open(path, "rb", buffering=0) as reader:
+        os.rename(path, f"{path}.2")
+        os.unlink(f"{path}.2")
+        patch = os.urandom(262_291)
+        os.pwrite(writer.fileno(), patch, 138_903)
+        model[138_903:138_903 + len(patch)] = patch
+        writer.close()
+        assert os.pread(reader.fileno(), 300_000, 87_588) == bytes(model[87_588:87_588 + 300_000])
+        with mmap.mmap(reader.fileno(), len(model), prot=mmap.PROT_READ) as mapped:
+            assert mapped[220_868:220_868 + 38_266] == bytes(model[220_868:220_868 + 38_266])
+    assert not path.exists()
 
 
 def test_files_that_change_length_while_being_written(server, mount_factory, tmp_path):

@@ -489,6 +489,28 @@ extension ModifyTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// A reader of a file renamed and then unlinked while another descriptor changes it reads
+    /// the changes once they are stored, from the object kept under the new name (helper-52: it
+    /// moved to the version stored here under the old key, 412 and EIO; SIGBUS through mmap).
+    @Test func aReaderOfAFileRenamedThenUnlinkedReadsTheChangesStoredUnderTheNewName() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let old = pattern(4000)
+        store.seed("f", old)
+        let file = try await fs.lookup(parent: .root, name: "f").inode
+        let writer = try await fs.open(file, flags: O_RDWR).handle
+        let reader = try await fs.open(file, flags: O_RDONLY).handle
+        try await fs.rename(parent: .root, name: "f", newParent: .root, newName: "g", flags: 0)
+        try await fs.unlink(parent: .root, name: "g")
+        let patch = pattern(1000, seed: 5)
+        #expect(await fs.write(writer, at: 3500, bytes: patch, writer: WriterIdentity(7), process: .unknown).count == patch.count)
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        #expect(try await fs.read(reader, at: 0, count: 8192).gathered() == Array(old.prefix(3500)) + patch)
+        await fs.release(reader)
+        #expect(store.object("f") == nil && store.object("g") == nil)
+    }
+
     @Test func aFailedCompositionIsFinal() async throws {
         // close() reported the failure: nothing composes the changes later (release, a retry).
         let seeded = try await SeededFile("g", size: 2 * Int(minimumPart) + 5)

@@ -99,8 +99,9 @@ extension ObsFileSystem {
         let (facts, storedHere, written) = file.inode.state.withLock { ($0.facts, $0.storedHere, $0.writtenOptions) }
         guard let storedHere, storedHere == facts.etag, storedHere != stream.etag else { return nil }
         // Under the file's name now: a directory renamed since moved it (the stream, on an older
-        // version, stayed under the old key and read ENOENT).
-        let key = table.path(of: file.inode.number).map(objectKey) ?? stream.key
+        // version, stayed under the old key and read ENOENT); a file unlinked while open is
+        // stored under its hidden key (renamed before its unlink, not the stream's: EIO).
+        let key = table.path(of: file.inode.number).map(objectKey) ?? hiddenKey(of: file.inode.number) ?? stream.key
         let renewed = try makeReadStream(key, etag: storedHere, size: facts.size, written: written)
         let current = openFiles.withLock { files -> ObjectReadStream? in
             guard let reads = files.files[handle]?.reads, reads === stream else { return files.files[handle]?.reads }
@@ -114,6 +115,11 @@ extension ObsFileSystem {
         stream.close()
         logger.info("\(key): \(handle) reads on from the version this mount stored (ETag \(storedHere), \(facts.size) bytes)")
         return renewed
+    }
+
+    /// The key of the object a file unlinked while open keeps for its descriptors.
+    private func hiddenKey(of inode: InodeNumber) -> ObjectKey? {
+        openFiles.withLock { $0.unlinkedWhileOpen[inode]?.last { !$0.madeAgain }?.key }
     }
 
     /// Waits for the compositions of `inode` under way (a flush, fsync or release of the
@@ -135,7 +141,7 @@ extension ObsFileSystem {
         let stream: ObjectReadStream
         if let path = table.path(of: file.inode.number) {
             (stream, _, _) = try await readStream(file.inode, path)
-        } else if let hidden = openFiles.withLock({ $0.unlinkedWhileOpen[file.inode.number]?.last { !$0.madeAgain }?.key }) {
+        } else if let hidden = hiddenKey(of: file.inode.number) {
             let (facts, written) = file.inode.state.withLock { ($0.facts, $0.writtenOptions) }
             stream = try makeReadStream(hidden, etag: facts.etag, size: facts.size, written: written)
         } else {
