@@ -264,7 +264,12 @@ let fuseOperations: fuse_lowlevel_ops = {
     ops.unlink = { request, parent, namePointer in
         guard let request else { return }
         let dispatcher = Dispatcher.from(request)
-        dispatcher.answerStatus(request, naming: namePointer) { try await dispatcher.fileSystem.unlink(parent: InodeNumber(parent), name: $0) }
+        let mount = dispatcher.mount.withLock { $0 }
+        dispatcher.answerStatus(request, naming: namePointer) {
+            try await dispatcher.fileSystem.unlink(parent: InodeNumber(parent), name: $0) { inode in
+                mount.map { ProcessFiles.anyProcessHoldsWritable(inode: inode, mount: $0) } ?? false
+            }
+        }
     }
 
     ops.mkdir = { request, parent, namePointer, mode in

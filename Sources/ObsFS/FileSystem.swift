@@ -305,10 +305,21 @@ public final class ObsFileSystem: Sendable {
 
         /// `inode`'s object is about to lose its name (`unlinked`); descriptors that may still
         /// read it keep it, hidden and deleted at their last release. Whether any does.
-        mutating func keepForReaders(of inode: Inode, _ unlinked: UnlinkedName) -> Bool {
-            guard files.values.contains(where: { $0.inode === inode && $0.readsStoredObject }) else { return false }
+        /// `storedStreamHeld`: a handle whose stream its opener's close stored counts too (another
+        /// process still holds it; `holdsStoredStream`).
+        mutating func keepForReaders(of inode: Inode, _ unlinked: UnlinkedName, storedStreamHeld: Bool = false) -> Bool {
+            let reading = files.values.contains { file in
+                file.inode === inode && (file.readsStoredObject || (storedStreamHeld && file.session?.isUploading == false))
+            }
+            guard reading else { return false }
             unlinkedWhileOpen[inode.number, default: []].append(unlinked)
             return true
+        }
+
+        /// Whether a handle of `inode` streamed a new file that its opener's close stored, and is
+        /// not released yet: its release may be on its way, or another process holds it.
+        func holdsStoredStream(_ inode: Inode) -> Bool {
+            files.values.contains { $0.inode === inode && $0.modify == nil && $0.session?.isUploading == false }
         }
 
         /// This mount made `name` in `parent` again: an object stored there is not to be deleted.

@@ -450,6 +450,40 @@ def test_a_reader_of_a_file_renamed_then_unlinked_reads_the_changes(server, moun
     assert not path.exists()
 
 
+def test_an_unlinked_new_file_stays_for_a_child_holding_its_descriptor(server, mount_factory):
+    """A new file's descriptor shared with a forked child: the parent closes it (its close stores
+    the file) and unlinks the name; the child reads, writes and truncates on, and the object goes
+    at its close (helper-52: ENOENT for the child, the object deleted at the unlink)."""
+    mount = standard_mount(server, mount_factory)
+    key = name("sharedfd")
+    path = mount.path / key
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    os.pwrite(fd, b"x" * 526, 6310)
+    go_read, go_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        status = 2
+        try:
+            os.read(go_read, 1)
+            os.pwrite(fd, b"y" * 100, 100)
+            os.ftruncate(fd, 139_397)
+            right = os.pread(fd, 4, 100) == b"yyyy" and os.pread(fd, 4, 6310) == b"xxxx" and os.fstat(fd).st_size == 139_397
+            os.close(fd)
+            status = 0 if right else 1
+        finally:
+            os._exit(status)
+    os.close(fd)
+    os.unlink(path)
+    os.write(go_write, b"x")
+    _, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert not path.exists()
+    deadline = time.monotonic() + 10
+    while key in [entry["Key"] for entry in server.s3.list_objects(Bucket=server.bucket, Prefix=key).get("Contents", [])]:
+        assert time.monotonic() < deadline, "the object outlived the last close"
+        time.sleep(0.1)
+
+
 def test_files_that_change_length_while_being_written(server, mount_factory, tmp_path):
     """`cp` of a sparse file (data, then ftruncate over the trailing hole) and `truncate -s` of a
     new file: completed as they stand, then extended by composition."""

@@ -511,6 +511,36 @@ extension ModifyTests {
         #expect(store.object("f") == nil && store.object("g") == nil)
     }
 
+    /// A new file whose opener's close stored it while a forked child still holds its
+    /// descriptor, then unlinked: the child reads, writes and truncates on, as on a local disk,
+    /// and the object goes at its last close (helper-52's R2: the unlink deleted it at once,
+    /// ENOENT for the child). With no other holder the unlink deletes it at once, as before.
+    @Test func anUnlinkedNewFileStaysForAnotherProcessHoldingItsDescriptor() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let parent = ProcessID(50)
+        let (created, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: parent))
+        let bytes = pattern(526)
+        #expect(await fs.write(handle, at: 6310, bytes: bytes, writer: WriterIdentity(50), process: parent).count == bytes.count)
+        try await fs.flush(handle, writer: WriterIdentity(50), process: parent)  // the parent's close; the child holds it
+        try await fs.unlink(parent: .root, name: "f") { $0 == created.inode }
+        #expect(store.object("f") != nil)
+        #expect(try await fs.read(handle, at: 6310, count: 4).gathered() == Array(bytes.prefix(4)))
+        #expect(await fs.write(handle, at: 100, bytes: [7, 7], writer: WriterIdentity(51), process: ProcessID(51)).count == 2)
+        _ = try await fs.setattr(created.inode, AttributeChanges(size: 9000))
+        #expect(try await fs.read(handle, at: 98, count: 4).gathered() == [0, 0, 7, 7])
+        try await fs.flush(handle, writer: WriterIdentity(51), process: ProcessID(51))
+        await fs.release(handle)
+        #expect(store.object("f") == nil)
+        // Nobody else holds it: the unlink right after the close deletes the object at once.
+        let (_, alone) = try await fs.create(parent: .root, name: "g", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: parent))
+        #expect(await fs.write(alone, at: 0, bytes: bytes, writer: WriterIdentity(50), process: parent).count == bytes.count)
+        try await fs.flush(alone, writer: WriterIdentity(50), process: parent)
+        try await fs.unlink(parent: .root, name: "g") { _ in false }
+        #expect(store.object("g") == nil)
+        await fs.release(alone)
+    }
+
     @Test func aFailedCompositionIsFinal() async throws {
         // close() reported the failure: nothing composes the changes later (release, a retry).
         let seeded = try await SeededFile("g", size: 2 * Int(minimumPart) + 5)

@@ -105,8 +105,11 @@ extension ObsFileSystem {
     }
 
     /// Deletes a file or symlink. A file open for writing disappears at once; its upload is
-    /// aborted when its last descriptor closes.
-    public func unlink(parent: InodeNumber, name: String) async throws {
+    /// aborted when its last descriptor closes. `heldElsewhere`: whether a process still holds
+    /// the file open for writing (the FUSE adapter reads /proc), asked only for a new file whose
+    /// opener's close stored it while its descriptor is not released yet (a forked child shares
+    /// it): that descriptor goes on with the object, kept hidden, as other descriptors do.
+    public func unlink(parent: InodeNumber, name: String, heldElsewhere: @escaping @Sendable (InodeNumber) -> Bool = { _ in false }) async throws {
         listings.noteChange()
         defer { listings.noteChange() }
         try checkWritable()
@@ -117,7 +120,7 @@ extension ObsFileSystem {
         if known?.kind == .directory { throw FileSystemError(.isDirectory, "\(path) is a directory") }
         let unlinked = UnlinkedName(key: key, parent: parent, name: name, etag: known?.state.withLock { $0.facts.etag })
         let ended = OneShot<Void>()
-        let openAs = if let known { await beginUnlink(known, unlinked, ended: ended) } else { OpenUse.closed }
+        let openAs = if let known { await beginUnlink(known, unlinked, ended: ended, heldElsewhere: heldElsewhere) } else { OpenUse.closed }
         defer {
             if let known { openFiles.withLock { if $0.unlinking[known.number] === ended { $0.unlinking[known.number] = nil } } }
             ended.fulfill(())  // whoever waited for the unlink now sees its outcome
@@ -153,8 +156,9 @@ extension ObsFileSystem {
     /// file is then a stored object, kept for descriptors that read or change it. An open for
     /// writing racing the unlink (the kernel resolved the name before it) starts no upload until
     /// the name is gone (`unlinking`).
-    private func beginUnlink(_ inode: Inode, _ unlinked: UnlinkedName, ended: OneShot<Void>) async -> OpenUse {
-        enum Step { case use(OpenUse), waitFor(UploadSession) }
+    private func beginUnlink(_ inode: Inode, _ unlinked: UnlinkedName, ended: OneShot<Void>, heldElsewhere: @Sendable (InodeNumber) -> Bool) async -> OpenUse {
+        enum Step { case use(OpenUse), waitFor(UploadSession), askHolders }
+        var storedStreamHeld: Bool?
         while true {
             let step = openFiles.withLock { files -> Step in
                 if let session = files.uploads[inode.number], session.isUploading {
@@ -168,11 +172,13 @@ extension ObsFileSystem {
                     files.discarded[inode.number] = unlinked
                     return .use(.writing)
                 }
-                return .use(files.keepForReaders(of: inode, unlinked) ? .otherwise : .closed)
+                if storedStreamHeld == nil, files.holdsStoredStream(inode) { return .askHolders }
+                return .use(files.keepForReaders(of: inode, unlinked, storedStreamHeld: storedStreamHeld ?? false) ? .otherwise : .closed)
             }
             switch step {
             case .use(let openAs): return openAs
             case .waitFor(let session): _ = await session.finished()
+            case .askHolders: storedStreamHeld = heldElsewhere(inode.number)  // /proc reads: outside the lock
             }
         }
     }

@@ -156,7 +156,7 @@ extension ObsFileSystem {
             return
         }
         openFiles.withLock { $0.pendingSizes[inode.number] = nil }
-        guard let modify = try await changesForTruncate(inode) else {
+        guard let modify = try await changesForTruncate(inode) ?? (path == nil ? changesOfStoredStream(inode) : nil) else {
             guard let path else { throw FileSystemError(.noEntry, "\(inode.number) is no longer linked and not open for writing") }
             return try await truncateExisting(inode, path, to: size)
         }
@@ -174,6 +174,17 @@ extension ObsFileSystem {
         // Nil when its descriptors were released meanwhile: the object just completed (which
         // continueWritersByComposition recorded) is changed closed.
         return try await continueWritersByComposition(session, of: inode)
+    }
+
+    /// The changes a new file unlinked while open goes on with when its opener's close stored it
+    /// and another process still holds its descriptor (a forked child's `ftruncate`), as a
+    /// write through that descriptor goes on (`continueAfterCompletion`).
+    private func changesOfStoredStream(_ inode: Inode) -> ModifySession? {
+        let held = openFiles.withLock { files in
+            files.files.first { $0.value.inode === inode && $0.value.modify == nil && $0.value.session?.isUploading == false }
+        }
+        guard let (handle, file) = held, let session = file.session else { return nil }
+        return continueAfterCompletion(handle, file, session)
     }
 
     /// Changes the POSIX metadata of `inode` with `edit`, completing a record the object lacked
