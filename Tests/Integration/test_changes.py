@@ -484,6 +484,21 @@ def test_an_unlinked_new_file_stays_for_a_child_holding_its_descriptor(server, m
         time.sleep(0.1)
 
 
+def test_a_reader_reads_on_after_mv_log_log_1_and_a_new_log(server, mount_factory):
+    """logrotate's way: a reader of `log`, `mv log log.1`, a new `log`: the reader reads on in its
+    file (helper-52: EIO, it read the old key, which the new file replaced)."""
+    mount = standard_mount(server, mount_factory)
+    log = mount.path / name("log")
+    old = os.urandom(1_033_820)
+    log.write_bytes(old)
+    with open(log, "rb", buffering=0) as reader:
+        os.rename(log, f"{log}.1")
+        log.write_bytes(b"new log\n")
+        assert os.pread(reader.fileno(), 222_086, 14_998) == old[14_998:14_998 + 222_086]
+    assert log.read_bytes() == b"new log\n" and open(f"{log}.1", "rb").read() == old
+    assert body(server, log.name) == b"new log\n" and body(server, log.name + ".1") == old
+
+
 def test_files_that_change_length_while_being_written(server, mount_factory, tmp_path):
     """`cp` of a sparse file (data, then ftruncate over the trailing hole) and `truncate -s` of a
     new file: completed as they stand, then extended by composition."""

@@ -541,6 +541,26 @@ extension ModifyTests {
         await fs.release(alone)
     }
 
+    /// `mv log log.1` and a new `log` beside a reader of the log: the reader reads on from the
+    /// renamed copy (helper-52's R6: it read the old key, which the new file replaced: EIO).
+    @Test func aReaderFollowsItsFileToTheNewNameOfARename() async throws {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let old = pattern(5000)
+        store.seed("log", old)
+        let log = try await fs.lookup(parent: .root, name: "log").inode
+        let reader = try await fs.open(log, flags: O_RDONLY).handle
+        try await fs.rename(parent: .root, name: "log", newParent: .root, newName: "log.1", flags: 0)
+        #expect(store.object("log") == nil)  // not kept for the reader: it reads the copy
+        let (_, writer) = try await fs.create(parent: .root, name: "log")
+        #expect(await fs.write(writer, at: 0, bytes: Array("new log\n".utf8), writer: WriterIdentity(7), process: .unknown).count == 8)
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        await fs.release(writer)
+        #expect(try await fs.read(reader, at: 0, count: 8192).gathered() == old)
+        await fs.release(reader)
+        #expect(store.object("log") == Array("new log\n".utf8) && store.object("log.1") == old)
+    }
+
     @Test func aFailedCompositionIsFinal() async throws {
         // close() reported the failure: nothing composes the changes later (release, a retry).
         let seeded = try await SeededFile("g", size: 2 * Int(minimumPart) + 5)

@@ -104,7 +104,7 @@ extension ObsFileSystem {
             case (.file(let object), _):
                 let sourceKey = objectKey(sourcePath)
                 let copied = try await copyRenamed(sourceKey, to: objectKey(targetPath), size: object.size, renamed: (name, newName))
-                try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name, copied: copied)
+                try await deleteMovedObject(sourceKey, of: table.child(parent, name), at: parent, name, to: objectKey(targetPath), copied: copied)
             case (.directory(_, let markerKey), let target):
                 let replacing = target != nil
                 let completing = replacing ? try await checkResumable(sourcePath, targetPath) : false
@@ -271,13 +271,23 @@ extension ObsFileSystem {
         return writing.contains(number) || writing.contains { table.path(of: $0)?.isPath(beneath: path) == true }
     }
 
-    /// The copy of a renamed file is stored: its old object is deleted, or, while descriptors
-    /// opened before the rename still read it, kept for them (hidden, deleted at the last
-    /// release), as they read the object they opened.
-    private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String, copied: ETag) async throws {
+    /// The copy of a renamed file is stored: its old object is deleted. Descriptors opened before
+    /// the rename that only read the version copied read on from the copy (as a directory
+    /// rename's do), so a file made under the old name later is not theirs (`mv log log.1` and a
+    /// new `log` beside a reader of it read EIO); while others still read the old object (an
+    /// older version), it is kept for them (hidden, deleted at the last release).
+    private func deleteMovedObject(_ source: ObjectKey, of inode: Inode?, at parent: InodeNumber, _ name: String, to target: ObjectKey,
+                                   copied: ETag) async throws {
         let keptForReaders = inode.map { inode in
             let kept = inode.state.withLock { $0.facts.etag }
-            return openFiles.withLock { $0.keepForReaders(of: inode, UnlinkedName(key: source, parent: parent, name: name, etag: kept)) }
+            return openFiles.withLock { files in
+                let handles = files.files.values.filter { $0.inode === inode }
+                let followers = handles.compactMap { file in file.session == nil && file.modify == nil ? file.reads : nil }
+                    .filter { $0.key == source && kept != nil && $0.etag == kept }
+                for stream in followers { stream.moved(to: target, copyETag: copied) }
+                guard followers.count < handles.count else { return false }
+                return files.keepForReaders(of: inode, UnlinkedName(key: source, parent: parent, name: name, etag: kept))
+            }
         } ?? false
         // The copy is a new object, with its own ETag: a version found later with another ETag
         // is another file (a new inode), not this one grown or shrunk under its readers.
