@@ -471,10 +471,8 @@ extension ModifyTests {
     /// (helper-52: it changed that empty object beside the stream, and its composition at close
     /// replaced the streamed bytes).
     @Test func aSecondWriterAfterAnotherProcessClosedTheEmptyNewFileJoinsTheStream() async throws {
-        let store = InMemoryStore()
-        let fs = makeFileSystem(store)
         let shell = ProcessID(40)
-        let (created, streaming) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: shell))
+        let (store, fs, created, streaming) = try await created("f", by: shell)
         try await fs.flush(streaming, writer: WriterIdentity(41), process: ProcessID(41))  // /bin/true exits
         #expect(store.object("f") == [])
         let appending = try await fs.open(created.inode, flags: O_WRONLY | O_APPEND, opener: shell).handle
@@ -489,15 +487,28 @@ extension ModifyTests {
         #expect(store.uploadsInProgress == 0)
     }
 
+    /// A mount over an empty in-memory store, and `name` created there by `process`.
+    func created(_ name: String, by process: ProcessID) async throws -> (InMemoryStore, ObsFileSystem, FileAttributes, FileHandleID) {
+        let store = InMemoryStore()
+        let fs = makeFileSystem(store)
+        let (attributes, handle) = try await fs.create(parent: .root, name: name, mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
+        return (store, fs, attributes, handle)
+    }
+
+    /// A mount over an in-memory store that holds `name` with `bytes`, and the file's inode.
+    func seeded(_ name: String, _ bytes: [UInt8]) async throws -> (InMemoryStore, ObsFileSystem, InodeNumber) {
+        let store = InMemoryStore()
+        store.seed(name, bytes)
+        let fs = makeFileSystem(store)
+        return (store, fs, try await fs.lookup(parent: .root, name: name).inode)
+    }
+
     /// A reader of a file renamed and then unlinked while another descriptor changes it reads
     /// the changes once they are stored, from the object kept under the new name (helper-52: it
     /// moved to the version stored here under the old key, 412 and EIO; SIGBUS through mmap).
     @Test func aReaderOfAFileRenamedThenUnlinkedReadsTheChangesStoredUnderTheNewName() async throws {
-        let store = InMemoryStore()
-        let fs = makeFileSystem(store)
         let old = pattern(4000)
-        store.seed("f", old)
-        let file = try await fs.lookup(parent: .root, name: "f").inode
+        let (store, fs, file) = try await seeded("f", old)
         let writer = try await fs.open(file, flags: O_RDWR).handle
         let reader = try await fs.open(file, flags: O_RDONLY).handle
         try await fs.rename(parent: .root, name: "f", newParent: .root, newName: "g", flags: 0)
@@ -516,10 +527,8 @@ extension ModifyTests {
     /// and the object goes at its last close (helper-52's R2: the unlink deleted it at once,
     /// ENOENT for the child). With no other holder the unlink deletes it at once, as before.
     @Test func anUnlinkedNewFileStaysForAnotherProcessHoldingItsDescriptor() async throws {
-        let store = InMemoryStore()
-        let fs = makeFileSystem(store)
         let parent = ProcessID(50)
-        let (created, handle) = try await fs.create(parent: .root, name: "f", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: parent))
+        let (store, fs, created, handle) = try await created("f", by: parent)
         let bytes = pattern(526)
         #expect(await fs.write(handle, at: 6310, bytes: bytes, writer: WriterIdentity(50), process: parent).count == bytes.count)
         try await fs.flush(handle, writer: WriterIdentity(50), process: parent)  // the parent's close; the child holds it
@@ -544,11 +553,8 @@ extension ModifyTests {
     /// `mv log log.1` and a new `log` beside a reader of the log: the reader reads on from the
     /// renamed copy (helper-52's R6: it read the old key, which the new file replaced: EIO).
     @Test func aReaderFollowsItsFileToTheNewNameOfARename() async throws {
-        let store = InMemoryStore()
-        let fs = makeFileSystem(store)
         let old = pattern(5000)
-        store.seed("log", old)
-        let log = try await fs.lookup(parent: .root, name: "log").inode
+        let (store, fs, log) = try await seeded("log", old)
         let reader = try await fs.open(log, flags: O_RDONLY).handle
         try await fs.rename(parent: .root, name: "log", newParent: .root, newName: "log.1", flags: 0)
         #expect(store.object("log") == nil)  // not kept for the reader: it reads the copy
@@ -587,10 +593,8 @@ extension ModifyTests {
 extension ModifyTests {
     @Test func aFileCompletedByReadingItBackKeepsItsSizeAfterClose() async throws {
         // Write, read back (completes the upload), close without writing more, open again.
-        let store = InMemoryStore()
-        let fs = makeFileSystem(store)
         let process = ProcessID(12)
-        let (attributes, handle) = try await fs.create(parent: .root, name: "r", mode: 0o644, caller: Caller(uid: 0, gid: 0, umask: 0o022, process: process))
+        let (store, fs, attributes, handle) = try await created("r", by: process)
         let bytes = pattern(5000)
         #expect(await fs.write(handle, at: 0, bytes: bytes, writer: WriterIdentity(2), process: process).count == 5000)
         #expect(try await fs.read(handle, at: 0, count: 10).gathered() == Array(bytes[0..<10]))
