@@ -363,6 +363,12 @@ public final class ObsFileSystem: Sendable {
             return taken
         }
 
+        /// Whether this mount made the name of `unlinked`, taken by `takeUnlinkedNames`, again
+        /// since (a create after the last close, before the DELETE: the object is the new file's).
+        func madeAgainBeforeDeleted(_ unlinked: UnlinkedName) -> Bool {
+            hiddenUntilDeleted.contains { $0.key == unlinked.key && $0.parent == unlinked.parent && $0.madeAgain }
+        }
+
         /// The DELETE of a name `takeUnlinkedNames` took was answered (or not sent).
         mutating func endHiding(_ unlinked: UnlinkedName) {
             if let index = hiddenUntilDeleted.firstIndex(where: { $0.key == unlinked.key && $0.parent == unlinked.parent }) {

@@ -1102,6 +1102,28 @@ struct NamespaceTreeTests {
     /// `mv d e` while the last close of `d/f`, unlinked while open, is deleting it: the rename
     /// neither copies it (it showed up in `e`) nor fails on it (helper-49: a copy of a source
     /// deleted after the listing failed the rename with ENOENT, half done).
+    /// The last close of a file unlinked while open deletes its object after a HEAD; a file this
+    /// mount made under the name meanwhile, stored before the DELETE went, stays (helper-52's R5:
+    /// it was deleted when its create came after the close and its object before the DELETE).
+    @Test func aFileMadeUnderTheNameDuringTheLastCloseOfAnUnlinkedOneStays() async throws {
+        store.seed("f", [1])
+        let faults = FaultInjectingStore(store)
+        let fs = makeFileSystem(faults)
+        let old = try await fs.lookup(parent: .root, name: "f")
+        let reader = try await fs.open(old.inode, flags: O_RDONLY)
+        try await fs.unlink(parent: .root, name: "f")
+        faults.hold(.headAnswer)
+        let releasing = Task { await fs.release(reader.handle) }
+        #expect(try await eventually { faults.heldCount(.headAnswer) == 1 })  // the HEAD found the old object
+        let (_, writer) = try await fs.create(parent: .root, name: "f")
+        _ = try await write(fs, writer, at: 0, [9]).get()
+        try await fs.flush(writer, writer: WriterIdentity(7))
+        faults.release(.headAnswer)
+        await releasing.value
+        await fs.release(writer)
+        #expect(store.object("f") == [9])
+    }
+
     @Test func aDirectoryRenameDuringTheLastCloseOfAFileUnlinkedInItSkipsThatFile() async throws {
         let (faults, fs, reader) = try await unlinkedWhileReadBesideAnother()
         faults.hold(.delete)

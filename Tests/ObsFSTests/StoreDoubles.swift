@@ -249,7 +249,8 @@ final class InMemoryStore: ObjectStore {
 
 /// Wraps a store: fails chosen requests and can hold part uploads until released.
 final class FaultInjectingStore: ObjectStore {
-    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, list, putEmpty, put, copy, delete, read, modify }
+    /// `headAnswer`: a HEAD's answer, taken from the store before it waits (`hold(.headAnswer)`).
+    enum Operation: Sendable { case initiate, uploadPart, complete, abort, head, headAnswer, list, putEmpty, put, copy, delete, read, modify }
 
     struct Rule: Sendable {
         var operation: Operation
@@ -329,7 +330,9 @@ final class FaultInjectingStore: ObjectStore {
     func headObject(_ key: ObjectKey) async throws -> ObjectAttributes? {
         await waitIfHeld(.head)
         try check(.head)
-        return try await inner.headObject(key)
+        let answer = try await inner.headObject(key)
+        await waitIfHeld(.headAnswer)
+        return answer
     }
 
     func listObjects(prefix: String, delimiter: String?, marker: String?, maxKeys: Int) async throws -> ObjectListing {

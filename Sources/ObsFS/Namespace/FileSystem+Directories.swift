@@ -256,13 +256,16 @@ extension ObsFileSystem {
     /// was deleted by this mount's last close).
     func deleteUnlinkedObject(_ unlinked: UnlinkedName, of inode: InodeNumber) async {
         defer { openFiles.withLock { $0.endHiding(unlinked) } }
-        if unlinked.madeAgain {
-            logger.info("\(unlinked.key): unlinked while open, and made again since: the object is the new file's and stays")
+        // Asked again right before the DELETE: a create of the name here after the last close
+        // (its object completes later than the DELETE is sent) made it the new file's.
+        let madeAgain = { unlinked.madeAgain || self.openFiles.withLock { $0.madeAgainBeforeDeleted(unlinked) } }
+        let known = Set([unlinked.etag, table.inode(inode)?.state.withLock { $0.facts.etag }].compactMap { $0 })
+        if !madeAgain(), !known.isEmpty, let found = try? await store.headObject(unlinked.key)?.etag, !known.contains(found) {
+            logger.notice("\(unlinked.key): unlinked while open; another client stored a new object under the name since (ETag \(found)): it stays")
             return
         }
-        let known = Set([unlinked.etag, table.inode(inode)?.state.withLock { $0.facts.etag }].compactMap { $0 })
-        if !known.isEmpty, let found = try? await store.headObject(unlinked.key)?.etag, !known.contains(found) {
-            logger.notice("\(unlinked.key): unlinked while open; another client stored a new object under the name since (ETag \(found)): it stays")
+        if madeAgain() {
+            logger.info("\(unlinked.key): unlinked while open, and made again since: the object is the new file's and stays")
             return
         }
         // Listings hid the name while the object was kept; a page fetched before the delete
