@@ -54,8 +54,8 @@ extension ObsFileSystem {
         }
         madeName(name, in: parent, kind: .regular)
         do {
-            let session = try await startUpload(inode, path, posix: posix, opener: caller.process)
-            return (attributes(of: inode), register(OpenFile(inode: inode, session: session)))
+            let handle = try await startUpload(inode, path, posix: posix, opener: caller.process)
+            return (attributes(of: inode), handle)
         } catch is AnotherWriterFirst {
             // Another create of the name found this inode and started its upload first.
             return try await openCounted(inode, flags: flags, caller: caller)
@@ -164,14 +164,13 @@ extension ObsFileSystem {
         posix.changed = now
         let keptPermissions = flags & O_TRUNC == 0 ? nil : caller.flatMap { permissionsAfterDroppingSetID(inode, .content, by: $0) }
         if let keptPermissions { posix.permissions = keptPermissions }
-        let session = try await startUpload(inode, path, posix: posix, opener: opener)
+        let handle = try await startUpload(inode, path, posix: posix, opener: opener)
         inode.state.withLock { state in
             state.facts.size = 0
             state.facts.etag = nil
             if let keptPermissions { state.facts.posix.permissions = keptPermissions }
         }
-        return OpenedFile(handle: register(OpenFile(inode: inode, session: session)), keepCache: false, directIO: !configuration.writebackCache,
-                          changedAttributes: keptPermissions != nil)
+        return OpenedFile(handle: handle, keepCache: false, directIO: !configuration.writebackCache, changedAttributes: keptPermissions != nil)
     }
 
     /// Opens the file for changes, joining those another descriptor holds; O_TRUNC cuts them
@@ -202,7 +201,11 @@ extension ObsFileSystem {
         let ended: OneShot<Void>?
     }
 
-    private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> UploadSession {
+    /// The upload and the handle that writes it are registered together, before the end of the
+    /// initiation is announced: a directory rename that waited for it (`awaitInitiations`) then
+    /// finds the handle and moves it with the file (it found the upload without its handle,
+    /// completed it empty under the old key, and the handle's writes went there).
+    private func startUpload(_ inode: Inode, _ path: String, posix: PosixMetadata, opener: ProcessID) async throws -> FileHandleID {
         let key = objectKey(path)
         let initiated = OneShot<Void>()
         let ancestry = table.ancestry(of: inode.number)  // the tree's lock, never with openFiles'
@@ -234,13 +237,14 @@ extension ObsFileSystem {
                                         try await self.applyRecordedChanges(of: session)
                                         if !self.isDiscarded(inode) { self.recordWritten(inode, session, etag: etag) }
                                     })
-        openFiles.withLock { files in
+        let handle = openFiles.withLock { files in
             files.uploads[inode.number] = session
             // Unlinked while being initiated: nothing may complete it (see `beginUnlink`).
             if files.discarded[inode.number] != nil { _ = session.barCompletion() }
+            return files.add(OpenFile(inode: inode, session: session))
         }
         logger.info("\(key): upload \(uploadID) initiated")
-        return session
+        return handle
     }
 
     /// Gives the open file `value` as its `field` unless it has one already; the one it keeps
