@@ -212,6 +212,10 @@ public final class ObsFileSystem: Sendable {
             if let modify { return !modify.isRetired }
             return session == nil
         }
+
+        /// Whether the handle streamed a new file that its opener's close stored, and has
+        /// written no changes since.
+        var isStoredStream: Bool { modify == nil && session?.isUploading == false }
     }
 
     /// Where a file was when it was unlinked while open: its object is deleted later, unless
@@ -319,7 +323,7 @@ public final class ObsFileSystem: Sendable {
         /// Whether a handle of `inode` streamed a new file that its opener's close stored, and is
         /// not released yet: its release may be on its way, or another process holds it.
         func holdsStoredStream(_ inode: Inode) -> Bool {
-            files.values.contains { $0.inode === inode && $0.modify == nil && $0.session?.isUploading == false }
+            files.values.contains { $0.inode === inode && $0.isStoredStream }
         }
 
         /// This mount made `name` in `parent` again: an object stored there is not to be deleted.
@@ -480,7 +484,7 @@ public final class ObsFileSystem: Sendable {
         path.isEmpty && configuration.prefix.isEmpty ? ObjectKey(KeyNaming.bucketRootMarkerName) : ObjectKey(listPrefix(ofDirectory: path))
     }
 
-    func childPath(_ parentPath: String, _ name: String) -> String { parentPath.isEmpty ? name : parentPath + "/" + name }
+    func childPath(_ parentPath: String, _ name: String) -> String { InodeTable.childPath(parentPath, name) }
 
     /// Whether any descriptor has `inode` open.
     func isOpen(_ inode: Inode) -> Bool { openFiles.withLock { $0.files.values.contains { $0.inode === inode } } }

@@ -356,7 +356,7 @@ extension ObsFileSystem {
         if plus { try await fetchAttributes(of: &entries, in: directory, reader: reader) }
         if let path = table.path(of: directory) {
             for index in entries.indices where entries[index].inode == nil && entries[index].name != "." && entries[index].name != ".." {
-                entries[index].expectedInode = InodeNumber(table.numbering(childPath(path, entries[index].name)))
+                entries[index].expectedInode = table.expectedNumber(of: entries[index].name, below: path)
             }
         }
         return entries

@@ -181,7 +181,7 @@ extension ObsFileSystem {
     /// write through that descriptor goes on (`continueAfterCompletion`).
     private func changesOfStoredStream(_ inode: Inode) -> ModifySession? {
         let held = openFiles.withLock { files in
-            files.files.first { $0.value.inode === inode && $0.value.modify == nil && $0.value.session?.isUploading == false }
+            files.files.first { $0.value.inode === inode && $0.value.isStoredStream }
         }
         guard let (handle, file) = held, let session = file.session else { return nil }
         return continueAfterCompletion(handle, file, session)

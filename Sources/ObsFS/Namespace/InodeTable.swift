@@ -124,7 +124,7 @@ final class InodeTable: Sendable {
     /// after the kernel forgot the inode, so that programs which compare inode numbers over time
     /// (`tar --listed-incremental`, git's index, `ls -i` beside `stat`) see the file unchanged.
     /// 63 bits of FNV-1a of the path, never the root's (1) nor FUSE's unknown inode (readdir).
-    let numbering: @Sendable (String) -> UInt64
+    private let numbering: @Sendable (String) -> UInt64
 
     static func stableNumber(forPath path: String) -> UInt64 {
         let number = FNV1a.hash(path) & (UInt64.max >> 1)
@@ -376,8 +376,16 @@ final class InodeTable: Sendable {
     }
 
     private static func childPath(of parent: InodeNumber, _ name: String, in tree: Tree) -> String {
-        guard let parentPath = path(of: parent, in: tree), !parentPath.isEmpty else { return name }
-        return parentPath + "/" + name
+        childPath(path(of: parent, in: tree) ?? "", name)
+    }
+
+    /// The path of `name` in the directory at `parentPath` ("" for the root).
+    static func childPath(_ parentPath: String, _ name: String) -> String { parentPath.isEmpty ? name : parentPath + "/" + name }
+
+    /// The number the lookup of `name` in the directory at `parentPath` is to give it (unless a
+    /// live inode has that number): a listing's `d_ino` for a name the table does not hold.
+    func expectedNumber(of name: String, below parentPath: String) -> InodeNumber {
+        InodeNumber(numbering(Self.childPath(parentPath, name)))
     }
 
     /// An inode leaves the table when the kernel holds no reference to it.
